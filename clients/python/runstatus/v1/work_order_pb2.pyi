@@ -37,7 +37,7 @@ class WorkOrder(_message.Message):
     def __init__(self, id: _Optional[str] = ..., project_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., workflow_version: _Optional[int] = ..., input: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., status: _Optional[_Union[_status_pb2.RunStatus, str]] = ..., latest_run_id: _Optional[str] = ..., run_count: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Run(_message.Message):
-    __slots__ = ("id", "work_order_id", "project_id", "number", "status", "priority", "start_step_id", "worker_id", "error", "cancel_requested", "lost_from_status", "corrected", "step_runs", "create_time", "claim_time", "start_time", "end_time", "lease_expire_time", "workflow_id", "workflow_version")
+    __slots__ = ("id", "work_order_id", "project_id", "number", "status", "priority", "start_step_id", "worker_id", "error", "cancel_requested", "lost_from_status", "corrected", "step_runs", "create_time", "claim_time", "start_time", "end_time", "lease_expire_time", "workflow_id", "workflow_version", "status_reason")
     ID_FIELD_NUMBER: _ClassVar[int]
     WORK_ORDER_ID_FIELD_NUMBER: _ClassVar[int]
     PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
@@ -58,6 +58,7 @@ class Run(_message.Message):
     LEASE_EXPIRE_TIME_FIELD_NUMBER: _ClassVar[int]
     WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
     WORKFLOW_VERSION_FIELD_NUMBER: _ClassVar[int]
+    STATUS_REASON_FIELD_NUMBER: _ClassVar[int]
     id: str
     work_order_id: str
     project_id: str
@@ -78,7 +79,8 @@ class Run(_message.Message):
     lease_expire_time: _timestamp_pb2.Timestamp
     workflow_id: str
     workflow_version: int
-    def __init__(self, id: _Optional[str] = ..., work_order_id: _Optional[str] = ..., project_id: _Optional[str] = ..., number: _Optional[int] = ..., status: _Optional[_Union[_status_pb2.RunStatus, str]] = ..., priority: _Optional[int] = ..., start_step_id: _Optional[str] = ..., worker_id: _Optional[str] = ..., error: _Optional[_Union[_error_pb2.RunError, _Mapping]] = ..., cancel_requested: _Optional[bool] = ..., lost_from_status: _Optional[_Union[_status_pb2.RunStatus, str]] = ..., corrected: _Optional[bool] = ..., step_runs: _Optional[_Iterable[_Union[StepRun, _Mapping]]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., claim_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., lease_expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., workflow_id: _Optional[str] = ..., workflow_version: _Optional[int] = ...) -> None: ...
+    status_reason: str
+    def __init__(self, id: _Optional[str] = ..., work_order_id: _Optional[str] = ..., project_id: _Optional[str] = ..., number: _Optional[int] = ..., status: _Optional[_Union[_status_pb2.RunStatus, str]] = ..., priority: _Optional[int] = ..., start_step_id: _Optional[str] = ..., worker_id: _Optional[str] = ..., error: _Optional[_Union[_error_pb2.RunError, _Mapping]] = ..., cancel_requested: _Optional[bool] = ..., lost_from_status: _Optional[_Union[_status_pb2.RunStatus, str]] = ..., corrected: _Optional[bool] = ..., step_runs: _Optional[_Iterable[_Union[StepRun, _Mapping]]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., claim_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., lease_expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., workflow_id: _Optional[str] = ..., workflow_version: _Optional[int] = ..., status_reason: _Optional[str] = ...) -> None: ...
 
 class StepRun(_message.Message):
     __slots__ = ("id", "run_id", "step_id", "status", "previous_step_run_id", "error", "output", "reused", "start_time", "end_time")

@@ -1,0 +1,1 @@
+"""The runstatus server: classification, the run rules, SQLite storage, gRPC services."""

@@ -1,0 +1,145 @@
+"""Rule 1, classification: an error as a worker saw it -> an error type and a run status.
+
+Read top to bottom, the first rule that matches decides:
+
+1. seed:NAME      the seed's own spelling (JobError ... TimeoutError), read
+                  from the proto options;
+2. alias:LANG:NAME  the alias table's names for the error's language;
+3. alias:NAME     the alias table's names for any language (and, when the
+                  report names no language, every language's names);
+4. message:LANG   a message pattern, for errors whose name says little
+                  (Go panics);
+5. http:CODE      an unknown name with an HTTP error status: a failed request
+                  is a job error, as in the seed's JobError example;
+6. unknown:runtime  an unknown name from the runtime: EXCEPTION;
+7. unknown:job    any other unknown name: a job error, FAILED.
+
+Names match exactly, then by their last dotted part ("java.lang.NullPointerException").
+"""
+
+from __future__ import annotations
+
+import pathlib
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from runstatus import status_table
+from runstatus.v1.error_pb2 import Classification, ErrorReport, ErrorSource
+from runstatus.v1.status_pb2 import ErrorType, RunStatus
+
+DEFAULT_ALIASES = pathlib.Path(__file__).with_name("aliases.yaml")
+
+# Spellings a worker may use for a language, and the one the table uses.
+LANGUAGES = {
+    "js": "javascript", "node": "javascript", "nodejs": "javascript", "typescript": "javascript",
+    "ts": "javascript", "py": "python", "python3": "python", "golang": "go", "kotlin": "java",
+    "jvm": "java",
+}
+
+
+@dataclass(frozen=True)
+class Target:
+    """What an alias leads to: an error type (and so its status), or a bare status."""
+
+    error_type: ErrorType.ValueType
+    status: RunStatus.ValueType
+
+
+@dataclass
+class AliasTable:
+    names: dict[str, Target] = field(default_factory=dict)
+    languages: dict[str, dict[str, Target]] = field(default_factory=dict)
+    messages: list[tuple[str, re.Pattern[str], Target]] = field(default_factory=list)
+
+    def merge(self, data: dict[str, Any], source: str) -> None:
+        """Adds a YAML document of the aliases.yaml shape; its entries win."""
+        if not isinstance(data, dict):
+            raise ValueError(f"{source}: expected a mapping at the top")
+        unknown = set(data) - {"names", "languages", "messages"}
+        if unknown:
+            raise ValueError(f"{source}: unknown keys {sorted(unknown)}")
+        for name, target in (data.get("names") or {}).items():
+            self.names[str(name)] = _target(target, f"{source}: names.{name}")
+        for language, names in (data.get("languages") or {}).items():
+            table = self.languages.setdefault(normalize_language(str(language)), {})
+            for name, target in (names or {}).items():
+                table[str(name)] = _target(target, f"{source}: languages.{language}.{name}")
+        for i, entry in enumerate(data.get("messages") or []):
+            where = f"{source}: messages[{i}]"
+            try:
+                pattern = re.compile(entry["pattern"])
+            except (KeyError, TypeError, re.error) as e:
+                raise ValueError(f"{where}: a 'pattern' regular expression is required ({e})") from e
+            language = normalize_language(str(entry.get("language", "")))
+            self.messages.append((language, pattern, _target(entry.get("to"), where)))
+
+
+def _target(value: object, where: str) -> Target:
+    name = str(value or "")
+    if f"ERROR_TYPE_{name}" in ErrorType.keys():
+        error_type = ErrorType.Value(f"ERROR_TYPE_{name}")
+        return Target(error_type, status_table.status_of(error_type))
+    if f"RUN_STATUS_{name}" in RunStatus.keys() and status_table.is_terminal(RunStatus.Value(f"RUN_STATUS_{name}")):
+        return Target(ErrorType.ERROR_TYPE_UNSPECIFIED, RunStatus.Value(f"RUN_STATUS_{name}"))
+    raise ValueError(f"{where}: {name!r} is neither an error type (JOB_ERROR, ...) nor a terminal status (CRASHED, ...)")
+
+
+def normalize_language(language: str) -> str:
+    language = language.strip().lower()
+    return LANGUAGES.get(language, language)
+
+
+def load_aliases(*paths: pathlib.Path | str) -> AliasTable:
+    """The built-in table, then each operator file on top of it."""
+    table = AliasTable()
+    for path in (DEFAULT_ALIASES, *paths):
+        with open(path, encoding="utf-8") as f:
+            table.merge(yaml.safe_load(f) or {}, str(path))
+    return table
+
+
+class Classifier:
+    def __init__(self, aliases: AliasTable | None = None) -> None:
+        self.aliases = aliases or load_aliases()
+        self.seed = {row.name: Target(row.error_type, row.status) for row in status_table.error_types().values()}
+
+    def classify(self, report: ErrorReport) -> Classification:
+        name = report.name.strip()
+        language = normalize_language(report.language)
+        for candidate in _spellings(name):
+            if candidate in self.seed:
+                return _result(self.seed[candidate], f"seed:{candidate}")
+            if candidate in self.aliases.languages.get(language, {}):
+                return _result(self.aliases.languages[language][candidate], f"alias:{language}:{candidate}")
+            if candidate in self.aliases.names:
+                return _result(self.aliases.names[candidate], f"alias:{candidate}")
+            if not language:
+                for lang, table in self.aliases.languages.items():
+                    if candidate in table:
+                        return _result(table[candidate], f"alias:{lang}:{candidate}")
+        for pattern_language, pattern, target in self.aliases.messages:
+            if pattern_language in ("", language) and pattern.search(report.message):
+                return _result(target, f"message:{pattern_language or 'any'}:{pattern.pattern}")
+        if 400 <= report.http_status <= 599:
+            return _result(self.seed["JobError"], f"http:{report.http_status}")
+        if report.source == ErrorSource.ERROR_SOURCE_RUNTIME:
+            return _result(Target(ErrorType.ERROR_TYPE_UNSPECIFIED, RunStatus.RUN_STATUS_EXCEPTION), "unknown:runtime")
+        return _result(self.seed["JobError"], "unknown:job")
+
+
+def _spellings(name: str) -> list[str]:
+    """The name as thrown, then its last dotted part: java.lang.NullPointerException."""
+    last = re.split(r"[.$]|::", name)[-1] if name else ""
+    return [name] if last in ("", name) else [name, last]
+
+
+def _result(target: Target, rule: str) -> Classification:
+    return Classification(
+        status=target.status,
+        error_type=target.error_type,
+        aborts_run=status_table.aborts_run(target.status),
+        rule=rule,
+    )

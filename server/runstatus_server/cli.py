@@ -1,0 +1,49 @@
+"""The `runstatus` command line."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from . import logs
+from .server import Settings, serve
+
+app = typer.Typer(help="runstatus: work orders, runs and their statuses, over gRPC.", no_args_is_help=True, pretty_exceptions_enable=False)
+
+
+@app.callback()
+def main_callback() -> None:
+    """runstatus: work orders, runs and their statuses, over gRPC."""
+
+
+@app.command("serve")
+def serve_command(
+    port: Annotated[int, typer.Option(envvar="RUNSTATUS_PORT", help="Port to listen on; 0 picks a free one.")] = 50051,
+    db: Annotated[Path, typer.Option(envvar="RUNSTATUS_DB", help="The SQLite database file.")] = Path("runstatus.db"),
+    host: Annotated[str, typer.Option(envvar="RUNSTATUS_HOST", help="Address to listen on.")] = "127.0.0.1",
+    lease_seconds: Annotated[float, typer.Option(envvar="RUNSTATUS_LEASE_SECONDS", help="Lease length of a claimed run.")] = 30.0,
+    sweep_seconds: Annotated[float, typer.Option(envvar="RUNSTATUS_SWEEP_SECONDS", help="How often expired leases and timeouts are swept.")] = 1.0,
+    aliases: Annotated[Optional[list[Path]], typer.Option(envvar="RUNSTATUS_ALIASES", help="Extra alias table (YAML); repeatable.")] = None,
+    admin_webhook: Annotated[str, typer.Option(envvar="RUNSTATUS_ADMIN_WEBHOOK", help="URL that EXCEPTION and LOST runs are POSTed to.")] = "",
+    max_input_bytes: Annotated[int, typer.Option(envvar="RUNSTATUS_MAX_INPUT_BYTES", help="Largest input or output state.")] = 1024 * 1024,
+    log_level: Annotated[str, typer.Option(envvar="RUNSTATUS_LOG_LEVEL")] = "info",
+) -> None:
+    """Start the server on an embedded SQLite database."""
+    logs.setup(log_level)
+    if lease_seconds <= 0 or sweep_seconds <= 0:
+        raise typer.BadParameter("--lease-seconds and --sweep-seconds must be positive")
+    db.parent.mkdir(parents=True, exist_ok=True)
+    settings = Settings(
+        host=host, port=port, db=str(db), lease_seconds=lease_seconds, sweep_seconds=sweep_seconds,
+        aliases=[str(a) for a in aliases or []], admin_webhook=admin_webhook, max_input_bytes=max_input_bytes,
+    )
+    asyncio.run(serve(settings))
+
+
+def main() -> None:
+    app()
+
+

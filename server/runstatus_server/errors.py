@@ -1,0 +1,116 @@
+"""Errors the server answers with, as google.rpc.Status with typed details (AIP-193).
+
+Domain code raises these; the RPC layer turns them into a gRPC status whose
+details carry an ErrorInfo (reason, metadata) and, for bad input, a BadRequest
+with one violation per wrong field.
+"""
+
+from __future__ import annotations
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+
+DOMAIN = "runstatus.v1"
+
+
+class ApiError(Exception):
+    code = grpc.StatusCode.INTERNAL
+    rpc_code = code_pb2.INTERNAL
+    # A refusal may still have changed state worth keeping, e.g. a report on a
+    # run whose cancel was requested ends the run CANCELLED, then is refused.
+    keep_changes = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str,
+        metadata: dict[str, str] | None = None,
+        violations: list[tuple[str, str]] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.reason = reason
+        self.metadata = dict(metadata or {})
+        self.violations = list(violations or [])
+
+    def to_status(self) -> status_pb2.Status:
+        details = [error_details_pb2.ErrorInfo(reason=self.reason, domain=DOMAIN, metadata=self.metadata)]
+        if self.violations:
+            details.append(
+                error_details_pb2.BadRequest(
+                    field_violations=[
+                        error_details_pb2.BadRequest.FieldViolation(field=f, description=d)
+                        for f, d in self.violations
+                    ]
+                )
+            )
+        packed = []
+        for detail in details:
+            any_ = any_pb2.Any()
+            any_.Pack(detail)
+            packed.append(any_)
+        return status_pb2.Status(code=self.rpc_code, message=self.message, details=packed)
+
+
+class InvalidArgument(ApiError):
+    code = grpc.StatusCode.INVALID_ARGUMENT
+    rpc_code = code_pb2.INVALID_ARGUMENT
+
+    def __init__(self, violations: list[tuple[str, str]], *, reason: str = "INVALID_ARGUMENT") -> None:
+        message = "; ".join(f"{field}: {description}" for field, description in violations)
+        super().__init__(message, reason=reason, violations=violations)
+
+
+def invalid(field: str, description: str) -> InvalidArgument:
+    return InvalidArgument([(field, description)])
+
+
+class NotFound(ApiError):
+    code = grpc.StatusCode.NOT_FOUND
+    rpc_code = code_pb2.NOT_FOUND
+
+    def __init__(self, kind: str, name: str) -> None:
+        super().__init__(
+            f"{kind} {name!r} not found",
+            reason=f"{kind.upper().replace(' ', '_')}_NOT_FOUND",
+            metadata={"resource": kind, "name": name},
+        )
+
+
+class AlreadyExists(ApiError):
+    code = grpc.StatusCode.ALREADY_EXISTS
+    rpc_code = code_pb2.ALREADY_EXISTS
+
+    def __init__(self, kind: str, name: str) -> None:
+        super().__init__(
+            f"{kind} {name!r} already exists",
+            reason=f"{kind.upper().replace(' ', '_')}_ALREADY_EXISTS",
+            metadata={"resource": kind, "name": name},
+        )
+
+
+class FailedPrecondition(ApiError):
+    """A report or request that does not fit the current state.
+
+    The metadata always says the run's current status where a run is involved,
+    as "current_status" (e.g. "RUN_STATUS_CRASHED").
+    """
+
+    code = grpc.StatusCode.FAILED_PRECONDITION
+    rpc_code = code_pb2.FAILED_PRECONDITION
+
+    def __init__(
+        self, message: str, *, reason: str, metadata: dict[str, str] | None = None, keep_changes: bool = False
+    ) -> None:
+        super().__init__(message, reason=reason, metadata=metadata)
+        self.keep_changes = keep_changes
+
+
+class Unavailable(ApiError):
+    code = grpc.StatusCode.UNAVAILABLE
+    rpc_code = code_pb2.UNAVAILABLE
+
+    def __init__(self, message: str, *, reason: str = "STORAGE_UNAVAILABLE") -> None:
+        super().__init__(message, reason=reason)

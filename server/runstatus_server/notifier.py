@@ -1,0 +1,65 @@
+"""Admin notification: EXCEPTION and LOST runs notify the instance admin.
+
+The notifier follows the event log like any watcher, so a notification is
+sent only for a committed change. By default it logs at error level; with a
+webhook URL it also POSTs the event as JSON.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import urllib.request
+from collections.abc import Callable
+
+from google.protobuf import json_format
+
+from runstatus import status_table
+from runstatus.v1.event_pb2 import Event, EventType
+from runstatus.v1.work_order_pb2 import WorkOrderFilter
+
+from .events import EventHub, watch
+from .store.base import Store
+
+log = logging.getLogger("runstatus.admin")
+
+Notify = Callable[[Event], None]
+
+
+def log_notifier(event: Event) -> None:
+    log.error(
+        "run %s of work order %s is %s: the instance admin is notified",
+        event.run_id, event.work_order_id, status_table.label(event.status).upper(),
+        extra={"event": json_format.MessageToDict(event)},
+    )
+
+
+def webhook_notifier(url: str, timeout: float = 5.0) -> Notify:
+    def post(event: Event) -> None:
+        body = json.dumps(json_format.MessageToDict(event)).encode()
+        request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                response.read()
+        except OSError as e:
+            log.error("admin webhook %s failed: %s", url, e)
+
+    return post
+
+
+def needs_admin(event: Event) -> bool:
+    return event.type in (EventType.EVENT_TYPE_RUN_STATUS_CHANGED, EventType.EVENT_TYPE_WORK_ORDER_CREATED) and (
+        status_table.statuses()[event.status].notifies_admin if event.status in status_table.statuses() else False
+    )
+
+
+async def run_notifier(store: Store, hub: EventHub, notifiers: list[Notify]) -> None:
+    """Notifies for every admin-worthy event committed from now on."""
+    start = await store.read(lambda tx: tx.last_event_sequence())
+    async for event in watch(store, hub, "", WorkOrderFilter(), start):
+        if needs_admin(event):
+            for notify in notifiers:
+                await asyncio.to_thread(notify, event)
+
+

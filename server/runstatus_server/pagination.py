@@ -1,0 +1,39 @@
+"""Page sizes and opaque page tokens (AIP-158)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+from .errors import invalid
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 1000
+
+
+def page_size(value: int) -> int:
+    if value < 0:
+        raise invalid("page_size", "must not be negative")
+    return min(value or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+
+
+def encode(*parts: object) -> str:
+    return base64.urlsafe_b64encode("\x1f".join(str(p) for p in parts).encode()).decode()
+
+
+def decode(token: str, count: int) -> list[str]:
+    """The parts of a token made by `encode`; INVALID_ARGUMENT for anything else."""
+    try:
+        parts = base64.urlsafe_b64decode(token.encode("ascii")).decode().split("\x1f")
+    except (binascii.Error, UnicodeError, ValueError):
+        parts = []
+    if len(parts) != count:
+        raise invalid("page_token", "is not a token this server gave out")
+    return parts
+
+
+def decode_ints(token: str, count: int) -> list[int]:
+    try:
+        return [int(p) for p in decode(token, count)]
+    except ValueError:
+        raise invalid("page_token", "is not a token this server gave out") from None

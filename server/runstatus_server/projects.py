@@ -1,0 +1,92 @@
+"""Projects: their run limit and max runtime, and the default project."""
+
+from __future__ import annotations
+
+from google.protobuf.field_mask_pb2 import FieldMask
+
+from runstatus.v1.project_pb2 import Project
+
+from .errors import AlreadyExists, InvalidArgument, NotFound
+from .store.base import Tx
+from .util import duration_us, timestamp
+from .workflows import MAX_NAME, check_id
+
+DEFAULT = "default"
+UPDATABLE = ("name", "run_limit", "max_runtime")
+
+
+def ensure_default(tx: Tx, now: int) -> None:
+    if tx.get_project(DEFAULT) is None:
+        tx.put_project(
+            Project(id=DEFAULT, name="Default project", create_time=timestamp(now), update_time=timestamp(now)),
+            new=True,
+        )
+
+
+def validate(project: Project, prefix: str = "project") -> None:
+    v: list[tuple[str, str]] = []
+    check_id(f"{prefix}.id", project.id, v)
+    if len(project.name) > MAX_NAME:
+        v.append((f"{prefix}.name", f"must be at most {MAX_NAME} characters"))
+    limit = project.run_limit
+    if limit.max_in_flight < 0:
+        v.append((f"{prefix}.run_limit.max_in_flight", "must not be negative"))
+    if limit.max_per_window < 0:
+        v.append((f"{prefix}.run_limit.max_per_window", "must not be negative"))
+    if limit.max_per_window and duration_us(limit.window) <= 0:
+        v.append((f"{prefix}.run_limit.window", "must be positive when max_per_window is set"))
+    if duration_us(limit.window) < 0:
+        v.append((f"{prefix}.run_limit.window", "must not be negative"))
+    if duration_us(project.max_runtime) < 0:
+        v.append((f"{prefix}.max_runtime", "must not be negative"))
+    if v:
+        raise InvalidArgument(v)
+
+
+def get(tx: Tx, project_id: str) -> Project:
+    project = tx.get_project(project_id or DEFAULT)
+    if project is None:
+        raise NotFound("project", project_id)
+    return project
+
+
+def create(tx: Tx, project: Project, now: int) -> Project:
+    validate(project)
+    if tx.get_project(project.id) is not None:
+        raise AlreadyExists("project", project.id)
+    created = Project()
+    created.CopyFrom(project)
+    created.create_time.CopyFrom(timestamp(now))
+    created.update_time.CopyFrom(timestamp(now))
+    tx.put_project(created, new=True)
+    return created
+
+
+def update(tx: Tx, project: Project, mask: FieldMask, now: int) -> Project:
+    paths = list(mask.paths) or list(UPDATABLE)
+    bad = [p for p in paths if p not in UPDATABLE]
+    if bad:
+        raise InvalidArgument([("update_mask", f"cannot update {', '.join(bad)}; only {', '.join(UPDATABLE)}")])
+    validate(project)
+    current = get(tx, project.id)
+    for path in paths:
+        if path == "name":
+            current.name = project.name
+        elif project.HasField(path):
+            getattr(current, path).CopyFrom(getattr(project, path))
+        else:
+            current.ClearField(path)
+    current.update_time.CopyFrom(timestamp(now))
+    tx.put_project(current, new=False)
+    return current
+
+
+def over_run_limit(tx: Tx, project: Project, now: int) -> str:
+    """Why a new run would break the project's run limit, or "" if it would not."""
+    limit = project.run_limit
+    if limit.max_in_flight and tx.count_in_flight(project.id) >= limit.max_in_flight:
+        return f"{limit.max_in_flight} runs in flight"
+    if limit.max_per_window and duration_us(limit.window) > 0:
+        if tx.count_created_since(project.id, now - duration_us(limit.window)) >= limit.max_per_window:
+            return f"{limit.max_per_window} runs per {limit.window.seconds}s"
+    return ""

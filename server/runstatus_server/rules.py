@@ -1,0 +1,107 @@
+"""The run rules (DESIGN.md rules 2-4), as pure functions over protos.
+
+Why is this run FAILED? `leaf_outcome` says. Why was this report refused?
+`check_transition` and `check_edge` say.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from runstatus import status_table
+from runstatus.v1.error_pb2 import RunError
+from runstatus.v1.status_pb2 import RunStatus
+from runstatus.v1.work_order_pb2 import StepRun
+from runstatus.v1.workflow_pb2 import EdgeCondition, Workflow
+
+from .errors import FailedPrecondition
+
+PENDING = RunStatus.RUN_STATUS_PENDING
+RUNNING = RunStatus.RUN_STATUS_RUNNING
+SUCCESS = RunStatus.RUN_STATUS_SUCCESS
+FAILED = RunStatus.RUN_STATUS_FAILED
+CANCELLED = RunStatus.RUN_STATUS_CANCELLED
+KILLED = RunStatus.RUN_STATUS_KILLED
+EXCEPTION = RunStatus.RUN_STATUS_EXCEPTION
+LOST = RunStatus.RUN_STATUS_LOST
+REJECTED = RunStatus.RUN_STATUS_REJECTED
+
+# Rule 4: PENDING -> RUNNING -> terminal; PENDING -> CANCELLED or REJECTED; a
+# claimed run that is never started can be LOST. A terminal run never changes,
+# except that a LOST run may be corrected once by its lease holder's late
+# completion (the truth beats "we don't know").
+_ENDINGS = {s for s in status_table.statuses() if status_table.is_terminal(s)} - {REJECTED}
+ALLOWED: dict[RunStatus.ValueType, set[RunStatus.ValueType]] = {
+    PENDING: {RUNNING, CANCELLED, REJECTED, LOST},
+    RUNNING: _ENDINGS,
+    LOST: _ENDINGS - {LOST},
+}
+
+
+def status_name(status: RunStatus.ValueType) -> str:
+    return RunStatus.Name(status)
+
+
+def check_transition(current: RunStatus.ValueType, new: RunStatus.ValueType, what: str = "run") -> None:
+    if new not in ALLOWED.get(current, set()):
+        raise FailedPrecondition(
+            f"{what} is {status_name(current)}; it cannot become {status_name(new)}",
+            reason="ILLEGAL_TRANSITION",
+            metadata={"current_status": status_name(current), "requested_status": status_name(new)},
+        )
+
+
+def edge_allows(condition: EdgeCondition.ValueType, upstream: RunStatus.ValueType) -> bool:
+    """Rule 2: after a FAILED step the run may go on along ON_FAILURE/ALWAYS edges."""
+    if upstream not in (SUCCESS, FAILED):
+        return False
+    if condition == EdgeCondition.EDGE_CONDITION_ON_SUCCESS:
+        return upstream == SUCCESS
+    if condition == EdgeCondition.EDGE_CONDITION_ON_FAILURE:
+        return upstream == FAILED
+    # ALWAYS, and EXPRESSION, which the worker evaluated: following it records that it held.
+    return True
+
+
+def leaf_outcome(workflow: Workflow, step_runs: Iterable[StepRun]) -> tuple[RunStatus.ValueType, RunError | None]:
+    """Rule 3, the leaf rule, for a run that completed without an abort.
+
+    The leaves are the executed steps none of whose downstream steps executed.
+    SUCCESS if every leaf's latest step run succeeded, else FAILED with the
+    error of the first failing leaf (the one that ended first).
+    """
+    latest: dict[str, StepRun] = {}
+    for step_run in sorted(step_runs, key=lambda s: (s.end_time.ToMicroseconds(), s.id)):
+        latest[step_run.step_id] = step_run
+    children: dict[str, set[str]] = {}
+    for edge in workflow.edges:
+        children.setdefault(edge.source_step_id, set()).add(edge.target_step_id)
+    leaves = [s for step, s in latest.items() if not children.get(step, set()) & latest.keys()]
+    failing = [s for s in leaves if s.status != SUCCESS]
+    if not failing:
+        return SUCCESS, None
+    first = min(failing, key=lambda s: (s.end_time.ToMicroseconds(), s.id))
+    error = RunError()
+    error.CopyFrom(first.error)
+    error.step_id = first.step_id
+    return FAILED, error
+
+
+def ancestors(workflow: Workflow, step_id: str) -> set[str]:
+    """Every step upstream of step_id."""
+    parents: dict[str, list[str]] = {}
+    for edge in workflow.edges:
+        parents.setdefault(edge.target_step_id, []).append(edge.source_step_id)
+    seen: set[str] = set()
+    todo = list(parents.get(step_id, []))
+    while todo:
+        step = todo.pop()
+        if step not in seen:
+            seen.add(step)
+            todo.extend(parents.get(step, []))
+    return seen
+
+
+def roots(workflow: Workflow) -> set[str]:
+    targets = {edge.target_step_id for edge in workflow.edges}
+    return {step.id for step in workflow.steps if step.id not in targets}

@@ -1,0 +1,153 @@
+"""Run state changes: the one place a run's status is set (rule 4), with its
+consequences: unfinished steps end with an aborted run, the work order follows
+its latest run, and every change is an event.
+"""
+
+from __future__ import annotations
+
+import hmac
+
+from runstatus import status_table
+from runstatus.v1.error_pb2 import RunError
+from runstatus.v1.event_pb2 import Event, EventType
+from runstatus.v1.status_pb2 import RunStatus
+from runstatus.v1.work_order_pb2 import Run, WorkOrder
+
+from . import rules
+from .errors import FailedPrecondition, NotFound
+from .rules import CANCELLED, LOST, PENDING, RUNNING, status_name
+from .store.base import StoredRun, Tx
+from .util import timestamp
+
+
+def load(tx: Tx, run_id: str) -> StoredRun:
+    stored = tx.get_run(run_id)
+    if stored is None:
+        raise NotFound("run", run_id)
+    return stored
+
+
+def load_work_order(tx: Tx, work_order_id: str) -> WorkOrder:
+    work_order = tx.get_work_order(work_order_id)
+    if work_order is None:
+        raise NotFound("work order", work_order_id)
+    return work_order
+
+
+def with_step_runs(tx: Tx, run: Run) -> Run:
+    full = Run()
+    full.CopyFrom(run)
+    full.step_runs.extend(tx.step_runs(run.id))
+    return full
+
+
+def ended(run: Run, what: str = "run") -> FailedPrecondition:
+    return FailedPrecondition(
+        f"{what} {run.id} has ended: it is {status_name(run.status)}",
+        reason="RUN_ENDED",
+        metadata={"current_status": status_name(run.status), "run_id": run.id},
+    )
+
+
+def record_event(
+    tx: Tx, event_type: EventType.ValueType, run: Run, previous: RunStatus.ValueType,
+    work_order_status: RunStatus.ValueType, now: int,
+) -> None:
+    tx.append_event(
+        Event(
+            type=event_type, time=timestamp(now), project_id=run.project_id, workflow_id=run.workflow_id,
+            work_order_id=run.work_order_id, run_id=run.id, run_number=run.number,
+            previous_status=previous, status=run.status, work_order_status=work_order_status,
+        )
+    )
+
+
+def change_status(
+    tx: Tx, stored: StoredRun, new: RunStatus.ValueType, now: int, *,
+    error: RunError | None = None, reason: str = "",
+) -> None:
+    """Moves a run to a new status, if rule 4 allows it."""
+    run = stored.run
+    old = run.status
+    rules.check_transition(old, new)
+    run.status = new
+    if error is not None:
+        run.error.CopyFrom(error)
+    if reason:
+        run.status_reason = reason
+    if new == RUNNING:
+        run.start_time.CopyFrom(timestamp(now))
+    if status_table.is_terminal(new):
+        run.end_time.CopyFrom(timestamp(now))
+        stored.deadline_us = 0
+    if new == LOST:
+        run.lost_from_status = old
+    corrected = old == LOST
+    if corrected:
+        run.corrected = True
+    if status_table.aborts_run(new):
+        # An abort ends the run at once: its unfinished steps end with it.
+        for step_run in tx.step_runs(run.id):
+            if step_run.status == RUNNING:
+                step_run.status = new
+                step_run.end_time.CopyFrom(timestamp(now))
+                tx.put_step_run(step_run, new=False)
+    tx.put_run(stored, new=False)
+    work_order = load_work_order(tx, run.work_order_id)
+    if work_order.latest_run_id == run.id:
+        work_order.status = new
+        work_order.update_time.CopyFrom(timestamp(now))
+        tx.put_work_order(work_order, new=False)
+    event_type = EventType.EVENT_TYPE_RUN_CORRECTED if corrected else EventType.EVENT_TYPE_RUN_STATUS_CHANGED
+    record_event(tx, event_type, run, old, work_order.status, now)
+
+
+def check_lease(stored: StoredRun, lease_token: str) -> None:
+    """Only the worker holding the run's lease may report on it."""
+    run = stored.run
+    if not stored.lease_token:
+        raise FailedPrecondition(
+            f"run {run.id} has not been claimed", reason="RUN_NOT_CLAIMED",
+            metadata={"current_status": status_name(run.status), "run_id": run.id},
+        )
+    if not hmac.compare_digest(stored.lease_token.encode(), lease_token.encode()):
+        raise FailedPrecondition(
+            f"lease_token does not hold the lease on run {run.id}", reason="LEASE_MISMATCH",
+            metadata={"current_status": status_name(run.status), "run_id": run.id},
+        )
+
+
+def cancel_if_requested(tx: Tx, stored: StoredRun, now: int) -> bool:
+    """Rule 7: a running run's cancel takes effect at its worker's next heartbeat or report."""
+    if stored.run.cancel_requested and stored.run.status in (PENDING, RUNNING):
+        change_status(tx, stored, CANCELLED, now)
+        return True
+    return False
+
+
+def extend_lease(tx: Tx, stored: StoredRun, lease_us: int, now: int) -> None:
+    """Every heartbeat and report extends the lease (written once half of it is used up)."""
+    run = stored.run
+    if run.status in (PENDING, RUNNING) and run.lease_expire_time.ToMicroseconds() - now < lease_us // 2:
+        run.lease_expire_time.CopyFrom(timestamp(now + lease_us))
+        tx.put_run(stored, new=False)
+
+
+def prepare_report(tx: Tx, run_id: str, lease_token: str, lease_us: int, now: int, *, late_ok: bool) -> StoredRun:
+    """The checks every worker report starts with; refuses reports on ended runs.
+
+    A LOST run still takes reports from its lease holder when `late_ok`, so a
+    late completion can correct it (rule 4's one exception).
+    """
+    stored = load(tx, run_id)
+    check_lease(stored, lease_token)
+    if cancel_if_requested(tx, stored, now):
+        raise FailedPrecondition(
+            f"run {run_id} was cancelled", reason="RUN_CANCELLED", keep_changes=True,
+            metadata={"current_status": status_name(CANCELLED), "run_id": run_id},
+        )
+    run = stored.run
+    if status_table.is_terminal(run.status) and not (late_ok and run.status == LOST and not run.corrected):
+        raise ended(run)
+    extend_lease(tx, stored, lease_us, now)
+    return stored

@@ -1,0 +1,164 @@
+"""The gRPC server: services, health, reflection, the sweeper and the admin notifier."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from dataclasses import dataclass, field
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from runstatus.v1 import (
+    classifier_service_pb2,
+    classifier_service_pb2_grpc,
+    project_service_pb2,
+    project_service_pb2_grpc,
+    work_order_service_pb2,
+    work_order_service_pb2_grpc,
+    worker_service_pb2,
+    worker_service_pb2_grpc,
+    workflow_service_pb2,
+    workflow_service_pb2_grpc,
+)
+
+from . import sweeper
+from .classifier import Classifier, load_aliases
+from .events import EventHub
+from .notifier import Notify, log_notifier, run_notifier, webhook_notifier
+from .services.classifier_service import ClassifierService
+from .services.common import App, Limits
+from .services.project_service import ProjectService
+from .services.work_order_service import WorkOrderService
+from .services.worker_service import WorkerService
+from .services.workflow_service import WorkflowService
+from .store import SqliteStore
+from .util import now_us
+from .worker import Leases
+
+log = logging.getLogger("runstatus.server")
+
+SERVICES = [
+    classifier_service_pb2.DESCRIPTOR.services_by_name["ClassifierService"],
+    workflow_service_pb2.DESCRIPTOR.services_by_name["WorkflowService"],
+    project_service_pb2.DESCRIPTOR.services_by_name["ProjectService"],
+    work_order_service_pb2.DESCRIPTOR.services_by_name["WorkOrderService"],
+    worker_service_pb2.DESCRIPTOR.services_by_name["WorkerService"],
+]
+
+
+@dataclass
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 50051
+    db: str = "runstatus.db"
+    lease_seconds: float = 30.0
+    sweep_seconds: float = 1.0
+    aliases: list[str] = field(default_factory=list)
+    admin_webhook: str = ""
+    max_message_bytes: int = 4 * 1024 * 1024
+    max_input_bytes: int = 1024 * 1024
+    grace_seconds: float = 10.0
+    watch_poll_seconds: float = 1.0
+
+
+class Server:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.store = SqliteStore(settings.db)
+        self.hub = EventHub()
+        self.classifier = Classifier(load_aliases(*settings.aliases))
+        self.app = App(
+            store=self.store, classifier=self.classifier, hub=self.hub,
+            leases=Leases(int(settings.lease_seconds * 1e6)),
+            limits=Limits(max_struct_bytes=settings.max_input_bytes),
+            watch_poll_seconds=settings.watch_poll_seconds,
+        )
+        self.health = health.aio.HealthServicer() if hasattr(health, "aio") else health.HealthServicer()
+        self.port = 0
+        self._grpc: grpc.aio.Server | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> int:
+        await self.store.start()
+        self.store.add_commit_listener(self.hub.notify)
+        options = [
+            ("grpc.max_receive_message_length", self.settings.max_message_bytes),
+            ("grpc.max_send_message_length", self.settings.max_message_bytes),
+            ("grpc.so_reuseport", 0),
+        ]
+        server = self._grpc = grpc.aio.server(options=options)
+        classifier_service_pb2_grpc.add_ClassifierServiceServicer_to_server(ClassifierService(self.app), server)
+        workflow_service_pb2_grpc.add_WorkflowServiceServicer_to_server(WorkflowService(self.app), server)
+        project_service_pb2_grpc.add_ProjectServiceServicer_to_server(ProjectService(self.app), server)
+        work_order_service_pb2_grpc.add_WorkOrderServiceServicer_to_server(WorkOrderService(self.app), server)
+        worker_service_pb2_grpc.add_WorkerServiceServicer_to_server(WorkerService(self.app), server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        names = [s.full_name for s in SERVICES]
+        reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
+        self.port = server.add_insecure_port(f"{self.settings.host}:{self.settings.port}")
+        if not self.port:
+            raise OSError(f"cannot listen on {self.settings.host}:{self.settings.port}")
+        await server.start()
+        for name in ["", *names]:
+            await self._set_health(name, health_pb2.HealthCheckResponse.SERVING)
+        notifiers: list[Notify] = [log_notifier]
+        if self.settings.admin_webhook:
+            notifiers.append(webhook_notifier(self.settings.admin_webhook))
+        self._tasks = [
+            asyncio.create_task(self._sweep_forever(), name="sweeper"),
+            asyncio.create_task(run_notifier(self.store, self.hub, notifiers), name="notifier"),
+        ]
+        log.info("listening", extra={"host": self.settings.host, "port": self.port, "db": self.settings.db})
+        return self.port
+
+    async def _set_health(self, name: str, status: int) -> None:
+        result = self.health.set(name, status)
+        if asyncio.iscoroutine(result):
+            await result
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            try:
+                while True:
+                    killed, lost = await self.store.write(sweeper.sweep, self.classifier, now_us())
+                    if killed:
+                        log.warning("runs killed for outliving their max runtime", extra={"count": killed})
+                    if lost:
+                        log.warning("runs lost: their leases expired", extra={"count": lost})
+                    if killed < sweeper.BATCH and lost < sweeper.BATCH:
+                        break
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - the sweeper must outlive a bad moment of the disk
+                log.exception("sweep failed; trying again")
+            await asyncio.sleep(self.settings.sweep_seconds)
+
+    async def stop(self) -> None:
+        """Graceful: refuse new RPCs, let in-flight ones (and their writes) finish, then close."""
+        for name in ["", *(s.full_name for s in SERVICES)]:
+            await self._set_health(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        if self._grpc is not None:
+            await self._grpc.stop(self.settings.grace_seconds)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self.store.close()
+        log.info("stopped")
+
+
+async def serve(settings: Settings) -> None:
+    server = Server(settings)
+    await server.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down")
+    await server.stop()

@@ -1,0 +1,1 @@
+"""The gRPC services: request checks, then one unit of work in the store."""

@@ -1,0 +1,23 @@
+from __future__ import annotations
+
+import grpc
+
+from runstatus.v1 import classifier_service_pb2 as pb
+from runstatus.v1 import classifier_service_pb2_grpc as pb_grpc
+
+from .common import App, Checks, unary
+
+
+class ClassifierService(pb_grpc.ClassifierServiceServicer):
+    def __init__(self, app: App) -> None:
+        self.app = app
+
+    @unary
+    async def Classify(self, request: pb.ClassifyRequest, context: grpc.aio.ServicerContext) -> pb.ClassifyResponse:
+        checks = Checks(self.app.limits)
+        if not request.HasField("error"):
+            checks.add("error", "is required")
+        else:
+            checks.error_report("error", request.error)
+        checks.done()
+        return pb.ClassifyResponse(classification=self.app.classifier.classify(request.error))

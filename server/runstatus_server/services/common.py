@@ -1,0 +1,147 @@
+"""What every service shares: the app's parts, error mapping, request checks."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sqlite3
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+from google.protobuf.message import Message
+from google.protobuf.struct_pb2 import Struct
+from grpc_status import rpc_status
+
+from runstatus.v1.error_pb2 import ErrorReport, ErrorSource
+from runstatus.v1.status_pb2 import RunStatus
+from runstatus.v1.work_order_pb2 import WorkOrderFilter
+
+from ..classifier import Classifier
+from ..errors import ApiError, InvalidArgument, Unavailable
+from ..events import EventHub
+from ..store.base import Store
+from ..worker import Leases
+
+log = logging.getLogger("runstatus.rpc")
+
+
+@dataclass
+class Limits:
+    max_struct_bytes: int = 1024 * 1024
+    max_error_name: int = 256
+    max_error_message: int = 64 * 1024
+    max_error_stack: int = 256 * 1024
+    max_short: int = 128  # worker ids, languages, ids
+    max_reason: int = 1024
+
+
+@dataclass
+class App:
+    store: Store
+    classifier: Classifier
+    hub: EventHub
+    leases: Leases
+    limits: Limits
+    watch_poll_seconds: float = 1.0
+
+
+async def _abort(context: grpc.aio.ServicerContext, error: ApiError) -> None:
+    await context.abort_with_status(rpc_status.to_status(error.to_status()))
+
+
+def _as_api_error(e: Exception) -> ApiError:
+    if isinstance(e, ApiError):
+        return e
+    if isinstance(e, sqlite3.Error):
+        return Unavailable(f"the database cannot be used right now: {e}")
+    log.exception("unexpected error")
+    return ApiError("internal error; the server logged it", reason="INTERNAL")
+
+
+def unary(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turns domain errors into google.rpc.Status with details; never a bare INTERNAL for bad input."""
+
+    @functools.wraps(fn)
+    async def wrapper(self: Any, request: Message, context: grpc.aio.ServicerContext) -> Any:
+        try:
+            return await fn(self, request, context)
+        except grpc.aio.AbortError:
+            raise
+        except Exception as e:  # noqa: BLE001 - every error leaves as a status with details
+            await _abort(context, _as_api_error(e))
+
+    return wrapper
+
+
+def streaming(fn: Callable[..., AsyncIterator[Any]]) -> Callable[..., AsyncIterator[Any]]:
+    @functools.wraps(fn)
+    async def wrapper(self: Any, request: Message, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        try:
+            async for item in fn(self, request, context):
+                yield item
+        except grpc.aio.AbortError:
+            raise
+        except Exception as e:  # noqa: BLE001 - every error leaves as a status with details
+            await _abort(context, _as_api_error(e))
+
+    return wrapper
+
+
+class Checks:
+    """Collects field violations so that one INVALID_ARGUMENT names every wrong field."""
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self.violations: list[tuple[str, str]] = []
+
+    def add(self, field: str, description: str) -> None:
+        self.violations.append((field, description))
+
+    def required(self, field: str, value: str) -> None:
+        if not value:
+            self.add(field, "is required")
+
+    def short(self, field: str, value: str, *, required: bool = False) -> None:
+        if required and not value:
+            self.add(field, "is required")
+        elif len(value) > self.limits.max_short:
+            self.add(field, f"must be at most {self.limits.max_short} characters")
+
+    def struct(self, field: str, value: Struct) -> None:
+        if value.ByteSize() > self.limits.max_struct_bytes:
+            self.add(field, f"must be at most {self.limits.max_struct_bytes} bytes encoded")
+
+    def enum(self, field: str, value: int, enum: Any, *, allow_unspecified: bool = True) -> None:
+        if value not in enum.values() or (not allow_unspecified and value == 0):
+            names = ", ".join(n for n in enum.keys() if not n.endswith("_UNSPECIFIED"))
+            self.add(field, f"must be one of {names}")
+
+    def error_report(self, field: str, report: ErrorReport) -> None:
+        if not report.name.strip():
+            self.add(f"{field}.name", "is required: the error's class name as thrown")
+        elif len(report.name) > self.limits.max_error_name:
+            self.add(f"{field}.name", f"must be at most {self.limits.max_error_name} characters")
+        if len(report.message) > self.limits.max_error_message:
+            self.add(f"{field}.message", f"must be at most {self.limits.max_error_message} characters")
+        if len(report.stack) > self.limits.max_error_stack:
+            self.add(f"{field}.stack", f"must be at most {self.limits.max_error_stack} characters")
+        self.short(f"{field}.language", report.language)
+        self.enum(f"{field}.source", report.source, ErrorSource)
+        if report.http_status and not 100 <= report.http_status <= 599:
+            self.add(f"{field}.http_status", "must be an HTTP status (100-599) or 0 for none")
+
+    def work_order_filter(self, field: str, flt: WorkOrderFilter) -> None:
+        for i, status in enumerate(flt.statuses):
+            self.enum(f"{field}.statuses[{i}]", status, RunStatus, allow_unspecified=False)
+        self.short(f"{field}.workflow_id", flt.workflow_id)
+        for name in ("create_time_start", "create_time_end"):
+            if flt.HasField(name):
+                ts = getattr(flt, name)
+                if not (0 <= ts.seconds < 253402300800 and 0 <= ts.nanos < 1_000_000_000):
+                    self.add(f"{field}.{name}", "must be a valid timestamp")
+
+    def done(self) -> None:
+        if self.violations:
+            raise InvalidArgument(self.violations)

@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import grpc
+
+from runstatus.v1 import project_service_pb2 as pb
+from runstatus.v1 import project_service_pb2_grpc as pb_grpc
+
+from .. import pagination, projects
+from ..idempotency import once
+from ..store.base import Tx
+from ..util import now_us
+from .common import App, unary
+
+
+class ProjectService(pb_grpc.ProjectServiceServicer):
+    def __init__(self, app: App) -> None:
+        self.app = app
+
+    @unary
+    async def CreateProject(self, request: pb.CreateProjectRequest, context: grpc.aio.ServicerContext) -> pb.CreateProjectResponse:
+        projects.validate(request.project)
+
+        def op(tx: Tx) -> pb.CreateProjectResponse:
+            return pb.CreateProjectResponse(project=projects.create(tx, request.project, now_us()))
+
+        return await self.app.store.write(once("CreateProject", request, pb.CreateProjectResponse, op))
+
+    @unary
+    async def GetProject(self, request: pb.GetProjectRequest, context: grpc.aio.ServicerContext) -> pb.GetProjectResponse:
+        project = await self.app.store.read(projects.get, request.project_id or projects.DEFAULT)
+        return pb.GetProjectResponse(project=project)
+
+    @unary
+    async def UpdateProject(self, request: pb.UpdateProjectRequest, context: grpc.aio.ServicerContext) -> pb.UpdateProjectResponse:
+        def op(tx: Tx) -> pb.UpdateProjectResponse:
+            return pb.UpdateProjectResponse(project=projects.update(tx, request.project, request.update_mask, now_us()))
+
+        return await self.app.store.write(once("UpdateProject", request, pb.UpdateProjectResponse, op))
+
+    @unary
+    async def ListProjects(self, request: pb.ListProjectsRequest, context: grpc.aio.ServicerContext) -> pb.ListProjectsResponse:
+        size = pagination.page_size(request.page_size)
+        after = pagination.decode(request.page_token, 1)[0] if request.page_token else ""
+        page = await self.app.store.read(lambda tx: tx.list_projects(after, size))
+        token = pagination.encode(page[-1].id) if len(page) == size else ""
+        return pb.ListProjectsResponse(projects=page, next_page_token=token)

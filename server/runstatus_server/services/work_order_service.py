@@ -1,0 +1,198 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import grpc
+
+from runstatus.v1 import work_order_service_pb2 as pb
+from runstatus.v1 import work_order_service_pb2_grpc as pb_grpc
+from runstatus.v1.work_order_pb2 import Run
+
+from .. import events, pagination, projects, work_orders
+from ..errors import invalid
+from ..idempotency import once
+from ..runs import load, load_work_order, with_step_runs
+from ..store.base import Tx
+from ..util import now_us
+from .common import App, Checks, streaming, unary
+
+RETRY_PAGE = 200
+
+
+class WorkOrderService(pb_grpc.WorkOrderServiceServicer):
+    def __init__(self, app: App) -> None:
+        self.app = app
+
+    def _checks(self) -> Checks:
+        return Checks(self.app.limits)
+
+    @unary
+    async def CreateWorkOrder(self, request: pb.CreateWorkOrderRequest, context: grpc.aio.ServicerContext) -> pb.CreateWorkOrderResponse:
+        checks = self._checks()
+        checks.short("project_id", request.project_id)
+        checks.short("workflow_id", request.workflow_id, required=True)
+        if request.workflow_version < 0:
+            checks.add("workflow_version", "must not be negative")
+        checks.struct("input", request.input)
+        if abs(request.priority) > 1_000_000:
+            checks.add("priority", "must be between -1000000 and 1000000")
+        checks.done()
+
+        def op(tx: Tx) -> pb.CreateWorkOrderResponse:
+            work_order, run = work_orders.create(
+                tx, request.project_id, request.workflow_id, request.workflow_version, request.input,
+                request.priority, now_us(),
+            )
+            return pb.CreateWorkOrderResponse(work_order=work_order, run=run)
+
+        return await self.app.store.write(once("CreateWorkOrder", request, pb.CreateWorkOrderResponse, op))
+
+    @unary
+    async def GetWorkOrder(self, request: pb.GetWorkOrderRequest, context: grpc.aio.ServicerContext) -> pb.GetWorkOrderResponse:
+        checks = self._checks()
+        checks.short("work_order_id", request.work_order_id, required=True)
+        checks.done()
+
+        def op(tx: Tx) -> pb.GetWorkOrderResponse:
+            work_order = load_work_order(tx, request.work_order_id)
+            return pb.GetWorkOrderResponse(work_order=work_order, latest_run=work_orders.latest_run(tx, work_order))
+
+        return await self.app.store.read(op)
+
+    @unary
+    async def ListWorkOrders(self, request: pb.ListWorkOrdersRequest, context: grpc.aio.ServicerContext) -> pb.ListWorkOrdersResponse:
+        checks = self._checks()
+        checks.short("project_id", request.project_id)
+        checks.work_order_filter("filter", request.filter)
+        checks.done()
+        size = pagination.page_size(request.page_size)
+        after = tuple(pagination.decode_ints(request.page_token, 2)) if request.page_token else None
+
+        def op(tx: Tx) -> pb.ListWorkOrdersResponse:
+            project = projects.get(tx, request.project_id)
+            page = tx.list_work_orders(project.id, request.filter, after, size)  # type: ignore[arg-type]
+            token = pagination.encode(*page[-1][1]) if len(page) == size else ""
+            return pb.ListWorkOrdersResponse(work_orders=[w for w, _ in page], next_page_token=token)
+
+        return await self.app.store.read(op)
+
+    @unary
+    async def CountWorkOrders(self, request: pb.CountWorkOrdersRequest, context: grpc.aio.ServicerContext) -> pb.CountWorkOrdersResponse:
+        checks = self._checks()
+        checks.short("project_id", request.project_id)
+        checks.work_order_filter("filter", request.filter)
+        checks.done()
+
+        def op(tx: Tx) -> pb.CountWorkOrdersResponse:
+            counts = tx.count_work_orders(projects.get(tx, request.project_id).id, request.filter)
+            return pb.CountWorkOrdersResponse(
+                counts=[pb.StatusCount(status=s, count=c) for s, c in sorted(counts.items())],  # type: ignore[arg-type]
+                total=sum(counts.values()),
+            )
+
+        return await self.app.store.read(op)
+
+    @unary
+    async def RetryWorkOrder(self, request: pb.RetryWorkOrderRequest, context: grpc.aio.ServicerContext) -> pb.RetryWorkOrderResponse:
+        checks = self._checks()
+        checks.short("work_order_id", request.work_order_id, required=True)
+        checks.short("start_step_id", request.start_step_id)
+        checks.done()
+
+        def op(tx: Tx) -> pb.RetryWorkOrderResponse:
+            work_order, run = work_orders.retry(tx, request.work_order_id, request.start_step_id, now_us())
+            return pb.RetryWorkOrderResponse(work_order=work_order, run=run)
+
+        return await self.app.store.write(once("RetryWorkOrder", request, pb.RetryWorkOrderResponse, op))
+
+    @unary
+    async def RetryWorkOrders(self, request: pb.RetryWorkOrdersRequest, context: grpc.aio.ServicerContext) -> pb.RetryWorkOrdersResponse:
+        checks = self._checks()
+        checks.short("project_id", request.project_id)
+        checks.work_order_filter("filter", request.filter)
+        if not request.filter.statuses:
+            checks.add("filter.statuses", "name at least one status, so that a bulk retry is deliberate")
+        checks.done()
+        if request.request_id:
+            earlier = await self.app.store.read(lambda tx: tx.get_request(request.request_id))
+            if earlier is not None:
+                # Answered (or refused) as a whole by the bookkeeping write below.
+                return await self.app.store.write(once("RetryWorkOrders", request, pb.RetryWorkOrdersResponse, _unreachable))
+        # One page per transaction, so a bulk retry of thousands never holds the writer long.
+        retried = skipped = 0
+        after = None
+        while True:
+            r, s, after = await self.app.store.write(
+                work_orders.retry_page, request.project_id, request.filter, after, RETRY_PAGE, now_us()
+            )
+            retried, skipped = retried + r, skipped + s
+            if after is None:
+                break
+        answer = pb.RetryWorkOrdersResponse(retried_count=retried, skipped_count=skipped)
+        return await self.app.store.write(once("RetryWorkOrders", request, pb.RetryWorkOrdersResponse, lambda tx: answer))
+
+    @unary
+    async def GetRun(self, request: pb.GetRunRequest, context: grpc.aio.ServicerContext) -> pb.GetRunResponse:
+        checks = self._checks()
+        checks.short("run_id", request.run_id, required=True)
+        checks.done()
+        return pb.GetRunResponse(run=await self.app.store.read(lambda tx: with_step_runs(tx, load(tx, request.run_id).run)))
+
+    @unary
+    async def ListRuns(self, request: pb.ListRunsRequest, context: grpc.aio.ServicerContext) -> pb.ListRunsResponse:
+        checks = self._checks()
+        checks.short("work_order_id", request.work_order_id, required=True)
+        checks.done()
+        size = pagination.page_size(request.page_size)
+        before = pagination.decode_ints(request.page_token, 1)[0] if request.page_token else 2**31
+
+        def op(tx: Tx) -> list[Run]:
+            load_work_order(tx, request.work_order_id)
+            return [with_step_runs(tx, r) for r in tx.list_runs(request.work_order_id, before, size)]
+
+        page = await self.app.store.read(op)
+        token = pagination.encode(page[-1].number) if len(page) == size and page[-1].number > 1 else ""
+        return pb.ListRunsResponse(runs=page, next_page_token=token)
+
+    @unary
+    async def CancelRun(self, request: pb.CancelRunRequest, context: grpc.aio.ServicerContext) -> pb.CancelRunResponse:
+        checks = self._checks()
+        checks.short("run_id", request.run_id, required=True)
+        if len(request.reason) > self.app.limits.max_reason:
+            checks.add("reason", f"must be at most {self.app.limits.max_reason} characters")
+        checks.done()
+
+        def op(tx: Tx) -> pb.CancelRunResponse:
+            return pb.CancelRunResponse(run=work_orders.cancel(tx, request.run_id, request.reason, now_us()))
+
+        return await self.app.store.write(once("CancelRun", request, pb.CancelRunResponse, op))
+
+    @streaming
+    async def WatchWorkOrders(self, request: pb.WatchWorkOrdersRequest, context: grpc.aio.ServicerContext) -> AsyncIterator[pb.WatchWorkOrdersResponse]:
+        checks = self._checks()
+        checks.short("project_id", request.project_id)
+        checks.work_order_filter("filter", request.filter)
+        for name in ("create_time_start", "create_time_end"):
+            if request.filter.HasField(name):
+                checks.add(f"filter.{name}", "is not supported by WatchWorkOrders; filter by status or workflow")
+        if len(request.work_order_ids) > 1000:
+            checks.add("work_order_ids", "at most 1000")
+        checks.done()
+        after = 0
+        if request.after_cursor:
+            if not request.after_cursor.isdigit() or len(request.after_cursor) > 18:
+                raise invalid("after_cursor", "is not a cursor this server gave out")
+            after = int(request.after_cursor)
+        if request.project_id:
+            await self.app.store.read(projects.get, request.project_id)
+        async for event in events.watch(
+            self.app.store, self.app.hub, request.project_id, request.filter, after,
+            set(request.work_order_ids), self.app.watch_poll_seconds,
+        ):
+            yield pb.WatchWorkOrdersResponse(event=event, cursor=str(event.sequence))
+
+
+def _unreachable(tx: Tx) -> pb.RetryWorkOrdersResponse:
+    raise AssertionError("a stored answer exists for this request_id")
+
+

@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+import grpc
+
+from runstatus.v1 import workflow_service_pb2 as pb
+from runstatus.v1 import workflow_service_pb2_grpc as pb_grpc
+
+from .. import pagination, projects, workflows
+from ..idempotency import once
+from ..store.base import Tx
+from ..util import now_us
+from .common import App, Checks, unary
+
+
+class WorkflowService(pb_grpc.WorkflowServiceServicer):
+    def __init__(self, app: App) -> None:
+        self.app = app
+
+    @unary
+    async def CreateWorkflow(self, request: pb.CreateWorkflowRequest, context: grpc.aio.ServicerContext) -> pb.CreateWorkflowResponse:
+        workflows.validate_workflow(request.workflow)
+
+        def op(tx: Tx) -> pb.CreateWorkflowResponse:
+            return pb.CreateWorkflowResponse(workflow=workflows.create(tx, request.workflow, now_us()))
+
+        return await self.app.store.write(once("CreateWorkflow", request, pb.CreateWorkflowResponse, op))
+
+    @unary
+    async def GetWorkflow(self, request: pb.GetWorkflowRequest, context: grpc.aio.ServicerContext) -> pb.GetWorkflowResponse:
+        checks = Checks(self.app.limits)
+        checks.short("workflow_id", request.workflow_id, required=True)
+        if request.version < 0:
+            checks.add("version", "must not be negative")
+        checks.done()
+        workflow = await self.app.store.read(
+            workflows.get, request.project_id, request.workflow_id, request.version
+        )
+        return pb.GetWorkflowResponse(workflow=workflow)
+
+    @unary
+    async def ListWorkflows(self, request: pb.ListWorkflowsRequest, context: grpc.aio.ServicerContext) -> pb.ListWorkflowsResponse:
+        size = pagination.page_size(request.page_size)
+        after = pagination.decode(request.page_token, 1)[0] if request.page_token else ""
+
+        def op(tx: Tx) -> list[workflows.Workflow]:
+            project = projects.get(tx, request.project_id)
+            return tx.list_workflows(project.id, after, size)
+
+        page = await self.app.store.read(op)
+        token = pagination.encode(page[-1].id) if len(page) == size else ""
+        return pb.ListWorkflowsResponse(workflows=page, next_page_token=token)

@@ -1,0 +1,83 @@
+"""The SQLite schema, as migrations applied in order; PRAGMA user_version counts them.
+
+Each entity is stored as its protobuf message (`data`) plus the columns the
+queries filter and sort on. Never edit a shipped migration: append a new one.
+"""
+
+MIGRATIONS: list[str] = [
+    # 1: the first schema.
+    """
+    CREATE TABLE projects (
+        id TEXT PRIMARY KEY,
+        data BLOB NOT NULL
+    );
+    CREATE TABLE workflows (
+        project_id TEXT NOT NULL,
+        id TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        data BLOB NOT NULL,
+        PRIMARY KEY (project_id, id, version)
+    ) WITHOUT ROWID;
+    CREATE TABLE work_orders (
+        seq INTEGER PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        project_id TEXT NOT NULL,
+        workflow_id TEXT NOT NULL,
+        status INTEGER NOT NULL,
+        create_time INTEGER NOT NULL,
+        data BLOB NOT NULL
+    );
+    -- List and Count by status, by workflow and status, and by time alone;
+    -- newest first with (create_time, seq) as the keyset.
+    CREATE INDEX work_orders_by_status ON work_orders (project_id, status, create_time, seq);
+    CREATE INDEX work_orders_by_workflow ON work_orders (project_id, workflow_id, status, create_time, seq);
+    CREATE INDEX work_orders_by_time ON work_orders (project_id, create_time, seq);
+    CREATE TABLE runs (
+        id TEXT PRIMARY KEY,
+        work_order_id TEXT NOT NULL,
+        project_id TEXT NOT NULL,
+        number INTEGER NOT NULL,
+        status INTEGER NOT NULL,
+        priority INTEGER NOT NULL,
+        create_time INTEGER NOT NULL,
+        claimed INTEGER NOT NULL DEFAULT 0,
+        lease_token TEXT NOT NULL DEFAULT '',
+        lease_expire INTEGER NOT NULL DEFAULT 0,
+        deadline INTEGER NOT NULL DEFAULT 0,
+        data BLOB NOT NULL,
+        UNIQUE (work_order_id, number)
+    );
+    -- ClaimRuns: pending and unclaimed, highest priority then oldest first.
+    CREATE INDEX runs_claimable ON runs (priority DESC, create_time) WHERE status = 1 AND claimed = 0;
+    CREATE INDEX runs_claimable_by_project ON runs (project_id, priority DESC, create_time)
+        WHERE status = 1 AND claimed = 0;
+    -- The sweeper: leases that expire, runs that outlive their max runtime.
+    CREATE INDEX runs_leased ON runs (lease_expire) WHERE status IN (1, 2) AND claimed = 1;
+    CREATE INDEX runs_deadline ON runs (deadline) WHERE status = 2 AND deadline > 0;
+    -- Run limits: runs in flight, runs created in a window.
+    CREATE INDEX runs_in_flight ON runs (project_id) WHERE status IN (1, 2);
+    CREATE INDEX runs_created ON runs (project_id, create_time) WHERE status != 10;
+    CREATE TABLE step_runs (
+        id TEXT PRIMARY KEY,
+        run_id TEXT NOT NULL,
+        data BLOB NOT NULL
+    );
+    CREATE INDEX step_runs_by_run ON step_runs (run_id);
+    -- The append-only event log; seq is the watch cursor.
+    CREATE TABLE events (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        project_id TEXT NOT NULL,
+        work_order_id TEXT NOT NULL,
+        data BLOB NOT NULL
+    );
+    CREATE INDEX events_by_project ON events (project_id, seq);
+    -- Idempotency: the first answer to each request_id.
+    CREATE TABLE requests (
+        request_id TEXT PRIMARY KEY,
+        method TEXT NOT NULL,
+        fingerprint BLOB NOT NULL,
+        response BLOB NOT NULL,
+        create_time INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    """,
+]

@@ -1,0 +1,443 @@
+"""The SQLite backend: WAL, synchronous=FULL, one writer thread with group commit.
+
+Every write is a function run inside one transaction on the writer thread.
+Writes that arrive together share a transaction (each in its own savepoint, so
+one failing write rolls back alone) and one durable COMMIT; each caller is
+answered only after the COMMIT that holds its write. Reads run on a small pool
+of reader threads, each with its own connection, and see committed data only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from runstatus.v1.event_pb2 import Event
+from runstatus.v1.project_pb2 import Project
+from runstatus.v1.work_order_pb2 import Run, StepRun, WorkOrder, WorkOrderFilter
+from runstatus.v1.workflow_pb2 import Workflow
+
+from ..errors import ApiError, Unavailable
+from .base import IN_FLIGHT, StoredRun, WorkOrderKey
+from .schema import MIGRATIONS
+
+T = TypeVar("T")
+log = logging.getLogger("runstatus.store")
+
+MAX_BATCH = 256
+_STOP = object()
+
+
+def connect(path: str, *, readonly: bool = False) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+    conn.execute("PRAGMA busy_timeout = 30000")
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    if readonly:
+        conn.execute("PRAGMA query_only = 1")
+    return conn
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Brings a database file of any earlier schema version up to date. Returns the version."""
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version > len(MIGRATIONS):
+        raise RuntimeError(f"database schema version {version} is newer than this server ({len(MIGRATIONS)})")
+    for number in range(version, len(MIGRATIONS)):
+        try:
+            conn.executescript(
+                f"BEGIN IMMEDIATE; {MIGRATIONS[number]}; PRAGMA user_version = {number + 1}; COMMIT;"
+            )
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        log.info("migrated database schema to version %d", number + 1)
+    return len(MIGRATIONS)
+
+
+def _storage_error(e: sqlite3.Error) -> Unavailable:
+    return Unavailable(f"the database cannot be written right now: {e}")
+
+
+class SqliteStore:
+    def __init__(self, path: str, *, readers: int = 4) -> None:
+        self.path = path
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._readers = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="runstatus-read")
+        self._local = threading.local()
+        self._listeners: list[Callable[[], None]] = []
+        self._writer: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.batches = 0
+        self.batched_writes = 0
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        conn = connect(self.path)
+        migrate(conn)
+        from .. import projects  # the default project is domain data, made by domain code
+
+        conn.execute("BEGIN IMMEDIATE")
+        projects.ensure_default(SqliteTx(conn), int(time.time() * 1e6))
+        conn.execute("COMMIT")
+        self._writer = threading.Thread(target=self._write_loop, args=(conn,), name="runstatus-write", daemon=True)
+        self._writer.start()
+
+    async def close(self) -> None:
+        """Finishes every write already queued, then closes."""
+        if self._writer is not None:
+            self._queue.put(_STOP)
+            await asyncio.to_thread(self._writer.join)
+            self._writer = None
+        self._readers.shutdown(wait=True)
+
+    def add_commit_listener(self, listener: Callable[[], None]) -> None:
+        """Called on the event loop after every commit (e.g. to wake watchers)."""
+        self._listeners.append(listener)
+
+    async def write(self, fn: Callable[..., T], *args: object) -> T:
+        if self._writer is None or self._loop is None:
+            raise Unavailable("the server is shutting down", reason="SHUTTING_DOWN")
+        future: asyncio.Future[T] = self._loop.create_future()
+        self._queue.put((fn, args, future))
+        return await future
+
+    async def read(self, fn: Callable[..., T], *args: object) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._readers, self._read, fn, args)
+
+    def _read(self, fn: Callable[..., T], args: tuple[object, ...]) -> T:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = connect(self.path, readonly=True)
+        conn.execute("BEGIN")
+        try:
+            return fn(SqliteTx(conn), *args)
+        except sqlite3.Error as e:
+            raise Unavailable(f"the database cannot be read right now: {e}") from e
+        finally:
+            conn.execute("COMMIT")
+
+    def _write_loop(self, conn: sqlite3.Connection) -> None:
+        tx = SqliteTx(conn)
+        stopping = False
+        while not stopping:
+            batch = [self._queue.get()]
+            while len(batch) < MAX_BATCH:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            if any(job is _STOP for job in batch):
+                stopping = True
+                batch = [job for job in batch if job is not _STOP]
+            if batch:
+                self._run_batch(conn, tx, batch)
+        conn.close()
+
+    def _run_batch(self, conn: sqlite3.Connection, tx: SqliteTx, batch: list[Any]) -> None:
+        outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for fn, args, future in batch:
+                conn.execute("SAVEPOINT job")
+                try:
+                    result = fn(tx, *args)
+                except BaseException as e:  # noqa: BLE001 - each caller gets its own error
+                    if not (isinstance(e, ApiError) and e.keep_changes):
+                        conn.execute("ROLLBACK TO job")
+                    conn.execute("RELEASE job")
+                    if isinstance(e, sqlite3.Error):
+                        e = _storage_error(e)
+                    elif not isinstance(e, ApiError):
+                        log.exception("write failed")
+                    outcomes.append((future, None, e))
+                else:
+                    conn.execute("RELEASE job")
+                    outcomes.append((future, result, None))
+            conn.execute("COMMIT")
+        except sqlite3.Error as e:
+            log.error("commit failed, %d writes refused: %s", len(batch), e)
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            outcomes = [(future, None, _storage_error(e)) for _, _, future in batch]
+        self.batches += 1
+        self.batched_writes += len(batch)
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self._deliver, outcomes)
+
+    def _deliver(self, outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+        for future, result, error in outcomes:
+            if future.cancelled():
+                continue
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(result)
+        for listener in self._listeners:
+            listener()
+
+
+def _filter_sql(flt: WorkOrderFilter) -> tuple[str, list[Any]]:
+    """SQL conditions for a filter's workflow and time range (statuses are handled by the caller)."""
+    sql, args = "", []
+    if flt.workflow_id:
+        sql += " AND workflow_id = ?"
+        args.append(flt.workflow_id)
+    if flt.HasField("create_time_start"):
+        sql += " AND create_time >= ?"
+        args.append(flt.create_time_start.ToMicroseconds())
+    if flt.HasField("create_time_end"):
+        sql += " AND create_time < ?"
+        args.append(flt.create_time_end.ToMicroseconds())
+    return sql, args
+
+
+class SqliteTx:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def _one(self, sql: str, *args: Any) -> Any:
+        row = self.conn.execute(sql, args).fetchone()
+        return row[0] if row else None
+
+    # Projects
+    def get_project(self, project_id: str) -> Project | None:
+        data = self._one("SELECT data FROM projects WHERE id = ?", project_id)
+        return Project.FromString(data) if data is not None else None
+
+    def put_project(self, project: Project, *, new: bool) -> None:
+        sql = "INSERT INTO projects (data, id) VALUES (?, ?)" if new else "UPDATE projects SET data = ? WHERE id = ?"
+        self.conn.execute(sql, (project.SerializeToString(), project.id))
+
+    def list_projects(self, after_id: str, limit: int) -> list[Project]:
+        rows = self.conn.execute("SELECT data FROM projects WHERE id > ? ORDER BY id LIMIT ?", (after_id, limit))
+        return [Project.FromString(r[0]) for r in rows]
+
+    # Workflows
+    def get_workflow(self, project_id: str, workflow_id: str, version: int = 0) -> Workflow | None:
+        if version:
+            data = self._one(
+                "SELECT data FROM workflows WHERE project_id = ? AND id = ? AND version = ?",
+                project_id, workflow_id, version,
+            )
+        else:
+            data = self._one(
+                "SELECT data FROM workflows WHERE project_id = ? AND id = ? ORDER BY version DESC LIMIT 1",
+                project_id, workflow_id,
+            )
+        return Workflow.FromString(data) if data is not None else None
+
+    def insert_workflow(self, workflow: Workflow) -> None:
+        self.conn.execute(
+            "INSERT INTO workflows (project_id, id, version, data) VALUES (?, ?, ?, ?)",
+            (workflow.project_id, workflow.id, workflow.version, workflow.SerializeToString()),
+        )
+
+    def list_workflows(self, project_id: str, after_id: str, limit: int) -> list[Workflow]:
+        rows = self.conn.execute(
+            "SELECT data FROM workflows w WHERE project_id = ? AND id > ? AND version = "
+            "(SELECT max(version) FROM workflows WHERE project_id = w.project_id AND id = w.id) "
+            "ORDER BY id LIMIT ?",
+            (project_id, after_id, limit),
+        )
+        return [Workflow.FromString(r[0]) for r in rows]
+
+    # Work orders
+    def get_work_order(self, work_order_id: str) -> WorkOrder | None:
+        data = self._one("SELECT data FROM work_orders WHERE id = ?", work_order_id)
+        return WorkOrder.FromString(data) if data is not None else None
+
+    def put_work_order(self, work_order: WorkOrder, *, new: bool) -> None:
+        row = (
+            work_order.project_id, work_order.workflow_id, work_order.status,
+            work_order.create_time.ToMicroseconds(), work_order.SerializeToString(), work_order.id,
+        )
+        if new:
+            self.conn.execute(
+                "INSERT INTO work_orders (project_id, workflow_id, status, create_time, data, id) "
+                "VALUES (?, ?, ?, ?, ?, ?)", row,
+            )
+        else:
+            self.conn.execute(
+                "UPDATE work_orders SET project_id = ?, workflow_id = ?, status = ?, create_time = ?, data = ? "
+                "WHERE id = ?", row,
+            )
+
+    def list_work_orders(
+        self, project_id: str, flt: WorkOrderFilter, after: WorkOrderKey | None, limit: int
+    ) -> list[tuple[WorkOrder, WorkOrderKey]]:
+        where, args = _filter_sql(flt)
+        if after is not None:
+            where += " AND (create_time, seq) < (?, ?)"
+            args += list(after)
+        # One index range per status, each already newest first: merging the
+        # heads beats sorting every match when a status has millions of rows.
+        statuses: list[int | None] = sorted(set(flt.statuses)) or [None]
+        rows: list[tuple[int, int, bytes]] = []
+        for status in statuses:
+            status_sql = " AND status = ?" if status is not None else ""
+            status_args = [status] if status is not None else []
+            rows += self.conn.execute(
+                f"SELECT create_time, seq, data FROM work_orders WHERE project_id = ?{status_sql}{where} "
+                "ORDER BY create_time DESC, seq DESC LIMIT ?",
+                [project_id, *status_args, *args, limit],
+            ).fetchall()
+        rows.sort(key=lambda r: (r[0], r[1]), reverse=True)
+        return [(WorkOrder.FromString(data), (t, seq)) for t, seq, data in rows[:limit]]
+
+    def count_work_orders(self, project_id: str, flt: WorkOrderFilter) -> dict[int, int]:
+        where, args = _filter_sql(flt)
+        if flt.statuses:
+            where += f" AND status IN ({','.join('?' * len(flt.statuses))})"
+            args += list(flt.statuses)
+        rows = self.conn.execute(
+            f"SELECT status, count(*) FROM work_orders WHERE project_id = ?{where} GROUP BY status",
+            [project_id, *args],
+        )
+        return {status: count for status, count in rows}
+
+    # Runs
+    def _stored_run(self, row: tuple[bytes, str, int]) -> StoredRun:
+        return StoredRun(Run.FromString(row[0]), row[1], row[2])
+
+    def get_run(self, run_id: str) -> StoredRun | None:
+        row = self.conn.execute("SELECT data, lease_token, deadline FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return self._stored_run(row) if row else None
+
+    def put_run(self, stored: StoredRun, *, new: bool) -> None:
+        run = stored.run
+        if run.step_runs:
+            run = Run()
+            run.CopyFrom(stored.run)
+            del run.step_runs[:]
+        row = (
+            run.work_order_id, run.project_id, run.number, run.status, run.priority,
+            run.create_time.ToMicroseconds(), int(bool(run.worker_id)), stored.lease_token,
+            run.lease_expire_time.ToMicroseconds(), stored.deadline_us, run.SerializeToString(), run.id,
+        )
+        if new:
+            self.conn.execute(
+                "INSERT INTO runs (work_order_id, project_id, number, status, priority, create_time, claimed, "
+                "lease_token, lease_expire, deadline, data, id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row,
+            )
+        else:
+            self.conn.execute(
+                "UPDATE runs SET work_order_id = ?, project_id = ?, number = ?, status = ?, priority = ?, "
+                "create_time = ?, claimed = ?, lease_token = ?, lease_expire = ?, deadline = ?, data = ? "
+                "WHERE id = ?", row,
+            )
+
+    def list_runs(self, work_order_id: str, before_number: int, limit: int) -> list[Run]:
+        rows = self.conn.execute(
+            "SELECT data FROM runs WHERE work_order_id = ? AND number < ? ORDER BY number DESC LIMIT ?",
+            (work_order_id, before_number, limit),
+        )
+        return [Run.FromString(r[0]) for r in rows]
+
+    def claimable_runs(self, project_id: str, limit: int) -> list[StoredRun]:
+        if project_id:
+            sql = ("SELECT data, lease_token, deadline FROM runs INDEXED BY runs_claimable_by_project "
+                   "WHERE project_id = ? AND status = 1 AND claimed = 0 "
+                   "ORDER BY priority DESC, create_time LIMIT ?")
+            args: tuple[Any, ...] = (project_id, limit)
+        else:
+            sql = ("SELECT data, lease_token, deadline FROM runs INDEXED BY runs_claimable "
+                   "WHERE status = 1 AND claimed = 0 ORDER BY priority DESC, create_time LIMIT ?")
+            args = (limit,)
+        return [self._stored_run(r) for r in self.conn.execute(sql, args)]
+
+    def expired_leases(self, now_us: int, limit: int) -> list[StoredRun]:
+        rows = self.conn.execute(
+            "SELECT data, lease_token, deadline FROM runs WHERE status IN (1, 2) AND claimed = 1 "
+            "AND lease_expire < ? ORDER BY lease_expire LIMIT ?", (now_us, limit),
+        )
+        return [self._stored_run(r) for r in rows]
+
+    def overdue_runs(self, now_us: int, limit: int) -> list[StoredRun]:
+        rows = self.conn.execute(
+            "SELECT data, lease_token, deadline FROM runs WHERE status = 2 AND deadline > 0 AND deadline < ? "
+            "ORDER BY deadline LIMIT ?", (now_us, limit),
+        )
+        return [self._stored_run(r) for r in rows]
+
+    def count_in_flight(self, project_id: str) -> int:
+        return int(self._one(
+            "SELECT count(*) FROM runs WHERE project_id = ? AND status IN (?, ?)", project_id, *IN_FLIGHT
+        ))
+
+    def count_created_since(self, project_id: str, since_us: int) -> int:
+        return int(self._one(
+            "SELECT count(*) FROM runs WHERE project_id = ? AND status != 10 AND create_time >= ?",
+            project_id, since_us,
+        ))
+
+    # Step runs
+    def step_runs(self, run_id: str) -> list[StepRun]:
+        rows = self.conn.execute("SELECT data FROM step_runs WHERE run_id = ? ORDER BY rowid", (run_id,))
+        return [StepRun.FromString(r[0]) for r in rows]
+
+    def put_step_run(self, step_run: StepRun, *, new: bool) -> None:
+        if new:
+            self.conn.execute(
+                "INSERT INTO step_runs (run_id, data, id) VALUES (?, ?, ?)",
+                (step_run.run_id, step_run.SerializeToString(), step_run.id),
+            )
+        else:
+            self.conn.execute(
+                "UPDATE step_runs SET run_id = ?, data = ? WHERE id = ?",
+                (step_run.run_id, step_run.SerializeToString(), step_run.id),
+            )
+
+    # Events
+    def append_event(self, event: Event) -> int:
+        # The sequence lives in the seq column only; reads put it back in the message.
+        event.ClearField("sequence")
+        cursor = self.conn.execute(
+            "INSERT INTO events (project_id, work_order_id, data) VALUES (?, ?, ?)",
+            (event.project_id, event.work_order_id, event.SerializeToString()),
+        )
+        event.sequence = int(cursor.lastrowid or 0)
+        return event.sequence
+
+    def events_after(self, sequence: int, project_id: str, limit: int) -> list[Event]:
+        if project_id:
+            rows = self.conn.execute(
+                "SELECT seq, data FROM events WHERE project_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+                (project_id, sequence, limit),
+            )
+        else:
+            rows = self.conn.execute(
+                "SELECT seq, data FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (sequence, limit)
+            )
+        events = []
+        for seq, data in rows:
+            event = Event.FromString(data)
+            event.sequence = seq
+            events.append(event)
+        return events
+
+    def last_event_sequence(self) -> int:
+        return int(self._one("SELECT coalesce(max(seq), 0) FROM events"))
+
+    # Idempotency
+    def get_request(self, request_id: str) -> tuple[str, bytes, bytes] | None:
+        row = self.conn.execute(
+            "SELECT method, fingerprint, response FROM requests WHERE request_id = ?", (request_id,)
+        ).fetchone()
+        return (row[0], row[1], row[2]) if row else None
+
+    def put_request(self, request_id: str, method: str, fingerprint: bytes, response: bytes, now_us: int) -> None:
+        self.conn.execute(
+            "INSERT INTO requests (request_id, method, fingerprint, response, create_time) VALUES (?, ?, ?, ?, ?)",
+            (request_id, method, fingerprint, response, now_us),
+        )

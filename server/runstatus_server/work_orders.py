@@ -1,0 +1,145 @@
+"""Work orders and their runs: create, read, retry, cancel (rules 6 and 7).
+
+A work order's status is always its latest run's status: `runs.change_status`
+keeps it so, and a retry points the work order at its new run.
+"""
+
+from __future__ import annotations
+
+from google.protobuf.struct_pb2 import Struct
+
+from runstatus import status_table
+from runstatus.v1.event_pb2 import EventType
+from runstatus.v1.work_order_pb2 import Run, StepRun, WorkOrder, WorkOrderFilter
+
+from . import projects, rules, workflows
+from .errors import FailedPrecondition, invalid
+from .rules import CANCELLED, FAILED, PENDING, REJECTED, RUNNING, SUCCESS, status_name
+from .runs import change_status, load, load_work_order, record_event, with_step_runs
+from .store.base import StoredRun, Tx, WorkOrderKey
+from .util import new_id, timestamp
+
+# Retries are claimed before new work of the same priority.
+RETRY_PRIORITY_BOOST = 1000
+
+
+def _new_run(tx: Tx, work_order: WorkOrder, number: int, priority: int, now: int, start_step_id: str = "") -> Run:
+    """A PENDING run, or a REJECTED one if the project is at its run limit (rule 6)."""
+    project = projects.get(tx, work_order.project_id)
+    over = projects.over_run_limit(tx, project, now)
+    run = Run(
+        id=new_id(), work_order_id=work_order.id, project_id=work_order.project_id, number=number,
+        status=REJECTED if over else PENDING, priority=priority, start_step_id=start_step_id,
+        create_time=timestamp(now), workflow_id=work_order.workflow_id,
+        workflow_version=work_order.workflow_version,
+    )
+    if over:
+        run.status_reason = f"the project has reached its run limit: {over}"
+        run.end_time.CopyFrom(timestamp(now))
+    tx.put_run(StoredRun(run), new=True)
+    return run
+
+
+def create(
+    tx: Tx, project_id: str, workflow_id: str, version: int, input_: Struct, priority: int, now: int
+) -> tuple[WorkOrder, Run]:
+    workflow = workflows.get(tx, project_id, workflow_id, version)
+    work_order = WorkOrder(
+        id=new_id(), project_id=workflow.project_id, workflow_id=workflow.id, workflow_version=workflow.version,
+        input=input_, run_count=1, create_time=timestamp(now), update_time=timestamp(now),
+    )
+    run = _new_run(tx, work_order, 1, priority, now)
+    work_order.status = run.status
+    work_order.latest_run_id = run.id
+    tx.put_work_order(work_order, new=True)
+    record_event(tx, EventType.EVENT_TYPE_WORK_ORDER_CREATED, run, rules.RunStatus.RUN_STATUS_UNSPECIFIED,
+                 work_order.status, now)
+    return work_order, run
+
+
+def latest_run(tx: Tx, work_order: WorkOrder) -> Run:
+    return with_step_runs(tx, load(tx, work_order.latest_run_id).run)
+
+
+def retry(tx: Tx, work_order_id: str, start_step_id: str, now: int) -> tuple[WorkOrder, Run]:
+    """Creates run n+1. From a start step, the steps upstream of it keep their results."""
+    work_order = load_work_order(tx, work_order_id)
+    previous = load(tx, work_order.latest_run_id).run
+    if not status_table.is_terminal(previous.status):
+        raise FailedPrecondition(
+            f"work order {work_order_id} has a {status_name(previous.status)} run; retry it once that ends",
+            reason="LATEST_RUN_NOT_ENDED",
+            metadata={"current_status": status_name(previous.status), "run_id": previous.id},
+        )
+    workflow = workflows.get(tx, work_order.project_id, work_order.workflow_id, work_order.workflow_version)
+    if start_step_id and start_step_id not in {s.id for s in workflow.steps}:
+        raise invalid("start_step_id", f"no step {start_step_id!r} in workflow {workflow.id} v{workflow.version}")
+    priority = previous.priority + RETRY_PRIORITY_BOOST if previous.number == 1 else previous.priority
+    run = _new_run(tx, work_order, work_order.run_count + 1, priority, now, start_step_id)
+    if start_step_id and run.status == PENDING:
+        _reuse_upstream(tx, workflow, previous, run, start_step_id)
+    work_order.run_count += 1
+    work_order.latest_run_id = run.id
+    work_order.status = run.status
+    work_order.update_time.CopyFrom(timestamp(now))
+    tx.put_work_order(work_order, new=False)
+    record_event(tx, EventType.EVENT_TYPE_RUN_CREATED, run, rules.RunStatus.RUN_STATUS_UNSPECIFIED,
+                 work_order.status, now)
+    return work_order, with_step_runs(tx, run)
+
+
+def _reuse_upstream(tx: Tx, workflow: rules.Workflow, previous: Run, run: Run, start_step_id: str) -> None:
+    upstream = rules.ancestors(workflow, start_step_id)
+    new_ids: dict[str, str] = {}
+    for old in tx.step_runs(previous.id):
+        if old.step_id not in upstream or old.status not in (SUCCESS, FAILED):
+            continue
+        copy = StepRun()
+        copy.CopyFrom(old)
+        copy.id = new_ids[old.id] = new_id()
+        copy.run_id = run.id
+        copy.previous_step_run_id = new_ids.get(old.previous_step_run_id, "")
+        copy.reused = True
+        tx.put_step_run(copy, new=True)
+
+
+def retry_page(
+    tx: Tx, project_id: str, flt: WorkOrderFilter, after: WorkOrderKey | None, limit: int, now: int
+) -> tuple[int, int, WorkOrderKey | None]:
+    """Retries one page of the work orders matching a filter: (retried, skipped, next position)."""
+    project = projects.get(tx, project_id)
+    page = tx.list_work_orders(project.id, flt, after, limit)
+    retried = skipped = 0
+    for work_order, _ in page:
+        latest = load(tx, work_order.latest_run_id).run
+        if not status_table.is_terminal(latest.status):
+            skipped += 1
+            continue
+        _, run = retry(tx, work_order.id, "", now)
+        if run.status == REJECTED:
+            skipped += 1
+        else:
+            retried += 1
+    return retried, skipped, (page[-1][1] if len(page) == limit else None)
+
+
+def cancel(tx: Tx, run_id: str, reason: str, now: int) -> Run:
+    """Rule 7: a pending run is cancelled at once; a running one when its worker next reports."""
+    stored = load(tx, run_id)
+    run = stored.run
+    text = f"cancelled: {reason}" if reason else "cancelled by a user"
+    if run.status == PENDING:
+        change_status(tx, stored, CANCELLED, now, reason=text)
+    elif run.status == RUNNING:
+        if not run.cancel_requested:
+            run.cancel_requested = True
+            run.status_reason = text
+            tx.put_run(stored, new=False)
+            work_order = load_work_order(tx, run.work_order_id)
+            record_event(tx, EventType.EVENT_TYPE_RUN_CANCEL_REQUESTED, run, run.status, work_order.status, now)
+    else:
+        raise FailedPrecondition(
+            f"run {run_id} has ended: it is {status_name(run.status)}", reason="RUN_ENDED",
+            metadata={"current_status": status_name(run.status), "run_id": run_id},
+        )
+    return with_step_runs(tx, run)

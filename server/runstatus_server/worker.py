@@ -1,0 +1,223 @@
+"""The worker protocol: claim, heartbeat, start run, start and complete steps, complete run.
+
+Every function runs inside one write transaction (`tx`) and applies the run
+rules from `rules` through `runs.change_status`.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+
+from google.protobuf.duration_pb2 import Duration
+from google.protobuf.struct_pb2 import Struct
+
+from runstatus.v1.error_pb2 import Classification, ErrorReport, RunError
+from runstatus.v1.work_order_pb2 import Run, StepRun
+from runstatus.v1.worker_service_pb2 import (
+    ClaimedRun,
+    CompleteStepResponse,
+    HeartbeatResponse,
+)
+from runstatus.v1.workflow_pb2 import Workflow
+
+from . import projects, rules
+from .classifier import Classifier
+from .errors import FailedPrecondition, NotFound, invalid
+from .rules import LOST, PENDING, RUNNING, SUCCESS, status_name
+from .runs import (
+    cancel_if_requested,
+    change_status,
+    check_lease,
+    extend_lease,
+    load,
+    prepare_report,
+    with_step_runs,
+)
+from .store.base import Tx
+from .util import duration_us, new_id, timestamp
+
+
+@dataclass(frozen=True)
+class Leases:
+    lease_us: int
+
+    @property
+    def heartbeat_interval(self) -> Duration:
+        d = Duration()
+        d.FromMicroseconds(self.lease_us // 3)
+        return d
+
+
+def workflow_of(tx: Tx, run: Run) -> Workflow:
+    workflow = tx.get_workflow(run.project_id, run.workflow_id, run.workflow_version)
+    if workflow is None:  # workflows are immutable and never deleted
+        raise NotFound("workflow", f"{run.workflow_id} v{run.workflow_version}")
+    return workflow
+
+
+def claim(tx: Tx, project_id: str, worker_id: str, max_runs: int, leases: Leases, now: int) -> list[ClaimedRun]:
+    """Hands out pending runs, highest priority then oldest first, each with a lease."""
+    claimed = []
+    for stored in tx.claimable_runs(project_id, max_runs):
+        run = stored.run
+        run.worker_id = worker_id
+        run.claim_time.CopyFrom(timestamp(now))
+        run.lease_expire_time.CopyFrom(timestamp(now + leases.lease_us))
+        stored.lease_token = secrets.token_urlsafe(24)
+        tx.put_run(stored, new=False)
+        work_order = tx.get_work_order(run.work_order_id)
+        claimed.append(
+            ClaimedRun(
+                run=with_step_runs(tx, run), workflow=workflow_of(tx, run),
+                input=work_order.input if work_order else Struct(), lease_token=stored.lease_token,
+                lease_expire_time=run.lease_expire_time, heartbeat_interval=leases.heartbeat_interval,
+            )
+        )
+    return claimed
+
+
+def heartbeat(tx: Tx, run_id: str, lease_token: str, leases: Leases, now: int) -> HeartbeatResponse:
+    stored = load(tx, run_id)
+    check_lease(stored, lease_token)
+    run = stored.run
+    if cancel_if_requested(tx, stored, now):
+        return HeartbeatResponse(status=run.status, stop=True)
+    extend_lease(tx, stored, leases.lease_us, now)
+    # A LOST run's worker may go on: its late completion corrects the run.
+    stop = run.status not in (PENDING, RUNNING, LOST) or (run.status == LOST and run.corrected)
+    return HeartbeatResponse(lease_expire_time=run.lease_expire_time, status=run.status, stop=stop)
+
+
+def start_run(tx: Tx, run_id: str, lease_token: str, leases: Leases, now: int) -> Run:
+    stored = prepare_report(tx, run_id, lease_token, leases.lease_us, now, late_ok=False)
+    run = stored.run
+    if run.status != PENDING:
+        raise FailedPrecondition(
+            f"run {run_id} is {status_name(run.status)}; only a PENDING run can start",
+            reason="ILLEGAL_TRANSITION",
+            metadata={"current_status": status_name(run.status), "requested_status": status_name(RUNNING)},
+        )
+    max_runtime = duration_us(projects.get(tx, run.project_id).max_runtime)
+    stored.deadline_us = now + max_runtime if max_runtime > 0 else 0
+    change_status(tx, stored, RUNNING, now)
+    return with_step_runs(tx, run)
+
+
+def _running_or_late(run: Run) -> None:
+    if run.status not in (RUNNING, LOST):
+        raise FailedPrecondition(
+            f"run {run.id} is {status_name(run.status)}; steps run only in a RUNNING run",
+            reason="RUN_NOT_RUNNING", metadata={"current_status": status_name(run.status), "run_id": run.id},
+        )
+
+
+def start_step(
+    tx: Tx, run_id: str, lease_token: str, step_id: str, previous_step_run_id: str, leases: Leases, now: int
+) -> StepRun:
+    """A step starts at a root, at a retry's start step, or along an edge whose condition fits."""
+    stored = prepare_report(tx, run_id, lease_token, leases.lease_us, now, late_ok=True)
+    run = stored.run
+    _running_or_late(run)
+    workflow = workflow_of(tx, run)
+    if step_id not in {step.id for step in workflow.steps}:
+        raise invalid("step_id", f"no step {step_id!r} in workflow {workflow.id} v{workflow.version}")
+    step_runs = tx.step_runs(run.id)
+    if previous_step_run_id:
+        previous = next((s for s in step_runs if s.id == previous_step_run_id), None)
+        if previous is None:
+            raise invalid("previous_step_run_id", f"no step run {previous_step_run_id!r} in run {run.id}")
+        edge = next(
+            (e for e in workflow.edges if e.source_step_id == previous.step_id and e.target_step_id == step_id), None
+        )
+        if edge is None:
+            raise invalid("step_id", f"no edge from step {previous.step_id!r} to step {step_id!r}")
+        if not rules.edge_allows(edge.condition, previous.status):
+            raise FailedPrecondition(
+                f"the edge {previous.step_id!r} -> {step_id!r} is {rules.EdgeCondition.Name(edge.condition)}, "
+                f"but step run {previous.id} is {status_name(previous.status)}",
+                reason="EDGE_CONDITION_NOT_MET",
+                metadata={"current_status": status_name(run.status), "upstream_status": status_name(previous.status)},
+            )
+    elif step_id not in rules.roots(workflow) and step_id != run.start_step_id:
+        raise invalid(
+            "previous_step_run_id",
+            f"step {step_id!r} is not where the run starts; name the step run whose edge leads to it",
+        )
+    if any(s.step_id == step_id and s.previous_step_run_id == previous_step_run_id for s in step_runs):
+        raise FailedPrecondition(
+            f"step {step_id!r} was already started from {previous_step_run_id or 'the start'} in run {run.id}",
+            reason="STEP_ALREADY_STARTED", metadata={"current_status": status_name(run.status)},
+        )
+    step_run = StepRun(
+        id=new_id(), run_id=run.id, step_id=step_id, status=RUNNING,
+        previous_step_run_id=previous_step_run_id, start_time=timestamp(now),
+    )
+    tx.put_step_run(step_run, new=True)
+    return step_run
+
+
+def complete_step(
+    tx: Tx, classifier: Classifier, run_id: str, lease_token: str, step_run_id: str,
+    error: ErrorReport | None, output: Struct | None, leases: Leases, now: int,
+) -> CompleteStepResponse:
+    """A step ends. A failure lets the run go on; an abort ends it at once (rule 2)."""
+    stored = prepare_report(tx, run_id, lease_token, leases.lease_us, now, late_ok=True)
+    run = stored.run
+    _running_or_late(run)
+    step_run = next((s for s in tx.step_runs(run.id) if s.id == step_run_id), None)
+    if step_run is None:
+        raise NotFound("step run", step_run_id)
+    if step_run.status != RUNNING and not (run.status == LOST and step_run.status == LOST):
+        raise FailedPrecondition(
+            f"step run {step_run_id} has ended: it is {status_name(step_run.status)}",
+            reason="STEP_ENDED", metadata={"current_status": status_name(step_run.status), "run_id": run.id},
+        )
+    classification: Classification | None = None
+    if error is not None:
+        classification = classifier.classify(error)
+        step_run.status = classification.status
+        step_run.error.CopyFrom(RunError(report=error, classification=classification, step_id=step_run.step_id))
+    else:
+        step_run.status = SUCCESS
+    if output is not None:
+        step_run.output.CopyFrom(output)
+    step_run.end_time.CopyFrom(timestamp(now))
+    tx.put_step_run(step_run, new=False)
+    if classification is not None and classification.aborts_run:
+        change_status(tx, stored, classification.status, now, error=step_run.error)
+    response = CompleteStepResponse(step_run=step_run, run_status=run.status)
+    if classification is not None:
+        response.classification.CopyFrom(classification)
+    return response
+
+
+def complete_run(
+    tx: Tx, classifier: Classifier, run_id: str, lease_token: str, error: ErrorReport | None,
+    leases: Leases, now: int,
+) -> Run:
+    """The run ends: with a run-level error's status, or by the leaf rule (rule 3)."""
+    stored = prepare_report(tx, run_id, lease_token, leases.lease_us, now, late_ok=True)
+    run = stored.run
+    _running_or_late(run)
+    step_runs = tx.step_runs(run.id)
+    if error is not None:
+        classification = classifier.classify(error)
+        change_status(tx, stored, classification.status, now,
+                      error=RunError(report=error, classification=classification))
+        return with_step_runs(tx, run)
+    running = [s.step_id for s in step_runs if s.status == RUNNING]
+    if running:
+        raise FailedPrecondition(
+            f"steps still running: {', '.join(running)}; complete them first, or report a run-level error",
+            reason="STEPS_STILL_RUNNING", metadata={"current_status": status_name(run.status)},
+        )
+    if not any(not s.reused for s in step_runs):
+        raise FailedPrecondition(
+            f"run {run_id} executed no step", reason="NO_STEP_EXECUTED",
+            metadata={"current_status": status_name(run.status)},
+        )
+    status, run_error = rules.leaf_outcome(workflow_of(tx, run), step_runs)
+    change_status(tx, stored, status, now, error=run_error)
+    return with_step_runs(tx, run)
+

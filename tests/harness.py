@@ -1,0 +1,228 @@
+"""A real runstatus server in a subprocess, on a real port, and stubs to talk to it."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import grpc
+from google.protobuf.struct_pb2 import Struct
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+from runstatus.v1 import (
+    classifier_service_pb2_grpc,
+    project_service_pb2_grpc,
+    work_order_service_pb2_grpc,
+    worker_service_pb2_grpc,
+    workflow_service_pb2_grpc,
+)
+from runstatus.v1 import project_service_pb2 as project_pb
+from runstatus.v1 import worker_service_pb2 as worker_pb
+from runstatus.v1 import work_order_service_pb2 as wo_pb
+from runstatus.v1 import workflow_service_pb2 as wf_pb
+from runstatus.v1.error_pb2 import ErrorReport, ErrorSource
+from runstatus.v1.project_pb2 import Project
+from runstatus.v1.workflow_pb2 import Edge, EdgeCondition, Step, Workflow
+
+ALWAYS = EdgeCondition.EDGE_CONDITION_ALWAYS
+ON_SUCCESS = EdgeCondition.EDGE_CONDITION_ON_SUCCESS
+ON_FAILURE = EdgeCondition.EDGE_CONDITION_ON_FAILURE
+EXPRESSION = EdgeCondition.EDGE_CONDITION_EXPRESSION
+JOB = ErrorSource.ERROR_SOURCE_JOB
+RUNTIME = ErrorSource.ERROR_SOURCE_RUNTIME
+
+
+class ServerProcess:
+    """`python -m runstatus_server serve` with its log in a file."""
+
+    def __init__(self, db: pathlib.Path, *args: str, port: int = 0) -> None:
+        self.db = db
+        self.args = list(args)
+        self.port = port
+        self.log_path = db.with_suffix(f".{uuid.uuid4().hex[:6]}.log")
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 20) -> ServerProcess:
+        log = open(self.log_path, "ab")
+        self._log_offset = self.log_path.stat().st_size
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "runstatus_server", "serve", "--port", str(self.port), "--db", str(self.db),
+             *self.args],
+            stdout=log, stderr=log, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for entry in self.log_entries():
+                if entry.get("message") == "listening":
+                    self.port = int(entry["port"])
+                    return self
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited: {self.log_path.read_text()}")
+            time.sleep(0.05)
+        raise TimeoutError(f"server did not start: {self.log_path.read_text()}")
+
+    def log_entries(self) -> list[dict[str, Any]]:
+        entries = []
+        with open(self.log_path, "rb") as f:
+            f.seek(self._log_offset)
+            for line in f.read().decode(errors="replace").splitlines():
+                try:
+                    entries.append(json.loads(line))
+                except ValueError:
+                    entries.append({"message": line})
+        return entries
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        return self.proc.wait(timeout)
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+    def restart(self) -> ServerProcess:
+        return self.start()
+
+
+class Client:
+    """The generated stubs on one channel."""
+
+    def __init__(self, address: str, project_id: str = "") -> None:
+        # Scenarios run in a project of their own, so claims never take another test's runs.
+        self.project_id = project_id
+        self.channel = grpc.insecure_channel(address)
+        grpc.channel_ready_future(self.channel).result(timeout=10)
+        self.classifier = classifier_service_pb2_grpc.ClassifierServiceStub(self.channel)
+        self.workflows = workflow_service_pb2_grpc.WorkflowServiceStub(self.channel)
+        self.projects = project_service_pb2_grpc.ProjectServiceStub(self.channel)
+        self.work_orders = work_order_service_pb2_grpc.WorkOrderServiceStub(self.channel)
+        self.worker = worker_service_pb2_grpc.WorkerServiceStub(self.channel)
+
+    def close(self) -> None:
+        self.channel.close()
+
+    def new_project(self, **kw: Any) -> str:
+        project_id = f"p-{uuid.uuid4().hex[:10]}"
+        self.projects.CreateProject(project_pb.CreateProjectRequest(project=Project(id=project_id, **kw)))
+        self.project_id = project_id
+        return project_id
+
+    # Shortcuts for scenarios
+    def workflow(self, steps: list[str], edges: list[tuple[str, str, int]] = (), project_id: str = "", wid: str = "") -> Workflow:  # type: ignore[assignment]
+        workflow = Workflow(
+            id=wid or f"wf-{uuid.uuid4().hex[:8]}", project_id=project_id or self.project_id,
+            steps=[Step(id=s, name=s) for s in steps],
+            edges=[Edge(source_step_id=a, target_step_id=b, condition=c, expression="x" if c == EXPRESSION else "")
+                   for a, b, c in edges],
+        )
+        return self.workflows.CreateWorkflow(wf_pb.CreateWorkflowRequest(workflow=workflow)).workflow
+
+    def work_order(self, workflow: Workflow, input_: dict[str, Any] | None = None, **kw: Any) -> wo_pb.CreateWorkOrderResponse:
+        struct = Struct()
+        struct.update(input_ or {"patient": 123})
+        return self.work_orders.CreateWorkOrder(
+            wo_pb.CreateWorkOrderRequest(project_id=workflow.project_id, workflow_id=workflow.id, input=struct, **kw)
+        )
+
+    def claim(self, project_id: str | None = None, worker_id: str = "worker-1", max_runs: int = 1) -> list[worker_pb.ClaimedRun]:
+        return list(self.worker.ClaimRuns(
+            worker_pb.ClaimRunsRequest(project_id=self.project_id if project_id is None else project_id, worker_id=worker_id, max_runs=max_runs)
+        ).runs)
+
+    def claim_run(self, run_id: str, project_id: str | None = None) -> "Lease":
+        """Claims until the given run is handed out (other pending runs of the project are claimed too)."""
+        for _ in range(1000):
+            claimed = self.claim(project_id, max_runs=100)
+            for c in claimed:
+                if c.run.id == run_id:
+                    return Lease(self, c)
+            if not claimed:
+                break
+        raise AssertionError(f"run {run_id} was not handed out")
+
+
+class Lease:
+    """A claimed run, and the reports a worker makes on it."""
+
+    def __init__(self, client: Client, claimed: worker_pb.ClaimedRun) -> None:
+        self.c = client
+        self.claimed = claimed
+        self.run_id = claimed.run.id
+        self.token = claimed.lease_token
+
+    def start(self, **kw: Any) -> Any:
+        return self.c.worker.StartRun(worker_pb.StartRunRequest(run_id=self.run_id, lease_token=self.token, **kw)).run
+
+    def step(self, step_id: str, after: str = "", **kw: Any) -> Any:
+        return self.c.worker.StartStep(worker_pb.StartStepRequest(
+            run_id=self.run_id, lease_token=self.token, step_id=step_id, previous_step_run_id=after, **kw)).step_run
+
+    def done(self, step_run_id: str, error: ErrorReport | None = None, **kw: Any) -> worker_pb.CompleteStepResponse:
+        return self.c.worker.CompleteStep(worker_pb.CompleteStepRequest(
+            run_id=self.run_id, lease_token=self.token, step_run_id=step_run_id, error=error, **kw))
+
+    def complete(self, error: ErrorReport | None = None, **kw: Any) -> Any:
+        return self.c.worker.CompleteRun(worker_pb.CompleteRunRequest(
+            run_id=self.run_id, lease_token=self.token, error=error, **kw)).run
+
+    def heartbeat(self) -> worker_pb.HeartbeatResponse:
+        return self.c.worker.Heartbeat(worker_pb.HeartbeatRequest(run_id=self.run_id, lease_token=self.token))
+
+
+def error(name: str, source: int = JOB, **kw: Any) -> ErrorReport:
+    return ErrorReport(name=name, source=source, message=kw.pop("message", f"a {name}"), **kw)
+
+
+def rpc_error(call: Any, *args: Any, **kw: Any) -> grpc.RpcError:
+    try:
+        call(*args, **kw)
+    except grpc.RpcError as e:
+        return e
+    raise AssertionError("the call succeeded; an error was expected")
+
+
+def details(e: grpc.RpcError) -> tuple[error_details_pb2.ErrorInfo, list[tuple[str, str]]]:
+    """The ErrorInfo and the BadRequest field violations of an error."""
+    status = rpc_status.from_call(e)  # type: ignore[arg-type]
+    assert status is not None, f"no google.rpc.Status details in {e}"
+    info = error_details_pb2.ErrorInfo()
+    violations: list[tuple[str, str]] = []
+    for detail in status.details:
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            detail.Unpack(info)
+        elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+            bad = error_details_pb2.BadRequest()
+            detail.Unpack(bad)
+            violations += [(v.field, v.description) for v in bad.field_violations]
+    return info, violations
+
+
+def fields(e: grpc.RpcError) -> list[str]:
+    assert e.code() == grpc.StatusCode.INVALID_ARGUMENT, (e.code(), e.details())
+    return [f for f, _ in details(e)[1]]
+
+
+@contextmanager
+def running_server(tmp: pathlib.Path, *args: str) -> Iterator[tuple[ServerProcess, Client]]:
+    server = ServerProcess(tmp / "runstatus.db", *args).start()
+    client = Client(server.address)
+    try:
+        yield server, client
+    finally:
+        client.close()
+        server.stop()

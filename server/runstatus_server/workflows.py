@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections import Counter
-
 from runstatus.v1.workflow_pb2 import EdgeCondition, Workflow
 
 from .errors import InvalidArgument, NotFound
@@ -41,11 +39,12 @@ def validate_workflow(workflow: Workflow, prefix: str = "workflow") -> None:
     if v:
         raise InvalidArgument(v)
 
-    counts = Counter(step.id for step in workflow.steps)
+    step_ids: set[str] = set()
     for i, step in enumerate(workflow.steps):
         check_id(f"{prefix}.steps[{i}].id", step.id, v)
-        if counts[step.id] > 1 and step.id:
+        if step.id in step_ids:
             v.append((f"{prefix}.steps[{i}].id", f"duplicate step id {step.id!r}"))
+        step_ids.add(step.id)
         if len(step.name) > MAX_NAME or len(step.adaptor) > MAX_NAME:
             v.append((f"{prefix}.steps[{i}]", f"name and adaptor must be at most {MAX_NAME} characters"))
         if len(step.body.encode()) > MAX_BODY:
@@ -56,7 +55,7 @@ def validate_workflow(workflow: Workflow, prefix: str = "workflow") -> None:
         where = f"{prefix}.edges[{i}]"
         for end in ("source_step_id", "target_step_id"):
             step_id = getattr(edge, end)
-            if step_id not in counts:
+            if step_id not in step_ids:
                 v.append((f"{where}.{end}", f"no step {step_id!r} in this workflow"))
         if edge.source_step_id == edge.target_step_id and edge.source_step_id:
             v.append((where, "an edge cannot lead from a step to itself"))

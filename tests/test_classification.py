@@ -1,0 +1,114 @@
+"""Rule 1 over the Classify RPC: the seed's names, the alias table, unknown names."""
+
+from __future__ import annotations
+
+import pathlib
+
+import grpc
+import pytest
+
+from harness import JOB, RUNTIME, Client, ServerProcess, error, fields, rpc_error, running_server
+from runstatus import status_table
+from runstatus.v1 import classifier_service_pb2 as pb
+from runstatus.v1.error_pb2 import ErrorReport
+from runstatus.v1.status_pb2 import ErrorType, RunStatus
+
+T = ErrorType
+S = RunStatus
+
+
+def classify(client: Client, report: ErrorReport) -> pb.Classification:  # type: ignore[name-defined]
+    return client.classifier.Classify(pb.ClassifyRequest(error=report)).classification
+
+
+@pytest.mark.parametrize("row", list(status_table.error_types().values()), ids=lambda r: r.name)
+@pytest.mark.parametrize("source", [JOB, RUNTIME])
+def test_every_seed_name_classifies_as_the_table_says(client: Client, row: status_table.ErrorTypeRow, source: int) -> None:
+    c = classify(client, error(row.name, source))
+    assert (c.error_type, c.status) == (row.error_type, row.status)
+    assert c.aborts_run == status_table.aborts_run(row.status)
+    assert c.rule == f"seed:{row.name}"
+
+
+@pytest.mark.parametrize(
+    "name, language, message, expected_type, expected_status",
+    [
+        # OpenFn's own names
+        ("AdaptorError", "javascript", "", T.ERROR_TYPE_JOB_ERROR, S.RUN_STATUS_FAILED),
+        ("OOMError", "javascript", "", T.ERROR_TYPE_OOM_ERROR, S.RUN_STATUS_KILLED),
+        ("CompileError", "javascript", "", T.ERROR_TYPE_SYNTAX_ERROR, S.RUN_STATUS_CRASHED),
+        ("RuntimeCrash", "javascript", "", T.ERROR_TYPE_UNSPECIFIED, S.RUN_STATUS_CRASHED),
+        # Python
+        ("NameError", "python", "name 'x' is not defined", T.ERROR_TYPE_REFERENCE_ERROR, S.RUN_STATUS_CRASHED),
+        ("KeyError", "python", "'age'", T.ERROR_TYPE_RANGE_ERROR, S.RUN_STATUS_FAILED),
+        ("IndexError", "python", "list index out of range", T.ERROR_TYPE_RANGE_ERROR, S.RUN_STATUS_FAILED),
+        ("AttributeError", "python", "'NoneType' object has no attribute 'age'", T.ERROR_TYPE_TYPE_ERROR, S.RUN_STATUS_FAILED),
+        ("MemoryError", "python", "", T.ERROR_TYPE_OOM_ERROR, S.RUN_STATUS_KILLED),
+        ("ModuleNotFoundError", "py", "", T.ERROR_TYPE_IMPORT_ERROR, S.RUN_STATUS_KILLED),
+        ("builtins.KeyError", "python", "", T.ERROR_TYPE_RANGE_ERROR, S.RUN_STATUS_FAILED),
+        # Java
+        ("java.lang.NullPointerException", "java", "", T.ERROR_TYPE_TYPE_ERROR, S.RUN_STATUS_FAILED),
+        ("java.lang.ArrayIndexOutOfBoundsException", "java", "", T.ERROR_TYPE_RANGE_ERROR, S.RUN_STATUS_FAILED),
+        ("java.lang.OutOfMemoryError", "java", "", T.ERROR_TYPE_OOM_ERROR, S.RUN_STATUS_KILLED),
+        # Go panics: the message decides
+        ("panic", "go", "runtime error: invalid memory address or nil pointer dereference", T.ERROR_TYPE_TYPE_ERROR, S.RUN_STATUS_FAILED),
+        ("runtime.Error", "go", "runtime error: index out of range [5] with length 2", T.ERROR_TYPE_RANGE_ERROR, S.RUN_STATUS_FAILED),
+        ("panic", "golang", "fatal error: runtime: out of memory", T.ERROR_TYPE_OOM_ERROR, S.RUN_STATUS_KILLED),
+        # A language's alias applies without a language too
+        ("NullPointerException", "", "", T.ERROR_TYPE_TYPE_ERROR, S.RUN_STATUS_FAILED),
+    ],
+)
+def test_aliases(client: Client, name: str, language: str, message: str, expected_type: int, expected_status: int) -> None:
+    c = classify(client, error(name, JOB, language=language, message=message))
+    assert (c.error_type, c.status) == (expected_type, expected_status), c.rule
+    assert c.aborts_run == status_table.aborts_run(expected_status)
+    assert c.rule.startswith(("alias:", "message:"))
+
+
+def test_unknown_names(client: Client) -> None:
+    job = classify(client, error("ValueError", JOB, language="python"))
+    assert (job.error_type, job.status, job.rule) == (T.ERROR_TYPE_JOB_ERROR, S.RUN_STATUS_FAILED, "unknown:job")
+    runtime = classify(client, error("WorkerPanic", RUNTIME))
+    assert (runtime.status, runtime.aborts_run, runtime.rule) == (S.RUN_STATUS_EXCEPTION, True, "unknown:runtime")
+    # A failed request is a job error whatever its name, as the seed's JobError example says.
+    http = classify(client, error("HTTPError", RUNTIME, http_status=503))
+    assert (http.error_type, http.status, http.rule) == (T.ERROR_TYPE_JOB_ERROR, S.RUN_STATUS_FAILED, "http:503")
+
+
+def test_a_python_name_does_not_leak_into_java(client: Client) -> None:
+    c = classify(client, error("KeyError", JOB, language="java"))
+    assert c.rule == "unknown:job"
+
+
+def test_bad_reports_name_the_field(client: Client) -> None:
+    assert fields(rpc_error(client.classifier.Classify, pb.ClassifyRequest())) == ["error"]
+    assert fields(rpc_error(client.classifier.Classify, pb.ClassifyRequest(error=error("")))) == ["error.name"]
+    e = rpc_error(client.classifier.Classify, pb.ClassifyRequest(error=error("X", source=7, http_status=42)))
+    assert sorted(fields(e)) == ["error.http_status", "error.source"]
+    e = rpc_error(client.classifier.Classify, pb.ClassifyRequest(error=error("X" * 10_000)))
+    assert fields(e) == ["error.name"]
+
+
+def test_operator_extends_the_alias_table_from_a_file(tmp: pathlib.Path) -> None:
+    aliases = tmp / "aliases.yaml"
+    aliases.write_text(
+        "names:\n  QuotaExceeded: KILLED\n"
+        "languages:\n  python:\n    ValueError: TYPE_ERROR\n"
+        "messages:\n  - {pattern: 'certificate verify failed', to: SECURITY_ERROR}\n"
+    )
+    with running_server(tmp, "--aliases", str(aliases)) as (_, client):
+        assert classify(client, error("QuotaExceeded")).status == S.RUN_STATUS_KILLED
+        assert classify(client, error("ValueError", language="python")).error_type == T.ERROR_TYPE_TYPE_ERROR
+        c = classify(client, error("SSLError", message="certificate verify failed"))
+        assert c.error_type == T.ERROR_TYPE_SECURITY_ERROR
+        # The built-in table is still there.
+        assert classify(client, error("KeyError", language="python")).error_type == T.ERROR_TYPE_RANGE_ERROR
+
+
+def test_a_bad_alias_file_stops_the_server_with_a_clear_message(tmp: pathlib.Path) -> None:
+    aliases = tmp / "aliases.yaml"
+    aliases.write_text("names:\n  Oops: NOT_A_TYPE\n")
+    server = ServerProcess(tmp / "x.db", "--aliases", str(aliases))
+    with pytest.raises(RuntimeError, match="NOT_A_TYPE"):
+        server.start()
+

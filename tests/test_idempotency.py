@@ -1,0 +1,78 @@
+"""AIP-155: a repeated request with the same request_id returns the first answer and changes nothing."""
+
+from __future__ import annotations
+
+import uuid
+
+import grpc
+
+from harness import Client, details, error, rpc_error
+from runstatus.v1 import work_order_service_pb2 as wo_pb
+from runstatus.v1 import worker_service_pb2 as worker_pb
+from runstatus.v1.status_pb2 import RunStatus
+
+
+def events(client: Client, work_order_id: str) -> list[int]:
+    """Every event of a work order so far (the watch stream, read until it goes quiet)."""
+    stream = client.work_orders.WatchWorkOrders(
+        wo_pb.WatchWorkOrdersRequest(project_id=client.project_id, work_order_ids=[work_order_id]), timeout=1.0
+    )
+    seen = []
+    try:
+        for item in stream:
+            seen.append(item.event.sequence)
+    except grpc.RpcError as e:
+        assert e.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    return seen
+
+
+def test_create_work_order_twice_makes_one(client: Client) -> None:
+    wf = client.workflow(["a"])
+    rid = str(uuid.uuid4())
+    first = client.work_order(wf, request_id=rid)
+    again = client.work_order(wf, request_id=rid)
+    assert again == first
+    count = client.work_orders.CountWorkOrders(wo_pb.CountWorkOrdersRequest(project_id=client.project_id))
+    assert count.total == 1
+
+
+def test_repeated_reports_return_the_first_answer(client: Client) -> None:
+    wf = client.workflow(["a", "b"])
+    created = client.work_order(wf)
+    lease = client.claim_run(created.run.id)
+    assert lease.start(request_id="start-1") == lease.start(request_id="start-1")
+    a1 = lease.step("a", request_id="step-a")
+    assert lease.step("a", request_id="step-a") == a1
+    done = lease.done(a1.id, error("TypeError"), request_id="done-a")
+    before = events(client, created.work_order.id)
+    assert lease.done(a1.id, error("TypeError"), request_id="done-a") == done
+    b = lease.step("b")
+    lease.done(b.id)
+    run = lease.complete(request_id="complete")
+    assert lease.complete(request_id="complete") == run
+    assert run.status == RunStatus.RUN_STATUS_FAILED
+    got = client.work_orders.GetRun(wo_pb.GetRunRequest(run_id=created.run.id)).run
+    assert [s.step_id for s in got.step_runs] == ["a", "b"]
+    after = events(client, created.work_order.id)
+    assert len(after) == len(before) + 1  # only the completion added an event
+    # Without a request_id, the repeat is a new report and does not fit any more.
+    assert rpc_error(lease.complete).code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+def test_claims_are_idempotent(client: Client) -> None:
+    wf = client.workflow(["a"])
+    client.work_order(wf)
+    client.work_order(wf)
+    request = worker_pb.ClaimRunsRequest(project_id=client.project_id, worker_id="w", max_runs=1, request_id="claim-1")
+    first = client.worker.ClaimRuns(request)
+    assert len(first.runs) == 1
+    assert client.worker.ClaimRuns(request) == first
+    assert len(client.claim(max_runs=5)) == 1  # the other one is still there
+
+
+def test_a_request_id_reused_for_another_request_is_refused(client: Client) -> None:
+    wf = client.workflow(["a"])
+    client.work_order(wf, request_id="same")
+    e = rpc_error(client.work_order, wf, {"other": 1}, request_id="same")
+    assert e.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert details(e)[0].reason == "REQUEST_ID_REUSED"

@@ -105,6 +105,7 @@ class Client:
     def __init__(self, address: str, project_id: str = "") -> None:
         # Scenarios run in a project of their own, so claims never take another test's runs.
         self.project_id = project_id
+        self._claimed: dict[str, worker_pb.ClaimedRun] = {}
         self.channel = grpc.insecure_channel(address)
         grpc.channel_ready_future(self.channel).result(timeout=10)
         self.classifier = classifier_service_pb2_grpc.ClassifierServiceStub(self.channel)
@@ -145,14 +146,17 @@ class Client:
         ).runs)
 
     def claim_run(self, run_id: str, project_id: str | None = None) -> "Lease":
-        """Claims until the given run is handed out (other pending runs of the project are claimed too)."""
+        """Claims one run at a time until the given run is handed out; runs claimed on the
+        way are kept for later calls (claims go oldest first, as scenarios create them)."""
+        if run_id in self._claimed:
+            return Lease(self, self._claimed.pop(run_id))
         for _ in range(1000):
-            claimed = self.claim(project_id, max_runs=100)
-            for c in claimed:
-                if c.run.id == run_id:
-                    return Lease(self, c)
+            claimed = self.claim(project_id, max_runs=1)
             if not claimed:
                 break
+            if claimed[0].run.id == run_id:
+                return Lease(self, claimed[0])
+            self._claimed[claimed[0].run.id] = claimed[0]
         raise AssertionError(f"run {run_id} was not handed out")
 
 

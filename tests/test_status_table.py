@@ -133,3 +133,11 @@ def test_helpers() -> None:
     assert status_table.status_of(ErrorType.ERROR_TYPE_IMPORT_ERROR) == RunStatus.RUN_STATUS_KILLED
     assert status_table.is_terminal(RunStatus.RUN_STATUS_LOST)
     assert not status_table.is_terminal(RunStatus.RUN_STATUS_RUNNING)
+
+
+def test_readme_shows_the_table_from_the_descriptors() -> None:
+    readme = (pathlib.Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    start = readme.index("<!-- status-table")
+    start = readme.index("\n", start) + 1
+    end = readme.index("<!-- /status-table -->")
+    assert readme[start:end].strip() == status_table.markdown()

@@ -24,10 +24,10 @@ def encode(*parts: object) -> str:
 def decode(token: str, count: int) -> list[str]:
     """The parts of a token made by `encode`; INVALID_ARGUMENT for anything else."""
     try:
-        parts = base64.urlsafe_b64decode(token.encode("ascii")).decode().split("\x1f")
+        parts = base64.b64decode(token.encode("ascii"), altchars=b"-_", validate=True).decode().split("\x1f")
     except (binascii.Error, UnicodeError, ValueError):
         parts = []
-    if len(parts) != count:
+    if len(parts) != count or not all(parts):
         raise invalid("page_token", "is not a token this server gave out")
     return parts
 

@@ -14,15 +14,10 @@ from grpc_reflection.v1alpha import reflection
 
 from runstatus.v1 import (
     classifier_service_pb2,
-    classifier_service_pb2_grpc,
     project_service_pb2,
-    project_service_pb2_grpc,
     work_order_service_pb2,
-    work_order_service_pb2_grpc,
     worker_service_pb2,
-    worker_service_pb2_grpc,
     workflow_service_pb2,
-    workflow_service_pb2_grpc,
 )
 
 from . import sweeper
@@ -32,6 +27,7 @@ from .notifier import Notify, log_notifier, run_notifier, webhook_notifier
 from .services.classifier_service import ClassifierService
 from .services.common import App, Limits
 from .services.project_service import ProjectService
+from .services.registry import register
 from .services.work_order_service import WorkOrderService
 from .services.worker_service import WorkerService
 from .services.workflow_service import WorkflowService
@@ -41,13 +37,15 @@ from .worker import Leases
 
 log = logging.getLogger("runstatus.server")
 
+# Each service's descriptor and the class that implements it.
 SERVICES = [
-    classifier_service_pb2.DESCRIPTOR.services_by_name["ClassifierService"],
-    workflow_service_pb2.DESCRIPTOR.services_by_name["WorkflowService"],
-    project_service_pb2.DESCRIPTOR.services_by_name["ProjectService"],
-    work_order_service_pb2.DESCRIPTOR.services_by_name["WorkOrderService"],
-    worker_service_pb2.DESCRIPTOR.services_by_name["WorkerService"],
+    (classifier_service_pb2.DESCRIPTOR.services_by_name["ClassifierService"], ClassifierService),
+    (workflow_service_pb2.DESCRIPTOR.services_by_name["WorkflowService"], WorkflowService),
+    (project_service_pb2.DESCRIPTOR.services_by_name["ProjectService"], ProjectService),
+    (work_order_service_pb2.DESCRIPTOR.services_by_name["WorkOrderService"], WorkOrderService),
+    (worker_service_pb2.DESCRIPTOR.services_by_name["WorkerService"], WorkerService),
 ]
+SERVICE_NAMES = [service.full_name for service, _ in SERVICES]
 
 
 @dataclass
@@ -91,19 +89,15 @@ class Server:
             ("grpc.so_reuseport", 0),
         ]
         server = self._grpc = grpc.aio.server(options=options)
-        classifier_service_pb2_grpc.add_ClassifierServiceServicer_to_server(ClassifierService(self.app), server)
-        workflow_service_pb2_grpc.add_WorkflowServiceServicer_to_server(WorkflowService(self.app), server)
-        project_service_pb2_grpc.add_ProjectServiceServicer_to_server(ProjectService(self.app), server)
-        work_order_service_pb2_grpc.add_WorkOrderServiceServicer_to_server(WorkOrderService(self.app), server)
-        worker_service_pb2_grpc.add_WorkerServiceServicer_to_server(WorkerService(self.app), server)
+        for service, servicer in SERVICES:
+            register(server, servicer(self.app), service)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
-        names = [s.full_name for s in SERVICES]
-        reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
+        reflection.enable_server_reflection([*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
         self.port = server.add_insecure_port(f"{self.settings.host}:{self.settings.port}")
         if not self.port:
             raise OSError(f"cannot listen on {self.settings.host}:{self.settings.port}")
         await server.start()
-        for name in ["", *names]:
+        for name in ["", *SERVICE_NAMES]:
             await self._set_health(name, health_pb2.HealthCheckResponse.SERVING)
         notifiers: list[Notify] = [log_notifier]
         if self.settings.admin_webhook:
@@ -139,7 +133,7 @@ class Server:
 
     async def stop(self) -> None:
         """Graceful: refuse new RPCs, let in-flight ones (and their writes) finish, then close."""
-        for name in ["", *(s.full_name for s in SERVICES)]:
+        for name in ["", *SERVICE_NAMES]:
             await self._set_health(name, health_pb2.HealthCheckResponse.NOT_SERVING)
         if self._grpc is not None:
             await self._grpc.stop(self.settings.grace_seconds)

@@ -98,3 +98,21 @@ def status_of(error_type: ErrorType.ValueType) -> RunStatus.ValueType:
 def label(status: RunStatus.ValueType) -> str:
     row = statuses().get(status)
     return row.label if row else "Unspecified"
+
+
+def markdown() -> str:
+    """The table as markdown, as the README shows it."""
+    types: dict[int, list[str]] = {}
+    for row in error_types().values():
+        types.setdefault(row.status, []).append(row.name)
+    lines = [
+        "| status | chip | terminal | aborts the run | error types | meaning |",
+        "|---|---|---|---|---|---|",
+    ]
+    for s in statuses().values():
+        aborts = {True: "yes", False: "no", None: "–"}[s.aborts_run]
+        lines.append(
+            f"| {s.name} | {s.chip} | {'yes' if s.terminal else 'no'} | {aborts} | "
+            f"{', '.join(types.get(s.status, [])) or '–'} | {s.description} |"
+        )
+    return "\n".join(lines)

@@ -23,6 +23,7 @@ from ..errors import ApiError, InvalidArgument, Unavailable
 from ..events import EventHub
 from ..store.base import Store
 from ..worker import Leases
+from .registry import Undecodable
 
 log = logging.getLogger("runstatus.rpc")
 
@@ -60,12 +61,18 @@ def _as_api_error(e: Exception) -> ApiError:
     return ApiError("internal error; the server logged it", reason="INTERNAL")
 
 
+def _check_decoded(request: object) -> None:
+    if isinstance(request, Undecodable):
+        raise InvalidArgument([("request", f"cannot be parsed: {request.reason}")], reason="MALFORMED_REQUEST")
+
+
 def unary(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Turns domain errors into google.rpc.Status with details; never a bare INTERNAL for bad input."""
 
     @functools.wraps(fn)
     async def wrapper(self: Any, request: Message, context: grpc.aio.ServicerContext) -> Any:
         try:
+            _check_decoded(request)
             return await fn(self, request, context)
         except grpc.aio.AbortError:
             raise
@@ -79,6 +86,7 @@ def streaming(fn: Callable[..., AsyncIterator[Any]]) -> Callable[..., AsyncItera
     @functools.wraps(fn)
     async def wrapper(self: Any, request: Message, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
         try:
+            _check_decoded(request)
             async for item in fn(self, request, context):
                 yield item
         except grpc.aio.AbortError:

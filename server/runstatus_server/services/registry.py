@@ -1,0 +1,45 @@
+"""Registers servicers from their service descriptors, with request parsing that
+never fails the call with UNKNOWN: a request that does not parse (too deeply
+nested, malformed bytes) reaches the servicer as `Undecodable` and is answered
+INVALID_ARGUMENT like any other bad input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+from google.protobuf import message_factory
+from google.protobuf.descriptor import ServiceDescriptor
+from google.protobuf.message import DecodeError
+
+
+@dataclass(frozen=True)
+class Undecodable:
+    reason: str
+
+
+def _lenient(parse: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+    def parse_or_mark(data: bytes) -> Any:
+        try:
+            return parse(data)
+        except (DecodeError, RecursionError) as e:
+            return Undecodable(str(e))
+
+    return parse_or_mark
+
+
+def register(server: grpc.aio.Server, servicer: object, service: ServiceDescriptor) -> None:
+    handlers = {}
+    for method in service.methods:
+        request = message_factory.GetMessageClass(method.input_type)
+        response = message_factory.GetMessageClass(method.output_type)
+        make = grpc.unary_stream_rpc_method_handler if method.server_streaming else grpc.unary_unary_rpc_method_handler
+        handlers[method.name] = make(
+            getattr(servicer, method.name),
+            request_deserializer=_lenient(request.FromString),
+            response_serializer=response.SerializeToString,
+        )
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service.full_name, handlers),))

@@ -1,0 +1,66 @@
+"""Schema migrations upgrade an existing database file and keep its data."""
+
+from __future__ import annotations
+
+import pathlib
+import sqlite3
+
+import pytest
+
+from harness import Client, ServerProcess
+from runstatus.v1 import work_order_service_pb2 as wo_pb
+from runstatus_server.store import schema, sqlite
+
+
+def test_a_new_migration_upgrades_an_existing_file(tmp: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    server = ServerProcess(tmp / "runstatus.db").start()
+    client = Client(server.address)
+    created = client.work_order(client.workflow(["a"]))
+    client.close()
+    server.stop()
+
+    extra = "ALTER TABLE work_orders ADD COLUMN note TEXT; CREATE INDEX work_orders_note ON work_orders (note)"
+    monkeypatch.setattr(schema, "MIGRATIONS", [*schema.MIGRATIONS, extra])
+    monkeypatch.setattr(sqlite, "MIGRATIONS", schema.MIGRATIONS)
+    conn = sqlite.connect(str(tmp / "runstatus.db"))
+    assert sqlite.migrate(conn) == len(schema.MIGRATIONS)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == len(schema.MIGRATIONS)
+    columns = [r[1] for r in conn.execute("PRAGMA table_info(work_orders)")]
+    assert "note" in columns
+    assert conn.execute("SELECT count(*) FROM work_orders WHERE id = ?", (created.work_order.id,)).fetchone()[0] == 1
+    # Applying again changes nothing.
+    assert sqlite.migrate(conn) == len(schema.MIGRATIONS)
+    conn.close()
+
+
+def test_a_failed_migration_leaves_the_file_as_it_was(tmp: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    conn = sqlite.connect(str(tmp / "x.db"))
+    sqlite.migrate(conn)
+    monkeypatch.setattr(sqlite, "MIGRATIONS", [*schema.MIGRATIONS, "CREATE TABLE t (x); SELECT nonsense FROM nowhere"])
+    with pytest.raises(sqlite3.OperationalError):
+        sqlite.migrate(conn)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == len(schema.MIGRATIONS)
+    assert conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 't'").fetchone()[0] == 0
+
+
+def test_a_newer_database_is_refused(tmp: pathlib.Path) -> None:
+    conn = sqlite.connect(str(tmp / "x.db"))
+    conn.execute(f"PRAGMA user_version = {len(schema.MIGRATIONS) + 1}")
+    with pytest.raises(RuntimeError, match="newer"):
+        sqlite.migrate(conn)
+
+
+def test_the_server_reopens_its_file(tmp: pathlib.Path) -> None:
+    server = ServerProcess(tmp / "runstatus.db").start()
+    client = Client(server.address)
+    created = client.work_order(client.workflow(["a"]))
+    client.close()
+    server.stop()
+    server = server.restart()
+    client = Client(server.address)
+    try:
+        got = client.work_orders.GetWorkOrder(wo_pb.GetWorkOrderRequest(work_order_id=created.work_order.id))
+        assert got.work_order == created.work_order
+    finally:
+        client.close()
+        server.stop()

@@ -1,13 +1,17 @@
 # The two commands: `make serve` starts runstatus, `make test` runs every test.
-# Both set up what they need (a virtualenv in .venv with pinned tools) first.
+# Both set up what they need first: a virtualenv in .venv with pinned Python tools, and
+# for code generation and the cross-language contract suite, pinned Go tools in
+# .tools/bin, the TypeScript client's npm packages, and the Java client's Maven build.
 
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-TOOLS := .tools/bin
+TOOLS := $(abspath .tools/bin)
 GRPCURL_VERSION := v1.9.3
+PROTOC_GEN_GO_VERSION := v1.36.12
+PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 
-.PHONY: setup serve test check generate contract fresh clean bench
+.PHONY: setup tools serve test check generate contract fresh cross-language clean
 
 setup: $(VENV)/.installed
 
@@ -19,22 +23,40 @@ $(VENV)/.installed: pyproject.toml
 
 # grpcurl, for the reflection test: a real third-party client.
 $(TOOLS)/grpcurl:
-	GOBIN=$(abspath $(TOOLS)) go install github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL_VERSION)
+	GOBIN=$(TOOLS) go install github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL_VERSION)
+
+$(TOOLS)/protoc-gen-go:
+	GOBIN=$(TOOLS) go install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
+
+$(TOOLS)/protoc-gen-go-grpc:
+	GOBIN=$(TOOLS) go install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
+
+clients/ts/node_modules/.installed: clients/ts/package.json clients/ts/package-lock.json
+	cd clients/ts && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# Everything `buf generate` runs (buf.gen.yaml) and the tests call.
+tools: setup $(TOOLS)/grpcurl $(TOOLS)/protoc-gen-go $(TOOLS)/protoc-gen-go-grpc clients/ts/node_modules/.installed
 
 serve: setup
 	$(BIN)/runstatus serve $(ARGS)
 
-generate: setup
-	$(BIN)/buf generate
+generate: tools
+	PATH="$(TOOLS):$$PATH" $(BIN)/buf generate
 
 contract: setup
 	scripts/check-contract.sh
 
-fresh: setup
-	scripts/check-generated.sh
+fresh: tools
+	PATH="$(TOOLS):$$PATH" scripts/check-generated.sh
 
-test: setup $(TOOLS)/grpcurl contract fresh
-	PATH="$(abspath $(TOOLS)):$$PATH" $(BIN)/pytest $(PYTEST_ARGS)
+# The contract suite in Go, TypeScript and Java, against one server (Python's runs in pytest too).
+cross-language: tools
+	PATH="$(TOOLS):$$PATH" $(BIN)/python tests/contract/run_all.py
+
+test: tools contract fresh
+	PATH="$(TOOLS):$$PATH" $(BIN)/pytest $(PYTEST_ARGS)
+	PATH="$(TOOLS):$$PATH" $(BIN)/python tests/contract/run_all.py
 
 clean:
-	rm -rf $(VENV) .tools
+	rm -rf $(VENV) .tools clients/ts/node_modules

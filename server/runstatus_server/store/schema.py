@@ -81,3 +81,42 @@ MIGRATIONS: list[str] = [
     ) WITHOUT ROWID;
     """,
 ]
+
+# 2: work order counts by project, workflow, status and hour of creation, kept by
+# triggers, so CountWorkOrders sums a few buckets instead of scanning millions of rows.
+MIGRATIONS.append(
+    """
+    CREATE TABLE work_order_counts (
+        project_id TEXT NOT NULL,
+        workflow_id TEXT NOT NULL,
+        status INTEGER NOT NULL,
+        hour INTEGER NOT NULL,
+        n INTEGER NOT NULL,
+        PRIMARY KEY (project_id, workflow_id, status, hour)
+    ) WITHOUT ROWID;
+    INSERT INTO work_order_counts (project_id, workflow_id, status, hour, n)
+        SELECT project_id, workflow_id, status, create_time / 3600000000, count(*)
+        FROM work_orders GROUP BY 1, 2, 3, 4;
+    CREATE TRIGGER work_orders_counted_insert AFTER INSERT ON work_orders BEGIN
+        INSERT INTO work_order_counts (project_id, workflow_id, status, hour, n)
+            VALUES (NEW.project_id, NEW.workflow_id, NEW.status, NEW.create_time / 3600000000, 1)
+            ON CONFLICT DO UPDATE SET n = n + 1;
+    END;
+    CREATE TRIGGER work_orders_counted_update AFTER UPDATE ON work_orders
+        WHEN OLD.status != NEW.status OR OLD.project_id != NEW.project_id
+          OR OLD.workflow_id != NEW.workflow_id OR OLD.create_time != NEW.create_time
+    BEGIN
+        UPDATE work_order_counts SET n = n - 1
+            WHERE project_id = OLD.project_id AND workflow_id = OLD.workflow_id
+              AND status = OLD.status AND hour = OLD.create_time / 3600000000;
+        INSERT INTO work_order_counts (project_id, workflow_id, status, hour, n)
+            VALUES (NEW.project_id, NEW.workflow_id, NEW.status, NEW.create_time / 3600000000, 1)
+            ON CONFLICT DO UPDATE SET n = n + 1;
+    END;
+    CREATE TRIGGER work_orders_counted_delete AFTER DELETE ON work_orders BEGIN
+        UPDATE work_order_counts SET n = n - 1
+            WHERE project_id = OLD.project_id AND workflow_id = OLD.workflow_id
+              AND status = OLD.status AND hour = OLD.create_time / 3600000000;
+    END
+    """
+)

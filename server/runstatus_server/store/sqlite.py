@@ -32,6 +32,7 @@ T = TypeVar("T")
 log = logging.getLogger("runstatus.store")
 
 MAX_BATCH = 256
+HOUR_US = 3_600_000_000  # the bucket of work_order_counts
 _STOP = object()
 
 
@@ -202,6 +203,17 @@ def _filter_sql(flt: WorkOrderFilter) -> tuple[str, list[Any]]:
     return sql, args
 
 
+def _workflow_and_status_sql(flt: WorkOrderFilter) -> tuple[str, list[Any]]:
+    sql, args = "", []
+    if flt.workflow_id:
+        sql += " AND workflow_id = ?"
+        args.append(flt.workflow_id)
+    if flt.statuses:
+        sql += f" AND status IN ({','.join('?' * len(flt.statuses))})"
+        args += list(flt.statuses)
+    return sql, args
+
+
 class SqliteTx:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
@@ -296,15 +308,46 @@ class SqliteTx:
         return [(WorkOrder.FromString(data), (t, seq)) for t, seq, data in rows[:limit]]
 
     def count_work_orders(self, project_id: str, flt: WorkOrderFilter) -> dict[int, int]:
-        where, args = _filter_sql(flt)
-        if flt.statuses:
-            where += f" AND status IN ({','.join('?' * len(flt.statuses))})"
-            args += list(flt.statuses)
-        rows = self.conn.execute(
-            f"SELECT status, count(*) FROM work_orders WHERE project_id = ?{where} GROUP BY status",
+        """Whole hours come from the work_order_counts buckets; only the partial hours at
+        the ends of a time range are counted row by row."""
+        start = flt.create_time_start.ToMicroseconds() if flt.HasField("create_time_start") else None
+        end = flt.create_time_end.ToMicroseconds() if flt.HasField("create_time_end") else None
+        first_hour = -(-start // HOUR_US) if start is not None else None  # first hour wholly inside
+        end_hour = end // HOUR_US if end is not None else None  # hours before this one are inside
+        if first_hour is not None and end_hour is not None and first_hour >= end_hour:
+            return self._count_rows(project_id, flt, start, end)  # less than two hours: rows
+        where, args = _workflow_and_status_sql(flt)
+        if first_hour is not None:
+            where += " AND hour >= ?"
+            args.append(first_hour)
+        if end_hour is not None:
+            where += " AND hour < ?"
+            args.append(end_hour)
+        counts: dict[int, int] = {}
+        for status, n in self.conn.execute(
+            f"SELECT status, sum(n) FROM work_order_counts WHERE project_id = ?{where} GROUP BY status",
             [project_id, *args],
+        ):
+            counts[status] = n
+        if start is not None and first_hour is not None:
+            self._add(counts, self._count_rows(project_id, flt, start, first_hour * HOUR_US))
+        if end is not None and end_hour is not None:
+            self._add(counts, self._count_rows(project_id, flt, end_hour * HOUR_US, end))
+        return {status: n for status, n in counts.items() if n > 0}
+
+    @staticmethod
+    def _add(counts: dict[int, int], more: dict[int, int]) -> None:
+        for status, n in more.items():
+            counts[status] = counts.get(status, 0) + n
+
+    def _count_rows(self, project_id: str, flt: WorkOrderFilter, start: int | None, end: int | None) -> dict[int, int]:
+        where, args = _workflow_and_status_sql(flt)
+        rows = self.conn.execute(
+            "SELECT status, count(*) FROM work_orders INDEXED BY work_orders_by_time "
+            f"WHERE project_id = ? AND create_time >= ? AND create_time < ?{where} GROUP BY status",
+            [project_id, start if start is not None else 0, end if end is not None else 2**62, *args],
         )
-        return {status: count for status, count in rows}
+        return {status: n for status, n in rows}
 
     # Runs
     def _stored_run(self, row: tuple[bytes, str, int]) -> StoredRun:

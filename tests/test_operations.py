@@ -466,3 +466,16 @@ def _struct(value: dict[str, Any]) -> Any:
     s = Struct()
     s.update(value)
     return s
+
+
+def test_a_watcher_that_never_reads_does_not_hold_up_writers(client: Client) -> None:
+    """The stalled stream's flow-control window fills; writers go on regardless."""
+    wf = client.workflow(["a"])
+    stalled = client.work_orders.WatchWorkOrders(wo_pb.WatchWorkOrdersRequest(project_id=client.project_id))
+    made = [client.work_order(wf).work_order.id for _ in range(800)]
+    count = client.work_orders.CountWorkOrders(wo_pb.CountWorkOrdersRequest(project_id=client.project_id))
+    assert count.total == len(made)
+    # The stalled watcher still gets every event, in order, once it reads.
+    first = [next(stalled).event.work_order_id for _ in range(len(made))]
+    stalled.cancel()
+    assert first == made

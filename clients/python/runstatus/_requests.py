@@ -1,0 +1,124 @@
+"""Request building shared by the sync and async clients: keyword arguments in, messages out."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import Any, Union
+
+from google.protobuf import json_format
+from google.protobuf.field_mask_pb2 import FieldMask
+
+from runstatus.v1 import project_service_pb2 as project_pb
+from runstatus.v1 import work_order_service_pb2 as wo_pb
+from runstatus.v1 import workflow_service_pb2 as wf_pb
+from runstatus.v1.error_pb2 import ErrorReport, ErrorSource
+from runstatus.v1.project_pb2 import Project, RunLimit
+from runstatus.v1.status_pb2 import RunStatus
+from runstatus.v1.work_order_pb2 import WorkOrderFilter
+from runstatus.v1.workflow_pb2 import Edge, EdgeCondition, Step, Workflow
+
+from .models import to_duration, to_struct, to_timestamp
+
+StatusLike = Union[RunStatus.ValueType, str]
+StepLike = Union[str, dict[str, Any], Step]
+EdgeLike = Union[tuple[str, str], tuple[str, str, str], dict[str, Any], Edge]
+
+
+def request_id(value: str | None) -> str:
+    """Every mutating call carries a request_id, so that retrying it is safe (AIP-155)."""
+    return value or str(uuid.uuid4())
+
+
+def status(value: StatusLike) -> RunStatus.ValueType:
+    """RunStatus.RUN_STATUS_FAILED, "RUN_STATUS_FAILED", "FAILED" or "failed"."""
+    if isinstance(value, str):
+        name = value.upper()
+        return RunStatus.Value(name if name.startswith("RUN_STATUS_") else f"RUN_STATUS_{name}")
+    return value
+
+
+def source(value: str | int) -> ErrorSource.ValueType:
+    if isinstance(value, str):
+        name = value.upper()
+        return ErrorSource.Value(name if name.startswith("ERROR_SOURCE_") else f"ERROR_SOURCE_{name}")
+    return ErrorSource.ValueType(value)
+
+
+def error_report(name: str, message: str = "", *, source_: str | int = "job", language: str = "",
+                 http_status: int = 0, stack: str = "") -> ErrorReport:
+    return ErrorReport(name=name, message=message, source=source(source_), language=language,
+                       http_status=http_status, stack=stack)
+
+
+def work_order_filter(statuses: Iterable[StatusLike] = (), workflow_id: str = "",
+                      created_after: datetime | None = None, created_before: datetime | None = None) -> WorkOrderFilter:
+    flt = WorkOrderFilter(statuses=[status(s) for s in statuses], workflow_id=workflow_id)
+    if created_after is not None:
+        flt.create_time_start.CopyFrom(to_timestamp(created_after))
+    if created_before is not None:
+        flt.create_time_end.CopyFrom(to_timestamp(created_before))
+    return flt
+
+
+def _step(value: StepLike) -> Step:
+    if isinstance(value, Step):
+        return value
+    if isinstance(value, str):
+        return Step(id=value)
+    return json_format.ParseDict(value, Step())
+
+
+def _edge(value: EdgeLike) -> Edge:
+    if isinstance(value, Edge):
+        return value
+    if isinstance(value, dict):
+        return json_format.ParseDict(value, Edge())
+    source_step, target, *rest = value
+    condition = (rest[0] if rest else "ALWAYS").upper()
+    if not condition.startswith("EDGE_CONDITION_"):
+        condition = f"EDGE_CONDITION_{condition}"
+    return Edge(source_step_id=source_step, target_step_id=target, condition=EdgeCondition.Value(condition))
+
+
+def create_workflow(workflow_id: str, steps: Sequence[StepLike], edges: Sequence[EdgeLike], project_id: str,
+                    name: str, rid: str | None) -> wf_pb.CreateWorkflowRequest:
+    workflow = Workflow(id=workflow_id, project_id=project_id, name=name,
+                        steps=[_step(s) for s in steps], edges=[_edge(e) for e in edges])
+    return wf_pb.CreateWorkflowRequest(workflow=workflow, request_id=request_id(rid))
+
+
+def workflow_from_dict(data: dict[str, Any]) -> tuple[str, list[StepLike], list[EdgeLike], str]:
+    """A workflow file's content: {id, name, steps: [...], edges: [[a, b, CONDITION] | {...}]}."""
+    edges: list[EdgeLike] = [tuple(e) if isinstance(e, list) else e for e in data.get("edges", [])]
+    return str(data["id"]), list(data.get("steps", [])), edges, str(data.get("name", ""))
+
+
+def project(project_id: str, name: str | None, max_in_flight: int | None, max_per_window: int | None,
+            window: timedelta | None, max_runtime: timedelta | None) -> tuple[Project, list[str]]:
+    """A Project with the given fields and the update mask naming them."""
+    p = Project(id=project_id)
+    paths = []
+    if name is not None:
+        p.name = name
+        paths.append("name")
+    if max_in_flight is not None or max_per_window is not None or window is not None:
+        p.run_limit.CopyFrom(RunLimit(max_in_flight=max_in_flight or 0, max_per_window=max_per_window or 0))
+        if window is not None:
+            p.run_limit.window.CopyFrom(to_duration(window))
+        paths.append("run_limit")
+    if max_runtime is not None:
+        p.max_runtime.CopyFrom(to_duration(max_runtime))
+        paths.append("max_runtime")
+    return p, paths
+
+
+def update_project(p: Project, paths: list[str], rid: str | None) -> project_pb.UpdateProjectRequest:
+    return project_pb.UpdateProjectRequest(project=p, update_mask=FieldMask(paths=paths), request_id=request_id(rid))
+
+
+def create_work_order(workflow_id: str, input_: dict[str, Any] | None, project_id: str, version: int,
+                      priority: int, rid: str | None) -> wo_pb.CreateWorkOrderRequest:
+    return wo_pb.CreateWorkOrderRequest(project_id=project_id, workflow_id=workflow_id, workflow_version=version,
+                                        input=to_struct(input_), priority=priority, request_id=request_id(rid))

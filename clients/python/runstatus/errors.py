@@ -1,0 +1,109 @@
+"""gRPC errors as Python exceptions, carrying the server's ErrorInfo and field violations."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+
+@dataclass(frozen=True)
+class FieldViolation:
+    field: str
+    description: str
+
+
+@dataclass
+class RunstatusError(Exception):
+    """A call the server refused (or could not be made). `reason` and `metadata` come from
+    the google.rpc.ErrorInfo; `violations` from the BadRequest, for INVALID_ARGUMENT."""
+
+    message: str
+    code: grpc.StatusCode = grpc.StatusCode.UNKNOWN
+    reason: str = ""
+    metadata: dict[str, str] = field(default_factory=dict)
+    violations: list[FieldViolation] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        return f"{self.code.name}: {self.message}" + (f" [{self.reason}]" if self.reason else "")
+
+    @property
+    def current_status(self) -> str:
+        """For a refused report: the run's status at the time, e.g. "RUN_STATUS_CRASHED"."""
+        return self.metadata.get("current_status", "")
+
+
+class InvalidArgument(RunstatusError):
+    pass
+
+
+class NotFound(RunstatusError):
+    pass
+
+
+class AlreadyExists(RunstatusError):
+    pass
+
+
+class FailedPrecondition(RunstatusError):
+    pass
+
+
+class Unauthenticated(RunstatusError):
+    pass
+
+
+class PermissionDenied(RunstatusError):
+    pass
+
+
+class Unavailable(RunstatusError):
+    pass
+
+
+class DeadlineExceeded(RunstatusError):
+    pass
+
+
+_BY_CODE: dict[grpc.StatusCode, type[RunstatusError]] = {
+    grpc.StatusCode.INVALID_ARGUMENT: InvalidArgument,
+    grpc.StatusCode.NOT_FOUND: NotFound,
+    grpc.StatusCode.ALREADY_EXISTS: AlreadyExists,
+    grpc.StatusCode.FAILED_PRECONDITION: FailedPrecondition,
+    grpc.StatusCode.UNAUTHENTICATED: Unauthenticated,
+    grpc.StatusCode.PERMISSION_DENIED: PermissionDenied,
+    grpc.StatusCode.UNAVAILABLE: Unavailable,
+    grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceeded,
+}
+
+
+def _status(call: Any) -> Any:
+    for key, value in call.trailing_metadata() or ():
+        if key == rpc_status.GRPC_DETAILS_METADATA_KEY:
+            from google.rpc import status_pb2
+
+            return status_pb2.Status.FromString(value)
+    return None
+
+
+def from_rpc_error(error: grpc.RpcError) -> RunstatusError:
+    # Blocking calls raise grpc.Call errors, asyncio ones AioRpcError: both have these methods.
+    call: Any = error if hasattr(error, "code") and hasattr(error, "trailing_metadata") else None
+    code = call.code() if call else grpc.StatusCode.UNKNOWN
+    message = (call.details() if call else str(error)) or ""
+    reason, metadata, violations = "", {}, []
+    status = _status(call) if call else None
+    details: list[Any] = list(status.details) if status else []
+    for detail in details:
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            reason, metadata = info.reason, dict(info.metadata)
+        elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+            bad = error_details_pb2.BadRequest()
+            detail.Unpack(bad)
+            violations = [FieldViolation(v.field, v.description) for v in bad.field_violations]
+    return _BY_CODE.get(code, RunstatusError)(message, code, reason, metadata, violations)

@@ -1,0 +1,300 @@
+"""The Python client library against a real server: every call, pages, errors, watch across a restart."""
+
+from __future__ import annotations
+
+import asyncio
+import pathlib
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+import runstatus
+from harness import ServerProcess
+from runstatus import AsyncClient, Client
+from runstatus.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, RunstatusError
+from runstatus.v1.status_pb2 import ErrorType, RunStatus
+from runstatus.worker import Worker
+
+S = RunStatus
+
+
+@pytest.fixture
+def rs(server: ServerProcess) -> Client:
+    c = Client(server.address, retries=1)
+    c.project_id = f"py-{time.monotonic_ns()}"
+    c.create_project(c.project_id, name="client tests")
+    return c
+
+
+def test_status_table_helpers() -> None:
+    assert runstatus.chip(S.RUN_STATUS_KILLED) == "🟡"
+    assert runstatus.aborts_run(S.RUN_STATUS_LOST)
+    assert runstatus.status_of(ErrorType.ERROR_TYPE_REFERENCE_ERROR) == S.RUN_STATUS_CRASHED
+
+
+def test_classify(rs: Client) -> None:
+    c = rs.classify("IndexError", "list index out of range", language="python")
+    assert (c.status, c.error_type, c.aborts_run) == (S.RUN_STATUS_FAILED, ErrorType.ERROR_TYPE_RANGE_ERROR, False)
+    assert rs.classify("Boom", source="runtime").status == S.RUN_STATUS_EXCEPTION
+
+
+def test_workflows_projects_and_work_orders(rs: Client) -> None:
+    wf = rs.create_workflow("referral", ["fetch", "notify", {"id": "alert", "name": "Alert"}],
+                            [("fetch", "notify", "on_success"), ("fetch", "alert", "ON_FAILURE")], name="Referral")
+    assert (wf.version, [e.condition for e in wf.edges]) == (1, [2, 3])
+    assert rs.create_workflow("referral", ["fetch"]).version == 2
+    assert rs.get_workflow("referral", 1) == wf
+    assert [w.id for w in rs.list_workflows()] == ["referral"]
+    project = rs.update_project(rs.project_id, max_in_flight=100, max_runtime=timedelta(minutes=5))
+    assert (project.run_limit.max_in_flight, project.max_runtime.seconds, project.name) == (100, 300, "client tests")
+    assert rs.project_id in [p.id for p in rs.list_projects()]
+
+    before = datetime.now(timezone.utc) - timedelta(seconds=1)
+    order = rs.create_work_order("referral", {"patient": {"id": 123, "tags": ["a"]}}, version=1, priority=3)
+    assert order.status == S.RUN_STATUS_PENDING
+    assert order.latest_run is not None and order.latest_run.number == 1
+    got = rs.get_work_order(order.id)
+    assert got.input == {"patient": {"id": 123, "tags": ["a"]}}
+    assert got.create_time is not None and got.create_time >= before
+    assert got.workflow_version == 1
+    run = rs.get_run(got.latest_run_id)
+    assert run.status == S.RUN_STATUS_PENDING and run.create_time is not None
+    assert [r.id for r in rs.list_runs(order.id)] == [run.id]
+    cancelled = rs.cancel_run(run.id, "not needed")
+    assert cancelled.status == S.RUN_STATUS_CANCELLED and "not needed" in cancelled.status_reason
+    again = rs.retry_work_order(order.id)
+    assert (again.status, again.run_count) == (S.RUN_STATUS_PENDING, 2)
+    assert rs.count_work_orders() == {"RUN_STATUS_PENDING": 1}
+    assert rs.count_work_orders(statuses=["failed"]) == {}
+    assert rs.count_work_orders(created_after=before) == {"RUN_STATUS_PENDING": 1}
+
+
+def test_list_follows_pages(rs: Client) -> None:
+    rs.create_workflow("w", ["a"])
+    made = [rs.create_work_order("w").id for _ in range(12)]
+    listed = [w.id for w in rs.list_work_orders(page_size=5)]
+    assert listed == made[::-1]
+    assert [w.id for w in rs.list_work_orders(page_size=5, limit=7)] == made[::-1][:7]
+    assert [w.id for w in rs.list_work_orders(statuses=["PENDING"], workflow_id="w", page_size=4)] == made[::-1]
+    assert list(rs.list_work_orders(statuses=[S.RUN_STATUS_FAILED])) == []
+
+
+def test_errors_carry_reason_and_fields(rs: Client) -> None:
+    with pytest.raises(NotFound) as nf:
+        rs.get_work_order("nope")
+    assert nf.value.reason == "WORK_ORDER_NOT_FOUND"
+    with pytest.raises(InvalidArgument) as bad:
+        rs.create_workflow("x", [])
+    assert [v.field for v in bad.value.violations] == ["workflow.steps"]
+    with pytest.raises(AlreadyExists):
+        rs.create_project(rs.project_id)
+    rs.create_workflow("w", ["a"])
+    order = rs.create_work_order("w")
+    with pytest.raises(FailedPrecondition) as refused:
+        rs.retry_work_order(order.id)
+    assert refused.value.current_status == "RUN_STATUS_PENDING"
+    assert isinstance(refused.value, RunstatusError)
+
+
+def test_request_ids_make_creates_idempotent(rs: Client) -> None:
+    rs.create_workflow("w", ["a"])
+    first = rs.create_work_order("w", request_id="order-1")
+    assert rs.create_work_order("w", request_id="order-1").id == first.id
+    assert rs.count_work_orders() == {"RUN_STATUS_PENDING": 1}
+
+
+def test_bulk_retry(rs: Client) -> None:
+    rs.create_workflow("w", ["a"])
+    orders = [rs.create_work_order("w") for _ in range(3)]
+    for o in orders:
+        rs.cancel_run(o.latest_run_id)
+    assert rs.retry_work_orders(statuses=["cancelled"]) == (3, 0)
+    assert rs.count_work_orders() == {"RUN_STATUS_PENDING": 3}
+
+
+def test_async_client(server: ServerProcess) -> None:
+    async def scenario() -> None:
+        async with AsyncClient(server.address, retries=1) as rs:
+            assert (await rs.classify("NameError", language="python")).status == S.RUN_STATUS_CRASHED
+            rs.project_id = f"async-{time.monotonic_ns()}"
+            await rs.call(rs.projects.CreateProject, runstatus.v1.project_service_pb2.CreateProjectRequest(
+                project=runstatus.v1.project_pb2.Project(id=rs.project_id)))
+            await rs.create_workflow("w", ["a"])
+            order = await rs.create_work_order("w", {"n": 1})
+            assert (await rs.get_work_order(order.id)).input == {"n": 1}
+            assert [w.id async for w in rs.list_work_orders(page_size=1)] == [order.id]
+            assert await rs.count_work_orders() == {"RUN_STATUS_PENDING": 1}
+            events = []
+            async for event in rs.watch(work_order_ids=[order.id]):
+                events.append(event)
+                break
+            assert events[0].status == S.RUN_STATUS_PENDING
+            run = await rs.cancel_run(order.latest_run_id)
+            assert run.status == S.RUN_STATUS_CANCELLED
+            assert (await rs.retry_work_order(order.id)).run_count == 2
+            assert (await rs.get_run(order.latest_run_id)).status == S.RUN_STATUS_CANCELLED
+            with pytest.raises(NotFound):
+                await rs.get_run("nope")
+
+    asyncio.run(scenario())
+
+
+def test_watch_survives_a_server_restart(tmp: pathlib.Path) -> None:
+    server = ServerProcess(tmp / "watch.db").start()
+    port = server.port
+    rs = Client(server.address, timeout=10)
+    rs.create_workflow("w", ["a"])
+    first = rs.create_work_order("w")
+    seen: list[str] = []
+    done = threading.Event()
+
+    def watch() -> None:
+        for event in Client(server.address).watch():
+            seen.append(event.work_order_id)
+            if len(seen) == 3:
+                done.set()
+                return
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not seen and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert seen == [first.id]
+    server.stop()
+    # While the server is down, nothing; then it comes back on the same port.
+    server = ServerProcess(tmp / "watch.db", port=port).start()
+    try:
+        rs2 = Client(server.address)
+        second = rs2.create_work_order("w")
+        third = rs2.create_work_order("w")
+        assert done.wait(15), seen
+        assert seen == [first.id, second.id, third.id]  # nothing missed, nothing twice
+    finally:
+        server.stop()
+
+
+def test_worker_helper_runs_a_branching_workflow(rs: Client) -> None:
+    rs.create_workflow("referral", ["fetch", "enrich", "notify", "alert"], [
+        ("fetch", "enrich", "ON_SUCCESS"), ("enrich", "notify", "ON_SUCCESS"), ("enrich", "alert", "ON_FAILURE")])
+    worker = Worker(rs, worker_id="py-test")
+    calls: list[str] = []
+
+    @worker.step("fetch")
+    def fetch(state: dict) -> dict:  # type: ignore[type-arg]
+        calls.append("fetch")
+        return {**state, "patient": {"id": state["patient_id"]}}
+
+    @worker.step("enrich")
+    def enrich(state: dict) -> dict:  # type: ignore[type-arg]
+        calls.append("enrich")
+        return {**state, "age": state["patient"]["age"]}  # KeyError: a RangeError, FAILED; handled below
+
+    @worker.step("alert")
+    def alert(state: dict) -> dict:  # type: ignore[type-arg]
+        calls.append("alert")
+        assert state["error"]["name"] == "KeyError"
+        return state
+
+    order = rs.create_work_order("referral", {"patient_id": 7})
+    outcomes = worker.run_until_idle()
+    assert [o.status for o in outcomes] == [S.RUN_STATUS_SUCCESS]  # the failure was handled
+    assert calls == ["fetch", "enrich", "alert"]
+    run = rs.get_work_order(order.id).latest_run
+    assert run is not None
+    steps = {s.step_id: s for s in run.step_runs}
+    assert steps["enrich"].status == S.RUN_STATUS_FAILED
+    assert steps["enrich"].error is not None
+    assert steps["enrich"].error.classification.error_type == ErrorType.ERROR_TYPE_RANGE_ERROR
+    assert steps["fetch"].output == {"patient_id": 7, "patient": {"id": 7}}
+
+
+@pytest.mark.parametrize(
+    "raise_, status",
+    [
+        (lambda: undefined_name, S.RUN_STATUS_CRASHED),  # type: ignore[name-defined]  # noqa: F821
+        (lambda: __import__("no_such_module_here"), S.RUN_STATUS_KILLED),
+        (lambda: (_ for _ in ()).throw(MemoryError("heap")), S.RUN_STATUS_KILLED),
+        (lambda: (_ for _ in ()).throw(SyntaxError("bad")), S.RUN_STATUS_CRASHED),
+    ],
+    ids=["NameError", "ModuleNotFoundError", "MemoryError", "SyntaxError"],
+)
+def test_worker_helper_aborts(rs: Client, raise_: object, status: int) -> None:
+    rs.create_workflow("w", ["a", "b"], [("a", "b", "ALWAYS")])
+    worker = Worker(rs)
+    ran: list[str] = []
+
+    @worker.step("a")
+    def a(state: dict) -> dict:  # type: ignore[type-arg]
+        raise_()  # type: ignore[operator]
+        return state
+
+    @worker.step("b")
+    def b(state: dict) -> dict:  # type: ignore[type-arg]
+        ran.append("b")
+        return state
+
+    order = rs.create_work_order("w")
+    assert [o.status for o in worker.run_until_idle()] == [status]
+    assert ran == []  # the abort stopped the run before b
+    assert rs.get_work_order(order.id).status == status
+
+
+def test_worker_helper_unhandled_failure_and_unknown_step(rs: Client) -> None:
+    rs.create_workflow("w", ["a"])
+    worker = Worker(rs)
+
+    @worker.step("a")
+    def a(state: dict) -> dict:  # type: ignore[type-arg]
+        return state["missing"]  # type: ignore[no-any-return]
+
+    rs.create_workflow("other", ["unregistered"])
+    rs.create_work_order("w")
+    rs.create_work_order("other")
+    outcomes = worker.run_until_idle()
+    assert [o.status for o in outcomes] == [S.RUN_STATUS_FAILED, S.RUN_STATUS_EXCEPTION]
+
+
+def test_worker_helper_stops_on_cancel(rs: Client) -> None:
+    rs.create_workflow("w", ["a", "b"], [("a", "b", "ALWAYS")])
+    worker = Worker(rs)
+    order = rs.create_work_order("w")
+
+    @worker.step("a")
+    def a(state: dict) -> dict:  # type: ignore[type-arg]
+        rs.cancel_run(order.latest_run_id)
+        return state
+
+    @worker.step("b")
+    def b(state: dict) -> dict:  # type: ignore[type-arg]
+        raise AssertionError("b must not run after the cancel")
+
+    assert [o.status for o in worker.run_until_idle()] == [S.RUN_STATUS_CANCELLED]
+
+
+def test_worker_helper_retry_from_a_step(rs: Client) -> None:
+    rs.create_workflow("w", ["fetch", "load"], [("fetch", "load", "ON_SUCCESS")])
+    worker = Worker(rs)
+    fetched: list[int] = []
+    fail = [True]
+
+    @worker.step("fetch")
+    def fetch(state: dict) -> dict:  # type: ignore[type-arg]
+        fetched.append(1)
+        return {"rows": 3}
+
+    @worker.step("load")
+    def load(state: dict) -> dict:  # type: ignore[type-arg]
+        if fail[0]:
+            raise ConnectionError("down")
+        assert state == {"rows": 3}
+        return state
+
+    order = rs.create_work_order("w")
+    assert [o.status for o in worker.run_until_idle()] == [S.RUN_STATUS_FAILED]
+    fail[0] = False
+    rs.retry_work_order(order.id, start_step_id="load")
+    assert [o.status for o in worker.run_until_idle()] == [S.RUN_STATUS_SUCCESS]
+    assert len(fetched) == 1  # fetch's result was kept, not run again

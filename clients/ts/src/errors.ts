@@ -1,0 +1,84 @@
+/**
+ * gRPC errors from runstatus: the server sends `grpc-status-details-bin`, a
+ * google.rpc.Status whose details are Any(google.rpc.ErrorInfo) and, for bad
+ * input, Any(google.rpc.BadRequest). connect-es keeps them undecoded on
+ * ConnectError.details as { type, value }; this decodes the ErrorInfo.
+ */
+
+import { BinaryReader, WireType } from "@bufbuild/protobuf/wire";
+import { Code, ConnectError } from "@connectrpc/connect";
+
+/** google.rpc.ErrorInfo (google/rpc/error_details.proto). */
+export interface ErrorInfo {
+  reason: string;
+  domain: string;
+  metadata: Record<string, string>;
+}
+
+export const ERROR_INFO_TYPE = "google.rpc.ErrorInfo";
+
+/** The gRPC status code names, e.g. Code.FailedPrecondition → "FAILED_PRECONDITION". */
+const GRPC_CODE_NAMES: Record<Code, string> = {
+  [Code.Canceled]: "CANCELLED",
+  [Code.Unknown]: "UNKNOWN",
+  [Code.InvalidArgument]: "INVALID_ARGUMENT",
+  [Code.DeadlineExceeded]: "DEADLINE_EXCEEDED",
+  [Code.NotFound]: "NOT_FOUND",
+  [Code.AlreadyExists]: "ALREADY_EXISTS",
+  [Code.PermissionDenied]: "PERMISSION_DENIED",
+  [Code.ResourceExhausted]: "RESOURCE_EXHAUSTED",
+  [Code.FailedPrecondition]: "FAILED_PRECONDITION",
+  [Code.Aborted]: "ABORTED",
+  [Code.OutOfRange]: "OUT_OF_RANGE",
+  [Code.Unimplemented]: "UNIMPLEMENTED",
+  [Code.Internal]: "INTERNAL",
+  [Code.Unavailable]: "UNAVAILABLE",
+  [Code.DataLoss]: "DATA_LOSS",
+  [Code.Unauthenticated]: "UNAUTHENTICATED",
+};
+
+/** The gRPC name of a connect Code, as grpcio and the other clients spell it. */
+export function grpcCodeName(code: Code): string {
+  return GRPC_CODE_NAMES[code] ?? `CODE_${code as number}`;
+}
+
+/** Decodes a serialized google.rpc.ErrorInfo. */
+export function decodeErrorInfo(bytes: Uint8Array): ErrorInfo {
+  const info: ErrorInfo = { reason: "", domain: "", metadata: {} };
+  const reader = new BinaryReader(bytes);
+  while (reader.pos < reader.len) {
+    const [field, wireType] = reader.tag();
+    if (field === 1 && wireType === WireType.LengthDelimited) {
+      info.reason = reader.string();
+    } else if (field === 2 && wireType === WireType.LengthDelimited) {
+      info.domain = reader.string();
+    } else if (field === 3 && wireType === WireType.LengthDelimited) {
+      // map<string, string> metadata: each entry is a message { key = 1; value = 2; }.
+      const entry = new BinaryReader(reader.bytes());
+      let key = "";
+      let value = "";
+      while (entry.pos < entry.len) {
+        const [n, w] = entry.tag();
+        if (n === 1 && w === WireType.LengthDelimited) key = entry.string();
+        else if (n === 2 && w === WireType.LengthDelimited) value = entry.string();
+        else entry.skip(w, n);
+      }
+      info.metadata[key] = value;
+    } else {
+      reader.skip(wireType, field);
+    }
+  }
+  return info;
+}
+
+/**
+ * The google.rpc.ErrorInfo in an error's status details; undefined if the error is
+ * not a ConnectError or carries none.
+ */
+export function errorInfo(err: unknown): ErrorInfo | undefined {
+  if (!(err instanceof ConnectError)) return undefined;
+  for (const detail of err.details) {
+    if ("type" in detail && detail.type === ERROR_INFO_TYPE) return decodeErrorInfo(detail.value);
+  }
+  return undefined;
+}

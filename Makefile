@@ -11,7 +11,7 @@ GRPCURL_VERSION := v1.9.3
 PROTOC_GEN_GO_VERSION := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 
-.PHONY: setup tools serve test check generate contract fresh cross-language clean
+.PHONY: setup tools serve test lint unit generate contract fresh cross-language clean
 
 setup: $(VENV)/.installed
 
@@ -54,7 +54,19 @@ fresh: tools
 cross-language: tools
 	PATH="$(TOOLS):$$PATH" $(BIN)/python tests/contract/run_all.py
 
-test: tools contract fresh
+# Types and formatting in every language.
+lint: tools
+	$(BIN)/mypy clients/python/runstatus
+	cd clients/go && test -z "$$(gofmt -l .)" && go vet ./...
+	cd clients/ts && npm run --silent typecheck
+
+# Each client's own unit tests (no server needed).
+unit: tools
+	cd clients/go && go test ./...
+	cd clients/ts && npm test --silent
+	cd clients/java && mvn -q -B test
+
+test: tools contract fresh lint unit
 	PATH="$(TOOLS):$$PATH" $(BIN)/pytest $(PYTEST_ARGS)
 	PATH="$(TOOLS):$$PATH" $(BIN)/python tests/contract/run_all.py
 

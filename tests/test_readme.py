@@ -18,4 +18,4 @@ def test_python_example_runs(server: ServerProcess) -> None:
     source = code.group(1).replace("localhost:50051", server.address)
     out = subprocess.run([sys.executable, "-c", source], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.split()[:2] == ["⚪", "1"]
+    assert out.stdout.splitlines() == ["🔴 RUN_STATUS_FAILED", "notify KeyError alias:python:KeyError"]

@@ -8,10 +8,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 TOOLS := $(abspath .tools/bin)
 GRPCURL_VERSION := v1.9.3
+GHZ_VERSION := v0.121.0
 PROTOC_GEN_GO_VERSION := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 
-.PHONY: setup tools serve test lint unit generate contract fresh cross-language clean
+.PHONY: setup tools serve test lint unit generate contract fresh cross-language bench clean
 
 setup: $(VENV)/.installed
 
@@ -69,6 +70,17 @@ unit: tools
 test: tools contract fresh lint unit
 	PATH="$(TOOLS):$$PATH" $(BIN)/pytest $(PYTEST_ARGS)
 	PATH="$(TOOLS):$$PATH" $(BIN)/python tests/contract/run_all.py
+
+# The benchmark (not a test): runstatus beside a bare grpcio server, load from ghz.
+$(TOOLS)/ghz:
+	GOBIN=$(TOOLS) go install github.com/bojand/ghz/cmd/ghz@$(GHZ_VERSION)
+
+$(VENV)/.bench-installed: $(VENV)/.installed
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	touch $@
+
+bench: tools $(TOOLS)/ghz $(VENV)/.bench-installed
+	PATH="$(TOOLS):$$PATH" $(BIN)/python scripts/bench.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) .tools clients/ts/node_modules

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from . import logs
+from .processes import serve_processes
 from .server import Settings, serve
 
 app = typer.Typer(help="runstatus: work orders, runs and their statuses, over gRPC.", no_args_is_help=True, pretty_exceptions_enable=False)
@@ -30,6 +32,9 @@ def serve_command(
     admin_webhook: Annotated[str, typer.Option(envvar="RUNSTATUS_ADMIN_WEBHOOK", help="URL that EXCEPTION and LOST runs are POSTed to.")] = "",
     max_input_bytes: Annotated[int, typer.Option(envvar="RUNSTATUS_MAX_INPUT_BYTES", help="Largest input or output state.")] = 1024 * 1024,
     log_level: Annotated[str, typer.Option(envvar="RUNSTATUS_LOG_LEVEL")] = "info",
+    processes: Annotated[int, typer.Option(envvar="RUNSTATUS_PROCESSES", help="Server processes sharing the port (0: one per core).")] = 1,
+    reuse_port: Annotated[bool, typer.Option(hidden=True)] = False,
+    role: Annotated[str, typer.Option(hidden=True)] = "primary",
 ) -> None:
     """Start the server on an embedded SQLite database."""
     logs.setup(log_level)
@@ -39,7 +44,17 @@ def serve_command(
     settings = Settings(
         host=host, port=port, db=str(db), lease_seconds=lease_seconds, sweep_seconds=sweep_seconds,
         aliases=[str(a) for a in aliases or []], admin_webhook=admin_webhook, max_input_bytes=max_input_bytes,
+        reuse_port=reuse_port, primary=role == "primary",
     )
+    processes = processes or os.cpu_count() or 1
+    if processes > 1:
+        child_args = [
+            "--db", str(db), "--host", host, "--lease-seconds", str(lease_seconds),
+            "--sweep-seconds", str(sweep_seconds), "--max-input-bytes", str(max_input_bytes),
+            "--log-level", log_level, *(f"--aliases={a}" for a in aliases or []),
+            *(["--admin-webhook", admin_webhook] if admin_webhook else []),
+        ]
+        raise typer.Exit(serve_processes(settings, processes, child_args))
     asyncio.run(serve(settings))
 
 

@@ -61,6 +61,10 @@ class Settings:
     max_input_bytes: int = 1024 * 1024
     grace_seconds: float = 10.0
     watch_poll_seconds: float = 1.0
+    # Several processes may share the port (SO_REUSEPORT) and the database; only the
+    # primary one runs the sweeper and the admin notifier.
+    reuse_port: bool = False
+    primary: bool = True
 
 
 class Server:
@@ -86,7 +90,7 @@ class Server:
         options = [
             ("grpc.max_receive_message_length", self.settings.max_message_bytes),
             ("grpc.max_send_message_length", self.settings.max_message_bytes),
-            ("grpc.so_reuseport", 0),
+            ("grpc.so_reuseport", int(self.settings.reuse_port)),
         ]
         server = self._grpc = grpc.aio.server(options=options)
         for service, servicer in SERVICES:
@@ -102,10 +106,11 @@ class Server:
         notifiers: list[Notify] = [log_notifier]
         if self.settings.admin_webhook:
             notifiers.append(webhook_notifier(self.settings.admin_webhook))
-        self._tasks = [
-            asyncio.create_task(self._sweep_forever(), name="sweeper"),
-            asyncio.create_task(run_notifier(self.store, self.hub, notifiers), name="notifier"),
-        ]
+        if self.settings.primary:
+            self._tasks = [
+                asyncio.create_task(self._sweep_forever(), name="sweeper"),
+                asyncio.create_task(run_notifier(self.store, self.hub, notifiers), name="notifier"),
+            ]
         log.info("listening", extra={"host": self.settings.host, "port": self.port, "db": self.settings.db})
         return self.port
 

@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 TOOLS := $(abspath .tools/bin)
 GRPCURL_VERSION := v1.9.3
-GHZ_VERSION := v0.121.0
+GHZ_VERSION := v0.93.0
 PROTOC_GEN_GO_VERSION := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 

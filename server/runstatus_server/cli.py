@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import os
 from pathlib import Path
 from typing import Annotated, Optional
@@ -32,6 +33,8 @@ def serve_command(
     admin_webhook: Annotated[str, typer.Option(envvar="RUNSTATUS_ADMIN_WEBHOOK", help="URL that EXCEPTION and LOST runs are POSTed to.")] = "",
     max_input_bytes: Annotated[int, typer.Option(envvar="RUNSTATUS_MAX_INPUT_BYTES", help="Largest input or output state.")] = 1024 * 1024,
     log_level: Annotated[str, typer.Option(envvar="RUNSTATUS_LOG_LEVEL")] = "info",
+    auth: Annotated[bool, typer.Option("--auth", envvar="RUNSTATUS_AUTH", help="Require an API token on every call (health checks stay open).")] = False,
+    insecure: Annotated[bool, typer.Option("--insecure", envvar="RUNSTATUS_INSECURE", help="Allow a non-loopback address without --auth.")] = False,
     processes: Annotated[int, typer.Option(envvar="RUNSTATUS_PROCESSES", help="Server processes sharing the port (0: one per core).")] = 1,
     reuse_port: Annotated[bool, typer.Option(hidden=True)] = False,
     role: Annotated[str, typer.Option(hidden=True)] = "primary",
@@ -40,11 +43,15 @@ def serve_command(
     logs.setup(log_level)
     if lease_seconds <= 0 or sweep_seconds <= 0:
         raise typer.BadParameter("--lease-seconds and --sweep-seconds must be positive")
+    if not auth and not insecure and not _is_loopback(host):
+        # Secure by default: a server others can reach requires tokens unless told otherwise.
+        raise typer.BadParameter(
+            f"{host} is not a loopback address: serve it with --auth, or say --insecure", param_hint="--host")
     db.parent.mkdir(parents=True, exist_ok=True)
     settings = Settings(
         host=host, port=port, db=str(db), lease_seconds=lease_seconds, sweep_seconds=sweep_seconds,
         aliases=[str(a) for a in aliases or []], admin_webhook=admin_webhook, max_input_bytes=max_input_bytes,
-        reuse_port=reuse_port, primary=role == "primary",
+        reuse_port=reuse_port, primary=role == "primary", auth=auth,
     )
     processes = processes or os.cpu_count() or 1
     if processes > 1:
@@ -52,10 +59,20 @@ def serve_command(
             "--db", str(db), "--host", host, "--lease-seconds", str(lease_seconds),
             "--sweep-seconds", str(sweep_seconds), "--max-input-bytes", str(max_input_bytes),
             "--log-level", log_level, *(f"--aliases={a}" for a in aliases or []),
+            *(["--auth"] if auth else []), *(["--insecure"] if insecure else []),
             *(["--admin-webhook", admin_webhook] if admin_webhook else []),
         ]
         raise typer.Exit(serve_processes(settings, processes, child_args))
     asyncio.run(serve(settings))
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def main() -> None:

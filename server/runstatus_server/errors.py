@@ -114,3 +114,19 @@ class Unavailable(ApiError):
 
     def __init__(self, message: str, *, reason: str = "STORAGE_UNAVAILABLE") -> None:
         super().__init__(message, reason=reason)
+
+
+class Unauthenticated(ApiError):
+    code = grpc.StatusCode.UNAUTHENTICATED
+    rpc_code = code_pb2.UNAUTHENTICATED
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, reason="UNAUTHENTICATED")
+
+
+class PermissionDenied(ApiError):
+    code = grpc.StatusCode.PERMISSION_DENIED
+    rpc_code = code_pb2.PERMISSION_DENIED
+
+    def __init__(self, message: str, *, role: str, method: str) -> None:
+        super().__init__(message, reason="PERMISSION_DENIED", metadata={"role": role, "method": method})

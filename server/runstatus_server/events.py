@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Collection
 from runstatus.v1.event_pb2 import Event
 from runstatus.v1.work_order_pb2 import WorkOrderFilter
 
+from .errors import Unavailable
 from .store.base import Store, Tx
 
 PAGE = 500
@@ -24,6 +25,12 @@ class EventHub:
 
     def __init__(self) -> None:
         self._event = asyncio.Event()
+        self.closed = False
+
+    def close(self) -> None:
+        """Ends every watch (with UNAVAILABLE, so clients resume from their cursor elsewhere)."""
+        self.closed = True
+        self.notify()
 
     def notify(self) -> None:
         self._event.set()
@@ -56,6 +63,8 @@ async def watch(
     """
     cursor = after
     while True:
+        if hub.closed:
+            raise Unavailable("the server is shutting down; resume with after_cursor", reason="SHUTTING_DOWN")
         wake = hub.current()
         page = await store.read(_events_after, cursor, project_id)
         for event in page:

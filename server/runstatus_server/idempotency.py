@@ -12,6 +12,7 @@ from typing import TypeVar
 
 from google.protobuf.message import Message
 
+from .auth import caller
 from .errors import FailedPrecondition, invalid
 from .store.base import Tx
 from .util import now_us
@@ -29,6 +30,9 @@ def once(method: str, request: Message, response_type: type[M], op: Callable[[Tx
     """Wraps a write so that it runs at most once per request_id."""
     request_id: str = getattr(request, "request_id")
     check_request_id(request_id)
+    who = caller.get()
+    if request_id and who is not None:
+        request_id = f"{who.project_id}/{request_id}"  # one project never sees another's answers
 
     def run(tx: Tx) -> M:
         if not request_id:

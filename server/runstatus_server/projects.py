@@ -6,6 +6,7 @@ from google.protobuf.field_mask_pb2 import FieldMask
 
 from runstatus.v1.project_pb2 import Project
 
+from . import auth
 from .errors import AlreadyExists, InvalidArgument, NotFound
 from .store.base import Tx
 from .util import duration_us, timestamp
@@ -44,10 +45,22 @@ def validate(project: Project, prefix: str = "project") -> None:
 
 
 def get(tx: Tx, project_id: str) -> Project:
-    project = tx.get_project(project_id or DEFAULT)
+    """The project (empty: the caller's, or "default"), if the caller may see it."""
+    project_id = auth.scope(project_id) or DEFAULT
+    project = tx.get_project(project_id)
     if project is None:
         raise NotFound("project", project_id)
+    auth.check_visible(project.id, "project", project_id)
     return project
+
+
+def visible(tx: Tx, after_id: str, limit: int) -> list[Project]:
+    """The projects the caller may see, by id."""
+    who = auth.caller.get()
+    if who is None or who.instance_admin:
+        return tx.list_projects(after_id, limit)
+    own = tx.get_project(who.project_id)
+    return [own] if own is not None and own.id > after_id else []
 
 
 def create(tx: Tx, project: Project, now: int) -> Project:

@@ -14,6 +14,7 @@ from runstatus.v1.status_pb2 import RunStatus
 from runstatus.v1.work_order_pb2 import Run, WorkOrder
 
 from . import rules
+from .auth import check_visible
 from .errors import FailedPrecondition, NotFound
 from .rules import CANCELLED, LOST, PENDING, RUNNING, status_name
 from .store.base import StoredRun, Tx
@@ -24,6 +25,7 @@ def load(tx: Tx, run_id: str) -> StoredRun:
     stored = tx.get_run(run_id)
     if stored is None:
         raise NotFound("run", run_id)
+    check_visible(stored.run.project_id, "run", run_id)
     return stored
 
 
@@ -31,6 +33,7 @@ def load_work_order(tx: Tx, work_order_id: str) -> WorkOrder:
     work_order = tx.get_work_order(work_order_id)
     if work_order is None:
         raise NotFound("work order", work_order_id)
+    check_visible(work_order.project_id, "work order", work_order_id)
     return work_order
 
 

@@ -15,12 +15,14 @@ from grpc_reflection.v1alpha import reflection
 from runstatus.v1 import (
     classifier_service_pb2,
     project_service_pb2,
+    token_service_pb2,
     work_order_service_pb2,
     worker_service_pb2,
     workflow_service_pb2,
 )
 
 from . import sweeper
+from .auth import Authenticator
 from .classifier import Classifier, load_aliases
 from .events import EventHub
 from .notifier import Notify, log_notifier, run_notifier, webhook_notifier
@@ -28,6 +30,7 @@ from .services.classifier_service import ClassifierService
 from .services.common import App, Limits
 from .services.project_service import ProjectService
 from .services.registry import register
+from .services.token_service import TokenService
 from .services.work_order_service import WorkOrderService
 from .services.worker_service import WorkerService
 from .services.workflow_service import WorkflowService
@@ -44,6 +47,7 @@ SERVICES = [
     (project_service_pb2.DESCRIPTOR.services_by_name["ProjectService"], ProjectService),
     (work_order_service_pb2.DESCRIPTOR.services_by_name["WorkOrderService"], WorkOrderService),
     (worker_service_pb2.DESCRIPTOR.services_by_name["WorkerService"], WorkerService),
+    (token_service_pb2.DESCRIPTOR.services_by_name["TokenService"], TokenService),
 ]
 SERVICE_NAMES = [service.full_name for service, _ in SERVICES]
 
@@ -65,6 +69,8 @@ class Settings:
     # primary one runs the sweeper and the admin notifier.
     reuse_port: bool = False
     primary: bool = True
+    # Require an API token on every call (health checks stay open).
+    auth: bool = False
 
 
 class Server:
@@ -78,6 +84,7 @@ class Server:
             leases=Leases(int(settings.lease_seconds * 1e6)),
             limits=Limits(max_struct_bytes=settings.max_input_bytes),
             watch_poll_seconds=settings.watch_poll_seconds,
+            authenticator=Authenticator(self.store) if settings.auth else None,
         )
         self.health = health.aio.HealthServicer() if hasattr(health, "aio") else health.HealthServicer()
         self.port = 0
@@ -111,7 +118,8 @@ class Server:
                 asyncio.create_task(self._sweep_forever(), name="sweeper"),
                 asyncio.create_task(run_notifier(self.store, self.hub, notifiers), name="notifier"),
             ]
-        log.info("listening", extra={"host": self.settings.host, "port": self.port, "db": self.settings.db})
+        log.info("listening", extra={"host": self.settings.host, "port": self.port, "db": self.settings.db,
+                                     "auth": self.settings.auth})
         return self.port
 
     async def _set_health(self, name: str, status: int) -> None:
@@ -140,6 +148,7 @@ class Server:
         """Graceful: refuse new RPCs, let in-flight ones (and their writes) finish, then close."""
         for name in ["", *SERVICE_NAMES]:
             await self._set_health(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        self.hub.close()  # watches end at once; unary calls get the grace period
         if self._grpc is not None:
             await self._grpc.stop(self.settings.grace_seconds)
         for task in self._tasks:

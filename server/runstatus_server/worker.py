@@ -21,7 +21,7 @@ from runstatus.v1.worker_service_pb2 import (
 )
 from runstatus.v1.workflow_pb2 import Workflow
 
-from . import projects, rules
+from . import auth, projects, rules
 from .classifier import Classifier
 from .errors import FailedPrecondition, NotFound, invalid
 from .rules import LOST, PENDING, RUNNING, SUCCESS, status_name
@@ -58,6 +58,9 @@ def workflow_of(tx: Tx, run: Run) -> Workflow:
 
 def claim(tx: Tx, project_id: str, worker_id: str, max_runs: int, leases: Leases, now: int) -> list[ClaimedRun]:
     """Hands out pending runs, highest priority then oldest first, each with a lease."""
+    project_id = auth.scope(project_id)
+    if project_id:
+        projects.get(tx, project_id)  # exists, and the caller may see it
     claimed = []
     for stored in tx.claimable_runs(project_id, max_runs):
         run = stored.run

@@ -36,10 +36,12 @@ workflows = typer.Typer(help="Create and read workflows.", no_args_is_help=True)
 projects = typer.Typer(help="Create and read projects, their run limits and max runtimes.", no_args_is_help=True)
 work_orders = typer.Typer(help="Create, read, count, retry and watch work orders.", no_args_is_help=True)
 runs = typer.Typer(help="Read and cancel runs.", no_args_is_help=True)
+tokens = typer.Typer(help="API tokens: create, revoke, list.", no_args_is_help=True)
 app.add_typer(workflows, name="workflows")
 app.add_typer(projects, name="projects")
 app.add_typer(work_orders, name="work-orders")
 app.add_typer(runs, name="runs")
+app.add_typer(tokens, name="tokens")
 
 console = Console(highlight=False)
 errors = Console(stderr=True, highlight=False)
@@ -453,3 +455,89 @@ def runs_cancel(run_id: str, reason: str = "", as_json: JsonOption = False) -> N
         console.print(f"run {run.id}: cancel requested; it ends at its worker's next heartbeat or report")
     else:
         console.print(Text.assemble(f"run {run.id}: ", chip(run.status)))
+
+
+# tokens
+
+ROLES = {"worker": 1, "client": 2, "admin": 3}
+
+
+@tokens.command("create")
+def tokens_create(
+    role: Annotated[str, typer.Option(help="worker, client or admin.")],
+    project: Annotated[str, typer.Option("--for-project", help="The token's project; '*' for an instance admin.")] = "",
+    name: Annotated[str, typer.Option(help="What the token is for.")] = "",
+    db: Annotated[Optional[pathlib.Path], typer.Option(
+        help="Write straight into this database file instead of calling the server: for the first "
+             "instance admin token of a server that runs with --auth.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Create an API token. Its secret is printed once."""
+    if role not in ROLES:
+        raise typer.BadParameter("worker, client or admin", param_hint="--role")
+    project_id = project or _Connection.project
+    if db is not None:
+        token, secret = _create_token_offline(db, project_id or "*", ROLES[role], name)
+    else:
+        from runstatus.v1 import token_service_pb2 as token_pb
+        from runstatus.v1 import token_service_pb2_grpc as token_grpc
+
+        with client() as c:
+            answer = c.call(token_grpc.TokenServiceStub(c.channel).CreateToken, token_pb.CreateTokenRequest(
+                project_id=project_id, role=ROLES[role], name=name))  # type: ignore[arg-type]
+        token, secret = answer.token, answer.secret
+    if as_json:
+        print_json({"id": token.id, "project_id": token.project_id, "role": role, "secret": secret})
+    else:
+        console.print(f"token {token.id} ({role} of project {token.project_id}); its secret, shown once:")
+        print(secret)
+
+
+def _create_token_offline(db: pathlib.Path, project_id: str, role: int, name: str) -> Any:
+    from runstatus_server import auth, projects  # type: ignore[import-not-found,unused-ignore]
+    from runstatus_server.store.sqlite import SqliteTx, connect, migrate  # type: ignore[import-not-found,unused-ignore]
+    from runstatus_server.util import now_us  # type: ignore[import-not-found,unused-ignore]
+
+    conn = connect(str(db))
+    migrate(conn)
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        projects.ensure_default(SqliteTx(conn), now_us())
+        result = auth.create_token(SqliteTx(conn), project_id, role, name, now_us())
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    finally:
+        conn.close()
+    return result
+
+
+@tokens.command("revoke")
+def tokens_revoke(token_id: str) -> None:
+    """Revoke a token: it authenticates nothing from now on."""
+    from runstatus.v1 import token_service_pb2 as token_pb
+    from runstatus.v1 import token_service_pb2_grpc as token_grpc
+
+    with client() as c:
+        c.call(token_grpc.TokenServiceStub(c.channel).RevokeToken, token_pb.RevokeTokenRequest(token_id=token_id))
+    console.print(f"token {token_id} revoked")
+
+
+@tokens.command("list")
+def tokens_list(as_json: JsonOption = False) -> None:
+    """The tokens of the project (--project), without their secrets."""
+    from runstatus.v1 import token_service_pb2 as token_pb
+    from runstatus.v1 import token_service_pb2_grpc as token_grpc
+
+    with client() as c:
+        page = c.call(token_grpc.TokenServiceStub(c.channel).ListTokens,
+                      token_pb.ListTokensRequest(project_id=_Connection.project, page_size=1000))
+    if as_json:
+        print_json([_proto_json(t) for t in page.tokens])
+        return
+    table = Table("token", "project", "role", "name", "revoked")
+    for t in page.tokens:
+        table.add_row(t.id, t.project_id, ["?", "worker", "client", "admin"][t.role], t.name,
+                      "yes" if t.HasField("revoke_time") else "")
+    console.print(table)

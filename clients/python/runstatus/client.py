@@ -40,6 +40,8 @@ from .models import Classification, Event, Project, Run, WorkOrder, Workflow
 T = TypeVar("T")
 DEFAULT_ADDRESS = "localhost:50051"
 RECONNECT_DELAYS = (0.1, 0.2, 0.5, 1.0, 2.0)
+# A watch that ends with these resumes from its cursor (a restart, a proxy, a lost network).
+RECONNECT_CODES = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED, grpc.StatusCode.INTERNAL)
 
 
 def _service_config(retries: int) -> str:
@@ -261,7 +263,7 @@ class Client:
                     yield Event.of(item.event, item.cursor)
                 return
             except grpc.RpcError as e:
-                if not reconnect or e.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.INTERNAL):
+                if not reconnect or e.code() not in RECONNECT_CODES:
                     raise from_rpc_error(e) from None
                 time.sleep(RECONNECT_DELAYS[min(failures, len(RECONNECT_DELAYS) - 1)])
                 failures += 1
@@ -381,7 +383,7 @@ class AsyncClient:
                     yield Event.of(item.event, item.cursor)
                 return
             except grpc.RpcError as e:
-                if not reconnect or e.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.INTERNAL):
+                if not reconnect or e.code() not in RECONNECT_CODES:
                     raise from_rpc_error(e) from None
                 await asyncio.sleep(RECONNECT_DELAYS[min(failures, len(RECONNECT_DELAYS) - 1)])
                 failures += 1

@@ -18,6 +18,7 @@ from runstatus.v1.error_pb2 import ErrorReport, ErrorSource
 from runstatus.v1.status_pb2 import RunStatus
 from runstatus.v1.work_order_pb2 import WorkOrderFilter
 
+from ..auth import Authenticator, Principal, authorize, caller
 from ..classifier import Classifier
 from ..errors import ApiError, InvalidArgument, Unavailable
 from ..events import EventHub
@@ -46,6 +47,19 @@ class App:
     leases: Leases
     limits: Limits
     watch_poll_seconds: float = 1.0
+    # None: no authentication (loopback only, or explicitly insecure).
+    authenticator: Authenticator | None = None
+
+
+async def _authenticate(servicer: Any, method: str, context: grpc.aio.ServicerContext) -> Principal | None:
+    """Who is calling, and may they call this method (auth.py has the rules)."""
+    authenticator = servicer.app.authenticator
+    if authenticator is None:
+        return None
+    metadata = {key: value for key, value in context.invocation_metadata() or ()}
+    who = await authenticator.authenticate(str(metadata.get("authorization", "")))
+    authorize(who, method)
+    return who
 
 
 async def _abort(context: grpc.aio.ServicerContext, error: ApiError) -> None:
@@ -72,8 +86,12 @@ def unary(fn: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(fn)
     async def wrapper(self: Any, request: Message, context: grpc.aio.ServicerContext) -> Any:
         try:
-            _check_decoded(request)
-            return await fn(self, request, context)
+            token = caller.set(await _authenticate(self, f"{type(self).__name__}.{fn.__name__}", context))
+            try:
+                _check_decoded(request)
+                return await fn(self, request, context)
+            finally:
+                caller.reset(token)
         except grpc.aio.AbortError:
             raise
         except Exception as e:  # noqa: BLE001 - every error leaves as a status with details
@@ -86,6 +104,7 @@ def streaming(fn: Callable[..., AsyncIterator[Any]]) -> Callable[..., AsyncItera
     @functools.wraps(fn)
     async def wrapper(self: Any, request: Message, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
         try:
+            caller.set(await _authenticate(self, f"{type(self).__name__}.{fn.__name__}", context))
             _check_decoded(request)
             async for item in fn(self, request, context):
                 yield item

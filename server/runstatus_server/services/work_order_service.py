@@ -8,7 +8,7 @@ from runstatus.v1 import work_order_service_pb2 as pb
 from runstatus.v1 import work_order_service_pb2_grpc as pb_grpc
 from runstatus.v1.work_order_pb2 import Run
 
-from .. import events, pagination, projects, work_orders
+from .. import auth, events, pagination, projects, work_orders
 from ..errors import invalid
 from ..idempotency import once
 from ..runs import load, load_work_order, with_step_runs
@@ -183,10 +183,11 @@ class WorkOrderService(pb_grpc.WorkOrderServiceServicer):
             if not request.after_cursor.isdigit() or len(request.after_cursor) > 18:
                 raise invalid("after_cursor", "is not a cursor this server gave out")
             after = int(request.after_cursor)
-        if request.project_id:
-            await self.app.store.read(projects.get, request.project_id)
+        project_id = auth.scope(request.project_id)
+        if project_id:
+            await self.app.store.read(projects.get, project_id)
         async for event in events.watch(
-            self.app.store, self.app.hub, request.project_id, request.filter, after,
+            self.app.store, self.app.hub, project_id, request.filter, after,
             set(request.work_order_ids), self.app.watch_poll_seconds,
         ):
             yield pb.WatchWorkOrdersResponse(event=event, cursor=str(event.sequence))

@@ -120,3 +120,16 @@ MIGRATIONS.append(
     END
     """
 )
+
+# 3: API tokens, stored as a hash of their secret.
+MIGRATIONS.append(
+    """
+    CREATE TABLE tokens (
+        id TEXT PRIMARY KEY,
+        project_id TEXT NOT NULL,
+        secret_hash TEXT NOT NULL,
+        data BLOB NOT NULL
+    );
+    CREATE INDEX tokens_by_project ON tokens (project_id, id)
+    """
+)

@@ -10,6 +10,7 @@ of reader threads, each with its own connection, and see committed data only.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import queue
 import sqlite3
@@ -21,6 +22,7 @@ from typing import Any, TypeVar
 
 from runstatus.v1.event_pb2 import Event
 from runstatus.v1.project_pb2 import Project
+from runstatus.v1.token_pb2 import Token
 from runstatus.v1.work_order_pb2 import Run, StepRun, WorkOrder, WorkOrderFilter
 from runstatus.v1.workflow_pb2 import Workflow
 
@@ -109,12 +111,13 @@ class SqliteStore:
         if self._writer is None or self._loop is None:
             raise Unavailable("the server is shutting down", reason="SHUTTING_DOWN")
         future: asyncio.Future[T] = self._loop.create_future()
-        self._queue.put((fn, args, future))
+        # The caller's context (who is asking: see auth.py) goes with the write.
+        self._queue.put((contextvars.copy_context(), fn, args, future))
         return await future
 
     async def read(self, fn: Callable[..., T], *args: object) -> T:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._readers, self._read, fn, args)
+        return await loop.run_in_executor(self._readers, contextvars.copy_context().run, self._read, fn, args)
 
     def _read(self, fn: Callable[..., T], args: tuple[object, ...]) -> T:
         conn = getattr(self._local, "conn", None)
@@ -149,10 +152,10 @@ class SqliteStore:
         outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
-            for fn, args, future in batch:
+            for context, fn, args, future in batch:
                 conn.execute("SAVEPOINT job")
                 try:
-                    result = fn(tx, *args)
+                    result = context.run(fn, tx, *args)
                 except BaseException as e:  # noqa: BLE001 - each caller gets its own error
                     if not (isinstance(e, ApiError) and e.keep_changes):
                         conn.execute("ROLLBACK TO job")
@@ -170,7 +173,7 @@ class SqliteStore:
             log.error("commit failed, %d writes refused: %s", len(batch), e)
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            outcomes = [(future, None, _storage_error(e)) for _, _, future in batch]
+            outcomes = [(future, None, _storage_error(e)) for _, _, _, future in batch]
         self.batches += 1
         self.batched_writes += len(batch)
         assert self._loop is not None
@@ -471,6 +474,26 @@ class SqliteTx:
 
     def last_event_sequence(self) -> int:
         return int(self._one("SELECT coalesce(max(seq), 0) FROM events"))
+
+    # Tokens
+    def get_token(self, token_id: str) -> tuple[Token, str] | None:
+        row = self.conn.execute("SELECT data, secret_hash FROM tokens WHERE id = ?", (token_id,)).fetchone()
+        return (Token.FromString(row[0]), row[1]) if row else None
+
+    def put_token(self, token: Token, secret_hash: str, *, new: bool) -> None:
+        if new:
+            self.conn.execute(
+                "INSERT INTO tokens (id, project_id, secret_hash, data) VALUES (?, ?, ?, ?)",
+                (token.id, token.project_id, secret_hash, token.SerializeToString()),
+            )
+        else:
+            self.conn.execute("UPDATE tokens SET data = ? WHERE id = ?", (token.SerializeToString(), token.id))
+
+    def list_tokens(self, project_id: str, after_id: str, limit: int) -> list[Token]:
+        rows = self.conn.execute(
+            "SELECT data FROM tokens WHERE project_id = ? AND id > ? ORDER BY id LIMIT ?", (project_id, after_id, limit)
+        )
+        return [Token.FromString(r[0]) for r in rows]
 
     # Idempotency
     def get_request(self, request_id: str) -> tuple[str, bytes, bytes] | None:

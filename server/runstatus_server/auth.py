@@ -1,0 +1,161 @@
+"""Authentication and authorisation: API tokens, each scoped to a project with a role.
+
+A call carries `authorization: Bearer <secret>`. The secret names its token
+(`rs_<token id>_<random>`); the server keeps only a SHA-256 hash of it. Then:
+
+- no valid token: UNAUTHENTICATED;
+- a role calling a method it may not (`ALLOWED`): PERMISSION_DENIED;
+- a resource of another project: NOT_FOUND, as if it did not exist (`check_visible`).
+
+The caller is kept in a context variable for the duration of the call; the store runs
+each unit of work in the caller's context, so the loaders check it wherever they run.
+Without authentication (the default on loopback) there is no caller and all is visible.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import hashlib
+import hmac
+import secrets
+import time
+from dataclasses import dataclass
+
+from runstatus.v1.token_pb2 import Role, Token
+
+from .errors import FailedPrecondition, NotFound, PermissionDenied, Unauthenticated, invalid
+from .store.base import Store, Tx
+from .util import timestamp
+
+INSTANCE = "*"  # the project of an instance admin token
+WORKER, CLIENT, ADMIN = Role.ROLE_WORKER, Role.ROLE_CLIENT, Role.ROLE_ADMIN
+
+# Who may call what. ADMIN may call everything of its project; only an instance admin
+# (an ADMIN token of project "*") may create projects.
+_WORK_ORDERS = {CLIENT, ADMIN}
+_WORKERS = {WORKER, ADMIN}
+ALLOWED: dict[str, set[int]] = {
+    "ClassifierService.Classify": {WORKER, CLIENT, ADMIN},
+    "WorkflowService.CreateWorkflow": {ADMIN},
+    "WorkflowService.GetWorkflow": {WORKER, CLIENT, ADMIN},
+    "WorkflowService.ListWorkflows": {CLIENT, ADMIN},
+    "ProjectService.CreateProject": set(),  # instance admins only
+    "ProjectService.GetProject": {CLIENT, ADMIN},
+    "ProjectService.UpdateProject": {ADMIN},
+    "ProjectService.ListProjects": {CLIENT, ADMIN},
+    **{f"WorkOrderService.{m}": _WORK_ORDERS for m in (
+        "CreateWorkOrder", "GetWorkOrder", "ListWorkOrders", "CountWorkOrders", "RetryWorkOrder",
+        "RetryWorkOrders", "GetRun", "ListRuns", "CancelRun", "WatchWorkOrders")},
+    **{f"WorkerService.{m}": _WORKERS for m in (
+        "ClaimRuns", "Heartbeat", "StartRun", "StartStep", "CompleteStep", "CompleteRun")},
+    **{f"TokenService.{m}": {ADMIN} for m in ("CreateToken", "RevokeToken", "ListTokens")},
+}
+
+
+@dataclass(frozen=True)
+class Principal:
+    token_id: str
+    project_id: str
+    role: int
+
+    @property
+    def instance_admin(self) -> bool:
+        return self.project_id == INSTANCE and self.role == ADMIN
+
+
+caller: contextvars.ContextVar[Principal | None] = contextvars.ContextVar("caller", default=None)
+
+
+def check_visible(project_id: str, kind: str, name: str) -> None:
+    """A resource of another project does not exist for the caller."""
+    who = caller.get()
+    if who is not None and not who.instance_admin and who.project_id != project_id:
+        raise NotFound(kind, name)
+
+
+def scope(project_id: str) -> str:
+    """The project a request is about: its own, or the caller's when it names none."""
+    who = caller.get()
+    if not project_id and who is not None and not who.instance_admin:
+        return who.project_id
+    return project_id
+
+
+def authorize(who: Principal, method: str) -> None:
+    if who.instance_admin:
+        return
+    if who.role not in ALLOWED.get(method, set()):
+        raise PermissionDenied(
+            f"a {Role.Name(who.role)} token may not call {method}", role=Role.Name(who.role), method=method
+        )
+
+
+# Tokens
+
+def _hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def create_token(tx: Tx, project_id: str, role: int, name: str, now: int) -> tuple[Token, str]:
+    """A new token and its secret (shown once)."""
+    if role not in (WORKER, CLIENT, ADMIN):
+        raise invalid("role", "must be ROLE_WORKER, ROLE_CLIENT or ROLE_ADMIN")
+    if project_id == INSTANCE:
+        who = caller.get()
+        if who is not None and not who.instance_admin:
+            raise PermissionDenied("only an instance admin may create instance tokens", role=Role.Name(who.role),
+                                   method="TokenService.CreateToken")
+        if role != ADMIN:
+            raise invalid("role", "an instance token (project '*') must be ROLE_ADMIN")
+    else:
+        from . import projects
+
+        project_id = projects.get(tx, project_id).id
+    token = Token(id=secrets.token_hex(8), project_id=project_id, role=role, name=name, create_time=timestamp(now))
+    secret = f"rs_{token.id}_{secrets.token_urlsafe(32)}"
+    tx.put_token(token, _hash(secret), new=True)
+    return token, secret
+
+
+def revoke_token(tx: Tx, token_id: str, now: int) -> Token:
+    found = tx.get_token(token_id)
+    if found is None:
+        raise NotFound("token", token_id)
+    token, _ = found
+    check_visible(token.project_id, "token", token_id)
+    if token.HasField("revoke_time"):
+        raise FailedPrecondition(f"token {token_id} is already revoked", reason="TOKEN_REVOKED")
+    token.revoke_time.CopyFrom(timestamp(now))
+    tx.put_token(token, "", new=False)
+    return token
+
+
+class Authenticator:
+    """Checks bearer secrets against the stored hashes, with a short cache so a token
+    costs no database read on most calls; a revocation is seen within `ttl` seconds
+    in every process (at once in the process that revoked it)."""
+
+    def __init__(self, store: Store, ttl: float = 5.0) -> None:
+        self.store = store
+        self.ttl = ttl
+        self._cache: dict[str, tuple[float, Token | None, str]] = {}
+
+    def forget(self, token_id: str) -> None:
+        self._cache.pop(token_id, None)
+
+    async def authenticate(self, authorization: str) -> Principal:
+        scheme, _, secret = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not secret.startswith("rs_"):
+            raise Unauthenticated("send an API token as 'authorization: Bearer <token>'")
+        token_id = secret[3:].split("_", 1)[0]
+        cached = self._cache.get(token_id)
+        if cached is None or time.monotonic() - cached[0] > self.ttl:
+            found = await self.store.read(lambda tx: tx.get_token(token_id))
+            cached = (time.monotonic(), *(found or (None, "")))
+            self._cache[token_id] = cached
+        _, token, secret_hash = cached
+        if token is None or not hmac.compare_digest(secret_hash, _hash(secret)):
+            raise Unauthenticated("the API token is not valid")
+        if token.HasField("revoke_time"):
+            raise Unauthenticated("the API token was revoked")
+        return Principal(token.id, token.project_id, token.role)

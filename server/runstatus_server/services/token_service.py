@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import grpc
+
+from runstatus.v1 import token_service_pb2 as pb
+from runstatus.v1 import token_service_pb2_grpc as pb_grpc
+from runstatus.v1.token_pb2 import Token
+
+from .. import auth, pagination, projects
+from ..idempotency import once
+from ..store.base import Tx
+from ..util import now_us
+from .common import App, Checks, unary
+
+
+class TokenService(pb_grpc.TokenServiceServicer):
+    def __init__(self, app: App) -> None:
+        self.app = app
+
+    @unary
+    async def CreateToken(self, request: pb.CreateTokenRequest, context: grpc.aio.ServicerContext) -> pb.CreateTokenResponse:
+        checks = Checks(self.app.limits)
+        checks.short("project_id", request.project_id)
+        if len(request.name) > 256:
+            checks.add("name", "must be at most 256 characters")
+        checks.done()
+
+        def op(tx: Tx) -> pb.CreateTokenResponse:
+            token, secret = auth.create_token(tx, auth.scope(request.project_id) or projects.DEFAULT, request.role,
+                                              request.name, now_us())
+            return pb.CreateTokenResponse(token=token, secret=secret)
+
+        return await self.app.store.write(once("CreateToken", request, pb.CreateTokenResponse, op))
+
+    @unary
+    async def RevokeToken(self, request: pb.RevokeTokenRequest, context: grpc.aio.ServicerContext) -> pb.RevokeTokenResponse:
+        checks = Checks(self.app.limits)
+        checks.short("token_id", request.token_id, required=True)
+        checks.done()
+
+        def op(tx: Tx) -> pb.RevokeTokenResponse:
+            return pb.RevokeTokenResponse(token=auth.revoke_token(tx, request.token_id, now_us()))
+
+        answer = await self.app.store.write(once("RevokeToken", request, pb.RevokeTokenResponse, op))
+        if self.app.authenticator is not None:
+            self.app.authenticator.forget(request.token_id)
+        return answer
+
+    @unary
+    async def ListTokens(self, request: pb.ListTokensRequest, context: grpc.aio.ServicerContext) -> pb.ListTokensResponse:
+        size = pagination.page_size(request.page_size)
+        after = pagination.decode(request.page_token, 1)[0] if request.page_token else ""
+
+        def op(tx: Tx) -> list[Token]:
+            project_id = auth.scope(request.project_id)
+            if project_id != auth.INSTANCE:
+                project_id = projects.get(tx, project_id).id
+            else:
+                auth.check_visible(auth.INSTANCE, "project", auth.INSTANCE)
+            return tx.list_tokens(project_id, after, size)
+
+        page = await self.app.store.read(op)
+        token = pagination.encode(page[-1].id) if len(page) == size else ""
+        return pb.ListTokensResponse(tokens=page, next_page_token=token)

@@ -35,6 +35,10 @@ def serve_command(
     log_level: Annotated[str, typer.Option(envvar="RUNSTATUS_LOG_LEVEL")] = "info",
     auth: Annotated[bool, typer.Option("--auth", envvar="RUNSTATUS_AUTH", help="Require an API token on every call (health checks stay open).")] = False,
     insecure: Annotated[bool, typer.Option("--insecure", envvar="RUNSTATUS_INSECURE", help="Allow a non-loopback address without --auth.")] = False,
+    tls_cert: Annotated[Optional[Path], typer.Option(envvar="RUNSTATUS_TLS_CERT", help="Serve TLS with this certificate chain (PEM).")] = None,
+    tls_key: Annotated[Optional[Path], typer.Option(envvar="RUNSTATUS_TLS_KEY", help="The TLS private key (PEM).")] = None,
+    tls_client_ca: Annotated[Optional[Path], typer.Option(envvar="RUNSTATUS_TLS_CLIENT_CA", help="Require client certificates signed by this CA (mTLS).")] = None,
+    metrics_port: Annotated[int, typer.Option(envvar="RUNSTATUS_METRICS_PORT", help="Serve Prometheus metrics over HTTP on this port (0: off).")] = 0,
     processes: Annotated[int, typer.Option(envvar="RUNSTATUS_PROCESSES", help="Server processes sharing the port (0: one per core).")] = 1,
     reuse_port: Annotated[bool, typer.Option(hidden=True)] = False,
     role: Annotated[str, typer.Option(hidden=True)] = "primary",
@@ -43,6 +47,8 @@ def serve_command(
     logs.setup(log_level)
     if lease_seconds <= 0 or sweep_seconds <= 0:
         raise typer.BadParameter("--lease-seconds and --sweep-seconds must be positive")
+    if bool(tls_cert) != bool(tls_key) or (tls_client_ca and not tls_cert):
+        raise typer.BadParameter("--tls-cert and --tls-key go together; --tls-client-ca needs them", param_hint="--tls-cert")
     if not auth and not insecure and not _is_loopback(host):
         # Secure by default: a server others can reach requires tokens unless told otherwise.
         raise typer.BadParameter(
@@ -52,6 +58,8 @@ def serve_command(
         host=host, port=port, db=str(db), lease_seconds=lease_seconds, sweep_seconds=sweep_seconds,
         aliases=[str(a) for a in aliases or []], admin_webhook=admin_webhook, max_input_bytes=max_input_bytes,
         reuse_port=reuse_port, primary=role == "primary", auth=auth,
+        tls_cert=str(tls_cert or ""), tls_key=str(tls_key or ""), tls_client_ca=str(tls_client_ca or ""),
+        metrics_port=metrics_port,
     )
     processes = processes or os.cpu_count() or 1
     if processes > 1:
@@ -60,6 +68,8 @@ def serve_command(
             "--sweep-seconds", str(sweep_seconds), "--max-input-bytes", str(max_input_bytes),
             "--log-level", log_level, *(f"--aliases={a}" for a in aliases or []),
             *(["--auth"] if auth else []), *(["--insecure"] if insecure else []),
+            *([f"--tls-cert={tls_cert}", f"--tls-key={tls_key}"] if tls_cert else []),
+            *([f"--tls-client-ca={tls_client_ca}"] if tls_client_ca else []),
             *(["--admin-webhook", admin_webhook] if admin_webhook else []),
         ]
         raise typer.Exit(serve_processes(settings, processes, child_args))

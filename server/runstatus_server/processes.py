@@ -37,6 +37,8 @@ def serve_processes(settings: Settings, processes: int, child_args: list[str]) -
     for index in range(processes):
         args = [sys.executable, "-m", "runstatus_server", "serve", *child_args, "--port", str(port),
                 "--processes", "1", "--reuse-port", "--role", "primary" if index == 0 else "secondary"]
+        if settings.metrics_port:  # each process has its own metrics, on the next port up
+            args += ["--metrics-port", str(settings.metrics_port + index)]
         children.append(subprocess.Popen(args, env={**os.environ, "RUNSTATUS_PROCESS_INDEX": str(index)}))
     log.info("listening", extra={"host": settings.host, "port": port, "db": settings.db, "processes": processes})
 

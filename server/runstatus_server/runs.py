@@ -13,7 +13,7 @@ from runstatus.v1.event_pb2 import Event, EventType
 from runstatus.v1.status_pb2 import RunStatus
 from runstatus.v1.work_order_pb2 import Run, WorkOrder
 
-from . import rules
+from . import metrics, rules
 from .auth import check_visible
 from .errors import FailedPrecondition, NotFound
 from .rules import CANCELLED, LOST, PENDING, RUNNING, status_name
@@ -103,6 +103,7 @@ def change_status(
         tx.put_work_order(work_order, new=False)
     event_type = EventType.EVENT_TYPE_RUN_CORRECTED if corrected else EventType.EVENT_TYPE_RUN_STATUS_CHANGED
     record_event(tx, event_type, run, old, work_order.status, now)
+    tx.after_commit(metrics.RUN_STATUS_CHANGES.labels(metrics.status_label(new)).inc)
 
 
 def check_lease(stored: StoredRun, lease_token: str) -> None:

@@ -21,7 +21,7 @@ from runstatus.v1 import (
     workflow_service_pb2,
 )
 
-from . import sweeper
+from . import metrics, sweeper
 from .auth import Authenticator
 from .classifier import Classifier, load_aliases
 from .events import EventHub
@@ -71,6 +71,12 @@ class Settings:
     primary: bool = True
     # Require an API token on every call (health checks stay open).
     auth: bool = False
+    # TLS: the server's certificate chain and key (PEM files); with a client CA, mTLS.
+    tls_cert: str = ""
+    tls_key: str = ""
+    tls_client_ca: str = ""
+    # Prometheus metrics over HTTP on this port (0: none).
+    metrics_port: int = 0
 
 
 class Server:
@@ -104,10 +110,15 @@ class Server:
             register(server, servicer(self.app), service)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection([*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
-        self.port = server.add_insecure_port(f"{self.settings.host}:{self.settings.port}")
+        address = f"{self.settings.host}:{self.settings.port}"
+        credentials = self._credentials()
+        self.port = (server.add_secure_port(address, credentials) if credentials
+                     else server.add_insecure_port(address))
         if not self.port:
             raise OSError(f"cannot listen on {self.settings.host}:{self.settings.port}")
         await server.start()
+        if self.settings.metrics_port:
+            metrics.serve(self.settings.host, self.settings.metrics_port, self.settings.db)
         for name in ["", *SERVICE_NAMES]:
             await self._set_health(name, health_pb2.HealthCheckResponse.SERVING)
         notifiers: list[Notify] = [log_notifier]
@@ -119,8 +130,22 @@ class Server:
                 asyncio.create_task(run_notifier(self.store, self.hub, notifiers), name="notifier"),
             ]
         log.info("listening", extra={"host": self.settings.host, "port": self.port, "db": self.settings.db,
-                                     "auth": self.settings.auth})
+                                     "auth": self.settings.auth, "tls": bool(self.settings.tls_cert),
+                                     "mtls": bool(self.settings.tls_client_ca)})
         return self.port
+
+    def _credentials(self) -> grpc.ServerCredentials | None:
+        s = self.settings
+        if not s.tls_cert:
+            return None
+        with open(s.tls_cert, "rb") as cert, open(s.tls_key, "rb") as key:
+            pair = (key.read(), cert.read())
+        client_ca = None
+        if s.tls_client_ca:
+            with open(s.tls_client_ca, "rb") as ca:
+                client_ca = ca.read()
+        return grpc.ssl_server_credentials([pair], root_certificates=client_ca,
+                                           require_client_auth=client_ca is not None)
 
     async def _set_health(self, name: str, status: int) -> None:
         result = self.health.set(name, status)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from runstatus.v1.error_pb2 import Classification, ErrorReport, ErrorSource, RunError
 
 from .classifier import Classifier
+from .metrics import LEASES_EXPIRED
 from .rules import CANCELLED, LOST, PENDING, status_name
 from .runs import change_status
 from .store.base import Tx
@@ -43,6 +44,7 @@ def sweep(tx: Tx, classifier: Classifier, now: int) -> tuple[int, int]:
         classification = Classification(status=LOST, aborts_run=True, rule=f"lease-expired:after-{phase}")
         change_status(tx, stored, LOST, now, error=RunError(report=report, classification=classification),
                       reason=f"lost after {phase} ({status_name(run.status)})")
+        tx.after_commit(LEASES_EXPIRED.inc)
         lost += 1
     return killed, lost
 

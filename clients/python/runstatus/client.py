@@ -60,11 +60,15 @@ def _options(retries: int) -> list[tuple[str, Any]]:
     return [("grpc.service_config", _service_config(retries)), ("grpc.enable_retries", int(retries > 1))]
 
 
-def _credentials(tls: bool | grpc.ChannelCredentials, root_certificates: bytes | None) -> grpc.ChannelCredentials | None:
+def _credentials(tls: bool | grpc.ChannelCredentials, root_certificates: bytes | None,
+                 client_certificate: tuple[bytes, bytes] | None = None) -> grpc.ChannelCredentials | None:
+    """TLS when asked; with `client_certificate` (chain, key), mTLS."""
     if isinstance(tls, grpc.ChannelCredentials):
         return tls
-    if tls or root_certificates:
-        return grpc.ssl_channel_credentials(root_certificates=root_certificates)
+    if tls or root_certificates or client_certificate:
+        chain, key = client_certificate or (None, None)
+        return grpc.ssl_channel_credentials(root_certificates=root_certificates, private_key=key,
+                                            certificate_chain=chain)
     return None
 
 
@@ -78,9 +82,10 @@ class Client:
     """A blocking client. Use as a context manager, or call `close()`."""
 
     def __init__(self, address: str = DEFAULT_ADDRESS, *, tls: bool | grpc.ChannelCredentials = False,
-                 root_certificates: bytes | None = None, token: str | None = None, timeout: float | None = 30.0,
-                 retries: int = 4, project_id: str = "") -> None:
-        credentials = _credentials(tls, root_certificates)
+                 root_certificates: bytes | None = None, client_certificate: tuple[bytes, bytes] | None = None,
+                 token: str | None = None, timeout: float | None = 30.0, retries: int = 4,
+                 project_id: str = "") -> None:
+        credentials = _credentials(tls, root_certificates, client_certificate)
         options = _options(retries)
         self.channel = (grpc.secure_channel(address, credentials, options) if credentials
                         else grpc.insecure_channel(address, options))
@@ -275,9 +280,10 @@ class AsyncClient:
     """The asyncio client: the same calls as `Client`, awaited; iterators are async."""
 
     def __init__(self, address: str = DEFAULT_ADDRESS, *, tls: bool | grpc.ChannelCredentials = False,
-                 root_certificates: bytes | None = None, token: str | None = None, timeout: float | None = 30.0,
-                 retries: int = 4, project_id: str = "") -> None:
-        credentials = _credentials(tls, root_certificates)
+                 root_certificates: bytes | None = None, client_certificate: tuple[bytes, bytes] | None = None,
+                 token: str | None = None, timeout: float | None = 30.0, retries: int = 4,
+                 project_id: str = "") -> None:
+        credentials = _credentials(tls, root_certificates, client_certificate)
         options = _options(retries)
         self.channel = (grpc.aio.secure_channel(address, credentials, options) if credentials
                         else grpc.aio.insecure_channel(address, options))

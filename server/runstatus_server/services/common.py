@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,7 @@ from runstatus.v1.work_order_pb2 import WorkOrderFilter
 from ..auth import Authenticator, Principal, authorize, caller
 from ..classifier import Classifier
 from ..errors import ApiError, InvalidArgument, Unavailable
+from ..metrics import RPC_SECONDS, RPCS
 from ..events import EventHub
 from ..store.base import Store
 from ..worker import Leases
@@ -83,35 +85,54 @@ def _check_decoded(request: object) -> None:
 def unary(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Turns domain errors into google.rpc.Status with details; never a bare INTERNAL for bad input."""
 
+    method = f"{fn.__qualname__.split('.')[0]}.{fn.__name__}"
+    seconds = RPC_SECONDS.labels(method)
+
     @functools.wraps(fn)
     async def wrapper(self: Any, request: Message, context: grpc.aio.ServicerContext) -> Any:
+        started = time.perf_counter()
+        code = "OK"
         try:
-            token = caller.set(await _authenticate(self, f"{type(self).__name__}.{fn.__name__}", context))
+            token = caller.set(await _authenticate(self, method, context))
             try:
                 _check_decoded(request)
                 return await fn(self, request, context)
             finally:
                 caller.reset(token)
         except grpc.aio.AbortError:
+            code = "ABORTED"
             raise
         except Exception as e:  # noqa: BLE001 - every error leaves as a status with details
-            await _abort(context, _as_api_error(e))
+            error = _as_api_error(e)
+            code = error.code.name
+            await _abort(context, error)
+        finally:
+            RPCS.labels(method, code).inc()
+            seconds.observe(time.perf_counter() - started)
 
     return wrapper
 
 
 def streaming(fn: Callable[..., AsyncIterator[Any]]) -> Callable[..., AsyncIterator[Any]]:
+    method = f"{fn.__qualname__.split('.')[0]}.{fn.__name__}"
+
     @functools.wraps(fn)
     async def wrapper(self: Any, request: Message, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        code = "OK"
         try:
-            caller.set(await _authenticate(self, f"{type(self).__name__}.{fn.__name__}", context))
+            caller.set(await _authenticate(self, method, context))
             _check_decoded(request)
             async for item in fn(self, request, context):
                 yield item
         except grpc.aio.AbortError:
+            code = "ABORTED"
             raise
         except Exception as e:  # noqa: BLE001 - every error leaves as a status with details
-            await _abort(context, _as_api_error(e))
+            error = _as_api_error(e)
+            code = error.code.name
+            await _abort(context, error)
+        finally:
+            RPCS.labels(method, code).inc()
 
     return wrapper
 

@@ -33,6 +33,9 @@ WorkOrderKey = tuple[int, int]
 class Tx(Protocol):
     """Rows, read and written inside one atomic unit of work."""
 
+    def after_commit(self, fn: Callable[[], None]) -> None:
+        """Runs fn once the unit of work is durably committed (never if it is rolled back)."""
+
     def get_project(self, project_id: str) -> Project | None: ...
     def put_project(self, project: Project, *, new: bool) -> None: ...
     def list_projects(self, after_id: str, limit: int) -> list[Project]: ...

@@ -27,6 +27,7 @@ from runstatus.v1.work_order_pb2 import Run, StepRun, WorkOrder, WorkOrderFilter
 from runstatus.v1.workflow_pb2 import Workflow
 
 from ..errors import ApiError, Unavailable
+from ..metrics import COMMIT_BATCH
 from .base import IN_FLIGHT, StoredRun, WorkOrderKey
 from .schema import MIGRATIONS
 
@@ -150,14 +151,18 @@ class SqliteStore:
 
     def _run_batch(self, conn: sqlite3.Connection, tx: SqliteTx, batch: list[Any]) -> None:
         outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+        hooks: list[Callable[[], None]] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
             for context, fn, args, future in batch:
                 conn.execute("SAVEPOINT job")
+                tx.committed_hooks = []
                 try:
                     result = context.run(fn, tx, *args)
                 except BaseException as e:  # noqa: BLE001 - each caller gets its own error
-                    if not (isinstance(e, ApiError) and e.keep_changes):
+                    if isinstance(e, ApiError) and e.keep_changes:
+                        hooks += tx.committed_hooks
+                    else:
                         conn.execute("ROLLBACK TO job")
                     conn.execute("RELEASE job")
                     if isinstance(e, sqlite3.Error):
@@ -167,6 +172,7 @@ class SqliteStore:
                     outcomes.append((future, None, e))
                 else:
                     conn.execute("RELEASE job")
+                    hooks += tx.committed_hooks
                     outcomes.append((future, result, None))
             conn.execute("COMMIT")
         except sqlite3.Error as e:
@@ -174,6 +180,10 @@ class SqliteStore:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             outcomes = [(future, None, _storage_error(e)) for _, _, _, future in batch]
+            hooks = []
+        COMMIT_BATCH.observe(len(batch))
+        for hook in hooks:
+            hook()
         self.batches += 1
         self.batched_writes += len(batch)
         assert self._loop is not None
@@ -220,6 +230,10 @@ def _workflow_and_status_sql(flt: WorkOrderFilter) -> tuple[str, list[Any]]:
 class SqliteTx:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
+        self.committed_hooks: list[Callable[[], None]] = []
+
+    def after_commit(self, fn: Callable[[], None]) -> None:
+        self.committed_hooks.append(fn)
 
     def _one(self, sql: str, *args: Any) -> Any:
         row = self.conn.execute(sql, args).fetchone()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import sqlite3
@@ -82,57 +83,53 @@ def _check_decoded(request: object) -> None:
         raise InvalidArgument([("request", f"cannot be parsed: {request.reason}")], reason="MALFORMED_REQUEST")
 
 
-def unary(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turns domain errors into google.rpc.Status with details; never a bare INTERNAL for bad input."""
+@contextlib.asynccontextmanager
+async def _answering(servicer: Any, method: str, request: Message,
+                     context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
+    """Around every RPC: who is calling and may they (auth.py), a request that parsed, and
+    every error leaving as a google.rpc.Status with details; counted and timed."""
+    started = time.perf_counter()
+    code = "OK"
+    try:
+        caller.set(await _authenticate(servicer, method, context))  # each RPC runs in a task of its own
+        _check_decoded(request)
+        yield
+    except grpc.aio.AbortError:
+        code = "ABORTED"
+        raise
+    except Exception as e:  # noqa: BLE001 - never a bare INTERNAL for bad input
+        error = _as_api_error(e)
+        code = error.code.name
+        await _abort(context, error)
+    finally:
+        RPCS.labels(method, code).inc()
+        RPC_SECONDS.labels(method).observe(time.perf_counter() - started)
 
-    method = f"{fn.__qualname__.split('.')[0]}.{fn.__name__}"
-    seconds = RPC_SECONDS.labels(method)
+
+def _method(fn: Callable[..., Any]) -> str:
+    """"WorkOrderService.CreateWorkOrder": the servicer class is named after its service."""
+    return f"{fn.__qualname__.split('.')[0]}.{fn.__name__}"
+
+
+def unary(fn: Callable[..., Any]) -> Callable[..., Any]:
+    method = _method(fn)
 
     @functools.wraps(fn)
     async def wrapper(self: Any, request: Message, context: grpc.aio.ServicerContext) -> Any:
-        started = time.perf_counter()
-        code = "OK"
-        try:
-            token = caller.set(await _authenticate(self, method, context))
-            try:
-                _check_decoded(request)
-                return await fn(self, request, context)
-            finally:
-                caller.reset(token)
-        except grpc.aio.AbortError:
-            code = "ABORTED"
-            raise
-        except Exception as e:  # noqa: BLE001 - every error leaves as a status with details
-            error = _as_api_error(e)
-            code = error.code.name
-            await _abort(context, error)
-        finally:
-            RPCS.labels(method, code).inc()
-            seconds.observe(time.perf_counter() - started)
+        async with _answering(self, method, request, context):
+            return await fn(self, request, context)
 
     return wrapper
 
 
 def streaming(fn: Callable[..., AsyncIterator[Any]]) -> Callable[..., AsyncIterator[Any]]:
-    method = f"{fn.__qualname__.split('.')[0]}.{fn.__name__}"
+    method = _method(fn)
 
     @functools.wraps(fn)
     async def wrapper(self: Any, request: Message, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-        code = "OK"
-        try:
-            caller.set(await _authenticate(self, method, context))
-            _check_decoded(request)
+        async with _answering(self, method, request, context):
             async for item in fn(self, request, context):
                 yield item
-        except grpc.aio.AbortError:
-            code = "ABORTED"
-            raise
-        except Exception as e:  # noqa: BLE001 - every error leaves as a status with details
-            error = _as_api_error(e)
-            code = error.code.name
-            await _abort(context, error)
-        finally:
-            RPCS.labels(method, code).inc()
 
     return wrapper
 

@@ -12,6 +12,13 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 DOMAIN = "runstatus.v1"
+# Errors travel in trailers, which clients cap (8-16 KiB): every text in them is bounded.
+MAX_TEXT = 300
+MAX_VIOLATIONS = 20
+
+
+def short(text: str, limit: int = MAX_TEXT) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class ApiError(Exception):
@@ -30,10 +37,13 @@ class ApiError(Exception):
         violations: list[tuple[str, str]] | None = None,
     ) -> None:
         super().__init__(message)
-        self.message = message
+        self.message = short(message, 4 * MAX_TEXT)
         self.reason = reason
-        self.metadata = dict(metadata or {})
-        self.violations = list(violations or [])
+        self.metadata = {k: short(v) for k, v in (metadata or {}).items()}
+        found = list(violations or [])
+        self.violations = [(short(f), short(d)) for f, d in found[:MAX_VIOLATIONS]]
+        if len(found) > MAX_VIOLATIONS:
+            self.violations.append(("", f"and {len(found) - MAX_VIOLATIONS} more"))
 
     def to_status(self) -> status_pb2.Status:
         details = [error_details_pb2.ErrorInfo(reason=self.reason, domain=DOMAIN, metadata=self.metadata)]
@@ -59,7 +69,9 @@ class InvalidArgument(ApiError):
     rpc_code = code_pb2.INVALID_ARGUMENT
 
     def __init__(self, violations: list[tuple[str, str]], *, reason: str = "INVALID_ARGUMENT") -> None:
-        message = "; ".join(f"{field}: {description}" for field, description in violations)
+        message = "; ".join(f"{short(f, 80)}: {short(d, 120)}" for f, d in violations[:5])
+        if len(violations) > 5:
+            message += f"; and {len(violations) - 5} more"
         super().__init__(message, reason=reason, violations=violations)
 
 
@@ -73,7 +85,7 @@ class NotFound(ApiError):
 
     def __init__(self, kind: str, name: str) -> None:
         super().__init__(
-            f"{kind} {name!r} not found",
+            f"{kind} {short(name, 100)!r} not found",
             reason=f"{kind.upper().replace(' ', '_')}_NOT_FOUND",
             metadata={"resource": kind, "name": name},
         )
@@ -85,7 +97,7 @@ class AlreadyExists(ApiError):
 
     def __init__(self, kind: str, name: str) -> None:
         super().__init__(
-            f"{kind} {name!r} already exists",
+            f"{kind} {short(name, 100)!r} already exists",
             reason=f"{kind.upper().replace(' ', '_')}_ALREADY_EXISTS",
             metadata={"resource": kind, "name": name},
         )

@@ -5,7 +5,14 @@ from __future__ import annotations
 import base64
 import binascii
 
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
 from .errors import invalid
+
+T = TypeVar("T")
+# A page stops short of this many bytes (at least one item), inside the 4 MiB a client accepts.
+MAX_PAGE_BYTES = 3 * 1024 * 1024
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
@@ -34,6 +41,20 @@ def decode(token: str, count: int) -> list[str]:
 
 def decode_ints(token: str, count: int) -> list[int]:
     try:
-        return [int(p) for p in decode(token, count)]
+        values = [int(p) for p in decode(token, count)]
     except ValueError:
-        raise invalid("page_token", "is not a token this server gave out") from None
+        values = []
+    if len(values) != count or not all(0 <= v < 2**63 for v in values):
+        raise invalid("page_token", "is not a token this server gave out")
+    return values
+
+
+def within_bytes(items: Sequence[T], size: Callable[[T], int], limit: int = MAX_PAGE_BYTES) -> list[T]:
+    """The longest head of `items` whose sizes add up to at most `limit` (never empty if items is not)."""
+    kept, total = [], 0
+    for item in items:
+        total += size(item)
+        if kept and total > limit:
+            break
+        kept.append(item)
+    return kept

@@ -14,6 +14,7 @@ from .workflows import MAX_NAME, check_id
 
 DEFAULT = "default"
 UPDATABLE = ("name", "run_limit", "max_runtime")
+MAX_DURATION_US = 366 * 24 * 3600 * 1_000_000
 
 
 def ensure_default(tx: Tx, now: int) -> None:
@@ -36,10 +37,9 @@ def validate(project: Project, prefix: str = "project") -> None:
         v.append((f"{prefix}.run_limit.max_per_window", "must not be negative"))
     if limit.max_per_window and duration_us(limit.window) <= 0:
         v.append((f"{prefix}.run_limit.window", "must be positive when max_per_window is set"))
-    if duration_us(limit.window) < 0:
-        v.append((f"{prefix}.run_limit.window", "must not be negative"))
-    if duration_us(project.max_runtime) < 0:
-        v.append((f"{prefix}.max_runtime", "must not be negative"))
+    for field, value in ((f"{prefix}.run_limit.window", limit.window), (f"{prefix}.max_runtime", project.max_runtime)):
+        if not 0 <= duration_us(value) <= MAX_DURATION_US or not 0 <= value.nanos < 1_000_000_000:
+            v.append((field, "must be between 0 and 366 days"))
     if v:
         raise InvalidArgument(v)
 

@@ -38,6 +38,10 @@ from .store.base import Tx
 from .util import duration_us, new_id, timestamp
 
 
+# Answers stay well inside the 4 MiB a gRPC client accepts by default.
+MAX_ANSWER_BYTES = 3 * 1024 * 1024
+
+
 @dataclass(frozen=True)
 class Leases:
     lease_us: int
@@ -61,22 +65,25 @@ def claim(tx: Tx, project_id: str, worker_id: str, max_runs: int, leases: Leases
     project_id = auth.scope(project_id)
     if project_id:
         projects.get(tx, project_id)  # exists, and the caller may see it
-    claimed = []
+    claimed: list[ClaimedRun] = []
+    size = 0
     for stored in tx.claimable_runs(project_id, max_runs):
         run = stored.run
         run.worker_id = worker_id
         run.claim_time.CopyFrom(timestamp(now))
         run.lease_expire_time.CopyFrom(timestamp(now + leases.lease_us))
         stored.lease_token = secrets.token_urlsafe(24)
-        tx.put_run(stored, new=False)
         work_order = tx.get_work_order(run.work_order_id)
-        claimed.append(
-            ClaimedRun(
-                run=with_step_runs(tx, run), workflow=workflow_of(tx, run),
-                input=work_order.input if work_order else Struct(), lease_token=stored.lease_token,
-                lease_expire_time=run.lease_expire_time, heartbeat_interval=leases.heartbeat_interval,
-            )
+        answer = ClaimedRun(
+            run=with_step_runs(tx, run), workflow=workflow_of(tx, run),
+            input=work_order.input if work_order else Struct(), lease_token=stored.lease_token,
+            lease_expire_time=run.lease_expire_time, heartbeat_interval=leases.heartbeat_interval,
         )
+        size += answer.ByteSize()
+        if claimed and size > MAX_ANSWER_BYTES:
+            break  # a run the answer cannot carry stays unclaimed, for the next claim
+        tx.put_run(stored, new=False)
+        claimed.append(answer)
     return claimed
 
 

@@ -32,6 +32,23 @@ from .registry import Undecodable
 log = logging.getLogger("runstatus.rpc")
 
 
+MAX_FILTER_STATUSES = 32
+
+
+def struct_depth(value: Struct) -> int:
+    """How many Structs and lists deep a Struct nests (1 for a flat one)."""
+    deepest, todo = 0, [(v, 1) for v in value.fields.values()]
+    while todo:
+        item, depth = todo.pop()
+        deepest = max(deepest, depth)
+        kind = item.WhichOneof("kind")
+        if kind == "struct_value":
+            todo += [(v, depth + 1) for v in item.struct_value.fields.values()]
+        elif kind == "list_value":
+            todo += [(v, depth + 1) for v in item.list_value.values]
+    return deepest
+
+
 @dataclass
 class Limits:
     max_struct_bytes: int = 1024 * 1024
@@ -40,6 +57,7 @@ class Limits:
     max_error_stack: int = 256 * 1024
     max_short: int = 128  # worker ids, languages, ids
     max_reason: int = 1024
+    max_struct_depth: int = 16
 
 
 @dataclass
@@ -157,6 +175,9 @@ class Checks:
     def struct(self, field: str, value: Struct) -> None:
         if value.ByteSize() > self.limits.max_struct_bytes:
             self.add(field, f"must be at most {self.limits.max_struct_bytes} bytes encoded")
+        elif struct_depth(value) > self.limits.max_struct_depth:
+            # Deeper states could not be read back: answers nest them further, past protobuf's limit.
+            self.add(field, f"must nest at most {self.limits.max_struct_depth} levels deep")
 
     def enum(self, field: str, value: int, enum: Any, *, allow_unspecified: bool = True) -> None:
         if value not in enum.values() or (not allow_unspecified and value == 0):
@@ -178,6 +199,9 @@ class Checks:
             self.add(f"{field}.http_status", "must be an HTTP status (100-599) or 0 for none")
 
     def work_order_filter(self, field: str, flt: WorkOrderFilter) -> None:
+        if len(flt.statuses) > MAX_FILTER_STATUSES:
+            self.add(f"{field}.statuses", f"at most {MAX_FILTER_STATUSES} statuses")
+            return
         for i, status in enumerate(flt.statuses):
             self.enum(f"{field}.statuses[{i}]", status, RunStatus, allow_unspecified=False)
         self.short(f"{field}.workflow_id", flt.workflow_id)

@@ -9,7 +9,7 @@ from .. import pagination, projects
 from ..idempotency import once
 from ..store.base import Tx
 from ..util import now_us
-from .common import App, unary
+from .common import App, Checks, unary
 
 
 class ProjectService(pb_grpc.ProjectServiceServicer):
@@ -27,6 +27,9 @@ class ProjectService(pb_grpc.ProjectServiceServicer):
 
     @unary
     async def GetProject(self, request: pb.GetProjectRequest, context: grpc.aio.ServicerContext) -> pb.GetProjectResponse:
+        checks = Checks(self.app.limits)
+        checks.short("project_id", request.project_id)
+        checks.done()
         project = await self.app.store.read(projects.get, request.project_id or projects.DEFAULT)
         return pb.GetProjectResponse(project=project)
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 
 import grpc
@@ -71,8 +72,10 @@ class WorkOrderService(pb_grpc.WorkOrderServiceServicer):
         def op(tx: Tx) -> pb.ListWorkOrdersResponse:
             project = projects.get(tx, request.project_id)
             page = tx.list_work_orders(project.id, request.filter, after, size)  # type: ignore[arg-type]
-            token = pagination.encode(*page[-1][1]) if len(page) == size else ""
-            return pb.ListWorkOrdersResponse(work_orders=[w for w, _ in page], next_page_token=token)
+            kept = pagination.within_bytes(page, lambda item: item[0].ByteSize())
+            more = len(kept) < len(page) or len(page) == size
+            token = pagination.encode(*kept[-1][1]) if kept and more else ""
+            return pb.ListWorkOrdersResponse(work_orders=[w for w, _ in kept], next_page_token=token)
 
         return await self.app.store.read(op)
 
@@ -150,8 +153,10 @@ class WorkOrderService(pb_grpc.WorkOrderServiceServicer):
             load_work_order(tx, request.work_order_id)
             return [with_step_runs(tx, r) for r in tx.list_runs(request.work_order_id, before, size)]
 
-        page = await self.app.store.read(op)
-        token = pagination.encode(page[-1].number) if len(page) == size and page[-1].number > 1 else ""
+        found = await self.app.store.read(op)
+        page = pagination.within_bytes(found, lambda run: run.ByteSize())
+        more = len(page) < len(found) or len(found) == size
+        token = pagination.encode(page[-1].number) if page and more and page[-1].number > 1 else ""
         return pb.ListRunsResponse(runs=page, next_page_token=token)
 
     @unary
@@ -180,7 +185,7 @@ class WorkOrderService(pb_grpc.WorkOrderServiceServicer):
         checks.done()
         after = 0
         if request.after_cursor:
-            if not request.after_cursor.isdigit() or len(request.after_cursor) > 18:
+            if not re.fullmatch(r"[0-9]{1,18}", request.after_cursor):
                 raise invalid("after_cursor", "is not a cursor this server gave out")
             after = int(request.after_cursor)
         project_id = auth.scope(request.project_id)

@@ -18,6 +18,9 @@ class WorkflowService(pb_grpc.WorkflowServiceServicer):
 
     @unary
     async def CreateWorkflow(self, request: pb.CreateWorkflowRequest, context: grpc.aio.ServicerContext) -> pb.CreateWorkflowResponse:
+        checks = Checks(self.app.limits)
+        checks.short("workflow.project_id", request.workflow.project_id)
+        checks.done()
         workflows.validate_workflow(request.workflow)
 
         def op(tx: Tx) -> pb.CreateWorkflowResponse:
@@ -28,6 +31,7 @@ class WorkflowService(pb_grpc.WorkflowServiceServicer):
     @unary
     async def GetWorkflow(self, request: pb.GetWorkflowRequest, context: grpc.aio.ServicerContext) -> pb.GetWorkflowResponse:
         checks = Checks(self.app.limits)
+        checks.short("project_id", request.project_id)
         checks.short("workflow_id", request.workflow_id, required=True)
         if request.version < 0:
             checks.add("version", "must not be negative")
@@ -39,6 +43,9 @@ class WorkflowService(pb_grpc.WorkflowServiceServicer):
 
     @unary
     async def ListWorkflows(self, request: pb.ListWorkflowsRequest, context: grpc.aio.ServicerContext) -> pb.ListWorkflowsResponse:
+        checks = Checks(self.app.limits)
+        checks.short("project_id", request.project_id)
+        checks.done()
         size = pagination.page_size(request.page_size)
         after = pagination.decode(request.page_token, 1)[0] if request.page_token else ""
 

@@ -221,9 +221,10 @@ def _workflow_and_status_sql(flt: WorkOrderFilter) -> tuple[str, list[Any]]:
     if flt.workflow_id:
         sql += " AND workflow_id = ?"
         args.append(flt.workflow_id)
-    if flt.statuses:
-        sql += f" AND status IN ({','.join('?' * len(flt.statuses))})"
-        args += list(flt.statuses)
+    statuses = sorted(set(flt.statuses))
+    if statuses:
+        sql += f" AND status IN ({','.join('?' * len(statuses))})"
+        args += statuses
     return sql, args
 
 

@@ -82,7 +82,7 @@ class Settings:
 class Server:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.store = SqliteStore(settings.db)
+        self.store = SqliteStore(settings.db, shared=settings.reuse_port)
         self.hub = EventHub()
         self.classifier = Classifier(load_aliases(*settings.aliases))
         self.app = App(

@@ -10,6 +10,7 @@ from google.protobuf.struct_pb2 import Struct
 
 from runstatus import status_table
 from runstatus.v1.event_pb2 import EventType
+from runstatus.v1.project_pb2 import Project
 from runstatus.v1.work_order_pb2 import Run, StepRun, WorkOrder, WorkOrderFilter
 
 from . import projects, rules, workflows
@@ -23,9 +24,9 @@ from .util import new_id, timestamp
 RETRY_PRIORITY_BOOST = 1000
 
 
-def _new_run(tx: Tx, work_order: WorkOrder, number: int, priority: int, now: int, start_step_id: str = "") -> Run:
+def _new_run(tx: Tx, project: Project, work_order: WorkOrder, number: int, priority: int, now: int,
+             start_step_id: str = "") -> Run:
     """A PENDING run, or a REJECTED one if the project is at its run limit (rule 6)."""
-    project = projects.get(tx, work_order.project_id)
     over = projects.over_run_limit(tx, project, now)
     run = Run(
         id=new_id(), work_order_id=work_order.id, project_id=work_order.project_id, number=number,
@@ -43,12 +44,13 @@ def _new_run(tx: Tx, work_order: WorkOrder, number: int, priority: int, now: int
 def create(
     tx: Tx, project_id: str, workflow_id: str, version: int, input_: Struct, priority: int, now: int
 ) -> tuple[WorkOrder, Run]:
-    workflow = workflows.get(tx, project_id, workflow_id, version)
+    project = projects.get(tx, project_id)
     work_order = WorkOrder(
-        id=new_id(), project_id=workflow.project_id, workflow_id=workflow.id, workflow_version=workflow.version,
+        id=new_id(), project_id=project.id, workflow_id=workflow_id,
+        workflow_version=workflows.version_of(tx, project.id, workflow_id, version),
         input=input_, run_count=1, create_time=timestamp(now), update_time=timestamp(now),
     )
-    run = _new_run(tx, work_order, 1, priority, now)
+    run = _new_run(tx, project, work_order, 1, priority, now)
     work_order.status = run.status
     work_order.latest_run_id = run.id
     tx.put_work_order(work_order, new=True)
@@ -75,7 +77,8 @@ def retry(tx: Tx, work_order_id: str, start_step_id: str, now: int) -> tuple[Wor
     if start_step_id and start_step_id not in {s.id for s in workflow.steps}:
         raise invalid("start_step_id", f"no step {start_step_id!r} in workflow {workflow.id} v{workflow.version}")
     priority = previous.priority + RETRY_PRIORITY_BOOST if previous.number == 1 else previous.priority
-    run = _new_run(tx, work_order, work_order.run_count + 1, priority, now, start_step_id)
+    project = projects.get(tx, work_order.project_id)
+    run = _new_run(tx, project, work_order, work_order.run_count + 1, priority, now, start_step_id)
     if start_step_id and run.status == PENDING:
         _reuse_upstream(tx, workflow, previous, run, start_step_id)
     work_order.run_count += 1

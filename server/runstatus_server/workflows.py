@@ -129,3 +129,11 @@ def get(tx: Tx, project_id: str, workflow_id: str, version: int = 0) -> Workflow
     if workflow is None:
         raise NotFound("workflow", f"{workflow_id} v{version}" if version else workflow_id)
     return workflow
+
+
+def version_of(tx: Tx, project_id: str, workflow_id: str, version: int = 0) -> int:
+    """The version a new work order pins (0: the latest), without reading the workflow."""
+    found = tx.workflow_version(project_id, workflow_id, version)
+    if found is None:
+        raise NotFound("workflow", f"{workflow_id} v{version}" if version else workflow_id)
+    return found

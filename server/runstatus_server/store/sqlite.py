@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import fcntl
 import logging
 import queue
 import sqlite3
@@ -73,8 +74,11 @@ def _storage_error(e: sqlite3.Error) -> Unavailable:
 
 
 class SqliteStore:
-    def __init__(self, path: str, *, readers: int = 4) -> None:
+    def __init__(self, path: str, *, readers: int = 4, shared: bool = False) -> None:
         self.path = path
+        # Processes sharing the file take turns through a blocking file lock: SQLite's own
+        # busy handler polls with sleeps, which lets one process starve the others for seconds.
+        self._turns = open(f"{path}.writelock", "a+b") if shared else None
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._readers = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="runstatus-read")
         self._local = threading.local()
@@ -152,6 +156,8 @@ class SqliteStore:
     def _run_batch(self, conn: sqlite3.Connection, tx: SqliteTx, batch: list[Any]) -> None:
         outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
         hooks: list[Callable[[], None]] = []
+        if self._turns is not None:
+            fcntl.flock(self._turns, fcntl.LOCK_EX)
         try:
             conn.execute("BEGIN IMMEDIATE")
             for context, fn, args, future in batch:
@@ -181,6 +187,9 @@ class SqliteStore:
                 conn.execute("ROLLBACK")
             outcomes = [(future, None, _storage_error(e)) for _, _, _, future in batch]
             hooks = []
+        finally:
+            if self._turns is not None:
+                fcntl.flock(self._turns, fcntl.LOCK_UN)
         COMMIT_BATCH.observe(len(batch))
         for hook in hooks:
             hook()
@@ -266,6 +275,13 @@ class SqliteTx:
                 project_id, workflow_id,
             )
         return Workflow.FromString(data) if data is not None else None
+
+    def workflow_version(self, project_id: str, workflow_id: str, version: int = 0) -> int | None:
+        found = self._one(
+            "SELECT version FROM workflows WHERE project_id = ? AND id = ? AND (? = 0 OR version = ?) "
+            "ORDER BY version DESC LIMIT 1", project_id, workflow_id, version, version,
+        )
+        return int(found) if found is not None else None
 
     def insert_workflow(self, workflow: Workflow) -> None:
         self.conn.execute(

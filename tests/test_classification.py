@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pathlib
 
-import grpc
 import pytest
 
 from harness import JOB, RUNTIME, Client, ServerProcess, error, fields, rpc_error, running_server

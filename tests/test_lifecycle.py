@@ -230,3 +230,14 @@ def test_claims_go_by_priority_then_age(client: Client) -> None:
     order = [c.run.id for c in client.claim(max_runs=10)]
     assert order == [high, low, low2]
     assert client.claim() == []
+
+
+def test_a_run_level_failure_ends_the_running_steps_too(client: Client) -> None:
+    wf = client.workflow(["a"])
+    created = client.work_order(wf)
+    lease = client.claim_run(created.run.id)
+    lease.start()
+    a = lease.step("a")
+    run = lease.complete(error("AdaptorError", http_status=500))
+    assert run.status == S.RUN_STATUS_FAILED
+    assert {s.id: s.status for s in run.step_runs}[a.id] == S.RUN_STATUS_FAILED

@@ -479,3 +479,13 @@ def test_a_watcher_that_never_reads_does_not_hold_up_writers(client: Client) -> 
     first = [next(stalled).event.work_order_id for _ in range(len(made))]
     stalled.cancel()
     assert first == made
+
+
+def test_a_refused_bulk_retry_changes_nothing(client: Client) -> None:
+    wf = client.workflow(["a"])
+    created = client.work_order(wf)
+    fail_run(client, created.run.id)
+    e = rpc_error(client.work_orders.RetryWorkOrders, wo_pb.RetryWorkOrdersRequest(
+        project_id=client.project_id, filter=WorkOrderFilter(statuses=[S.RUN_STATUS_FAILED]), request_id="x" * 200))
+    assert fields(e) == ["request_id"]
+    assert get_work_order(client, created.work_order.id).work_order.run_count == 1

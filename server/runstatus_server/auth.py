@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextvars
 import hashlib
 import hmac
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from .store.base import Store, Tx
 from .util import timestamp
 
 INSTANCE = "*"  # the project of an instance admin token
+TOKEN_ID = re.compile(r"[0-9a-f]{16}")
 WORKER, CLIENT, ADMIN = Role.ROLE_WORKER, Role.ROLE_CLIENT, Role.ROLE_ADMIN
 
 # Who may call what. ADMIN may call everything of its project; only an instance admin
@@ -135,27 +137,34 @@ class Authenticator:
     costs no database read on most calls; a revocation is seen within `ttl` seconds
     in every process (at once in the process that revoked it)."""
 
+    MAX_CACHED = 10_000
+
     def __init__(self, store: Store, ttl: float = 5.0) -> None:
         self.store = store
         self.ttl = ttl
-        self._cache: dict[str, tuple[float, Token | None, str]] = {}
+        self._cache: dict[str, tuple[float, Token, str]] = {}  # known tokens only, never misses
+        self._revoked: set[str] = set()  # revoked here: no read that raced the revoke brings them back
 
     def forget(self, token_id: str) -> None:
+        self._revoked.add(token_id)
         self._cache.pop(token_id, None)
 
     async def authenticate(self, authorization: str) -> Principal:
         scheme, _, secret = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not secret.startswith("rs_"):
+        token_id = secret[3:].split("_", 1)[0] if secret.startswith("rs_") else ""
+        if scheme.lower() != "bearer" or not TOKEN_ID.fullmatch(token_id):
             raise Unauthenticated("send an API token as 'authorization: Bearer <token>'")
-        token_id = secret[3:].split("_", 1)[0]
         cached = self._cache.get(token_id)
         if cached is None or time.monotonic() - cached[0] > self.ttl:
             found = await self.store.read(lambda tx: tx.get_token(token_id))
-            cached = (time.monotonic(), *(found or (None, "")))
-            self._cache[token_id] = cached
+            if found is None:
+                raise Unauthenticated("the API token is not valid")
+            if len(self._cache) >= self.MAX_CACHED:
+                self._cache.clear()
+            cached = self._cache[token_id] = (time.monotonic(), *found)
         _, token, secret_hash = cached
-        if token is None or not hmac.compare_digest(secret_hash, _hash(secret)):
+        if not hmac.compare_digest(secret_hash, _hash(secret)):
             raise Unauthenticated("the API token is not valid")
-        if token.HasField("revoke_time"):
+        if token.HasField("revoke_time") or token_id in self._revoked:
             raise Unauthenticated("the API token was revoked")
         return Principal(token.id, token.project_id, token.role)

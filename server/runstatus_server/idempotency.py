@@ -26,29 +26,45 @@ def check_request_id(request_id: str) -> None:
         raise invalid("request_id", f"must be at most {MAX_REQUEST_ID} printable characters (a UUID is best)")
 
 
-def once(method: str, request: Message, response_type: type[M], op: Callable[[Tx], M]) -> Callable[[Tx], M]:
-    """Wraps a write so that it runs at most once per request_id."""
+def _key(request: Message) -> str:
+    """The request's request_id as stored: per project, so one never sees another's answers."""
     request_id: str = getattr(request, "request_id")
     check_request_id(request_id)
     who = caller.get()
-    if request_id and who is not None:
-        request_id = f"{who.project_id}/{request_id}"  # one project never sees another's answers
+    return f"{who.project_id}/{request_id}" if request_id and who is not None else request_id
+
+
+def _fingerprint(method: str, request: Message) -> bytes:
+    return hashlib.sha256(method.encode() + request.SerializeToString(deterministic=True)).digest()
+
+
+def answered(tx: Tx, method: str, request: Message, response_type: type[M], key: str | None = None) -> M | None:
+    """The first answer to this request_id, if there was one (a different request with it is refused)."""
+    key = _key(request) if key is None else key
+    seen = tx.get_request(key) if key else None
+    if seen is None:
+        return None
+    seen_method, seen_fingerprint, response = seen
+    if seen_method != method or seen_fingerprint != _fingerprint(method, request):
+        raise FailedPrecondition(
+            f"request_id {getattr(request, 'request_id')!r} was already used for a different request",
+            reason="REQUEST_ID_REUSED", metadata={"method": seen_method},
+        )
+    return response_type.FromString(response)
+
+
+def once(method: str, request: Message, response_type: type[M], op: Callable[[Tx], M]) -> Callable[[Tx], M]:
+    """Wraps a write so that it runs at most once per request_id."""
+    key = _key(request)
 
     def run(tx: Tx) -> M:
-        if not request_id:
+        if not key:
             return op(tx)
-        fingerprint = hashlib.sha256(method.encode() + request.SerializeToString(deterministic=True)).digest()
-        seen = tx.get_request(request_id)
-        if seen is not None:
-            seen_method, seen_fingerprint, response = seen
-            if seen_method != method or seen_fingerprint != fingerprint:
-                raise FailedPrecondition(
-                    f"request_id {request_id!r} was already used for a different request",
-                    reason="REQUEST_ID_REUSED", metadata={"method": seen_method},
-                )
-            return response_type.FromString(response)
+        earlier = answered(tx, method, request, response_type, key)
+        if earlier is not None:
+            return earlier
         answer = op(tx)
-        tx.put_request(request_id, method, fingerprint, answer.SerializeToString(), now_us())
+        tx.put_request(key, method, _fingerprint(method, request), answer.SerializeToString(), now_us())
         return answer
 
     return run

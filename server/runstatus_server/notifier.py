@@ -49,7 +49,7 @@ def webhook_notifier(url: str, timeout: float = 5.0) -> Notify:
 
 
 def needs_admin(event: Event) -> bool:
-    return event.type in (EventType.EVENT_TYPE_RUN_STATUS_CHANGED, EventType.EVENT_TYPE_WORK_ORDER_CREATED) and (
+    return event.type == EventType.EVENT_TYPE_RUN_STATUS_CHANGED and (
         status_table.statuses()[event.status].notifies_admin if event.status in status_table.statuses() else False
     )
 

@@ -42,10 +42,10 @@ def status_name(status: RunStatus.ValueType) -> str:
     return RunStatus.Name(status)
 
 
-def check_transition(current: RunStatus.ValueType, new: RunStatus.ValueType, what: str = "run") -> None:
+def check_transition(current: RunStatus.ValueType, new: RunStatus.ValueType) -> None:
     if new not in ALLOWED.get(current, set()):
         raise FailedPrecondition(
-            f"{what} is {status_name(current)}; it cannot become {status_name(new)}",
+            f"the run is {status_name(current)}; it cannot become {status_name(new)}",
             reason="ILLEGAL_TRANSITION",
             metadata={"current_status": status_name(current), "requested_status": status_name(new)},
         )

@@ -44,9 +44,9 @@ def with_step_runs(tx: Tx, run: Run) -> Run:
     return full
 
 
-def ended(run: Run, what: str = "run") -> FailedPrecondition:
+def ended(run: Run) -> FailedPrecondition:
     return FailedPrecondition(
-        f"{what} {run.id} has ended: it is {status_name(run.status)}",
+        f"run {run.id} has ended: it is {status_name(run.status)}",
         reason="RUN_ENDED",
         metadata={"current_status": status_name(run.status), "run_id": run.id},
     )
@@ -88,8 +88,8 @@ def change_status(
     corrected = old == LOST
     if corrected:
         run.corrected = True
-    if status_table.aborts_run(new):
-        # An abort ends the run at once: its unfinished steps end with it.
+    if status_table.is_terminal(new):
+        # A run that ends (an abort, or a run-level error) ends its unfinished step runs with it.
         for step_run in tx.step_runs(run.id):
             if step_run.status == RUNNING:
                 step_run.status = new
@@ -123,7 +123,7 @@ def check_lease(stored: StoredRun, lease_token: str) -> None:
 
 def cancel_if_requested(tx: Tx, stored: StoredRun, now: int) -> bool:
     """Rule 7: a running run's cancel takes effect at its worker's next heartbeat or report."""
-    if stored.run.cancel_requested and stored.run.status in (PENDING, RUNNING):
+    if stored.run.cancel_requested and stored.run.status == RUNNING:
         change_status(tx, stored, CANCELLED, now)
         return True
     return False

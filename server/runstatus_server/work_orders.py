@@ -16,7 +16,7 @@ from runstatus.v1.work_order_pb2 import Run, StepRun, WorkOrder, WorkOrderFilter
 from . import projects, rules, workflows
 from .errors import FailedPrecondition, invalid
 from .rules import CANCELLED, FAILED, PENDING, REJECTED, RUNNING, SUCCESS, status_name
-from .runs import change_status, load, load_work_order, record_event, with_step_runs
+from .runs import change_status, ended, load, load_work_order, record_event, with_step_runs
 from .store.base import StoredRun, Tx, WorkOrderKey
 from .util import new_id, timestamp
 
@@ -141,8 +141,5 @@ def cancel(tx: Tx, run_id: str, reason: str, now: int) -> Run:
             work_order = load_work_order(tx, run.work_order_id)
             record_event(tx, EventType.EVENT_TYPE_RUN_CANCEL_REQUESTED, run, run.status, work_order.status, now)
     else:
-        raise FailedPrecondition(
-            f"run {run_id} has ended: it is {status_name(run.status)}", reason="RUN_ENDED",
-            metadata={"current_status": status_name(run.status), "run_id": run_id},
-        )
+        raise ended(run)
     return with_step_runs(tx, run)

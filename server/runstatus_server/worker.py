@@ -210,12 +210,12 @@ def complete_run(
     stored = prepare_report(tx, run_id, lease_token, leases.lease_us, now, late_ok=True)
     run = stored.run
     _running_or_late(run)
-    step_runs = tx.step_runs(run.id)
     if error is not None:
         classification = classifier.classify(error)
         change_status(tx, stored, classification.status, now,
                       error=RunError(report=error, classification=classification))
         return with_step_runs(tx, run)
+    step_runs = tx.step_runs(run.id)
     running = [s.step_id for s in step_runs if s.status == RUNNING]
     if running:
         raise FailedPrecondition(

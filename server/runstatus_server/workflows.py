@@ -111,11 +111,11 @@ def create(tx: Tx, workflow: Workflow, now: int) -> Workflow:
 
     validate_workflow(workflow)
     project = projects.get(tx, workflow.project_id)
-    latest = tx.get_workflow(project.id, workflow.id)
+    latest = tx.workflow_version(project.id, workflow.id)
     created = Workflow()
     created.CopyFrom(workflow)
     created.project_id = project.id
-    created.version = latest.version + 1 if latest else 1
+    created.version = (latest or 0) + 1
     created.create_time.CopyFrom(timestamp(now))
     tx.insert_workflow(created)
     return created

@@ -162,10 +162,6 @@ class Checks:
     def add(self, field: str, description: str) -> None:
         self.violations.append((field, description))
 
-    def required(self, field: str, value: str) -> None:
-        if not value:
-            self.add(field, "is required")
-
     def short(self, field: str, value: str, *, required: bool = False) -> None:
         if required and not value:
             self.add(field, "is required")

@@ -18,8 +18,6 @@ class ProjectService(pb_grpc.ProjectServiceServicer):
 
     @unary
     async def CreateProject(self, request: pb.CreateProjectRequest, context: grpc.aio.ServicerContext) -> pb.CreateProjectResponse:
-        projects.validate(request.project)
-
         def op(tx: Tx) -> pb.CreateProjectResponse:
             return pb.CreateProjectResponse(project=projects.create(tx, request.project, now_us()))
 
@@ -30,7 +28,7 @@ class ProjectService(pb_grpc.ProjectServiceServicer):
         checks = Checks(self.app.limits)
         checks.short("project_id", request.project_id)
         checks.done()
-        project = await self.app.store.read(projects.get, request.project_id or projects.DEFAULT)
+        project = await self.app.store.read(projects.get, request.project_id)
         return pb.GetProjectResponse(project=project)
 
     @unary

@@ -26,8 +26,7 @@ class TokenService(pb_grpc.TokenServiceServicer):
         checks.done()
 
         def op(tx: Tx) -> pb.CreateTokenResponse:
-            token, secret = auth.create_token(tx, auth.scope(request.project_id) or projects.DEFAULT, request.role,
-                                              request.name, now_us())
+            token, secret = auth.create_token(tx, request.project_id, request.role, request.name, now_us())
             return pb.CreateTokenResponse(token=token, secret=secret)
 
         return await self.app.store.write(once("CreateToken", request, pb.CreateTokenResponse, op))

@@ -11,7 +11,7 @@ from runstatus.v1.work_order_pb2 import Run
 
 from .. import auth, events, pagination, projects, work_orders
 from ..errors import invalid
-from ..idempotency import once
+from ..idempotency import answered, once
 from ..runs import load, load_work_order, with_step_runs
 from ..store.base import Tx
 from ..util import now_us
@@ -116,11 +116,10 @@ class WorkOrderService(pb_grpc.WorkOrderServiceServicer):
         if not request.filter.statuses:
             checks.add("filter.statuses", "name at least one status, so that a bulk retry is deliberate")
         checks.done()
-        if request.request_id:
-            earlier = await self.app.store.read(lambda tx: tx.get_request(request.request_id))
-            if earlier is not None:
-                # Answered (or refused) as a whole by the bookkeeping write below.
-                return await self.app.store.write(once("RetryWorkOrders", request, pb.RetryWorkOrdersResponse, _unreachable))
+        # A repeat gets the first answer; the pages below are separate transactions.
+        earlier = await self.app.store.read(answered, "RetryWorkOrders", request, pb.RetryWorkOrdersResponse)
+        if earlier is not None:
+            return earlier
         # One page per transaction, so a bulk retry of thousands never holds the writer long.
         retried = skipped = 0
         after = None
@@ -196,9 +195,5 @@ class WorkOrderService(pb_grpc.WorkOrderServiceServicer):
             set(request.work_order_ids), self.app.watch_poll_seconds,
         ):
             yield pb.WatchWorkOrdersResponse(event=event, cursor=str(event.sequence))
-
-
-def _unreachable(tx: Tx) -> pb.RetryWorkOrdersResponse:
-    raise AssertionError("a stored answer exists for this request_id")
 
 

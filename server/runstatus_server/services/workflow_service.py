@@ -21,7 +21,6 @@ class WorkflowService(pb_grpc.WorkflowServiceServicer):
         checks = Checks(self.app.limits)
         checks.short("workflow.project_id", request.workflow.project_id)
         checks.done()
-        workflows.validate_workflow(request.workflow)
 
         def op(tx: Tx) -> pb.CreateWorkflowResponse:
             return pb.CreateWorkflowResponse(workflow=workflows.create(tx, request.workflow, now_us()))

@@ -85,8 +85,6 @@ class SqliteStore:
         self._listeners: list[Callable[[], None]] = []
         self._writer: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self.batches = 0
-        self.batched_writes = 0
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -193,8 +191,6 @@ class SqliteStore:
         COMMIT_BATCH.observe(len(batch))
         for hook in hooks:
             hook()
-        self.batches += 1
-        self.batched_writes += len(batch)
         assert self._loop is not None
         self._loop.call_soon_threadsafe(self._deliver, outcomes)
 

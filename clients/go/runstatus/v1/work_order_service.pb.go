@@ -1071,9 +1071,10 @@ func (x *CancelRunResponse) GetRun() *Run {
 }
 
 type WatchWorkOrdersRequest struct {
-	state     protoimpl.MessageState `protogen:"open.v1"`
-	ProjectId string                 `protobuf:"bytes,1,opt,name=project_id,json=projectId,proto3" json:"project_id,omitempty"`
-	Filter    *WorkOrderFilter       `protobuf:"bytes,2,opt,name=filter,proto3" json:"filter,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Empty: every project the caller may see (with authentication, the token's project).
+	ProjectId string           `protobuf:"bytes,1,opt,name=project_id,json=projectId,proto3" json:"project_id,omitempty"`
+	Filter    *WorkOrderFilter `protobuf:"bytes,2,opt,name=filter,proto3" json:"filter,omitempty"`
 	// The cursor of the last event seen; empty: from the start of the log.
 	AfterCursor string `protobuf:"bytes,3,opt,name=after_cursor,json=afterCursor,proto3" json:"after_cursor,omitempty"`
 	// Only the work orders with these ids; empty: all.

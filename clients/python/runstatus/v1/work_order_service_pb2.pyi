@@ -499,6 +499,7 @@ class WatchWorkOrdersRequest(_message.Message):
     AFTER_CURSOR_FIELD_NUMBER: _builtins.int
     WORK_ORDER_IDS_FIELD_NUMBER: _builtins.int
     project_id: _builtins.str
+    """Empty: every project the caller may see (with authentication, the token's project)."""
     after_cursor: _builtins.str
     """The cursor of the last event seen; empty: from the start of the log."""
     @_builtins.property

@@ -494,6 +494,8 @@ export const CancelRunResponseSchema: GenMessage<CancelRunResponse> = /*@__PURE_
  */
 export type WatchWorkOrdersRequest = Message<"runstatus.v1.WatchWorkOrdersRequest"> & {
   /**
+   * Empty: every project the caller may see (with authentication, the token's project).
+   *
    * @generated from field: string project_id = 1;
    */
   projectId: string;

@@ -277,7 +277,9 @@ class Client:
 
 
 class AsyncClient:
-    """The asyncio client: the same calls as `Client`, awaited; iterators are async."""
+    """The asyncio client: classify, create_workflow, and the work-order and run calls of
+    `Client`, awaited; iterators are async. For the rest, `call` a raw stub (e.g.
+    `await rs.call(rs.projects.GetProject, request)`)."""
 
     def __init__(self, address: str = DEFAULT_ADDRESS, *, tls: bool | grpc.ChannelCredentials = False,
                  root_certificates: bytes | None = None, client_certificate: tuple[bytes, bytes] | None = None,

@@ -67,6 +67,7 @@ def claim(tx: Tx, project_id: str, worker_id: str, max_runs: int, leases: Leases
         projects.get(tx, project_id)  # exists, and the caller may see it
     claimed: list[ClaimedRun] = []
     size = 0
+    plans: dict[tuple[str, str, int], Workflow] = {}  # claimed runs mostly share a workflow: read it once
     for stored in tx.claimable_runs(project_id, max_runs):
         run = stored.run
         run.worker_id = worker_id
@@ -74,8 +75,11 @@ def claim(tx: Tx, project_id: str, worker_id: str, max_runs: int, leases: Leases
         run.lease_expire_time.CopyFrom(timestamp(now + leases.lease_us))
         stored.lease_token = secrets.token_urlsafe(24)
         work_order = tx.get_work_order(run.work_order_id)
+        plan = (run.project_id, run.workflow_id, run.workflow_version)
+        if plan not in plans:
+            plans[plan] = workflow_of(tx, run)
         answer = ClaimedRun(
-            run=with_step_runs(tx, run), workflow=workflow_of(tx, run),
+            run=with_step_runs(tx, run), workflow=plans[plan],
             input=work_order.input if work_order else Struct(), lease_token=stored.lease_token,
             lease_expire_time=run.lease_expire_time, heartbeat_interval=leases.heartbeat_interval,
         )

@@ -16,7 +16,7 @@ import sys
 import time
 
 from .server import Settings
-from .store.sqlite import connect, migrate
+from .store.sqlite import open_database
 
 log = logging.getLogger("runstatus.processes")
 
@@ -29,9 +29,7 @@ def free_port(host: str) -> int:
 
 def serve_processes(settings: Settings, processes: int, child_args: list[str]) -> int:
     """Starts `processes` servers on one port and waits; SIGTERM/SIGINT stop them all."""
-    conn = connect(settings.db)
-    migrate(conn)  # once, before any process serves
-    conn.close()
+    open_database(settings.db).close()  # migrated once, before any process serves
     port = settings.port or free_port(settings.host)
     children = []
     for index in range(processes):

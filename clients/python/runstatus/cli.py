@@ -494,15 +494,13 @@ def tokens_create(
 
 
 def _create_token_offline(db: pathlib.Path, project_id: str, role: int, name: str) -> Any:
-    from runstatus_server import auth, projects  # type: ignore[import-not-found,unused-ignore]
-    from runstatus_server.store.sqlite import SqliteTx, connect, migrate  # type: ignore[import-not-found,unused-ignore]
+    from runstatus_server import auth  # type: ignore[import-not-found,unused-ignore]
+    from runstatus_server.store.sqlite import SqliteTx, open_database  # type: ignore[import-not-found,unused-ignore]
     from runstatus_server.util import now_us  # type: ignore[import-not-found,unused-ignore]
 
-    conn = connect(str(db))
-    migrate(conn)
+    conn = open_database(str(db))
     conn.execute("BEGIN IMMEDIATE")
     try:
-        projects.ensure_default(SqliteTx(conn), now_us())
         result = auth.create_token(SqliteTx(conn), project_id, role, name, now_us())
         conn.execute("COMMIT")
     except BaseException:

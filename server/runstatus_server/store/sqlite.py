@@ -69,6 +69,18 @@ def migrate(conn: sqlite3.Connection) -> int:
     return len(MIGRATIONS)
 
 
+def open_database(path: str) -> sqlite3.Connection:
+    """A writable connection to a database brought up to date: schema migrated, default project there."""
+    from .. import projects  # the default project is domain data, made by domain code
+
+    conn = connect(path)
+    migrate(conn)
+    conn.execute("BEGIN IMMEDIATE")
+    projects.ensure_default(SqliteTx(conn), int(time.time() * 1e6))
+    conn.execute("COMMIT")
+    return conn
+
+
 def _storage_error(e: sqlite3.Error) -> Unavailable:
     return Unavailable(f"the database cannot be written right now: {e}")
 
@@ -88,13 +100,7 @@ class SqliteStore:
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        conn = connect(self.path)
-        migrate(conn)
-        from .. import projects  # the default project is domain data, made by domain code
-
-        conn.execute("BEGIN IMMEDIATE")
-        projects.ensure_default(SqliteTx(conn), int(time.time() * 1e6))
-        conn.execute("COMMIT")
+        conn = open_database(self.path)
         self._writer = threading.Thread(target=self._write_loop, args=(conn,), name="runstatus-write", daemon=True)
         self._writer.start()
 
@@ -206,30 +212,22 @@ class SqliteStore:
             listener()
 
 
-def _filter_sql(flt: WorkOrderFilter) -> tuple[str, list[Any]]:
-    """SQL conditions for a filter's workflow and time range (statuses are handled by the caller)."""
+def _filter_sql(flt: WorkOrderFilter, *, statuses: bool = True, times: bool = True) -> tuple[str, list[Any]]:
+    """SQL conditions for a filter; a caller that handles the statuses or the times itself leaves them out."""
     sql, args = "", []
     if flt.workflow_id:
         sql += " AND workflow_id = ?"
         args.append(flt.workflow_id)
-    if flt.HasField("create_time_start"):
+    wanted = sorted(set(flt.statuses)) if statuses else []
+    if wanted:
+        sql += f" AND status IN ({','.join('?' * len(wanted))})"
+        args += wanted
+    if times and flt.HasField("create_time_start"):
         sql += " AND create_time >= ?"
         args.append(flt.create_time_start.ToMicroseconds())
-    if flt.HasField("create_time_end"):
+    if times and flt.HasField("create_time_end"):
         sql += " AND create_time < ?"
         args.append(flt.create_time_end.ToMicroseconds())
-    return sql, args
-
-
-def _workflow_and_status_sql(flt: WorkOrderFilter) -> tuple[str, list[Any]]:
-    sql, args = "", []
-    if flt.workflow_id:
-        sql += " AND workflow_id = ?"
-        args.append(flt.workflow_id)
-    statuses = sorted(set(flt.statuses))
-    if statuses:
-        sql += f" AND status IN ({','.join('?' * len(statuses))})"
-        args += statuses
     return sql, args
 
 
@@ -318,7 +316,7 @@ class SqliteTx:
     def list_work_orders(
         self, project_id: str, flt: WorkOrderFilter, after: WorkOrderKey | None, limit: int
     ) -> list[tuple[WorkOrder, WorkOrderKey]]:
-        where, args = _filter_sql(flt)
+        where, args = _filter_sql(flt, statuses=False)
         if after is not None:
             where += " AND (create_time, seq) < (?, ?)"
             args += list(after)
@@ -346,7 +344,7 @@ class SqliteTx:
         end_hour = end // HOUR_US if end is not None else None  # hours before this one are inside
         if first_hour is not None and end_hour is not None and first_hour >= end_hour:
             return self._count_rows(project_id, flt, start, end)  # less than two hours: rows
-        where, args = _workflow_and_status_sql(flt)
+        where, args = _filter_sql(flt, times=False)
         if first_hour is not None:
             where += " AND hour >= ?"
             args.append(first_hour)
@@ -371,7 +369,7 @@ class SqliteTx:
             counts[status] = counts.get(status, 0) + n
 
     def _count_rows(self, project_id: str, flt: WorkOrderFilter, start: int | None, end: int | None) -> dict[int, int]:
-        where, args = _workflow_and_status_sql(flt)
+        where, args = _filter_sql(flt, times=False)
         rows = self.conn.execute(
             "SELECT status, count(*) FROM work_orders INDEXED BY work_orders_by_time "
             f"WHERE project_id = ? AND create_time >= ? AND create_time < ?{where} GROUP BY status",

@@ -55,18 +55,20 @@ def _events_after(tx: Tx, cursor: int, project_id: str) -> list[Event]:
 
 async def watch(
     store: Store, hub: EventHub, project_id: str, flt: WorkOrderFilter, after: int,
-    work_order_ids: Collection[str] = (), poll_seconds: float = 1.0,
+    work_order_ids: Collection[str] = (), poll_seconds: float = 1.0, settle_seconds: float = 0.0,
 ) -> AsyncIterator[Event]:
     """The events after `after`, then live ones as they are committed, forever.
 
-    `poll_seconds` bounds the wait when the commit came from another process.
+    `poll_seconds` bounds the wait when the commit came from another process;
+    `settle_seconds` is a pause after each wake, so that one read of the log
+    covers a burst of commits (for a watcher that need not see events at once).
     """
     cursor = after
     while True:
         if hub.closed:
             raise Unavailable("the server is shutting down; resume with after_cursor", reason="SHUTTING_DOWN")
         wake = hub.current()
-        page = await store.read(_events_after, cursor, project_id)
+        page = await store.scan(_events_after, cursor, project_id)
         for event in page:
             cursor = event.sequence
             if matches(event, flt, work_order_ids):
@@ -74,3 +76,5 @@ async def watch(
         if len(page) < PAGE:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), poll_seconds)
+            if settle_seconds:
+                await asyncio.sleep(settle_seconds)

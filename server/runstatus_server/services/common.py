@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 import sqlite3
@@ -101,27 +100,28 @@ def _check_decoded(request: object) -> None:
         raise InvalidArgument([("request", f"cannot be parsed: {request.reason}")], reason="MALFORMED_REQUEST")
 
 
-@contextlib.asynccontextmanager
-async def _answering(servicer: Any, method: str, request: Message,
-                     context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
-    """Around every RPC: who is calling and may they (auth.py), a request that parsed, and
-    every error leaving as a google.rpc.Status with details; counted and timed."""
-    started = time.perf_counter()
-    code = "OK"
-    try:
-        caller.set(await _authenticate(servicer, method, context))  # each RPC runs in a task of its own
-        _check_decoded(request)
-        yield
-    except grpc.aio.AbortError:
-        code = "ABORTED"
-        raise
-    except Exception as e:  # noqa: BLE001 - never a bare INTERNAL for bad input
-        error = _as_api_error(e)
-        code = error.code.name
-        await _abort(context, error)
-    finally:
-        RPCS.labels(method, code).inc()
-        RPC_SECONDS.labels(method).observe(time.perf_counter() - started)
+def _failure(e: Exception) -> tuple[str, ApiError | None]:
+    """The code an exception ends the call with, and the error to send (None: already sent)."""
+    if isinstance(e, grpc.aio.AbortError):
+        return "ABORTED", None
+    error = _as_api_error(e)
+    return error.code.name, error
+
+
+def _finish(method: str, code: str, started: float) -> None:
+    _rpcs(method, code).inc()
+    _rpc_seconds(method).observe(time.perf_counter() - started)
+
+
+# Labelled metric children, looked up once: labels() takes a lock and builds a key each call.
+@functools.lru_cache(maxsize=1024)
+def _rpcs(method: str, code: str) -> Any:
+    return RPCS.labels(method, code)
+
+
+@functools.lru_cache(maxsize=256)
+def _rpc_seconds(method: str) -> Any:
+    return RPC_SECONDS.labels(method)
 
 
 def _method(fn: Callable[..., Any]) -> str:
@@ -130,12 +130,25 @@ def _method(fn: Callable[..., Any]) -> str:
 
 
 def unary(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Wraps a unary RPC with auth, input parsing, error mapping and metrics. (Plain
+    try/finally rather than a context manager: this runs on every call.)"""
     method = _method(fn)
 
     @functools.wraps(fn)
     async def wrapper(self: Any, request: Message, context: grpc.aio.ServicerContext) -> Any:
-        async with _answering(self, method, request, context):
+        started, code = time.perf_counter(), "OK"
+        try:
+            # Who is calling and may they (auth.py); each RPC runs in a task of its own.
+            caller.set(await _authenticate(self, method, context) if self.app.authenticator else None)
+            _check_decoded(request)
             return await fn(self, request, context)
+        except Exception as e:  # noqa: BLE001 - never a bare INTERNAL for bad input
+            code, error = _failure(e)
+            if error is None:
+                raise
+            await _abort(context, error)  # every error leaves as a google.rpc.Status with details
+        finally:
+            _finish(method, code, started)
 
     return wrapper
 
@@ -145,9 +158,20 @@ def streaming(fn: Callable[..., AsyncIterator[Any]]) -> Callable[..., AsyncItera
 
     @functools.wraps(fn)
     async def wrapper(self: Any, request: Message, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-        async with _answering(self, method, request, context):
+        started, code = time.perf_counter(), "OK"
+        try:
+            # Who is calling and may they (auth.py); each RPC runs in a task of its own.
+            caller.set(await _authenticate(self, method, context) if self.app.authenticator else None)
+            _check_decoded(request)
             async for item in fn(self, request, context):
                 yield item
+        except Exception as e:  # noqa: BLE001 - never a bare INTERNAL for bad input
+            code, error = _failure(e)
+            if error is None:
+                raise
+            await _abort(context, error)  # every error leaves as a google.rpc.Status with details
+        finally:
+            _finish(method, code, started)
 
     return wrapper
 

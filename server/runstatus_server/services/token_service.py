@@ -58,6 +58,6 @@ class TokenService(pb_grpc.TokenServiceServicer):
                 auth.check_visible(auth.INSTANCE, "project", auth.INSTANCE)
             return tx.list_tokens(project_id, after, size)
 
-        page = await self.app.store.read(op)
+        page = await self.app.store.scan(op)
         token = pagination.encode(page[-1].id) if len(page) == size else ""
         return pb.ListTokensResponse(tokens=page, next_page_token=token)

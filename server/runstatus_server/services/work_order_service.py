@@ -77,7 +77,7 @@ class WorkOrderService(pb_grpc.WorkOrderServiceServicer):
             token = pagination.encode(*kept[-1][1]) if kept and more else ""
             return pb.ListWorkOrdersResponse(work_orders=[w for w, _ in kept], next_page_token=token)
 
-        return await self.app.store.read(op)
+        return await self.app.store.scan(op)
 
     @unary
     async def CountWorkOrders(self, request: pb.CountWorkOrdersRequest, context: grpc.aio.ServicerContext) -> pb.CountWorkOrdersResponse:
@@ -93,7 +93,7 @@ class WorkOrderService(pb_grpc.WorkOrderServiceServicer):
                 total=sum(counts.values()),
             )
 
-        return await self.app.store.read(op)
+        return await self.app.store.scan(op)
 
     @unary
     async def RetryWorkOrder(self, request: pb.RetryWorkOrderRequest, context: grpc.aio.ServicerContext) -> pb.RetryWorkOrderResponse:
@@ -152,7 +152,7 @@ class WorkOrderService(pb_grpc.WorkOrderServiceServicer):
             load_work_order(tx, request.work_order_id)
             return [with_step_runs(tx, r) for r in tx.list_runs(request.work_order_id, before, size)]
 
-        found = await self.app.store.read(op)
+        found = await self.app.store.scan(op)
         page = pagination.within_bytes(found, lambda run: run.ByteSize())
         more = len(page) < len(found) or len(found) == size
         token = pagination.encode(page[-1].number) if page and more and page[-1].number > 1 else ""

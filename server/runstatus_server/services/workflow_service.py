@@ -52,6 +52,6 @@ class WorkflowService(pb_grpc.WorkflowServiceServicer):
             project = projects.get(tx, request.project_id)
             return tx.list_workflows(project.id, after, size)
 
-        page = await self.app.store.read(op)
+        page = await self.app.store.scan(op)
         token = pagination.encode(page[-1].id) if len(page) == size else ""
         return pb.ListWorkflowsResponse(workflows=page, next_page_token=token)

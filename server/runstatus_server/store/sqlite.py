@@ -1,19 +1,25 @@
-"""The SQLite backend: WAL, synchronous=FULL, one writer thread with group commit.
+"""The SQLite backend: WAL, synchronous=FULL, group commit on the event loop.
 
-Every write is a function run inside one transaction on the writer thread.
-Writes that arrive together share a transaction (each in its own savepoint, so
-one failing write rolls back alone) and one durable COMMIT; each caller is
-answered only after the COMMIT that holds its write. Reads run on a small pool
-of reader threads, each with its own connection, and see committed data only.
+Every write is a function run inside a transaction. It runs on the event loop
+itself, in a savepoint of the open transaction (so a failing write rolls back
+alone): there is no hand-off to another thread per write, and SQLite's inserts
+take microseconds. Writes that arrive while the transaction is open join it; one
+durable COMMIT on a committer thread ends it (the fsync must not stall the loop),
+and each caller is answered only after the COMMIT that holds its write. Writes
+that arrive during the COMMIT wait for it, then form the next transaction.
+
+Point reads (one entity by id) run on the loop too, on a connection of their
+own that sees committed data only; scans (lists, counts, event pages) run on a
+small pool of reader threads, so a long one does not hold the loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import fcntl
 import logging
-import queue
 import sqlite3
 import threading
 import time
@@ -37,7 +43,6 @@ log = logging.getLogger("runstatus.store")
 
 MAX_BATCH = 256
 HOUR_US = 3_600_000_000  # the bucket of work_order_counts
-_STOP = object()
 
 
 def connect(path: str, *, readonly: bool = False) -> sqlite3.Connection:
@@ -85,31 +90,78 @@ def _storage_error(e: sqlite3.Error) -> Unavailable:
     return Unavailable(f"the database cannot be written right now: {e}")
 
 
+class _Waiters:
+    """Callers waiting for one thing, each on a future of its own: a caller that is
+    cancelled (its RPC ended) must not cancel the thing for the others."""
+
+    def __init__(self) -> None:
+        self._futures: list[asyncio.Future[None]] = []
+        self._woken = False
+        self._error: BaseException | None = None
+
+    def wait(self) -> asyncio.Future[None]:
+        future = asyncio.get_running_loop().create_future()
+        if self._woken:
+            future.set_result(None) if self._error is None else future.set_exception(self._error)
+        else:
+            self._futures.append(future)
+        return future
+
+    def wake(self, error: BaseException | None = None) -> None:
+        self._woken, self._error = True, error
+        for future in self._futures:
+            if not future.done():
+                if error is None:
+                    future.set_result(None)
+                else:
+                    future.set_exception(error)
+
+
+class _Batch:
+    """One open transaction: the writes in it, and the COMMIT they all wait for."""
+
+    def __init__(self) -> None:
+        self.size = 0
+        self.hooks: list[Callable[[], None]] = []
+        self.committed = _Waiters()
+
+
 class SqliteStore:
     def __init__(self, path: str, *, readers: int = 4, shared: bool = False) -> None:
         self.path = path
         # Processes sharing the file take turns through a blocking file lock: SQLite's own
         # busy handler polls with sleeps, which lets one process starve the others for seconds.
         self._turns = open(f"{path}.writelock", "a+b") if shared else None
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._readers = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="runstatus-read")
+        self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="runstatus-commit")
         self._local = threading.local()
         self._listeners: list[Callable[[], None]] = []
-        self._writer: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._conn: sqlite3.Connection | None = None
+        self._tx: SqliteTx | None = None
+        self._reader: SqliteTx | None = None
+        self._batch: _Batch | None = None  # the transaction writes may join now
+        self._busy: _Waiters | None = None  # the connection is committing, or waiting for the file
+        self._closing = False
 
     async def start(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        conn = open_database(self.path)
-        self._writer = threading.Thread(target=self._write_loop, args=(conn,), name="runstatus-write", daemon=True)
-        self._writer.start()
+        self._conn = open_database(self.path)
+        self._tx = SqliteTx(self._conn)
+        self._reader = SqliteTx(connect(self.path, readonly=True))
 
     async def close(self) -> None:
-        """Finishes every write already queued, then closes."""
-        if self._writer is not None:
-            self._queue.put(_STOP)
-            await asyncio.to_thread(self._writer.join)
-            self._writer = None
+        """Finishes every write already begun, then closes."""
+        self._closing = True
+        while self._busy is not None or self._batch is not None:
+            waiters = self._busy or self._batch.committed  # type: ignore[union-attr]
+            with contextlib.suppress(Exception):
+                await waiters.wait()
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        if self._reader is not None:
+            self._reader.conn.close()
+            self._reader = None
+        self._committer.shutdown(wait=True)
         self._readers.shutdown(wait=True)
 
     def add_commit_listener(self, listener: Callable[[], None]) -> None:
@@ -117,99 +169,147 @@ class SqliteStore:
         self._listeners.append(listener)
 
     async def write(self, fn: Callable[..., T], *args: object) -> T:
-        if self._writer is None or self._loop is None:
-            raise Unavailable("the server is shutting down", reason="SHUTTING_DOWN")
-        future: asyncio.Future[T] = self._loop.create_future()
-        # The caller's context (who is asking: see auth.py) goes with the write.
-        self._queue.put((contextvars.copy_context(), fn, args, future))
-        return await future
-
-    async def read(self, fn: Callable[..., T], *args: object) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._readers, contextvars.copy_context().run, self._read, fn, args)
-
-    def _read(self, fn: Callable[..., T], args: tuple[object, ...]) -> T:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self._local.conn = connect(self.path, readonly=True)
-        conn.execute("BEGIN")
+        while True:
+            if self._conn is None or self._closing:
+                raise Unavailable("the server is shutting down", reason="SHUTTING_DOWN")
+            if self._busy is not None:
+                await self._busy.wait()
+            elif self._batch is None:
+                await self._begin()
+            elif self._batch.size >= MAX_BATCH:
+                with contextlib.suppress(Exception):  # its failure is its writes' business
+                    await self._batch.committed.wait()
+            else:
+                break
+        batch, conn, tx = self._batch, self._conn, self._tx
+        assert batch is not None and conn is not None and tx is not None
+        batch.size += 1
         try:
-            return fn(SqliteTx(conn), *args)
-        except sqlite3.Error as e:
-            raise Unavailable(f"the database cannot be read right now: {e}") from e
-        finally:
-            conn.execute("COMMIT")
+            result = self._run_job(conn, tx, batch, fn, args)
+        except BaseException:
+            await batch.committed.wait()  # a failed COMMIT's error comes first
+            raise
+        await batch.committed.wait()
+        return result
 
-    def _write_loop(self, conn: sqlite3.Connection) -> None:
-        tx = SqliteTx(conn)
-        stopping = False
-        while not stopping:
-            batch = [self._queue.get()]
-            while len(batch) < MAX_BATCH:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            if any(job is _STOP for job in batch):
-                stopping = True
-                batch = [job for job in batch if job is not _STOP]
-            if batch:
-                self._run_batch(conn, tx, batch)
-        conn.close()
-
-    def _run_batch(self, conn: sqlite3.Connection, tx: SqliteTx, batch: list[Any]) -> None:
-        outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
-        hooks: list[Callable[[], None]] = []
-        if self._turns is not None:
-            fcntl.flock(self._turns, fcntl.LOCK_EX)
+    @staticmethod
+    def _run_job(conn: sqlite3.Connection, tx: SqliteTx, batch: _Batch, fn: Callable[..., T],
+                 args: tuple[object, ...]) -> T:
+        if not conn.in_transaction:
+            # SQLite rolled the whole transaction back under an earlier write (a full
+            # disk, say): this batch's COMMIT will fail, and nothing may autocommit.
+            raise Unavailable("the database cannot be written right now: the transaction was rolled back")
+        conn.execute("SAVEPOINT job")
+        tx.committed_hooks = []
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            for context, fn, args, future in batch:
-                conn.execute("SAVEPOINT job")
-                tx.committed_hooks = []
-                try:
-                    result = context.run(fn, tx, *args)
-                except BaseException as e:  # noqa: BLE001 - each caller gets its own error
-                    if isinstance(e, ApiError) and e.keep_changes:
-                        hooks += tx.committed_hooks
-                    else:
-                        conn.execute("ROLLBACK TO job")
-                    conn.execute("RELEASE job")
-                    if isinstance(e, sqlite3.Error):
-                        e = _storage_error(e)
-                    elif not isinstance(e, ApiError):
-                        log.exception("write failed")
-                    outcomes.append((future, None, e))
+            result = fn(tx, *args)
+        except BaseException as e:  # noqa: BLE001 - each caller gets its own error
+            try:
+                if isinstance(e, ApiError) and e.keep_changes:
+                    batch.hooks += tx.committed_hooks
                 else:
-                    conn.execute("RELEASE job")
-                    hooks += tx.committed_hooks
-                    outcomes.append((future, result, None))
-            conn.execute("COMMIT")
-        except sqlite3.Error as e:
-            log.error("commit failed, %d writes refused: %s", len(batch), e)
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            outcomes = [(future, None, _storage_error(e)) for _, _, _, future in batch]
-            hooks = []
+                    conn.execute("ROLLBACK TO job")
+                conn.execute("RELEASE job")
+            except sqlite3.Error as undone:
+                raise _storage_error(undone) from e
+            if isinstance(e, sqlite3.Error):
+                raise _storage_error(e) from e
+            if not isinstance(e, ApiError):
+                log.exception("write failed")
+            raise
+        conn.execute("RELEASE job")
+        batch.hooks += tx.committed_hooks
+        return result
+
+    async def _begin(self) -> None:
+        """Opens the next transaction. Its COMMIT starts on the loop's next turn, once the
+        writes ready to run now have joined it."""
+        assert self._conn is not None
+        loop = asyncio.get_running_loop()
+        if self._turns is not None:
+            # Another process may hold the file: wait for it off the loop.
+            self._busy = busy = _Waiters()
+            try:
+                await loop.run_in_executor(self._committer, self._lock_and_begin)
+            finally:
+                self._busy = None
+                busy.wake()
+        else:
+            self._conn.execute("BEGIN IMMEDIATE")
+        self._batch = _Batch()
+        loop.call_soon(self._start_commit)
+
+    def _lock_and_begin(self) -> None:
+        assert self._turns is not None and self._conn is not None
+        fcntl.flock(self._turns, fcntl.LOCK_EX)
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            fcntl.flock(self._turns, fcntl.LOCK_UN)
+            raise
+
+    def _start_commit(self) -> None:
+        batch, self._batch = self._batch, None
+        assert batch is not None
+        loop = asyncio.get_running_loop()
+        self._busy = _Waiters()
+        done = loop.run_in_executor(self._committer, self._commit_now)
+        done.add_done_callback(lambda f: self._committed(batch, f))
+
+    def _commit_now(self) -> None:
+        assert self._conn is not None
+        try:
+            self._conn.execute("COMMIT")
+        except sqlite3.Error:
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            raise
         finally:
             if self._turns is not None:
                 fcntl.flock(self._turns, fcntl.LOCK_UN)
-        COMMIT_BATCH.observe(len(batch))
-        for hook in hooks:
-            hook()
-        assert self._loop is not None
-        self._loop.call_soon_threadsafe(self._deliver, outcomes)
 
-    def _deliver(self, outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
-        for future, result, error in outcomes:
-            if future.cancelled():
-                continue
-            if error is not None:
-                future.set_exception(error)
-            else:
-                future.set_result(result)
+    def _committed(self, batch: _Batch, done: asyncio.Future[None]) -> None:
+        busy, self._busy = self._busy, None
+        assert busy is not None
+        busy.wake()
+        COMMIT_BATCH.observe(batch.size)
+        error = done.exception()
+        if error is not None:
+            log.error("commit failed, %d writes refused: %s", batch.size, error)
+            batch.committed.wake(_storage_error(error) if isinstance(error, sqlite3.Error) else error)
+            return
+        for hook in batch.hooks:
+            hook()
+        batch.committed.wake()
         for listener in self._listeners:
             listener()
+
+    async def read(self, fn: Callable[..., T], *args: object) -> T:
+        """A point read, on the loop: for lookups of a few rows by key."""
+        assert self._reader is not None
+        return self._run_read(self._reader, fn, args)
+
+    async def scan(self, fn: Callable[..., T], *args: object) -> T:
+        """A read that may walk many rows (lists, counts, event pages), on a reader thread."""
+        loop = asyncio.get_running_loop()
+        # The caller's context (who is asking: see auth.py) goes with the read.
+        return await loop.run_in_executor(self._readers, contextvars.copy_context().run, self._scan, fn, args)
+
+    def _scan(self, fn: Callable[..., T], args: tuple[object, ...]) -> T:
+        tx = getattr(self._local, "tx", None)
+        if tx is None:
+            tx = self._local.tx = SqliteTx(connect(self.path, readonly=True))
+        return self._run_read(tx, fn, args)
+
+    @staticmethod
+    def _run_read(tx: SqliteTx, fn: Callable[..., T], args: tuple[object, ...]) -> T:
+        tx.conn.execute("BEGIN")
+        try:
+            return fn(tx, *args)
+        except sqlite3.Error as e:
+            raise Unavailable(f"the database cannot be read right now: {e}") from e
+        finally:
+            tx.conn.execute("COMMIT")
 
 
 def _filter_sql(flt: WorkOrderFilter, *, statuses: bool = True, times: bool = True) -> tuple[str, list[Any]]:

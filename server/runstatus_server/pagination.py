@@ -6,11 +6,14 @@ import base64
 import binascii
 
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
 
 from .errors import invalid
 
 T = TypeVar("T")
+K = TypeVar("K")
+F = TypeVar("F")
 # A page stops short of this many bytes (at least one item), inside the 4 MiB a client accepts.
 MAX_PAGE_BYTES = 3 * 1024 * 1024
 
@@ -51,10 +54,58 @@ def decode_ints(token: str, count: int) -> list[int]:
 
 def within_bytes(items: Sequence[T], size: Callable[[T], int], limit: int = MAX_PAGE_BYTES) -> list[T]:
     """The longest head of `items` whose sizes add up to at most `limit` (never empty if items is not)."""
-    kept, total = [], 0
+    kept: list[T] = []
+    total = 0
     for item in items:
         total += size(item)
         if kept and total > limit:
             break
         kept.append(item)
     return kept
+
+
+class PageRequest(Protocol):
+    """Any List request: AIP-158's two fields."""
+
+    page_size: int
+    page_token: str
+
+
+@dataclass(frozen=True)
+class Pager(Generic[K]):
+    """One List call's paging: how many items to read (`size`), where this page starts
+    (`after`: the key in the request's token, or the first page's), and the answer's page
+    and next token (`cut`)."""
+
+    size: int
+    after: K
+
+    def cut(
+        self,
+        found: Sequence[T],
+        key: Callable[[T], Sequence[object] | None],
+        size: Callable[[T], int] | None = None,
+    ) -> tuple[list[T], str]:
+        """The page to answer with and its next_page_token.
+
+        `found` is what the store gave for at most `self.size` items; with `size`, the page is
+        cut to the byte budget (`within_bytes`). The token names `key` of the page's last item
+        and is empty when there is nothing after it: the store found fewer than asked, nothing
+        was cut, or `key` says the item is the last one there is (None)."""
+        page = within_bytes(found, size) if size is not None else list(found)
+        more = len(page) < len(found) or len(found) == self.size
+        last = key(page[-1]) if page and more else None
+        return page, encode(*last) if last is not None else ""
+
+
+def by_id(request: PageRequest) -> Pager[str]:
+    """Paging in order of a string id; the first page starts after ""."""
+    size = page_size(request.page_size)
+    return Pager(size, decode(request.page_token, 1)[0] if request.page_token else "")
+
+
+def by_numbers(request: PageRequest, count: int, first: F) -> Pager[tuple[int, ...] | F]:
+    """Paging by a key of `count` whole numbers; the first page starts at `first`."""
+    size = page_size(request.page_size)
+    after: tuple[int, ...] | F = tuple(decode_ints(request.page_token, count)) if request.page_token else first
+    return Pager(size, after)

@@ -40,8 +40,7 @@ class ProjectService(pb_grpc.ProjectServiceServicer):
 
     @unary
     async def ListProjects(self, request: pb.ListProjectsRequest, context: grpc.aio.ServicerContext) -> pb.ListProjectsResponse:
-        size = pagination.page_size(request.page_size)
-        after = pagination.decode(request.page_token, 1)[0] if request.page_token else ""
-        page = await self.app.store.scan(projects.visible, after, size)
-        token = pagination.encode(page[-1].id) if len(page) == size else ""
+        pager = pagination.by_id(request)
+        found = await self.app.store.scan(projects.visible, pager.after, pager.size)
+        page, token = pager.cut(found, lambda project: (project.id,))
         return pb.ListProjectsResponse(projects=page, next_page_token=token)

@@ -47,8 +47,7 @@ class TokenService(pb_grpc.TokenServiceServicer):
 
     @unary
     async def ListTokens(self, request: pb.ListTokensRequest, context: grpc.aio.ServicerContext) -> pb.ListTokensResponse:
-        size = pagination.page_size(request.page_size)
-        after = pagination.decode(request.page_token, 1)[0] if request.page_token else ""
+        pager = pagination.by_id(request)
 
         def op(tx: Tx) -> list[Token]:
             project_id = auth.scope(request.project_id)
@@ -56,8 +55,7 @@ class TokenService(pb_grpc.TokenServiceServicer):
                 project_id = projects.get(tx, project_id).id
             else:
                 auth.check_visible(auth.INSTANCE, "project", auth.INSTANCE)
-            return tx.list_tokens(project_id, after, size)
+            return tx.list_tokens(project_id, pager.after, pager.size)
 
-        page = await self.app.store.scan(op)
-        token = pagination.encode(page[-1].id) if len(page) == size else ""
+        page, token = pager.cut(await self.app.store.scan(op), lambda item: (item.id,))
         return pb.ListTokensResponse(tokens=page, next_page_token=token)

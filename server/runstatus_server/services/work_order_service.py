@@ -66,16 +66,13 @@ class WorkOrderService(pb_grpc.WorkOrderServiceServicer):
         checks.short("project_id", request.project_id)
         checks.work_order_filter("filter", request.filter)
         checks.done()
-        size = pagination.page_size(request.page_size)
-        after = tuple(pagination.decode_ints(request.page_token, 2)) if request.page_token else None
+        pager = pagination.by_numbers(request, 2, None)
 
         def op(tx: Tx) -> pb.ListWorkOrdersResponse:
             project = projects.get(tx, request.project_id)
-            page = tx.list_work_orders(project.id, request.filter, after, size)  # type: ignore[arg-type]
-            kept = pagination.within_bytes(page, lambda item: item[0].ByteSize())
-            more = len(kept) < len(page) or len(page) == size
-            token = pagination.encode(*kept[-1][1]) if kept and more else ""
-            return pb.ListWorkOrdersResponse(work_orders=[w for w, _ in kept], next_page_token=token)
+            found = tx.list_work_orders(project.id, request.filter, pager.after, pager.size)  # type: ignore[arg-type]
+            page, token = pager.cut(found, lambda item: item[1], size=lambda item: item[0].ByteSize())
+            return pb.ListWorkOrdersResponse(work_orders=[w for w, _ in page], next_page_token=token)
 
         return await self.app.store.scan(op)
 
@@ -145,17 +142,17 @@ class WorkOrderService(pb_grpc.WorkOrderServiceServicer):
         checks = self._checks()
         checks.short("work_order_id", request.work_order_id, required=True)
         checks.done()
-        size = pagination.page_size(request.page_size)
-        before = pagination.decode_ints(request.page_token, 1)[0] if request.page_token else 2**31
+        pager = pagination.by_numbers(request, 1, (2**31,))  # newest first: the page runs before this number
 
         def op(tx: Tx) -> list[Run]:
             load_work_order(tx, request.work_order_id)
-            return [with_step_runs(tx, r) for r in tx.list_runs(request.work_order_id, before, size)]
+            return [with_step_runs(tx, r) for r in tx.list_runs(request.work_order_id, pager.after[0], pager.size)]
 
         found = await self.app.store.scan(op)
-        page = pagination.within_bytes(found, lambda run: run.ByteSize())
-        more = len(page) < len(found) or len(found) == size
-        token = pagination.encode(page[-1].number) if page and more and page[-1].number > 1 else ""
+        page, token = pager.cut(
+            found, lambda run: (run.number,) if run.number > 1 else None,  # nothing comes after run 1
+            size=lambda run: run.ByteSize(),
+        )
         return pb.ListRunsResponse(runs=page, next_page_token=token)
 
     @unary

@@ -45,13 +45,11 @@ class WorkflowService(pb_grpc.WorkflowServiceServicer):
         checks = Checks(self.app.limits)
         checks.short("project_id", request.project_id)
         checks.done()
-        size = pagination.page_size(request.page_size)
-        after = pagination.decode(request.page_token, 1)[0] if request.page_token else ""
+        pager = pagination.by_id(request)
 
         def op(tx: Tx) -> list[workflows.Workflow]:
             project = projects.get(tx, request.project_id)
-            return tx.list_workflows(project.id, after, size)
+            return tx.list_workflows(project.id, pager.after, pager.size)
 
-        page = await self.app.store.scan(op)
-        token = pagination.encode(page[-1].id) if len(page) == size else ""
+        page, token = pager.cut(await self.app.store.scan(op), lambda workflow: (workflow.id,))
         return pb.ListWorkflowsResponse(workflows=page, next_page_token=token)

@@ -24,9 +24,8 @@ from dataclasses import dataclass
 
 from runstatus.v1.token_pb2 import Role, Token
 
-from .errors import FailedPrecondition, NotFound, PermissionDenied, Unauthenticated, invalid
-from .store.base import Store, Tx
-from .util import timestamp
+from .errors import NotFound, PermissionDenied, Unauthenticated
+from .store.base import Store
 
 INSTANCE = "*"  # the project of an instance admin token
 TOKEN_ID = re.compile(r"[0-9a-f]{16}")
@@ -92,44 +91,16 @@ def authorize(who: Principal, method: str) -> None:
         )
 
 
-# Tokens
+# Secrets
 
 def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def create_token(tx: Tx, project_id: str, role: int, name: str, now: int) -> tuple[Token, str]:
-    """A new token and its secret (shown once)."""
-    if role not in (WORKER, CLIENT, ADMIN):
-        raise invalid("role", "must be ROLE_WORKER, ROLE_CLIENT or ROLE_ADMIN")
-    if project_id == INSTANCE:
-        who = caller.get()
-        if who is not None and not who.instance_admin:
-            raise PermissionDenied("only an instance admin may create instance tokens", role=Role.Name(who.role),
-                                   method="TokenService.CreateToken")
-        if role != ADMIN:
-            raise invalid("role", "an instance token (project '*') must be ROLE_ADMIN")
-    else:
-        from . import projects
-
-        project_id = projects.get(tx, project_id).id
-    token = Token(id=secrets.token_hex(8), project_id=project_id, role=role, name=name, create_time=timestamp(now))
-    secret = f"rs_{token.id}_{secrets.token_urlsafe(32)}"
-    tx.put_token(token, _hash(secret), new=True)
-    return token, secret
-
-
-def revoke_token(tx: Tx, token_id: str, now: int) -> Token:
-    found = tx.get_token(token_id)
-    if found is None:
-        raise NotFound("token", token_id)
-    token, _ = found
-    check_visible(token.project_id, "token", token_id)
-    if token.HasField("revoke_time"):
-        raise FailedPrecondition(f"token {token_id} is already revoked", reason="TOKEN_REVOKED")
-    token.revoke_time.CopyFrom(timestamp(now))
-    tx.put_token(token, "", new=False)
-    return token
+def new_secret(token_id: str) -> tuple[str, str]:
+    """A new secret for the token (shown once) and the hash the server keeps of it."""
+    secret = f"rs_{token_id}_{secrets.token_urlsafe(32)}"
+    return secret, _hash(secret)
 
 
 class Authenticator:

@@ -9,8 +9,7 @@ from runstatus.v1.project_pb2 import Project
 from . import auth
 from .errors import AlreadyExists, InvalidArgument, NotFound
 from .store.base import Tx
-from .util import duration_us, timestamp
-from .workflows import MAX_NAME, check_id
+from .util import MAX_NAME, check_id, duration_us, timestamp
 
 DEFAULT = "default"
 UPDATABLE = ("name", "run_limit", "max_runtime")

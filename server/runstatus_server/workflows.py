@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
-import re
 from runstatus.v1.workflow_pb2 import EdgeCondition, Workflow
 
+from . import projects
 from .errors import InvalidArgument, NotFound
 from .store.base import Tx
-from .util import timestamp
+from .util import MAX_NAME, check_id, timestamp
 
-ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-ID_RULE = "must be 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit"
 MAX_STEPS = 1000
 MAX_EDGES = 5000
 MAX_BODY = 256 * 1024
-MAX_NAME = 256
-
-
-def check_id(field: str, value: str, violations: list[tuple[str, str]]) -> None:
-    if not value:
-        violations.append((field, "is required"))
-    elif not ID_PATTERN.match(value):
-        violations.append((field, ID_RULE))
 
 
 def validate_workflow(workflow: Workflow, prefix: str = "workflow") -> None:
@@ -107,8 +97,6 @@ def find_cycle(workflow: Workflow) -> list[str]:
 
 def create(tx: Tx, workflow: Workflow, now: int) -> Workflow:
     """Adds version 1 of a new workflow, or the next version of an existing one."""
-    from . import projects  # projects imports this module's id rule
-
     validate_workflow(workflow)
     project = projects.get(tx, workflow.project_id)
     latest = tx.workflow_version(project.id, workflow.id)
@@ -122,8 +110,6 @@ def create(tx: Tx, workflow: Workflow, now: int) -> Workflow:
 
 
 def get(tx: Tx, project_id: str, workflow_id: str, version: int = 0) -> Workflow:
-    from . import projects
-
     project = projects.get(tx, project_id)
     workflow = tx.get_workflow(project.id, workflow_id, version)
     if workflow is None:

@@ -6,7 +6,7 @@ from runstatus.v1 import token_service_pb2 as pb
 from runstatus.v1 import token_service_pb2_grpc as pb_grpc
 from runstatus.v1.token_pb2 import Token
 
-from .. import auth, pagination, projects
+from .. import auth, pagination, projects, tokens
 from ..idempotency import once
 from ..store.base import Tx
 from ..util import now_us
@@ -26,7 +26,7 @@ class TokenService(pb_grpc.TokenServiceServicer):
         checks.done()
 
         def op(tx: Tx) -> pb.CreateTokenResponse:
-            token, secret = auth.create_token(tx, request.project_id, request.role, request.name, now_us())
+            token, secret = tokens.create(tx, request.project_id, request.role, request.name, now_us())
             return pb.CreateTokenResponse(token=token, secret=secret)
 
         return await self.app.store.write(once("CreateToken", request, pb.CreateTokenResponse, op))
@@ -38,7 +38,7 @@ class TokenService(pb_grpc.TokenServiceServicer):
         checks.done()
 
         def op(tx: Tx) -> pb.RevokeTokenResponse:
-            return pb.RevokeTokenResponse(token=auth.revoke_token(tx, request.token_id, now_us()))
+            return pb.RevokeTokenResponse(token=tokens.revoke(tx, request.token_id, now_us()))
 
         answer = await self.app.store.write(once("RevokeToken", request, pb.RevokeTokenResponse, op))
         if self.app.authenticator is not None:

@@ -1,0 +1,45 @@
+"""API tokens: creating and revoking them. auth.py checks them on every call."""
+
+from __future__ import annotations
+
+import secrets
+
+from runstatus.v1.token_pb2 import Role, Token
+
+from . import projects
+from .auth import ADMIN, CLIENT, INSTANCE, WORKER, caller, check_visible, new_secret
+from .errors import FailedPrecondition, NotFound, PermissionDenied, invalid
+from .store.base import Tx
+from .util import timestamp
+
+
+def create(tx: Tx, project_id: str, role: int, name: str, now: int) -> tuple[Token, str]:
+    """A new token and its secret (shown once)."""
+    if role not in (WORKER, CLIENT, ADMIN):
+        raise invalid("role", "must be ROLE_WORKER, ROLE_CLIENT or ROLE_ADMIN")
+    if project_id == INSTANCE:
+        who = caller.get()
+        if who is not None and not who.instance_admin:
+            raise PermissionDenied("only an instance admin may create instance tokens", role=Role.Name(who.role),
+                                   method="TokenService.CreateToken")
+        if role != ADMIN:
+            raise invalid("role", "an instance token (project '*') must be ROLE_ADMIN")
+    else:
+        project_id = projects.get(tx, project_id).id
+    token = Token(id=secrets.token_hex(8), project_id=project_id, role=role, name=name, create_time=timestamp(now))
+    secret, secret_hash = new_secret(token.id)
+    tx.put_token(token, secret_hash, new=True)
+    return token, secret
+
+
+def revoke(tx: Tx, token_id: str, now: int) -> Token:
+    found = tx.get_token(token_id)
+    if found is None:
+        raise NotFound("token", token_id)
+    token, _ = found
+    check_visible(token.project_id, "token", token_id)
+    if token.HasField("revoke_time"):
+        raise FailedPrecondition(f"token {token_id} is already revoked", reason="TOKEN_REVOKED")
+    token.revoke_time.CopyFrom(timestamp(now))
+    tx.put_token(token, "", new=False)
+    return token

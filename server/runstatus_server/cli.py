@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import os
+from collections.abc import Collection
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from . import logs
-from .processes import serve_processes
+from .processes import PER_PROCESS, serve_processes
 from .server import Settings, serve
 
 app = typer.Typer(help="runstatus: work orders, runs and their statuses, over gRPC.", no_args_is_help=True, pretty_exceptions_enable=False)
@@ -24,6 +25,7 @@ def main_callback() -> None:
 
 @app.command("serve")
 def serve_command(
+    ctx: typer.Context,
     port: Annotated[int, typer.Option(envvar="RUNSTATUS_PORT", help="Port to listen on; 0 picks a free one.")] = 50051,
     db: Annotated[Path, typer.Option(envvar="RUNSTATUS_DB", help="The SQLite database file.")] = Path("runstatus.db"),
     host: Annotated[str, typer.Option(envvar="RUNSTATUS_HOST", help="Address to listen on.")] = "127.0.0.1",
@@ -63,17 +65,25 @@ def serve_command(
     )
     processes = processes or os.cpu_count() or 1
     if processes > 1:
-        child_args = [
-            "--db", str(db), "--host", host, "--lease-seconds", str(lease_seconds),
-            "--sweep-seconds", str(sweep_seconds), "--max-input-bytes", str(max_input_bytes),
-            "--log-level", log_level, *(f"--aliases={a}" for a in aliases or []),
-            *(["--auth"] if auth else []), *(["--insecure"] if insecure else []),
-            *([f"--tls-cert={tls_cert}", f"--tls-key={tls_key}"] if tls_cert else []),
-            *([f"--tls-client-ca={tls_client_ca}"] if tls_client_ca else []),
-            *(["--admin-webhook", admin_webhook] if admin_webhook else []),
-        ]
-        raise typer.Exit(serve_processes(settings, processes, child_args))
+        raise typer.Exit(serve_processes(settings, processes, _given_options(ctx, leave_out=PER_PROCESS)))
     asyncio.run(serve(settings))
+
+
+def _given_options(ctx: typer.Context, leave_out: Collection[str]) -> list[str]:
+    """Command-line options that give another process this command's options as they came
+    out here (from the command line, the environment or the defaults), but those named in
+    `leave_out`: every option the command has, so none can be forgotten."""
+    args: list[str] = []
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name or "")
+        if param.param_type_name != "option" or param.name in leave_out or value is None:
+            continue
+        if getattr(param, "is_flag", False):
+            switch = param.opts[0] if value else next(iter(param.secondary_opts), "")
+            args += [switch] if switch else []
+        else:
+            args += [f"{param.opts[0]}={v}" for v in (value if param.multiple else [value])]
+    return args
 
 
 def _is_loopback(host: str) -> bool:

@@ -20,6 +20,10 @@ from .store.sqlite import open_database
 
 log = logging.getLogger("runstatus.processes")
 
+# The serve options serve_processes sets for each child itself; the children get every other
+# option as the parent was given it.
+PER_PROCESS = ("port", "processes", "reuse_port", "role", "metrics_port")
+
 
 def free_port(host: str) -> int:
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
@@ -28,7 +32,8 @@ def free_port(host: str) -> int:
 
 
 def serve_processes(settings: Settings, processes: int, child_args: list[str]) -> int:
-    """Starts `processes` servers on one port and waits; SIGTERM/SIGINT stop them all."""
+    """Starts `processes` servers on one port and waits; SIGTERM/SIGINT stop them all.
+    `child_args` are the serve options they share (all but those in PER_PROCESS)."""
     open_database(settings.db).close()  # migrated once, before any process serves
     port = settings.port or free_port(settings.host)
     children = []

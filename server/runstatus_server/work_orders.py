@@ -12,6 +12,7 @@ from runstatus import status_table
 from runstatus.v1.event_pb2 import EventType
 from runstatus.v1.project_pb2 import Project
 from runstatus.v1.work_order_pb2 import Run, StepRun, WorkOrder, WorkOrderFilter
+from runstatus.v1.workflow_pb2 import Workflow
 
 from . import projects, rules, workflows
 from .errors import FailedPrecondition, invalid
@@ -76,10 +77,19 @@ def retry(tx: Tx, work_order_id: str, start_step_id: str, now: int) -> tuple[Wor
     workflow = workflows.get(tx, work_order.project_id, work_order.workflow_id, work_order.workflow_version)
     if start_step_id and start_step_id not in {s.id for s in workflow.steps}:
         raise invalid("start_step_id", f"no step {start_step_id!r} in workflow {workflow.id} v{workflow.version}")
-    priority = previous.priority + RETRY_PRIORITY_BOOST if previous.number == 1 else previous.priority
     project = projects.get(tx, work_order.project_id)
+    run = _next_run(tx, project, work_order, previous, now, start_step_id, workflow)
+    return work_order, with_step_runs(tx, run)
+
+
+def _next_run(tx: Tx, project: Project, work_order: WorkOrder, previous: Run, now: int,
+              start_step_id: str = "", workflow: Workflow | None = None) -> Run:
+    """Adds run n+1 to a work order whose latest run, `previous`, has ended, and points the
+    work order at it. From a start step (of `workflow`), the steps upstream of it keep their results."""
+    priority = previous.priority + RETRY_PRIORITY_BOOST if previous.number == 1 else previous.priority
     run = _new_run(tx, project, work_order, work_order.run_count + 1, priority, now, start_step_id)
     if start_step_id and run.status == PENDING:
+        assert workflow is not None, "a start step needs its workflow"
         _reuse_upstream(tx, workflow, previous, run, start_step_id)
     work_order.run_count += 1
     work_order.latest_run_id = run.id
@@ -88,10 +98,10 @@ def retry(tx: Tx, work_order_id: str, start_step_id: str, now: int) -> tuple[Wor
     tx.put_work_order(work_order, new=False)
     record_event(tx, EventType.EVENT_TYPE_RUN_CREATED, run, rules.RunStatus.RUN_STATUS_UNSPECIFIED,
                  work_order.status, now)
-    return work_order, with_step_runs(tx, run)
+    return run
 
 
-def _reuse_upstream(tx: Tx, workflow: rules.Workflow, previous: Run, run: Run, start_step_id: str) -> None:
+def _reuse_upstream(tx: Tx, workflow: Workflow, previous: Run, run: Run, start_step_id: str) -> None:
     upstream = rules.ancestors(workflow, start_step_id)
     new_ids: dict[str, str] = {}
     for old in tx.step_runs(previous.id):
@@ -109,7 +119,11 @@ def _reuse_upstream(tx: Tx, workflow: rules.Workflow, previous: Run, run: Run, s
 def retry_page(
     tx: Tx, project_id: str, flt: WorkOrderFilter, after: WorkOrderKey | None, limit: int, now: int
 ) -> tuple[int, int, WorkOrderKey | None]:
-    """Retries one page of the work orders matching a filter: (retried, skipped, next position)."""
+    """Retries one page of the work orders matching a filter: (retried, skipped, next position).
+
+    A work order whose latest run has not ended is skipped, and so is one whose new run is
+    REJECTED by the project's run limit. The page already holds each work order, read in this
+    transaction, and the project: per work order only its latest run is read."""
     project = projects.get(tx, project_id)
     page = tx.list_work_orders(project.id, flt, after, limit)
     retried = skipped = 0
@@ -118,7 +132,7 @@ def retry_page(
         if not status_table.is_terminal(latest.status):
             skipped += 1
             continue
-        _, run = retry(tx, work_order.id, "", now)
+        run = _next_run(tx, project, work_order, latest, now)
         if run.status == REJECTED:
             skipped += 1
         else:

@@ -479,11 +479,12 @@ def tokens_create(
     if db is not None:
         token, secret = _create_token_offline(db, project_id or "*", ROLES[role], name)
     else:
+        # Not Client.create_token: it always sends a request_id, and the server keeps its answer
+        # to a request_id, the secret included, in the database. Without one it keeps no secret.
         from runstatus.v1 import token_service_pb2 as token_pb
-        from runstatus.v1 import token_service_pb2_grpc as token_grpc
 
         with client() as c:
-            answer = c.call(token_grpc.TokenServiceStub(c.channel).CreateToken, token_pb.CreateTokenRequest(
+            answer = c.call(c.tokens.CreateToken, token_pb.CreateTokenRequest(
                 project_id=project_id, role=ROLES[role], name=name))  # type: ignore[arg-type]
         token, secret = answer.token, answer.secret
     if as_json:
@@ -514,28 +515,21 @@ def _create_token_offline(db: pathlib.Path, project_id: str, role: int, name: st
 @tokens.command("revoke")
 def tokens_revoke(token_id: str) -> None:
     """Revoke a token: it authenticates nothing from now on."""
-    from runstatus.v1 import token_service_pb2 as token_pb
-    from runstatus.v1 import token_service_pb2_grpc as token_grpc
-
     with client() as c:
-        c.call(token_grpc.TokenServiceStub(c.channel).RevokeToken, token_pb.RevokeTokenRequest(token_id=token_id))
+        c.revoke_token(token_id)
     console.print(f"token {token_id} revoked")
 
 
 @tokens.command("list")
 def tokens_list(as_json: JsonOption = False) -> None:
     """The tokens of the project (--project), without their secrets."""
-    from runstatus.v1 import token_service_pb2 as token_pb
-    from runstatus.v1 import token_service_pb2_grpc as token_grpc
-
     with client() as c:
-        page = c.call(token_grpc.TokenServiceStub(c.channel).ListTokens,
-                      token_pb.ListTokensRequest(project_id=_Connection.project, page_size=1000))
+        listed = list(c.list_tokens(page_size=1000))
     if as_json:
-        print_json([_proto_json(t) for t in page.tokens])
+        print_json([_proto_json(t) for t in listed])
         return
     table = Table("token", "project", "role", "name", "revoked")
-    for t in page.tokens:
+    for t in listed:
         table.add_row(t.id, t.project_id, ["?", "worker", "client", "admin"][t.role], t.name,
                       "yes" if t.HasField("revoke_time") else "")
     console.print(table)

@@ -169,6 +169,25 @@ def test_revoked_tokens_stop_working_and_secrets_are_not_stored(world: dict[str,
         assert secret.encode() not in stored and secret.split("_", 2)[2].encode() not in stored
 
 
+def test_a_repeated_create_token_names_the_token_but_never_stores_or_repeats_its_secret(
+        world: dict[str, Any]) -> None:
+    admin = world["clients"]["alpha-admin"]
+    request = token_pb.CreateTokenRequest(role=Role.ROLE_WORKER, name="once", request_id="create-token-once")
+    made = admin.tokens.CreateToken(request)
+    assert made.secret and made.token.id
+    with pytest.raises(grpc.RpcError) as repeat:
+        admin.tokens.CreateToken(request)
+    info, _ = details(repeat.value)
+    assert repeat.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert info.reason == "TOKEN_SECRET_SHOWN_ONCE" and info.metadata["token_id"] == made.token.id
+    assert made.secret not in str(repeat.value.details())
+    listed = admin.tokens.ListTokens(token_pb.ListTokensRequest(page_size=1000)).tokens
+    assert [t.id for t in listed].count(made.token.id) == 1 and sum(t.name == "once" for t in listed) == 1
+    with sqlite3.connect(world["server"].db) as conn:
+        kept = b"".join(bytes(r[0]) for r in conn.execute("SELECT response FROM requests"))
+    assert made.secret.encode() not in kept and made.secret.split("_", 2)[2].encode() not in kept
+
+
 def test_cli_with_a_token(world: dict[str, Any]) -> None:
     env = {**os.environ, "RUNSTATUS_ADDRESS": world["server"].address,
            "RUNSTATUS_TOKEN": world["secrets"]["alpha-client"]}

@@ -53,8 +53,10 @@ def answered(tx: Tx, method: str, request: Message, response_type: type[M], key:
     return response_type.FromString(response)
 
 
-def once(method: str, request: Message, response_type: type[M], op: Callable[[Tx], M]) -> Callable[[Tx], M]:
-    """Wraps a write so that it runs at most once per request_id."""
+def once(method: str, request: Message, response_type: type[M], op: Callable[[Tx], M],
+         kept: Callable[[M], M] | None = None) -> Callable[[Tx], M]:
+    """Wraps a write so that it runs at most once per request_id. `kept` is what of the
+    answer is stored for repeats (all of it unless given: a secret must not be)."""
     key = _key(request)
 
     def run(tx: Tx) -> M:
@@ -64,7 +66,8 @@ def once(method: str, request: Message, response_type: type[M], op: Callable[[Tx
         if earlier is not None:
             return earlier
         answer = op(tx)
-        tx.put_request(key, method, _fingerprint(method, request), answer.SerializeToString(), now_us())
+        stored = kept(answer) if kept is not None else answer
+        tx.put_request(key, method, _fingerprint(method, request), stored.SerializeToString(), now_us())
         return answer
 
     return run

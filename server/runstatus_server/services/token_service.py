@@ -7,10 +7,15 @@ from runstatus.v1 import token_service_pb2_grpc as pb_grpc
 from runstatus.v1.token_pb2 import Token
 
 from .. import auth, pagination, projects, tokens
+from ..errors import FailedPrecondition
 from ..idempotency import once
 from ..store.base import Tx
 from ..util import now_us
 from .common import App, Checks, unary
+
+
+def _without_secret(answer: pb.CreateTokenResponse) -> pb.CreateTokenResponse:
+    return pb.CreateTokenResponse(token=answer.token)
 
 
 class TokenService(pb_grpc.TokenServiceServicer):
@@ -29,7 +34,17 @@ class TokenService(pb_grpc.TokenServiceServicer):
             token, secret = tokens.create(tx, request.project_id, request.role, request.name, now_us())
             return pb.CreateTokenResponse(token=token, secret=secret)
 
-        return await self.app.store.write(once("CreateToken", request, pb.CreateTokenResponse, op))
+        # Only the secret's hash is ever stored, so a request_id's kept answer has no secret:
+        # a repeat learns which token its first call made, and that the secret was shown then.
+        answer = await self.app.store.write(
+            once("CreateToken", request, pb.CreateTokenResponse, op, kept=_without_secret))
+        if not answer.secret:
+            raise FailedPrecondition(
+                f"request_id {request.request_id!r} already created token {answer.token.id}; its secret is shown "
+                "only once: revoke that token and create another",
+                reason="TOKEN_SECRET_SHOWN_ONCE", metadata={"token_id": answer.token.id},
+            )
+        return answer
 
     @unary
     async def RevokeToken(self, request: pb.RevokeTokenRequest, context: grpc.aio.ServicerContext) -> pb.RevokeTokenResponse:

@@ -133,3 +133,11 @@ MIGRATIONS.append(
     CREATE INDEX tokens_by_project ON tokens (project_id, id)
     """
 )
+
+# 4: answers kept for CreateToken request ids held the token's secret in plain text (only
+# its hash may be stored). Newer servers keep the answer without it; the old ones go.
+MIGRATIONS.append(
+    """
+    DELETE FROM requests WHERE method = 'CreateToken'
+    """
+)

@@ -479,14 +479,8 @@ def tokens_create(
     if db is not None:
         token, secret = _create_token_offline(db, project_id or "*", ROLES[role], name)
     else:
-        # Not Client.create_token: it always sends a request_id, and the server keeps its answer
-        # to a request_id, the secret included, in the database. Without one it keeps no secret.
-        from runstatus.v1 import token_service_pb2 as token_pb
-
         with client() as c:
-            answer = c.call(c.tokens.CreateToken, token_pb.CreateTokenRequest(
-                project_id=project_id, role=ROLES[role], name=name))  # type: ignore[arg-type]
-        token, secret = answer.token, answer.secret
+            token, secret = c.create_token(role, project_id=project_id, name=name)
     if as_json:
         print_json({"id": token.id, "project_id": token.project_id, "role": role, "secret": secret})
     else:

@@ -122,10 +122,13 @@ class Workload:
     call: str = ""  # ghz --call; empty: the Go load generator only
     write: bool = False
     read: bool = False  # runs on the big database
+    floor: bool = False  # served by the baseline server (its durable-INSERT CreateWorkOrder)
 
 
 WORKLOADS = {w.key: w for w in [
     Workload("baseline", "Health/Check (bare grpc.aio)", "health", "grpc.health.v1.Health.Check"),
+    Workload("floor", "CreateWorkOrder as one durable INSERT (bare grpc.aio)", "create",
+             "runstatus.v1.WorkOrderService.CreateWorkOrder", floor=True),
     Workload("classify", "Classify", "classify", "runstatus.v1.ClassifierService.Classify"),
     Workload("create", "CreateWorkOrder", "create", "runstatus.v1.WorkOrderService.CreateWorkOrder", write=True),
     Workload("lifecycle", "Worker lifecycle (6 RPCs)", "lifecycle", write=True),
@@ -251,8 +254,8 @@ def runstatus_server(name: str, db: pathlib.Path, logs: pathlib.Path, *args: str
 
 
 def baseline_server(logs: pathlib.Path) -> Server:
-    return Server("baseline", [sys.executable, str(ROOT / "scripts" / "baseline_server.py"), "--port", "0"],
-                  logs / "baseline.log")
+    return Server("baseline", [sys.executable, str(ROOT / "scripts" / "baseline_server.py"), "--port", "0",
+                               "--db", str(logs / "floor.db")], logs / "baseline.log")
 
 
 # ---------------------------------------------------------------------------
@@ -586,6 +589,9 @@ def run_table(args: argparse.Namespace, work: pathlib.Path, facts: dict[str, str
             if key == "baseline":
                 continue
             tool = args.tool if WORKLOADS[key].call else "go"
+            if WORKLOADS[key].floor:
+                plan.append((key, "baseline", tool))
+                continue
             plan.append((key, "rs1", tool))
             if args.processes_compare:
                 plan.append((key, "rs2", tool))
@@ -680,7 +686,7 @@ def table_markdown(results: list[Result], args: argparse.Namespace, facts: dict[
         proc_lines = ["", "### 2 processes / 1 process (throughput)", "",
                       "| workload | " + " | ".join(f"c={c}" for c in args.concurrency) + " |",
                       "|---|" + "---:|" * len(args.concurrency)]
-        for key in [k for k in args.workloads if not WORKLOADS[k].read and k != "baseline"]:
+        for key in [k for k in args.workloads if not WORKLOADS[k].read and not WORKLOADS[k].floor and k != "baseline"]:
             cells = []
             for c in args.concurrency:
                 one, two = find(results, key, "rs1", c), find(results, key, "rs2", c)
@@ -705,6 +711,12 @@ def table_markdown(results: list[Result], args: argparse.Namespace, facts: dict[
                 cells.append(f"c={c}: {ratio:.2f}")
         verdicts.append(f"{'MET' if met_all else 'NOT MET'}: {WORKLOADS[key].title} ≥ {WRITE_RATIO_TARGET}× baseline "
                         f"at the same concurrency ({', '.join(cells)})")
+    if "floor" in args.workloads:
+        cells = [f"c={c}: {r.rps / base.rps:.2f}" for c in args.concurrency
+                 if (r := find(results, "floor", "baseline", c)) and (base := find(results, "baseline", "baseline", c,
+                                                                                    r.tool)) and base.rps]
+        verdicts.append("For scale, the floor: CreateWorkOrder as one durable INSERT on the bare server (no checks, "
+                        f"ids, run or event) reached {', '.join(cells)} of the baseline.")
     for key, limit in LATENCY_TARGETS_MS.items():
         if key not in args.workloads:
             continue
@@ -718,7 +730,7 @@ def table_markdown(results: list[Result], args: argparse.Namespace, facts: dict[
             f" (within the limit at c = {', '.join(map(str, holds)) or 'none'})"
         )
     if args.processes_compare:
-        for key in [k for k in args.workloads if not WORKLOADS[k].read and k != "baseline"]:
+        for key in [k for k in args.workloads if not WORKLOADS[k].read and not WORKLOADS[k].floor and k != "baseline"]:
             one, two = find(results, key, "rs1", top), find(results, key, "rs2", top)
             if one and two and one.rps:
                 ratio = two.rps / one.rps
@@ -753,6 +765,8 @@ def plot(results: list[Result], args: argparse.Namespace) -> None:
         line(ax, "baseline", "baseline", args.tool, f"baseline Health/Check ({args.tool})", "-", "black")
         if args.tool == "ghz" and "lifecycle" in args.workloads:
             line(ax, "baseline", "baseline", "go", "baseline Health/Check (Go loadgen)", "--", "gray")
+    if "floor" in args.workloads:
+        line(left, "floor", "baseline", None, "baseline CreateWorkOrder: one durable INSERT", "-.", "black")
     colors = {"classify": "tab:blue", "create": "tab:orange", "lifecycle": "tab:green",
               "get": "tab:purple", "list": "tab:brown", "count": "tab:red"}
     for key in ("classify", "create", "lifecycle"):

@@ -14,6 +14,7 @@ a thread, the caller answered after it). No checks, ids, run or event: the
 floor under any durable write in this stack, measured as the "floor" workload.
 
     .venv/bin/python scripts/baseline_server.py --port 0 [--db /tmp/floor.db]
+    .venv/bin/python scripts/baseline_server.py --port 0 --processes 2   # SO_REUSEPORT
 
 Like runstatus it logs one JSON line with "listening" and the port on stderr,
 and stops on SIGTERM or SIGINT.
@@ -25,7 +26,9 @@ import argparse
 import asyncio
 import json
 import signal
+import socket
 import sqlite3
+import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -149,14 +152,32 @@ async def serve(host: str, port: int, reuse_port: bool, db: str = "") -> None:
     log("stopped")
 
 
+def serve_processes(args: argparse.Namespace) -> None:
+    """N baseline processes sharing one port, as `runstatus serve --processes N` runs."""
+    with socket.socket() as s:
+        s.bind((args.host, 0))
+        port = args.port or s.getsockname()[1]
+    children = [subprocess.Popen([sys.executable, __file__, "--host", args.host, "--port", str(port), "--reuse-port"])
+                for _ in range(args.processes)]
+    log("listening", host=args.host, port=port, processes=args.processes)
+    signal.signal(signal.SIGTERM, lambda *_: [c.terminate() for c in children])
+    signal.signal(signal.SIGINT, lambda *_: [c.terminate() for c in children])
+    for child in children:
+        child.wait()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--reuse-port", action="store_true", help="set grpc.so_reuseport, as runstatus --processes N does")
     parser.add_argument("--db", default="", help="answer CreateWorkOrder with a durable INSERT into this file")
+    parser.add_argument("--processes", type=int, default=1, help="processes sharing the port (Health/Check only)")
     args = parser.parse_args()
-    asyncio.run(serve(args.host, args.port, args.reuse_port, args.db))
+    if args.processes > 1:
+        serve_processes(args)
+    else:
+        asyncio.run(serve(args.host, args.port, args.reuse_port, args.db))
 
 
 if __name__ == "__main__":

@@ -253,6 +253,11 @@ def runstatus_server(name: str, db: pathlib.Path, logs: pathlib.Path, *args: str
                   logs / f"{name}.log")
 
 
+def baseline_server_processes(logs: pathlib.Path, processes: int) -> Server:
+    return Server("baseline2", [sys.executable, str(ROOT / "scripts" / "baseline_server.py"), "--port", "0",
+                                "--processes", str(processes)], logs / "baseline-2.log")
+
+
 def baseline_server(logs: pathlib.Path) -> Server:
     return Server("baseline", [sys.executable, str(ROOT / "scripts" / "baseline_server.py"), "--port", "0",
                                "--db", str(logs / "floor.db")], logs / "baseline.log")
@@ -562,6 +567,8 @@ def run_table(args: argparse.Namespace, work: pathlib.Path, facts: dict[str, str
     try:
         print("\nstarting the servers", flush=True)
         servers["baseline"] = baseline_server(work).start()
+        if args.processes_compare:  # how far the bare framework itself scales on this machine
+            servers["baseline2"] = baseline_server_processes(work, 2).start()
         if others:
             servers["rs1"] = runstatus_server("runstatus-1", work / "rs1.db", work).start()
             if args.processes_compare:
@@ -583,6 +590,8 @@ def run_table(args: argparse.Namespace, work: pathlib.Path, facts: dict[str, str
 
         # The plan at each concurrency: baselines first, then each workload (1 process, then 2).
         plan: list[tuple[str, str, str]] = [("baseline", "baseline", args.tool)]
+        if args.processes_compare:
+            plan.append(("baseline", "baseline2", args.tool))
         if args.tool == "ghz" and "lifecycle" in keys:
             plan.append(("baseline", "baseline", "go"))  # the lifecycle's bar: the same tool
         for key in others:
@@ -665,10 +674,11 @@ def table_markdown(results: list[Result], args: argparse.Namespace, facts: dict[
         "| workload | server | c | RPC/s | p50 ms | p99 ms | × base | CPU server | CPU loadgen | CPU other | notes |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
-    names = {"baseline": "baseline", "rs1": "runstatus", "rs2": "runstatus ×2 proc", "rs-big": "runstatus"}
+    names = {"baseline": "baseline", "baseline2": "baseline ×2 proc", "rs1": "runstatus", "rs2": "runstatus ×2 proc",
+             "rs-big": "runstatus"}
     order = ["baseline", *[k for k in args.workloads if k != "baseline"]]
     for key in order:
-        for target in ("baseline", "rs1", "rs2", "rs-big"):
+        for target in ("baseline", "baseline2", "rs1", "rs2", "rs-big"):
             for tool in ("ghz", "go"):
                 rows = [r for r in results if r.workload == key and r.target == target and r.tool == tool]
                 for r in sorted(rows, key=lambda r: r.concurrency):
@@ -686,6 +696,12 @@ def table_markdown(results: list[Result], args: argparse.Namespace, facts: dict[
         proc_lines = ["", "### 2 processes / 1 process (throughput)", "",
                       "| workload | " + " | ".join(f"c={c}" for c in args.concurrency) + " |",
                       "|---|" + "---:|" * len(args.concurrency)]
+        cells = []
+        for c in args.concurrency:
+            one, two = (find(results, "baseline", "baseline", c, args.tool),
+                        find(results, "baseline", "baseline2", c, args.tool))
+            cells.append(f"{two.rps / one.rps:.2f}" if one and two and one.rps else "–")
+        proc_lines.append(f"| {WORKLOADS['baseline'].title} (for scale) | " + " | ".join(cells) + " |")
         for key in [k for k in args.workloads if not WORKLOADS[k].read and not WORKLOADS[k].floor and k != "baseline"]:
             cells = []
             for c in args.concurrency:
@@ -736,6 +752,12 @@ def table_markdown(results: list[Result], args: argparse.Namespace, facts: dict[
                 ratio = two.rps / one.rps
                 verdicts.append(f"{'MET' if ratio >= PROCESSES_RATIO_TARGET else 'NOT MET'}: {WORKLOADS[key].title}, "
                                 f"2 processes ≥ {PROCESSES_RATIO_TARGET}× one at c={top}: {ratio:.2f}×")
+        one, two = find(results, "baseline", "baseline", top, args.tool), find(results, "baseline", "baseline2", top,
+                                                                                args.tool)
+        if one and two and one.rps:
+            verdicts.append(f"For scale, the bare baseline itself: 2 processes reached {two.rps / one.rps:.2f}× one "
+                            f"at c={top} (one process already uses {one.server_cpu:.2f} cores: gRPC's C threads "
+                            f"work outside the GIL; the load generator used {one.loadgen_cpu:.2f}).")
     busy = [r for r in results if r.other_cpu > args.busy_threshold]
     caveats = []
     if busy:

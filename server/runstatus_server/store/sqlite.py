@@ -42,12 +42,13 @@ T = TypeVar("T")
 log = logging.getLogger("runstatus.store")
 
 MAX_BATCH = 256
+BUSY_TIMEOUT_MS = 30_000
 HOUR_US = 3_600_000_000  # the bucket of work_order_counts
 
 
 def connect(path: str, *, readonly: bool = False) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
-    conn.execute("PRAGMA busy_timeout = 30000")
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = FULL")
     conn.execute("PRAGMA foreign_keys = ON")
@@ -140,11 +141,16 @@ class SqliteStore:
         self._tx: SqliteTx | None = None
         self._reader: SqliteTx | None = None
         self._batch: _Batch | None = None  # the transaction writes may join now
-        self._busy: _Waiters | None = None  # the connection is committing, or waiting for the file
+        self._busy: _Waiters | None = None  # the connection is committing, or beginning off the loop
         self._closing = False
 
     async def start(self) -> None:
         self._conn = open_database(self.path)
+        if self._turns is None:
+            # BEGIN is tried on the loop, where it must never wait for another writer (see _begin).
+            # Nothing else this connection runs waits for a lock: a write transaction holds the
+            # WAL write lock from its BEGIN IMMEDIATE, and the COMMIT's checkpoint is PASSIVE.
+            self._conn.execute("PRAGMA busy_timeout = 0")
         self._tx = SqliteTx(self._conn)
         self._reader = SqliteTx(connect(self.path, readonly=True))
 
@@ -173,9 +179,9 @@ class SqliteStore:
             if self._conn is None or self._closing:
                 raise Unavailable("the server is shutting down", reason="SHUTTING_DOWN")
             if self._busy is not None:
-                await self._busy.wait()
+                await self._busy.wait()  # raises if it was a BEGIN, and it failed
             elif self._batch is None:
-                await self._begin()
+                self._begin()
             elif self._batch.size >= MAX_BATCH:
                 with contextlib.suppress(Exception):  # its failure is its writes' business
                     await self._batch.committed.wait()
@@ -221,26 +227,51 @@ class SqliteStore:
         batch.hooks += tx.committed_hooks
         return result
 
-    async def _begin(self) -> None:
+    def _begin(self) -> None:
         """Opens the next transaction. Its COMMIT starts on the loop's next turn, once the
         writes ready to run now have joined it."""
         assert self._conn is not None
-        loop = asyncio.get_running_loop()
-        if self._turns is not None:
-            # Another process may hold the file: wait for it off the loop.
-            self._busy = busy = _Waiters()
+        if self._turns is None:
             try:
-                await loop.run_in_executor(self._committer, self._lock_and_begin)
-            finally:
-                self._busy = None
-                busy.wake()
+                self._conn.execute("BEGIN IMMEDIATE")  # busy_timeout 0: fails at once if held
+            except sqlite3.OperationalError as e:
+                if (e.sqlite_errorcode or 0) & 0xFF != sqlite3.SQLITE_BUSY:
+                    raise _storage_error(e) from e
+            else:
+                self._batch = _Batch()
+                asyncio.get_running_loop().call_soon(self._start_commit)
+                return
+        # Another process may hold the file (or, without --processes, another writer such as
+        # the offline token command holds SQLite's lock): wait for it off the loop, which
+        # must not stand still for up to the busy timeout.
+        self._busy = busy = _Waiters()
+        opening = asyncio.get_running_loop().run_in_executor(self._committer, self._lock_and_begin)
+        # The BEGIN's outcome is handled here, not by the caller that started it: a caller
+        # cancelled meanwhile (its deadline) used to leave the connection in a transaction no
+        # batch owned, with the file lock held, and every later BEGIN failing. Every write
+        # waiting for this BEGIN gets its error at once, rather than each trying again in turn.
+        opening.add_done_callback(lambda done: self._begun(busy, done))
+
+    def _begun(self, busy: _Waiters, opening: asyncio.Future[None]) -> None:
+        self._busy = None
+        error = opening.exception()
+        if error is None:
+            self._batch = _Batch()
+            busy.wake()  # before the COMMIT is scheduled: the woken writes join this transaction
+            asyncio.get_running_loop().call_soon(self._start_commit)
         else:
-            self._conn.execute("BEGIN IMMEDIATE")
-        self._batch = _Batch()
-        loop.call_soon(self._start_commit)
+            log.error("cannot begin a transaction: %s", error)
+            busy.wake(_storage_error(error) if isinstance(error, sqlite3.Error) else error)
 
     def _lock_and_begin(self) -> None:
-        assert self._turns is not None and self._conn is not None
+        assert self._conn is not None
+        if self._turns is None:
+            self._conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+            finally:
+                self._conn.execute("PRAGMA busy_timeout = 0")
+            return
         fcntl.flock(self._turns, fcntl.LOCK_EX)
         try:
             self._conn.execute("BEGIN IMMEDIATE")
@@ -271,18 +302,30 @@ class SqliteStore:
     def _committed(self, batch: _Batch, done: asyncio.Future[None]) -> None:
         busy, self._busy = self._busy, None
         assert busy is not None
-        busy.wake()
         COMMIT_BATCH.observe(batch.size)
         error = done.exception()
         if error is not None:
             log.error("commit failed, %d writes refused: %s", batch.size, error)
             batch.committed.wake(_storage_error(error) if isinstance(error, sqlite3.Error) else error)
-            return
-        for hook in batch.hooks:
-            hook()
-        batch.committed.wake()
-        for listener in self._listeners:
-            listener()
+        else:
+            # A hook or listener that raises must neither keep committed writes waiting
+            # forever (hooks ran before the wake) nor silence the listeners after it.
+            for hook in batch.hooks:
+                try:
+                    hook()
+                except Exception:  # noqa: BLE001
+                    log.exception("an after-commit hook failed")
+            batch.committed.wake()
+        # Woken first, the writes a full batch turned away (they wait on `committed`) join the
+        # next transaction before those that arrived during this COMMIT: the other way round,
+        # a steady stream of new writes could turn them away again and again.
+        busy.wake()
+        if error is None:
+            for listener in self._listeners:
+                try:
+                    listener()
+                except Exception:  # noqa: BLE001
+                    log.exception("a commit listener failed")
 
     async def read(self, fn: Callable[..., T], *args: object) -> T:
         """A point read, on the loop: for lookups of a few rows by key."""

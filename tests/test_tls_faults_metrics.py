@@ -102,7 +102,7 @@ def test_a_full_disk_is_unavailable_and_recovers(small_disk: pathlib.Path) -> No
         wf = c.workflow(["a"])
         kept = c.work_order(wf).work_order.id
         junk = small_disk / "junk"
-        with open(junk, "wb") as f:
+        with open(junk, "wb", buffering=0) as f:  # unbuffered: nothing left to flush on a full disk
             try:
                 while True:
                     f.write(b"\0" * 65536)

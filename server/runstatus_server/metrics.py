@@ -7,6 +7,7 @@ so a rolled-back write is never counted.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
@@ -43,11 +44,9 @@ class WorkOrdersByStatus(Collector):
         self.db = db
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        from .store.sqlite import connect
-
         gauge = GaugeMetricFamily("runstatus_work_orders", "Work orders by status (their latest run's).",
                                   labels=["status"])
-        conn = connect(self.db, readonly=True)
+        conn = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=5)
         try:
             for status, n in conn.execute("SELECT status, sum(n) FROM work_order_counts GROUP BY status"):
                 gauge.add_metric([status_label(status)], n)

@@ -22,7 +22,7 @@ from runstatus.v1 import (
     workflow_service_pb2,
 )
 
-from . import metrics, sweeper
+from . import metrics, projects, sweeper
 from .auth import Authenticator
 from .classifier import Classifier, load_aliases
 from .events import EventHub
@@ -100,6 +100,7 @@ class Server:
 
     async def start(self) -> int:
         await self.store.start()
+        await self.store.write(projects.ensure_default, now_us())
         self.store.add_commit_listener(self.hub.notify)
         options = [
             ("grpc.max_receive_message_length", self.settings.max_message_bytes),

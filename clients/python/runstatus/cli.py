@@ -489,6 +489,7 @@ def tokens_create(
 
 
 def _create_token_offline(db: pathlib.Path, project_id: str, role: int, name: str) -> Any:
+    from runstatus_server import projects as server_projects  # type: ignore[import-not-found,unused-ignore]
     from runstatus_server import tokens as server_tokens  # type: ignore[import-not-found,unused-ignore]
     from runstatus_server.store.sqlite import SqliteTx, open_database  # type: ignore[import-not-found,unused-ignore]
     from runstatus_server.util import now_us  # type: ignore[import-not-found,unused-ignore]
@@ -496,6 +497,7 @@ def _create_token_offline(db: pathlib.Path, project_id: str, role: int, name: st
     conn = open_database(str(db))
     conn.execute("BEGIN IMMEDIATE")
     try:
+        server_projects.ensure_default(SqliteTx(conn), now_us())
         result = server_tokens.create(SqliteTx(conn), project_id, role, name, now_us())
         conn.execute("COMMIT")
     except BaseException:

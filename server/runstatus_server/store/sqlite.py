@@ -22,7 +22,6 @@ import fcntl
 import logging
 import sqlite3
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -76,14 +75,10 @@ def migrate(conn: sqlite3.Connection) -> int:
 
 
 def open_database(path: str) -> sqlite3.Connection:
-    """A writable connection to a database brought up to date: schema migrated, default project there."""
-    from .. import projects  # the default project is domain data, made by domain code
-
+    """A writable connection to a database whose schema is up to date. (Domain data, such
+    as the default project, is the domain's to make: see Server.start.)"""
     conn = connect(path)
     migrate(conn)
-    conn.execute("BEGIN IMMEDIATE")
-    projects.ensure_default(SqliteTx(conn), int(time.time() * 1e6))
-    conn.execute("COMMIT")
     return conn
 
 

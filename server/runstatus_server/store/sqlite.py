@@ -46,8 +46,7 @@ HOUR_US = 3_600_000_000  # the bucket of work_order_counts
 
 
 def connect(path: str, *, readonly: bool = False) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
-    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000)
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = FULL")
     conn.execute("PRAGMA foreign_keys = ON")
@@ -84,6 +83,11 @@ def open_database(path: str) -> sqlite3.Connection:
 
 def _storage_error(e: sqlite3.Error) -> Unavailable:
     return Unavailable(f"the database cannot be written right now: {e}")
+
+
+def _as_storage_error(e: BaseException) -> BaseException:
+    """What the writes of a failed BEGIN or COMMIT are told: SQLite's errors as UNAVAILABLE."""
+    return _storage_error(e) if isinstance(e, sqlite3.Error) else e
 
 
 class _Waiters:
@@ -223,8 +227,7 @@ class SqliteStore:
         return result
 
     def _begin(self) -> None:
-        """Opens the next transaction. Its COMMIT starts on the loop's next turn, once the
-        writes ready to run now have joined it."""
+        """Begins the next transaction: on the loop when the database is free, else off it."""
         assert self._conn is not None
         if self._turns is None:
             try:
@@ -233,8 +236,7 @@ class SqliteStore:
                 if (e.sqlite_errorcode or 0) & 0xFF != sqlite3.SQLITE_BUSY:
                     raise _storage_error(e) from e
             else:
-                self._batch = _Batch()
-                asyncio.get_running_loop().call_soon(self._start_commit)
+                self._open()
                 return
         # Another process may hold the file (or, without --processes, another writer such as
         # the offline token command holds SQLite's lock): wait for it off the loop, which
@@ -251,12 +253,17 @@ class SqliteStore:
         self._busy = None
         error = opening.exception()
         if error is None:
-            self._batch = _Batch()
-            busy.wake()  # before the COMMIT is scheduled: the woken writes join this transaction
-            asyncio.get_running_loop().call_soon(self._start_commit)
+            busy.wake()  # before the COMMIT is scheduled (by _open): the woken writes join this transaction
+            self._open()
         else:
             log.error("cannot begin a transaction: %s", error)
-            busy.wake(_storage_error(error) if isinstance(error, sqlite3.Error) else error)
+            busy.wake(_as_storage_error(error))
+
+    def _open(self) -> None:
+        """The transaction just begun takes writes until its COMMIT starts on the loop's next
+        turn, once the writes ready to run now have joined it."""
+        self._batch = _Batch()
+        asyncio.get_running_loop().call_soon(self._start_commit)
 
     def _lock_and_begin(self) -> None:
         assert self._conn is not None
@@ -301,7 +308,7 @@ class SqliteStore:
         error = done.exception()
         if error is not None:
             log.error("commit failed, %d writes refused: %s", batch.size, error)
-            batch.committed.wake(_storage_error(error) if isinstance(error, sqlite3.Error) else error)
+            batch.committed.wake(_as_storage_error(error))
         else:
             # A hook or listener that raises must neither keep committed writes waiting
             # forever (hooks ran before the wake) nor silence the listeners after it.

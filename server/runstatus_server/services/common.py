@@ -71,15 +71,18 @@ class App:
     authenticator: Authenticator | None = None
 
 
-async def _authenticate(servicer: Any, method: str, context: grpc.aio.ServicerContext) -> Principal | None:
-    """Who is calling, and may they call this method (auth.py has the rules)."""
-    authenticator = servicer.app.authenticator
-    if authenticator is None:
-        return None
-    metadata = {key: value for key, value in context.invocation_metadata() or ()}
-    who = await authenticator.authenticate(str(metadata.get("authorization", "")))
-    authorize(who, method)
-    return who
+async def _admit(servicer: Any, method: str, request: Message, context: grpc.aio.ServicerContext) -> None:
+    """Before every RPC: who is calling and may they call this method (auth.py has the rules),
+    kept for the call's task (each RPC runs in a task of its own); and a request that parsed."""
+    authenticator: Authenticator | None = servicer.app.authenticator
+    who: Principal | None = None
+    if authenticator is not None:
+        metadata = {key: value for key, value in context.invocation_metadata() or ()}
+        who = await authenticator.authenticate(str(metadata.get("authorization", "")))
+        authorize(who, method)
+    caller.set(who)
+    if isinstance(request, Undecodable):
+        raise InvalidArgument([("request", f"cannot be parsed: {request.reason}")], reason="MALFORMED_REQUEST")
 
 
 async def _abort(context: grpc.aio.ServicerContext, error: ApiError) -> None:
@@ -93,11 +96,6 @@ def _as_api_error(e: Exception) -> ApiError:
         return Unavailable(f"the database cannot be used right now: {e}")
     log.exception("unexpected error")
     return ApiError("internal error; the server logged it", reason="INTERNAL")
-
-
-def _check_decoded(request: object) -> None:
-    if isinstance(request, Undecodable):
-        raise InvalidArgument([("request", f"cannot be parsed: {request.reason}")], reason="MALFORMED_REQUEST")
 
 
 def _failure(e: Exception) -> tuple[str, ApiError | None]:
@@ -138,9 +136,7 @@ def unary(fn: Callable[..., Any]) -> Callable[..., Any]:
     async def wrapper(self: Any, request: Message, context: grpc.aio.ServicerContext) -> Any:
         started, code = time.perf_counter(), "OK"
         try:
-            # Who is calling and may they (auth.py); each RPC runs in a task of its own.
-            caller.set(await _authenticate(self, method, context) if self.app.authenticator else None)
-            _check_decoded(request)
+            await _admit(self, method, request, context)
             return await fn(self, request, context)
         except Exception as e:  # noqa: BLE001 - never a bare INTERNAL for bad input
             code, error = _failure(e)
@@ -160,9 +156,7 @@ def streaming(fn: Callable[..., AsyncIterator[Any]]) -> Callable[..., AsyncItera
     async def wrapper(self: Any, request: Message, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
         started, code = time.perf_counter(), "OK"
         try:
-            # Who is calling and may they (auth.py); each RPC runs in a task of its own.
-            caller.set(await _authenticate(self, method, context) if self.app.authenticator else None)
-            _check_decoded(request)
+            await _admit(self, method, request, context)
             async for item in fn(self, request, context):
                 yield item
         except Exception as e:  # noqa: BLE001 - never a bare INTERNAL for bad input

@@ -12,7 +12,9 @@ from .rules import CANCELLED, LOST, PENDING, status_name
 from .runs import change_status
 from .store.base import Tx
 
-BATCH = 200
+# Runs per write; the server sweeps again at once while a pass fills it. Small, because writes
+# run on the event loop (store/sqlite.py): each run made LOST or KILLED costs about as much as a retry.
+BATCH = 50
 
 
 def sweep(tx: Tx, classifier: Classifier, now: int) -> tuple[int, int]:

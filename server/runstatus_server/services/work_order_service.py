@@ -17,7 +17,8 @@ from ..store.base import Tx
 from ..util import now_us
 from .common import App, Checks, streaming, unary
 
-RETRY_PAGE = 200
+# Writes run on the event loop (store/sqlite.py): a page of 200 retries held it ~37 ms, 50 ~9 ms.
+RETRY_PAGE = 50
 
 
 class WorkOrderService(pb_grpc.WorkOrderServiceServicer):
@@ -117,7 +118,7 @@ class WorkOrderService(pb_grpc.WorkOrderServiceServicer):
         earlier = await self.app.store.read(answered, "RetryWorkOrders", request, pb.RetryWorkOrdersResponse)
         if earlier is not None:
             return earlier
-        # One page per transaction, so a bulk retry of thousands never holds the writer long.
+        # One page per write, so a bulk retry of thousands never holds the event loop long.
         retried = skipped = 0
         after = None
         while True:

@@ -46,7 +46,8 @@ class WorkOrdersByStatus(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         gauge = GaugeMetricFamily("runstatus_work_orders", "Work orders by status (their latest run's).",
                                   labels=["status"])
-        conn = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=5)
+        conn = sqlite3.connect(self.db, timeout=5)  # a plain path: a URI would misread "?" or "#" in it
+        conn.execute("PRAGMA query_only = 1")
         try:
             for status, n in conn.execute("SELECT status, sum(n) FROM work_order_counts GROUP BY status"):
                 gauge.add_metric([status_label(status)], n)

@@ -253,14 +253,12 @@ def runstatus_server(name: str, db: pathlib.Path, logs: pathlib.Path, *args: str
                   logs / f"{name}.log")
 
 
-def baseline_server_processes(logs: pathlib.Path, processes: int) -> Server:
-    return Server("baseline2", [sys.executable, str(ROOT / "scripts" / "baseline_server.py"), "--port", "0",
-                                "--processes", str(processes)], logs / "baseline-2.log")
-
-
-def baseline_server(logs: pathlib.Path) -> Server:
-    return Server("baseline", [sys.executable, str(ROOT / "scripts" / "baseline_server.py"), "--port", "0",
-                               "--db", str(logs / "floor.db")], logs / "baseline.log")
+def baseline_server(logs: pathlib.Path, processes: int = 1) -> Server:
+    """The bare server; one process also serves the floor (a durable INSERT into floor.db)."""
+    name, extra = (("baseline", ["--db", str(logs / "floor.db")]) if processes == 1
+                   else (f"baseline{processes}", ["--processes", str(processes)]))
+    return Server(name, [sys.executable, str(ROOT / "scripts" / "baseline_server.py"), "--port", "0", *extra],
+                  logs / f"{name}.log")
 
 
 # ---------------------------------------------------------------------------
@@ -568,7 +566,7 @@ def run_table(args: argparse.Namespace, work: pathlib.Path, facts: dict[str, str
         print("\nstarting the servers", flush=True)
         servers["baseline"] = baseline_server(work).start()
         if args.processes_compare:  # how far the bare framework itself scales on this machine
-            servers["baseline2"] = baseline_server_processes(work, 2).start()
+            servers["baseline2"] = baseline_server(work, 2).start()
         if others:
             servers["rs1"] = runstatus_server("runstatus-1", work / "rs1.db", work).start()
             if args.processes_compare:

@@ -247,7 +247,14 @@ def test_a_run_lost_after_claim(client: Client) -> None:
     run = eventually(lambda: (r := get_run(client, created.run.id)).status == S.RUN_STATUS_LOST and r)
     assert run.lost_from_status == S.RUN_STATUS_PENDING
     assert run.error.classification.rule == "lease-expired:after-claim"
-    assert rpc_error(lease.start).code() == grpc.StatusCode.FAILED_PRECONDITION
+    # It never started, and cannot now: no report of its worker can be accepted, and the
+    # heartbeat says so (it used to say go on, while StartRun refused).
+    beat = lease.heartbeat()
+    assert (beat.status, beat.stop) == (S.RUN_STATUS_LOST, True)
+    for refused in (lease.start, lambda: lease.step("a"), lease.complete):
+        e = rpc_error(refused)
+        assert (e.code(), details(e)[0].reason) == (grpc.StatusCode.FAILED_PRECONDITION, "RUN_ENDED")
+    assert get_run(client, created.run.id).status == S.RUN_STATUS_LOST
 
 
 def test_heartbeats_keep_a_run_alive(client: Client) -> None:

@@ -137,11 +137,23 @@ def extend_lease(tx: Tx, stored: StoredRun, lease_us: int, now: int) -> None:
         tx.put_run(stored, new=False)
 
 
+def takes_late_reports(run: Run) -> bool:
+    """Rule 4's one exception: a run LOST while RUNNING takes its lease holder's late reports,
+    until they correct it once. A run LOST after claim never started: StartRun is refused
+    (nothing may start an ended run), so no report on it could be accepted."""
+    return run.status == LOST and not run.corrected and run.lost_from_status == RUNNING
+
+
+def accepts_reports(run: Run) -> bool:
+    """Whether any report on this run could still be accepted (Heartbeat's `stop` is the opposite)."""
+    return run.status in (PENDING, RUNNING) or takes_late_reports(run)
+
+
 def prepare_report(tx: Tx, run_id: str, lease_token: str, lease_us: int, now: int, *, late_ok: bool) -> StoredRun:
     """The checks every worker report starts with; refuses reports on ended runs.
 
-    A LOST run still takes reports from its lease holder when `late_ok`, so a
-    late completion can correct it (rule 4's one exception).
+    A run LOST while running still takes reports from its lease holder when `late_ok`, so
+    a late completion can correct it (`takes_late_reports`).
     """
     stored = load(tx, run_id)
     check_lease(stored, lease_token)
@@ -151,7 +163,7 @@ def prepare_report(tx: Tx, run_id: str, lease_token: str, lease_us: int, now: in
             metadata={"current_status": status_name(CANCELLED), "run_id": run_id},
         )
     run = stored.run
-    if status_table.is_terminal(run.status) and not (late_ok and run.status == LOST and not run.corrected):
+    if status_table.is_terminal(run.status) and not (late_ok and takes_late_reports(run)):
         raise ended(run)
     extend_lease(tx, stored, lease_us, now)
     return stored

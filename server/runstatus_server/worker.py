@@ -26,6 +26,7 @@ from .classifier import Classifier
 from .errors import FailedPrecondition, NotFound, invalid
 from .rules import LOST, PENDING, RUNNING, SUCCESS, status_name
 from .runs import (
+    accepts_reports,
     cancel_if_requested,
     change_status,
     check_lease,
@@ -98,9 +99,8 @@ def heartbeat(tx: Tx, run_id: str, lease_token: str, leases: Leases, now: int) -
     if cancel_if_requested(tx, stored, now):
         return HeartbeatResponse(status=run.status, stop=True)
     extend_lease(tx, stored, leases.lease_us, now)
-    # A LOST run's worker may go on: its late completion corrects the run.
-    stop = run.status not in (PENDING, RUNNING, LOST) or (run.status == LOST and run.corrected)
-    return HeartbeatResponse(lease_expire_time=run.lease_expire_time, status=run.status, stop=stop)
+    # A worker goes on exactly as long as some report of its could still be accepted.
+    return HeartbeatResponse(lease_expire_time=run.lease_expire_time, status=run.status, stop=not accepts_reports(run))
 
 
 def start_run(tx: Tx, run_id: str, lease_token: str, leases: Leases, now: int) -> Run:

@@ -46,7 +46,7 @@ def test_a_failed_migration_leaves_the_file_as_it_was(tmp: pathlib.Path, monkeyp
 def test_a_newer_database_is_refused(tmp: pathlib.Path) -> None:
     conn = sqlite.connect(str(tmp / "x.db"))
     conn.execute(f"PRAGMA user_version = {len(schema.MIGRATIONS) + 1}")
-    with pytest.raises(RuntimeError, match="newer"):
+    with pytest.raises(sqlite.CannotOpen, match="newer"):
         sqlite.migrate(conn)
 
 

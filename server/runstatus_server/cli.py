@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
 import os
 from collections.abc import Collection
 from pathlib import Path
@@ -14,6 +15,9 @@ import typer
 from . import logs
 from .processes import PER_PROCESS, serve_processes
 from .server import Settings, serve
+from .store.base import CannotOpen
+
+log = logging.getLogger("runstatus.server")
 
 app = typer.Typer(help="runstatus: work orders, runs and their statuses, over gRPC.", no_args_is_help=True, pretty_exceptions_enable=False)
 
@@ -64,9 +68,14 @@ def serve_command(
         metrics_port=metrics_port,
     )
     processes = processes or os.cpu_count() or 1
-    if processes > 1:
-        raise typer.Exit(serve_processes(settings, processes, _given_options(ctx, leave_out=PER_PROCESS)))
-    asyncio.run(serve(settings))
+    try:
+        if processes > 1:
+            raise typer.Exit(serve_processes(settings, processes, _given_options(ctx, leave_out=PER_PROCESS)))
+        asyncio.run(serve(settings))
+    except CannotOpen as e:
+        # A database the server must not serve: one clear line, no traceback, and a failing exit.
+        log.error("cannot start: %s", e)
+        raise typer.Exit(2) from None
 
 
 def _given_options(ctx: typer.Context, leave_out: Collection[str]) -> list[str]:

@@ -97,11 +97,13 @@ class Server:
         self.port = 0
         self._grpc: grpc.aio.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._pending: set[asyncio.Future[None]] = set()
 
     async def start(self) -> int:
         await self.store.start()
         await self.store.write(projects.ensure_default, now_us())
         self.store.add_commit_listener(self.hub.notify)
+        self.store.add_fault_listener(self._on_store_fault)
         options = [
             ("grpc.max_receive_message_length", self.settings.max_message_bytes),
             ("grpc.max_send_message_length", self.settings.max_message_bytes),
@@ -120,7 +122,7 @@ class Server:
             raise OSError(f"cannot listen on {self.settings.host}:{self.settings.port}")
         await server.start()
         if self.settings.metrics_port:
-            metrics.serve(self.settings.host, self.settings.metrics_port, self.settings.db)
+            metrics.serve(self.settings.host, self.settings.metrics_port, self.store)
         for name in ["", *SERVICE_NAMES]:
             await self._set_health(name, health_pb2.HealthCheckResponse.SERVING)
         notifiers: list[Notify] = [log_notifier]
@@ -153,6 +155,15 @@ class Server:
                 client_ca = ca.read()
         return grpc.ssl_server_credentials([pair], root_certificates=client_ca,
                                            require_client_auth=client_ca is not None)
+
+    def _on_store_fault(self, fault: str) -> None:
+        """Health says NOT_SERVING while the database cannot be written (load balancers and
+        orchestrators stop sending work), SERVING again once it can."""
+        status = health_pb2.HealthCheckResponse.NOT_SERVING if fault else health_pb2.HealthCheckResponse.SERVING
+        for name in ["", *SERVICE_NAMES]:
+            task = asyncio.ensure_future(self._set_health(name, status))
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
 
     async def _set_health(self, name: str, status: int) -> None:
         result = self.health.set(name, status)

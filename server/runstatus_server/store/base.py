@@ -16,6 +16,10 @@ from runstatus.v1.workflow_pb2 import Workflow
 T = TypeVar("T")
 
 
+class CannotOpen(Exception):
+    """The database cannot be served: the server refuses to start, with this message."""
+
+
 @dataclass
 class StoredRun:
     """A run as stored: the public message (without step runs) and what only the server sees."""
@@ -53,6 +57,9 @@ class Tx(Protocol):
         self, project_id: str, flt: WorkOrderFilter, after: WorkOrderKey | None, limit: int
     ) -> list[tuple[WorkOrder, WorkOrderKey]]: ...
     def count_work_orders(self, project_id: str, flt: WorkOrderFilter) -> dict[int, int]: ...
+    def count_all_work_orders(self) -> dict[int, int]:
+        """Work orders by status over every project (the metrics gauge)."""
+        ...
 
     def get_run(self, run_id: str) -> StoredRun | None: ...
     def put_run(self, stored: StoredRun, *, new: bool) -> None: ...
@@ -88,7 +95,12 @@ class Store(Protocol):
         """A point read: a few rows by key. May run on the event loop itself."""
     async def scan(self, fn: Callable[..., T], *args: object) -> T:
         """A read that may walk many rows (lists, counts, event pages): never on the loop."""
+    def scan_now(self, fn: Callable[..., T], *args: object) -> T:
+        """A scan for a thread that is not the event loop's (the metrics server's): blocks."""
     def add_commit_listener(self, listener: Callable[[], None]) -> None: ...
+    def add_fault_listener(self, listener: Callable[[str], None]) -> None:
+        """Called on the event loop with a reason when the store can no longer write the
+        database it opened (its file was deleted or replaced), and with "" once it can again."""
 
 
 # Statuses of runs that count as in flight against a project's run limit.

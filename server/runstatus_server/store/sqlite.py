@@ -20,8 +20,10 @@ import contextlib
 import contextvars
 import fcntl
 import logging
+import os
 import sqlite3
 import threading
+import urllib.parse
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -34,7 +36,7 @@ from runstatus.v1.workflow_pb2 import Workflow
 
 from ..errors import ApiError, Unavailable
 from ..metrics import COMMIT_BATCH
-from .base import IN_FLIGHT, StoredRun, WorkOrderKey
+from .base import IN_FLIGHT, CannotOpen, StoredRun, WorkOrderKey
 from .schema import MIGRATIONS
 
 T = TypeVar("T")
@@ -46,20 +48,55 @@ HOUR_US = 3_600_000_000  # the bucket of work_order_counts
 
 
 def connect(path: str, *, readonly: bool = False) -> sqlite3.Connection:
+    """A connection; a read-only one never creates the file (a reader that comes late to a
+    deleted file must not leave an empty database in its place)."""
+    if readonly:
+        # A URI, quoted, so that "?" or "#" in the path stay part of it.
+        uri = f"file:{urllib.parse.quote(os.path.abspath(path))}?mode=ro"
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False,
+                               timeout=BUSY_TIMEOUT_MS / 1000)
+        conn.execute("PRAGMA query_only = 1")
+        return conn
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000)
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = FULL")
     conn.execute("PRAGMA foreign_keys = ON")
-    if readonly:
-        conn.execute("PRAGMA query_only = 1")
     return conn
+
+
+def check_writable(path: str) -> None:
+    """The database and its -wal and -shm files must be writable before SQLite maps them:
+    writing to a mapped -shm that cannot be written kills the process with SIGBUS, past
+    anything Python can catch."""
+    for name in (path, f"{path}-wal", f"{path}-shm"):
+        try:
+            fd = os.open(name, os.O_RDWR)
+        except FileNotFoundError:
+            continue  # SQLite creates it, in a folder that must then be writable
+        except OSError as e:
+            raise CannotOpen(f"cannot write {name}: {e.strerror}; runstatus writes the database "
+                             "and its -wal and -shm files") from e
+        os.close(fd)
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.access(folder, os.W_OK):
+        raise CannotOpen(f"cannot write the folder {folder}, where the database's -wal and -shm files live")
+
+
+def file_identity(path: str) -> tuple[int, int] | None:
+    """(device, inode) of the file at path now, None if there is none."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def migrate(conn: sqlite3.Connection) -> int:
     """Brings a database file of any earlier schema version up to date. Returns the version."""
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     if version > len(MIGRATIONS):
-        raise RuntimeError(f"database schema version {version} is newer than this server ({len(MIGRATIONS)})")
+        raise CannotOpen(f"the database was written by a newer runstatus (schema version {version}; this "
+                         f"server knows {len(MIGRATIONS)}): upgrade runstatus, or give it another --db")
     for number in range(version, len(MIGRATIONS)):
         try:
             conn.executescript(
@@ -76,9 +113,18 @@ def migrate(conn: sqlite3.Connection) -> int:
 def open_database(path: str) -> sqlite3.Connection:
     """A writable connection to a database whose schema is up to date. (Domain data, such
     as the default project, is the domain's to make: see Server.start.)"""
+    check_writable(path)
     conn = connect(path)
-    migrate(conn)
+    try:
+        migrate(conn)
+    except BaseException:
+        conn.close()
+        raise
     return conn
+
+
+class _FileFault(Exception):
+    """The COMMIT was not tried: the database file is not the one the store opened."""
 
 
 def _storage_error(e: sqlite3.Error) -> Unavailable:
@@ -87,6 +133,8 @@ def _storage_error(e: sqlite3.Error) -> Unavailable:
 
 def _as_storage_error(e: BaseException) -> BaseException:
     """What the writes of a failed BEGIN or COMMIT are told: SQLite's errors as UNAVAILABLE."""
+    if isinstance(e, _FileFault):
+        return Unavailable(f"{e}; writes are refused", reason="DATABASE_FILE_GONE")
     return _storage_error(e) if isinstance(e, sqlite3.Error) else e
 
 
@@ -135,7 +183,11 @@ class SqliteStore:
         self._readers = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="runstatus-read")
         self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="runstatus-commit")
         self._local = threading.local()
+        self._scanners: list[sqlite3.Connection] = []  # the reader threads' connections
         self._listeners: list[Callable[[], None]] = []
+        self._fault_listeners: list[Callable[[str], None]] = []
+        self._identity: tuple[int, int] | None = None  # the file opened, as (device, inode)
+        self._fault = ""  # why the database cannot be written now ("" when it can)
         self._conn: sqlite3.Connection | None = None
         self._tx: SqliteTx | None = None
         self._reader: SqliteTx | None = None
@@ -145,6 +197,7 @@ class SqliteStore:
 
     async def start(self) -> None:
         self._conn = open_database(self.path)
+        self._identity = file_identity(self.path)
         if self._turns is None:
             # BEGIN is tried on the loop, where it must never wait for another writer (see _begin).
             # Nothing else this connection runs waits for a lock: a write transaction holds the
@@ -160,18 +213,63 @@ class SqliteStore:
             waiters = self._busy or self._batch.committed  # type: ignore[union-attr]
             with contextlib.suppress(Exception):
                 await waiters.wait()
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        self._committer.shutdown(wait=True)
+        self._readers.shutdown(wait=True)
+        # The readers first: the last connection to close, the writer, checkpoints the WAL into
+        # the database and removes it, so a clean stop leaves one self-contained file (even a
+        # file renamed meanwhile: otherwise its WAL, named after the old path, holds its writes).
+        for conn in self._scanners:
+            conn.close()
+        self._scanners.clear()
         if self._reader is not None:
             self._reader.conn.close()
             self._reader = None
-        self._committer.shutdown(wait=True)
-        self._readers.shutdown(wait=True)
+        if self._conn is not None:
+            if self._file_fault():
+                self._keep_moved_file_whole("TRUNCATE")
+            self._conn.close()
+            self._conn = None
 
     def add_commit_listener(self, listener: Callable[[], None]) -> None:
         """Called on the event loop after every commit (e.g. to wake watchers)."""
         self._listeners.append(listener)
+
+    def add_fault_listener(self, listener: Callable[[str], None]) -> None:
+        self._fault_listeners.append(listener)
+
+    def _file_fault(self) -> str:
+        """Why the file at the path is not the database this store opened ("" if it is). A
+        write committed into a deleted or replaced file would be acknowledged, then lost."""
+        now = file_identity(self.path)
+        if now == self._identity:
+            return ""
+        if now is None:
+            return f"the database file {self.path} was deleted or renamed while the server ran"
+        return f"the database file {self.path} was replaced by another file while the server ran"
+
+    def _keep_moved_file_whole(self, mode: str = "PASSIVE") -> None:
+        """Copies the WAL into the database file the server opened. Its WAL is named after the
+        path, and SQLite neither checkpoints a moved file on close nor keeps a WAL that a new
+        empty file at the path finds: without this, a renamed file would lose its last writes."""
+        assert self._conn is not None
+        try:
+            self._conn.execute(f"PRAGMA wal_checkpoint({mode})")
+        except sqlite3.Error as e:
+            log.error("cannot copy the WAL into the moved database file: %s", e)
+
+    def _set_fault(self, fault: str) -> None:
+        if fault == self._fault:
+            return
+        self._fault = fault
+        if fault:
+            log.error("writes refused: %s; restore the file, or restart the server", fault)
+        else:
+            log.warning("the database file is back; writes are accepted again")
+        for listener in self._fault_listeners:
+            try:
+                listener(fault)
+            except Exception:  # noqa: BLE001
+                log.exception("a fault listener failed")
 
     async def write(self, fn: Callable[..., T], *args: object) -> T:
         while True:
@@ -292,6 +390,11 @@ class SqliteStore:
     def _commit_now(self) -> None:
         assert self._conn is not None
         try:
+            fault = self._file_fault()
+            if fault:
+                self._conn.execute("ROLLBACK")
+                self._keep_moved_file_whole()
+                raise _FileFault(fault)
             self._conn.execute("COMMIT")
         except sqlite3.Error:
             if self._conn.in_transaction:
@@ -306,6 +409,7 @@ class SqliteStore:
         assert busy is not None
         COMMIT_BATCH.observe(batch.size)
         error = done.exception()
+        self._set_fault(str(error) if isinstance(error, _FileFault) else "" if error is None else self._fault)
         if error is not None:
             log.error("commit failed, %d writes refused: %s", batch.size, error)
             batch.committed.wake(_as_storage_error(error))
@@ -340,10 +444,17 @@ class SqliteStore:
         # The caller's context (who is asking: see auth.py) goes with the read.
         return await loop.run_in_executor(self._readers, contextvars.copy_context().run, self._scan, fn, args)
 
+    def scan_now(self, fn: Callable[..., T], *args: object) -> T:
+        return self._readers.submit(self._scan, fn, args).result(timeout=BUSY_TIMEOUT_MS / 1000)
+
     def _scan(self, fn: Callable[..., T], args: tuple[object, ...]) -> T:
         tx = getattr(self._local, "tx", None)
         if tx is None:
-            tx = self._local.tx = SqliteTx(connect(self.path, readonly=True))
+            try:
+                tx = self._local.tx = SqliteTx(connect(self.path, readonly=True))
+            except sqlite3.Error as e:
+                raise Unavailable(f"the database cannot be read right now: {e}") from e
+            self._scanners.append(tx.conn)
         return self._run_read(tx, fn, args)
 
     @staticmethod
@@ -479,6 +590,10 @@ class SqliteTx:
             ).fetchall()
         rows.sort(key=lambda r: (r[0], r[1]), reverse=True)
         return [(WorkOrder.FromString(data), (t, seq)) for t, seq, data in rows[:limit]]
+
+    def count_all_work_orders(self) -> dict[int, int]:
+        rows = self.conn.execute("SELECT status, sum(n) FROM work_order_counts GROUP BY status HAVING sum(n) > 0")
+        return {status: n for status, n in rows}
 
     def count_work_orders(self, project_id: str, flt: WorkOrderFilter) -> dict[int, int]:
         """Whole hours come from the work_order_counts buckets; only the partial hours at

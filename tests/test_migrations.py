@@ -64,3 +64,30 @@ def test_the_server_reopens_its_file(tmp: pathlib.Path) -> None:
     finally:
         client.close()
         server.stop()
+
+
+def test_migration_5_fills_the_step_run_columns_of_an_existing_file(tmp: pathlib.Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A database of schema 4 with step runs: after migration 5, each step run has its
+    columns and each run its step count and bytes, read from the stored messages."""
+    from runstatus.v1.work_order_pb2 import Run, StepRun
+
+    path = str(tmp / "v4.db")
+    monkeypatch.setattr(sqlite, "MIGRATIONS", schema.MIGRATIONS[:4])
+    conn = sqlite.connect(path)
+    assert sqlite.migrate(conn) == 4
+    steps = [StepRun(id=f"sr{i}", run_id="r1", step_id=f"s{i}", status=2 if i == 2 else 3,
+                     previous_step_run_id=f"sr{i - 1}" if i else "") for i in range(3)]
+    conn.execute("INSERT INTO runs (id, work_order_id, project_id, number, status, priority, create_time, data) "
+                 "VALUES ('r1', 'w1', 'default', 1, 2, 0, 0, ?)", (Run(id="r1").SerializeToString(),))
+    for s in steps:
+        conn.execute("INSERT INTO step_runs (id, run_id, data) VALUES (?, ?, ?)", (s.id, s.run_id, s.SerializeToString()))
+    monkeypatch.setattr(sqlite, "MIGRATIONS", schema.MIGRATIONS)
+    assert sqlite.migrate(conn) == len(schema.MIGRATIONS)
+    tx = sqlite.SqliteTx(conn)
+    stored = tx.get_run("r1")
+    assert stored is not None
+    assert (stored.step_count, stored.step_bytes) == (3, sum(s.ByteSize() for s in steps))
+    assert [s.id for s in tx.running_step_runs("r1")] == ["sr2"]
+    assert tx.step_run_started("r1", "s1", "sr0") and not tx.step_run_started("r1", "s1", "")
+    conn.close()

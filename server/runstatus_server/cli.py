@@ -14,6 +14,7 @@ import typer
 
 from . import logs
 from .processes import PER_PROCESS, serve_processes
+from .limits import Limits
 from .server import Settings, serve
 from .store.base import CannotOpen
 
@@ -37,7 +38,11 @@ def serve_command(
     sweep_seconds: Annotated[float, typer.Option(envvar="RUNSTATUS_SWEEP_SECONDS", help="How often expired leases and timeouts are swept.")] = 1.0,
     aliases: Annotated[Optional[list[Path]], typer.Option(envvar="RUNSTATUS_ALIASES", help="Extra alias table (YAML); repeatable.")] = None,
     admin_webhook: Annotated[str, typer.Option(envvar="RUNSTATUS_ADMIN_WEBHOOK", help="URL that EXCEPTION and LOST runs are POSTed to.")] = "",
-    max_input_bytes: Annotated[int, typer.Option(envvar="RUNSTATUS_MAX_INPUT_BYTES", help="Largest input or output state.")] = 1024 * 1024,
+    max_input_bytes: Annotated[int, typer.Option(envvar="RUNSTATUS_MAX_INPUT_BYTES", help="Largest work order input (encoded).")] = Limits.max_input_bytes,
+    max_output_bytes: Annotated[int, typer.Option(envvar="RUNSTATUS_MAX_OUTPUT_BYTES", help="Largest output of one step (encoded).")] = Limits.max_output_bytes,
+    max_run_bytes: Annotated[int, typer.Option(envvar="RUNSTATUS_MAX_RUN_BYTES", help="Largest step runs of one run together: outputs and errors (encoded).")] = Limits.max_run_bytes,
+    max_step_runs: Annotated[int, typer.Option(envvar="RUNSTATUS_MAX_STEP_RUNS", help="Most step runs in one run.")] = Limits.max_step_runs,
+    max_workflow_bytes: Annotated[int, typer.Option(envvar="RUNSTATUS_MAX_WORKFLOW_BYTES", help="Largest workflow version (encoded).")] = Limits.max_workflow_bytes,
     log_level: Annotated[str, typer.Option(envvar="RUNSTATUS_LOG_LEVEL")] = "info",
     auth: Annotated[bool, typer.Option("--auth", envvar="RUNSTATUS_AUTH", help="Require an API token on every call (health checks stay open).")] = False,
     insecure: Annotated[bool, typer.Option("--insecure", envvar="RUNSTATUS_INSECURE", help="Allow a non-loopback address without --auth.")] = False,
@@ -59,10 +64,16 @@ def serve_command(
         # Secure by default: a server others can reach requires tokens unless told otherwise.
         raise typer.BadParameter(
             f"{host} is not a loopback address: serve it with --auth, or say --insecure", param_hint="--host")
+    limits = Limits(max_input_bytes=max_input_bytes, max_output_bytes=max_output_bytes, max_run_bytes=max_run_bytes,
+                    max_step_runs=max_step_runs, max_workflow_bytes=max_workflow_bytes)
+    try:
+        limits.check()
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="--max-*-bytes") from None
     db.parent.mkdir(parents=True, exist_ok=True)
     settings = Settings(
         host=host, port=port, db=str(db), lease_seconds=lease_seconds, sweep_seconds=sweep_seconds,
-        aliases=[str(a) for a in aliases or []], admin_webhook=admin_webhook, max_input_bytes=max_input_bytes,
+        aliases=[str(a) for a in aliases or []], admin_webhook=admin_webhook, limits=limits,
         reuse_port=reuse_port, primary=role == "primary", auth=auth,
         tls_cert=str(tls_cert or ""), tls_key=str(tls_key or ""), tls_client_ca=str(tls_client_ca or ""),
         metrics_port=metrics_port,

@@ -90,11 +90,10 @@ def change_status(
         run.corrected = True
     if status_table.is_terminal(new):
         # A run that ends (an abort, or a run-level error) ends its unfinished step runs with it.
-        for step_run in tx.step_runs(run.id):
-            if step_run.status == RUNNING:
-                step_run.status = new
-                step_run.end_time.CopyFrom(timestamp(now))
-                tx.put_step_run(step_run, new=False)
+        for step_run in tx.running_step_runs(run.id):
+            step_run.status = new
+            step_run.end_time.CopyFrom(timestamp(now))
+            tx.put_step_run(step_run, new=False)
     tx.put_run(stored, new=False)
     work_order = load_work_order(tx, run.work_order_id)
     if work_order.latest_run_id == run.id:

@@ -28,7 +28,8 @@ from .classifier import Classifier, load_aliases
 from .events import EventHub
 from .notifier import Notify, log_notifier, run_notifier, webhook_notifier
 from .services.classifier_service import ClassifierService
-from .services.common import App, Limits
+from .limits import MAX_MESSAGE_BYTES, Limits
+from .services.common import App
 from .services.project_service import ProjectService
 from .services.registry import register
 from .services.token_service import TokenService
@@ -62,8 +63,8 @@ class Settings:
     sweep_seconds: float = 1.0
     aliases: list[str] = field(default_factory=list)
     admin_webhook: str = ""
-    max_message_bytes: int = 4 * 1024 * 1024
-    max_input_bytes: int = 1024 * 1024
+    # What one request may store (limits.py): chosen so that every answer fits in a message.
+    limits: Limits = field(default_factory=Limits)
     grace_seconds: float = 10.0
     watch_poll_seconds: float = 1.0
     # Several processes may share the port (SO_REUSEPORT) and the database; only the
@@ -83,13 +84,14 @@ class Settings:
 class Server:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        settings.limits.check()
         self.store = SqliteStore(settings.db, shared=settings.reuse_port)
         self.hub = EventHub()
         self.classifier = Classifier(load_aliases(*settings.aliases))
         self.app = App(
             store=self.store, classifier=self.classifier, hub=self.hub,
             leases=Leases(int(settings.lease_seconds * 1e6)),
-            limits=Limits(max_struct_bytes=settings.max_input_bytes),
+            limits=settings.limits,
             watch_poll_seconds=settings.watch_poll_seconds,
             authenticator=Authenticator(self.store) if settings.auth else None,
         )
@@ -105,8 +107,8 @@ class Server:
         self.store.add_commit_listener(self.hub.notify)
         self.store.add_fault_listener(self._on_store_fault)
         options = [
-            ("grpc.max_receive_message_length", self.settings.max_message_bytes),
-            ("grpc.max_send_message_length", self.settings.max_message_bytes),
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
             ("grpc.so_reuseport", int(self.settings.reuse_port)),
         ]
         server = self._grpc = grpc.aio.server(options=options)

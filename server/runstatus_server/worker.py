@@ -6,6 +6,7 @@ rules from `rules` through `runs.change_status`.
 
 from __future__ import annotations
 
+import logging
 import secrets
 from dataclasses import dataclass
 
@@ -24,6 +25,7 @@ from runstatus.v1.workflow_pb2 import Workflow
 from . import auth, projects, rules
 from .classifier import Classifier
 from .errors import FailedPrecondition, NotFound, invalid
+from .limits import MAX_ANSWER_BYTES, Limits
 from .rules import LOST, PENDING, RUNNING, SUCCESS, status_name
 from .runs import (
     accepts_reports,
@@ -35,12 +37,11 @@ from .runs import (
     prepare_report,
     with_step_runs,
 )
-from .store.base import Tx
+from .store.base import StoredRun, Tx
 from .util import duration_us, new_id, timestamp
 
 
-# Answers stay well inside the 4 MiB a gRPC client accepts by default.
-MAX_ANSWER_BYTES = 3 * 1024 * 1024
+log = logging.getLogger("runstatus.worker")
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,14 @@ class Leases:
         d = Duration()
         d.FromMicroseconds(self.lease_us // 3)
         return d
+
+
+def _check_run_bytes(stored: StoredRun, limits: Limits, grows: int, field: str) -> None:
+    """A run's step runs are bounded together (limits.py), so that every answer carrying the
+    run fits in one message. The report that would pass the bound is refused, changing nothing."""
+    if stored.step_bytes + grows > limits.max_run_bytes:
+        raise invalid(field, f"the step runs of run {stored.run.id} would take {stored.step_bytes + grows} bytes "
+                             f"encoded, over the run's limit of {limits.max_run_bytes} (--max-run-bytes)")
 
 
 def workflow_of(tx: Tx, run: Run) -> Workflow:
@@ -84,9 +93,16 @@ def claim(tx: Tx, project_id: str, worker_id: str, max_runs: int, leases: Leases
             input=work_order.input if work_order else Struct(), lease_token=stored.lease_token,
             lease_expire_time=run.lease_expire_time, heartbeat_interval=leases.heartbeat_interval,
         )
-        size += answer.ByteSize()
-        if claimed and size > MAX_ANSWER_BYTES:
-            break  # a run the answer cannot carry stays unclaimed, for the next claim
+        grows = answer.ByteSize() + 8  # its tag and length in the answer
+        if size + grows > MAX_ANSWER_BYTES:
+            if claimed:
+                break  # a run this answer cannot carry stays unclaimed, for the next claim
+            # Alone too large (stored before the limits of limits.py): handing it out would
+            # commit a claim whose answer cannot be sent, and lose the run.
+            log.error("run %s cannot be handed out: its claim is %d bytes, over the %d an answer carries",
+                      run.id, grows, MAX_ANSWER_BYTES)
+            continue
+        size += grows
         tx.put_run(stored, new=False)
         claimed.append(answer)
     return claimed
@@ -127,7 +143,8 @@ def _running_or_late(run: Run) -> None:
 
 
 def start_step(
-    tx: Tx, run_id: str, lease_token: str, step_id: str, previous_step_run_id: str, leases: Leases, now: int
+    tx: Tx, run_id: str, lease_token: str, step_id: str, previous_step_run_id: str, leases: Leases,
+    limits: Limits, now: int,
 ) -> StepRun:
     """A step starts at a root, at a retry's start step, or along an edge whose condition fits."""
     stored = prepare_report(tx, run_id, lease_token, leases.lease_us, now, late_ok=True)
@@ -136,10 +153,9 @@ def start_step(
     workflow = workflow_of(tx, run)
     if step_id not in {step.id for step in workflow.steps}:
         raise invalid("step_id", f"no step {step_id!r} in workflow {workflow.id} v{workflow.version}")
-    step_runs = tx.step_runs(run.id)
     if previous_step_run_id:
-        previous = next((s for s in step_runs if s.id == previous_step_run_id), None)
-        if previous is None:
+        previous = tx.get_step_run(previous_step_run_id)
+        if previous is None or previous.run_id != run.id:
             raise invalid("previous_step_run_id", f"no step run {previous_step_run_id!r} in run {run.id}")
         edge = next(
             (e for e in workflow.edges if e.source_step_id == previous.step_id and e.target_step_id == step_id), None
@@ -158,30 +174,39 @@ def start_step(
             "previous_step_run_id",
             f"step {step_id!r} is not where the run starts; name the step run whose edge leads to it",
         )
-    if any(s.step_id == step_id and s.previous_step_run_id == previous_step_run_id for s in step_runs):
+    if tx.step_run_started(run.id, step_id, previous_step_run_id):
         raise FailedPrecondition(
             f"step {step_id!r} was already started from {previous_step_run_id or 'the start'} in run {run.id}",
             reason="STEP_ALREADY_STARTED", metadata={"current_status": status_name(run.status)},
+        )
+    if stored.step_count >= limits.max_step_runs:
+        raise FailedPrecondition(
+            f"run {run.id} has {stored.step_count} step runs, its limit (--max-step-runs {limits.max_step_runs}); "
+            "complete the run",
+            reason="STEP_RUN_LIMIT",
+            metadata={"current_status": status_name(run.status), "limit": str(limits.max_step_runs)},
         )
     step_run = StepRun(
         id=new_id(), run_id=run.id, step_id=step_id, status=RUNNING,
         previous_step_run_id=previous_step_run_id, start_time=timestamp(now),
     )
+    _check_run_bytes(stored, limits, step_run.ByteSize(), "step_id")
     tx.put_step_run(step_run, new=True)
     return step_run
 
 
 def complete_step(
     tx: Tx, classifier: Classifier, run_id: str, lease_token: str, step_run_id: str,
-    error: ErrorReport | None, output: Struct | None, leases: Leases, now: int,
+    error: ErrorReport | None, output: Struct | None, leases: Leases, limits: Limits, now: int,
 ) -> CompleteStepResponse:
     """A step ends. A failure lets the run go on; an abort ends it at once (rule 2)."""
     stored = prepare_report(tx, run_id, lease_token, leases.lease_us, now, late_ok=True)
     run = stored.run
     _running_or_late(run)
-    step_run = next((s for s in tx.step_runs(run.id) if s.id == step_run_id), None)
-    if step_run is None:
+    step_run = tx.get_step_run(step_run_id)
+    if step_run is None or step_run.run_id != run.id:
         raise NotFound("step run", step_run_id)
+    before = step_run.ByteSize()
     if step_run.status != RUNNING and not (run.status == LOST and step_run.status == LOST):
         raise FailedPrecondition(
             f"step run {step_run_id} has ended: it is {status_name(step_run.status)}",
@@ -197,6 +222,7 @@ def complete_step(
     if output is not None:
         step_run.output.CopyFrom(output)
     step_run.end_time.CopyFrom(timestamp(now))
+    _check_run_bytes(stored, limits, step_run.ByteSize() - before, "output" if output is not None else "error")
     tx.put_step_run(step_run, new=False)
     if classification is not None and classification.aborts_run:
         change_status(tx, stored, classification.status, now, error=step_run.error)

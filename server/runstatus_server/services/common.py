@@ -22,6 +22,7 @@ from runstatus.v1.work_order_pb2 import WorkOrderFilter
 from ..auth import Authenticator, Principal, authorize, caller
 from ..classifier import Classifier
 from ..errors import ApiError, InvalidArgument, Unavailable
+from ..limits import Limits
 from ..metrics import RPC_SECONDS, RPCS
 from ..events import EventHub
 from ..store.base import Store
@@ -46,17 +47,6 @@ def struct_depth(value: Struct) -> int:
         elif kind == "list_value":
             todo += [(v, depth + 1) for v in item.list_value.values]
     return deepest
-
-
-@dataclass
-class Limits:
-    max_struct_bytes: int = 1024 * 1024
-    max_error_name: int = 256
-    max_error_message: int = 64 * 1024
-    max_error_stack: int = 256 * 1024
-    max_short: int = 128  # worker ids, languages, ids
-    max_reason: int = 1024
-    max_struct_depth: int = 16
 
 
 @dataclass
@@ -170,6 +160,10 @@ def streaming(fn: Callable[..., AsyncIterator[Any]]) -> Callable[..., AsyncItera
     return wrapper
 
 
+def _utf8_len(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+
+
 class Checks:
     """Collects field violations so that one INVALID_ARGUMENT names every wrong field."""
 
@@ -186,9 +180,9 @@ class Checks:
         elif len(value) > self.limits.max_short:
             self.add(field, f"must be at most {self.limits.max_short} characters")
 
-    def struct(self, field: str, value: Struct) -> None:
-        if value.ByteSize() > self.limits.max_struct_bytes:
-            self.add(field, f"must be at most {self.limits.max_struct_bytes} bytes encoded")
+    def struct(self, field: str, value: Struct, max_bytes: int) -> None:
+        if value.ByteSize() > max_bytes:
+            self.add(field, f"must be at most {max_bytes} bytes encoded")
         elif struct_depth(value) > self.limits.max_struct_depth:
             # Deeper states could not be read back: answers nest them further, past protobuf's limit.
             self.add(field, f"must nest at most {self.limits.max_struct_depth} levels deep")
@@ -201,12 +195,13 @@ class Checks:
     def error_report(self, field: str, report: ErrorReport) -> None:
         if not report.name.strip():
             self.add(f"{field}.name", "is required: the error's class name as thrown")
-        elif len(report.name) > self.limits.max_error_name:
-            self.add(f"{field}.name", f"must be at most {self.limits.max_error_name} characters")
-        if len(report.message) > self.limits.max_error_message:
-            self.add(f"{field}.message", f"must be at most {self.limits.max_error_message} characters")
-        if len(report.stack) > self.limits.max_error_stack:
-            self.add(f"{field}.stack", f"must be at most {self.limits.max_error_stack} characters")
+        elif _utf8_len(report.name) > self.limits.max_error_name:
+            self.add(f"{field}.name", f"must be at most {self.limits.max_error_name} bytes (UTF-8)")
+        # Bytes, not characters: an error is stored, and answers carry it (limits.py).
+        if _utf8_len(report.message) > self.limits.max_error_message:
+            self.add(f"{field}.message", f"must be at most {self.limits.max_error_message} bytes (UTF-8)")
+        if _utf8_len(report.stack) > self.limits.max_error_stack:
+            self.add(f"{field}.stack", f"must be at most {self.limits.max_error_stack} bytes (UTF-8)")
         self.short(f"{field}.language", report.language)
         self.enum(f"{field}.source", report.source, ErrorSource)
         if report.http_status and not 100 <= report.http_status <= 599:

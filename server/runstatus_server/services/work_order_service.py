@@ -35,7 +35,7 @@ class WorkOrderService(pb_grpc.WorkOrderServiceServicer):
         checks.short("workflow_id", request.workflow_id, required=True)
         if request.workflow_version < 0:
             checks.add("workflow_version", "must not be negative")
-        checks.struct("input", request.input)
+        checks.struct("input", request.input, self.app.limits.max_input_bytes)
         if abs(request.priority) > 1_000_000:
             checks.add("priority", "must be between -1000000 and 1000000")
         checks.done()

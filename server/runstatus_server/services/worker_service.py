@@ -69,7 +69,7 @@ class WorkerService(pb_grpc.WorkerServiceServicer):
         def op(tx: Tx) -> pb.StartStepResponse:
             step_run = worker.start_step(
                 tx, request.run_id, request.lease_token, request.step_id, request.previous_step_run_id,
-                self.app.leases, now_us(),
+                self.app.leases, self.app.limits, now_us(),
             )
             return pb.StartStepResponse(step_run=step_run)
 
@@ -81,7 +81,7 @@ class WorkerService(pb_grpc.WorkerServiceServicer):
         checks.short("step_run_id", request.step_run_id, required=True)
         if request.HasField("error"):
             checks.error_report("error", request.error)
-        checks.struct("output", request.output)
+        checks.struct("output", request.output, self.app.limits.max_output_bytes)
         checks.done()
 
         def op(tx: Tx) -> pb.CompleteStepResponse:
@@ -89,7 +89,7 @@ class WorkerService(pb_grpc.WorkerServiceServicer):
                 tx, self.app.classifier, request.run_id, request.lease_token, request.step_run_id,
                 request.error if request.HasField("error") else None,
                 request.output if request.HasField("output") else None,
-                self.app.leases, now_us(),
+                self.app.leases, self.app.limits, now_us(),
             )
 
         return await self.app.store.write(once("CompleteStep", request, pb.CompleteStepResponse, op))

@@ -20,6 +20,9 @@ class WorkflowService(pb_grpc.WorkflowServiceServicer):
     async def CreateWorkflow(self, request: pb.CreateWorkflowRequest, context: grpc.aio.ServicerContext) -> pb.CreateWorkflowResponse:
         checks = Checks(self.app.limits)
         checks.short("workflow.project_id", request.workflow.project_id)
+        if request.workflow.ByteSize() > self.app.limits.max_workflow_bytes:
+            # Every run of it carries it to its worker: it must fit in a claim's answer.
+            checks.add("workflow", f"must be at most {self.app.limits.max_workflow_bytes} bytes encoded")
         checks.done()
 
         def op(tx: Tx) -> pb.CreateWorkflowResponse:
@@ -51,5 +54,6 @@ class WorkflowService(pb_grpc.WorkflowServiceServicer):
             project = projects.get(tx, request.project_id)
             return tx.list_workflows(project.id, pager.after, pager.size)
 
-        page, token = pager.cut(await self.app.store.scan(op), lambda workflow: (workflow.id,))
+        page, token = pager.cut(await self.app.store.scan(op), lambda workflow: (workflow.id,),
+                                size=lambda workflow: workflow.ByteSize())
         return pb.ListWorkflowsResponse(workflows=page, next_page_token=token)

@@ -2,9 +2,32 @@
 
 Each entity is stored as its protobuf message (`data`) plus the columns the
 queries filter and sort on. Never edit a shipped migration: append a new one.
+A migration is SQL, or a function for what SQL cannot do (read the messages).
 """
 
-MIGRATIONS: list[str] = [
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+from runstatus.v1.work_order_pb2 import StepRun
+
+Migration = str | Callable[[sqlite3.Connection], None]
+
+
+def run_script(conn: sqlite3.Connection, script: str) -> None:
+    """Runs an SQL script inside the open transaction, a statement at a time (executescript
+    would COMMIT first), split where SQLite says a statement is complete."""
+    current = ""
+    for part in script.split(";"):
+        current += part + ";"
+        if sqlite3.complete_statement(current):
+            if current.strip().rstrip(";").strip():
+                conn.execute(current)
+            current = ""
+
+
+MIGRATIONS: list[Migration] = [
     # 1: the first schema.
     """
     CREATE TABLE projects (
@@ -141,3 +164,40 @@ MIGRATIONS.append(
     DELETE FROM requests WHERE method = 'CreateToken'
     """
 )
+
+
+def _step_run_columns(conn: sqlite3.Connection) -> None:
+    """5: step runs get the columns a report looks them up by, and runs the count and bytes
+    of their step runs, so that a report costs the same however many step runs a run has;
+    kept answers get an index by age, so that they can be pruned."""
+    run_script(
+        conn,
+        """
+        ALTER TABLE step_runs ADD COLUMN step_id TEXT NOT NULL DEFAULT '';
+        ALTER TABLE step_runs ADD COLUMN previous_step_run_id TEXT NOT NULL DEFAULT '';
+        ALTER TABLE step_runs ADD COLUMN status INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE runs ADD COLUMN step_count INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE runs ADD COLUMN step_bytes INTEGER NOT NULL DEFAULT 0;
+        """
+    )
+    for step_run_id, data in conn.execute("SELECT id, data FROM step_runs").fetchall():
+        step_run = StepRun.FromString(data)
+        conn.execute(
+            "UPDATE step_runs SET step_id = ?, previous_step_run_id = ?, status = ? WHERE id = ?",
+            (step_run.step_id, step_run.previous_step_run_id, step_run.status, step_run_id),
+        )
+    run_script(
+        conn,
+        """
+        UPDATE runs SET
+            step_count = (SELECT count(*) FROM step_runs WHERE run_id = runs.id),
+            step_bytes = (SELECT coalesce(sum(length(data)), 0) FROM step_runs WHERE run_id = runs.id);
+        CREATE INDEX step_runs_by_start ON step_runs (run_id, step_id, previous_step_run_id);
+        -- 2 is RUN_STATUS_RUNNING (an index condition cannot take a parameter).
+        CREATE INDEX step_runs_running ON step_runs (run_id) WHERE status = 2;
+        CREATE INDEX requests_by_age ON requests (create_time);
+        """
+    )
+
+
+MIGRATIONS.append(_step_run_columns)

@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 
 from runstatus.v1.event_pb2 import Event
 from runstatus.v1.project_pb2 import Project
+from runstatus.v1.status_pb2 import RunStatus
 from runstatus.v1.token_pb2 import Token
 from runstatus.v1.work_order_pb2 import Run, StepRun, WorkOrder, WorkOrderFilter
 from runstatus.v1.workflow_pb2 import Workflow
@@ -37,7 +38,7 @@ from runstatus.v1.workflow_pb2 import Workflow
 from ..errors import ApiError, Unavailable
 from ..metrics import COMMIT_BATCH
 from .base import IN_FLIGHT, CannotOpen, StoredRun, WorkOrderKey
-from .schema import MIGRATIONS
+from .schema import MIGRATIONS, run_script
 
 T = TypeVar("T")
 log = logging.getLogger("runstatus.store")
@@ -98,10 +99,16 @@ def migrate(conn: sqlite3.Connection) -> int:
         raise CannotOpen(f"the database was written by a newer runstatus (schema version {version}; this "
                          f"server knows {len(MIGRATIONS)}): upgrade runstatus, or give it another --db")
     for number in range(version, len(MIGRATIONS)):
+        migration = MIGRATIONS[number]
         try:
-            conn.executescript(
-                f"BEGIN IMMEDIATE; {MIGRATIONS[number]}; PRAGMA user_version = {number + 1}; COMMIT;"
-            )
+            conn.execute("BEGIN IMMEDIATE")
+            if isinstance(migration, str):
+                # executescript would COMMIT first: each statement goes on its own instead.
+                run_script(conn, migration)
+            else:
+                migration(conn)
+            conn.execute(f"PRAGMA user_version = {number + 1}")
+            conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
@@ -638,11 +645,13 @@ class SqliteTx:
         return {status: n for status, n in rows}
 
     # Runs
-    def _stored_run(self, row: tuple[bytes, str, int]) -> StoredRun:
-        return StoredRun(Run.FromString(row[0]), row[1], row[2])
+    _RUN_COLUMNS = "data, lease_token, deadline, step_count, step_bytes"
+
+    def _stored_run(self, row: tuple[bytes, str, int, int, int]) -> StoredRun:
+        return StoredRun(Run.FromString(row[0]), row[1], row[2], row[3], row[4])
 
     def get_run(self, run_id: str) -> StoredRun | None:
-        row = self.conn.execute("SELECT data, lease_token, deadline FROM runs WHERE id = ?", (run_id,)).fetchone()
+        row = self.conn.execute(f"SELECT {self._RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchone()
         return self._stored_run(row) if row else None
 
     def put_run(self, stored: StoredRun, *, new: bool) -> None:
@@ -677,26 +686,26 @@ class SqliteTx:
 
     def claimable_runs(self, project_id: str, limit: int) -> list[StoredRun]:
         if project_id:
-            sql = ("SELECT data, lease_token, deadline FROM runs INDEXED BY runs_claimable_by_project "
+            sql = (f"SELECT {self._RUN_COLUMNS} FROM runs INDEXED BY runs_claimable_by_project "
                    "WHERE project_id = ? AND status = 1 AND claimed = 0 "
                    "ORDER BY priority DESC, create_time LIMIT ?")
             args: tuple[Any, ...] = (project_id, limit)
         else:
-            sql = ("SELECT data, lease_token, deadline FROM runs INDEXED BY runs_claimable "
+            sql = (f"SELECT {self._RUN_COLUMNS} FROM runs INDEXED BY runs_claimable "
                    "WHERE status = 1 AND claimed = 0 ORDER BY priority DESC, create_time LIMIT ?")
             args = (limit,)
         return [self._stored_run(r) for r in self.conn.execute(sql, args)]
 
     def expired_leases(self, now_us: int, limit: int) -> list[StoredRun]:
         rows = self.conn.execute(
-            "SELECT data, lease_token, deadline FROM runs WHERE status IN (1, 2) AND claimed = 1 "
+            f"SELECT {self._RUN_COLUMNS} FROM runs WHERE status IN (1, 2) AND claimed = 1 "
             "AND lease_expire < ? ORDER BY lease_expire LIMIT ?", (now_us, limit),
         )
         return [self._stored_run(r) for r in rows]
 
     def overdue_runs(self, now_us: int, limit: int) -> list[StoredRun]:
         rows = self.conn.execute(
-            "SELECT data, lease_token, deadline FROM runs WHERE status = 2 AND deadline > 0 AND deadline < ? "
+            f"SELECT {self._RUN_COLUMNS} FROM runs WHERE status = 2 AND deadline > 0 AND deadline < ? "
             "ORDER BY deadline LIMIT ?", (now_us, limit),
         )
         return [self._stored_run(r) for r in rows]
@@ -717,16 +726,44 @@ class SqliteTx:
         rows = self.conn.execute("SELECT data FROM step_runs WHERE run_id = ? ORDER BY rowid", (run_id,))
         return [StepRun.FromString(r[0]) for r in rows]
 
+    def get_step_run(self, step_run_id: str) -> StepRun | None:
+        data = self._one("SELECT data FROM step_runs WHERE id = ?", step_run_id)
+        return StepRun.FromString(data) if data is not None else None
+
+    def step_run_started(self, run_id: str, step_id: str, previous_step_run_id: str) -> bool:
+        return self._one(
+            "SELECT 1 FROM step_runs WHERE run_id = ? AND step_id = ? AND previous_step_run_id = ?",
+            run_id, step_id, previous_step_run_id,
+        ) is not None
+
+    def running_step_runs(self, run_id: str) -> list[StepRun]:
+        rows = self.conn.execute(
+            "SELECT data FROM step_runs WHERE run_id = ? AND status = ? ORDER BY rowid",
+            (run_id, RunStatus.RUN_STATUS_RUNNING),
+        )
+        return [StepRun.FromString(r[0]) for r in rows]
+
     def put_step_run(self, step_run: StepRun, *, new: bool) -> None:
+        data = step_run.SerializeToString()
+        row = (step_run.run_id, step_run.step_id, step_run.previous_step_run_id, step_run.status, data, step_run.id)
         if new:
             self.conn.execute(
-                "INSERT INTO step_runs (run_id, data, id) VALUES (?, ?, ?)",
-                (step_run.run_id, step_run.SerializeToString(), step_run.id),
+                "UPDATE runs SET step_count = step_count + 1, step_bytes = step_bytes + ? WHERE id = ?",
+                (len(data), step_run.run_id),
+            )
+            self.conn.execute(
+                "INSERT INTO step_runs (run_id, step_id, previous_step_run_id, status, data, id) "
+                "VALUES (?, ?, ?, ?, ?, ?)", row,
             )
         else:
             self.conn.execute(
-                "UPDATE step_runs SET run_id = ?, data = ? WHERE id = ?",
-                (step_run.run_id, step_run.SerializeToString(), step_run.id),
+                "UPDATE runs SET step_bytes = step_bytes + ? - "
+                "(SELECT length(data) FROM step_runs WHERE id = ?) WHERE id = ?",
+                (len(data), step_run.id, step_run.run_id),
+            )
+            self.conn.execute(
+                "UPDATE step_runs SET run_id = ?, step_id = ?, previous_step_run_id = ?, status = ?, data = ? "
+                "WHERE id = ?", row,
             )
 
     # Events

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import pathlib
+import sqlite3
+import time
 import uuid
 
 import grpc
 
-from harness import Client, details, error, rpc_error
+from harness import Client, ServerProcess, details, error, rpc_error, running_server
 from runstatus.v1 import work_order_service_pb2 as wo_pb
 from runstatus.v1 import worker_service_pb2 as worker_pb
+from runstatus.v1 import workflow_service_pb2 as wf_pb
 from runstatus.v1.status_pb2 import RunStatus
+from runstatus.v1.workflow_pb2 import Step, Workflow
 
 
 def events(client: Client, work_order_id: str) -> list[int]:
@@ -76,3 +81,44 @@ def test_a_request_id_reused_for_another_request_is_refused(client: Client) -> N
     e = rpc_error(client.work_order, wf, {"other": 1}, request_id="same")
     assert e.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert details(e)[0].reason == "REQUEST_ID_REUSED"
+
+
+# Kept answers: compact, and kept for a bounded time (issue 12, item 6)
+
+def _kept(db: pathlib.Path, method: str) -> list[bytes]:
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        return [r[0] for r in conn.execute("SELECT response FROM requests WHERE method = ?", (method,))]
+
+
+def test_kept_answers_hold_no_copy_of_what_the_database_has(client: Client, server: ServerProcess) -> None:
+    steps = [Step(id=f"s{i}", body="x" * 200_000) for i in range(2)]
+    wf = client.workflows.CreateWorkflow(wf_pb.CreateWorkflowRequest(
+        workflow=Workflow(id="kept", project_id=client.project_id, steps=steps), request_id="wf-kept")).workflow
+    created = client.work_order(wf, {"blob": "y" * 300_000}, request_id="wo-kept")
+    request = worker_pb.ClaimRunsRequest(project_id=client.project_id, worker_id="w", max_runs=1,
+                                         request_id="claim-kept")
+    first = client.worker.ClaimRuns(request)
+    assert first.runs[0].workflow == wf and first.runs[0].input == created.work_order.input
+    # Each kept answer is a few hundred bytes, not a copy of the 400 KB workflow or the 300 KB input.
+    for method in ("ClaimRuns", "CreateWorkflow", "CreateWorkOrder"):
+        assert max(len(r) for r in _kept(server.db, method)) < 2000, method
+    # A repeat gets the whole first answer.
+    assert client.worker.ClaimRuns(request) == first
+    assert client.work_order(wf, {"blob": "y" * 300_000}, request_id="wo-kept") == created
+    again = client.workflows.CreateWorkflow(wf_pb.CreateWorkflowRequest(
+        workflow=Workflow(id="kept", project_id=client.project_id, steps=steps), request_id="wf-kept")).workflow
+    assert again == wf
+
+
+def test_kept_answers_are_pruned_after_their_time(tmp: pathlib.Path) -> None:
+    with running_server(tmp, "--request-id-seconds", "1", "--sweep-seconds", "0.2") as (srv, c):
+        c.new_project()
+        wf = c.workflow(["a"])
+        first = c.work_order(wf, request_id="short-lived")
+        assert c.work_order(wf, request_id="short-lived") == first  # within its time: the first answer
+        deadline = time.monotonic() + 10
+        while _kept(srv.db, "CreateWorkOrder") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _kept(srv.db, "CreateWorkOrder") == []
+        # Past it, the request id is free again: the same request makes a new work order.
+        assert c.work_order(wf, request_id="short-lived").work_order.id != first.work_order.id

@@ -43,6 +43,7 @@ def serve_command(
     max_run_bytes: Annotated[int, typer.Option(envvar="RUNSTATUS_MAX_RUN_BYTES", help="Largest step runs of one run together: outputs and errors (encoded).")] = Limits.max_run_bytes,
     max_step_runs: Annotated[int, typer.Option(envvar="RUNSTATUS_MAX_STEP_RUNS", help="Most step runs in one run.")] = Limits.max_step_runs,
     max_workflow_bytes: Annotated[int, typer.Option(envvar="RUNSTATUS_MAX_WORKFLOW_BYTES", help="Largest workflow version (encoded).")] = Limits.max_workflow_bytes,
+    request_id_seconds: Annotated[float, typer.Option(envvar="RUNSTATUS_REQUEST_ID_SECONDS", help="How long the first answer to a request_id is kept; a repeat within it gets that answer.")] = 86400.0,
     log_level: Annotated[str, typer.Option(envvar="RUNSTATUS_LOG_LEVEL")] = "info",
     auth: Annotated[bool, typer.Option("--auth", envvar="RUNSTATUS_AUTH", help="Require an API token on every call (health checks stay open).")] = False,
     insecure: Annotated[bool, typer.Option("--insecure", envvar="RUNSTATUS_INSECURE", help="Allow a non-loopback address without --auth.")] = False,
@@ -56,8 +57,8 @@ def serve_command(
 ) -> None:
     """Start the server on an embedded SQLite database."""
     logs.setup(log_level)
-    if lease_seconds <= 0 or sweep_seconds <= 0:
-        raise typer.BadParameter("--lease-seconds and --sweep-seconds must be positive")
+    if lease_seconds <= 0 or sweep_seconds <= 0 or request_id_seconds <= 0:
+        raise typer.BadParameter("--lease-seconds, --sweep-seconds and --request-id-seconds must be positive")
     if bool(tls_cert) != bool(tls_key) or (tls_client_ca and not tls_cert):
         raise typer.BadParameter("--tls-cert and --tls-key go together; --tls-client-ca needs them", param_hint="--tls-cert")
     if not auth and not insecure and not _is_loopback(host):
@@ -74,6 +75,7 @@ def serve_command(
     settings = Settings(
         host=host, port=port, db=str(db), lease_seconds=lease_seconds, sweep_seconds=sweep_seconds,
         aliases=[str(a) for a in aliases or []], admin_webhook=admin_webhook, limits=limits,
+        request_id_seconds=request_id_seconds,
         reuse_port=reuse_port, primary=role == "primary", auth=auth,
         tls_cert=str(tls_cert or ""), tls_key=str(tls_key or ""), tls_client_ca=str(tls_client_ca or ""),
         metrics_port=metrics_port,

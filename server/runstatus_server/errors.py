@@ -128,6 +128,14 @@ class Unavailable(ApiError):
         super().__init__(message, reason=reason)
 
 
+class ResourceExhausted(ApiError):
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    rpc_code = code_pb2.RESOURCE_EXHAUSTED
+
+    def __init__(self, message: str, *, reason: str, metadata: dict[str, str] | None = None) -> None:
+        super().__init__(message, reason=reason, metadata=metadata)
+
+
 class Unauthenticated(ApiError):
     code = grpc.StatusCode.UNAUTHENTICATED
     rpc_code = code_pb2.UNAUTHENTICATED

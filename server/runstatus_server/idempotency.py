@@ -1,24 +1,52 @@
 """AIP-155 request ids: a repeated request with the same request_id gets the first answer.
 
 The answer is stored in the same transaction as the change it reports, so a
-request either happened once, with its answer kept, or not at all.
+request either happened once, with its answer kept, or not at all. Kept answers are
+kept for a bounded time (`--request-id-seconds`, a day by default; `prune` removes
+older ones) and stored compactly: without what the database holds anyway (a claimed
+run's workflow, which the run pins), read back on a repeat, and compressed.
 """
 
 from __future__ import annotations
 
 import hashlib
+import zlib
 from collections.abc import Callable
 from typing import TypeVar
 
 from google.protobuf.message import Message
 
 from .auth import caller
-from .errors import FailedPrecondition, invalid
+from .errors import FailedPrecondition, ResourceExhausted, invalid
+from .limits import MAX_ANSWER_BYTES
 from .store.base import Tx
 from .util import now_us
 
 M = TypeVar("M", bound=Message)
 MAX_REQUEST_ID = 128
+DEFAULT_KEEP_SECONDS = 24 * 3600
+# Kept answers removed per write by the sweeper (writes run on the event loop: keep it short).
+PRUNE_BATCH = 500
+# Stored answers: plain protobuf (which never starts with byte 0 or 1: no field has number 0),
+# or b"\x01" and the zlib-compressed protobuf, for answers large enough to be worth it.
+_COMPRESSED = b"\x01"
+_COMPRESS_FROM = 512
+
+
+def pack(answer: bytes) -> bytes:
+    if len(answer) < _COMPRESS_FROM:
+        return answer
+    packed = _COMPRESSED + zlib.compress(answer, 6)
+    return packed if len(packed) < len(answer) else answer
+
+
+def unpack(stored: bytes) -> bytes:
+    return zlib.decompress(stored[1:]) if stored[:1] == _COMPRESSED else stored
+
+
+def prune(tx: Tx, before_us: int, limit: int = PRUNE_BATCH) -> int:
+    """Removes up to `limit` kept answers older than before_us; how many it removed."""
+    return tx.delete_requests_before(before_us, limit)
 
 
 def check_request_id(request_id: str) -> None:
@@ -38,7 +66,8 @@ def _fingerprint(method: str, request: Message) -> bytes:
     return hashlib.sha256(method.encode() + request.SerializeToString(deterministic=True)).digest()
 
 
-def answered(tx: Tx, method: str, request: Message, response_type: type[M], key: str | None = None) -> M | None:
+def answered(tx: Tx, method: str, request: Message, response_type: type[M], key: str | None = None,
+             restore: Callable[[Tx, M], M] | None = None) -> M | None:
     """The first answer to this request_id, if there was one (a different request with it is refused)."""
     key = _key(request) if key is None else key
     seen = tx.get_request(key) if key else None
@@ -50,24 +79,40 @@ def answered(tx: Tx, method: str, request: Message, response_type: type[M], key:
             f"request_id {getattr(request, 'request_id')!r} was already used for a different request",
             reason="REQUEST_ID_REUSED", metadata={"method": seen_method},
         )
-    return response_type.FromString(response)
+    answer = response_type.FromString(unpack(response))
+    return restore(tx, answer) if restore is not None else answer
+
+
+def sized(method: str, answer: M) -> M:
+    """An answer is sized before its write commits: one that could not be sent is refused
+    (the write rolls back), never committed and then lost on the way out. The limits make
+    this a last line (limits.py): no stored record should ever come near it."""
+    size = answer.ByteSize()
+    if size > MAX_ANSWER_BYTES:
+        raise ResourceExhausted(
+            f"the answer to {method} would be {size} bytes, over the {MAX_ANSWER_BYTES} a message carries; "
+            "nothing was changed", reason="ANSWER_TOO_LARGE",
+            metadata={"size": str(size), "limit": str(MAX_ANSWER_BYTES)},
+        )
+    return answer
 
 
 def once(method: str, request: Message, response_type: type[M], op: Callable[[Tx], M],
-         kept: Callable[[M], M] | None = None) -> Callable[[Tx], M]:
+         kept: Callable[[M], M] | None = None, restore: Callable[[Tx, M], M] | None = None) -> Callable[[Tx], M]:
     """Wraps a write so that it runs at most once per request_id. `kept` is what of the
-    answer is stored for repeats (all of it unless given: a secret must not be)."""
+    answer is stored for repeats (all of it unless given: a secret must not be, and what
+    the database holds anyway need not be), `restore` what puts the rest back on a repeat."""
     key = _key(request)
 
     def run(tx: Tx) -> M:
         if not key:
-            return op(tx)
-        earlier = answered(tx, method, request, response_type, key)
+            return sized(method, op(tx))
+        earlier = answered(tx, method, request, response_type, key, restore)
         if earlier is not None:
             return earlier
-        answer = op(tx)
+        answer = sized(method, op(tx))
         stored = kept(answer) if kept is not None else answer
-        tx.put_request(key, method, _fingerprint(method, request), stored.SerializeToString(), now_us())
+        tx.put_request(key, method, _fingerprint(method, request), pack(stored.SerializeToString()), now_us())
         return answer
 
     return run

@@ -22,7 +22,7 @@ from runstatus.v1 import (
     workflow_service_pb2,
 )
 
-from . import metrics, projects, sweeper
+from . import idempotency, metrics, projects, sweeper
 from .auth import Authenticator
 from .classifier import Classifier, load_aliases
 from .events import EventHub
@@ -63,6 +63,8 @@ class Settings:
     sweep_seconds: float = 1.0
     aliases: list[str] = field(default_factory=list)
     admin_webhook: str = ""
+    # How long the first answer to a request_id is kept (repeats within it get that answer).
+    request_id_seconds: float = idempotency.DEFAULT_KEEP_SECONDS
     # What one request may store (limits.py): chosen so that every answer fits in a message.
     limits: Limits = field(default_factory=Limits)
     grace_seconds: float = 10.0
@@ -183,11 +185,18 @@ class Server:
                         log.warning("runs lost: their leases expired", extra={"count": lost})
                     if killed < sweeper.BATCH and lost < sweeper.BATCH:
                         break
+                await self._prune_kept_answers()
             except asyncio.CancelledError:
                 raise
             except Exception:  # noqa: BLE001 - the sweeper must outlive a bad moment of the disk
                 log.exception("sweep failed; trying again")
             await asyncio.sleep(self.settings.sweep_seconds)
+
+    async def _prune_kept_answers(self) -> None:
+        """Kept answers older than --request-id-seconds go, a batch per write."""
+        before = now_us() - int(self.settings.request_id_seconds * 1e6)
+        while await self.store.write(idempotency.prune, before) == idempotency.PRUNE_BATCH:
+            pass
 
     async def stop(self) -> None:
         """Graceful: refuse new RPCs, let in-flight ones (and their writes) finish, then close."""

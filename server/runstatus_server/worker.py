@@ -17,6 +17,7 @@ from runstatus.v1.error_pb2 import Classification, ErrorReport, RunError
 from runstatus.v1.work_order_pb2 import Run, StepRun
 from runstatus.v1.worker_service_pb2 import (
     ClaimedRun,
+    ClaimRunsResponse,
     CompleteStepResponse,
     HeartbeatResponse,
 )
@@ -106,6 +107,28 @@ def claim(tx: Tx, project_id: str, worker_id: str, max_runs: int, leases: Leases
         tx.put_run(stored, new=False)
         claimed.append(answer)
     return claimed
+
+
+def kept_claims(answer: ClaimRunsResponse) -> ClaimRunsResponse:
+    """A claim's answer as kept for its request_id: without the workflows and inputs, which
+    the database holds anyway (a run pins its workflow version; an input never changes)."""
+    compact = ClaimRunsResponse()
+    compact.CopyFrom(answer)
+    for claimed in compact.runs:
+        claimed.ClearField("workflow")
+        claimed.ClearField("input")
+    return compact
+
+
+def restored_claims(tx: Tx, answer: ClaimRunsResponse) -> ClaimRunsResponse:
+    """A kept claim's answer, whole again."""
+    for claimed in answer.runs:
+        claimed.workflow.CopyFrom(workflow_of(tx, claimed.run))
+        work_order = tx.get_work_order(claimed.run.work_order_id)
+        claimed.input.SetInParent()
+        if work_order is not None:
+            claimed.input.CopyFrom(work_order.input)
+    return answer
 
 
 def heartbeat(tx: Tx, run_id: str, lease_token: str, leases: Leases, now: int) -> HeartbeatResponse:

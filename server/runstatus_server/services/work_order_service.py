@@ -21,6 +21,22 @@ from .common import App, Checks, streaming, unary
 RETRY_PAGE = 50
 
 
+def _kept_creation(answer: pb.CreateWorkOrderResponse) -> pb.CreateWorkOrderResponse:
+    """A creation's answer as kept for its request_id: without the input, which never changes."""
+    compact = pb.CreateWorkOrderResponse()
+    compact.CopyFrom(answer)
+    compact.work_order.ClearField("input")
+    return compact
+
+
+def _restored_creation(tx: Tx, answer: pb.CreateWorkOrderResponse) -> pb.CreateWorkOrderResponse:
+    stored = tx.get_work_order(answer.work_order.id)
+    answer.work_order.input.SetInParent()
+    if stored is not None:
+        answer.work_order.input.CopyFrom(stored.input)
+    return answer
+
+
 class WorkOrderService(pb_grpc.WorkOrderServiceServicer):
     def __init__(self, app: App) -> None:
         self.app = app
@@ -47,7 +63,8 @@ class WorkOrderService(pb_grpc.WorkOrderServiceServicer):
             )
             return pb.CreateWorkOrderResponse(work_order=work_order, run=run)
 
-        return await self.app.store.write(once("CreateWorkOrder", request, pb.CreateWorkOrderResponse, op))
+        return await self.app.store.write(once("CreateWorkOrder", request, pb.CreateWorkOrderResponse, op,
+                                               kept=_kept_creation, restore=_restored_creation))
 
     @unary
     async def GetWorkOrder(self, request: pb.GetWorkOrderRequest, context: grpc.aio.ServicerContext) -> pb.GetWorkOrderResponse:

@@ -40,7 +40,8 @@ class WorkerService(pb_grpc.WorkerServiceServicer):
             )
             return pb.ClaimRunsResponse(runs=runs)
 
-        return await self.app.store.write(once("ClaimRuns", request, pb.ClaimRunsResponse, op))
+        return await self.app.store.write(once("ClaimRuns", request, pb.ClaimRunsResponse, op,
+                                               kept=worker.kept_claims, restore=worker.restored_claims))
 
     @unary
     async def Heartbeat(self, request: pb.HeartbeatRequest, context: grpc.aio.ServicerContext) -> pb.HeartbeatResponse:

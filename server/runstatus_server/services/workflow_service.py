@@ -12,6 +12,17 @@ from ..util import now_us
 from .common import App, Checks, unary
 
 
+def _kept_workflow(answer: pb.CreateWorkflowResponse) -> pb.CreateWorkflowResponse:
+    """A created workflow as kept for its request_id: which version it is (versions never change)."""
+    w = answer.workflow
+    return pb.CreateWorkflowResponse(workflow=workflows.Workflow(project_id=w.project_id, id=w.id, version=w.version))
+
+
+def _restored_workflow(tx: Tx, answer: pb.CreateWorkflowResponse) -> pb.CreateWorkflowResponse:
+    w = answer.workflow
+    return pb.CreateWorkflowResponse(workflow=workflows.get(tx, w.project_id, w.id, w.version))
+
+
 class WorkflowService(pb_grpc.WorkflowServiceServicer):
     def __init__(self, app: App) -> None:
         self.app = app
@@ -28,7 +39,8 @@ class WorkflowService(pb_grpc.WorkflowServiceServicer):
         def op(tx: Tx) -> pb.CreateWorkflowResponse:
             return pb.CreateWorkflowResponse(workflow=workflows.create(tx, request.workflow, now_us()))
 
-        return await self.app.store.write(once("CreateWorkflow", request, pb.CreateWorkflowResponse, op))
+        return await self.app.store.write(once("CreateWorkflow", request, pb.CreateWorkflowResponse, op,
+                                               kept=_kept_workflow, restore=_restored_workflow))
 
     @unary
     async def GetWorkflow(self, request: pb.GetWorkflowRequest, context: grpc.aio.ServicerContext) -> pb.GetWorkflowResponse:

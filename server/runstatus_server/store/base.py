@@ -95,6 +95,9 @@ class Tx(Protocol):
 
     def get_request(self, request_id: str) -> tuple[str, bytes, bytes] | None: ...
     def put_request(self, request_id: str, method: str, fingerprint: bytes, response: bytes, now_us: int) -> None: ...
+    def delete_requests_before(self, before_us: int, limit: int) -> int:
+        """Removes up to limit kept answers stored before before_us, oldest first; how many."""
+        ...
 
 
 class Store(Protocol):

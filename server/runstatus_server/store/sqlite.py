@@ -829,3 +829,11 @@ class SqliteTx:
             "INSERT INTO requests (request_id, method, fingerprint, response, create_time) VALUES (?, ?, ?, ?, ?)",
             (request_id, method, fingerprint, response, now_us),
         )
+
+    def delete_requests_before(self, before_us: int, limit: int) -> int:
+        cursor = self.conn.execute(
+            "DELETE FROM requests WHERE request_id IN "
+            "(SELECT request_id FROM requests WHERE create_time < ? ORDER BY create_time LIMIT ?)",
+            (before_us, limit),
+        )
+        return cursor.rowcount

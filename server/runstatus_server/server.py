@@ -7,6 +7,7 @@ import contextlib
 import gc
 import logging
 import signal
+import time
 from dataclasses import dataclass, field
 
 import grpc
@@ -175,10 +176,12 @@ class Server:
             await result
 
     async def _sweep_forever(self) -> None:
+        stalls = sweeper.Stalls(self.app.leases.lease_us)
         while True:
             try:
                 while True:
-                    killed, lost = await self.store.write(sweeper.sweep, self.classifier, now_us())
+                    killed, lost = await self.store.write(
+                        sweeper.sweep, self.classifier, now_us(), stalls.credit_us(now_us()))
                     if killed:
                         log.warning("runs killed for outliving their max runtime", extra={"count": killed})
                     if lost:
@@ -190,7 +193,9 @@ class Server:
                 raise
             except Exception:  # noqa: BLE001 - the sweeper must outlive a bad moment of the disk
                 log.exception("sweep failed; trying again")
+            asleep = time.monotonic()
             await asyncio.sleep(self.settings.sweep_seconds)
+            stalls.slept(self.settings.sweep_seconds, time.monotonic() - asleep, now_us())
 
     async def _prune_kept_answers(self) -> None:
         """Kept answers older than --request-id-seconds go, a batch per write."""

@@ -4,6 +4,9 @@ max runtime are KILLED with a TimeoutError, even if their worker is silent.
 
 from __future__ import annotations
 
+import logging
+from collections import deque
+
 from runstatus.v1.error_pb2 import Classification, ErrorReport, ErrorSource, RunError
 
 from .classifier import Classifier
@@ -15,10 +18,40 @@ from .store.base import Tx
 # Runs per write; the server sweeps again at once while a pass fills it. Small, because writes
 # run on the event loop (store/sqlite.py): each run made LOST or KILLED costs about as much as a retry.
 BATCH = 50
+# A sweeper's sleep that overran by more than this was the server standing still.
+STALL_SECONDS = 0.25
+
+log = logging.getLogger("runstatus.sweeper")
 
 
-def sweep(tx: Tx, classifier: Classifier, now: int) -> tuple[int, int]:
-    """One pass: (runs killed for timeouts, runs lost or cancelled for expired leases)."""
+class Stalls:
+    """Time the server itself stood still lately (SIGSTOP, a VM pause, a long GC), measured
+    by the sweeper's own sleeps. A worker cannot be heard while the server stands still, and
+    its heartbeats sent meanwhile are still queued when the sweeper wakes: so for one lease
+    after a stall, leases count as that much longer (`credit_us`), and no worker is judged
+    LOST for time the server was not running."""
+
+    def __init__(self, lease_us: int) -> None:
+        self.lease_us = lease_us
+        self._recent: deque[tuple[int, int]] = deque()  # (when it ended, how long), in microseconds
+
+    def slept(self, asked_seconds: float, took_seconds: float, now: int) -> None:
+        overran = took_seconds - asked_seconds
+        if overran > STALL_SECONDS:
+            self._recent.append((now, int(overran * 1e6)))
+            log.warning("the server stood still; leases get the time back",
+                        extra={"stalled_seconds": round(overran, 3)})
+
+    def credit_us(self, now: int) -> int:
+        while self._recent and self._recent[0][0] < now - self.lease_us:
+            self._recent.popleft()
+        return sum(length for _, length in self._recent)
+
+
+
+def sweep(tx: Tx, classifier: Classifier, now: int, lease_credit_us: int = 0) -> tuple[int, int]:
+    """One pass: (runs killed for timeouts, runs lost or cancelled for expired leases). A lease
+    expires `lease_credit_us` late: the time the server stood still lately (`Stalls`)."""
     killed = lost = 0
     for stored in tx.overdue_runs(now, BATCH):
         seconds = (stored.deadline_us - stored.run.start_time.ToMicroseconds()) / 1e6
@@ -30,7 +63,7 @@ def sweep(tx: Tx, classifier: Classifier, now: int) -> tuple[int, int]:
         change_status(tx, stored, classification.status, now,
                       error=RunError(report=report, classification=classification), reason=report.message)
         killed += 1
-    for stored in tx.expired_leases(now, BATCH):
+    for stored in tx.expired_leases(now - lease_credit_us, BATCH):
         run = stored.run
         if run.cancel_requested:
             # The user asked to cancel and the worker is gone: the cancel wins.

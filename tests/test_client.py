@@ -257,6 +257,21 @@ def test_worker_helper_unhandled_failure_and_unknown_step(rs: Client) -> None:
     assert [o.status for o in outcomes] == [S.RUN_STATUS_FAILED, S.RUN_STATUS_EXCEPTION]
 
 
+def test_worker_helper_reports_a_huge_non_ascii_error_within_the_byte_limits(rs: Client) -> None:
+    rs.create_workflow("w", ["a"])
+    worker = Worker(rs)
+
+    @worker.step("a")
+    def a(state: dict) -> dict:  # type: ignore[type-arg]
+        raise ValueError("ü" * 100_000)  # 200,000 bytes: the server keeps 64 KiB of message
+
+    order = rs.create_work_order("w")
+    assert [o.status for o in worker.run_until_idle()] == [S.RUN_STATUS_FAILED]
+    error = rs.get_run(order.latest_run_id).error
+    assert error.name == "ValueError" and 0 < len(error.message.encode()) <= 64 * 1024
+    assert set(error.message) == {"ü"}  # cut between characters, never inside one
+
+
 def test_worker_helper_stops_on_cancel(rs: Client) -> None:
     rs.create_workflow("w", ["a", "b"], [("a", "b", "ALWAYS")])
     worker = Worker(rs)

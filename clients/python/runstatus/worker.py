@@ -206,7 +206,16 @@ class _Unregistered(Exception):
 def _report(e: BaseException) -> ErrorReport:
     runtime = isinstance(e, _Unregistered)
     return ErrorReport(
-        name=type(e).__name__, message=str(e)[:60_000], language="python",
+        name=_utf8_head(type(e).__name__, 256), message=_utf8_head(str(e), 60_000), language="python",
         source=ErrorSource.ERROR_SOURCE_RUNTIME if runtime else ErrorSource.ERROR_SOURCE_JOB,
-        stack="".join(traceback.format_exception(e))[-200_000:],
+        stack=_utf8_tail("".join(traceback.format_exception(e)), 200_000),
     )
+
+
+# The server limits error fields in UTF-8 bytes, so cut by bytes, never inside a character.
+def _utf8_head(text: str, limit: int) -> str:
+    return text.encode(errors="replace")[:limit].decode(errors="ignore")
+
+
+def _utf8_tail(text: str, limit: int) -> str:
+    return text.encode(errors="replace")[-limit:].decode(errors="ignore")

@@ -53,7 +53,8 @@ from runstatus.v1.status_pb2 import ErrorType, RunStatus  # noqa: E402
 from runstatus.v1.work_order_pb2 import Run, WorkOrder, WorkOrderFilter  # noqa: E402
 from runstatus.v1.workflow_pb2 import Step, Workflow  # noqa: E402
 from runstatus_server import projects  # noqa: E402
-from runstatus_server.store.sqlite import SqliteTx, connect, migrate  # noqa: E402
+from runstatus_server.store.sqlite import connect, migrate  # noqa: E402
+from runstatus_server.store.sqlite_rows import SqliteTx  # noqa: E402
 
 PROJECT = projects.DEFAULT
 PENDING, SUCCESS, FAILED, CRASHED, KILLED = (

@@ -26,6 +26,7 @@ from runstatus.errors import (
     PermissionDenied,
     RunstatusError,
     Unauthenticated,
+    Unavailable,
 )
 from runstatus.models import Event
 from runstatus.v1.event_pb2 import EventType
@@ -271,7 +272,14 @@ def test_watch_resumes_after_a_server_restart(tmp: pathlib.Path) -> None:
                     # Back on the same port, later: the watch reconnects from its cursor.
                     server = await asyncio.to_thread(ServerProcess(tmp / "watch.db", port=port).start)
                     async with AsyncClient(server.address) as rs2:
-                        second = await rs2.create_work_order("w")
+                        # grpc shares one connection per address between channels: the watcher's,
+                        # refused while the server was down, may still be backing off. Wait it out.
+                        for _ in range(100):
+                            try:
+                                second = await rs2.create_work_order("w", request_id="second")
+                                break
+                            except Unavailable:
+                                await asyncio.sleep(0.1)
                         third = await rs2.create_work_order("w")
                     await asyncio.wait_for(task, 20)
                     assert seen == [first.id, second.id, third.id]  # nothing missed, nothing twice

@@ -28,8 +28,10 @@ from typing import Any, TypeVar
 
 import pytest
 
-from runstatus_server.errors import FailedPrecondition, Unavailable
-from runstatus_server.store.sqlite import MAX_BATCH, SqliteStore, SqliteTx
+from runstatus_server.errors import FailedPrecondition
+from runstatus_server.store.base import StorageBusy, StorageError, StorageFull, StoreClosing
+from runstatus_server.store.sqlite import MAX_BATCH, SqliteStore
+from runstatus_server.store.sqlite_rows import SqliteTx
 
 T = TypeVar("T")
 
@@ -134,7 +136,7 @@ def test_a_failed_begin_answers_every_waiter_at_once_and_releases_the_lock(db: s
         elapsed = time.monotonic() - started
         other.execute("ROLLBACK")
         other.close()
-        assert all(isinstance(o, Unavailable) for o in outcomes), outcomes
+        assert all(isinstance(o, StorageBusy) for o in outcomes), outcomes
         assert elapsed < 2.0, f"the waiters retried the BEGIN one by one: {elapsed:.1f}s"
         assert lock_is_free(db)
         assert await asyncio.wait_for(store.write(insert, "after"), 10) == "after"
@@ -321,7 +323,7 @@ def test_answered_ok_if_and_only_if_committed_under_load_and_close(db: str, shar
                 answers[key] = "kept" if kind == "keep" else "error"
             except Exception as e:  # noqa: BLE001 - any other answer is an error
                 answers[key] = "error"
-                if isinstance(e, Unavailable) and e.reason == "SHUTTING_DOWN":
+                if isinstance(e, StoreClosing):
                     return
             await asyncio.sleep(rng.random() * 0.002)
 
@@ -416,7 +418,8 @@ def test_a_full_disk_refuses_the_whole_batch_and_nothing_autocommits(small_disk:
     outcomes, after = run(main())
     refused = {k for k, a in outcomes.items() if isinstance(a, BaseException)}
     assert refused, "the disk never filled up"
-    assert all(isinstance(outcomes[k], Unavailable) for k in refused), outcomes
+    assert all(isinstance(outcomes[k], StorageError) for k in refused), outcomes
+    assert any(isinstance(outcomes[k], StorageFull) for k in refused), outcomes
     found = rows(db)
     assert set(outcomes) - refused <= found, "answered OK but not in the file"
     assert not refused & found, f"answered UNAVAILABLE but in the file: {refused & found}"

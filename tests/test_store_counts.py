@@ -12,7 +12,8 @@ import random
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from runstatus.v1.work_order_pb2 import WorkOrder, WorkOrderFilter
-from runstatus_server.store.sqlite import HOUR_US, SqliteTx, connect, migrate
+from runstatus_server.store.sqlite import connect, migrate
+from runstatus_server.store.sqlite_rows import HOUR_US, SqliteTx
 
 STATUSES = [1, 2, 3, 4, 5, 10]
 WORKFLOWS = ["w1", "w2"]

@@ -2,7 +2,8 @@
 
 Domain code raises these; the RPC layer turns them into a gRPC status whose
 details carry an ErrorInfo (reason, metadata) and, for bad input, a BadRequest
-with one violation per wrong field.
+with one violation per wrong field. Every reason is an ErrorReason of the contract
+(proto/runstatus/v1/error_reason.proto), which says the metadata each one carries.
 """
 
 from __future__ import annotations
@@ -10,6 +11,9 @@ from __future__ import annotations
 import grpc
 from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
+
+from runstatus.v1.error_reason_pb2 import ErrorReason
+from runstatus.v1.status_pb2 import RunStatus
 
 DOMAIN = "runstatus.v1"
 # Errors travel in trailers, which clients cap (8-16 KiB): every text in them is bounded.
@@ -19,6 +23,11 @@ MAX_VIOLATIONS = 20
 
 def short(text: str, limit: int = MAX_TEXT) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def wire_reason(reason: ErrorReason.ValueType) -> str:
+    """ErrorInfo.reason: the value's name without its prefix (RUN_ENDED), as the proto says."""
+    return ErrorReason.Name(reason).removeprefix("ERROR_REASON_")
 
 
 class ApiError(Exception):
@@ -32,13 +41,14 @@ class ApiError(Exception):
         self,
         message: str,
         *,
-        reason: str,
+        reason: ErrorReason.ValueType,
         metadata: dict[str, str] | None = None,
         violations: list[tuple[str, str]] | None = None,
     ) -> None:
         super().__init__(message)
         self.message = short(message, 4 * MAX_TEXT)
-        self.reason = reason
+        self.error_reason = reason
+        self.reason = wire_reason(reason)
         self.metadata = {k: short(v) for k, v in (metadata or {}).items()}
         found = list(violations or [])
         self.violations = [(short(f), short(d)) for f, d in found[:MAX_VIOLATIONS]]
@@ -68,7 +78,8 @@ class InvalidArgument(ApiError):
     code = grpc.StatusCode.INVALID_ARGUMENT
     rpc_code = code_pb2.INVALID_ARGUMENT
 
-    def __init__(self, violations: list[tuple[str, str]], *, reason: str = "INVALID_ARGUMENT") -> None:
+    def __init__(self, violations: list[tuple[str, str]], *,
+                 reason: ErrorReason.ValueType = ErrorReason.ERROR_REASON_INVALID_ARGUMENT) -> None:
         message = "; ".join(f"{short(f, 80)}: {short(d, 120)}" for f, d in violations[:5])
         if len(violations) > 5:
             message += f"; and {len(violations) - 5} more"
@@ -79,15 +90,25 @@ def invalid(field: str, description: str) -> InvalidArgument:
     return InvalidArgument([(field, description)])
 
 
+# The reason for each kind of resource that may be missing, or already there.
+NOT_FOUND = {
+    "project": ErrorReason.ERROR_REASON_PROJECT_NOT_FOUND,
+    "workflow": ErrorReason.ERROR_REASON_WORKFLOW_NOT_FOUND,
+    "work order": ErrorReason.ERROR_REASON_WORK_ORDER_NOT_FOUND,
+    "run": ErrorReason.ERROR_REASON_RUN_NOT_FOUND,
+    "step run": ErrorReason.ERROR_REASON_STEP_RUN_NOT_FOUND,
+    "token": ErrorReason.ERROR_REASON_TOKEN_NOT_FOUND,
+}
+ALREADY_EXISTS = {"project": ErrorReason.ERROR_REASON_PROJECT_ALREADY_EXISTS}
+
+
 class NotFound(ApiError):
     code = grpc.StatusCode.NOT_FOUND
     rpc_code = code_pb2.NOT_FOUND
 
     def __init__(self, kind: str, name: str) -> None:
         super().__init__(
-            f"{kind} {short(name, 100)!r} not found",
-            reason=f"{kind.upper().replace(' ', '_')}_NOT_FOUND",
-            metadata={"resource": kind, "name": name},
+            f"{kind} {short(name, 100)!r} not found", reason=NOT_FOUND[kind], metadata={"resource": kind, "name": name},
         )
 
 
@@ -97,8 +118,7 @@ class AlreadyExists(ApiError):
 
     def __init__(self, kind: str, name: str) -> None:
         super().__init__(
-            f"{kind} {short(name, 100)!r} already exists",
-            reason=f"{kind.upper().replace(' ', '_')}_ALREADY_EXISTS",
+            f"{kind} {short(name, 100)!r} already exists", reason=ALREADY_EXISTS[kind],
             metadata={"resource": kind, "name": name},
         )
 
@@ -106,17 +126,24 @@ class AlreadyExists(ApiError):
 class FailedPrecondition(ApiError):
     """A report or request that does not fit the current state.
 
-    The metadata always says the run's current status where a run is involved,
-    as "current_status" (e.g. "RUN_STATUS_CRASHED").
+    Where a run (or step run) is involved, `current_status` is its status: the metadata says
+    it as "current_status" (e.g. "RUN_STATUS_CRASHED"), and "run_id" the run where given.
+    This is the one place that answer is built.
     """
 
     code = grpc.StatusCode.FAILED_PRECONDITION
     rpc_code = code_pb2.FAILED_PRECONDITION
 
     def __init__(
-        self, message: str, *, reason: str, metadata: dict[str, str] | None = None, keep_changes: bool = False
+        self, message: str, *, reason: ErrorReason.ValueType, current_status: RunStatus.ValueType | None = None,
+        run_id: str = "", metadata: dict[str, str] | None = None, keep_changes: bool = False,
     ) -> None:
-        super().__init__(message, reason=reason, metadata=metadata)
+        about: dict[str, str] = {}
+        if current_status is not None:
+            about["current_status"] = RunStatus.Name(current_status)
+        if run_id:
+            about["run_id"] = run_id
+        super().__init__(message, reason=reason, metadata={**about, **(metadata or {})})
         self.keep_changes = keep_changes
 
 
@@ -124,7 +151,8 @@ class Unavailable(ApiError):
     code = grpc.StatusCode.UNAVAILABLE
     rpc_code = code_pb2.UNAVAILABLE
 
-    def __init__(self, message: str, *, reason: str = "STORAGE_UNAVAILABLE") -> None:
+    def __init__(self, message: str, *,
+                 reason: ErrorReason.ValueType = ErrorReason.ERROR_REASON_STORAGE_UNAVAILABLE) -> None:
         super().__init__(message, reason=reason)
 
 
@@ -132,7 +160,7 @@ class ResourceExhausted(ApiError):
     code = grpc.StatusCode.RESOURCE_EXHAUSTED
     rpc_code = code_pb2.RESOURCE_EXHAUSTED
 
-    def __init__(self, message: str, *, reason: str, metadata: dict[str, str] | None = None) -> None:
+    def __init__(self, message: str, *, reason: ErrorReason.ValueType, metadata: dict[str, str] | None = None) -> None:
         super().__init__(message, reason=reason, metadata=metadata)
 
 
@@ -141,7 +169,7 @@ class Unauthenticated(ApiError):
     rpc_code = code_pb2.UNAUTHENTICATED
 
     def __init__(self, message: str) -> None:
-        super().__init__(message, reason="UNAUTHENTICATED")
+        super().__init__(message, reason=ErrorReason.ERROR_REASON_UNAUTHENTICATED)
 
 
 class PermissionDenied(ApiError):
@@ -149,4 +177,4 @@ class PermissionDenied(ApiError):
     rpc_code = code_pb2.PERMISSION_DENIED
 
     def __init__(self, message: str, *, role: str, method: str) -> None:
-        super().__init__(message, reason="PERMISSION_DENIED", metadata={"role": role, "method": method})
+        super().__init__(message, reason=ErrorReason.ERROR_REASON_PERMISSION_DENIED, metadata={"role": role, "method": method})

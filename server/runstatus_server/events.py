@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Collection
 
+from runstatus.v1.error_reason_pb2 import ErrorReason
 from runstatus.v1.event_pb2 import Event
 from runstatus.v1.work_order_pb2 import WorkOrderFilter
 
@@ -66,7 +67,7 @@ async def watch(
     cursor = after
     while True:
         if hub.closed:
-            raise Unavailable("the server is shutting down; resume with after_cursor", reason="SHUTTING_DOWN")
+            raise Unavailable("the server is shutting down; resume with after_cursor", reason=ErrorReason.ERROR_REASON_SHUTTING_DOWN)
         wake = hub.current()
         page = await store.scan(_events_after, cursor, project_id)
         for event in page:

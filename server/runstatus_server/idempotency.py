@@ -16,6 +16,8 @@ from typing import TypeVar
 
 from google.protobuf.message import Message
 
+from runstatus.v1.error_reason_pb2 import ErrorReason
+
 from .auth import caller
 from .errors import FailedPrecondition, ResourceExhausted, invalid
 from .limits import MAX_ANSWER_BYTES
@@ -77,7 +79,7 @@ def answered(tx: Tx, method: str, request: Message, response_type: type[M], key:
     if seen_method != method or seen_fingerprint != _fingerprint(method, request):
         raise FailedPrecondition(
             f"request_id {getattr(request, 'request_id')!r} was already used for a different request",
-            reason="REQUEST_ID_REUSED", metadata={"method": seen_method},
+            reason=ErrorReason.ERROR_REASON_REQUEST_ID_REUSED, metadata={"method": seen_method},
         )
     answer = response_type.FromString(unpack(response))
     return restore(tx, answer) if restore is not None else answer
@@ -91,7 +93,7 @@ def sized(method: str, answer: M) -> M:
     if size > MAX_ANSWER_BYTES:
         raise ResourceExhausted(
             f"the answer to {method} would be {size} bytes, over the {MAX_ANSWER_BYTES} a message carries; "
-            "nothing was changed", reason="ANSWER_TOO_LARGE",
+            "nothing was changed", reason=ErrorReason.ERROR_REASON_ANSWER_TOO_LARGE,
             metadata={"size": str(size), "limit": str(MAX_ANSWER_BYTES)},
         )
     return answer

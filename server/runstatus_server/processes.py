@@ -16,7 +16,7 @@ import sys
 import time
 
 from .server import Settings
-from .store.sqlite import open_database
+from . import store
 
 log = logging.getLogger("runstatus.processes")
 
@@ -34,7 +34,7 @@ def free_port(host: str) -> int:
 def serve_processes(settings: Settings, processes: int, child_args: list[str]) -> int:
     """Starts `processes` servers on one port and waits; SIGTERM/SIGINT stop them all.
     `child_args` are the serve options they share (all but those in PER_PROCESS)."""
-    open_database(settings.db).close()  # migrated once, before any process serves
+    store.prepare(settings.db)  # migrated once, before any process serves
     port = settings.port or free_port(settings.host)
     children = []
     for index in range(processes):

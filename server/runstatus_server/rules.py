@@ -10,6 +10,7 @@ from collections.abc import Iterable
 
 from runstatus import status_table
 from runstatus.v1.error_pb2 import RunError
+from runstatus.v1.error_reason_pb2 import ErrorReason
 from runstatus.v1.status_pb2 import RunStatus
 from runstatus.v1.work_order_pb2 import StepRun
 from runstatus.v1.workflow_pb2 import EdgeCondition, Workflow
@@ -46,8 +47,8 @@ def check_transition(current: RunStatus.ValueType, new: RunStatus.ValueType) -> 
     if new not in ALLOWED.get(current, set()):
         raise FailedPrecondition(
             f"the run is {status_name(current)}; it cannot become {status_name(new)}",
-            reason="ILLEGAL_TRANSITION",
-            metadata={"current_status": status_name(current), "requested_status": status_name(new)},
+            reason=ErrorReason.ERROR_REASON_ILLEGAL_TRANSITION,
+            current_status=current, metadata={"requested_status": status_name(new)},
         )
 
 

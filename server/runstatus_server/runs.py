@@ -9,6 +9,7 @@ import hmac
 
 from runstatus import status_table
 from runstatus.v1.error_pb2 import RunError
+from runstatus.v1.error_reason_pb2 import ErrorReason
 from runstatus.v1.event_pb2 import Event, EventType
 from runstatus.v1.status_pb2 import RunStatus
 from runstatus.v1.work_order_pb2 import Run, WorkOrder
@@ -47,8 +48,8 @@ def with_step_runs(tx: Tx, run: Run) -> Run:
 def ended(run: Run) -> FailedPrecondition:
     return FailedPrecondition(
         f"run {run.id} has ended: it is {status_name(run.status)}",
-        reason="RUN_ENDED",
-        metadata={"current_status": status_name(run.status), "run_id": run.id},
+        reason=ErrorReason.ERROR_REASON_RUN_ENDED,
+        current_status=run.status, run_id=run.id,
     )
 
 
@@ -110,13 +111,13 @@ def check_lease(stored: StoredRun, lease_token: str) -> None:
     run = stored.run
     if not stored.lease_token:
         raise FailedPrecondition(
-            f"run {run.id} has not been claimed", reason="RUN_NOT_CLAIMED",
-            metadata={"current_status": status_name(run.status), "run_id": run.id},
+            f"run {run.id} has not been claimed", reason=ErrorReason.ERROR_REASON_RUN_NOT_CLAIMED,
+            current_status=run.status, run_id=run.id,
         )
     if not hmac.compare_digest(stored.lease_token.encode(), lease_token.encode()):
         raise FailedPrecondition(
-            f"lease_token does not hold the lease on run {run.id}", reason="LEASE_MISMATCH",
-            metadata={"current_status": status_name(run.status), "run_id": run.id},
+            f"lease_token does not hold the lease on run {run.id}", reason=ErrorReason.ERROR_REASON_LEASE_MISMATCH,
+            current_status=run.status, run_id=run.id,
         )
 
 
@@ -158,8 +159,8 @@ def prepare_report(tx: Tx, run_id: str, lease_token: str, lease_us: int, now: in
     check_lease(stored, lease_token)
     if cancel_if_requested(tx, stored, now):
         raise FailedPrecondition(
-            f"run {run_id} was cancelled", reason="RUN_CANCELLED", keep_changes=True,
-            metadata={"current_status": status_name(CANCELLED), "run_id": run_id},
+            f"run {run_id} was cancelled", reason=ErrorReason.ERROR_REASON_RUN_CANCELLED, keep_changes=True,
+            current_status=CANCELLED, run_id=run_id,
         )
     run = stored.run
     if status_table.is_terminal(run.status) and not (late_ok and takes_late_reports(run)):

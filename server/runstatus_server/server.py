@@ -37,7 +37,7 @@ from .services.token_service import TokenService
 from .services.work_order_service import WorkOrderService
 from .services.worker_service import WorkerService
 from .services.workflow_service import WorkflowService
-from .store import SqliteStore
+from .store import open_store
 from .util import now_us
 from .worker import Leases
 
@@ -88,7 +88,7 @@ class Server:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         settings.limits.check()
-        self.store = SqliteStore(settings.db, shared=settings.reuse_port)
+        self.store = open_store(settings.db, shared=settings.reuse_port)
         self.hub = EventHub()
         self.classifier = Classifier(load_aliases(*settings.aliases))
         self.app = App(

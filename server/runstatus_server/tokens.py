@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 
+from runstatus.v1.error_reason_pb2 import ErrorReason
 from runstatus.v1.token_pb2 import Role, Token
 
 from . import projects
 from .auth import ADMIN, CLIENT, INSTANCE, WORKER, caller, check_visible, new_secret
 from .errors import FailedPrecondition, NotFound, PermissionDenied, invalid
+from .store import open_store
 from .store.base import Tx
-from .util import timestamp
+from .util import now_us, timestamp
 
 
 def create(tx: Tx, project_id: str, role: int, name: str, now: int) -> tuple[Token, str]:
@@ -39,7 +42,26 @@ def revoke(tx: Tx, token_id: str, now: int) -> Token:
     token, _ = found
     check_visible(token.project_id, "token", token_id)
     if token.HasField("revoke_time"):
-        raise FailedPrecondition(f"token {token_id} is already revoked", reason="TOKEN_REVOKED")
+        raise FailedPrecondition(f"token {token_id} is already revoked", reason=ErrorReason.ERROR_REASON_TOKEN_REVOKED)
     token.revoke_time.CopyFrom(timestamp(now))
     tx.put_token(token, "", new=False)
     return token
+
+
+def create_offline(db: str, project_id: str, role: int, name: str) -> tuple[Token, str]:
+    """A token written straight into the database at `db`, through the store, for the first
+    instance admin of a server that runs with --auth (a running server takes turns with it)."""
+
+    def write(tx: Tx, now: int) -> tuple[Token, str]:
+        projects.ensure_default(tx, now)
+        return create(tx, project_id, role, name, now)
+
+    async def main() -> tuple[Token, str]:
+        store = open_store(db)
+        await store.start()
+        try:
+            return await store.write(write, now_us())
+        finally:
+            await store.close()
+
+    return asyncio.run(main())

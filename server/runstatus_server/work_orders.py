@@ -9,6 +9,7 @@ from __future__ import annotations
 from google.protobuf.struct_pb2 import Struct
 
 from runstatus import status_table
+from runstatus.v1.error_reason_pb2 import ErrorReason
 from runstatus.v1.event_pb2 import EventType
 from runstatus.v1.project_pb2 import Project
 from runstatus.v1.work_order_pb2 import Run, StepRun, WorkOrder, WorkOrderFilter
@@ -71,8 +72,8 @@ def retry(tx: Tx, work_order_id: str, start_step_id: str, now: int) -> tuple[Wor
     if not status_table.is_terminal(previous.status):
         raise FailedPrecondition(
             f"work order {work_order_id} has a {status_name(previous.status)} run; retry it once that ends",
-            reason="LATEST_RUN_NOT_ENDED",
-            metadata={"current_status": status_name(previous.status), "run_id": previous.id},
+            reason=ErrorReason.ERROR_REASON_LATEST_RUN_NOT_ENDED,
+            current_status=previous.status, run_id=previous.id,
         )
     workflow = workflows.get(tx, work_order.project_id, work_order.workflow_id, work_order.workflow_version)
     if start_step_id and start_step_id not in {s.id for s in workflow.steps}:

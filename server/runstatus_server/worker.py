@@ -21,6 +21,7 @@ from runstatus.v1.worker_service_pb2 import (
     CompleteStepResponse,
     HeartbeatResponse,
 )
+from runstatus.v1.error_reason_pb2 import ErrorReason
 from runstatus.v1.workflow_pb2 import Workflow
 
 from . import auth, projects, rules
@@ -148,8 +149,8 @@ def start_run(tx: Tx, run_id: str, lease_token: str, leases: Leases, now: int) -
     if run.status != PENDING:
         raise FailedPrecondition(
             f"run {run_id} is {status_name(run.status)}; only a PENDING run can start",
-            reason="ILLEGAL_TRANSITION",
-            metadata={"current_status": status_name(run.status), "requested_status": status_name(RUNNING)},
+            reason=ErrorReason.ERROR_REASON_ILLEGAL_TRANSITION,
+            current_status=run.status, metadata={"requested_status": status_name(RUNNING)},
         )
     max_runtime = duration_us(projects.get(tx, run.project_id).max_runtime)
     stored.deadline_us = now + max_runtime if max_runtime > 0 else 0
@@ -161,7 +162,7 @@ def _running_or_late(run: Run) -> None:
     if run.status not in (RUNNING, LOST):
         raise FailedPrecondition(
             f"run {run.id} is {status_name(run.status)}; steps run only in a RUNNING run",
-            reason="RUN_NOT_RUNNING", metadata={"current_status": status_name(run.status), "run_id": run.id},
+            reason=ErrorReason.ERROR_REASON_RUN_NOT_RUNNING, current_status=run.status, run_id=run.id,
         )
 
 
@@ -189,8 +190,8 @@ def start_step(
             raise FailedPrecondition(
                 f"the edge {previous.step_id!r} -> {step_id!r} is {rules.EdgeCondition.Name(edge.condition)}, "
                 f"but step run {previous.id} is {status_name(previous.status)}",
-                reason="EDGE_CONDITION_NOT_MET",
-                metadata={"current_status": status_name(run.status), "upstream_status": status_name(previous.status)},
+                reason=ErrorReason.ERROR_REASON_EDGE_CONDITION_NOT_MET,
+                current_status=run.status, metadata={"upstream_status": status_name(previous.status)},
             )
     elif step_id not in rules.roots(workflow) and step_id != run.start_step_id:
         raise invalid(
@@ -200,14 +201,14 @@ def start_step(
     if tx.step_run_started(run.id, step_id, previous_step_run_id):
         raise FailedPrecondition(
             f"step {step_id!r} was already started from {previous_step_run_id or 'the start'} in run {run.id}",
-            reason="STEP_ALREADY_STARTED", metadata={"current_status": status_name(run.status)},
+            reason=ErrorReason.ERROR_REASON_STEP_ALREADY_STARTED, current_status=run.status,
         )
     if stored.step_count >= limits.max_step_runs:
         raise FailedPrecondition(
             f"run {run.id} has {stored.step_count} step runs, its limit (--max-step-runs {limits.max_step_runs}); "
             "complete the run",
-            reason="STEP_RUN_LIMIT",
-            metadata={"current_status": status_name(run.status), "limit": str(limits.max_step_runs)},
+            reason=ErrorReason.ERROR_REASON_STEP_RUN_LIMIT,
+            current_status=run.status, metadata={"limit": str(limits.max_step_runs)},
         )
     step_run = StepRun(
         id=new_id(), run_id=run.id, step_id=step_id, status=RUNNING,
@@ -233,7 +234,7 @@ def complete_step(
     if step_run.status != RUNNING and not (run.status == LOST and step_run.status == LOST):
         raise FailedPrecondition(
             f"step run {step_run_id} has ended: it is {status_name(step_run.status)}",
-            reason="STEP_ENDED", metadata={"current_status": status_name(step_run.status), "run_id": run.id},
+            reason=ErrorReason.ERROR_REASON_STEP_ENDED, current_status=step_run.status, run_id=run.id,
         )
     classification: Classification | None = None
     if error is not None:
@@ -273,12 +274,12 @@ def complete_run(
     if running:
         raise FailedPrecondition(
             f"steps still running: {', '.join(running)}; complete them first, or report a run-level error",
-            reason="STEPS_STILL_RUNNING", metadata={"current_status": status_name(run.status)},
+            reason=ErrorReason.ERROR_REASON_STEPS_STILL_RUNNING, current_status=run.status,
         )
     if not any(not s.reused for s in step_runs):
         raise FailedPrecondition(
-            f"run {run_id} executed no step", reason="NO_STEP_EXECUTED",
-            metadata={"current_status": status_name(run.status)},
+            f"run {run_id} executed no step", reason=ErrorReason.ERROR_REASON_NO_STEP_EXECUTED,
+            current_status=run.status,
         )
     status, run_error = rules.leaf_outcome(workflow_of(tx, run), step_runs)
     change_status(tx, stored, status, now, error=run_error)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from google.protobuf.struct_pb2 import Struct
 from grpc_status import rpc_status
 
 from runstatus.v1.error_pb2 import ErrorReport, ErrorSource
+from runstatus.v1.error_reason_pb2 import ErrorReason
 from runstatus.v1.status_pb2 import RunStatus
 from runstatus.v1.work_order_pb2 import WorkOrderFilter
 
@@ -25,7 +25,7 @@ from ..errors import ApiError, InvalidArgument, Unavailable
 from ..limits import Limits
 from ..metrics import RPC_SECONDS, RPCS
 from ..events import EventHub
-from ..store.base import Store
+from ..store.base import StorageError, Store
 from ..worker import Leases
 from .registry import Undecodable
 
@@ -72,7 +72,7 @@ async def _admit(servicer: Any, method: str, request: Message, context: grpc.aio
         authorize(who, method)
     caller.set(who)
     if isinstance(request, Undecodable):
-        raise InvalidArgument([("request", f"cannot be parsed: {request.reason}")], reason="MALFORMED_REQUEST")
+        raise InvalidArgument([("request", f"cannot be parsed: {request.reason}")], reason=ErrorReason.ERROR_REASON_MALFORMED_REQUEST)
 
 
 async def _abort(context: grpc.aio.ServicerContext, error: ApiError) -> None:
@@ -82,10 +82,10 @@ async def _abort(context: grpc.aio.ServicerContext, error: ApiError) -> None:
 def _as_api_error(e: Exception) -> ApiError:
     if isinstance(e, ApiError):
         return e
-    if isinstance(e, sqlite3.Error):
-        return Unavailable(f"the database cannot be used right now: {e}")
+    if isinstance(e, StorageError):  # the store's own errors: no driver's reach this layer
+        return Unavailable(str(e), reason=e.reason)
     log.exception("unexpected error")
-    return ApiError("internal error; the server logged it", reason="INTERNAL")
+    return ApiError("internal error; the server logged it", reason=ErrorReason.ERROR_REASON_INTERNAL)
 
 
 def _failure(e: Exception) -> tuple[str, ApiError | None]:

@@ -4,6 +4,7 @@ import grpc
 
 from runstatus.v1 import token_service_pb2 as pb
 from runstatus.v1 import token_service_pb2_grpc as pb_grpc
+from runstatus.v1.error_reason_pb2 import ErrorReason
 from runstatus.v1.token_pb2 import Token
 
 from .. import auth, pagination, projects, tokens
@@ -42,7 +43,7 @@ class TokenService(pb_grpc.TokenServiceServicer):
             raise FailedPrecondition(
                 f"request_id {request.request_id!r} already created token {answer.token.id}; its secret is shown "
                 "only once: revoke that token and create another",
-                reason="TOKEN_SECRET_SHOWN_ONCE", metadata={"token_id": answer.token.id},
+                reason=ErrorReason.ERROR_REASON_TOKEN_SECRET_SHOWN_ONCE, metadata={"token_id": answer.token.id},
             )
         return answer
 

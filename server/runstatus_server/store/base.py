@@ -1,11 +1,32 @@
-"""The storage interface the domain code is written against."""
+"""The storage interface the domain code is written against.
+
+A backend (store/sqlite.py today; PostgreSQL next) implements `Store` and hands each unit of
+work a `Tx`. What it promises the domain code, whatever the database:
+
+- **Each write is atomic on its own.** `Store.write(fn, ...)` runs `fn(tx, ...)` as one unit:
+  a backend may commit several writes together (group commit), but each runs in a savepoint
+  of its own, so a write that raises is undone alone and the writes beside it still commit.
+- **An error that keeps changes.** A write that raises an exception whose `keep_changes`
+  attribute is true is *not* undone: what it changed commits with its batch, and the caller
+  gets the exception once that commit is durable. (A refused report that still ended its run
+  CANCELLED, for one.) Any other exception undoes the write, and the caller gets it as raised.
+- **Acknowledged means durable.** `write` returns (or raises a keep-changes error) only after
+  the COMMIT holding the write is durable. If the COMMIT fails, every write in it gets a
+  `StorageError`, and none of them changed anything.
+- **After-commit hooks** (`Tx.after_commit`) run on the event loop once the commit holding
+  their write is durable, before its callers are answered, and never for a write undone or
+  a commit that failed. A hook that raises is logged and does not stop the others.
+- **Errors of the database** reach the domain only as the `StorageError`s below: no driver
+  exception leaves a backend.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import Concatenate, ParamSpec, Protocol, TypeVar
 
+from runstatus.v1.error_reason_pb2 import ErrorReason
 from runstatus.v1.event_pb2 import Event
 from runstatus.v1.project_pb2 import Project
 from runstatus.v1.status_pb2 import RunStatus
@@ -14,10 +35,46 @@ from runstatus.v1.work_order_pb2 import Run, StepRun, WorkOrder, WorkOrderFilter
 from runstatus.v1.workflow_pb2 import Workflow
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 
 class CannotOpen(Exception):
     """The database cannot be served: the server refuses to start, with this message."""
+
+
+class StorageError(Exception):
+    """The database could not be used for this unit of work; it changed nothing. The RPC layer
+    answers UNAVAILABLE with `reason` (a client may retry: each of these may pass)."""
+
+    reason = ErrorReason.ERROR_REASON_STORAGE_UNAVAILABLE
+
+
+class StorageUnavailable(StorageError):
+    """The database cannot be read or written right now (I/O error, lost connection)."""
+
+
+class StorageBusy(StorageError):
+    """Another writer held the database for longer than the store waits."""
+
+    reason = ErrorReason.ERROR_REASON_STORAGE_BUSY
+
+
+class StorageFull(StorageError):
+    """The disk (or the database's quota) is full."""
+
+    reason = ErrorReason.ERROR_REASON_STORAGE_FULL
+
+
+class DatabaseFileGone(StorageUnavailable):
+    """The database the store opened is no longer the one at its path: writes are refused."""
+
+    reason = ErrorReason.ERROR_REASON_DATABASE_FILE_GONE
+
+
+class StoreClosing(StorageUnavailable):
+    """The store is closing: it takes no more writes."""
+
+    reason = ErrorReason.ERROR_REASON_SHUTTING_DOWN
 
 
 @dataclass
@@ -105,12 +162,17 @@ class Store(Protocol):
 
     async def start(self) -> None: ...
     async def close(self) -> None: ...
-    async def write(self, fn: Callable[..., T], *args: object) -> T: ...
-    async def read(self, fn: Callable[..., T], *args: object) -> T:
+    async def write(self, fn: Callable[Concatenate[Tx, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Runs fn(tx, *args, **kwargs) as one atomic, durable unit of work (see the module's
+        docstring for the whole contract)."""
+        ...
+    async def read(self, fn: Callable[Concatenate[Tx, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
         """A point read: a few rows by key. May run on the event loop itself."""
-    async def scan(self, fn: Callable[..., T], *args: object) -> T:
+        ...
+    async def scan(self, fn: Callable[Concatenate[Tx, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
         """A read that may walk many rows (lists, counts, event pages): never on the loop."""
-    def scan_now(self, fn: Callable[..., T], *args: object) -> T:
+        ...
+    def scan_now(self, fn: Callable[Concatenate[Tx, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
         """A scan for a thread that is not the event loop's (the metrics server's): blocks."""
     def add_commit_listener(self, listener: Callable[[], None]) -> None: ...
     def add_fault_listener(self, listener: Callable[[str], None]) -> None:

@@ -10,7 +10,14 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 
+from runstatus.v1.status_pb2 import RunStatus
 from runstatus.v1.work_order_pb2 import StepRun
+
+# Statuses, formatted into SQL as literals: a partial index's condition cannot take a
+# parameter, and SQLite uses the index only for queries that name the same literals.
+PENDING = RunStatus.RUN_STATUS_PENDING
+RUNNING = RunStatus.RUN_STATUS_RUNNING
+REJECTED = RunStatus.RUN_STATUS_REJECTED
 
 Migration = str | Callable[[sqlite3.Connection], None]
 
@@ -29,7 +36,7 @@ def run_script(conn: sqlite3.Connection, script: str) -> None:
 
 MIGRATIONS: list[Migration] = [
     # 1: the first schema.
-    """
+    f"""
     CREATE TABLE projects (
         id TEXT PRIMARY KEY,
         data BLOB NOT NULL
@@ -71,15 +78,15 @@ MIGRATIONS: list[Migration] = [
         UNIQUE (work_order_id, number)
     );
     -- ClaimRuns: pending and unclaimed, highest priority then oldest first.
-    CREATE INDEX runs_claimable ON runs (priority DESC, create_time) WHERE status = 1 AND claimed = 0;
+    CREATE INDEX runs_claimable ON runs (priority DESC, create_time) WHERE status = {PENDING} AND claimed = 0;
     CREATE INDEX runs_claimable_by_project ON runs (project_id, priority DESC, create_time)
-        WHERE status = 1 AND claimed = 0;
+        WHERE status = {PENDING} AND claimed = 0;
     -- The sweeper: leases that expire, runs that outlive their max runtime.
-    CREATE INDEX runs_leased ON runs (lease_expire) WHERE status IN (1, 2) AND claimed = 1;
-    CREATE INDEX runs_deadline ON runs (deadline) WHERE status = 2 AND deadline > 0;
+    CREATE INDEX runs_leased ON runs (lease_expire) WHERE status IN ({PENDING}, {RUNNING}) AND claimed = 1;
+    CREATE INDEX runs_deadline ON runs (deadline) WHERE status = {RUNNING} AND deadline > 0;
     -- Run limits: runs in flight, runs created in a window.
-    CREATE INDEX runs_in_flight ON runs (project_id) WHERE status IN (1, 2);
-    CREATE INDEX runs_created ON runs (project_id, create_time) WHERE status != 10;
+    CREATE INDEX runs_in_flight ON runs (project_id) WHERE status IN ({PENDING}, {RUNNING});
+    CREATE INDEX runs_created ON runs (project_id, create_time) WHERE status != {REJECTED};
     CREATE TABLE step_runs (
         id TEXT PRIMARY KEY,
         run_id TEXT NOT NULL,
@@ -188,13 +195,12 @@ def _step_run_columns(conn: sqlite3.Connection) -> None:
         )
     run_script(
         conn,
-        """
+        f"""
         UPDATE runs SET
             step_count = (SELECT count(*) FROM step_runs WHERE run_id = runs.id),
             step_bytes = (SELECT coalesce(sum(length(data)), 0) FROM step_runs WHERE run_id = runs.id);
         CREATE INDEX step_runs_by_start ON step_runs (run_id, step_id, previous_step_run_id);
-        -- 2 is RUN_STATUS_RUNNING (an index condition cannot take a parameter).
-        CREATE INDEX step_runs_running ON step_runs (run_id) WHERE status = 2;
+        CREATE INDEX step_runs_running ON step_runs (run_id) WHERE status = {RUNNING};
         CREATE INDEX requests_by_age ON requests (create_time);
         """
     )

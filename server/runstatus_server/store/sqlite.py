@@ -1,4 +1,5 @@
-"""The SQLite backend: WAL, synchronous=FULL, group commit on the event loop.
+"""The SQLite engine: WAL, synchronous=FULL, group commit on the event loop. (The rows it
+reads and writes are mapped in store/sqlite_rows.py; the contract it keeps, in store/base.py.)
 
 Every write is a function run inside a transaction. It runs on the event loop
 itself, in a savepoint of the open transaction (so a failing write rolls back
@@ -26,26 +27,21 @@ import threading
 import urllib.parse
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Concatenate, ParamSpec, TypeVar
 
-from runstatus.v1.event_pb2 import Event
-from runstatus.v1.project_pb2 import Project
-from runstatus.v1.status_pb2 import RunStatus
-from runstatus.v1.token_pb2 import Token
-from runstatus.v1.work_order_pb2 import Run, StepRun, WorkOrder, WorkOrderFilter
-from runstatus.v1.workflow_pb2 import Workflow
-
-from ..errors import ApiError, Unavailable
 from ..metrics import COMMIT_BATCH
-from .base import IN_FLIGHT, CannotOpen, StoredRun, WorkOrderKey
+from .base import (
+    CannotOpen, DatabaseFileGone, StorageBusy, StorageError, StorageFull, StorageUnavailable, StoreClosing,
+)
 from .schema import MIGRATIONS, run_script
+from .sqlite_rows import SqliteTx
 
 T = TypeVar("T")
+P = ParamSpec("P")
 log = logging.getLogger("runstatus.store")
 
 MAX_BATCH = 256
 BUSY_TIMEOUT_MS = 30_000
-HOUR_US = 3_600_000_000  # the bucket of work_order_counts
 
 
 def connect(path: str, *, readonly: bool = False) -> sqlite3.Connection:
@@ -134,14 +130,21 @@ class _FileFault(Exception):
     """The COMMIT was not tried: the database file is not the one the store opened."""
 
 
-def _storage_error(e: sqlite3.Error) -> Unavailable:
-    return Unavailable(f"the database cannot be written right now: {e}")
+def _storage_error(e: sqlite3.Error, doing: str = "written") -> StorageError:
+    """SQLite's error as the project's own (store/base.py): no sqlite3 error leaves the store."""
+    code = (getattr(e, "sqlite_errorcode", 0) or 0) & 0xFF
+    message = f"the database cannot be {doing} right now: {e}"
+    if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+        return StorageBusy(message)
+    if code == sqlite3.SQLITE_FULL:
+        return StorageFull(message)
+    return StorageUnavailable(message)
 
 
 def _as_storage_error(e: BaseException) -> BaseException:
-    """What the writes of a failed BEGIN or COMMIT are told: SQLite's errors as UNAVAILABLE."""
+    """What the writes of a failed BEGIN or COMMIT are told."""
     if isinstance(e, _FileFault):
-        return Unavailable(f"{e}; writes are refused", reason="DATABASE_FILE_GONE")
+        return DatabaseFileGone(f"{e}; writes are refused")
     return _storage_error(e) if isinstance(e, sqlite3.Error) else e
 
 
@@ -278,10 +281,10 @@ class SqliteStore:
             except Exception:  # noqa: BLE001
                 log.exception("a fault listener failed")
 
-    async def write(self, fn: Callable[..., T], *args: object) -> T:
+    async def write(self, fn: Callable[Concatenate[SqliteTx, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
         while True:
             if self._conn is None or self._closing:
-                raise Unavailable("the server is shutting down", reason="SHUTTING_DOWN")
+                raise StoreClosing("the server is shutting down")
             if self._busy is not None:
                 await self._busy.wait()  # raises if it was a BEGIN, and it failed
             elif self._batch is None:
@@ -295,7 +298,7 @@ class SqliteStore:
         assert batch is not None and conn is not None and tx is not None
         batch.size += 1
         try:
-            result = self._run_job(conn, tx, batch, fn, args)
+            result = self._run_job(conn, tx, batch, lambda: fn(tx, *args, **kwargs))
         except BaseException:
             await batch.committed.wait()  # a failed COMMIT's error comes first
             raise
@@ -303,19 +306,18 @@ class SqliteStore:
         return result
 
     @staticmethod
-    def _run_job(conn: sqlite3.Connection, tx: SqliteTx, batch: _Batch, fn: Callable[..., T],
-                 args: tuple[object, ...]) -> T:
+    def _run_job(conn: sqlite3.Connection, tx: SqliteTx, batch: _Batch, job: Callable[[], T]) -> T:
         if not conn.in_transaction:
             # SQLite rolled the whole transaction back under an earlier write (a full
             # disk, say): this batch's COMMIT will fail, and nothing may autocommit.
-            raise Unavailable("the database cannot be written right now: the transaction was rolled back")
+            raise StorageUnavailable("the database cannot be written right now: the transaction was rolled back")
         conn.execute("SAVEPOINT job")
         tx.committed_hooks = []
         try:
-            result = fn(tx, *args)
+            result = job()
         except BaseException as e:  # noqa: BLE001 - each caller gets its own error
             try:
-                if isinstance(e, ApiError) and e.keep_changes:
+                if getattr(e, "keep_changes", False):  # the contract in store/base.py
                     batch.hooks += tx.committed_hooks
                 else:
                     conn.execute("ROLLBACK TO job")
@@ -324,8 +326,6 @@ class SqliteStore:
                 raise _storage_error(undone) from e
             if isinstance(e, sqlite3.Error):
                 raise _storage_error(e) from e
-            if not isinstance(e, ApiError):
-                log.exception("write failed")
             raise
         conn.execute("RELEASE job")
         batch.hooks += tx.committed_hooks
@@ -440,400 +440,38 @@ class SqliteStore:
                 except Exception:  # noqa: BLE001
                     log.exception("a commit listener failed")
 
-    async def read(self, fn: Callable[..., T], *args: object) -> T:
+    async def read(self, fn: Callable[Concatenate[SqliteTx, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
         """A point read, on the loop: for lookups of a few rows by key."""
         assert self._reader is not None
-        return self._run_read(self._reader, fn, args)
+        return self._run_read(self._reader, fn, *args, **kwargs)
 
-    async def scan(self, fn: Callable[..., T], *args: object) -> T:
+    async def scan(self, fn: Callable[Concatenate[SqliteTx, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
         """A read that may walk many rows (lists, counts, event pages), on a reader thread."""
         loop = asyncio.get_running_loop()
         # The caller's context (who is asking: see auth.py) goes with the read.
-        return await loop.run_in_executor(self._readers, contextvars.copy_context().run, self._scan, fn, args)
+        context = contextvars.copy_context()
+        return await loop.run_in_executor(self._readers, lambda: context.run(lambda: self._scan(fn, *args, **kwargs)))
 
-    def scan_now(self, fn: Callable[..., T], *args: object) -> T:
-        return self._readers.submit(self._scan, fn, args).result(timeout=BUSY_TIMEOUT_MS / 1000)
+    def scan_now(self, fn: Callable[Concatenate[SqliteTx, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
+        return self._readers.submit(lambda: self._scan(fn, *args, **kwargs)).result(timeout=BUSY_TIMEOUT_MS / 1000)
 
-    def _scan(self, fn: Callable[..., T], args: tuple[object, ...]) -> T:
+    def _scan(self, fn: Callable[Concatenate[SqliteTx, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
         tx = getattr(self._local, "tx", None)
         if tx is None:
             try:
                 tx = self._local.tx = SqliteTx(connect(self.path, readonly=True))
             except sqlite3.Error as e:
-                raise Unavailable(f"the database cannot be read right now: {e}") from e
+                raise _storage_error(e, "read") from e
             self._scanners.append(tx.conn)
-        return self._run_read(tx, fn, args)
+        return self._run_read(tx, fn, *args, **kwargs)
 
     @staticmethod
-    def _run_read(tx: SqliteTx, fn: Callable[..., T], args: tuple[object, ...]) -> T:
-        tx.conn.execute("BEGIN")
+    def _run_read(tx: SqliteTx, fn: Callable[Concatenate[SqliteTx, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
         try:
-            return fn(tx, *args)
+            tx.conn.execute("BEGIN")
+            try:
+                return fn(tx, *args, **kwargs)
+            finally:
+                tx.conn.execute("COMMIT")
         except sqlite3.Error as e:
-            raise Unavailable(f"the database cannot be read right now: {e}") from e
-        finally:
-            tx.conn.execute("COMMIT")
-
-
-def _filter_sql(flt: WorkOrderFilter, *, statuses: bool = True, times: bool = True) -> tuple[str, list[Any]]:
-    """SQL conditions for a filter; a caller that handles the statuses or the times itself leaves them out."""
-    sql, args = "", []
-    if flt.workflow_id:
-        sql += " AND workflow_id = ?"
-        args.append(flt.workflow_id)
-    wanted = sorted(set(flt.statuses)) if statuses else []
-    if wanted:
-        sql += f" AND status IN ({','.join('?' * len(wanted))})"
-        args += wanted
-    if times and flt.HasField("create_time_start"):
-        sql += " AND create_time >= ?"
-        args.append(flt.create_time_start.ToMicroseconds())
-    if times and flt.HasField("create_time_end"):
-        sql += " AND create_time < ?"
-        args.append(flt.create_time_end.ToMicroseconds())
-    return sql, args
-
-
-class SqliteTx:
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
-        self.committed_hooks: list[Callable[[], None]] = []
-
-    def after_commit(self, fn: Callable[[], None]) -> None:
-        self.committed_hooks.append(fn)
-
-    def _one(self, sql: str, *args: Any) -> Any:
-        row = self.conn.execute(sql, args).fetchone()
-        return row[0] if row else None
-
-    # Projects
-    def get_project(self, project_id: str) -> Project | None:
-        data = self._one("SELECT data FROM projects WHERE id = ?", project_id)
-        return Project.FromString(data) if data is not None else None
-
-    def put_project(self, project: Project, *, new: bool) -> None:
-        sql = "INSERT INTO projects (data, id) VALUES (?, ?)" if new else "UPDATE projects SET data = ? WHERE id = ?"
-        self.conn.execute(sql, (project.SerializeToString(), project.id))
-
-    def list_projects(self, after_id: str, limit: int) -> list[Project]:
-        rows = self.conn.execute("SELECT data FROM projects WHERE id > ? ORDER BY id LIMIT ?", (after_id, limit))
-        return [Project.FromString(r[0]) for r in rows]
-
-    # Workflows
-    def get_workflow(self, project_id: str, workflow_id: str, version: int = 0) -> Workflow | None:
-        if version:
-            data = self._one(
-                "SELECT data FROM workflows WHERE project_id = ? AND id = ? AND version = ?",
-                project_id, workflow_id, version,
-            )
-        else:
-            data = self._one(
-                "SELECT data FROM workflows WHERE project_id = ? AND id = ? ORDER BY version DESC LIMIT 1",
-                project_id, workflow_id,
-            )
-        return Workflow.FromString(data) if data is not None else None
-
-    def workflow_version(self, project_id: str, workflow_id: str, version: int = 0) -> int | None:
-        found = self._one(
-            "SELECT version FROM workflows WHERE project_id = ? AND id = ? AND (? = 0 OR version = ?) "
-            "ORDER BY version DESC LIMIT 1", project_id, workflow_id, version, version,
-        )
-        return int(found) if found is not None else None
-
-    def insert_workflow(self, workflow: Workflow) -> None:
-        self.conn.execute(
-            "INSERT INTO workflows (project_id, id, version, data) VALUES (?, ?, ?, ?)",
-            (workflow.project_id, workflow.id, workflow.version, workflow.SerializeToString()),
-        )
-
-    def list_workflows(self, project_id: str, after_id: str, limit: int) -> list[Workflow]:
-        rows = self.conn.execute(
-            "SELECT data FROM workflows w WHERE project_id = ? AND id > ? AND version = "
-            "(SELECT max(version) FROM workflows WHERE project_id = w.project_id AND id = w.id) "
-            "ORDER BY id LIMIT ?",
-            (project_id, after_id, limit),
-        )
-        return [Workflow.FromString(r[0]) for r in rows]
-
-    # Work orders
-    def get_work_order(self, work_order_id: str) -> WorkOrder | None:
-        data = self._one("SELECT data FROM work_orders WHERE id = ?", work_order_id)
-        return WorkOrder.FromString(data) if data is not None else None
-
-    def put_work_order(self, work_order: WorkOrder, *, new: bool) -> None:
-        row = (
-            work_order.project_id, work_order.workflow_id, work_order.status,
-            work_order.create_time.ToMicroseconds(), work_order.SerializeToString(), work_order.id,
-        )
-        if new:
-            self.conn.execute(
-                "INSERT INTO work_orders (project_id, workflow_id, status, create_time, data, id) "
-                "VALUES (?, ?, ?, ?, ?, ?)", row,
-            )
-        else:
-            self.conn.execute(
-                "UPDATE work_orders SET project_id = ?, workflow_id = ?, status = ?, create_time = ?, data = ? "
-                "WHERE id = ?", row,
-            )
-
-    def list_work_orders(
-        self, project_id: str, flt: WorkOrderFilter, after: WorkOrderKey | None, limit: int
-    ) -> list[tuple[WorkOrder, WorkOrderKey]]:
-        where, args = _filter_sql(flt, statuses=False)
-        if after is not None:
-            where += " AND (create_time, seq) < (?, ?)"
-            args += list(after)
-        # One index range per status, each already newest first: merging the
-        # heads beats sorting every match when a status has millions of rows.
-        statuses: list[int | None] = sorted(set(flt.statuses)) or [None]
-        rows: list[tuple[int, int, bytes]] = []
-        for status in statuses:
-            status_sql = " AND status = ?" if status is not None else ""
-            status_args = [status] if status is not None else []
-            rows += self.conn.execute(
-                f"SELECT create_time, seq, data FROM work_orders WHERE project_id = ?{status_sql}{where} "
-                "ORDER BY create_time DESC, seq DESC LIMIT ?",
-                [project_id, *status_args, *args, limit],
-            ).fetchall()
-        rows.sort(key=lambda r: (r[0], r[1]), reverse=True)
-        return [(WorkOrder.FromString(data), (t, seq)) for t, seq, data in rows[:limit]]
-
-    def count_all_work_orders(self) -> dict[int, int]:
-        rows = self.conn.execute("SELECT status, sum(n) FROM work_order_counts GROUP BY status HAVING sum(n) > 0")
-        return {status: n for status, n in rows}
-
-    def count_work_orders(self, project_id: str, flt: WorkOrderFilter) -> dict[int, int]:
-        """Whole hours come from the work_order_counts buckets; only the partial hours at
-        the ends of a time range are counted row by row."""
-        start = flt.create_time_start.ToMicroseconds() if flt.HasField("create_time_start") else None
-        end = flt.create_time_end.ToMicroseconds() if flt.HasField("create_time_end") else None
-        first_hour = -(-start // HOUR_US) if start is not None else None  # first hour wholly inside
-        end_hour = end // HOUR_US if end is not None else None  # hours before this one are inside
-        if first_hour is not None and end_hour is not None and first_hour >= end_hour:
-            return self._count_rows(project_id, flt, start, end)  # less than two hours: rows
-        where, args = _filter_sql(flt, times=False)
-        if first_hour is not None:
-            where += " AND hour >= ?"
-            args.append(first_hour)
-        if end_hour is not None:
-            where += " AND hour < ?"
-            args.append(end_hour)
-        counts: dict[int, int] = {}
-        for status, n in self.conn.execute(
-            f"SELECT status, sum(n) FROM work_order_counts WHERE project_id = ?{where} GROUP BY status",
-            [project_id, *args],
-        ):
-            counts[status] = n
-        if start is not None and first_hour is not None:
-            self._add(counts, self._count_rows(project_id, flt, start, first_hour * HOUR_US))
-        if end is not None and end_hour is not None:
-            self._add(counts, self._count_rows(project_id, flt, end_hour * HOUR_US, end))
-        return {status: n for status, n in counts.items() if n > 0}
-
-    @staticmethod
-    def _add(counts: dict[int, int], more: dict[int, int]) -> None:
-        for status, n in more.items():
-            counts[status] = counts.get(status, 0) + n
-
-    def _count_rows(self, project_id: str, flt: WorkOrderFilter, start: int | None, end: int | None) -> dict[int, int]:
-        where, args = _filter_sql(flt, times=False)
-        rows = self.conn.execute(
-            "SELECT status, count(*) FROM work_orders INDEXED BY work_orders_by_time "
-            f"WHERE project_id = ? AND create_time >= ? AND create_time < ?{where} GROUP BY status",
-            [project_id, start if start is not None else 0, end if end is not None else 2**62, *args],
-        )
-        return {status: n for status, n in rows}
-
-    # Runs
-    _RUN_COLUMNS = "data, lease_token, deadline, step_count, step_bytes"
-
-    def _stored_run(self, row: tuple[bytes, str, int, int, int]) -> StoredRun:
-        return StoredRun(Run.FromString(row[0]), row[1], row[2], row[3], row[4])
-
-    def get_run(self, run_id: str) -> StoredRun | None:
-        row = self.conn.execute(f"SELECT {self._RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchone()
-        return self._stored_run(row) if row else None
-
-    def put_run(self, stored: StoredRun, *, new: bool) -> None:
-        run = stored.run
-        if run.step_runs:
-            run = Run()
-            run.CopyFrom(stored.run)
-            del run.step_runs[:]
-        row = (
-            run.work_order_id, run.project_id, run.number, run.status, run.priority,
-            run.create_time.ToMicroseconds(), int(bool(run.worker_id)), stored.lease_token,
-            run.lease_expire_time.ToMicroseconds(), stored.deadline_us, run.SerializeToString(), run.id,
-        )
-        if new:
-            self.conn.execute(
-                "INSERT INTO runs (work_order_id, project_id, number, status, priority, create_time, claimed, "
-                "lease_token, lease_expire, deadline, data, id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row,
-            )
-        else:
-            self.conn.execute(
-                "UPDATE runs SET work_order_id = ?, project_id = ?, number = ?, status = ?, priority = ?, "
-                "create_time = ?, claimed = ?, lease_token = ?, lease_expire = ?, deadline = ?, data = ? "
-                "WHERE id = ?", row,
-            )
-
-    def list_runs(self, work_order_id: str, before_number: int, limit: int) -> list[Run]:
-        rows = self.conn.execute(
-            "SELECT data FROM runs WHERE work_order_id = ? AND number < ? ORDER BY number DESC LIMIT ?",
-            (work_order_id, before_number, limit),
-        )
-        return [Run.FromString(r[0]) for r in rows]
-
-    def claimable_runs(self, project_id: str, limit: int) -> list[StoredRun]:
-        if project_id:
-            sql = (f"SELECT {self._RUN_COLUMNS} FROM runs INDEXED BY runs_claimable_by_project "
-                   "WHERE project_id = ? AND status = 1 AND claimed = 0 "
-                   "ORDER BY priority DESC, create_time LIMIT ?")
-            args: tuple[Any, ...] = (project_id, limit)
-        else:
-            sql = (f"SELECT {self._RUN_COLUMNS} FROM runs INDEXED BY runs_claimable "
-                   "WHERE status = 1 AND claimed = 0 ORDER BY priority DESC, create_time LIMIT ?")
-            args = (limit,)
-        return [self._stored_run(r) for r in self.conn.execute(sql, args)]
-
-    def expired_leases(self, now_us: int, limit: int) -> list[StoredRun]:
-        rows = self.conn.execute(
-            f"SELECT {self._RUN_COLUMNS} FROM runs WHERE status IN (1, 2) AND claimed = 1 "
-            "AND lease_expire < ? ORDER BY lease_expire LIMIT ?", (now_us, limit),
-        )
-        return [self._stored_run(r) for r in rows]
-
-    def overdue_runs(self, now_us: int, limit: int) -> list[StoredRun]:
-        rows = self.conn.execute(
-            f"SELECT {self._RUN_COLUMNS} FROM runs WHERE status = 2 AND deadline > 0 AND deadline < ? "
-            "ORDER BY deadline LIMIT ?", (now_us, limit),
-        )
-        return [self._stored_run(r) for r in rows]
-
-    def count_in_flight(self, project_id: str) -> int:
-        return int(self._one(
-            "SELECT count(*) FROM runs WHERE project_id = ? AND status IN (?, ?)", project_id, *IN_FLIGHT
-        ))
-
-    def count_created_since(self, project_id: str, since_us: int) -> int:
-        return int(self._one(
-            "SELECT count(*) FROM runs WHERE project_id = ? AND status != 10 AND create_time >= ?",
-            project_id, since_us,
-        ))
-
-    # Step runs
-    def step_runs(self, run_id: str) -> list[StepRun]:
-        rows = self.conn.execute("SELECT data FROM step_runs WHERE run_id = ? ORDER BY rowid", (run_id,))
-        return [StepRun.FromString(r[0]) for r in rows]
-
-    def get_step_run(self, step_run_id: str) -> StepRun | None:
-        data = self._one("SELECT data FROM step_runs WHERE id = ?", step_run_id)
-        return StepRun.FromString(data) if data is not None else None
-
-    def step_run_started(self, run_id: str, step_id: str, previous_step_run_id: str) -> bool:
-        return self._one(
-            "SELECT 1 FROM step_runs WHERE run_id = ? AND step_id = ? AND previous_step_run_id = ?",
-            run_id, step_id, previous_step_run_id,
-        ) is not None
-
-    def running_step_runs(self, run_id: str) -> list[StepRun]:
-        rows = self.conn.execute(
-            "SELECT data FROM step_runs WHERE run_id = ? AND status = ? ORDER BY rowid",
-            (run_id, RunStatus.RUN_STATUS_RUNNING),
-        )
-        return [StepRun.FromString(r[0]) for r in rows]
-
-    def put_step_run(self, step_run: StepRun, *, new: bool) -> None:
-        data = step_run.SerializeToString()
-        row = (step_run.run_id, step_run.step_id, step_run.previous_step_run_id, step_run.status, data, step_run.id)
-        if new:
-            self.conn.execute(
-                "UPDATE runs SET step_count = step_count + 1, step_bytes = step_bytes + ? WHERE id = ?",
-                (len(data), step_run.run_id),
-            )
-            self.conn.execute(
-                "INSERT INTO step_runs (run_id, step_id, previous_step_run_id, status, data, id) "
-                "VALUES (?, ?, ?, ?, ?, ?)", row,
-            )
-        else:
-            self.conn.execute(
-                "UPDATE runs SET step_bytes = step_bytes + ? - "
-                "(SELECT length(data) FROM step_runs WHERE id = ?) WHERE id = ?",
-                (len(data), step_run.id, step_run.run_id),
-            )
-            self.conn.execute(
-                "UPDATE step_runs SET run_id = ?, step_id = ?, previous_step_run_id = ?, status = ?, data = ? "
-                "WHERE id = ?", row,
-            )
-
-    # Events
-    def append_event(self, event: Event) -> int:
-        # The sequence lives in the seq column only; reads put it back in the message.
-        event.ClearField("sequence")
-        cursor = self.conn.execute(
-            "INSERT INTO events (project_id, work_order_id, data) VALUES (?, ?, ?)",
-            (event.project_id, event.work_order_id, event.SerializeToString()),
-        )
-        event.sequence = int(cursor.lastrowid or 0)
-        return event.sequence
-
-    def events_after(self, sequence: int, project_id: str, limit: int) -> list[Event]:
-        if project_id:
-            rows = self.conn.execute(
-                "SELECT seq, data FROM events WHERE project_id = ? AND seq > ? ORDER BY seq LIMIT ?",
-                (project_id, sequence, limit),
-            )
-        else:
-            rows = self.conn.execute(
-                "SELECT seq, data FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (sequence, limit)
-            )
-        events = []
-        for seq, data in rows:
-            event = Event.FromString(data)
-            event.sequence = seq
-            events.append(event)
-        return events
-
-    def last_event_sequence(self) -> int:
-        return int(self._one("SELECT coalesce(max(seq), 0) FROM events"))
-
-    # Tokens
-    def get_token(self, token_id: str) -> tuple[Token, str] | None:
-        row = self.conn.execute("SELECT data, secret_hash FROM tokens WHERE id = ?", (token_id,)).fetchone()
-        return (Token.FromString(row[0]), row[1]) if row else None
-
-    def put_token(self, token: Token, secret_hash: str, *, new: bool) -> None:
-        if new:
-            self.conn.execute(
-                "INSERT INTO tokens (id, project_id, secret_hash, data) VALUES (?, ?, ?, ?)",
-                (token.id, token.project_id, secret_hash, token.SerializeToString()),
-            )
-        else:
-            self.conn.execute("UPDATE tokens SET data = ? WHERE id = ?", (token.SerializeToString(), token.id))
-
-    def list_tokens(self, project_id: str, after_id: str, limit: int) -> list[Token]:
-        rows = self.conn.execute(
-            "SELECT data FROM tokens WHERE project_id = ? AND id > ? ORDER BY id LIMIT ?", (project_id, after_id, limit)
-        )
-        return [Token.FromString(r[0]) for r in rows]
-
-    # Idempotency
-    def get_request(self, request_id: str) -> tuple[str, bytes, bytes] | None:
-        row = self.conn.execute(
-            "SELECT method, fingerprint, response FROM requests WHERE request_id = ?", (request_id,)
-        ).fetchone()
-        return (row[0], row[1], row[2]) if row else None
-
-    def put_request(self, request_id: str, method: str, fingerprint: bytes, response: bytes, now_us: int) -> None:
-        self.conn.execute(
-            "INSERT INTO requests (request_id, method, fingerprint, response, create_time) VALUES (?, ?, ?, ?, ?)",
-            (request_id, method, fingerprint, response, now_us),
-        )
-
-    def delete_requests_before(self, before_us: int, limit: int) -> int:
-        cursor = self.conn.execute(
-            "DELETE FROM requests WHERE request_id IN "
-            "(SELECT request_id FROM requests WHERE create_time < ? ORDER BY create_time LIMIT ?)",
-            (before_us, limit),
-        )
-        return cursor.rowcount
+            raise _storage_error(e, "read") from e

@@ -16,10 +16,12 @@ PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+# Two distributions, from this checkout: the client (clients/python: `runstatus`) and the
+# server (this folder: `runstatus-server`, which depends on the client).
+$(VENV)/.installed: pyproject.toml clients/python/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e ./clients/python -e '.[dev]'
 	touch $@
 
 # grpcurl, for the reflection test: a real third-party client.

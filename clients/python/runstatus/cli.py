@@ -1,4 +1,5 @@
-"""The `runstatus` command line: serve, classify, workflows, projects, work orders, runs.
+"""The `runstatus` command line: classify, workflows, projects, work orders, runs, tokens (and
+`serve`, when the server is installed too).
 
 Connection settings come from flags or the environment: RUNSTATUS_ADDRESS, RUNSTATUS_TOKEN,
 RUNSTATUS_TLS, RUNSTATUS_CA_FILE, RUNSTATUS_PROJECT. Human output is a table with the
@@ -12,6 +13,7 @@ import pathlib
 import sys
 import threading
 from collections.abc import Iterator
+from importlib.metadata import entry_points
 from datetime import datetime
 from typing import Annotated, Any, Optional
 
@@ -144,15 +146,15 @@ def describe_run(run: Run) -> None:
         console.print(run_table(run))
 
 
-# serve
+# Commands of the server (`runstatus-server`: serve): found through entry points, so that the
+# client works without it and never imports it.
 
-def _serve_command() -> Any:
-    from runstatus_server.cli import serve_command  # type: ignore[import-not-found,unused-ignore]
-
-    return serve_command
+def _plugins(group: str) -> dict[str, Any]:
+    return {ep.name: ep for ep in entry_points(group=group)}
 
 
-app.command("serve", help="Start the server on an embedded SQLite database.")(_serve_command())
+for _name, _entry in sorted(_plugins("runstatus.commands").items()):
+    app.command(_name)(_entry.load())
 
 
 # classify
@@ -489,23 +491,11 @@ def tokens_create(
 
 
 def _create_token_offline(db: pathlib.Path, project_id: str, role: int, name: str) -> Any:
-    from runstatus_server import projects as server_projects  # type: ignore[import-not-found,unused-ignore]
-    from runstatus_server import tokens as server_tokens  # type: ignore[import-not-found,unused-ignore]
-    from runstatus_server.store.sqlite import SqliteTx, open_database  # type: ignore[import-not-found,unused-ignore]
-    from runstatus_server.util import now_us  # type: ignore[import-not-found,unused-ignore]
-
-    conn = open_database(str(db))
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        server_projects.ensure_default(SqliteTx(conn), now_us())
-        result = server_tokens.create(SqliteTx(conn), project_id, role, name, now_us())
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    finally:
-        conn.close()
-    return result
+    create = _plugins("runstatus.offline").get("create_token")
+    if create is None:
+        raise typer.BadParameter("writing into a database needs the server: pip install runstatus-server",
+                                 param_hint="--db")
+    return create.load()(str(db), project_id, role, name)
 
 
 @tokens.command("revoke")

@@ -1,0 +1,51 @@
+"""The edges between the parts hold: SQLite is known only inside store/, the client package
+never imports the server, and driver errors never reach the RPC layer. (Read as source, so
+that a new import across an edge fails here, before anyone relies on it.)"""
+
+from __future__ import annotations
+
+import ast
+import pathlib
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+SERVER = ROOT / "server" / "runstatus_server"
+CLIENT = ROOT / "clients" / "python" / "runstatus"
+
+
+def _imports(path: pathlib.Path) -> set[str]:
+    """Every module a file imports, at any depth (lazy imports inside functions too)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+    return found
+
+
+def _sources(folder: pathlib.Path) -> list[pathlib.Path]:
+    return [p for p in folder.rglob("*.py") if "v1" not in p.relative_to(folder).parts]
+
+
+def test_sqlite_is_known_only_inside_store() -> None:
+    store = SERVER / "store"
+    outside = [p for p in _sources(SERVER) + _sources(CLIENT) if store not in p.parents]
+    offenders = [str(p.relative_to(ROOT)) for p in outside
+                 if "sqlite3" in p.read_text() or any(m.startswith("runstatus_server.store.sqlite") for m in _imports(p))]
+    assert offenders == []
+    relative = [str(p.relative_to(ROOT)) for p in outside if "from .store.sqlite" in p.read_text()
+                or "from ..store.sqlite" in p.read_text()]
+    assert relative == []
+
+
+def test_the_client_package_never_imports_the_server() -> None:
+    offenders = {str(p.relative_to(ROOT)): sorted(m for m in _imports(p) if m.split(".")[0] == "runstatus_server")
+                 for p in _sources(CLIENT)}
+    assert {name: mods for name, mods in offenders.items() if mods} == {}
+
+
+def test_the_store_knows_nothing_of_the_rpc_layer() -> None:
+    """The store raises its own StorageErrors; it neither imports the API's errors nor grpc."""
+    for path in _sources(SERVER / "store"):
+        text = path.read_text()
+        assert "from ..errors" not in text and "import grpc" not in text, path.name

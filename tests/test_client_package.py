@@ -1,0 +1,54 @@
+"""`pip install ./clients/python` alone gives a working client: in a virtualenv of its own,
+without the server distribution or its dependencies, the README's Python example runs
+against a real server, and the command line works (with no `serve`)."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import re
+import shutil
+import subprocess
+import sys
+
+from harness import ServerProcess
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+SERVER_ONLY = {"runstatus-server", "prometheus-client", "grpcio-health-checking", "grpcio-reflection"}
+
+
+def test_the_client_distribution_works_without_the_server(server: ServerProcess, tmp_path: pathlib.Path) -> None:
+    # A copy, so that building it leaves nothing in the checkout.
+    source = tmp_path / "runstatus-client"
+    shutil.copytree(ROOT / "clients/python", source,
+                    ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", "build"))
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    python, pip = venv / "bin/python", venv / "bin/pip"
+    installed = subprocess.run([str(pip), "install", "--quiet", "--disable-pip-version-check", str(source)],
+                               capture_output=True, text=True, timeout=900)
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+
+    listed = subprocess.run([str(pip), "list", "--format=freeze"], capture_output=True, text=True, check=True)
+    names = {line.split("==")[0].lower() for line in listed.stdout.splitlines()}
+    assert "runstatus" in names and not names & SERVER_ONLY, names
+    no_server = subprocess.run([str(python), "-c", "import runstatus_server"], capture_output=True, text=True)
+    assert "No module named 'runstatus_server'" in no_server.stderr
+
+    code = re.search(r"```python\n(.*?)```", (ROOT / "README.md").read_text(encoding="utf-8"), re.S)
+    assert code is not None
+    example = code.group(1).replace("localhost:50051", server.address)
+    out = subprocess.run([str(python), "-c", example], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["🔴 RUN_STATUS_FAILED", "notify KeyError alias:python:KeyError"]
+
+    cli = venv / "bin/runstatus"
+    classified = subprocess.run([str(cli), "--address", server.address, "classify", "KeyError", "--language",
+                                 "python", "--json"], capture_output=True, text=True, timeout=60)
+    assert classified.returncode == 0 and "RUN_STATUS_FAILED" in classified.stdout, classified.stderr
+    helped = subprocess.run([str(cli), "--help"], capture_output=True, text=True, timeout=60)
+    assert "classify" in helped.stdout and " serve " not in helped.stdout
+    offline = subprocess.run([str(cli), "tokens", "create", "--db", str(tmp_path / "x.db"), "--role", "admin"],
+                             capture_output=True, text=True, timeout=60, env={**os.environ, "COLUMNS": "300"})
+    assert offline.returncode == 2 and "pip install runstatus-server" in offline.stderr, offline.stderr
+    assert not (tmp_path / "x.db").exists()

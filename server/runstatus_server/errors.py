@@ -12,6 +12,7 @@ import grpc
 from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
+from runstatus.errors import wire_reason
 from runstatus.v1.error_reason_pb2 import ErrorReason
 from runstatus.v1.status_pb2 import RunStatus
 
@@ -23,11 +24,6 @@ MAX_VIOLATIONS = 20
 
 def short(text: str, limit: int = MAX_TEXT) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def wire_reason(reason: ErrorReason.ValueType) -> str:
-    """ErrorInfo.reason: the value's name without its prefix (RUN_ENDED), as the proto says."""
-    return ErrorReason.Name(reason).removeprefix("ERROR_REASON_")
 
 
 class ApiError(Exception):

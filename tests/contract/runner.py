@@ -32,7 +32,9 @@ from runstatus.v1 import (
     workflow_service_pb2 as wf_pb,
     workflow_service_pb2_grpc,
 )
+from runstatus.errors import parse_reason, wire_reason
 from runstatus.v1.error_pb2 import ErrorReport
+from runstatus.v1.error_reason_pb2 import ErrorReason
 from runstatus.v1.project_pb2 import Project
 from runstatus.v1.status_pb2 import ErrorType, RunStatus
 from runstatus.v1.workflow_pb2 import Edge, EdgeCondition, Step, Workflow
@@ -45,7 +47,21 @@ def load(cases_dir: pathlib.Path, name: str) -> Any:
     return json.loads((cases_dir / name).read_text(encoding="utf-8"))
 
 
-# (a) The status table, from this language's own descriptors.
+# (a) The status table and the error reasons, from this language's own descriptors.
+
+def check_reason(case: dict[str, Any]) -> None:
+    value = ErrorReason.DESCRIPTOR.values_by_name[case["reason"]]
+    assert value.number == case["number"], f"number {value.number}"
+    assert wire_reason(value.number) == case["wire"], f"wire {wire_reason(value.number)!r}"
+    assert parse_reason(case["wire"]) == value.number, f"parses {case['wire']!r} as {parse_reason(case['wire'])}"
+
+
+def check_all_reasons(table: dict[str, Any]) -> None:
+    known = {v.name for v in ErrorReason.DESCRIPTOR.values if v.number}
+    assert known == {c["reason"] for c in table["reasons"]}, f"the enum has {sorted(known)}"
+    for wire in table["unknown"]:
+        assert parse_reason(wire) == ErrorReason.ERROR_REASON_UNSPECIFIED, f"{wire!r} parsed as a known reason"
+
 
 def check_status(case: dict[str, Any]) -> None:
     value = RunStatus.DESCRIPTOR.values_by_name[case["status"]]
@@ -192,7 +208,8 @@ def step(stubs: Stubs, project_id: str, orders: dict[str, Tracked], action: dict
             assert e.code().name == expected["code"], f"got {e.code().name}: {e.details()}"
             info = _error_info(e)
             if "reason" in expected:
-                assert info.reason == expected["reason"], f"reason {info.reason!r}"
+                got = ErrorReason.Name(parse_reason(info.reason))
+                assert got == expected["reason"], f"reason {info.reason!r} ({got})"
             if "current_status" in expected:
                 assert info.metadata.get("current_status") == expected["current_status"], dict(info.metadata)
             return
@@ -228,6 +245,10 @@ def cases(cases_dir: pathlib.Path) -> Iterator[tuple[str, Callable[[Stubs], None
         yield f"status_table/{case['status']}", lambda _, c=case: check_status(c)
     for case in table["error_types"]:
         yield f"status_table/{case['error_type']}", lambda _, c=case: check_error_type(c)
+    reasons = load(cases_dir, "error_reasons.json")
+    for case in reasons["reasons"]:
+        yield f"error_reasons/{case['reason']}", lambda _, c=case: check_reason(c)
+    yield "error_reasons/all", lambda _: check_all_reasons(reasons)
     for i, case in enumerate(load(cases_dir, "classification.json")["cases"]):
         name = f"classification/{i}:{case['error']['name']}/{case['error'].get('language', '')}"
         yield name, lambda s, c=case: check_classification(s, c)

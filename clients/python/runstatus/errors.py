@@ -9,6 +9,24 @@ import grpc
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from runstatus.v1.error_reason_pb2 import ErrorReason
+
+REASON_PREFIX = "ERROR_REASON_"
+
+
+def parse_reason(wire: str) -> ErrorReason.ValueType:
+    """An ErrorInfo.reason ("RUN_ENDED") as its ErrorReason; ERROR_REASON_UNSPECIFIED for one
+    this client does not know (a newer server's)."""
+    if not wire or wire.startswith(REASON_PREFIX) or wire == "UNSPECIFIED":
+        return ErrorReason.ERROR_REASON_UNSPECIFIED
+    name = REASON_PREFIX + wire
+    return ErrorReason.Value(name) if name in ErrorReason.keys() else ErrorReason.ERROR_REASON_UNSPECIFIED
+
+
+def wire_reason(reason: ErrorReason.ValueType) -> str:
+    """What ErrorInfo.reason says for an ErrorReason: its name without the prefix."""
+    return ErrorReason.Name(reason).removeprefix(REASON_PREFIX)
+
 
 @dataclass(frozen=True)
 class FieldViolation:
@@ -29,6 +47,12 @@ class RunstatusError(Exception):
 
     def __str__(self) -> str:
         return f"{self.code.name}: {self.message}" + (f" [{self.reason}]" if self.reason else "")
+
+    @property
+    def error_reason(self) -> ErrorReason.ValueType:
+        """`reason` as the contract's ErrorReason (error_reason.proto), to branch on:
+        `e.error_reason == ErrorReason.ERROR_REASON_RUN_ENDED`."""
+        return parse_reason(self.reason)
 
     @property
     def current_status(self) -> str:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from runstatus import status_table
+from runstatus.plan import edge_allows as edge_allows  # the edge rules: one definition, shared with the Worker
+from runstatus.plan import roots as roots
 from runstatus.v1.error_pb2 import RunError
 from runstatus.v1.error_reason_pb2 import ErrorReason
 from runstatus.v1.status_pb2 import RunStatus
@@ -52,18 +54,6 @@ def check_transition(current: RunStatus.ValueType, new: RunStatus.ValueType) -> 
         )
 
 
-def edge_allows(condition: EdgeCondition.ValueType, upstream: RunStatus.ValueType) -> bool:
-    """Rule 2: after a FAILED step the run may go on along ON_FAILURE/ALWAYS edges."""
-    if upstream not in (SUCCESS, FAILED):
-        return False
-    if condition == EdgeCondition.EDGE_CONDITION_ON_SUCCESS:
-        return upstream == SUCCESS
-    if condition == EdgeCondition.EDGE_CONDITION_ON_FAILURE:
-        return upstream == FAILED
-    # ALWAYS, and EXPRESSION, which the worker evaluated: following it records that it held.
-    return True
-
-
 def leaf_outcome(workflow: Workflow, step_runs: Iterable[StepRun]) -> tuple[RunStatus.ValueType, RunError | None]:
     """Rule 3, the leaf rule, for a run that completed without an abort.
 
@@ -102,7 +92,3 @@ def ancestors(workflow: Workflow, step_id: str) -> set[str]:
             todo.extend(parents.get(step, []))
     return seen
 
-
-def roots(workflow: Workflow) -> set[str]:
-    targets = {edge.target_step_id for edge in workflow.edges}
-    return {step.id for step in workflow.steps if step.id not in targets}

@@ -3,11 +3,20 @@
 // descriptors (the runstatus.v1.status_info and runstatus.v1.error_type_info
 // enum-value options), so the table is never re-typed here.
 //
+// For an error a call returns: ErrorInfo is its google.rpc.ErrorInfo (reason and
+// metadata, e.g. "current_status"); ReasonOf is that reason as the contract's
+// runstatusv1.ErrorReason (error_reason.proto), to branch on; ParseReason and
+// WireReason convert between ErrorInfo.reason ("RUN_ENDED") and the enum
+// (ERROR_REASON_RUN_ENDED).
+//
 //	c, err := client.Dial(ctx, "127.0.0.1:50051")
 //	if err != nil { ... }
 //	defer c.Close()
 //	got, err := c.Classifier.Classify(ctx, &runstatusv1.ClassifyRequest{...})
 //	fmt.Println(client.Chip(got.GetClassification().GetStatus()))
+//
+//	_, err = c.Worker.Heartbeat(ctx, &runstatusv1.HeartbeatRequest{...})
+//	if client.ReasonOf(err) == runstatusv1.ErrorReason_ERROR_REASON_LEASE_MISMATCH { ... }
 package client
 
 import (

@@ -3,7 +3,9 @@ package client
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
+	"strings"
 	"testing"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -126,6 +128,70 @@ func TestErrorInfo(t *testing.T) {
 	}
 	if info := ErrorInfo(nil); info != nil {
 		t.Errorf("ErrorInfo(nil) = %v", info)
+	}
+}
+
+func TestReasonRoundTrip(t *testing.T) {
+	values := runstatusv1.ErrorReason(0).Descriptor().Values()
+	if values.Len() < 2 {
+		t.Fatalf("ErrorReason has %d values", values.Len())
+	}
+	for i := range values.Len() {
+		value := values.Get(i)
+		r := runstatusv1.ErrorReason(value.Number())
+		wire := WireReason(r)
+		if want := strings.TrimPrefix(string(value.Name()), "ERROR_REASON_"); wire != want {
+			t.Errorf("WireReason(%s) = %q, want %q", value.Name(), wire, want)
+		}
+		if got := ParseReason(wire); got != r {
+			t.Errorf("ParseReason(%q) = %v, want %v", wire, got, r)
+		}
+	}
+	if got := WireReason(runstatusv1.ErrorReason_ERROR_REASON_RUN_ENDED); got != "RUN_ENDED" {
+		t.Errorf("WireReason(RUN_ENDED) = %q", got)
+	}
+	if got := ParseReason("EDGE_CONDITION_NOT_MET"); got != runstatusv1.ErrorReason_ERROR_REASON_EDGE_CONDITION_NOT_MET {
+		t.Errorf("ParseReason(EDGE_CONDITION_NOT_MET) = %v", got)
+	}
+	if got := WireReason(runstatusv1.ErrorReason(9999)); got != "" {
+		t.Errorf("WireReason(9999) = %q, want \"\"", got)
+	}
+}
+
+func TestParseReasonUnknown(t *testing.T) {
+	for _, wire := range []string{"", "UNSPECIFIED", "NOT_A_REASON", "run_ended", "ERROR_REASON_RUN_ENDED", "ERROR_REASON_UNSPECIFIED", " RUN_ENDED", "11"} {
+		if got := ParseReason(wire); got != runstatusv1.ErrorReason_ERROR_REASON_UNSPECIFIED {
+			t.Errorf("ParseReason(%q) = %v, want ERROR_REASON_UNSPECIFIED", wire, got)
+		}
+	}
+}
+
+func TestReasonOf(t *testing.T) {
+	st, err := status.New(codes.FailedPrecondition, "run has ended").WithDetails(
+		&errdetails.ErrorInfo{Reason: "RUN_ENDED", Domain: "runstatus.v1", Metadata: map[string]string{"current_status": "RUN_STATUS_SUCCESS"}},
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ReasonOf(st.Err()); got != runstatusv1.ErrorReason_ERROR_REASON_RUN_ENDED {
+		t.Errorf("ReasonOf = %v, want ERROR_REASON_RUN_ENDED", got)
+	}
+	if got := ReasonOf(fmt.Errorf("wrapped: %w", st.Err())); got != runstatusv1.ErrorReason_ERROR_REASON_RUN_ENDED {
+		t.Errorf("ReasonOf(wrapped) = %v, want ERROR_REASON_RUN_ENDED", got)
+	}
+	newer, err := status.New(codes.FailedPrecondition, "newer").WithDetails(&errdetails.ErrorInfo{Reason: "FROM_THE_FUTURE"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, err := range map[string]error{
+		"no details":     status.Error(codes.NotFound, "no details"),
+		"unknown reason": newer.Err(),
+		"plain error":    errors.New("not grpc"),
+		"nil":            nil,
+	} {
+		if got := ReasonOf(err); got != runstatusv1.ErrorReason_ERROR_REASON_UNSPECIFIED {
+			t.Errorf("ReasonOf(%s) = %v, want ERROR_REASON_UNSPECIFIED", name, got)
+		}
 	}
 }
 

@@ -1,6 +1,8 @@
 package client
 
 import (
+	"strings"
+
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -79,4 +81,45 @@ func ErrorInfo(err error) *errdetails.ErrorInfo {
 		}
 	}
 	return nil
+}
+
+// reasonPrefix is what an ErrorReason value's name has and ErrorInfo.reason lacks.
+const reasonPrefix = "ERROR_REASON_"
+
+// ParseReason is the ErrorReason that an ErrorInfo.reason names: "RUN_ENDED" is
+// ERROR_REASON_RUN_ENDED. It is ERROR_REASON_UNSPECIFIED for "", for
+// "UNSPECIFIED", for a string that already starts with "ERROR_REASON_", and for
+// a reason this client does not know (a newer server's); names are
+// case-sensitive.
+func ParseReason(wire string) runstatusv1.ErrorReason {
+	if wire == "" || wire == "UNSPECIFIED" || strings.HasPrefix(wire, reasonPrefix) {
+		return runstatusv1.ErrorReason_ERROR_REASON_UNSPECIFIED
+	}
+	if n, ok := runstatusv1.ErrorReason_value[reasonPrefix+wire]; ok {
+		return runstatusv1.ErrorReason(n)
+	}
+	return runstatusv1.ErrorReason_ERROR_REASON_UNSPECIFIED
+}
+
+// WireReason is what ErrorInfo.reason says for an ErrorReason: its name without
+// the "ERROR_REASON_" prefix, e.g. "RUN_ENDED" for ERROR_REASON_RUN_ENDED
+// ("UNSPECIFIED" for ERROR_REASON_UNSPECIFIED); "" for a number the enum does
+// not have.
+func WireReason(r runstatusv1.ErrorReason) string {
+	value := r.Descriptor().Values().ByNumber(r.Number())
+	if value == nil {
+		return ""
+	}
+	return strings.TrimPrefix(string(value.Name()), reasonPrefix)
+}
+
+// ReasonOf is the ErrorReason of an error returned by a call, parsed from its
+// ErrorInfo with ParseReason, to branch on:
+//
+//	if client.ReasonOf(err) == runstatusv1.ErrorReason_ERROR_REASON_RUN_ENDED { ... }
+//
+// It is ERROR_REASON_UNSPECIFIED if err carries no ErrorInfo (or is nil) or
+// names a reason this client does not know.
+func ReasonOf(err error) runstatusv1.ErrorReason {
+	return ParseReason(ErrorInfo(err).GetReason())
 }

@@ -1,6 +1,7 @@
 """runstatus: work orders, runs and their statuses, over gRPC.
 
-`Client` and `AsyncClient` call the server; `Worker` executes runs; the generated
+`Client` and `AsyncClient` call the server; `Worker` and `AsyncWorker` execute runs,
+following the plan's edge rules in `runstatus.plan` (the server's own); the generated
 messages and stubs are in `runstatus.v1`; the status table, read from the proto
 descriptors, is in `runstatus.status_table`.
 """
@@ -11,8 +12,9 @@ from runstatus.errors import RunstatusError
 from runstatus.status_table import aborts_run, chip, is_terminal, status_of
 from runstatus.v1.error_reason_pb2 import ErrorReason
 from runstatus.v1.status_pb2 import ErrorType, RunStatus
+from runstatus.worker import AsyncWorker, RunOutcome, Worker
 
 __all__ = [
-    "AsyncClient", "Client", "ErrorReason", "ErrorType", "RunStatus", "RunstatusError", "aborts_run", "chip", "is_terminal",
-    "status_of", "v1",
+    "AsyncClient", "AsyncWorker", "Client", "ErrorReason", "ErrorType", "RunOutcome", "RunStatus", "RunstatusError",
+    "Worker", "aborts_run", "chip", "is_terminal", "status_of", "v1",
 ]

@@ -30,15 +30,17 @@ from runstatus.v1 import token_service_pb2 as token_pb
 from runstatus.v1 import token_service_pb2_grpc as token_grpc
 from runstatus.v1 import work_order_service_pb2 as wo_pb
 from runstatus.v1 import work_order_service_pb2_grpc as wo_grpc
+from runstatus.v1 import worker_service_pb2 as worker_pb
 from runstatus.v1 import worker_service_pb2_grpc as worker_grpc
 from runstatus.v1 import workflow_service_pb2 as wf_pb
 from runstatus.v1 import workflow_service_pb2_grpc as wf_grpc
+from runstatus.v1.error_pb2 import ErrorReport
 from runstatus.v1.status_pb2 import RunStatus
 from runstatus.v1.token_pb2 import Role
 
 from . import _requests as req
 from .errors import from_rpc_error
-from .models import Classification, Event, Project, Run, WorkOrder, Workflow
+from .models import Classification, Event, Project, Run, WorkOrder, Workflow, to_struct
 
 if TYPE_CHECKING:
     from .client import AsyncClient, Client
@@ -85,6 +87,11 @@ def credentials(tls: bool | grpc.ChannelCredentials, root_certificates: bytes | 
         return grpc.ssl_channel_credentials(root_certificates=root_certificates, private_key=key,
                                             certificate_chain=chain)
     return None
+
+
+def _answer(answer: Resp) -> Resp:
+    """The answer as it came: the worker calls return the response messages."""
+    return answer
 
 
 def _role(value: RoleLike) -> Role.ValueType:
@@ -455,3 +462,61 @@ class Calls(Generic[Ch]):
                                                                   page_token=token),
                          lambda page: page.tokens)
 
+    # Workers: claim runs, heartbeat them, report what each step did. `Worker` and
+    # `AsyncWorker` (runstatus.worker) go through these; each returns the response message.
+    @unary
+    def claim_runs(self, worker_id: str, *, max_runs: int = 1, project_id: str | None = None,
+                   request_id: str | None = None) -> UnaryCall[worker_pb.ClaimRunsResponse]:
+        """Up to `max_runs` pending runs of the project ("": any project), highest priority
+        then oldest first, each with its workflow, input and lease token."""
+        request = worker_pb.ClaimRunsRequest(project_id=self._project(project_id), worker_id=worker_id,
+                                             max_runs=max_runs, request_id=req.request_id(request_id))
+        return UnaryCall(self.worker.ClaimRuns, request, _answer)
+
+    @unary
+    def heartbeat(self, run_id: str, lease_token: str) -> UnaryCall[worker_pb.HeartbeatResponse]:
+        """Extends the lease; `stop` in the answer: the run was cancelled or has otherwise ended.
+        (No request_id: a heartbeat changes nothing that repeating it would change twice.)"""
+        return UnaryCall(self.worker.Heartbeat, worker_pb.HeartbeatRequest(run_id=run_id, lease_token=lease_token),
+                         _answer)
+
+    @unary
+    def start_run(self, run_id: str, lease_token: str, *,
+                  request_id: str | None = None) -> UnaryCall[worker_pb.StartRunResponse]:
+        """PENDING -> RUNNING."""
+        request = worker_pb.StartRunRequest(run_id=run_id, lease_token=lease_token,
+                                            request_id=req.request_id(request_id))
+        return UnaryCall(self.worker.StartRun, request, _answer)
+
+    @unary
+    def start_step(self, run_id: str, lease_token: str, step_id: str, *, previous_step_run_id: str = "",
+                   request_id: str | None = None) -> UnaryCall[worker_pb.StartStepResponse]:
+        """A step starts: at a root or a retry's start step (no previous_step_run_id), or along
+        the edge from the executed step run `previous_step_run_id`."""
+        request = worker_pb.StartStepRequest(run_id=run_id, lease_token=lease_token, step_id=step_id,
+                                             previous_step_run_id=previous_step_run_id,
+                                             request_id=req.request_id(request_id))
+        return UnaryCall(self.worker.StartStep, request, _answer)
+
+    @unary
+    def complete_step(self, run_id: str, lease_token: str, step_run_id: str, *,
+                      output: dict[str, Any] | None = None, error: ErrorReport | None = None,
+                      request_id: str | None = None) -> UnaryCall[worker_pb.CompleteStepResponse]:
+        """A step ends: with `error` (the server classifies it) or, without, successfully."""
+        request = worker_pb.CompleteStepRequest(run_id=run_id, lease_token=lease_token, step_run_id=step_run_id,
+                                                request_id=req.request_id(request_id))
+        if output is not None:
+            request.output.CopyFrom(to_struct(output))
+        if error is not None:
+            request.error.CopyFrom(error)
+        return UnaryCall(self.worker.CompleteStep, request, _answer)
+
+    @unary
+    def complete_run(self, run_id: str, lease_token: str, *, error: ErrorReport | None = None,
+                     request_id: str | None = None) -> UnaryCall[worker_pb.CompleteRunResponse]:
+        """The run ends: by the leaf rule, or with a run-level `error` (e.g. a TimeoutError)."""
+        request = worker_pb.CompleteRunRequest(run_id=run_id, lease_token=lease_token,
+                                               request_id=req.request_id(request_id))
+        if error is not None:
+            request.error.CopyFrom(error)
+        return UnaryCall(self.worker.CompleteRun, request, _answer)

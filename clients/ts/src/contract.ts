@@ -18,8 +18,9 @@ import { create, fromJson, mergeFromJson, type JsonObject, type JsonValue } from
 import { ConnectError } from "@connectrpc/connect";
 
 import { createClients, type Clients } from "./client";
-import { errorInfo, grpcCodeName } from "./errors";
+import { errorInfo, grpcCodeName, parseReason, wireReason } from "./errors";
 import { ClassificationSchema, ErrorReportSchema } from "./gen/runstatus/v1/error_pb";
+import { ErrorReason, ErrorReasonSchema } from "./gen/runstatus/v1/error_reason_pb";
 import { ProjectSchema } from "./gen/runstatus/v1/project_pb";
 import { ErrorTypeSchema, type RunStatus } from "./gen/runstatus/v1/status_pb";
 import { EdgeConditionSchema, type EdgeCondition } from "./gen/runstatus/v1/workflow_pb";
@@ -60,7 +61,7 @@ function load(casesDir: string, name: string): Json {
 
 const show = (value: unknown): string => JSON.stringify(value);
 
-// (a) The status table, from this language's own descriptors.
+// (a) The status table and the error reasons, from this language's own descriptors.
 
 function checkStatus(c: Json): void {
   const status = runStatusFromName(c.status as string);
@@ -86,6 +87,25 @@ function checkErrorType(c: Json): void {
     status: runStatusName(statusOf(errorType)),
   };
   check(isDeepStrictEqual(got, c), () => `descriptor says ${show(got)}`);
+}
+
+function checkReason(c: Json): void {
+  const value = ErrorReasonSchema.values.find((v) => v.name === c.reason);
+  check(value !== undefined, () => `the enum has no ${c.reason}`);
+  check(value.number === c.number, () => `number ${value.number}`);
+  const reason = value.number as ErrorReason;
+  check(wireReason(reason) === c.wire, () => `wire ${show(wireReason(reason))}`);
+  const parsed = parseReason(c.wire as string);
+  check(parsed === reason, () => `parses ${show(c.wire)} as ${enumName(ErrorReasonSchema, parsed)}`);
+}
+
+function checkAllReasons(table: Json): void {
+  const known = ErrorReasonSchema.values.filter((v) => v.number !== 0).map((v) => v.name).sort();
+  const expected = (table.reasons as Json[]).map((c) => c.reason as string).sort();
+  check(isDeepStrictEqual(known, expected), () => `the enum has ${show(known)}`);
+  for (const wire of table.unknown as string[]) {
+    check(parseReason(wire) === ErrorReason.UNSPECIFIED, () => `${show(wire)} parsed as a known reason`);
+  }
 }
 
 // (b) Classification, by the server.
@@ -248,7 +268,10 @@ async function step(clients: Clients, projectId: string, orders: Map<string, Tra
       const code = grpcCodeName(e.code);
       check(code === expected.code, () => `got ${code}: ${e.rawMessage}`);
       const info = errorInfo(e) ?? { reason: "", domain: "", metadata: {} };
-      if ("reason" in expected) check(info.reason === expected.reason, () => `reason ${show(info.reason)}`);
+      if ("reason" in expected) {
+        const got = enumName(ErrorReasonSchema, parseReason(info.reason));
+        check(got === expected.reason, () => `reason ${show(info.reason)} (${got})`);
+      }
       if ("current_status" in expected) {
         check(info.metadata["current_status"] === expected.current_status, () => show(info.metadata));
       }
@@ -284,6 +307,9 @@ function cases(casesDir: string): Case[] {
   const table = load(casesDir, "status_table.json");
   for (const c of table.statuses as Json[]) all.push([`status_table/${c.status}`, () => checkStatus(c)]);
   for (const c of table.error_types as Json[]) all.push([`status_table/${c.error_type}`, () => checkErrorType(c)]);
+  const reasons = load(casesDir, "error_reasons.json");
+  for (const c of reasons.reasons as Json[]) all.push([`error_reasons/${c.reason}`, () => checkReason(c)]);
+  all.push(["error_reasons/all", () => checkAllReasons(reasons)]);
   for (const [i, c] of (load(casesDir, "classification.json").cases as Json[]).entries()) {
     const name = `classification/${i}:${c.error.name}/${c.error.language ?? ""}`;
     all.push([name, (clients) => checkClassification(clients, c)]);

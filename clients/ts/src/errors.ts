@@ -3,10 +3,16 @@
  * google.rpc.Status whose details are Any(google.rpc.ErrorInfo) and, for bad
  * input, Any(google.rpc.BadRequest). connect-es keeps them undecoded on
  * ConnectError.details as { type, value }; this decodes the ErrorInfo.
+ *
+ * ErrorInfo.reason is an ErrorReason (error_reason.proto) named without its
+ * "ERROR_REASON_" prefix: "RUN_ENDED" for ErrorReason.RUN_ENDED. parseReason and
+ * wireReason convert between the two; reasonOf gives the reason of a thrown error.
  */
 
 import { BinaryReader, WireType } from "@bufbuild/protobuf/wire";
 import { Code, ConnectError } from "@connectrpc/connect";
+
+import { ErrorReason, ErrorReasonSchema } from "./gen/runstatus/v1/error_reason_pb";
 
 /** google.rpc.ErrorInfo (google/rpc/error_details.proto). */
 export interface ErrorInfo {
@@ -81,4 +87,38 @@ export function errorInfo(err: unknown): ErrorInfo | undefined {
     if ("type" in detail && detail.type === ERROR_INFO_TYPE) return decodeErrorInfo(detail.value);
   }
   return undefined;
+}
+
+/** The prefix of every ErrorReason value's proto name, which ErrorInfo.reason leaves off. */
+export const REASON_PREFIX = "ERROR_REASON_";
+
+/**
+ * An ErrorInfo.reason ("RUN_ENDED") as its ErrorReason; ErrorReason.UNSPECIFIED for ""
+ * or one this client does not know (a newer server's), and for a string that already
+ * carries the prefix or is "UNSPECIFIED" itself.
+ */
+export function parseReason(wire: string): ErrorReason {
+  if (!wire || wire.startsWith(REASON_PREFIX) || wire === "UNSPECIFIED") return ErrorReason.UNSPECIFIED;
+  const value = ErrorReasonSchema.values.find((v) => v.name === REASON_PREFIX + wire);
+  return value === undefined ? ErrorReason.UNSPECIFIED : (value.number as ErrorReason);
+}
+
+/**
+ * What ErrorInfo.reason says for an ErrorReason: its proto name without the prefix,
+ * e.g. "RUN_ENDED" ("UNSPECIFIED" for ErrorReason.UNSPECIFIED). Throws a RangeError for a
+ * number the enum does not have.
+ */
+export function wireReason(reason: ErrorReason): string {
+  const value = ErrorReasonSchema.value[reason];
+  if (value === undefined) throw new RangeError(`${ErrorReasonSchema.typeName} has no value ${reason as number}`);
+  return value.name.slice(REASON_PREFIX.length);
+}
+
+/**
+ * The ErrorReason of an error a call threw, to branch on:
+ * `reasonOf(e) === ErrorReason.RUN_ENDED`. ErrorReason.UNSPECIFIED if the error is not
+ * a ConnectError, carries no ErrorInfo, or names a reason this client does not know.
+ */
+export function reasonOf(err: unknown): ErrorReason {
+  return parseReason(errorInfo(err)?.reason ?? "");
 }

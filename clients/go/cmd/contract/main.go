@@ -1,6 +1,6 @@
 // Command contract is the Go runner of the contract suite (tests/contract/README.md):
-// it runs every case of status_table.json, classification.json and lifecycle.json
-// against a live server, the same way tests/contract/runner.py does.
+// it runs every case of status_table.json, error_reasons.json, classification.json
+// and lifecycle.json against a live server, the same way tests/contract/runner.py does.
 //
 //	go run ./cmd/contract -addr 127.0.0.1:50051 -cases ../../tests/contract
 //
@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"time"
 
@@ -110,6 +111,16 @@ func cases(dir string) []testCase {
 		for _, c := range table.ErrorTypes {
 			all = append(all, testCase{"status_table/" + fmt.Sprint(c["error_type"]), func(context.Context, *client.Client) error { return checkErrorType(c) }})
 		}
+	}
+
+	var reasons reasonTable
+	if err := load(dir, "error_reasons.json", &reasons); err != nil {
+		broken("error_reasons.json", err)
+	} else {
+		for _, c := range reasons.Reasons {
+			all = append(all, testCase{"error_reasons/" + c.Reason, func(context.Context, *client.Client) error { return checkReason(c) }})
+		}
+		all = append(all, testCase{"error_reasons/all", func(context.Context, *client.Client) error { return checkAllReasons(reasons) }})
 	}
 
 	var classification struct {
@@ -209,6 +220,62 @@ func checkErrorType(c map[string]any) error {
 	}
 	if !reflect.DeepEqual(got, c) {
 		return fmt.Errorf("descriptor says %s", show(got))
+	}
+	return nil
+}
+
+// The error reasons, from Go's own generated enum and the client's ParseReason
+// and WireReason.
+
+type reasonCase struct {
+	Reason string `json:"reason"`
+	Number int32  `json:"number"`
+	Wire   string `json:"wire"`
+}
+
+type reasonTable struct {
+	Reasons []reasonCase `json:"reasons"`
+	Unknown []string     `json:"unknown"`
+}
+
+func checkReason(c reasonCase) error {
+	n, ok := runstatusv1.ErrorReason_value[c.Reason]
+	if !ok {
+		return fmt.Errorf("no ErrorReason value %s", show(c.Reason))
+	}
+	if n != c.Number {
+		return fmt.Errorf("number %d", n)
+	}
+	r := runstatusv1.ErrorReason(n)
+	if got := client.WireReason(r); got != c.Wire {
+		return fmt.Errorf("wire %q", got)
+	}
+	if got := client.ParseReason(c.Wire); got != r {
+		return fmt.Errorf("parses %q as %s", c.Wire, got)
+	}
+	return nil
+}
+
+func checkAllReasons(table reasonTable) error {
+	var known, listed []string
+	for name, n := range runstatusv1.ErrorReason_value {
+		if n != 0 {
+			known = append(known, name)
+		}
+	}
+	for _, c := range table.Reasons {
+		listed = append(listed, c.Reason)
+	}
+	slices.Sort(known)
+	slices.Sort(listed)
+	listed = slices.Compact(listed)
+	if !slices.Equal(known, listed) {
+		return fmt.Errorf("the enum has %s", show(known))
+	}
+	for _, wire := range table.Unknown {
+		if got := client.ParseReason(wire); got != runstatusv1.ErrorReason_ERROR_REASON_UNSPECIFIED {
+			return fmt.Errorf("%q parsed as a known reason (%s)", wire, got)
+		}
 	}
 	return nil
 }
@@ -494,8 +561,10 @@ func step(ctx context.Context, cl *client.Client, projectID string, orders map[s
 			return fmt.Errorf("got %s: %s", got, st.Message())
 		}
 		info := client.ErrorInfo(failure.err)
-		if expected.Reason != nil && info.GetReason() != *expected.Reason {
-			return fmt.Errorf("reason %q, expected %q", info.GetReason(), *expected.Reason)
+		if expected.Reason != nil {
+			if got := client.ParseReason(info.GetReason()).String(); got != *expected.Reason {
+				return fmt.Errorf("reason %q (%s), expected %s", info.GetReason(), got, *expected.Reason)
+			}
 		}
 		if expected.CurrentStatus != nil {
 			if got, ok := info.GetMetadata()["current_status"]; !ok || got != *expected.CurrentStatus {

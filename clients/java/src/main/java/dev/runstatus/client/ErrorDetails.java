@@ -1,9 +1,11 @@
 package dev.runstatus.client;
 
 import com.google.protobuf.Any;
+import com.google.protobuf.Descriptors.EnumValueDescriptor;
 import com.google.protobuf.InvalidProtocolBufferException;
 import com.google.rpc.ErrorInfo;
 import com.google.rpc.Status;
+import dev.runstatus.v1.ErrorReason;
 import io.grpc.StatusRuntimeException;
 import io.grpc.protobuf.StatusProto;
 import java.util.Optional;
@@ -12,9 +14,56 @@ import java.util.Optional;
  * The rich error details the server attaches to a failed call ({@code grpc-status-details-bin}):
  * a {@code google.rpc.ErrorInfo} with a reason such as "EDGE_CONDITION_NOT_MET" and metadata such as
  * {@code current_status}.
+ *
+ * <p>The reason is one of the contract's {@link ErrorReason} values (error_reason.proto), sent as
+ * the value's name without the {@code ERROR_REASON_} prefix; {@link #parseReason} and
+ * {@link #wireReason} convert between the two, and {@link #reasonOf} gives the reason of a failed
+ * call to branch on: {@code if (ErrorDetails.reasonOf(e) == ErrorReason.ERROR_REASON_RUN_ENDED)}.
  */
 public final class ErrorDetails {
+  /** What every ErrorReason name starts with, and its wire form does not. */
+  static final String REASON_PREFIX = "ERROR_REASON_";
+
   private ErrorDetails() {}
+
+  /**
+   * An ErrorInfo.reason ("RUN_ENDED") as its ErrorReason ({@code ERROR_REASON_RUN_ENDED}).
+   * {@code ERROR_REASON_UNSPECIFIED} for null, "", "UNSPECIFIED", a string that already starts
+   * with "ERROR_REASON_", or a reason this client does not know (a newer server's); never
+   * {@code UNRECOGNIZED}. The match is exact (case-sensitive).
+   */
+  public static ErrorReason parseReason(String wire) {
+    if (wire == null || wire.isEmpty() || wire.startsWith(REASON_PREFIX) || wire.equals("UNSPECIFIED")) {
+      return ErrorReason.ERROR_REASON_UNSPECIFIED;
+    }
+    EnumValueDescriptor value = ErrorReason.getDescriptor().findValueByName(REASON_PREFIX + wire);
+    return value == null ? ErrorReason.ERROR_REASON_UNSPECIFIED : ErrorReason.valueOf(value);
+  }
+
+  /**
+   * What ErrorInfo.reason says for an ErrorReason: its name without the prefix, e.g. "RUN_ENDED"
+   * for {@code ERROR_REASON_RUN_ENDED} ("UNSPECIFIED" for {@code ERROR_REASON_UNSPECIFIED}, as the
+   * other clients say); "" for {@code UNRECOGNIZED} (a number this build's enum does not have).
+   */
+  public static String wireReason(ErrorReason reason) {
+    if (reason == null || reason == ErrorReason.UNRECOGNIZED) {
+      return "";
+    }
+    String name = reason.getValueDescriptor().getName();
+    return name.startsWith(REASON_PREFIX) ? name.substring(REASON_PREFIX.length()) : name;
+  }
+
+  /**
+   * The ErrorReason of a failed call (any Throwable gRPC raised), parsed from its ErrorInfo with
+   * {@link #parseReason}; {@code ERROR_REASON_UNSPECIFIED} if it carried no ErrorInfo or names a
+   * reason this client does not know.
+   */
+  public static ErrorReason reasonOf(Throwable error) {
+    if (error == null) {
+      return ErrorReason.ERROR_REASON_UNSPECIFIED;
+    }
+    return parseReason(findErrorInfo(error).map(ErrorInfo::getReason).orElse(""));
+  }
 
   /** The ErrorInfo of a failed call; the empty default if the call carried none. */
   public static ErrorInfo errorInfo(StatusRuntimeException e) {

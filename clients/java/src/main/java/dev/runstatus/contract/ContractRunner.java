@@ -7,6 +7,7 @@ import com.google.gson.JsonNull;
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
 import com.google.gson.JsonPrimitive;
+import com.google.protobuf.Descriptors.EnumValueDescriptor;
 import com.google.protobuf.Message;
 import com.google.protobuf.Struct;
 import com.google.protobuf.Value;
@@ -28,6 +29,7 @@ import dev.runstatus.v1.CreateWorkOrderResponse;
 import dev.runstatus.v1.CreateWorkflowRequest;
 import dev.runstatus.v1.Edge;
 import dev.runstatus.v1.EdgeCondition;
+import dev.runstatus.v1.ErrorReason;
 import dev.runstatus.v1.ErrorReport;
 import dev.runstatus.v1.ErrorType;
 import dev.runstatus.v1.GetWorkOrderRequest;
@@ -58,6 +60,8 @@ import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
+import java.util.TreeSet;
 import java.util.UUID;
 
 /**
@@ -97,7 +101,7 @@ public final class ContractRunner {
 
   record Case(String name, CaseBody body) {}
 
-  // (a) The status table, from this language's own descriptors.
+  // (a) The status table and the error reasons, from this language's own descriptors.
 
   static void checkStatus(JsonObject c) {
     String name = c.get("status").getAsString();
@@ -124,6 +128,39 @@ public final class ContractRunner {
     got.addProperty("name", StatusTable.errorTypeName(type));
     got.addProperty("status", enumName(StatusTable.statusOf(type)));
     check(got.equals(c), "descriptor says " + got);
+  }
+
+  static void checkReason(JsonObject c) {
+    String name = c.get("reason").getAsString();
+    EnumValueDescriptor value = ErrorReason.getDescriptor().findValueByName(name);
+    check(value != null, "no ErrorReason value " + name);
+    int number = c.get("number").getAsInt();
+    check(value.getNumber() == number, "number " + value.getNumber());
+    ErrorReason reason = ErrorReason.valueOf(value);
+    String wire = c.get("wire").getAsString();
+    String gotWire = ErrorDetails.wireReason(reason);
+    check(gotWire.equals(wire), "wire '" + gotWire + "'");
+    ErrorReason parsed = ErrorDetails.parseReason(wire);
+    check(parsed == reason, "parses '" + wire + "' as " + enumName(parsed));
+  }
+
+  static void checkAllReasons(JsonObject table) {
+    Set<String> known = new TreeSet<>();
+    for (EnumValueDescriptor v : ErrorReason.getDescriptor().getValues()) {
+      if (v.getNumber() != 0) {
+        known.add(v.getName());
+      }
+    }
+    Set<String> expected = new TreeSet<>();
+    for (JsonElement e : table.getAsJsonArray("reasons")) {
+      expected.add(e.getAsJsonObject().get("reason").getAsString());
+    }
+    check(known.equals(expected), "the enum has " + known);
+    for (JsonElement e : table.getAsJsonArray("unknown")) {
+      String wire = e.getAsString();
+      check(ErrorDetails.parseReason(wire) == ErrorReason.ERROR_REASON_UNSPECIFIED,
+          "'" + wire + "' parsed as a known reason");
+    }
   }
 
   // (b) Classification, by the server.
@@ -216,7 +253,8 @@ public final class ContractRunner {
         ErrorInfo info = ErrorDetails.errorInfo(e);
         if (expected.has("reason")) {
           String reason = expected.get("reason").getAsString();
-          check(reason.equals(info.getReason()), "reason '" + info.getReason() + "'");
+          String gotReason = enumName(ErrorDetails.parseReason(info.getReason()));
+          check(reason.equals(gotReason), "reason '" + info.getReason() + "' (" + gotReason + ")");
         }
         if (expected.has("current_status")) {
           String current = expected.get("current_status").getAsString();
@@ -351,6 +389,10 @@ public final class ContractRunner {
     return type == ErrorType.UNRECOGNIZED ? "UNRECOGNIZED" : type.getValueDescriptor().getName();
   }
 
+  static String enumName(ErrorReason reason) {
+    return reason == ErrorReason.UNRECOGNIZED ? "UNRECOGNIZED" : reason.getValueDescriptor().getName();
+  }
+
   static String describe(Throwable e) {
     if (e instanceof Failure) {
       return e.getMessage();
@@ -377,6 +419,12 @@ public final class ContractRunner {
       JsonObject c = e.getAsJsonObject();
       cases.add(new Case("status_table/" + c.get("error_type").getAsString(), client -> checkErrorType(c)));
     }
+    JsonObject reasons = load(casesDir, "error_reasons.json");
+    for (JsonElement e : reasons.getAsJsonArray("reasons")) {
+      JsonObject c = e.getAsJsonObject();
+      cases.add(new Case("error_reasons/" + c.get("reason").getAsString(), client -> checkReason(c)));
+    }
+    cases.add(new Case("error_reasons/all", client -> checkAllReasons(reasons)));
     JsonArray classification = load(casesDir, "classification.json").getAsJsonArray("cases");
     for (int i = 0; i < classification.size(); i++) {
       JsonObject c = classification.get(i).getAsJsonObject();

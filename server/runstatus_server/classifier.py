@@ -15,6 +15,8 @@ Read top to bottom, the first rule that matches decides:
 7. unknown:job    any other unknown name: a job error, FAILED.
 
 Names match exactly, then by their last dotted part ("java.lang.NullPointerException").
+What a classification does to a step and its run (a failure goes on, an abort ends the run)
+is verdicts.py's to say.
 """
 
 from __future__ import annotations

@@ -1,21 +1,18 @@
-"""The run rules (DESIGN.md rules 2-4), as pure functions over protos.
+"""The run rules (docs/design.md, rules 2 and 4), as pure functions over protos.
 
-Why is this run FAILED? `leaf_outcome` says. Why was this report refused?
-`check_transition` and `check_edge` say.
+Why was this report refused? `check_transition` (rule 4) says, or the edge rules
+`edge_allows` and `roots` (rule 2, shared with the Worker) as worker.start_step
+applies them. Why is this run FAILED (or any other status)? verdicts.py says.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from runstatus import status_table
 from runstatus.plan import edge_allows as edge_allows  # the edge rules: one definition, shared with the Worker
 from runstatus.plan import roots as roots
-from runstatus.v1.error_pb2 import RunError
 from runstatus.v1.error_reason_pb2 import ErrorReason
 from runstatus.v1.status_pb2 import RunStatus
-from runstatus.v1.work_order_pb2 import StepRun
-from runstatus.v1.workflow_pb2 import EdgeCondition, Workflow
+from runstatus.v1.workflow_pb2 import Workflow
 
 from .errors import FailedPrecondition
 
@@ -52,30 +49,6 @@ def check_transition(current: RunStatus.ValueType, new: RunStatus.ValueType) -> 
             reason=ErrorReason.ERROR_REASON_ILLEGAL_TRANSITION,
             current_status=current, metadata={"requested_status": status_name(new)},
         )
-
-
-def leaf_outcome(workflow: Workflow, step_runs: Iterable[StepRun]) -> tuple[RunStatus.ValueType, RunError | None]:
-    """Rule 3, the leaf rule, for a run that completed without an abort.
-
-    The leaves are the executed steps none of whose downstream steps executed.
-    SUCCESS if every leaf's latest step run succeeded, else FAILED with the
-    error of the first failing leaf (the one that ended first).
-    """
-    latest: dict[str, StepRun] = {}
-    for step_run in sorted(step_runs, key=lambda s: (s.end_time.ToMicroseconds(), s.id)):
-        latest[step_run.step_id] = step_run
-    children: dict[str, set[str]] = {}
-    for edge in workflow.edges:
-        children.setdefault(edge.source_step_id, set()).add(edge.target_step_id)
-    leaves = [s for step, s in latest.items() if not children.get(step, set()) & latest.keys()]
-    failing = [s for s in leaves if s.status != SUCCESS]
-    if not failing:
-        return SUCCESS, None
-    first = min(failing, key=lambda s: (s.end_time.ToMicroseconds(), s.id))
-    error = RunError()
-    error.CopyFrom(first.error)
-    error.step_id = first.step_id
-    return FAILED, error
 
 
 def ancestors(workflow: Workflow, step_id: str) -> set[str]:

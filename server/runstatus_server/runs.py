@@ -1,6 +1,7 @@
 """Run state changes: the one place a run's status is set (rule 4), with its
 consequences: unfinished steps end with an aborted run, the work order follows
-its latest run, and every change is an event.
+its latest run, and every change is an event. Which status a run gets, and
+why, is verdicts.py's to say.
 """
 
 from __future__ import annotations
@@ -122,7 +123,8 @@ def check_lease(stored: StoredRun, lease_token: str) -> None:
 
 
 def cancel_if_requested(tx: Tx, stored: StoredRun, now: int) -> bool:
-    """Rule 7: a running run's cancel takes effect at its worker's next heartbeat or report."""
+    """Rule 7: a running run's cancel takes effect at its worker's next heartbeat or report,
+    with the reason recorded when it was requested (verdicts.cancelled)."""
     if stored.run.cancel_requested and stored.run.status == RUNNING:
         change_status(tx, stored, CANCELLED, now)
         return True

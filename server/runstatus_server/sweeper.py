@@ -1,5 +1,7 @@
 """Rule 5, server-side: expired leases make runs LOST; runs past their project's
-max runtime are KILLED with a TimeoutError, even if their worker is silent.
+max runtime are KILLED with a TimeoutError, even if their worker is silent. The
+verdicts themselves (status, error, reason) are verdicts.lease_expired and
+verdicts.overdue; the sweeper finds the runs and applies them.
 """
 
 from __future__ import annotations
@@ -7,11 +9,10 @@ from __future__ import annotations
 import logging
 from collections import deque
 
-from runstatus.v1.error_pb2 import Classification, ErrorReport, ErrorSource, RunError
-
+from . import verdicts
 from .classifier import Classifier
 from .metrics import LEASES_EXPIRED
-from .rules import CANCELLED, LOST, PENDING, status_name
+from .rules import LOST
 from .runs import change_status
 from .store.base import Tx
 
@@ -54,33 +55,15 @@ def sweep(tx: Tx, classifier: Classifier, now: int, lease_credit_us: int = 0) ->
     expires `lease_credit_us` late: the time the server stood still lately (`Stalls`)."""
     killed = lost = 0
     for stored in tx.overdue_runs(now, BATCH):
-        seconds = (stored.deadline_us - stored.run.start_time.ToMicroseconds()) / 1e6
-        report = ErrorReport(
-            name="TimeoutError", source=ErrorSource.ERROR_SOURCE_RUNTIME,
-            message=f"the run took longer than its project's max runtime of {seconds:g}s",
-        )
-        classification = classifier.classify(report)
-        change_status(tx, stored, classification.status, now,
-                      error=RunError(report=report, classification=classification), reason=report.message)
+        verdict = verdicts.overdue(classifier, stored.run, stored.deadline_us)
+        change_status(tx, stored, verdict.status, now, error=verdict.error, reason=verdict.reason)
         killed += 1
     for stored in tx.expired_leases(now - lease_credit_us, BATCH):
-        run = stored.run
-        if run.cancel_requested:
-            # The user asked to cancel and the worker is gone: the cancel wins.
-            change_status(tx, stored, CANCELLED, now)
-            continue
-        phase = "claim" if run.status == PENDING else "start"
-        silent_us = now - run.lease_expire_time.ToMicroseconds()
-        report = ErrorReport(
-            name="LeaseExpired", source=ErrorSource.ERROR_SOURCE_RUNTIME,
-            message=f"worker {run.worker_id!r} stopped reporting after {phase}; its lease expired "
-            f"{silent_us / 1e6:.1f}s ago",
-        )
-        classification = Classification(status=LOST, aborts_run=True, rule=f"lease-expired:after-{phase}")
-        change_status(tx, stored, LOST, now, error=RunError(report=report, classification=classification),
-                      reason=f"lost after {phase} ({status_name(run.status)})")
-        tx.after_commit(LEASES_EXPIRED.inc)
-        lost += 1
+        verdict = verdicts.lease_expired(stored.run, now)  # CANCELLED if a cancel was requested
+        change_status(tx, stored, verdict.status, now, error=verdict.error, reason=verdict.reason)
+        if verdict.status == LOST:
+            tx.after_commit(LEASES_EXPIRED.inc)
+            lost += 1
     return killed, lost
 
 

@@ -12,12 +12,13 @@ from runstatus import status_table
 from runstatus.v1.error_reason_pb2 import ErrorReason
 from runstatus.v1.event_pb2 import EventType
 from runstatus.v1.project_pb2 import Project
+from runstatus.v1.status_pb2 import RunStatus
 from runstatus.v1.work_order_pb2 import Run, StepRun, WorkOrder, WorkOrderFilter
 from runstatus.v1.workflow_pb2 import Workflow
 
-from . import projects, rules, workflows
+from . import projects, rules, verdicts, workflows
 from .errors import FailedPrecondition, invalid
-from .rules import CANCELLED, FAILED, PENDING, REJECTED, RUNNING, SUCCESS, status_name
+from .rules import FAILED, PENDING, REJECTED, RUNNING, SUCCESS, status_name
 from .runs import change_status, ended, load, load_work_order, record_event, with_step_runs
 from .store.base import StoredRun, Tx, WorkOrderKey
 from .util import new_id, timestamp
@@ -29,15 +30,17 @@ RETRY_PRIORITY_BOOST = 1000
 def _new_run(tx: Tx, project: Project, work_order: WorkOrder, number: int, priority: int, now: int,
              start_step_id: str = "") -> Run:
     """A PENDING run, or a REJECTED one if the project is at its run limit (rule 6)."""
-    over = projects.over_run_limit(tx, project, now)
     run = Run(
         id=new_id(), work_order_id=work_order.id, project_id=work_order.project_id, number=number,
-        status=REJECTED if over else PENDING, priority=priority, start_step_id=start_step_id,
+        status=PENDING, priority=priority, start_step_id=start_step_id,
         create_time=timestamp(now), workflow_id=work_order.workflow_id,
         workflow_version=work_order.workflow_version,
     )
+    over = projects.over_run_limit(tx, project, now)
     if over:
-        run.status_reason = f"the project has reached its run limit: {over}"
+        verdict = verdicts.rejected(over)
+        run.status = verdict.status
+        run.status_reason = verdict.reason
         run.end_time.CopyFrom(timestamp(now))
     tx.put_run(StoredRun(run), new=True)
     return run
@@ -56,7 +59,7 @@ def create(
     work_order.status = run.status
     work_order.latest_run_id = run.id
     tx.put_work_order(work_order, new=True)
-    record_event(tx, EventType.EVENT_TYPE_WORK_ORDER_CREATED, run, rules.RunStatus.RUN_STATUS_UNSPECIFIED,
+    record_event(tx, EventType.EVENT_TYPE_WORK_ORDER_CREATED, run, RunStatus.RUN_STATUS_UNSPECIFIED,
                  work_order.status, now)
     return work_order, run
 
@@ -97,7 +100,7 @@ def _next_run(tx: Tx, project: Project, work_order: WorkOrder, previous: Run, no
     work_order.status = run.status
     work_order.update_time.CopyFrom(timestamp(now))
     tx.put_work_order(work_order, new=False)
-    record_event(tx, EventType.EVENT_TYPE_RUN_CREATED, run, rules.RunStatus.RUN_STATUS_UNSPECIFIED,
+    record_event(tx, EventType.EVENT_TYPE_RUN_CREATED, run, RunStatus.RUN_STATUS_UNSPECIFIED,
                  work_order.status, now)
     return run
 
@@ -145,13 +148,13 @@ def cancel(tx: Tx, run_id: str, reason: str, now: int) -> Run:
     """Rule 7: a pending run is cancelled at once; a running one when its worker next reports."""
     stored = load(tx, run_id)
     run = stored.run
-    text = f"cancelled: {reason}" if reason else "cancelled by a user"
+    verdict = verdicts.cancelled(reason)
     if run.status == PENDING:
-        change_status(tx, stored, CANCELLED, now, reason=text)
+        change_status(tx, stored, verdict.status, now, reason=verdict.reason)
     elif run.status == RUNNING:
-        if not run.cancel_requested:
+        if not run.cancel_requested:  # the verdict waits for the worker (runs.cancel_if_requested)
             run.cancel_requested = True
-            run.status_reason = text
+            run.status_reason = verdict.reason
             tx.put_run(stored, new=False)
             work_order = load_work_order(tx, run.work_order_id)
             record_event(tx, EventType.EVENT_TYPE_RUN_CANCEL_REQUESTED, run, run.status, work_order.status, now)

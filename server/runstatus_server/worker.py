@@ -1,7 +1,8 @@
 """The worker protocol: claim, heartbeat, start run, start and complete steps, complete run.
 
-Every function runs inside one write transaction (`tx`) and applies the run
-rules from `rules` through `runs.change_status`.
+Every function runs inside one write transaction (`tx`): it checks the report against the
+run rules (`rules`), asks `verdicts` what the report makes of the run, and applies that
+through `runs.change_status`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.struct_pb2 import Struct
 
-from runstatus.v1.error_pb2 import Classification, ErrorReport, RunError
+from runstatus.v1.error_pb2 import ErrorReport
 from runstatus.v1.work_order_pb2 import Run, StepRun
 from runstatus.v1.worker_service_pb2 import (
     ClaimedRun,
@@ -22,9 +23,9 @@ from runstatus.v1.worker_service_pb2 import (
     HeartbeatResponse,
 )
 from runstatus.v1.error_reason_pb2 import ErrorReason
-from runstatus.v1.workflow_pb2 import Workflow
+from runstatus.v1.workflow_pb2 import EdgeCondition, Workflow
 
-from . import auth, projects, rules
+from . import auth, projects, rules, verdicts
 from .classifier import Classifier
 from .errors import FailedPrecondition, NotFound, invalid
 from .limits import MAX_ANSWER_BYTES, Limits
@@ -188,7 +189,7 @@ def start_step(
             raise invalid("step_id", f"no edge from step {previous.step_id!r} to step {step_id!r}")
         if not rules.edge_allows(edge.condition, previous.status):
             raise FailedPrecondition(
-                f"the edge {previous.step_id!r} -> {step_id!r} is {rules.EdgeCondition.Name(edge.condition)}, "
+                f"the edge {previous.step_id!r} -> {step_id!r} is {EdgeCondition.Name(edge.condition)}, "
                 f"but step run {previous.id} is {status_name(previous.status)}",
                 reason=ErrorReason.ERROR_REASON_EDGE_CONDITION_NOT_MET,
                 current_status=run.status, metadata={"upstream_status": status_name(previous.status)},
@@ -236,11 +237,11 @@ def complete_step(
             f"step run {step_run_id} has ended: it is {status_name(step_run.status)}",
             reason=ErrorReason.ERROR_REASON_STEP_ENDED, current_status=step_run.status, run_id=run.id,
         )
-    classification: Classification | None = None
+    verdict: verdicts.StepVerdict | None = None
     if error is not None:
-        classification = classifier.classify(error)
-        step_run.status = classification.status
-        step_run.error.CopyFrom(RunError(report=error, classification=classification, step_id=step_run.step_id))
+        verdict = verdicts.step_failed(classifier, error, step_run.step_id)
+        step_run.status = verdict.status
+        step_run.error.CopyFrom(verdict.error)
     else:
         step_run.status = SUCCESS
     if output is not None:
@@ -248,11 +249,11 @@ def complete_step(
     step_run.end_time.CopyFrom(timestamp(now))
     _check_run_bytes(stored, limits, step_run.ByteSize() - before, "output" if output is not None else "error")
     tx.put_step_run(step_run, new=False)
-    if classification is not None and classification.aborts_run:
-        change_status(tx, stored, classification.status, now, error=step_run.error)
+    if verdict is not None and verdict.run is not None:  # the step aborts the run
+        change_status(tx, stored, verdict.run.status, now, error=verdict.run.error)
     response = CompleteStepResponse(step_run=step_run, run_status=run.status)
-    if classification is not None:
-        response.classification.CopyFrom(classification)
+    if verdict is not None:
+        response.classification.CopyFrom(verdict.classification)
     return response
 
 
@@ -260,14 +261,13 @@ def complete_run(
     tx: Tx, classifier: Classifier, run_id: str, lease_token: str, error: ErrorReport | None,
     leases: Leases, now: int,
 ) -> Run:
-    """The run ends: with a run-level error's status, or by the leaf rule (rule 3)."""
+    """The run ends: with a run-level error's status, or by the leaf rule (verdicts.py)."""
     stored = prepare_report(tx, run_id, lease_token, leases.lease_us, now, late_ok=True)
     run = stored.run
     _running_or_late(run)
     if error is not None:
-        classification = classifier.classify(error)
-        change_status(tx, stored, classification.status, now,
-                      error=RunError(report=error, classification=classification))
+        verdict = verdicts.run_error(classifier, error)
+        change_status(tx, stored, verdict.status, now, error=verdict.error)
         return with_step_runs(tx, run)
     step_runs = tx.step_runs(run.id)
     running = [s.step_id for s in step_runs if s.status == RUNNING]
@@ -281,7 +281,7 @@ def complete_run(
             f"run {run_id} executed no step", reason=ErrorReason.ERROR_REASON_NO_STEP_EXECUTED,
             current_status=run.status,
         )
-    status, run_error = rules.leaf_outcome(workflow_of(tx, run), step_runs)
-    change_status(tx, stored, status, now, error=run_error)
+    verdict = verdicts.leaf_rule(workflow_of(tx, run), step_runs)
+    change_status(tx, stored, verdict.status, now, error=verdict.error)
     return with_step_runs(tx, run)
 

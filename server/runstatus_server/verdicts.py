@@ -1,0 +1,140 @@
+"""Verdicts: why a run has its status. What happened to a run -> its status, its RunError
+and its status_reason, as pure functions over protos (docs/design.md, rules 1-3 and 5-7).
+
+Why is this run
+
+SUCCESS    It completed without a run-level error, and by the leaf rule (`leaf_rule`, rule 3)
+           every leaf (an executed step none of whose downstream steps executed) ended
+           SUCCESS. "Step 3 failed, its ON_FAILURE step 4 succeeded" is a SUCCESS.
+FAILED     It completed, and by the leaf rule a leaf did not succeed: its error is the first
+           failing leaf's, step_id set. Or its worker completed it with a run-level error
+           that the classifier maps to FAILED (a JobError, `run_error`).
+CRASHED    A step's error (`step_failed`) or a run-level error (`run_error`) was classified
+           CRASHED (SyntaxError, ReferenceError): an abort ends the run at once (rule 2).
+EXCEPTION  Likewise, for an error classified EXCEPTION (an unknown error from the runtime).
+KILLED     Likewise, for an error classified KILLED (OomError, SecurityError, ...); or the
+           run outlived its project's max runtime, and the sweeper killed it with a
+           TimeoutError of its own (`overdue`, rule 5).
+LOST       Its lease expired: its worker stopped reporting after claim or after start
+           (`lease_expired`, rule 5; rule "lease-expired:after-claim" or "...-start").
+           Its lease holder's late completion may still correct it once (runs.py).
+CANCELLED  A user cancelled it (`cancelled`, rule 7): a pending run at once, a running one at
+           its worker's next heartbeat or report (runs.cancel_if_requested), or when its
+           lease expires (`lease_expired`: the cancel wins over LOST).
+REJECTED   Its project was at its run limit when it was created (`rejected`, rule 6).
+
+The other modules: `runs.change_status` sets a verdict's status and records the event;
+`rules` checks transitions (rule 4) and edges (rule 2); `classifier` maps an error to a
+status (rule 1). The worker protocol (worker.py), the sweeper (sweeper.py) and cancel and
+run limits (work_orders.py) ask this module for a verdict and apply it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import NamedTuple
+
+from runstatus.v1.error_pb2 import Classification, ErrorReport, ErrorSource, RunError
+from runstatus.v1.status_pb2 import RunStatus
+from runstatus.v1.work_order_pb2 import Run, StepRun
+from runstatus.v1.workflow_pb2 import Workflow
+
+from .classifier import Classifier
+from .rules import CANCELLED, FAILED, LOST, PENDING, REJECTED, SUCCESS, status_name
+
+
+class Verdict(NamedTuple):
+    """A run's status, the error that explains it, and its status_reason ("" keeps the run's)."""
+
+    status: RunStatus.ValueType
+    error: RunError | None = None
+    reason: str = ""
+
+
+class StepVerdict(NamedTuple):
+    """A step run's status and error; `run` is the run's verdict when the step aborts it."""
+
+    status: RunStatus.ValueType
+    error: RunError
+    classification: Classification
+    run: Verdict | None  # None: a failure, the run goes on (rule 2)
+
+
+def step_failed(classifier: Classifier, report: ErrorReport, step_id: str) -> StepVerdict:
+    """Rule 2: a step ended with an error. The step takes the error's status; an error that
+    aborts (CRASHED, KILLED, EXCEPTION, ...) ends the run with that status and error at once."""
+    classification = classifier.classify(report)
+    error = RunError(report=report, classification=classification, step_id=step_id)
+    run = Verdict(classification.status, error) if classification.aborts_run else None
+    return StepVerdict(classification.status, error, classification, run)
+
+
+def run_error(classifier: Classifier, report: ErrorReport) -> Verdict:
+    """CompleteRun with a run-level error: the error's status, whatever the steps did."""
+    classification = classifier.classify(report)
+    return Verdict(classification.status, RunError(report=report, classification=classification))
+
+
+def leaf_rule(workflow: Workflow, step_runs: Iterable[StepRun]) -> Verdict:
+    """Rule 3, the leaf rule, for a run that completed without an abort or a run-level error.
+
+    The leaves are the executed steps none of whose downstream steps executed.
+    SUCCESS if every leaf's latest step run succeeded, else FAILED with the
+    error of the first failing leaf (the one that ended first).
+    """
+    latest: dict[str, StepRun] = {}
+    for step_run in sorted(step_runs, key=lambda s: (s.end_time.ToMicroseconds(), s.id)):
+        latest[step_run.step_id] = step_run
+    children: dict[str, set[str]] = {}
+    for edge in workflow.edges:
+        children.setdefault(edge.source_step_id, set()).add(edge.target_step_id)
+    leaves = [s for step, s in latest.items() if not children.get(step, set()) & latest.keys()]
+    failing = [s for s in leaves if s.status != SUCCESS]
+    if not failing:
+        return Verdict(SUCCESS)
+    first = min(failing, key=lambda s: (s.end_time.ToMicroseconds(), s.id))
+    error = RunError()
+    error.CopyFrom(first.error)
+    error.step_id = first.step_id
+    return Verdict(FAILED, error)
+
+
+def lease_expired(run: Run, now_us: int) -> Verdict:
+    """Rule 5: the run's lease expired. CANCELLED if a cancel was requested (the user asked
+    and the worker is gone: the cancel wins); else LOST, after claim or after start."""
+    if run.cancel_requested:
+        return Verdict(CANCELLED)
+    phase = "claim" if run.status == PENDING else "start"
+    silent_us = now_us - run.lease_expire_time.ToMicroseconds()
+    report = ErrorReport(
+        name="LeaseExpired", source=ErrorSource.ERROR_SOURCE_RUNTIME,
+        message=f"worker {run.worker_id!r} stopped reporting after {phase}; its lease expired "
+        f"{silent_us / 1e6:.1f}s ago",
+    )
+    classification = Classification(status=LOST, aborts_run=True, rule=f"lease-expired:after-{phase}")
+    return Verdict(LOST, RunError(report=report, classification=classification),
+                   f"lost after {phase} ({status_name(run.status)})")
+
+
+def overdue(classifier: Classifier, run: Run, deadline_us: int) -> Verdict:
+    """Rule 5: the run outlived its project's max runtime (it was due to end by `deadline_us`):
+    a TimeoutError, which the classifier makes KILLED, even if its worker is silent."""
+    seconds = (deadline_us - run.start_time.ToMicroseconds()) / 1e6
+    report = ErrorReport(
+        name="TimeoutError", source=ErrorSource.ERROR_SOURCE_RUNTIME,
+        message=f"the run took longer than its project's max runtime of {seconds:g}s",
+    )
+    classification = classifier.classify(report)
+    return Verdict(classification.status, RunError(report=report, classification=classification),
+                   report.message)
+
+
+def cancelled(reason: str = "") -> Verdict:
+    """Rule 7: a user cancelled the run, in their words or not. A pending run takes this
+    verdict at once; a running one keeps its reason until its worker next reports."""
+    return Verdict(CANCELLED, None, f"cancelled: {reason}" if reason else "cancelled by a user")
+
+
+def rejected(over: str) -> Verdict:
+    """Rule 6: the project was at its run limit (`over` says which) when the run was created."""
+    return Verdict(REJECTED, None, f"the project has reached its run limit: {over}")

@@ -1,45 +1,55 @@
-"""Rule 8: watching the append-only event log.
+"""Rule 8: watching the append-only event log, with one reader per server process.
 
-Watchers read the log themselves from their own cursor, so a slow watcher
-holds one page of events and its cursor, and never slows a writer: a commit
-only wakes the watchers up.
+The `EventFeed` reads each new slice of the log once, after each commit (and every
+`poll_seconds`, for commits made by other processes), and hands every event to the
+watchers whose filter matches, in memory: a watcher costs memory, never a database read
+per commit, so that hundreds of dashboards cost the writers nothing.
+
+A watcher that is behind (it resumed from an old cursor, or fell behind) reads its
+backlog from the log itself, a page at a time, then joins the feed. The seam: joining
+returns the feed's cursor F (every event up to F was handed out before the watcher
+joined; every later one will be handed to it), the watcher reads the log up to F, then
+takes the feed's events, skipping any it already sent. No gap, no duplicate.
+
+A joined watcher holds at most `buffer` events. Past that it is detached and goes back
+to reading the log (a burst costs memory once, never without bound). A watcher that is
+behind and whose client takes nothing for `send_timeout` (it never reads) is cut off:
+RESOURCE_EXHAUSTED, WATCH_TOO_SLOW, with a cursor to resume from.
+
+The feed reads only "events after sequence N" from the store, so any backend can feed it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Collection
+import logging
+from collections import Counter, deque
+from collections.abc import AsyncIterator, Collection, Iterator
 
 from runstatus.v1.error_reason_pb2 import ErrorReason
 from runstatus.v1.event_pb2 import Event
 from runstatus.v1.work_order_pb2 import WorkOrderFilter
 
-from .errors import Unavailable
+from .errors import ResourceExhausted, Unavailable
+from .metrics import EVENT_LOG_READS, WATCHES, WATCHES_CUT_OFF
 from .store.base import Store, Tx
 
+log = logging.getLogger("runstatus.events")
+FEED_READS = EVENT_LOG_READS.labels("feed")
+BACKLOG_READS = EVENT_LOG_READS.labels("backlog")
+
 PAGE = 500
+DEFAULT_BUFFER = 10_000
+DEFAULT_SEND_TIMEOUT = 30.0
 
 
-class EventHub:
-    """Wakes watchers after each commit."""
+def _events_after(tx: Tx, cursor: int, project_id: str) -> list[Event]:
+    return tx.events_after(cursor, project_id, PAGE)
 
-    def __init__(self) -> None:
-        self._event = asyncio.Event()
-        self.closed = False
 
-    def close(self) -> None:
-        """Ends every watch (with UNAVAILABLE, so clients resume from their cursor elsewhere)."""
-        self.closed = True
-        self.notify()
-
-    def notify(self) -> None:
-        self._event.set()
-        self._event = asyncio.Event()
-
-    def current(self) -> asyncio.Event:
-        """Take this before reading the log, then wait on it: no commit in between is missed."""
-        return self._event
+def _last_sequence(tx: Tx) -> int:
+    return tx.last_event_sequence()
 
 
 def matches(event: Event, flt: WorkOrderFilter, work_order_ids: Collection[str]) -> bool:
@@ -50,32 +60,250 @@ def matches(event: Event, flt: WorkOrderFilter, work_order_ids: Collection[str])
     return not work_order_ids or event.work_order_id in work_order_ids
 
 
-def _events_after(tx: Tx, cursor: int, project_id: str) -> list[Event]:
-    return tx.events_after(cursor, project_id, PAGE)
+class Subscription:
+    """One watcher: what it wants, and the events the feed handed it that it has not sent yet."""
+
+    def __init__(self, project_id: str, flt: WorkOrderFilter, work_order_ids: Collection[str], buffer: int,
+                 send_timeout: float = DEFAULT_SEND_TIMEOUT) -> None:
+        self.project_id = project_id
+        self.filter = flt
+        self.work_order_ids = frozenset(work_order_ids)
+        self.buffer = buffer
+        self.send_timeout = send_timeout
+        self.queue: deque[Event] = deque()
+        self.wake = asyncio.Event()
+        self.joined = False
+        self.overflowed = False
+        self.closed = False
+        self.sent = 0  # the sequence of the last event whose sending completed
+        self.task: asyncio.Task[object] | None = None
+        self._sending = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._cut_off = False
+
+    def wants(self, event: Event) -> bool:
+        return matches(event, self.filter, self.work_order_ids)
+
+    def push(self, event: Event) -> bool:
+        """Takes an event from the feed; False once more than `buffer` wait: then it is
+        detached, and reads what it missed from the log."""
+        if len(self.queue) >= self.buffer:
+            self.overflowed = True
+            self.queue.clear()
+            self.wake.set()
+            if self._sending:
+                self._arm()
+            return False
+        self.queue.append(event)
+        self.wake.set()
+        return True
+
+    def _arm(self) -> None:
+        """Events wait beyond the buffer: the client has send_timeout to take the one it is sent."""
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self.send_timeout, self._cut)
+
+    def _cut(self) -> None:
+        self._timer = None
+        if self._sending and self.task is not None:
+            self._cut_off = True
+            self.task.cancel("watcher too slow")
+
+    @contextlib.contextmanager
+    def sending(self, event: Event) -> Iterator[None]:
+        """Around handing `event` to the client. A watcher that is behind (reading the log, or
+        detached from the feed) whose client takes nothing for send_timeout is cut off:
+        WATCH_TOO_SLOW, with the cursor of the last event whose sending completed."""
+        self._sending = True
+        if self.overflowed or not self.joined:
+            self._arm()
+        try:
+            yield
+            self.sent = event.sequence
+        except asyncio.CancelledError:
+            if not self._cut_off:
+                raise
+            if self.task is not None:
+                self.task.uncancel()
+            WATCHES_CUT_OFF.inc()
+            raise ResourceExhausted(
+                f"the watch fell behind by more than {self.buffer} events and its client took none for "
+                f"{self.send_timeout:g}s; resume with after_cursor", reason=ErrorReason.ERROR_REASON_WATCH_TOO_SLOW,
+                metadata={"limit": str(self.buffer), "cursor": str(self.sent)},
+            ) from None
+        finally:
+            self._sending = False
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
 
 
-async def watch(
-    store: Store, hub: EventHub, project_id: str, flt: WorkOrderFilter, after: int,
-    work_order_ids: Collection[str] = (), poll_seconds: float = 1.0, settle_seconds: float = 0.0,
-) -> AsyncIterator[Event]:
-    """The events after `after`, then live ones as they are committed, forever.
+class EventFeed:
+    """The one reader of the event log in a server process, fanning events out to watchers."""
 
-    `poll_seconds` bounds the wait when the commit came from another process;
-    `settle_seconds` is a pause after each wake, so that one read of the log
-    covers a burst of commits (for a watcher that need not see events at once).
-    """
-    cursor = after
-    while True:
-        if hub.closed:
-            raise Unavailable("the server is shutting down; resume with after_cursor", reason=ErrorReason.ERROR_REASON_SHUTTING_DOWN)
-        wake = hub.current()
-        page = await store.scan(_events_after, cursor, project_id)
-        for event in page:
-            cursor = event.sequence
-            if matches(event, flt, work_order_ids):
-                yield event
-        if len(page) < PAGE:
+    def __init__(self, store: Store, *, poll_seconds: float = 1.0, buffer: int = DEFAULT_BUFFER,
+                 send_timeout: float = DEFAULT_SEND_TIMEOUT, max_watches: int = 10_000,
+                 max_watches_per_caller: int = 1_000) -> None:
+        self.store = store
+        self.poll_seconds = poll_seconds
+        self.buffer = buffer
+        self.send_timeout = send_timeout
+        self.max_watches = max_watches
+        self.max_watches_per_caller = max_watches_per_caller
+        self.cursor = 0  # every event up to here was handed to the watchers joined then
+        self.closed = False
+        self._stale = True  # no watcher joined since the cursor was last brought up to date
+        self._by_project: dict[str, set[Subscription]] = {}  # "" : watchers of every project
+        self._joined = 0
+        self._open: Counter[str] = Counter()  # open watch streams per caller
+        self._wake = asyncio.Event()
+        self._lock = asyncio.Lock()  # one read of the log at a time, and no join during it
+
+    # The reader
+
+    def notify(self) -> None:
+        """A commit listener: new events may be in the log."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        while not self.closed:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), poll_seconds)
-            if settle_seconds:
-                await asyncio.sleep(settle_seconds)
+                await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+            self._wake.clear()
+            try:
+                async with self._lock:
+                    if self._joined:
+                        await self._read_new()
+                    else:
+                        self._stale = True  # nobody to hand events to: read nothing
+            except Exception:  # noqa: BLE001 - a database fault must not end the feed
+                log.exception("cannot read the event log; trying again")
+                await asyncio.sleep(self.poll_seconds)
+
+    async def _read_new(self) -> None:
+        while True:
+            page = await self.store.scan(_events_after, self.cursor, "")
+            FEED_READS.inc()
+            for event in page:
+                for key in (event.project_id, ""):
+                    for sub in tuple(self._by_project.get(key, ())):
+                        if sub.wants(event) and not sub.push(event):
+                            self._leave(sub)
+            if page:
+                self.cursor = page[-1].sequence
+            if len(page) < PAGE:
+                return
+
+    def close(self) -> None:
+        """Ends every watch (UNAVAILABLE, so clients resume from their cursor elsewhere)."""
+        self.closed = True
+        self._wake.set()
+        for subs in self._by_project.values():
+            for sub in subs:
+                sub.closed = True
+                sub.wake.set()
+
+    # Watchers
+
+    @contextlib.contextmanager
+    def admit(self, caller: str) -> Iterator[None]:
+        """One watch stream open for `caller` (a token id, or a project), within the limits."""
+        if sum(self._open.values()) >= self.max_watches:
+            raise ResourceExhausted(f"this server has {self.max_watches} watch streams open, its limit",
+                                    reason=ErrorReason.ERROR_REASON_TOO_MANY_WATCHES,
+                                    metadata={"scope": "server", "limit": str(self.max_watches)})
+        if self._open[caller] >= self.max_watches_per_caller:
+            raise ResourceExhausted(
+                f"this caller has {self.max_watches_per_caller} watch streams open, its limit",
+                reason=ErrorReason.ERROR_REASON_TOO_MANY_WATCHES,
+                metadata={"scope": "caller", "limit": str(self.max_watches_per_caller)})
+        self._open[caller] += 1
+        WATCHES.inc()
+        try:
+            yield
+        finally:
+            WATCHES.dec()
+            self._open[caller] -= 1
+            if not self._open[caller]:
+                del self._open[caller]
+
+    def open_watches(self) -> int:
+        return sum(self._open.values())
+
+    async def join(self, sub: Subscription) -> int:
+        """Hands `sub` every event after the returned cursor F; the events up to F are its own to read."""
+        async with self._lock:  # no read of the log is under way: F is exact
+            if self._stale:
+                self.cursor = max(self.cursor, await self.store.scan(_last_sequence))
+                self._stale = False
+            sub.joined, sub.overflowed = True, False
+            self._by_project.setdefault(sub.project_id, set()).add(sub)
+            self._joined += 1
+            return self.cursor
+
+    def _leave(self, sub: Subscription) -> None:
+        if sub.joined:
+            sub.joined = False
+            subs = self._by_project[sub.project_id]
+            subs.discard(sub)
+            if not subs:
+                del self._by_project[sub.project_id]
+            self._joined -= 1
+        sub.queue.clear()
+
+    def subscription(self, project_id: str, flt: WorkOrderFilter, work_order_ids: Collection[str]) -> Subscription:
+        return Subscription(project_id, flt, work_order_ids, self.buffer, self.send_timeout)
+
+    async def watch(self, sub: Subscription, after: int) -> AsyncIterator[Event]:
+        """The events after `after` that `sub` wants, then live ones as they are committed,
+        until the server closes. Wrap the handing over of each one in `sub.sending(event)`."""
+        sub.task = asyncio.current_task()
+        cursor = sub.sent = after
+        try:
+            while True:
+                # The backlog, from the log, until a page comes back short.
+                while True:
+                    self._check_open()
+                    page = await self.store.scan(_events_after, cursor, sub.project_id)
+                    BACKLOG_READS.inc()
+                    for event in page:
+                        cursor = event.sequence
+                        if sub.wants(event):
+                            yield event
+                    if len(page) < PAGE:
+                        break
+                # The seam: join, then read the log up to the feed's cursor.
+                upto = await self.join(sub)
+                while cursor < upto:
+                    page = await self.store.scan(_events_after, cursor, sub.project_id)
+                    BACKLOG_READS.inc()
+                    for event in page:
+                        if event.sequence > upto:
+                            break
+                        cursor = event.sequence
+                        if sub.wants(event):
+                            yield event
+                    if len(page) < PAGE:
+                        break
+                cursor = max(cursor, upto)
+                # Live, from the feed.
+                while not sub.overflowed:
+                    self._check_open()
+                    while sub.queue:
+                        event = sub.queue.popleft()
+                        if event.sequence > cursor:
+                            cursor = event.sequence
+                            yield event
+                        if sub.overflowed:
+                            break
+                    else:
+                        sub.wake.clear()
+                        await sub.wake.wait()
+                # Detached while it was not sending (reading its backlog, or the seam): back to the log.
+        finally:
+            self._leave(sub)
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise Unavailable("the server is shutting down; resume with after_cursor",
+                              reason=ErrorReason.ERROR_REASON_SHUTTING_DOWN)

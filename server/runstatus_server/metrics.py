@@ -11,7 +11,7 @@ import logging
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -32,6 +32,13 @@ RUN_STATUS_CHANGES = Counter(
     "runstatus_run_status_changes", "Committed run status changes, by new status.", ["status"], registry=REGISTRY
 )
 LEASES_EXPIRED = Counter("runstatus_leases_expired", "Runs whose lease expired (made LOST).", registry=REGISTRY)
+# Watches (events.py): the feed reads the log once per commit batch, whatever the watchers;
+# "backlog" reads are watchers catching up from an old cursor.
+EVENT_LOG_READS = Counter("runstatus_event_log_reads", "Pages read from the event log, by reader (feed, backlog).",
+                          ["reader"], registry=REGISTRY)
+WATCHES = Gauge("runstatus_watches", "Watch streams open.", registry=REGISTRY)
+WATCHES_CUT_OFF = Counter("runstatus_watches_cut_off", "Watches ended because their client read too slowly.",
+                          registry=REGISTRY)
 COMMIT_BATCH = Histogram(
     "runstatus_commit_batch_size", "Writes per durable COMMIT (group commit).", registry=REGISTRY,
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),

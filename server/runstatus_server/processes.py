@@ -2,7 +2,8 @@
 SO_REUSEPORT (the kernel spreads connections across them) and the SQLite database (WAL
 lets them read at once; writes take turns on the file lock, each process group-committing
 its own). The first process is the primary: it alone sweeps leases and notifies the admin.
-Watchers see other processes' commits by polling the event log (`watch_poll_seconds`).
+Each process has its own event feed (events.py); it sees the other processes' commits by
+polling the event log (`watch_poll_seconds`).
 """
 
 from __future__ import annotations

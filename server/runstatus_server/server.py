@@ -26,7 +26,7 @@ from runstatus.v1 import (
 from . import idempotency, metrics, projects, sweeper
 from .auth import Authenticator
 from .classifier import Classifier, load_aliases
-from .events import EventHub
+from .events import DEFAULT_BUFFER, DEFAULT_SEND_TIMEOUT, EventFeed
 from .notifier import Notify, log_notifier, run_notifier, webhook_notifier
 from .services.classifier_service import ClassifierService
 from .limits import MAX_MESSAGE_BYTES, Limits
@@ -69,7 +69,18 @@ class Settings:
     # What one request may store (limits.py): chosen so that every answer fits in a message.
     limits: Limits = field(default_factory=Limits)
     grace_seconds: float = 10.0
+    # Watches (events.py): how often the feed looks for other processes' commits; how many
+    # events are held for a watcher before it reads the log instead; how long a client that
+    # is behind may take nothing before it is cut off; how many streams may be open.
     watch_poll_seconds: float = 1.0
+    watch_buffer: int = DEFAULT_BUFFER
+    watch_send_timeout: float = DEFAULT_SEND_TIMEOUT
+    max_watches: int = 10_000
+    max_watches_per_caller: int = 1_000
+    # HTTP/2 keepalive: ping an idle connection this often, drop it if the ping goes
+    # unanswered for keepalive_timeout_seconds (a dead client's watches end).
+    keepalive_seconds: float = 60.0
+    keepalive_timeout_seconds: float = 20.0
     # Several processes may share the port (SO_REUSEPORT) and the database; only the
     # primary one runs the sweeper and the admin notifier.
     reuse_port: bool = False
@@ -89,13 +100,15 @@ class Server:
         self.settings = settings
         settings.limits.check()
         self.store = open_store(settings.db, shared=settings.reuse_port)
-        self.hub = EventHub()
+        self.feed = EventFeed(self.store, poll_seconds=settings.watch_poll_seconds, buffer=settings.watch_buffer,
+                              send_timeout=settings.watch_send_timeout,
+                              max_watches=settings.max_watches,
+                              max_watches_per_caller=settings.max_watches_per_caller)
         self.classifier = Classifier(load_aliases(*settings.aliases))
         self.app = App(
-            store=self.store, classifier=self.classifier, hub=self.hub,
+            store=self.store, classifier=self.classifier, feed=self.feed,
             leases=Leases(int(settings.lease_seconds * 1e6)),
             limits=settings.limits,
-            watch_poll_seconds=settings.watch_poll_seconds,
             authenticator=Authenticator(self.store) if settings.auth else None,
         )
         self.health = health.aio.HealthServicer() if hasattr(health, "aio") else health.HealthServicer()
@@ -107,12 +120,18 @@ class Server:
     async def start(self) -> int:
         await self.store.start()
         await self.store.write(projects.ensure_default, now_us())
-        self.store.add_commit_listener(self.hub.notify)
+        self.store.add_commit_listener(self.feed.notify)
         self.store.add_fault_listener(self._on_store_fault)
         options = [
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
             ("grpc.so_reuseport", int(self.settings.reuse_port)),
+            ("grpc.keepalive_time_ms", int(self.settings.keepalive_seconds * 1000)),
+            ("grpc.keepalive_timeout_ms", int(self.settings.keepalive_timeout_seconds * 1000)),
+            ("grpc.keepalive_permit_without_calls", 1),
+            # Clients may ping as often as every 10 s (a watcher behind a proxy keeps its stream alive).
+            ("grpc.http2.min_recv_ping_interval_without_data_ms", 10_000),
+            ("grpc.http2.max_pings_without_data", 0),
         ]
         server = self._grpc = grpc.aio.server(options=options)
         for service, servicer in SERVICES:
@@ -133,10 +152,11 @@ class Server:
         notifiers: list[Notify] = [log_notifier]
         if self.settings.admin_webhook:
             notifiers.append(webhook_notifier(self.settings.admin_webhook))
+        self._tasks = [asyncio.create_task(self.feed.run(), name="event-feed")]
         if self.settings.primary:
-            self._tasks = [
+            self._tasks += [
                 asyncio.create_task(self._sweep_forever(), name="sweeper"),
-                asyncio.create_task(run_notifier(self.store, self.hub, notifiers), name="notifier"),
+                asyncio.create_task(run_notifier(self.feed, notifiers), name="notifier"),
             ]
         # Everything made so far (modules, descriptors, the classifier's tables) lives as long as
         # the server: out of the collector's sight, a full collection takes microseconds, not
@@ -207,7 +227,7 @@ class Server:
         """Graceful: refuse new RPCs, let in-flight ones (and their writes) finish, then close."""
         for name in ["", *SERVICE_NAMES]:
             await self._set_health(name, health_pb2.HealthCheckResponse.NOT_SERVING)
-        self.hub.close()  # watches end at once; unary calls get the grace period
+        self.feed.close()  # watches end at once; unary calls get the grace period
         if self._grpc is not None:
             await self._grpc.stop(self.settings.grace_seconds)
         for task in self._tasks:

@@ -35,6 +35,7 @@ from runstatus.v1 import worker_service_pb2_grpc as worker_grpc
 from runstatus.v1 import workflow_service_pb2 as wf_pb
 from runstatus.v1 import workflow_service_pb2_grpc as wf_grpc
 from runstatus.v1.error_pb2 import ErrorReport
+from runstatus.v1.error_reason_pb2 import ErrorReason
 from runstatus.v1.status_pb2 import RunStatus
 from runstatus.v1.token_pb2 import Role
 
@@ -74,7 +75,15 @@ def service_config(retries: int) -> str:
 
 
 def channel_options(retries: int) -> list[tuple[str, Any]]:
-    return [("grpc.service_config", service_config(retries)), ("grpc.enable_retries", int(retries > 1))]
+    return [
+        ("grpc.service_config", service_config(retries)), ("grpc.enable_retries", int(retries > 1)),
+        # Each client its own connection: a new client must not inherit the reconnect backoff of
+        # another one's connection (gRPC shares them per target by default), or its first call
+        # after a server restart fails while the old connection still waits to retry.
+        ("grpc.use_local_subchannel_pool", 1),
+        # After a restart, reconnect within seconds, not gRPC's default of up to two minutes.
+        ("grpc.max_reconnect_backoff_ms", 5000),
+    ]
 
 
 def credentials(tls: bool | grpc.ChannelCredentials, root_certificates: bytes | None,
@@ -164,8 +173,12 @@ class WatchCall:
 
     def backoff(self, error: grpc.RpcError) -> float:
         """The seconds to wait before reopening, or the error as a RunstatusError."""
+        failure = from_rpc_error(error)
+        # A watch cut off for reading too slowly resumes at once: its backlog comes from the log.
+        if self._reconnect and failure.error_reason == ErrorReason.ERROR_REASON_WATCH_TOO_SLOW:
+            return 0.0
         if not self._reconnect or error.code() not in RECONNECT_CODES:
-            raise from_rpc_error(error) from None
+            raise failure from None
         delay = RECONNECT_DELAYS[min(self._failures, len(RECONNECT_DELAYS) - 1)]
         self._failures += 1
         return delay

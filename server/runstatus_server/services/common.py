@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +24,7 @@ from ..classifier import Classifier
 from ..errors import ApiError, InvalidArgument, Unavailable
 from ..limits import Limits
 from ..metrics import RPC_SECONDS, RPCS
-from ..events import EventHub
+from ..events import EventFeed
 from ..store.base import StorageError, Store
 from ..worker import Leases
 from .registry import Undecodable
@@ -53,10 +53,9 @@ def struct_depth(value: Struct) -> int:
 class App:
     store: Store
     classifier: Classifier
-    hub: EventHub
+    feed: EventFeed
     leases: Leases
     limits: Limits
-    watch_poll_seconds: float = 1.0
     # None: no authentication (loopback only, or explicitly insecure).
     authenticator: Authenticator | None = None
 
@@ -139,16 +138,17 @@ def unary(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def streaming(fn: Callable[..., AsyncIterator[Any]]) -> Callable[..., AsyncIterator[Any]]:
+def streaming(fn: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
+    """As `unary`, for a server-streaming RPC that sends its messages with `context.write`
+    (so that a send can be given up on: see events.Subscription.sending)."""
     method = _method(fn)
 
     @functools.wraps(fn)
-    async def wrapper(self: Any, request: Message, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+    async def wrapper(self: Any, request: Message, context: grpc.aio.ServicerContext) -> None:
         started, code = time.perf_counter(), "OK"
         try:
             await _admit(self, method, request, context)
-            async for item in fn(self, request, context):
-                yield item
+            await fn(self, request, context)
         except Exception as e:  # noqa: BLE001 - never a bare INTERNAL for bad input
             code, error = _failure(e)
             if error is None:

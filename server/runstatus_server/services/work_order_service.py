@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 
 import grpc
 
@@ -187,7 +186,7 @@ class WorkOrderService(pb_grpc.WorkOrderServiceServicer):
         return await self.app.store.write(once("CancelRun", request, pb.CancelRunResponse, op))
 
     @streaming
-    async def WatchWorkOrders(self, request: pb.WatchWorkOrdersRequest, context: grpc.aio.ServicerContext) -> AsyncIterator[pb.WatchWorkOrdersResponse]:
+    async def WatchWorkOrders(self, request: pb.WatchWorkOrdersRequest, context: grpc.aio.ServicerContext) -> None:
         checks = self._checks()
         checks.short("project_id", request.project_id)
         checks.work_order_filter("filter", request.filter)
@@ -205,10 +204,10 @@ class WorkOrderService(pb_grpc.WorkOrderServiceServicer):
         project_id = auth.scope(request.project_id)
         if project_id:
             await self.app.store.read(projects.get, project_id)
-        async for event in events.watch(
-            self.app.store, self.app.hub, project_id, request.filter, after,
-            set(request.work_order_ids), self.app.watch_poll_seconds,
-        ):
-            yield pb.WatchWorkOrdersResponse(event=event, cursor=str(event.sequence))
-
-
+        feed = self.app.feed
+        who = auth.caller.get()
+        with feed.admit(f"token:{who.token_id}" if who else f"project:{project_id}"):
+            sub = feed.subscription(project_id, request.filter, request.work_order_ids)
+            async for event in feed.watch(sub, after):
+                with sub.sending(event):
+                    await context.write(pb.WatchWorkOrdersResponse(event=event, cursor=str(event.sequence)))

@@ -115,6 +115,14 @@ const (
 	ErrorReason_ERROR_REASON_SHUTTING_DOWN ErrorReason = 33
 	// INTERNAL: a fault of the server, which logged it.
 	ErrorReason_ERROR_REASON_INTERNAL ErrorReason = 34
+	// RESOURCE_EXHAUSTED: a watch fell behind by more than "limit" events and its client took
+	// none for a while (it does not read): it was cut off. Resume with after_cursor: the last
+	// cursor the client received, or metadata "cursor" (the last event whose sending completed).
+	ErrorReason_ERROR_REASON_WATCH_TOO_SLOW ErrorReason = 35
+	// RESOURCE_EXHAUSTED: too many watch streams are open, on this server ("scope": "server")
+	// or for this caller (token, or project without authentication: "scope": "caller").
+	// Metadata "scope", "limit".
+	ErrorReason_ERROR_REASON_TOO_MANY_WATCHES ErrorReason = 36
 )
 
 // Enum value maps for ErrorReason.
@@ -155,6 +163,8 @@ var (
 		32: "ERROR_REASON_DATABASE_FILE_GONE",
 		33: "ERROR_REASON_SHUTTING_DOWN",
 		34: "ERROR_REASON_INTERNAL",
+		35: "ERROR_REASON_WATCH_TOO_SLOW",
+		36: "ERROR_REASON_TOO_MANY_WATCHES",
 	}
 	ErrorReason_value = map[string]int32{
 		"ERROR_REASON_UNSPECIFIED":             0,
@@ -192,6 +202,8 @@ var (
 		"ERROR_REASON_DATABASE_FILE_GONE":      32,
 		"ERROR_REASON_SHUTTING_DOWN":           33,
 		"ERROR_REASON_INTERNAL":                34,
+		"ERROR_REASON_WATCH_TOO_SLOW":          35,
+		"ERROR_REASON_TOO_MANY_WATCHES":        36,
 	}
 )
 
@@ -226,7 +238,8 @@ var File_runstatus_v1_error_reason_proto protoreflect.FileDescriptor
 
 const file_runstatus_v1_error_reason_proto_rawDesc = "" +
 	"\n" +
-	"\x1frunstatus/v1/error_reason.proto\x12\frunstatus.v1*\xd1\t\n" +
+	"\x1frunstatus/v1/error_reason.proto\x12\frunstatus.v1*\x95\n" +
+	"\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12!\n" +
 	"\x1dERROR_REASON_INVALID_ARGUMENT\x10\x01\x12\"\n" +
@@ -263,7 +276,9 @@ const file_runstatus_v1_error_reason_proto_rawDesc = "" +
 	"\x19ERROR_REASON_STORAGE_FULL\x10\x1f\x12#\n" +
 	"\x1fERROR_REASON_DATABASE_FILE_GONE\x10 \x12\x1e\n" +
 	"\x1aERROR_REASON_SHUTTING_DOWN\x10!\x12\x19\n" +
-	"\x15ERROR_REASON_INTERNAL\x10\"By\n" +
+	"\x15ERROR_REASON_INTERNAL\x10\"\x12\x1f\n" +
+	"\x1bERROR_REASON_WATCH_TOO_SLOW\x10#\x12!\n" +
+	"\x1dERROR_REASON_TOO_MANY_WATCHES\x10$By\n" +
 	"\x10dev.runstatus.v1B\x10ErrorReasonProtoP\x01ZBgithub.com/runstatus/runstatus/clients/go/runstatus/v1;runstatusv1\xaa\x02\fRunstatus.V1b\x06proto3"
 
 var (

@@ -121,6 +121,16 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """UNAVAILABLE: the server is shutting down. A watch resumes from its last cursor elsewhere."""
     ERROR_REASON_INTERNAL: _ErrorReason.ValueType  # 34
     """INTERNAL: a fault of the server, which logged it."""
+    ERROR_REASON_WATCH_TOO_SLOW: _ErrorReason.ValueType  # 35
+    """RESOURCE_EXHAUSTED: a watch fell behind by more than "limit" events and its client took
+    none for a while (it does not read): it was cut off. Resume with after_cursor: the last
+    cursor the client received, or metadata "cursor" (the last event whose sending completed).
+    """
+    ERROR_REASON_TOO_MANY_WATCHES: _ErrorReason.ValueType  # 36
+    """RESOURCE_EXHAUSTED: too many watch streams are open, on this server ("scope": "server")
+    or for this caller (token, or project without authentication: "scope": "caller").
+    Metadata "scope", "limit".
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Why the server refused a call: every error it answers carries a google.rpc.ErrorInfo
@@ -231,4 +241,14 @@ ERROR_REASON_SHUTTING_DOWN: ErrorReason.ValueType  # 33
 """UNAVAILABLE: the server is shutting down. A watch resumes from its last cursor elsewhere."""
 ERROR_REASON_INTERNAL: ErrorReason.ValueType  # 34
 """INTERNAL: a fault of the server, which logged it."""
+ERROR_REASON_WATCH_TOO_SLOW: ErrorReason.ValueType  # 35
+"""RESOURCE_EXHAUSTED: a watch fell behind by more than "limit" events and its client took
+none for a while (it does not read): it was cut off. Resume with after_cursor: the last
+cursor the client received, or metadata "cursor" (the last event whose sending completed).
+"""
+ERROR_REASON_TOO_MANY_WATCHES: ErrorReason.ValueType  # 36
+"""RESOURCE_EXHAUSTED: too many watch streams are open, on this server ("scope": "server")
+or for this caller (token, or project without authentication: "scope": "caller").
+Metadata "scope", "limit".
+"""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015

@@ -1,0 +1,212 @@
+"""Watching at scale (events.py): one reader of the event log per process fans events out to
+every watcher; a watcher resumes from its cursor exactly once; a watcher whose client does
+not read is cut off (WATCH_TOO_SLOW) and resumes; watch streams are limited."""
+
+from __future__ import annotations
+
+import pathlib
+import re
+import socket
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import grpc
+import pytest
+
+from harness import Client, ServerProcess, details, running_server
+from runstatus.v1 import work_order_service_pb2 as wo_pb
+from runstatus.v1 import work_order_service_pb2_grpc as wo_grpc
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def metric(port: int, name: str) -> float:
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    match = re.search(rf"^{re.escape(name)} ([0-9.e+]+)$", text, re.MULTILINE)
+    return float(match.group(1)) if match else 0.0
+
+
+def watch(address: str, project_id: str, after: str = "", **options: Any) -> Iterator[wo_pb.WatchWorkOrdersResponse]:
+    channel = grpc.insecure_channel(address, options=list(options.items()))
+    stub = wo_grpc.WorkOrderServiceStub(channel)
+    return stub.WatchWorkOrders(wo_pb.WatchWorkOrdersRequest(project_id=project_id, after_cursor=after))  # type: ignore[no-any-return]
+
+
+class Collector:
+    """A watcher in a thread, keeping what it receives."""
+
+    def __init__(self, address: str, project_id: str, after: str = "") -> None:
+        self.seen: list[tuple[int, str]] = []
+        self.stream = watch(address, project_id, after)
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            for item in self.stream:
+                self.seen.append((int(item.cursor), item.event.work_order_id))
+        except grpc.RpcError:
+            pass
+
+    def wait_for(self, n: int, timeout: float = 20) -> None:
+        deadline = time.monotonic() + timeout
+        while len(self.seen) < n and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert len(self.seen) >= n, (len(self.seen), n)
+
+    def stop(self) -> None:
+        self.stream.cancel()  # type: ignore[attr-defined]
+        self.thread.join(5)
+
+
+@pytest.fixture(scope="module")
+def metered(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProcess, int]]:
+    port = free_port()
+    with running_server(tmp_path_factory.mktemp("fanout"), "--metrics-port", str(port)) as (srv, _):
+        yield srv, port
+
+
+def test_watchers_cost_one_read_of_the_log_per_commit_not_one_each(metered: tuple[ServerProcess, int]) -> None:
+    server, port = metered
+    c = Client(server.address)
+    c.new_project()
+    wf = c.workflow(["a"])
+    watchers = [Collector(server.address, c.project_id) for _ in range(40)]
+    c.work_order(wf)
+    for w in watchers:
+        w.wait_for(1)  # all 40 joined the live feed
+    feed_before = metric(port, 'runstatus_event_log_reads_total{reader="feed"}')
+    backlog_before = metric(port, 'runstatus_event_log_reads_total{reader="backlog"}')
+    for _ in range(20):
+        c.work_order(wf)  # one commit each: the calls wait for their answers
+    for w in watchers:
+        w.wait_for(21)
+    feed_reads = metric(port, 'runstatus_event_log_reads_total{reader="feed"}') - feed_before
+    backlog_reads = metric(port, 'runstatus_event_log_reads_total{reader="backlog"}') - backlog_before
+    assert metric(port, "runstatus_watches") == 40
+    # Each commit is read once for all 40 (a poll may add a read); no watcher reads on its own.
+    assert feed_reads <= 20 + 5, feed_reads
+    assert backlog_reads == 0
+    expected = [seen for seen in watchers[0].seen]
+    assert len(expected) == 21 and len({wo for _, wo in expected}) == 21
+    for w in watchers:
+        assert w.seen == expected  # the same events, in order, once each
+        w.stop()
+
+
+def test_resuming_from_a_cursor_while_writes_go_on_is_exactly_once(metered: tuple[ServerProcess, int]) -> None:
+    server, _ = metered
+    c = Client(server.address)
+    c.new_project()
+    wf = c.workflow(["a"])
+    stop = threading.Event()
+    created: list[str] = []
+
+    def write() -> None:
+        writer = Client(server.address, c.project_id)
+        while not stop.is_set():
+            created.append(writer.work_order(wf).work_order.id)
+
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    received: list[tuple[int, str]] = []
+    try:
+        # Disconnect and resume many times mid-stream: each resume crosses the backlog, the
+        # seam and the live feed while writes land.
+        for _ in range(15):
+            after = str(received[-1][0]) if received else ""
+            stream = watch(server.address, c.project_id, after)
+            for item in stream:
+                received.append((int(item.cursor), item.event.work_order_id))
+                if len(received) % 7 == 0:
+                    break
+            stream.cancel()  # type: ignore[attr-defined]
+    finally:
+        stop.set()
+        writer.join(10)
+    # Then all that remains, once the writes have stopped.
+    total = len(created)
+    stream = watch(server.address, c.project_id, str(received[-1][0]))
+    for item in stream:
+        received.append((int(item.cursor), item.event.work_order_id))
+        if len(received) >= total:
+            break
+    stream.cancel()  # type: ignore[attr-defined]
+    cursors = [cursor for cursor, _ in received]
+    assert cursors == sorted(set(cursors)), "a duplicate or an event out of order"
+    assert [wo for _, wo in received] == created  # every work order's creation, none missed
+
+
+def test_a_watcher_whose_client_does_not_read_is_cut_off_and_resumes(tmp: pathlib.Path) -> None:
+    with running_server(tmp, "--watch-buffer", "20", "--watch-send-timeout", "1") as (server, _):
+        c = Client(server.address)
+        c.new_project()
+        wf = c.workflow(["a"])
+        c.work_order(wf)
+        # A small receive window and no window growth: the client stops taking events soon.
+        stream = watch(server.address, c.project_id, "", **{"grpc.http2.bdp_probe": 0,
+                                                             "grpc.http2.lookahead_bytes": 1024})
+        first = next(stream)  # the stream is open and live
+        created = [first.event.work_order_id]
+        # Many events while nobody reads them: they fill the window, then the buffer.
+        for _ in range(30):
+            page = [c.work_order(wf).work_order.id for _ in range(40)]
+            created += page
+        got = [first]
+        with pytest.raises(grpc.RpcError) as raised:
+            for item in stream:
+                got.append(item)
+        error = raised.value
+        assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        info, _ = details(error)
+        assert info.reason == "WATCH_TOO_SLOW"
+        # The last event whose sending completed: at most the last one the client received.
+        assert 0 < int(info.metadata["cursor"]) <= int(got[-1].cursor)
+        assert len(got) < len(created)
+        # The server is fine, and the watch resumes from its cursor with nothing lost.
+        rest = watch(server.address, c.project_id, got[-1].cursor)
+        for item in rest:
+            got.append(item)
+            if len(got) == len(created):
+                break
+        rest.cancel()  # type: ignore[attr-defined]
+        assert [item.event.work_order_id for item in got] == created
+
+
+def test_watch_streams_are_limited_per_caller_and_per_server(tmp: pathlib.Path) -> None:
+    with running_server(tmp, "--max-watches-per-caller", "2", "--max-watches", "3") as (server, _):
+        c = Client(server.address)
+        p1 = c.new_project()
+        p2 = c.new_project()
+        open_ = [Collector(server.address, p1), Collector(server.address, p1)]
+        time.sleep(0.5)
+        third = watch(server.address, p1)
+        with pytest.raises(grpc.RpcError) as raised:
+            next(third)
+        assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        info, _ = details(raised.value)
+        assert info.reason == "TOO_MANY_WATCHES"
+        assert dict(info.metadata) == {"scope": "caller", "limit": "2"}
+        open_.append(Collector(server.address, p2))  # another project: its own count
+        time.sleep(0.5)
+        fourth = watch(server.address, p2)
+        with pytest.raises(grpc.RpcError) as raised:
+            next(fourth)
+        assert dict(details(raised.value)[0].metadata) == {"scope": "server", "limit": "3"}
+        # A closed stream frees its place.
+        open_.pop(0).stop()
+        time.sleep(0.5)
+        again = Collector(server.address, p1)
+        wf = c.workflow(["a"], project_id=p1)
+        c.work_order(wf)
+        again.wait_for(1)
+        again.stop()
+        for w in open_:
+            w.stop()

@@ -1,22 +1,38 @@
 """Storage behind a narrow interface: `Store` runs units of work, `Tx` reads and writes rows.
 
 The run rules live in the domain modules and only see `Tx`, so a second
-backend (PostgreSQL) implements these two classes and nothing else changes.
-What every backend promises is written in store/base.py.
+backend implements these two classes and nothing else changes: SQLite
+(store/sqlite.py, the embedded default) and PostgreSQL (store/postgres.py,
+several servers on one database). What every backend promises is written in
+store/base.py.
 """
 
 from .base import Store, StoredRun, Tx, WorkOrderKey
+from .postgres import PostgresStore, is_postgres_url
 from .sqlite import SqliteStore, open_database
 
 
+def sqlite_path(db: str) -> str:
+    """The file of an SQLite --db: a path, or `sqlite:` and a path."""
+    return db.removeprefix("sqlite:")
+
+
 def open_store(db: str, *, shared: bool = False) -> Store:
-    """The store for --db (not started). `shared`: other server processes write it too."""
-    return SqliteStore(db, shared=shared)
+    """The store for --db (not started): a postgresql:// (or postgres://) URL selects
+    PostgreSQL; a file path, or `sqlite:` and a path, SQLite. `shared`: other server
+    processes write it too (PostgreSQL is shared anyway)."""
+    if is_postgres_url(db):
+        return PostgresStore(db, shared=shared)
+    return SqliteStore(sqlite_path(db), shared=shared)
 
 
 def prepare(db: str) -> None:
     """Creates the database at --db, or brings its schema up to date, before servers open it."""
-    open_database(db).close()
+    if is_postgres_url(db):
+        PostgresStore(db).prepare()
+    else:
+        open_database(sqlite_path(db)).close()
 
 
-__all__ = ["SqliteStore", "Store", "StoredRun", "Tx", "WorkOrderKey", "open_store", "prepare"]
+__all__ = ["PostgresStore", "SqliteStore", "Store", "StoredRun", "Tx", "WorkOrderKey", "is_postgres_url",
+           "open_store", "prepare", "sqlite_path"]

@@ -1,0 +1,296 @@
+"""The PostgreSQL engine: several runstatus servers on one database. (The rows it reads and
+writes are mapped in store/postgres_rows.py, the schema in store/postgres_schema.py; the
+contract it keeps, in store/base.py.)
+
+The domain code reads and writes through a synchronous `Tx`, so every unit of work runs on a
+thread of its own, with a connection from a psycopg pool, in the caller's context (auth reads
+who is asking from a ContextVar). A write is one transaction: it commits (synchronous_commit
+on, so the COMMIT is durable when it returns) before its after-commit hooks run on the event
+loop, then its caller is answered, then the commit listeners hear of it. A write that raises
+is rolled back, unless its exception keeps its changes: then it commits and its caller gets
+the exception. Writers of the same rows take turns through row locks (postgres_rows.py); a
+write that lost a race (a deadlock, a serialization failure, a key another writer inserted
+first, a row changed since it was read) is tried again from the start, a few times.
+
+Reads run on a second pool, each in a read-only REPEATABLE READ transaction: one snapshot,
+committed data only. No psycopg exception leaves this module: each becomes a StorageError.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import random
+import re
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+import psycopg
+from psycopg import pq
+from psycopg_pool import ConnectionPool, PoolClosed
+
+from .base import CannotOpen, StorageBusy, StorageError, StorageFull, StorageUnavailable, StoreClosing
+from .postgres_rows import PostgresTx, WriteConflict
+from .postgres_schema import migrate
+
+T = TypeVar("T")
+P = ParamSpec("P")
+log = logging.getLogger("runstatus.store")
+
+BUSY_TIMEOUT_MS = 30_000  # how long a statement waits for a lock before StorageBusy
+CONNECT_TIMEOUT_S = 10
+POOL_TIMEOUT_S = 5.0  # how long a unit of work waits for a connection before StorageUnavailable
+# How long the pool retries a lost connection in the background (with growing delays) before it
+# leaves reconnecting to the next unit of work that needs one: short, so that the store is back
+# within a second or two of the database, however long it was gone.
+RECONNECT_TIMEOUT_S = 2.0
+WRITE_ATTEMPTS = 6  # a write that keeps losing races is refused (StorageBusy) after this many tries
+# Every connection: durable commits, and bounded waits for locks and for idle transactions.
+OPTIONS = (f"-c synchronous_commit=on -c lock_timeout={BUSY_TIMEOUT_MS} "
+           "-c idle_in_transaction_session_timeout=60000")
+
+# SQLSTATEs of a lost race: the write is tried again from the start.
+RETRIED = {"40001", "40P01", "23505"}  # serialization failure, deadlock, unique violation
+
+
+def is_postgres_url(db: str) -> bool:
+    return db.startswith(("postgresql://", "postgres://"))
+
+
+def redacted(url: str) -> str:
+    """The URL without its password, for messages."""
+    return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", url)
+
+
+def _storage_error(e: BaseException, doing: str = "written") -> StorageError:
+    """psycopg's error as the project's own (store/base.py)."""
+    if isinstance(e, StorageError):
+        return e
+    if isinstance(e, PoolClosed):
+        return StoreClosing("the server is shutting down")
+    message = f"the database cannot be {doing} right now: {str(e).strip() or type(e).__name__}"
+    state = getattr(e, "sqlstate", None) or ""
+    if state in ("55P03", "40001", "40P01", "57014", "53300") or isinstance(e, WriteConflict):
+        # lock timeout, lost races past WRITE_ATTEMPTS, statement timeout, too many connections
+        return StorageBusy(message)
+    if state == "53100":  # disk full
+        return StorageFull(message)
+    return StorageUnavailable(message)  # connection lost or refused (08*, 57P0*, no state), and the rest
+
+
+@dataclass
+class _Outcome:
+    """What a write did, handed from its thread to the loop."""
+
+    result: Any = None
+    error: BaseException | None = None
+    committed: bool = False
+    hooks: list[Callable[[], None]] = field(default_factory=list)
+
+
+class PostgresStore:
+    def __init__(self, url: str, *, writers: int = 8, readers: int = 4, shared: bool = False) -> None:
+        # `shared` (server processes on one SQLite file) means nothing here: PostgreSQL is shared.
+        self.url = url
+        self._writer_count, self._reader_count = writers, readers
+        self._writers = ThreadPoolExecutor(max_workers=writers, thread_name_prefix="runstatus-pg-write")
+        self._readers = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="runstatus-pg-read")
+        self._write_pool: ConnectionPool[psycopg.Connection[Any]] | None = None
+        self._read_pool: ConnectionPool[psycopg.Connection[Any]] | None = None
+        self._listeners: list[Callable[[], None]] = []
+        self._in_flight = 0  # writes begun and not yet answered
+        self._idle: asyncio.Event | None = None
+        self._closing = False
+
+    # --- start and close --------------------------------------------------------------
+
+    def prepare(self) -> None:
+        """Brings the schema up to date (blocking). Several servers may do it at once."""
+        try:
+            with psycopg.connect(self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S,
+                                 options=OPTIONS) as conn:
+                migrate(conn)
+        except psycopg.Error as e:
+            raise CannotOpen(f"cannot use the PostgreSQL database {redacted(self.url)}: "
+                             f"{str(e).strip() or type(e).__name__}") from None
+
+    async def start(self) -> None:
+        await asyncio.to_thread(self.prepare)
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._write_pool = self._pool("write", self._writer_count, None)
+        self._read_pool = self._pool("read", self._reader_count, self._configure_reader)
+        try:
+            await asyncio.to_thread(self._open_pools)
+        except psycopg.Error as e:
+            await asyncio.to_thread(self._close_pools)
+            raise CannotOpen(f"cannot connect to the PostgreSQL database {redacted(self.url)}: {e}") from None
+
+    def _pool(self, name: str, size: int,
+              configure: Callable[[psycopg.Connection[Any]], None] | None) -> ConnectionPool[psycopg.Connection[Any]]:
+        return ConnectionPool(
+            self.url, min_size=1, max_size=size, open=False, name=f"runstatus-{name}", timeout=POOL_TIMEOUT_S,
+            reconnect_timeout=RECONNECT_TIMEOUT_S,
+            kwargs={"autocommit": False, "connect_timeout": CONNECT_TIMEOUT_S, "options": OPTIONS},
+            configure=configure,
+            # A connection the database dropped (a restart) is found out before a unit of work
+            # gets it: the store comes back with the database instead of failing once per
+            # connection it held.
+            check=ConnectionPool.check_connection,
+        )
+
+    @staticmethod
+    def _configure_reader(conn: psycopg.Connection[Any]) -> None:
+        conn.read_only = True
+        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+
+    def _open_pools(self) -> None:
+        assert self._write_pool is not None and self._read_pool is not None
+        self._write_pool.open(wait=True, timeout=CONNECT_TIMEOUT_S)
+        self._read_pool.open(wait=True, timeout=CONNECT_TIMEOUT_S)
+
+    def _close_pools(self) -> None:
+        for pool in (self._write_pool, self._read_pool):
+            if pool is not None:
+                pool.close(timeout=5)
+
+    async def close(self) -> None:
+        """Finishes every write already begun, then closes."""
+        self._closing = True
+        if self._idle is not None:
+            await self._idle.wait()
+        await asyncio.to_thread(self._writers.shutdown, wait=True)
+        await asyncio.to_thread(self._readers.shutdown, wait=True)
+        await asyncio.to_thread(self._close_pools)
+
+    def add_commit_listener(self, listener: Callable[[], None]) -> None:
+        """Called on the event loop after every commit (e.g. to wake watchers)."""
+        self._listeners.append(listener)
+
+    def add_fault_listener(self, listener: Callable[[str], None]) -> None:
+        """Nothing to hear for PostgreSQL: there is no database file that could be deleted or
+        replaced under the server. A database that cannot be reached fails each unit of work
+        with StorageUnavailable instead, and the store recovers when it comes back."""
+
+    # --- writes -----------------------------------------------------------------------
+
+    async def write(self, fn: Callable[Concatenate[PostgresTx, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
+        if self._closing or self._write_pool is None or self._idle is None:
+            raise StoreClosing("the server is shutting down")
+        loop = asyncio.get_running_loop()
+        # The caller's context (who is asking: see auth.py) goes with the write.
+        context = contextvars.copy_context()
+        answer: asyncio.Future[T] = loop.create_future()
+        self._in_flight += 1
+        self._idle.clear()
+        job = loop.run_in_executor(self._writers, context.run, self._write_now, lambda tx: fn(tx, *args, **kwargs))
+        # The outcome is handled here, not by the caller: a caller cancelled meanwhile (its
+        # deadline) must not keep the hooks of a write that committed from running.
+        job.add_done_callback(lambda done: self._written(done, answer))
+        return await answer
+
+    def _write_now(self, job: Callable[[PostgresTx], Any]) -> _Outcome:
+        """Runs one write in a transaction of its own, on a writer thread; never raises."""
+        assert self._write_pool is not None
+        for attempt in range(1, WRITE_ATTEMPTS + 1):
+            try:
+                with self._write_pool.connection() as conn:
+                    outcome = self._transaction(conn, job)
+            except (psycopg.Error, WriteConflict) as e:
+                state = getattr(e, "sqlstate", None)
+                if (state in RETRIED or isinstance(e, WriteConflict)) and attempt < WRITE_ATTEMPTS:
+                    time.sleep(random.uniform(0, 0.002 * 2**attempt))  # let the winner finish
+                    continue
+                log.warning("write refused: %s", e)
+                return _Outcome(error=_storage_error(e))
+            return outcome
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    def _transaction(conn: psycopg.Connection[Any], job: Callable[[PostgresTx], Any]) -> _Outcome:
+        """The job in one transaction. Raises psycopg errors (and WriteConflict) for the caller
+        to retry or map; returns the job's own exception in the outcome."""
+        tx = PostgresTx(conn, writing=True)
+        try:
+            result = job(tx)
+        except (psycopg.Error, WriteConflict):
+            conn.rollback()
+            raise
+        except BaseException as e:  # noqa: BLE001 - the caller gets its own error
+            if getattr(e, "keep_changes", False) and conn.info.transaction_status != pq.TransactionStatus.INERROR:
+                conn.commit()  # the contract in store/base.py: kept, then the error
+                return _Outcome(error=e, committed=True, hooks=tx.committed_hooks)
+            conn.rollback()
+            return _Outcome(error=e)
+        if conn.info.transaction_status == pq.TransactionStatus.INERROR:
+            # The job swallowed a failed statement: the transaction can only be rolled back.
+            conn.rollback()
+            return _Outcome(error=StorageUnavailable("the database cannot be written right now: a statement failed"))
+        conn.commit()
+        return _Outcome(result=result, committed=True, hooks=tx.committed_hooks)
+
+    def _written(self, done: asyncio.Future[_Outcome], answer: asyncio.Future[Any]) -> None:
+        """On the loop, once a write's thread is done: its hooks, its caller, the listeners."""
+        self._in_flight -= 1
+        if self._in_flight == 0 and self._idle is not None:
+            self._idle.set()
+        error = done.exception()
+        outcome = _Outcome(error=_storage_error(error)) if error is not None else done.result()
+        if outcome.committed:
+            # A hook that raises must neither keep its write waiting nor stop the others.
+            for hook in outcome.hooks:
+                try:
+                    hook()
+                except Exception:  # noqa: BLE001
+                    log.exception("an after-commit hook failed")
+        if not answer.done():
+            if outcome.error is not None:
+                answer.set_exception(outcome.error)
+            else:
+                answer.set_result(outcome.result)
+        if outcome.committed:
+            for listener in self._listeners:
+                try:
+                    listener()
+                except Exception:  # noqa: BLE001
+                    log.exception("a commit listener failed")
+
+    # --- reads ------------------------------------------------------------------------
+
+    async def read(self, fn: Callable[Concatenate[PostgresTx, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """A point read. (On a reader thread too: every query is a round trip to the database.)"""
+        return await self.scan(fn, *args, **kwargs)
+
+    async def scan(self, fn: Callable[Concatenate[PostgresTx, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """A read that may walk many rows (lists, counts, event pages), on a reader thread."""
+        if self._read_pool is None:
+            raise StoreClosing("the server is shutting down")
+        loop = asyncio.get_running_loop()
+        context = contextvars.copy_context()  # the caller's context (see auth.py) goes with the read
+        return await loop.run_in_executor(self._readers, context.run, self._read_now,
+                                          lambda tx: fn(tx, *args, **kwargs))
+
+    def scan_now(self, fn: Callable[Concatenate[PostgresTx, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """A scan for a thread that is not the event loop's (the metrics server's): runs on the
+        calling thread, with a connection of the read pool."""
+        return self._read_now(lambda tx: fn(tx, *args, **kwargs))
+
+    def _read_now(self, job: Callable[[PostgresTx], T]) -> T:
+        if self._read_pool is None:
+            raise StoreClosing("the server is shutting down")
+        try:
+            with self._read_pool.connection() as conn:
+                try:
+                    return job(PostgresTx(conn, writing=False))
+                finally:
+                    if not conn.closed:
+                        conn.rollback()  # read-only: nothing to commit
+        except psycopg.Error as e:
+            raise _storage_error(e, "read") from e
+
+
+__all__ = ["PostgresStore", "is_postgres_url", "redacted"]

@@ -1,0 +1,174 @@
+"""The PostgreSQL schema, as numbered migrations of its own, applied in order at start-up.
+
+The same tables as the SQLite schema (store/schema.py) at its latest version, in PostgreSQL's
+types: BYTEA for the protobuf messages (`data`), BIGINT for times in microseconds, identity
+columns for the sequences. `schema_version` holds how many migrations ran. Servers that start
+at once take turns through a session advisory lock, so each migration runs exactly once. Never
+edit a shipped migration: append a new one.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import psycopg
+
+from .base import CannotOpen
+from .schema import PENDING, REJECTED, RUNNING
+
+log = logging.getLogger("runstatus.store")
+
+# Advisory lock keys (one 64-bit space per database, shared with whatever else uses it).
+MIGRATION_LOCK = 0x72756E5F6D696772  # "run_migr": one server migrates at a time
+EVENT_LOCK = 0x72756E5F65767473  # "run_evts": event appenders commit in sequence order (postgres_rows.py)
+
+MIGRATIONS: list[str] = [
+    # 1: the schema of SQLite's migrations 1 to 5 together.
+    f"""
+    CREATE TABLE projects (
+        id TEXT PRIMARY KEY,
+        data BYTEA NOT NULL
+    );
+    CREATE TABLE workflows (
+        project_id TEXT NOT NULL,
+        id TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        data BYTEA NOT NULL,
+        PRIMARY KEY (project_id, id, version)
+    );
+    CREATE TABLE work_orders (
+        seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        project_id TEXT NOT NULL,
+        workflow_id TEXT NOT NULL,
+        status INTEGER NOT NULL,
+        create_time BIGINT NOT NULL,
+        data BYTEA NOT NULL
+    );
+    -- List and Count by status, by workflow and status, and by time alone;
+    -- newest first with (create_time, seq) as the keyset.
+    CREATE INDEX work_orders_by_status ON work_orders (project_id, status, create_time, seq);
+    CREATE INDEX work_orders_by_workflow ON work_orders (project_id, workflow_id, status, create_time, seq);
+    CREATE INDEX work_orders_by_time ON work_orders (project_id, create_time, seq);
+    CREATE TABLE runs (
+        id TEXT PRIMARY KEY,
+        work_order_id TEXT NOT NULL,
+        project_id TEXT NOT NULL,
+        number INTEGER NOT NULL,
+        status INTEGER NOT NULL,
+        priority INTEGER NOT NULL,
+        create_time BIGINT NOT NULL,
+        claimed SMALLINT NOT NULL DEFAULT 0,
+        lease_token TEXT NOT NULL DEFAULT '',
+        lease_expire BIGINT NOT NULL DEFAULT 0,
+        deadline BIGINT NOT NULL DEFAULT 0,
+        step_count INTEGER NOT NULL DEFAULT 0,
+        step_bytes BIGINT NOT NULL DEFAULT 0,
+        data BYTEA NOT NULL,
+        UNIQUE (work_order_id, number)
+    );
+    -- ClaimRuns: pending and unclaimed, highest priority then oldest first.
+    CREATE INDEX runs_claimable ON runs (priority DESC, create_time) WHERE status = {PENDING} AND claimed = 0;
+    CREATE INDEX runs_claimable_by_project ON runs (project_id, priority DESC, create_time)
+        WHERE status = {PENDING} AND claimed = 0;
+    -- The sweeper: leases that expire, runs that outlive their max runtime.
+    CREATE INDEX runs_leased ON runs (lease_expire) WHERE status IN ({PENDING}, {RUNNING}) AND claimed = 1;
+    CREATE INDEX runs_deadline ON runs (deadline) WHERE status = {RUNNING} AND deadline > 0;
+    -- Run limits: runs in flight, runs created in a window.
+    CREATE INDEX runs_in_flight ON runs (project_id) WHERE status IN ({PENDING}, {RUNNING});
+    CREATE INDEX runs_created ON runs (project_id, create_time) WHERE status != {REJECTED};
+    CREATE TABLE step_runs (
+        seq BIGINT GENERATED ALWAYS AS IDENTITY UNIQUE,  -- the order they were started in
+        id TEXT PRIMARY KEY,
+        run_id TEXT NOT NULL,
+        step_id TEXT NOT NULL DEFAULT '',
+        previous_step_run_id TEXT NOT NULL DEFAULT '',
+        status INTEGER NOT NULL DEFAULT 0,
+        data BYTEA NOT NULL
+    );
+    CREATE INDEX step_runs_by_run ON step_runs (run_id, seq);
+    CREATE INDEX step_runs_by_start ON step_runs (run_id, step_id, previous_step_run_id);
+    CREATE INDEX step_runs_running ON step_runs (run_id, seq) WHERE status = {RUNNING};
+    -- The append-only event log; seq is the watch cursor (see append_event for its order).
+    CREATE TABLE events (
+        seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        project_id TEXT NOT NULL,
+        work_order_id TEXT NOT NULL,
+        data BYTEA NOT NULL
+    );
+    CREATE INDEX events_by_project ON events (project_id, seq);
+    CREATE TABLE tokens (
+        id TEXT PRIMARY KEY,
+        project_id TEXT NOT NULL,
+        secret_hash TEXT NOT NULL,
+        data BYTEA NOT NULL
+    );
+    CREATE INDEX tokens_by_project ON tokens (project_id, id);
+    -- Idempotency: the first answer to each request_id.
+    CREATE TABLE requests (
+        request_id TEXT PRIMARY KEY,
+        method TEXT NOT NULL,
+        fingerprint BYTEA NOT NULL,
+        response BYTEA NOT NULL,
+        create_time BIGINT NOT NULL
+    );
+    CREATE INDEX requests_by_age ON requests (create_time);
+    -- Work order counts by project, workflow, status and hour of creation, kept by a
+    -- trigger, so CountWorkOrders sums a few buckets instead of scanning millions of rows.
+    CREATE TABLE work_order_counts (
+        project_id TEXT NOT NULL,
+        workflow_id TEXT NOT NULL,
+        status INTEGER NOT NULL,
+        hour BIGINT NOT NULL,
+        n BIGINT NOT NULL,
+        PRIMARY KEY (project_id, workflow_id, status, hour)
+    );
+    -- A bucket row is a hot spot that concurrent writers lock: the trigger first takes the
+    -- event lock (which every status change takes anyway, for its event), so that writers
+    -- never hold a bucket while waiting for that lock, the cycle of a deadlock.
+    CREATE FUNCTION work_orders_counted() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        PERFORM pg_advisory_xact_lock({EVENT_LOCK});
+        IF TG_OP IN ('UPDATE', 'DELETE') THEN
+            UPDATE work_order_counts SET n = n - 1
+                WHERE project_id = OLD.project_id AND workflow_id = OLD.workflow_id
+                  AND status = OLD.status AND hour = div(OLD.create_time, 3600000000);
+        END IF;
+        IF TG_OP IN ('UPDATE', 'INSERT') THEN
+            INSERT INTO work_order_counts AS c (project_id, workflow_id, status, hour, n)
+                VALUES (NEW.project_id, NEW.workflow_id, NEW.status, div(NEW.create_time, 3600000000), 1)
+                ON CONFLICT (project_id, workflow_id, status, hour) DO UPDATE SET n = c.n + 1;
+        END IF;
+        RETURN NULL;
+    END $$;
+    CREATE TRIGGER work_orders_counted_rows AFTER INSERT OR DELETE ON work_orders
+        FOR EACH ROW EXECUTE FUNCTION work_orders_counted();
+    CREATE TRIGGER work_orders_counted_update AFTER UPDATE ON work_orders FOR EACH ROW
+        WHEN (OLD.status != NEW.status OR OLD.project_id != NEW.project_id
+              OR OLD.workflow_id != NEW.workflow_id OR OLD.create_time != NEW.create_time)
+        EXECUTE FUNCTION work_orders_counted();
+    """,
+]
+
+
+def migrate(conn: psycopg.Connection) -> int:
+    """Brings the database's schema up to date, whatever servers start beside this one: they
+    take turns through a session advisory lock, and each finds the version the last left.
+    `conn` is in autocommit mode; each migration commits with its version. Returns it."""
+    conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
+    try:
+        conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
+        version = int(row[0]) if row and row[0] is not None else 0
+        if version > len(MIGRATIONS):
+            raise CannotOpen(f"the database was written by a newer runstatus (schema version {version}; this "
+                             f"server knows {len(MIGRATIONS)}): upgrade runstatus, or give it another --db")
+        for number in range(version, len(MIGRATIONS)):
+            with conn.transaction():
+                conn.execute(MIGRATIONS[number])
+                conn.execute("DELETE FROM schema_version")
+                conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (number + 1,))
+            log.info("migrated database schema to version %d", number + 1)
+        return len(MIGRATIONS)
+    finally:
+        conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))

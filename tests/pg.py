@@ -1,0 +1,72 @@
+"""A real PostgreSQL for the tests (scripts/postgres.py), as pytest fixtures.
+
+A test module that needs it says `pytest_plugins = ["pg"]`: the cluster is started once per
+session (initdb into a temporary folder, a free loopback port) and removed at the end; each
+test gets a database of its own (`pg_url`), dropped after it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import pathlib
+import sys
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+_SCRIPT = pathlib.Path(__file__).resolve().parent.parent / "scripts" / "postgres.py"
+
+
+def _load_script() -> Any:
+    name = "runstatus_scripts_postgres"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, _SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+local_postgres = _load_script()
+LocalPostgres = local_postgres.LocalPostgres
+PostgresUnavailable = local_postgres.PostgresUnavailable
+
+
+def start_postgres() -> Any:
+    """A started LocalPostgres; the test fails in one line if there can be none."""
+    try:
+        return LocalPostgres().start()
+    except PostgresUnavailable as e:
+        pytest.fail(f"no PostgreSQL for the tests: {e}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Any]:
+    pg = start_postgres()
+    try:
+        yield pg
+    finally:
+        pg.remove()
+
+
+@pytest.fixture
+def pg_url(postgres: Any) -> Iterator[str]:
+    """A fresh, empty database for one test: its postgresql:// URL."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    url = postgres.create_database(name)
+    yield url
+    postgres.drop_database(name)
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[Any]:
+    """A PostgreSQL of the test's own, which it may stop and start again."""
+    pg = start_postgres()
+    try:
+        yield pg
+    finally:
+        pg.remove()

@@ -45,11 +45,17 @@ RUNTIME = ErrorSource.ERROR_SOURCE_RUNTIME
 class ServerProcess:
     """`python -m runstatus_server serve` with its log in a file."""
 
-    def __init__(self, db: pathlib.Path, *args: str, port: int = 0) -> None:
+    def __init__(self, db: pathlib.Path | str, *args: str, port: int = 0, log_dir: pathlib.Path | None = None) -> None:
+        """`db`: a database file, or a --db given as it is (a postgresql:// URL), whose server
+        logs go to `log_dir`."""
         self.db = db
         self.args = list(args)
         self.port = port
-        self.log_path = db.with_suffix(f".{uuid.uuid4().hex[:6]}.log")
+        if isinstance(db, pathlib.Path):
+            self.log_path = db.with_suffix(f".{uuid.uuid4().hex[:6]}.log")
+        else:
+            assert log_dir is not None, "a --db that is not a file needs a log_dir"
+            self.log_path = log_dir / f"server.{uuid.uuid4().hex[:6]}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 20) -> ServerProcess:

@@ -16,6 +16,7 @@ from . import logs
 from .processes import PER_PROCESS, serve_processes
 from .limits import Limits
 from .server import Settings, serve
+from .store import is_postgres_url, sqlite_path
 from .store.base import CannotOpen
 
 log = logging.getLogger("runstatus.server")
@@ -32,7 +33,7 @@ def main_callback() -> None:
 def serve_command(
     ctx: typer.Context,
     port: Annotated[int, typer.Option(envvar="RUNSTATUS_PORT", help="Port to listen on; 0 picks a free one.")] = 50051,
-    db: Annotated[Path, typer.Option(envvar="RUNSTATUS_DB", help="The SQLite database file.")] = Path("runstatus.db"),
+    db: Annotated[str, typer.Option(envvar="RUNSTATUS_DB", help="The SQLite database file (a path, or sqlite:PATH), or a PostgreSQL URL: postgresql://user@host:port/dbname.")] = "runstatus.db",
     host: Annotated[str, typer.Option(envvar="RUNSTATUS_HOST", help="Address to listen on.")] = "127.0.0.1",
     lease_seconds: Annotated[float, typer.Option(envvar="RUNSTATUS_LEASE_SECONDS", help="Lease length of a claimed run.")] = 30.0,
     sweep_seconds: Annotated[float, typer.Option(envvar="RUNSTATUS_SWEEP_SECONDS", help="How often expired leases and timeouts are swept.")] = 1.0,
@@ -60,7 +61,7 @@ def serve_command(
     reuse_port: Annotated[bool, typer.Option(hidden=True)] = False,
     role: Annotated[str, typer.Option(hidden=True)] = "primary",
 ) -> None:
-    """Start the server on an embedded SQLite database."""
+    """Start the server on an embedded SQLite database (or on PostgreSQL: --db postgresql://...)."""
     logs.setup(log_level)
     if lease_seconds <= 0 or sweep_seconds <= 0 or request_id_seconds <= 0 or keepalive_seconds <= 0 \
             or watch_send_timeout <= 0:
@@ -82,9 +83,10 @@ def serve_command(
         limits.check()
     except ValueError as e:
         raise typer.BadParameter(str(e), param_hint="--max-*-bytes") from None
-    db.parent.mkdir(parents=True, exist_ok=True)
+    if not is_postgres_url(db):
+        Path(sqlite_path(db)).parent.mkdir(parents=True, exist_ok=True)
     settings = Settings(
-        host=host, port=port, db=str(db), lease_seconds=lease_seconds, sweep_seconds=sweep_seconds,
+        host=host, port=port, db=db, lease_seconds=lease_seconds, sweep_seconds=sweep_seconds,
         aliases=[str(a) for a in aliases or []], admin_webhook=admin_webhook, limits=limits,
         request_id_seconds=request_id_seconds,
         reuse_port=reuse_port, primary=role == "primary", auth=auth,

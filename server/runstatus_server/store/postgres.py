@@ -14,6 +14,10 @@ first, a row changed since it was read) is tried again from the start, a few tim
 
 Reads run on a second pool, each in a read-only REPEATABLE READ transaction: one snapshot,
 committed data only. No psycopg exception leaves this module: each becomes a StorageError.
+
+What does not hold as with SQLite: a connection lost *during* a COMMIT leaves its outcome
+unknown (the database may have committed it); the caller gets StorageUnavailable all the same,
+as for any lost connection, and a retry with the same request_id finds the answer if it did.
 """
 
 from __future__ import annotations
@@ -63,7 +67,13 @@ def is_postgres_url(db: str) -> bool:
 
 def redacted(url: str) -> str:
     """The URL without its password, for messages."""
-    return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", url)
+    url = re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", url)
+    return re.sub(r"(password=)[^&]*", r"\1***", url)
+
+
+def _said(e: BaseException) -> str:
+    """The error's message on one line (libpq's take several)."""
+    return " ".join(str(e).split()) or type(e).__name__
 
 
 def _storage_error(e: BaseException, doing: str = "written") -> StorageError:
@@ -72,7 +82,7 @@ def _storage_error(e: BaseException, doing: str = "written") -> StorageError:
         return e
     if isinstance(e, PoolClosed):
         return StoreClosing("the server is shutting down")
-    message = f"the database cannot be {doing} right now: {str(e).strip() or type(e).__name__}"
+    message = f"the database cannot be {doing} right now: {_said(e)}"
     state = getattr(e, "sqlstate", None) or ""
     if state in ("55P03", "40001", "40P01", "57014", "53300") or isinstance(e, WriteConflict):
         # lock timeout, lost races past WRITE_ATTEMPTS, statement timeout, too many connections
@@ -115,8 +125,7 @@ class PostgresStore:
                                  options=OPTIONS) as conn:
                 migrate(conn)
         except psycopg.Error as e:
-            raise CannotOpen(f"cannot use the PostgreSQL database {redacted(self.url)}: "
-                             f"{str(e).strip() or type(e).__name__}") from None
+            raise CannotOpen(f"cannot use the PostgreSQL database {redacted(self.url)}: {_said(e)}") from None
 
     async def start(self) -> None:
         await asyncio.to_thread(self.prepare)
@@ -128,7 +137,7 @@ class PostgresStore:
             await asyncio.to_thread(self._open_pools)
         except psycopg.Error as e:
             await asyncio.to_thread(self._close_pools)
-            raise CannotOpen(f"cannot connect to the PostgreSQL database {redacted(self.url)}: {e}") from None
+            raise CannotOpen(f"cannot connect to the PostgreSQL database {redacted(self.url)}: {_said(e)}") from None
 
     def _pool(self, name: str, size: int,
               configure: Callable[[psycopg.Connection[Any]], None] | None) -> ConnectionPool[psycopg.Connection[Any]]:

@@ -463,6 +463,12 @@ def scenario(tx: Any) -> list[Any]:
     note(tx.get_project("none"))
     note(tx.list_projects("", 10))
     note(tx.list_projects("p", 10))
+    # Strings PostgreSQL's text cannot hold as they are (NUL), kept apart and in SQLite's order.
+    for odd in ("a\x00b", "a\x01", "a", "a\x00", "\x01\x00", "é"):
+        tx.put_project(Project(id=odd, name=odd), new=True)
+    note(tx.list_projects("", 20))
+    note(tx.list_projects("a\x00", 20))
+    note([tx.get_project("a\x00b"), tx.get_project("a\x00c"), tx.get_project("\x01\x00")])
     for version in (1, 2):
         tx.insert_workflow(Workflow(project_id="p", id="wf", version=version, steps=[Step(id=f"s{version}")]))
     tx.insert_workflow(Workflow(project_id="p", id="wf2", version=1))
@@ -534,13 +540,18 @@ def scenario(tx: Any) -> list[Any]:
     tx.put_token(Token(id="t1", project_id="p", name="one"), "hash1", new=True)
     tx.put_token(Token(id="t2", project_id="p", name="two"), "hash2", new=True)
     tx.put_token(Token(id="t1", project_id="p", name="renamed"), "", new=False)
+    tx.put_token(Token(id="t\x00", project_id="p\x00"), "hash\x00\x01", new=True)
     token = tx.get_token("t1")
     note([token[0], token[1]])
+    note(list(tx.get_token("t\x00") or ()))
+    note(tx.list_tokens("p\x00", "", 10))
     note(tx.get_token("none"))
     note(tx.list_tokens("p", "t1", 10))
     for i in range(5):
         tx.put_request(f"req{i}", "M", b"fp%d" % i, b"answer%d" % i, 1000 + i)
+    tx.put_request("req\x00", "M\x00", b"\x00", b"\x00", 1)
     note(list(tx.get_request("req2") or ()))
+    note(list(tx.get_request("req\x00") or ()))
     note(tx.get_request("none"))
     note(tx.delete_requests_before(1003, 2))
     note(tx.delete_requests_before(1003, 2))

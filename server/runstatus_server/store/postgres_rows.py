@@ -19,6 +19,7 @@ of several servers. What keeps them as if one at a time:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -52,6 +53,23 @@ STORED_RUN = "data, lease_token, deadline, step_count, step_bytes"
 # The in-flight statuses as an SQL literal list: runs_in_flight is a partial index, which the
 # planner uses for a condition it can prove from the query's literals.
 IN_FLIGHT_SQL = f"({', '.join(str(int(s)) for s in IN_FLIGHT)})"
+
+
+def _text(value: Any) -> Any:
+    """A string as a text column holds it. PostgreSQL's text cannot hold NUL, which a protobuf
+    string (an id a client chose, a filter) may: NUL and \\x01 are escaped as \\x01\\x01 and
+    \\x01\\x02, which keeps strings distinct and in the same order under the columns' "C"
+    collation, for keys written and keys looked up alike."""
+    if isinstance(value, str) and ("\x00" in value or "\x01" in value):
+        return value.replace("\x01", "\x01\x02").replace("\x00", "\x01\x01")
+    return value
+
+
+def _untext(value: str) -> str:
+    """A string read back from a text column (see _text)."""
+    if "\x01" not in value:
+        return value
+    return re.sub("\x01(.)", lambda m: "\x00" if m.group(1) == "\x01" else "\x01", value, flags=re.S)
 
 
 class WriteConflict(Exception):
@@ -103,20 +121,27 @@ class PostgresTx:
     def after_commit(self, fn: Callable[[], None]) -> None:
         self.committed_hooks.append(fn)
 
+    def _execute(self, sql: str, args: tuple[Any, ...]) -> psycopg.Cursor[Any]:
+        """Every statement of this class goes through here, its strings as text holds them."""
+        return self.conn.execute(sql, [_text(a) for a in args])
+
     def _rows(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
-        return self.conn.execute(sql, args).fetchall()
+        return self._execute(sql, args).fetchall()
+
+    def _row(self, sql: str, *args: Any) -> tuple[Any, ...] | None:
+        return self._execute(sql, args).fetchone()
 
     def _one(self, sql: str, *args: Any) -> Any:
-        row = self.conn.execute(sql, args).fetchone()
+        row = self._row(sql, *args)
         return row[0] if row else None
 
     def _run(self, sql: str, *args: Any) -> int:
         """Runs a statement that returns no rows; how many rows it changed."""
-        return self.conn.execute(sql, args).rowcount
+        return self._execute(sql, args).rowcount
 
     # Projects
     def get_project(self, project_id: str) -> Project | None:
-        row = self.conn.execute("SELECT data, xmin::text FROM projects WHERE id = %s", (project_id,)).fetchone()
+        row = self._row("SELECT data, xmin::text FROM projects WHERE id = %s", project_id)
         if row is None:
             return None
         self._project_versions[project_id] = row[1]
@@ -260,7 +285,7 @@ class PostgresTx:
         return StoredRun(Run.FromString(row[0]), row[1], int(row[2]), int(row[3]), int(row[4]))
 
     def get_run(self, run_id: str) -> StoredRun | None:
-        row = self.conn.execute(f"SELECT {STORED_RUN} FROM runs WHERE id = %s{self._lock}", (run_id,)).fetchone()
+        row = self._row(f"SELECT {STORED_RUN} FROM runs WHERE id = %s{self._lock}", run_id)
         return self._stored_run(row) if row else None
 
     def put_run(self, stored: StoredRun, *, new: bool) -> None:
@@ -409,10 +434,8 @@ class PostgresTx:
 
     # Tokens
     def get_token(self, token_id: str) -> tuple[Token, str] | None:
-        row = self.conn.execute(
-            f"SELECT data, secret_hash FROM tokens WHERE id = %s{self._lock}", (token_id,)
-        ).fetchone()
-        return (Token.FromString(row[0]), str(row[1])) if row else None
+        row = self._row(f"SELECT data, secret_hash FROM tokens WHERE id = %s{self._lock}", token_id)
+        return (Token.FromString(row[0]), _untext(row[1])) if row else None
 
     def put_token(self, token: Token, secret_hash: str, *, new: bool) -> None:
         if new:
@@ -431,10 +454,8 @@ class PostgresTx:
     def get_request(self, request_id: str) -> tuple[str, bytes, bytes] | None:
         # Two writes of one request_id at once: the second's put_request fails on the key, and
         # the engine tries it again, when it finds the first's answer here.
-        row = self.conn.execute(
-            "SELECT method, fingerprint, response FROM requests WHERE request_id = %s", (request_id,)
-        ).fetchone()
-        return (str(row[0]), bytes(row[1]), bytes(row[2])) if row else None
+        row = self._row("SELECT method, fingerprint, response FROM requests WHERE request_id = %s", request_id)
+        return (_untext(row[0]), bytes(row[1]), bytes(row[2])) if row else None
 
     def put_request(self, request_id: str, method: str, fingerprint: bytes, response: bytes, now_us: int) -> None:
         self._run(_insert("requests", REQUEST_COLUMNS), request_id, method, fingerprint, response, now_us)

@@ -2,7 +2,8 @@
 
 The same tables as the SQLite schema (store/schema.py) at its latest version, in PostgreSQL's
 types: BYTEA for the protobuf messages (`data`), BIGINT for times in microseconds, identity
-columns for the sequences. `schema_version` holds how many migrations ran. Servers that start
+columns for the sequences, and text in the "C" collation, so that ids sort by their bytes as in
+SQLite, whatever the database's locale (lists by id, and their page tokens, stay the same). `schema_version` holds how many migrations ran. Servers that start
 at once take turns through a session advisory lock, so each migration runs exactly once. Never
 edit a shipped migration: append a new one.
 """
@@ -26,21 +27,21 @@ MIGRATIONS: list[str] = [
     # 1: the schema of SQLite's migrations 1 to 5 together.
     f"""
     CREATE TABLE projects (
-        id TEXT PRIMARY KEY,
+        id TEXT COLLATE "C" PRIMARY KEY,
         data BYTEA NOT NULL
     );
     CREATE TABLE workflows (
-        project_id TEXT NOT NULL,
-        id TEXT NOT NULL,
+        project_id TEXT COLLATE "C" NOT NULL,
+        id TEXT COLLATE "C" NOT NULL,
         version INTEGER NOT NULL,
         data BYTEA NOT NULL,
         PRIMARY KEY (project_id, id, version)
     );
     CREATE TABLE work_orders (
         seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-        id TEXT NOT NULL UNIQUE,
-        project_id TEXT NOT NULL,
-        workflow_id TEXT NOT NULL,
+        id TEXT COLLATE "C" NOT NULL UNIQUE,
+        project_id TEXT COLLATE "C" NOT NULL,
+        workflow_id TEXT COLLATE "C" NOT NULL,
         status INTEGER NOT NULL,
         create_time BIGINT NOT NULL,
         data BYTEA NOT NULL
@@ -51,15 +52,15 @@ MIGRATIONS: list[str] = [
     CREATE INDEX work_orders_by_workflow ON work_orders (project_id, workflow_id, status, create_time, seq);
     CREATE INDEX work_orders_by_time ON work_orders (project_id, create_time, seq);
     CREATE TABLE runs (
-        id TEXT PRIMARY KEY,
-        work_order_id TEXT NOT NULL,
-        project_id TEXT NOT NULL,
+        id TEXT COLLATE "C" PRIMARY KEY,
+        work_order_id TEXT COLLATE "C" NOT NULL,
+        project_id TEXT COLLATE "C" NOT NULL,
         number INTEGER NOT NULL,
         status INTEGER NOT NULL,
         priority INTEGER NOT NULL,
         create_time BIGINT NOT NULL,
         claimed SMALLINT NOT NULL DEFAULT 0,
-        lease_token TEXT NOT NULL DEFAULT '',
+        lease_token TEXT COLLATE "C" NOT NULL DEFAULT '',
         lease_expire BIGINT NOT NULL DEFAULT 0,
         deadline BIGINT NOT NULL DEFAULT 0,
         step_count INTEGER NOT NULL DEFAULT 0,
@@ -79,10 +80,10 @@ MIGRATIONS: list[str] = [
     CREATE INDEX runs_created ON runs (project_id, create_time) WHERE status != {REJECTED};
     CREATE TABLE step_runs (
         seq BIGINT GENERATED ALWAYS AS IDENTITY UNIQUE,  -- the order they were started in
-        id TEXT PRIMARY KEY,
-        run_id TEXT NOT NULL,
-        step_id TEXT NOT NULL DEFAULT '',
-        previous_step_run_id TEXT NOT NULL DEFAULT '',
+        id TEXT COLLATE "C" PRIMARY KEY,
+        run_id TEXT COLLATE "C" NOT NULL,
+        step_id TEXT COLLATE "C" NOT NULL DEFAULT '',
+        previous_step_run_id TEXT COLLATE "C" NOT NULL DEFAULT '',
         status INTEGER NOT NULL DEFAULT 0,
         data BYTEA NOT NULL
     );
@@ -92,22 +93,22 @@ MIGRATIONS: list[str] = [
     -- The append-only event log; seq is the watch cursor (see append_event for its order).
     CREATE TABLE events (
         seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-        project_id TEXT NOT NULL,
-        work_order_id TEXT NOT NULL,
+        project_id TEXT COLLATE "C" NOT NULL,
+        work_order_id TEXT COLLATE "C" NOT NULL,
         data BYTEA NOT NULL
     );
     CREATE INDEX events_by_project ON events (project_id, seq);
     CREATE TABLE tokens (
-        id TEXT PRIMARY KEY,
-        project_id TEXT NOT NULL,
-        secret_hash TEXT NOT NULL,
+        id TEXT COLLATE "C" PRIMARY KEY,
+        project_id TEXT COLLATE "C" NOT NULL,
+        secret_hash TEXT COLLATE "C" NOT NULL,
         data BYTEA NOT NULL
     );
     CREATE INDEX tokens_by_project ON tokens (project_id, id);
     -- Idempotency: the first answer to each request_id.
     CREATE TABLE requests (
-        request_id TEXT PRIMARY KEY,
-        method TEXT NOT NULL,
+        request_id TEXT COLLATE "C" PRIMARY KEY,
+        method TEXT COLLATE "C" NOT NULL,
         fingerprint BYTEA NOT NULL,
         response BYTEA NOT NULL,
         create_time BIGINT NOT NULL
@@ -116,8 +117,8 @@ MIGRATIONS: list[str] = [
     -- Work order counts by project, workflow, status and hour of creation, kept by a
     -- trigger, so CountWorkOrders sums a few buckets instead of scanning millions of rows.
     CREATE TABLE work_order_counts (
-        project_id TEXT NOT NULL,
-        workflow_id TEXT NOT NULL,
+        project_id TEXT COLLATE "C" NOT NULL,
+        workflow_id TEXT COLLATE "C" NOT NULL,
         status INTEGER NOT NULL,
         hour BIGINT NOT NULL,
         n BIGINT NOT NULL,

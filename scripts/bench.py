@@ -41,6 +41,13 @@ which others used more than --busy-threshold cores is measured again (up to
 --busy-retries times), keeping the quietest try; the table says how many
 points stayed busy.
 
+--watchers 0,100,500 measures CreateWorkOrder (the Go load generator, --watch-concurrency
+clients) on a fresh runstatus process while W watch streams, held open by another process
+(clients/go/cmd/watchers), receive every event; each W is reported as the ratio to W = 0
+measured in the same run (before and after the others, averaged), with the delivery latency
+from the change's time to its receipt (p50/p99), and the server's RSS with
+--idle-watchers streams open that receive nothing, against none.
+
 --soak SECONDS runs the mixed worker load (lifecycle + Heartbeat + Classify +
 GetWorkOrder, a quarter of the steps failing) against one runstatus process and
 samples its RSS; --profile runs py-spy on one runstatus process under the
@@ -66,12 +73,14 @@ import re
 import resource
 import shutil
 import signal
+import socket
 import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,6 +97,7 @@ from runstatus.v1 import classifier_service_pb2, work_order_service_pb2  # noqa:
 
 TOOLS = ROOT / ".tools" / "bin"
 LOADGEN = TOOLS / "runstatus-loadgen"
+WATCHERS = TOOLS / "runstatus-watchers"
 DOCS = ROOT / "docs"
 CREATE_WORKFLOW = "bench-create"  # the workflow ghz's CreateWorkOrder calls use
 
@@ -286,6 +296,7 @@ def build_loadgen() -> None:
     print("building the Go load generator (clients/go/cmd/loadgen)", flush=True)
     TOOLS.mkdir(parents=True, exist_ok=True)
     subprocess.run(["go", "build", "-o", str(LOADGEN), "./cmd/loadgen"], cwd=ROOT / "clients" / "go", check=True)
+    subprocess.run(["go", "build", "-o", str(WATCHERS), "./cmd/watchers"], cwd=ROOT / "clients" / "go", check=True)
 
 
 def run_ghz(call: str, data: Any, address: str, concurrency: int, seconds: float, connections: int,
@@ -490,7 +501,7 @@ def facts_line(facts: dict[str, str]) -> str:
 def replace_section(path: pathlib.Path, name: str, body: str) -> None:
     """Writes one section of the markdown file, keeping the others (each run rewrites only its own)."""
     start, end = f"<!-- bench:{name} -->", f"<!-- /bench:{name} -->"
-    order = ["table", "profile", "soak"]
+    order = ["table", "watchers", "profile", "soak"]
     text = path.read_text() if path.exists() else ""
     sections = {}
     for other in order:
@@ -819,6 +830,117 @@ def plot(results: list[Result], args: argparse.Namespace) -> None:
 # Soak: memory under a long mixed write load
 # ---------------------------------------------------------------------------
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def open_watches(metrics_port: int) -> float:
+    text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode()
+    m = re.search(r"^runstatus_watches ([0-9.e+]+)$", text, re.M)
+    return float(m.group(1)) if m else 0.0
+
+
+def start_watchers(server: Server, metrics_port: int, n: int, work: pathlib.Path,
+                   workflow: str = "") -> subprocess.Popen[str]:
+    """n watch streams in another process, once the server counts them all open."""
+    cmd = [str(WATCHERS), "-addr", server.address, "-n", str(n)]
+    if workflow:
+        cmd += ["-workflow", workflow]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=open(work / "watchers.log", "a"), text=True)
+    deadline = time.monotonic() + 120
+    while open_watches(metrics_port) < n:
+        if time.monotonic() > deadline or proc.poll() is not None:
+            raise RuntimeError(f"{n} watchers did not open (server counts {open_watches(metrics_port):g})")
+        time.sleep(0.2)
+    return proc
+
+
+def stop_watchers(proc: subprocess.Popen[str]) -> dict[str, Any]:
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=120)
+    return json.loads(out)  # type: ignore[no-any-return]
+
+
+def run_watchers(args: argparse.Namespace, work: pathlib.Path, facts: dict[str, str]) -> None:
+    c = args.watch_concurrency
+    rows: list[tuple[str, dict[str, Any], dict[str, Any] | None]] = []
+    plan = [0, *[w for w in args.watchers if w], 0]  # W = 0 before and after the others
+    print(f"\nwatchers: CreateWorkOrder at c={c} for {args.seconds:g} s with W receiving watchers, W in {plan}",
+          flush=True)
+    for i, n in enumerate(plan):
+        port = free_port()
+        server = runstatus_server(f"runstatus-watch-{i}", work / f"watch-{i}.db", work, "--metrics-port", str(port))
+        server.start()
+        watchers = None
+        try:
+            if n:
+                watchers = start_watchers(server, port, n, work)
+            wait_for_quiet(args)
+            measured = run_loadgen("create", server.address, c, args.seconds, args.warmup,
+                                   min(c, args.max_connections), work)
+            seen = stop_watchers(watchers) if watchers else None
+            watchers = None
+        finally:
+            if watchers is not None:
+                watchers.kill()
+            server.stop()
+        rows.append((f"{n}", measured, seen))
+        print(f"  W={n:4}  {measured['rps']:8.0f} creates/s  p99 {measured['p99']:.2f} ms"
+              + (f"  events {seen['events']:,}  delivery p50 {seen['latency_ms']['p50']:.1f} ms "
+                 f"p99 {seen['latency_ms']['p99']:.1f} ms  stream errors {seen['failures']}" if seen else ""),
+              flush=True)
+
+    # Memory: idle watchers (a workflow that gets no work orders) against none, on one server.
+    port = free_port()
+    server = runstatus_server("runstatus-watch-idle", work / "watch-idle.db", work, "--metrics-port", str(port))
+    server.start()
+    try:
+        proc = psutil.Process(server.proc.pid)  # type: ignore[union-attr]
+        time.sleep(2)
+        rss0 = proc.memory_info().rss / 2**20
+        idle = start_watchers(server, port, args.idle_watchers, work, workflow="no-such-workflow")
+        time.sleep(3)
+        rss1 = proc.memory_info().rss / 2**20
+        idle_create = run_loadgen("create", server.address, c, args.seconds, args.warmup,
+                                  min(c, args.max_connections), work)
+        stop_watchers(idle)
+    finally:
+        server.stop()
+
+    base = statistics.mean([rows[0][1]["rps"], rows[-1][1]["rps"]])
+    body = [
+        "## Watchers",
+        "",
+        f"`{command_line()}`, {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}",
+        "",
+        f"Machine: {facts_line(facts)}.",
+        "",
+        f"CreateWorkOrder from the Go load generator at c={c}, {args.seconds:g} s per row, each row on a fresh "
+        "runstatus process, while W watch streams held by another process (clients/go/cmd/watchers) receive "
+        "every event. Delivery latency: receipt time minus the event's own time (set as the change is written, "
+        "so it includes the commit). Ratio: to the mean of the two W = 0 rows.",
+        "",
+        "| W (receiving) | creates/s | x W=0 | create p99 ms | events received | delivery p50 ms | delivery p99 ms |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for label, m, seen in rows:
+        lat = seen["latency_ms"] if seen else {}
+        body.append(f"| {label} | {m['rps']:,.0f} | {m['rps'] / base:.2f} | {m['p99']:.2f} | "
+                    f"{seen['events'] if seen else 0:,} | {lat.get('p50', 0):.1f} | {lat.get('p99', 0):.1f} |"
+                    if seen else f"| {label} | {m['rps']:,.0f} | {m['rps'] / base:.2f} | {m['p99']:.2f} | – | – | – |")
+    body += [
+        "",
+        f"{args.idle_watchers:,} idle watchers (filtered to a workflow with no work orders): server RSS "
+        f"{rss0:.1f} → {rss1:.1f} MiB (**{rss1 - rss0:+.1f} MiB**); CreateWorkOrder with them open "
+        f"{idle_create['rps']:,.0f}/s (**{idle_create['rps'] / base:.2f}x** W=0).",
+    ]
+    text = "\n".join(body)
+    print("\n" + text)
+    replace_section(args.out_md, "watchers", text)
+
+
 def run_soak(args: argparse.Namespace, work: pathlib.Path, facts: dict[str, str]) -> None:
     seconds = args.soak
     server = runstatus_server("runstatus-soak", work / "soak.db", work).start()
@@ -1094,6 +1216,11 @@ def main() -> None:
                         help="skip runstatus --processes 2")
     parser.add_argument("--no-table", dest="table", action="store_false",
                         help="skip the side-by-side table (e.g. with --soak or --profile alone)")
+    parser.add_argument("--watchers", default="", metavar="W,W,...",
+                        help="also measure CreateWorkOrder with W receiving watchers, e.g. 0,100,500")
+    parser.add_argument("--watch-concurrency", type=int, default=16)
+    parser.add_argument("--idle-watchers", type=int, default=1000,
+                        help="idle watch streams for the memory figure of --watchers (default 1000)")
     parser.add_argument("--soak", type=float, default=0, metavar="SECONDS",
                         help="also run a mixed write load this long and watch the server's RSS")
     parser.add_argument("--soak-concurrency", type=int, default=16)
@@ -1122,8 +1249,12 @@ def main() -> None:
         args.workloads.insert(0, "baseline")
     if not args.concurrency or min(args.concurrency) < 1 or args.seconds <= 0 or args.work_orders < 1:
         parser.error("--concurrency, --seconds and --work-orders must be positive")
-    if not (args.table or args.soak or args.profile):
-        parser.error("nothing to do: --no-table needs --soak or --profile")
+    try:
+        args.watchers = sorted({int(w) for w in args.watchers.split(",") if w.strip()})
+    except ValueError:
+        parser.error("--watchers takes comma-separated integers")
+    if not (args.table or args.soak or args.profile or args.watchers):
+        parser.error("nothing to do: --no-table needs --watchers, --soak or --profile")
     if args.tool == "ghz" and not shutil.which("ghz"):
         parser.error("ghz is not on PATH (make bench installs it into .tools/bin); or say --tool go")
 
@@ -1135,6 +1266,8 @@ def main() -> None:
     try:
         if args.table:
             run_table(args, work, facts)
+        if args.watchers:
+            run_watchers(args, work, facts)
         if args.profile:
             run_profile(args, work, facts)
         if args.soak:

@@ -30,6 +30,7 @@ from collections.abc import AsyncIterator, Collection, Iterator
 from runstatus.v1.error_reason_pb2 import ErrorReason
 from runstatus.v1.event_pb2 import Event
 from runstatus.v1.work_order_pb2 import WorkOrderFilter
+from runstatus.v1.work_order_service_pb2 import WatchWorkOrdersResponse
 
 from .errors import ResourceExhausted, Unavailable
 from .metrics import EVENT_LOG_READS, WATCHES, WATCHES_CUT_OFF
@@ -60,6 +61,29 @@ def matches(event: Event, flt: WorkOrderFilter, work_order_ids: Collection[str])
     return not work_order_ids or event.work_order_id in work_order_ids
 
 
+class Delivery:
+    """An event on its way to watchers; its WatchWorkOrdersResponse is encoded once, however
+    many watchers it goes to."""
+
+    __slots__ = ("event", "_encoded")
+
+    def __init__(self, event: Event) -> None:
+        self.event = event
+        self._encoded: bytes | None = None
+
+    @property
+    def sequence(self) -> int:
+        return self.event.sequence
+
+    def encoded(self) -> bytes:
+        if self._encoded is None:
+            self._encoded = WatchWorkOrdersResponse(event=self.event, cursor=str(self.event.sequence)).SerializeToString()
+        return self._encoded
+
+
+Key = tuple[str, str]  # (project_id, workflow_id) a watcher is filed under; "" for any
+
+
 class Subscription:
     """One watcher: what it wants, and the events the feed handed it that it has not sent yet."""
 
@@ -70,7 +94,7 @@ class Subscription:
         self.work_order_ids = frozenset(work_order_ids)
         self.buffer = buffer
         self.send_timeout = send_timeout
-        self.queue: deque[Event] = deque()
+        self.queue: deque[Delivery] = deque()
         self.wake = asyncio.Event()
         self.joined = False
         self.overflowed = False
@@ -81,10 +105,14 @@ class Subscription:
         self._timer: asyncio.TimerHandle | None = None
         self._cut_off = False
 
+    @property
+    def key(self) -> Key:
+        return self.project_id, self.filter.workflow_id
+
     def wants(self, event: Event) -> bool:
         return matches(event, self.filter, self.work_order_ids)
 
-    def push(self, event: Event) -> bool:
+    def push(self, delivery: Delivery) -> bool:
         """Takes an event from the feed; False once more than `buffer` wait: then it is
         detached, and reads what it missed from the log."""
         if len(self.queue) >= self.buffer:
@@ -94,7 +122,7 @@ class Subscription:
             if self._sending:
                 self._arm()
             return False
-        self.queue.append(event)
+        self.queue.append(delivery)
         self.wake.set()
         return True
 
@@ -110,8 +138,8 @@ class Subscription:
             self.task.cancel("watcher too slow")
 
     @contextlib.contextmanager
-    def sending(self, event: Event) -> Iterator[None]:
-        """Around handing `event` to the client. A watcher that is behind (reading the log, or
+    def sending(self, delivery: Delivery) -> Iterator[None]:
+        """Around handing `delivery` to the client. A watcher that is behind (reading the log, or
         detached from the feed) whose client takes nothing for send_timeout is cut off:
         WATCH_TOO_SLOW, with the cursor of the last event whose sending completed."""
         self._sending = True
@@ -119,7 +147,7 @@ class Subscription:
             self._arm()
         try:
             yield
-            self.sent = event.sequence
+            self.sent = delivery.sequence
         except asyncio.CancelledError:
             if not self._cut_off:
                 raise
@@ -153,7 +181,9 @@ class EventFeed:
         self.cursor = 0  # every event up to here was handed to the watchers joined then
         self.closed = False
         self._stale = True  # no watcher joined since the cursor was last brought up to date
-        self._by_project: dict[str, set[Subscription]] = {}  # "" : watchers of every project
+        # Joined watchers by what they filter on, so that an event costs nothing for watchers
+        # of other projects or workflows.
+        self._by_key: dict[Key, set[Subscription]] = {}
         self._joined = 0
         self._open: Counter[str] = Counter()  # open watch streams per caller
         self._wake = asyncio.Event()
@@ -185,10 +215,14 @@ class EventFeed:
             page = await self.store.scan(_events_after, self.cursor, "")
             FEED_READS.inc()
             for event in page:
-                for key in (event.project_id, ""):
-                    for sub in tuple(self._by_project.get(key, ())):
-                        if sub.wants(event) and not sub.push(event):
-                            self._leave(sub)
+                delivery = Delivery(event)
+                p, w = event.project_id, event.workflow_id
+                for key in ((p, w), (p, ""), ("", w), ("", "")):
+                    subs = self._by_key.get(key)
+                    if subs:
+                        for sub in tuple(subs):
+                            if sub.wants(event) and not sub.push(delivery):
+                                self._leave(sub)
             if page:
                 self.cursor = page[-1].sequence
             if len(page) < PAGE:
@@ -198,7 +232,7 @@ class EventFeed:
         """Ends every watch (UNAVAILABLE, so clients resume from their cursor elsewhere)."""
         self.closed = True
         self._wake.set()
-        for subs in self._by_project.values():
+        for subs in self._by_key.values():
             for sub in subs:
                 sub.closed = True
                 sub.wake.set()
@@ -237,26 +271,26 @@ class EventFeed:
                 self.cursor = max(self.cursor, await self.store.scan(_last_sequence))
                 self._stale = False
             sub.joined, sub.overflowed = True, False
-            self._by_project.setdefault(sub.project_id, set()).add(sub)
+            self._by_key.setdefault(sub.key, set()).add(sub)
             self._joined += 1
             return self.cursor
 
     def _leave(self, sub: Subscription) -> None:
         if sub.joined:
             sub.joined = False
-            subs = self._by_project[sub.project_id]
+            subs = self._by_key[sub.key]
             subs.discard(sub)
             if not subs:
-                del self._by_project[sub.project_id]
+                del self._by_key[sub.key]
             self._joined -= 1
         sub.queue.clear()
 
     def subscription(self, project_id: str, flt: WorkOrderFilter, work_order_ids: Collection[str]) -> Subscription:
         return Subscription(project_id, flt, work_order_ids, self.buffer, self.send_timeout)
 
-    async def watch(self, sub: Subscription, after: int) -> AsyncIterator[Event]:
+    async def watch(self, sub: Subscription, after: int) -> AsyncIterator[Delivery]:
         """The events after `after` that `sub` wants, then live ones as they are committed,
-        until the server closes. Wrap the handing over of each one in `sub.sending(event)`."""
+        until the server closes. Wrap the handing over of each one in `sub.sending(delivery)`."""
         sub.task = asyncio.current_task()
         cursor = sub.sent = after
         try:
@@ -269,7 +303,7 @@ class EventFeed:
                     for event in page:
                         cursor = event.sequence
                         if sub.wants(event):
-                            yield event
+                            yield Delivery(event)
                     if len(page) < PAGE:
                         break
                 # The seam: join, then read the log up to the feed's cursor.
@@ -282,7 +316,7 @@ class EventFeed:
                             break
                         cursor = event.sequence
                         if sub.wants(event):
-                            yield event
+                            yield Delivery(event)
                     if len(page) < PAGE:
                         break
                 cursor = max(cursor, upto)
@@ -290,10 +324,10 @@ class EventFeed:
                 while not sub.overflowed:
                     self._check_open()
                     while sub.queue:
-                        event = sub.queue.popleft()
-                        if event.sequence > cursor:
-                            cursor = event.sequence
-                            yield event
+                        delivery = sub.queue.popleft()
+                        if delivery.sequence > cursor:
+                            cursor = delivery.sequence
+                            yield delivery
                         if sub.overflowed:
                             break
                     else:

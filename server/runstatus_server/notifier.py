@@ -57,7 +57,8 @@ async def run_notifier(feed: EventFeed, notifiers: list[Notify]) -> None:
     """Notifies for every admin-worthy event committed from now on."""
     start = await feed.store.scan(lambda tx: tx.last_event_sequence())
     sub = feed.subscription("", WorkOrderFilter(), ())
-    async for event in feed.watch(sub, start):
+    async for delivery in feed.watch(sub, start):
+        event = delivery.event
         if needs_admin(event):
             for notify in notifiers:
                 await asyncio.to_thread(notify, event)

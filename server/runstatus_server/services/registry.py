@@ -31,6 +31,11 @@ def _lenient(parse: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
     return parse_or_mark
 
 
+def _encoded(message: Any) -> bytes:
+    """A stream's messages may come encoded already: one event goes to many watchers."""
+    return message if isinstance(message, bytes) else bytes(message.SerializeToString())
+
+
 def register(server: grpc.aio.Server, servicer: object, service: ServiceDescriptor) -> None:
     handlers = {}
     for method in service.methods:
@@ -40,6 +45,6 @@ def register(server: grpc.aio.Server, servicer: object, service: ServiceDescript
         handlers[method.name] = make(
             getattr(servicer, method.name),
             request_deserializer=_lenient(request.FromString),
-            response_serializer=response.SerializeToString,
+            response_serializer=_encoded if method.server_streaming else response.SerializeToString,
         )
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service.full_name, handlers),))

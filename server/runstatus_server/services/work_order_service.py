@@ -208,6 +208,6 @@ class WorkOrderService(pb_grpc.WorkOrderServiceServicer):
         who = auth.caller.get()
         with feed.admit(f"token:{who.token_id}" if who else f"project:{project_id}"):
             sub = feed.subscription(project_id, request.filter, request.work_order_ids)
-            async for event in feed.watch(sub, after):
-                with sub.sending(event):
-                    await context.write(pb.WatchWorkOrdersResponse(event=event, cursor=str(event.sequence)))
+            async for delivery in feed.watch(sub, after):
+                with sub.sending(delivery):
+                    await context.write(delivery.encoded())  # encoded once for every watcher

@@ -670,3 +670,98 @@ def test_a_lock_held_past_the_wait_is_storage_busy(db: str) -> None:
         await store.close()
 
     run(main())
+
+
+# --- several servers: wake-ups (LISTEN/NOTIFY) and one sweeper (lead) ---------------------------------
+
+
+def events(tx: PostgresTx, n: int) -> int:
+    return len([tx.append_event(Event(project_id="p", work_order_id=f"wo{i}")) for i in range(n)])
+
+
+async def heard_within(heard: list[int], n: int, timeout: float = 5) -> bool:
+    deadline = time.monotonic() + timeout
+    while len(heard) < n and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    return len(heard) >= n
+
+
+def test_another_stores_commit_of_events_wakes_the_listeners_once_per_transaction(db: str) -> None:
+    async def main() -> None:
+        a, b = await started(db), await started(db)
+        heard_a: list[int] = []
+        heard_b: list[int] = []
+        a.add_commit_listener(lambda: heard_a.append(1))
+        b.add_commit_listener(lambda: heard_b.append(1))
+        await asyncio.sleep(0.5)  # both listening
+        assert await a.write(events, 5) == 5
+        assert await heard_within(heard_b, 1)
+        await asyncio.sleep(0.5)
+        assert heard_b == [1], "one NOTIFY per transaction, not per event"
+        assert heard_a == [1], "a store does not hear its own NOTIFY (its commit told its listeners)"
+        # A commit without events, or one rolled back, wakes no other server.
+        await a.write(insert, "no-events")
+
+        def rolled_back(tx: PostgresTx) -> None:
+            events(tx, 1)
+            raise RuntimeError("undone")
+        with pytest.raises(RuntimeError):
+            await a.write(rolled_back)
+        await asyncio.sleep(0.5)
+        assert heard_b == [1]
+        assert await b.write(events, 1) == 1
+        assert await heard_within(heard_a, 3)
+        await a.close()
+        await b.close()
+
+    run(main())
+
+
+def test_one_store_leads_at_a_time_and_another_takes_over_when_it_goes(db: str) -> None:
+    async def main() -> None:
+        stores = [await started(db) for _ in range(3)]
+        first = [await s.lead() for s in stores]
+        assert first.count(True) == 1, first
+        assert [await s.lead() for s in stores] == first, "the leader keeps the lead"
+        leader = stores[first.index(True)]
+        await leader.close()
+        rest = [s for s in stores if s is not leader]
+        assert await leader.lead() is False
+        for _ in range(100):  # the database releases the lock once it has ended the session
+            after = [await s.lead() for s in rest]
+            if any(after):
+                break
+            await asyncio.sleep(0.05)
+        assert after.count(True) == 1, after
+        for s in rest:
+            await s.close()
+
+    run(main())
+
+
+def test_after_a_database_restart_wake_ups_and_the_lead_come_back(own_postgres: Any) -> None:
+    url = own_postgres.url()
+    prepare(url)
+
+    async def main() -> None:
+        a, b = await started(url), await started(url)
+        heard: list[int] = []
+        b.add_commit_listener(lambda: heard.append(1))
+        assert await a.lead() and not await b.lead()
+        await asyncio.to_thread(own_postgres.stop)
+        assert not await a.lead() and not await b.lead()
+        await asyncio.to_thread(own_postgres.start)
+        for _ in range(100):
+            try:
+                await a.write(events, 1)
+                break
+            except StorageError:
+                await asyncio.sleep(0.1)
+        assert await heard_within(heard, 1, timeout=10)  # b listens again
+        got = [await a.lead(), await b.lead()]
+        assert got.count(True) == 1, got
+        assert [await a.lead(), await b.lead()] == got
+        await a.close()
+        await b.close()
+
+    run(main(), timeout=120)

@@ -199,7 +199,8 @@ class Server:
         stalls = sweeper.Stalls(self.app.leases.lease_us)
         while True:
             try:
-                while True:
+                # One server at a time sweeps a database that several share (store.lead).
+                while await self.store.lead():
                     killed, lost = await self.store.write(
                         sweeper.sweep, self.classifier, now_us(), stalls.credit_us(now_us()))
                     if killed:
@@ -207,8 +208,8 @@ class Server:
                     if lost:
                         log.warning("runs lost: their leases expired", extra={"count": lost})
                     if killed < sweeper.BATCH and lost < sweeper.BATCH:
+                        await self._prune_kept_answers()
                         break
-                await self._prune_kept_answers()
             except asyncio.CancelledError:
                 raise
             except Exception:  # noqa: BLE001 - the sweeper must outlive a bad moment of the disk

@@ -174,7 +174,13 @@ class Store(Protocol):
         ...
     def scan_now(self, fn: Callable[Concatenate[Tx, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
         """A scan for a thread that is not the event loop's (the metrics server's): blocks."""
-    def add_commit_listener(self, listener: Callable[[], None]) -> None: ...
+    def add_commit_listener(self, listener: Callable[[], None]) -> None:
+        """Called on the event loop after each commit, this process's or (for a database that
+        several servers share) another's: new events may be in the log."""
+    async def lead(self) -> bool:
+        """Whether this process may sweep now (expire leases, kill overdue runs, prune kept
+        answers). One process at a time among those sharing the database; asked before each pass."""
+        ...
     def add_fault_listener(self, listener: Callable[[str], None]) -> None:
         """Called on the event loop with a reason when the store can no longer write the
         database it opened (its file was deleted or replaced), and with "" once it can again."""

@@ -15,6 +15,15 @@ first, a row changed since it was read) is tried again from the start, a few tim
 Reads run on a second pool, each in a read-only REPEATABLE READ transaction: one snapshot,
 committed data only. No psycopg exception leaves this module: each becomes a StorageError.
 
+Several servers on one database: each transaction that appended events sends one
+`NOTIFY runstatus_events` (delivered at its COMMIT, so once per commit, never per event), and
+each store LISTENs on a connection of its own (a thread): a commit made through another server
+wakes this one's commit listeners (the event feed), which then read the log by sequence as for
+a local commit. The notification is only a wake-up; a lost one costs a watcher the feed's poll.
+One server at a time sweeps (`lead`): the one holding a session-level advisory lock on a
+connection of its own; when that server dies, its connection and its lock go with it, and the
+next server to ask takes over.
+
 What does not hold as with SQLite: a connection lost *during* a COMMIT leaves its outcome
 unknown (the database may have committed it); the caller gets StorageUnavailable all the same,
 as for any lost connection, and a retry with the same request_id finds the answer if it did.
@@ -27,7 +36,9 @@ import contextvars
 import logging
 import random
 import re
+import threading
 import time
+import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -39,7 +50,7 @@ from psycopg_pool import ConnectionPool, PoolClosed
 
 from .base import CannotOpen, StorageBusy, StorageError, StorageFull, StorageUnavailable, StoreClosing
 from .postgres_rows import PostgresTx, WriteConflict
-from .postgres_schema import migrate
+from .postgres_schema import EVENTS_CHANNEL, SWEEP_LOCK, migrate
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -59,6 +70,8 @@ OPTIONS = (f"-c synchronous_commit=on -c lock_timeout={BUSY_TIMEOUT_MS} "
 
 # SQLSTATEs of a lost race: the write is tried again from the start.
 RETRIED = {"40001", "40P01", "23505"}  # serialization failure, deadlock, unique violation
+LISTEN_WAKE_S = 0.25  # how often the listening thread looks up from its connection (to stop)
+LISTEN_RETRY_S = (0.1, 2.0)  # the listening thread reconnects after this long, doubling up to the most
 
 
 def is_postgres_url(db: str) -> bool:
@@ -115,6 +128,17 @@ class PostgresStore:
         self._in_flight = 0  # writes begun and not yet answered
         self._idle: asyncio.Event | None = None
         self._closing = False
+        # Cross-server wake-ups: this store's NOTIFYs carry its origin, and its listener skips them
+        # (its own commits already told the listeners).
+        self._origin = uuid.uuid4().hex
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._listening: threading.Thread | None = None
+        self._stop_listening = threading.Event()
+        self._wake_pending = False
+        # The sweeper's lock (lead): its own connection, and whether it holds the lock.
+        self._lead_conn: psycopg.Connection[Any] | None = None
+        self._leading = False
+        self._lead_mutex = threading.Lock()
 
     # --- start and close --------------------------------------------------------------
 
@@ -138,6 +162,9 @@ class PostgresStore:
         except psycopg.Error as e:
             await asyncio.to_thread(self._close_pools)
             raise CannotOpen(f"cannot connect to the PostgreSQL database {redacted(self.url)}: {_said(e)}") from None
+        self._loop = asyncio.get_running_loop()
+        self._listening = threading.Thread(target=self._listen_forever, name="runstatus-pg-listen", daemon=True)
+        self._listening.start()
 
     def _pool(self, name: str, size: int,
               configure: Callable[[psycopg.Connection[Any]], None] | None) -> ConnectionPool[psycopg.Connection[Any]]:
@@ -175,10 +202,113 @@ class PostgresStore:
         await asyncio.to_thread(self._writers.shutdown, wait=True)
         await asyncio.to_thread(self._readers.shutdown, wait=True)
         await asyncio.to_thread(self._close_pools)
+        self._stop_listening.set()
+        if self._listening is not None:
+            await asyncio.to_thread(self._listening.join, 5)
+        await asyncio.to_thread(self._resign)
 
     def add_commit_listener(self, listener: Callable[[], None]) -> None:
         """Called on the event loop after every commit (e.g. to wake watchers)."""
         self._listeners.append(listener)
+
+    def _tell_listeners(self) -> None:
+        for listener in self._listeners:
+            try:
+                listener()
+            except Exception:  # noqa: BLE001
+                log.exception("a commit listener failed")
+
+    # --- other servers' commits: LISTEN ------------------------------------------------
+
+    def _own_connection(self) -> psycopg.Connection[Any]:
+        """A connection outside the pools (LISTEN, the sweeper's lock). It sits idle for long:
+        TCP keepalives find out when the database vanished without a word."""
+        return psycopg.connect(self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S, options=OPTIONS,
+                               keepalives=1, keepalives_idle=10, keepalives_interval=2, keepalives_count=3)
+
+    def _listen_forever(self) -> None:
+        """On its own thread: LISTENs on a connection of its own, reconnecting when it is lost,
+        and wakes the commit listeners on the loop when another server committed events. Once
+        reconnected, it wakes them once too: a commit may have gone unheard meanwhile."""
+        retry = LISTEN_RETRY_S[0]
+        again = False  # a connection before this one failed or was lost
+        while not self._stop_listening.is_set():
+            try:
+                with self._own_connection() as conn:
+                    conn.execute(f"LISTEN {EVENTS_CHANNEL}")
+                    retry = LISTEN_RETRY_S[0]
+                    if again:
+                        self._heard()
+                    while not self._stop_listening.is_set():
+                        for note in conn.notifies(timeout=LISTEN_WAKE_S):
+                            if note.payload != self._origin:
+                                self._heard()
+            except psycopg.Error as e:
+                if self._stop_listening.is_set():
+                    return
+                log.warning("cannot listen for other servers' commits (watchers poll meanwhile): %s", _said(e))
+            except RuntimeError:  # the loop closed under the thread: the store is going away
+                return
+            again = True
+            self._stop_listening.wait(retry)
+            retry = min(retry * 2, LISTEN_RETRY_S[1])
+
+    def _heard(self) -> None:
+        """From the listening thread: the listeners run on the loop, once per burst of NOTIFYs
+        that arrive before the loop gets to them."""
+        if self._wake_pending or self._loop is None:
+            return
+        self._wake_pending = True
+        self._loop.call_soon_threadsafe(self._wake_listeners)
+
+    def _wake_listeners(self) -> None:
+        self._wake_pending = False
+        self._tell_listeners()
+
+    # --- the sweeper: one server at a time --------------------------------------------
+
+    async def lead(self) -> bool:
+        """Whether this server may sweep now: it holds (or just took) the session-level advisory
+        lock SWEEP_LOCK, on a connection of its own that it keeps; a connection lost loses the
+        lock (the database releases it when the session ends), and it is asked for again."""
+        if self._closing:
+            return False
+        return await asyncio.to_thread(self._lead_now)
+
+    def _lead_now(self) -> bool:
+        with self._lead_mutex:
+            try:
+                if self._lead_conn is None or self._lead_conn.closed:
+                    self._leading = False
+                    self._lead_conn = self._own_connection()
+                if self._leading:
+                    self._lead_conn.execute("SELECT 1")  # still connected, so still holding it
+                    return True
+                row = self._lead_conn.execute("SELECT pg_try_advisory_lock(%s)", (SWEEP_LOCK,)).fetchone()
+                self._leading = bool(row and row[0])
+                if self._leading:
+                    log.info("this server sweeps now (it holds the sweeper's lock)")
+                return self._leading
+            except psycopg.Error as e:
+                if self._leading:
+                    log.warning("lost the sweeper's lock: %s", _said(e))
+                self._leading = False
+                self._drop_lead_conn()
+                return False
+
+    def _drop_lead_conn(self) -> None:
+        if self._lead_conn is not None:
+            try:
+                self._lead_conn.close()
+            except psycopg.Error:
+                pass
+            self._lead_conn = None
+
+    def _resign(self) -> None:
+        """Closing: the lock goes with the connection, at once (another server sweeps next)."""
+        with self._lead_mutex:
+            self._leading = False
+            self._drop_lead_conn()
 
     def add_fault_listener(self, listener: Callable[[str], None]) -> None:
         """Nothing to hear for PostgreSQL: there is no database file that could be deleted or
@@ -208,7 +338,7 @@ class PostgresStore:
         for attempt in range(1, WRITE_ATTEMPTS + 1):
             try:
                 with self._write_pool.connection() as conn:
-                    outcome = self._transaction(conn, job)
+                    outcome = self._transaction(conn, job, self._origin)
             except (psycopg.Error, WriteConflict) as e:
                 state = getattr(e, "sqlstate", None)
                 if (state in RETRIED or isinstance(e, WriteConflict)) and attempt < WRITE_ATTEMPTS:
@@ -220,9 +350,11 @@ class PostgresStore:
         raise AssertionError("unreachable")
 
     @staticmethod
-    def _transaction(conn: psycopg.Connection[Any], job: Callable[[PostgresTx], Any]) -> _Outcome:
+    def _transaction(conn: psycopg.Connection[Any], job: Callable[[PostgresTx], Any], origin: str) -> _Outcome:
         """The job in one transaction. Raises psycopg errors (and WriteConflict) for the caller
-        to retry or map; returns the job's own exception in the outcome."""
+        to retry or map; returns the job's own exception in the outcome. A transaction that
+        appended events sends one NOTIFY (PostgreSQL delivers it at the COMMIT, to every
+        server listening, and not at all if the transaction rolls back)."""
         tx = PostgresTx(conn, writing=True)
         try:
             result = job(tx)
@@ -231,6 +363,8 @@ class PostgresStore:
             raise
         except BaseException as e:  # noqa: BLE001 - the caller gets its own error
             if getattr(e, "keep_changes", False) and conn.info.transaction_status != pq.TransactionStatus.INERROR:
+                if tx.appended_events:
+                    conn.execute("SELECT pg_notify(%s, %s)", (EVENTS_CHANNEL, origin))
                 conn.commit()  # the contract in store/base.py: kept, then the error
                 return _Outcome(error=e, committed=True, hooks=tx.committed_hooks)
             conn.rollback()
@@ -239,6 +373,8 @@ class PostgresStore:
             # The job swallowed a failed statement: the transaction can only be rolled back.
             conn.rollback()
             return _Outcome(error=StorageUnavailable("the database cannot be written right now: a statement failed"))
+        if tx.appended_events:
+            conn.execute("SELECT pg_notify(%s, %s)", (EVENTS_CHANNEL, origin))
         conn.commit()
         return _Outcome(result=result, committed=True, hooks=tx.committed_hooks)
 
@@ -262,11 +398,7 @@ class PostgresStore:
             else:
                 answer.set_result(outcome.result)
         if outcome.committed:
-            for listener in self._listeners:
-                try:
-                    listener()
-                except Exception:  # noqa: BLE001
-                    log.exception("a commit listener failed")
+            self._tell_listeners()
 
     # --- reads ------------------------------------------------------------------------
 

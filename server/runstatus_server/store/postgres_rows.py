@@ -121,6 +121,11 @@ class PostgresTx:
     def after_commit(self, fn: Callable[[], None]) -> None:
         self.committed_hooks.append(fn)
 
+    @property
+    def appended_events(self) -> bool:
+        """Whether this transaction appended an event (its commit must wake the watchers)."""
+        return self._event_locked
+
     def _execute(self, sql: str, args: tuple[Any, ...]) -> psycopg.Cursor[Any]:
         """Every statement of this class goes through here, its strings as text holds them."""
         return self.conn.execute(sql, [_text(a) for a in args])

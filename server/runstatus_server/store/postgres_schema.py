@@ -22,6 +22,9 @@ log = logging.getLogger("runstatus.store")
 # Advisory lock keys (one 64-bit space per database, shared with whatever else uses it).
 MIGRATION_LOCK = 0x72756E5F6D696772  # "run_migr": one server migrates at a time
 EVENT_LOCK = 0x72756E5F65767473  # "run_evts": event appenders commit in sequence order (postgres_rows.py)
+SWEEP_LOCK = 0x72756E5F73776570  # "run_swep": held by the one server that sweeps (postgres.py: lead)
+# Sent once by each transaction that appended events (postgres.py); every server LISTENs.
+EVENTS_CHANNEL = "runstatus_events"
 
 MIGRATIONS: list[str] = [
     # 1: the schema of SQLite's migrations 1 to 5 together.

@@ -244,6 +244,10 @@ class SqliteStore:
         """Called on the event loop after every commit (e.g. to wake watchers)."""
         self._listeners.append(listener)
 
+    async def lead(self) -> bool:
+        """Always: only the primary process sweeps an SQLite file (processes.py)."""
+        return True
+
     def add_fault_listener(self, listener: Callable[[str], None]) -> None:
         self._fault_listeners.append(listener)
 

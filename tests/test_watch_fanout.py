@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import pathlib
 import re
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -210,3 +213,38 @@ def test_watch_streams_are_limited_per_caller_and_per_server(tmp: pathlib.Path) 
         again.stop()
         for w in open_:
             w.stop()
+
+
+WATCHER = """
+import sys, grpc
+from runstatus.v1 import work_order_service_pb2 as pb, work_order_service_pb2_grpc as g
+stub = g.WorkOrderServiceStub(grpc.insecure_channel(sys.argv[1]))
+print("watching", flush=True)
+for _ in stub.WatchWorkOrders(pb.WatchWorkOrdersRequest(project_id=sys.argv[2])):
+    pass
+"""
+
+
+def test_keepalive_drops_a_client_that_stopped_answering(tmp: pathlib.Path) -> None:
+    port = free_port()
+    with running_server(tmp, "--metrics-port", str(port), "--keepalive-seconds", "1",
+                        "--keepalive-timeout-seconds", "1") as (server, _):
+        c = Client(server.address)
+        c.new_project()
+        proc = subprocess.Popen([sys.executable, "-c", WATCHER, server.address, c.project_id],
+                                stdout=subprocess.PIPE, text=True)
+        try:
+            assert proc.stdout is not None and proc.stdout.readline().strip() == "watching"
+            deadline = time.monotonic() + 20
+            while metric(port, "runstatus_watches") != 1 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert metric(port, "runstatus_watches") == 1
+            # The client is frozen: its connection stays up in the kernel, but answers no ping.
+            proc.send_signal(signal.SIGSTOP)
+            deadline = time.monotonic() + 30
+            while metric(port, "runstatus_watches") != 0 and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert metric(port, "runstatus_watches") == 0, "the dead client's watch is still open"
+        finally:
+            proc.kill()
+            proc.wait()

@@ -56,7 +56,8 @@ def serve_command(
     watch_send_timeout: Annotated[float, typer.Option(envvar="RUNSTATUS_WATCH_SEND_TIMEOUT", help="A watch that is behind and whose client takes no event for this long is cut off (RESOURCE_EXHAUSTED WATCH_TOO_SLOW; it resumes from its cursor).")] = 30.0,
     max_watches: Annotated[int, typer.Option(envvar="RUNSTATUS_MAX_WATCHES", help="Most watch streams open in one server process.")] = 10_000,
     max_watches_per_caller: Annotated[int, typer.Option(envvar="RUNSTATUS_MAX_WATCHES_PER_CALLER", help="Most watch streams open for one token (or, without --auth, one project).")] = 1_000,
-    keepalive_seconds: Annotated[float, typer.Option(envvar="RUNSTATUS_KEEPALIVE_SECONDS", help="Ping idle connections this often; one that does not answer within 20 s is dropped, with its watches.")] = 60.0,
+    keepalive_seconds: Annotated[float, typer.Option(envvar="RUNSTATUS_KEEPALIVE_SECONDS", help="Ping idle connections this often (HTTP/2 keepalive).")] = 60.0,
+    keepalive_timeout_seconds: Annotated[float, typer.Option(envvar="RUNSTATUS_KEEPALIVE_TIMEOUT_SECONDS", help="A connection that does not answer a ping within this long is dropped, with its watches.")] = 20.0,
     processes: Annotated[int, typer.Option(envvar="RUNSTATUS_PROCESSES", help="Server processes sharing the port (0: one per core).")] = 1,
     reuse_port: Annotated[bool, typer.Option(hidden=True)] = False,
     role: Annotated[str, typer.Option(hidden=True)] = "primary",
@@ -64,10 +65,10 @@ def serve_command(
     """Start the server on an embedded SQLite database (or on PostgreSQL: --db postgresql://...)."""
     logs.setup(log_level)
     if lease_seconds <= 0 or sweep_seconds <= 0 or request_id_seconds <= 0 or keepalive_seconds <= 0 \
-            or watch_send_timeout <= 0:
+            or keepalive_timeout_seconds <= 0 or watch_send_timeout <= 0:
         raise typer.BadParameter(
-            "--lease-seconds, --sweep-seconds, --request-id-seconds, --keepalive-seconds and "
-            "--watch-send-timeout must be positive")
+            "--lease-seconds, --sweep-seconds, --request-id-seconds, --keepalive-seconds, "
+            "--keepalive-timeout-seconds and --watch-send-timeout must be positive")
     if watch_buffer < 1 or max_watches < 0 or max_watches_per_caller < 0:
         raise typer.BadParameter("--watch-buffer must be at least 1, --max-watches* at least 0",
                                  param_hint="--watch-buffer")
@@ -93,6 +94,7 @@ def serve_command(
         tls_cert=str(tls_cert or ""), tls_key=str(tls_key or ""), tls_client_ca=str(tls_client_ca or ""),
         metrics_port=metrics_port, watch_buffer=watch_buffer, watch_send_timeout=watch_send_timeout, max_watches=max_watches,
         max_watches_per_caller=max_watches_per_caller, keepalive_seconds=keepalive_seconds,
+        keepalive_timeout_seconds=keepalive_timeout_seconds,
     )
     processes = processes or os.cpu_count() or 1
     try:

@@ -128,6 +128,9 @@ class Server:
             ("grpc.so_reuseport", int(self.settings.reuse_port)),
             ("grpc.keepalive_time_ms", int(self.settings.keepalive_seconds * 1000)),
             ("grpc.keepalive_timeout_ms", int(self.settings.keepalive_timeout_seconds * 1000)),
+            # This gRPC's core times a keepalive ping out by this one (measured: with only
+            # keepalive_timeout_ms, a frozen client's connection stayed open).
+            ("grpc.http2.ping_timeout_ms", int(self.settings.keepalive_timeout_seconds * 1000)),
             ("grpc.keepalive_permit_without_calls", 1),
             # Clients may ping as often as every 10 s (a watcher behind a proxy keeps its stream alive).
             ("grpc.http2.min_recv_ping_interval_without_data_ms", 10_000),

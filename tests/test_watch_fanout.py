@@ -248,3 +248,30 @@ def test_keepalive_drops_a_client_that_stopped_answering(tmp: pathlib.Path) -> N
         finally:
             proc.kill()
             proc.wait()
+
+
+def test_a_watch_from_now_skips_the_log_and_misses_nothing_after(metered: tuple[ServerProcess, int]) -> None:
+    from runstatus import Client as PyClient
+
+    server, _ = metered
+    c = Client(server.address)
+    c.new_project()
+    wf = c.workflow(["a"])
+    old = [c.work_order(wf).work_order.id for _ in range(3)]
+    with PyClient(server.address, project_id=c.project_id) as rs:
+        events = rs.watch(from_now=True)
+        new: list[str] = []
+
+        def write() -> None:
+            time.sleep(0.5)
+            new.extend(c.work_order(wf).work_order.id for _ in range(3))
+
+        threading.Thread(target=write, daemon=True).start()
+        seen = [next(events).work_order_id for _ in range(3)]
+        assert seen == new and not set(seen) & set(old)
+        raw = wo_grpc.WorkOrderServiceStub(grpc.insecure_channel(server.address))
+        with pytest.raises(grpc.RpcError) as raised:
+            next(raw.WatchWorkOrders(wo_pb.WatchWorkOrdersRequest(project_id=c.project_id, after_cursor="5",
+                                                                  from_now=True)))
+        assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert details(raised.value)[1] == [("from_now", "cannot be given with after_cursor")]

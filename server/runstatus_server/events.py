@@ -285,6 +285,10 @@ class EventFeed:
             self._joined -= 1
         sub.queue.clear()
 
+    async def last_sequence(self) -> int:
+        """The sequence of the last event committed now (where a watch "from now" starts)."""
+        return int(await self.store.scan(_last_sequence))
+
     def subscription(self, project_id: str, flt: WorkOrderFilter, work_order_ids: Collection[str]) -> Subscription:
         return Subscription(project_id, flt, work_order_ids, self.buffer, self.send_timeout)
 

@@ -438,16 +438,20 @@ class Calls(Generic[Ch]):
 
     @watching
     def watch(self, *, statuses: Iterable[req.StatusLike] = (), workflow_id: str = "",
-              work_order_ids: Iterable[str] = (), after_cursor: str = "", project_id: str | None = None,
-              reconnect: bool = True) -> WatchCall:
-        """Events after the cursor, then live ones, until you stop iterating. On a lost
+              work_order_ids: Iterable[str] = (), after_cursor: str = "", from_now: bool = False,
+              project_id: str | None = None, reconnect: bool = True) -> WatchCall:
+        """Events after the cursor (none: from the start of the log; `from_now`: only what is
+        committed from now on), then live ones, until you stop iterating. On a lost
         connection it reconnects from the last cursor it gave you, so nothing is missed
         and nothing is seen twice."""
+        if from_now and after_cursor:
+            raise ValueError("give after_cursor or from_now, not both")
         flt = req.work_order_filter(statuses, workflow_id)
         project, ids = self._project(project_id), list(work_order_ids)
         return WatchCall(self.work_orders.WatchWorkOrders,
                          lambda cursor: wo_pb.WatchWorkOrdersRequest(project_id=project, filter=flt,
-                                                                     after_cursor=cursor, work_order_ids=ids),
+                                                                     after_cursor=cursor, from_now=from_now and not cursor,
+                                                                     work_order_ids=ids),
                          after_cursor, reconnect)
 
     # Tokens (admin tokens, on a server that runs with --auth)

@@ -195,6 +195,8 @@ class WorkOrderService(pb_grpc.WorkOrderServiceServicer):
                 checks.add(f"filter.{name}", "is not supported by WatchWorkOrders; filter by status or workflow")
         if len(request.work_order_ids) > 1000:
             checks.add("work_order_ids", "at most 1000")
+        if request.from_now and request.after_cursor:
+            checks.add("from_now", "cannot be given with after_cursor")
         checks.done()
         after = 0
         if request.after_cursor:
@@ -205,6 +207,8 @@ class WorkOrderService(pb_grpc.WorkOrderServiceServicer):
         if project_id:
             await self.app.store.read(projects.get, project_id)
         feed = self.app.feed
+        if request.from_now:
+            after = await feed.last_sequence()
         who = auth.caller.get()
         with feed.admit(f"token:{who.token_id}" if who else f"project:{project_id}"):
             sub = feed.subscription(project_id, request.filter, request.work_order_ids)

@@ -1078,7 +1078,10 @@ type WatchWorkOrdersRequest struct {
 	// The cursor of the last event seen; empty: from the start of the log.
 	AfterCursor string `protobuf:"bytes,3,opt,name=after_cursor,json=afterCursor,proto3" json:"after_cursor,omitempty"`
 	// Only the work orders with these ids; empty: all.
-	WorkOrderIds  []string `protobuf:"bytes,4,rep,name=work_order_ids,json=workOrderIds,proto3" json:"work_order_ids,omitempty"`
+	WorkOrderIds []string `protobuf:"bytes,4,rep,name=work_order_ids,json=workOrderIds,proto3" json:"work_order_ids,omitempty"`
+	// Start with what is committed from now on, instead of the start of the log (after_cursor
+	// must then be empty). The first event received gives the cursor to resume from.
+	FromNow       bool `protobuf:"varint,5,opt,name=from_now,json=fromNow,proto3" json:"from_now,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1139,6 +1142,13 @@ func (x *WatchWorkOrdersRequest) GetWorkOrderIds() []string {
 		return x.WorkOrderIds
 	}
 	return nil
+}
+
+func (x *WatchWorkOrdersRequest) GetFromNow() bool {
+	if x != nil {
+		return x.FromNow
+	}
+	return false
 }
 
 type WatchWorkOrdersResponse struct {
@@ -1277,13 +1287,14 @@ const file_runstatus_v1_work_order_service_proto_rawDesc = "" +
 	"\n" +
 	"request_id\x18\x03 \x01(\tR\trequestId\"8\n" +
 	"\x11CancelRunResponse\x12#\n" +
-	"\x03run\x18\x01 \x01(\v2\x11.runstatus.v1.RunR\x03run\"\xb7\x01\n" +
+	"\x03run\x18\x01 \x01(\v2\x11.runstatus.v1.RunR\x03run\"\xd2\x01\n" +
 	"\x16WatchWorkOrdersRequest\x12\x1d\n" +
 	"\n" +
 	"project_id\x18\x01 \x01(\tR\tprojectId\x125\n" +
 	"\x06filter\x18\x02 \x01(\v2\x1d.runstatus.v1.WorkOrderFilterR\x06filter\x12!\n" +
 	"\fafter_cursor\x18\x03 \x01(\tR\vafterCursor\x12$\n" +
-	"\x0ework_order_ids\x18\x04 \x03(\tR\fworkOrderIds\"\\\n" +
+	"\x0ework_order_ids\x18\x04 \x03(\tR\fworkOrderIds\x12\x19\n" +
+	"\bfrom_now\x18\x05 \x01(\bR\afromNow\"\\\n" +
 	"\x17WatchWorkOrdersResponse\x12)\n" +
 	"\x05event\x18\x01 \x01(\v2\x13.runstatus.v1.EventR\x05event\x12\x16\n" +
 	"\x06cursor\x18\x02 \x01(\tR\x06cursor2\x83\a\n" +

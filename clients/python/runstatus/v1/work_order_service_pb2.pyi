@@ -498,10 +498,15 @@ class WatchWorkOrdersRequest(_message.Message):
     FILTER_FIELD_NUMBER: _builtins.int
     AFTER_CURSOR_FIELD_NUMBER: _builtins.int
     WORK_ORDER_IDS_FIELD_NUMBER: _builtins.int
+    FROM_NOW_FIELD_NUMBER: _builtins.int
     project_id: _builtins.str
     """Empty: every project the caller may see (with authentication, the token's project)."""
     after_cursor: _builtins.str
     """The cursor of the last event seen; empty: from the start of the log."""
+    from_now: _builtins.bool
+    """Start with what is committed from now on, instead of the start of the log (after_cursor
+    must then be empty). The first event received gives the cursor to resume from.
+    """
     @_builtins.property
     def filter(self) -> _work_order_pb2.WorkOrderFilter: ...
     @_builtins.property
@@ -515,10 +520,11 @@ class WatchWorkOrdersRequest(_message.Message):
         filter: _work_order_pb2.WorkOrderFilter | None = ...,
         after_cursor: _builtins.str = ...,
         work_order_ids: _abc.Iterable[_builtins.str] | None = ...,
+        from_now: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_cursor", b"after_cursor", "filter", b"filter", "project_id", b"project_id", "work_order_ids", b"work_order_ids"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_cursor", b"after_cursor", "filter", b"filter", "from_now", b"from_now", "project_id", b"project_id", "work_order_ids", b"work_order_ids"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -88,6 +88,15 @@ def test_bad_reports_name_the_field(client: Client) -> None:
     assert fields(e) == ["error.name"]
 
 
+def test_subtype_and_severity_are_checked_like_name_and_source(client: Client) -> None:
+    # subtype: optional, at most as long as a name (256 UTF-8 bytes); severity: a known value.
+    assert classify(client, error("Oops", subtype="T" * 256)).rule == "unknown:job"
+    e = rpc_error(client.classifier.Classify, pb.ClassifyRequest(error=error("RuntimeError", subtype="é" * 129)))
+    assert fields(e) == ["error.subtype"]
+    e = rpc_error(client.classifier.Classify, pb.ClassifyRequest(error=error("X", severity=9, subtype="Y" * 300)))
+    assert sorted(fields(e)) == ["error.severity", "error.subtype"]
+
+
 def test_operator_extends_the_alias_table_from_a_file(tmp: pathlib.Path) -> None:
     aliases = tmp / "aliases.yaml"
     aliases.write_text(

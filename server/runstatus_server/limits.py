@@ -36,8 +36,8 @@ class Limits:
 
     @property
     def max_error_bytes(self) -> int:
-        """A reported error with its classification, at most."""
-        return self.max_error_name + self.max_error_message + self.max_error_stack + 4096
+        """A reported error with its classification, at most (its name and subtype each up to max_error_name)."""
+        return 2 * self.max_error_name + self.max_error_message + self.max_error_stack + 4096
 
     def largest_answer(self) -> int:
         """The largest answer these limits allow: a claimed run, or a work order with its run."""

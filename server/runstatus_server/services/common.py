@@ -14,7 +14,7 @@ from google.protobuf.message import Message
 from google.protobuf.struct_pb2 import Struct
 from grpc_status import rpc_status
 
-from runstatus.v1.error_pb2 import ErrorReport, ErrorSource
+from runstatus.v1.error_pb2 import ErrorReport, ErrorSeverity, ErrorSource
 from runstatus.v1.error_reason_pb2 import ErrorReason
 from runstatus.v1.status_pb2 import RunStatus
 from runstatus.v1.work_order_pb2 import WorkOrderFilter
@@ -197,6 +197,9 @@ class Checks:
             self.add(f"{field}.name", "is required: the error's class name as thrown")
         elif _utf8_len(report.name) > self.limits.max_error_name:
             self.add(f"{field}.name", f"must be at most {self.limits.max_error_name} bytes (UTF-8)")
+        # A wrapped error's class name: optional, bounded as the name is.
+        if _utf8_len(report.subtype) > self.limits.max_error_name:
+            self.add(f"{field}.subtype", f"must be at most {self.limits.max_error_name} bytes (UTF-8)")
         # Bytes, not characters: an error is stored, and answers carry it (limits.py).
         if _utf8_len(report.message) > self.limits.max_error_message:
             self.add(f"{field}.message", f"must be at most {self.limits.max_error_message} bytes (UTF-8)")
@@ -204,6 +207,7 @@ class Checks:
             self.add(f"{field}.stack", f"must be at most {self.limits.max_error_stack} bytes (UTF-8)")
         self.short(f"{field}.language", report.language)
         self.enum(f"{field}.source", report.source, ErrorSource)
+        self.enum(f"{field}.severity", report.severity, ErrorSeverity)
         if report.http_status and not 100 <= report.http_status <= 599:
             self.add(f"{field}.http_status", "must be an HTTP status (100-599) or 0 for none")
 

@@ -73,6 +73,68 @@ func (ErrorSource) EnumDescriptor() ([]byte, []int) {
 	return file_runstatus_v1_error_proto_rawDescGZIP(), []int{0}
 }
 
+// The runtime's own verdict on an error, when it has one (OpenFn's runtime marks each
+// error it throws with a severity). A hint: the seed's and the alias table's names decide
+// first, then this, then the source.
+type ErrorSeverity int32
+
+const (
+	ErrorSeverity_ERROR_SEVERITY_UNSPECIFIED ErrorSeverity = 0
+	// The step failed; the run may go on along error-handling edges (FAILED).
+	ErrorSeverity_ERROR_SEVERITY_FAIL ErrorSeverity = 1
+	// The job could not run; the run is aborted (CRASHED).
+	ErrorSeverity_ERROR_SEVERITY_CRASH ErrorSeverity = 2
+	// The run broke a limit of the instance; the run is aborted (KILLED).
+	ErrorSeverity_ERROR_SEVERITY_KILL ErrorSeverity = 3
+	// Something nobody expected; the run is aborted and the admin told (EXCEPTION).
+	ErrorSeverity_ERROR_SEVERITY_EXCEPTION ErrorSeverity = 4
+)
+
+// Enum value maps for ErrorSeverity.
+var (
+	ErrorSeverity_name = map[int32]string{
+		0: "ERROR_SEVERITY_UNSPECIFIED",
+		1: "ERROR_SEVERITY_FAIL",
+		2: "ERROR_SEVERITY_CRASH",
+		3: "ERROR_SEVERITY_KILL",
+		4: "ERROR_SEVERITY_EXCEPTION",
+	}
+	ErrorSeverity_value = map[string]int32{
+		"ERROR_SEVERITY_UNSPECIFIED": 0,
+		"ERROR_SEVERITY_FAIL":        1,
+		"ERROR_SEVERITY_CRASH":       2,
+		"ERROR_SEVERITY_KILL":        3,
+		"ERROR_SEVERITY_EXCEPTION":   4,
+	}
+)
+
+func (x ErrorSeverity) Enum() *ErrorSeverity {
+	p := new(ErrorSeverity)
+	*p = x
+	return p
+}
+
+func (x ErrorSeverity) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ErrorSeverity) Descriptor() protoreflect.EnumDescriptor {
+	return file_runstatus_v1_error_proto_enumTypes[1].Descriptor()
+}
+
+func (ErrorSeverity) Type() protoreflect.EnumType {
+	return &file_runstatus_v1_error_proto_enumTypes[1]
+}
+
+func (x ErrorSeverity) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ErrorSeverity.Descriptor instead.
+func (ErrorSeverity) EnumDescriptor() ([]byte, []int) {
+	return file_runstatus_v1_error_proto_rawDescGZIP(), []int{1}
+}
+
 // An error as a worker saw it. The server classifies it.
 type ErrorReport struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -84,8 +146,14 @@ type ErrorReport struct {
 	// The language the job ran in, e.g. "javascript", "python", "java", "go".
 	Language string `protobuf:"bytes,4,opt,name=language,proto3" json:"language,omitempty"`
 	// The HTTP status of a failed request, if the error came from one; 0 if none.
-	HttpStatus    int32  `protobuf:"varint,5,opt,name=http_status,json=httpStatus,proto3" json:"http_status,omitempty"`
-	Stack         string `protobuf:"bytes,6,opt,name=stack,proto3" json:"stack,omitempty"`
+	HttpStatus int32  `protobuf:"varint,5,opt,name=http_status,json=httpStatus,proto3" json:"http_status,omitempty"`
+	Stack      string `protobuf:"bytes,6,opt,name=stack,proto3" json:"stack,omitempty"`
+	// The wrapped error's class name when `name` is a wrapper, e.g. "TypeError" inside
+	// OpenFn's "RuntimeError", "InvalidExportsError" inside "RuntimeCrash". Tried before
+	// `name`. Same limits as `name`; empty if none.
+	Subtype string `protobuf:"bytes,7,opt,name=subtype,proto3" json:"subtype,omitempty"`
+	// The runtime's own verdict, if it gave one.
+	Severity      ErrorSeverity `protobuf:"varint,8,opt,name=severity,proto3,enum=runstatus.v1.ErrorSeverity" json:"severity,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -162,14 +230,29 @@ func (x *ErrorReport) GetStack() string {
 	return ""
 }
 
+func (x *ErrorReport) GetSubtype() string {
+	if x != nil {
+		return x.Subtype
+	}
+	return ""
+}
+
+func (x *ErrorReport) GetSeverity() ErrorSeverity {
+	if x != nil {
+		return x.Severity
+	}
+	return ErrorSeverity_ERROR_SEVERITY_UNSPECIFIED
+}
+
 // What the server decided an error is.
 type Classification struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	Status    RunStatus              `protobuf:"varint,1,opt,name=status,proto3,enum=runstatus.v1.RunStatus" json:"status,omitempty"`
 	ErrorType ErrorType              `protobuf:"varint,2,opt,name=error_type,json=errorType,proto3,enum=runstatus.v1.ErrorType" json:"error_type,omitempty"`
 	AbortsRun bool                   `protobuf:"varint,3,opt,name=aborts_run,json=abortsRun,proto3" json:"aborts_run,omitempty"`
-	// Which rule matched, e.g. "seed:TypeError", "alias:python:KeyError",
-	// "unknown:job", "unknown:runtime", "http:404".
+	// Which rule matched, e.g. "seed:TypeError", "seed:TypeError(subtype)",
+	// "alias:python:KeyError", "severity:crash", "unknown:job", "unknown:runtime", "http:404".
+	// A name that beat a disagreeing severity says so: "seed:ImportError;over:severity:crash".
 	Rule          string `protobuf:"bytes,4,opt,name=rule,proto3" json:"rule,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -299,7 +382,7 @@ var File_runstatus_v1_error_proto protoreflect.FileDescriptor
 
 const file_runstatus_v1_error_proto_rawDesc = "" +
 	"\n" +
-	"\x18runstatus/v1/error.proto\x12\frunstatus.v1\x1a\x19runstatus/v1/status.proto\"\xc1\x01\n" +
+	"\x18runstatus/v1/error.proto\x12\frunstatus.v1\x1a\x19runstatus/v1/status.proto\"\x94\x02\n" +
 	"\vErrorReport\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x121\n" +
@@ -307,7 +390,9 @@ const file_runstatus_v1_error_proto_rawDesc = "" +
 	"\blanguage\x18\x04 \x01(\tR\blanguage\x12\x1f\n" +
 	"\vhttp_status\x18\x05 \x01(\x05R\n" +
 	"httpStatus\x12\x14\n" +
-	"\x05stack\x18\x06 \x01(\tR\x05stack\"\xac\x01\n" +
+	"\x05stack\x18\x06 \x01(\tR\x05stack\x12\x18\n" +
+	"\asubtype\x18\a \x01(\tR\asubtype\x127\n" +
+	"\bseverity\x18\b \x01(\x0e2\x1b.runstatus.v1.ErrorSeverityR\bseverity\"\xac\x01\n" +
 	"\x0eClassification\x12/\n" +
 	"\x06status\x18\x01 \x01(\x0e2\x17.runstatus.v1.RunStatusR\x06status\x126\n" +
 	"\n" +
@@ -322,7 +407,13 @@ const file_runstatus_v1_error_proto_rawDesc = "" +
 	"\vErrorSource\x12\x1c\n" +
 	"\x18ERROR_SOURCE_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10ERROR_SOURCE_JOB\x10\x01\x12\x18\n" +
-	"\x14ERROR_SOURCE_RUNTIME\x10\x02Bs\n" +
+	"\x14ERROR_SOURCE_RUNTIME\x10\x02*\x99\x01\n" +
+	"\rErrorSeverity\x12\x1e\n" +
+	"\x1aERROR_SEVERITY_UNSPECIFIED\x10\x00\x12\x17\n" +
+	"\x13ERROR_SEVERITY_FAIL\x10\x01\x12\x18\n" +
+	"\x14ERROR_SEVERITY_CRASH\x10\x02\x12\x17\n" +
+	"\x13ERROR_SEVERITY_KILL\x10\x03\x12\x1c\n" +
+	"\x18ERROR_SEVERITY_EXCEPTION\x10\x04Bs\n" +
 	"\x10dev.runstatus.v1B\n" +
 	"ErrorProtoP\x01ZBgithub.com/runstatus/runstatus/clients/go/runstatus/v1;runstatusv1\xaa\x02\fRunstatus.V1b\x06proto3"
 
@@ -338,27 +429,29 @@ func file_runstatus_v1_error_proto_rawDescGZIP() []byte {
 	return file_runstatus_v1_error_proto_rawDescData
 }
 
-var file_runstatus_v1_error_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_runstatus_v1_error_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
 var file_runstatus_v1_error_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
 var file_runstatus_v1_error_proto_goTypes = []any{
 	(ErrorSource)(0),       // 0: runstatus.v1.ErrorSource
-	(*ErrorReport)(nil),    // 1: runstatus.v1.ErrorReport
-	(*Classification)(nil), // 2: runstatus.v1.Classification
-	(*RunError)(nil),       // 3: runstatus.v1.RunError
-	(RunStatus)(0),         // 4: runstatus.v1.RunStatus
-	(ErrorType)(0),         // 5: runstatus.v1.ErrorType
+	(ErrorSeverity)(0),     // 1: runstatus.v1.ErrorSeverity
+	(*ErrorReport)(nil),    // 2: runstatus.v1.ErrorReport
+	(*Classification)(nil), // 3: runstatus.v1.Classification
+	(*RunError)(nil),       // 4: runstatus.v1.RunError
+	(RunStatus)(0),         // 5: runstatus.v1.RunStatus
+	(ErrorType)(0),         // 6: runstatus.v1.ErrorType
 }
 var file_runstatus_v1_error_proto_depIdxs = []int32{
 	0, // 0: runstatus.v1.ErrorReport.source:type_name -> runstatus.v1.ErrorSource
-	4, // 1: runstatus.v1.Classification.status:type_name -> runstatus.v1.RunStatus
-	5, // 2: runstatus.v1.Classification.error_type:type_name -> runstatus.v1.ErrorType
-	1, // 3: runstatus.v1.RunError.report:type_name -> runstatus.v1.ErrorReport
-	2, // 4: runstatus.v1.RunError.classification:type_name -> runstatus.v1.Classification
-	5, // [5:5] is the sub-list for method output_type
-	5, // [5:5] is the sub-list for method input_type
-	5, // [5:5] is the sub-list for extension type_name
-	5, // [5:5] is the sub-list for extension extendee
-	0, // [0:5] is the sub-list for field type_name
+	1, // 1: runstatus.v1.ErrorReport.severity:type_name -> runstatus.v1.ErrorSeverity
+	5, // 2: runstatus.v1.Classification.status:type_name -> runstatus.v1.RunStatus
+	6, // 3: runstatus.v1.Classification.error_type:type_name -> runstatus.v1.ErrorType
+	2, // 4: runstatus.v1.RunError.report:type_name -> runstatus.v1.ErrorReport
+	3, // 5: runstatus.v1.RunError.classification:type_name -> runstatus.v1.Classification
+	6, // [6:6] is the sub-list for method output_type
+	6, // [6:6] is the sub-list for method input_type
+	6, // [6:6] is the sub-list for extension type_name
+	6, // [6:6] is the sub-list for extension extendee
+	0, // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_runstatus_v1_error_proto_init() }
@@ -372,7 +465,7 @@ func file_runstatus_v1_error_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_runstatus_v1_error_proto_rawDesc), len(file_runstatus_v1_error_proto_rawDesc)),
-			NumEnums:      1,
+			NumEnums:      2,
 			NumMessages:   3,
 			NumExtensions: 0,
 			NumServices:   0,

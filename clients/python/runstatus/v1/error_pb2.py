@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from runstatus.v1 import status_pb2 as runstatus_dot_v1_dot_status__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18runstatus/v1/error.proto\x12\x0crunstatus.v1\x1a\x19runstatus/v1/status.proto\"\xc1\x01\n\x0b\x45rrorReport\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n\x07message\x18\x02 \x01(\tR\x07message\x12\x31\n\x06source\x18\x03 \x01(\x0e\x32\x19.runstatus.v1.ErrorSourceR\x06source\x12\x1a\n\x08language\x18\x04 \x01(\tR\x08language\x12\x1f\n\x0bhttp_status\x18\x05 \x01(\x05R\nhttpStatus\x12\x14\n\x05stack\x18\x06 \x01(\tR\x05stack\"\xac\x01\n\x0e\x43lassification\x12/\n\x06status\x18\x01 \x01(\x0e\x32\x17.runstatus.v1.RunStatusR\x06status\x12\x36\n\nerror_type\x18\x02 \x01(\x0e\x32\x17.runstatus.v1.ErrorTypeR\terrorType\x12\x1d\n\naborts_run\x18\x03 \x01(\x08R\tabortsRun\x12\x12\n\x04rule\x18\x04 \x01(\tR\x04rule\"\x9c\x01\n\x08RunError\x12\x31\n\x06report\x18\x01 \x01(\x0b\x32\x19.runstatus.v1.ErrorReportR\x06report\x12\x44\n\x0e\x63lassification\x18\x02 \x01(\x0b\x32\x1c.runstatus.v1.ClassificationR\x0e\x63lassification\x12\x17\n\x07step_id\x18\x03 \x01(\tR\x06stepId*[\n\x0b\x45rrorSource\x12\x1c\n\x18\x45RROR_SOURCE_UNSPECIFIED\x10\x00\x12\x14\n\x10\x45RROR_SOURCE_JOB\x10\x01\x12\x18\n\x14\x45RROR_SOURCE_RUNTIME\x10\x02\x42s\n\x10\x64\x65v.runstatus.v1B\nErrorProtoP\x01ZBgithub.com/runstatus/runstatus/clients/go/runstatus/v1;runstatusv1\xaa\x02\x0cRunstatus.V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18runstatus/v1/error.proto\x12\x0crunstatus.v1\x1a\x19runstatus/v1/status.proto\"\x94\x02\n\x0b\x45rrorReport\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n\x07message\x18\x02 \x01(\tR\x07message\x12\x31\n\x06source\x18\x03 \x01(\x0e\x32\x19.runstatus.v1.ErrorSourceR\x06source\x12\x1a\n\x08language\x18\x04 \x01(\tR\x08language\x12\x1f\n\x0bhttp_status\x18\x05 \x01(\x05R\nhttpStatus\x12\x14\n\x05stack\x18\x06 \x01(\tR\x05stack\x12\x18\n\x07subtype\x18\x07 \x01(\tR\x07subtype\x12\x37\n\x08severity\x18\x08 \x01(\x0e\x32\x1b.runstatus.v1.ErrorSeverityR\x08severity\"\xac\x01\n\x0e\x43lassification\x12/\n\x06status\x18\x01 \x01(\x0e\x32\x17.runstatus.v1.RunStatusR\x06status\x12\x36\n\nerror_type\x18\x02 \x01(\x0e\x32\x17.runstatus.v1.ErrorTypeR\terrorType\x12\x1d\n\naborts_run\x18\x03 \x01(\x08R\tabortsRun\x12\x12\n\x04rule\x18\x04 \x01(\tR\x04rule\"\x9c\x01\n\x08RunError\x12\x31\n\x06report\x18\x01 \x01(\x0b\x32\x19.runstatus.v1.ErrorReportR\x06report\x12\x44\n\x0e\x63lassification\x18\x02 \x01(\x0b\x32\x1c.runstatus.v1.ClassificationR\x0e\x63lassification\x12\x17\n\x07step_id\x18\x03 \x01(\tR\x06stepId*[\n\x0b\x45rrorSource\x12\x1c\n\x18\x45RROR_SOURCE_UNSPECIFIED\x10\x00\x12\x14\n\x10\x45RROR_SOURCE_JOB\x10\x01\x12\x18\n\x14\x45RROR_SOURCE_RUNTIME\x10\x02*\x99\x01\n\rErrorSeverity\x12\x1e\n\x1a\x45RROR_SEVERITY_UNSPECIFIED\x10\x00\x12\x17\n\x13\x45RROR_SEVERITY_FAIL\x10\x01\x12\x18\n\x14\x45RROR_SEVERITY_CRASH\x10\x02\x12\x17\n\x13\x45RROR_SEVERITY_KILL\x10\x03\x12\x1c\n\x18\x45RROR_SEVERITY_EXCEPTION\x10\x04\x42s\n\x10\x64\x65v.runstatus.v1B\nErrorProtoP\x01ZBgithub.com/runstatus/runstatus/clients/go/runstatus/v1;runstatusv1\xaa\x02\x0cRunstatus.V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,12 +33,14 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'runstatus.v1.error_pb2', _g
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\020dev.runstatus.v1B\nErrorProtoP\001ZBgithub.com/runstatus/runstatus/clients/go/runstatus/v1;runstatusv1\252\002\014Runstatus.V1'
-  _globals['_ERRORSOURCE']._serialized_start=599
-  _globals['_ERRORSOURCE']._serialized_end=690
+  _globals['_ERRORSOURCE']._serialized_start=682
+  _globals['_ERRORSOURCE']._serialized_end=773
+  _globals['_ERRORSEVERITY']._serialized_start=776
+  _globals['_ERRORSEVERITY']._serialized_end=929
   _globals['_ERRORREPORT']._serialized_start=70
-  _globals['_ERRORREPORT']._serialized_end=263
-  _globals['_CLASSIFICATION']._serialized_start=266
-  _globals['_CLASSIFICATION']._serialized_end=438
-  _globals['_RUNERROR']._serialized_start=441
-  _globals['_RUNERROR']._serialized_end=597
+  _globals['_ERRORREPORT']._serialized_end=346
+  _globals['_CLASSIFICATION']._serialized_start=349
+  _globals['_CLASSIFICATION']._serialized_end=521
+  _globals['_RUNERROR']._serialized_start=524
+  _globals['_RUNERROR']._serialized_end=680
 # @@protoc_insertion_point(module_scope)

@@ -40,6 +40,39 @@ ERROR_SOURCE_RUNTIME: ErrorSource.ValueType  # 2
 """The runtime or worker around the job threw it: an unknown name is an EXCEPTION."""
 Global___ErrorSource: _TypeAlias = ErrorSource  # noqa: Y015
 
+class _ErrorSeverity:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ErrorSeverityEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorSeverity.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ERROR_SEVERITY_UNSPECIFIED: _ErrorSeverity.ValueType  # 0
+    ERROR_SEVERITY_FAIL: _ErrorSeverity.ValueType  # 1
+    """The step failed; the run may go on along error-handling edges (FAILED)."""
+    ERROR_SEVERITY_CRASH: _ErrorSeverity.ValueType  # 2
+    """The job could not run; the run is aborted (CRASHED)."""
+    ERROR_SEVERITY_KILL: _ErrorSeverity.ValueType  # 3
+    """The run broke a limit of the instance; the run is aborted (KILLED)."""
+    ERROR_SEVERITY_EXCEPTION: _ErrorSeverity.ValueType  # 4
+    """Something nobody expected; the run is aborted and the admin told (EXCEPTION)."""
+
+class ErrorSeverity(_ErrorSeverity, metaclass=_ErrorSeverityEnumTypeWrapper):
+    """The runtime's own verdict on an error, when it has one (OpenFn's runtime marks each
+    error it throws with a severity). A hint: the seed's and the alias table's names decide
+    first, then this, then the source.
+    """
+
+ERROR_SEVERITY_UNSPECIFIED: ErrorSeverity.ValueType  # 0
+ERROR_SEVERITY_FAIL: ErrorSeverity.ValueType  # 1
+"""The step failed; the run may go on along error-handling edges (FAILED)."""
+ERROR_SEVERITY_CRASH: ErrorSeverity.ValueType  # 2
+"""The job could not run; the run is aborted (CRASHED)."""
+ERROR_SEVERITY_KILL: ErrorSeverity.ValueType  # 3
+"""The run broke a limit of the instance; the run is aborted (KILLED)."""
+ERROR_SEVERITY_EXCEPTION: ErrorSeverity.ValueType  # 4
+"""Something nobody expected; the run is aborted and the admin told (EXCEPTION)."""
+Global___ErrorSeverity: _TypeAlias = ErrorSeverity  # noqa: Y015
+
 @_typing.final
 class ErrorReport(_message.Message):
     """An error as a worker saw it. The server classifies it."""
@@ -52,6 +85,8 @@ class ErrorReport(_message.Message):
     LANGUAGE_FIELD_NUMBER: _builtins.int
     HTTP_STATUS_FIELD_NUMBER: _builtins.int
     STACK_FIELD_NUMBER: _builtins.int
+    SUBTYPE_FIELD_NUMBER: _builtins.int
+    SEVERITY_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """The error's class name as thrown, e.g. "TypeError", "KeyError",
     "java.lang.NullPointerException", "runtime error: index out of range".
@@ -63,6 +98,13 @@ class ErrorReport(_message.Message):
     http_status: _builtins.int
     """The HTTP status of a failed request, if the error came from one; 0 if none."""
     stack: _builtins.str
+    subtype: _builtins.str
+    """The wrapped error's class name when `name` is a wrapper, e.g. "TypeError" inside
+    OpenFn's "RuntimeError", "InvalidExportsError" inside "RuntimeCrash". Tried before
+    `name`. Same limits as `name`; empty if none.
+    """
+    severity: Global___ErrorSeverity.ValueType
+    """The runtime's own verdict, if it gave one."""
     def __init__(
         self,
         *,
@@ -72,10 +114,12 @@ class ErrorReport(_message.Message):
         language: _builtins.str = ...,
         http_status: _builtins.int = ...,
         stack: _builtins.str = ...,
+        subtype: _builtins.str = ...,
+        severity: Global___ErrorSeverity.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["http_status", b"http_status", "language", b"language", "message", b"message", "name", b"name", "source", b"source", "stack", b"stack"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["http_status", b"http_status", "language", b"language", "message", b"message", "name", b"name", "severity", b"severity", "source", b"source", "stack", b"stack", "subtype", b"subtype"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -95,8 +139,9 @@ class Classification(_message.Message):
     error_type: _status_pb2.ErrorType.ValueType
     aborts_run: _builtins.bool
     rule: _builtins.str
-    """Which rule matched, e.g. "seed:TypeError", "alias:python:KeyError",
-    "unknown:job", "unknown:runtime", "http:404".
+    """Which rule matched, e.g. "seed:TypeError", "seed:TypeError(subtype)",
+    "alias:python:KeyError", "severity:crash", "unknown:job", "unknown:runtime", "http:404".
+    A name that beat a disagreeing severity says so: "seed:ImportError;over:severity:crash".
     """
     def __init__(
         self,

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file runstatus/v1/error.proto.
  */
 export const file_runstatus_v1_error: GenFile = /*@__PURE__*/
-  fileDesc("ChhydW5zdGF0dXMvdjEvZXJyb3IucHJvdG8SDHJ1bnN0YXR1cy52MSKNAQoLRXJyb3JSZXBvcnQSDAoEbmFtZRgBIAEoCRIPCgdtZXNzYWdlGAIgASgJEikKBnNvdXJjZRgDIAEoDjIZLnJ1bnN0YXR1cy52MS5FcnJvclNvdXJjZRIQCghsYW5ndWFnZRgEIAEoCRITCgtodHRwX3N0YXR1cxgFIAEoBRINCgVzdGFjaxgGIAEoCSKIAQoOQ2xhc3NpZmljYXRpb24SJwoGc3RhdHVzGAEgASgOMhcucnVuc3RhdHVzLnYxLlJ1blN0YXR1cxIrCgplcnJvcl90eXBlGAIgASgOMhcucnVuc3RhdHVzLnYxLkVycm9yVHlwZRISCgphYm9ydHNfcnVuGAMgASgIEgwKBHJ1bGUYBCABKAkifAoIUnVuRXJyb3ISKQoGcmVwb3J0GAEgASgLMhkucnVuc3RhdHVzLnYxLkVycm9yUmVwb3J0EjQKDmNsYXNzaWZpY2F0aW9uGAIgASgLMhwucnVuc3RhdHVzLnYxLkNsYXNzaWZpY2F0aW9uEg8KB3N0ZXBfaWQYAyABKAkqWwoLRXJyb3JTb3VyY2USHAoYRVJST1JfU09VUkNFX1VOU1BFQ0lGSUVEEAASFAoQRVJST1JfU09VUkNFX0pPQhABEhgKFEVSUk9SX1NPVVJDRV9SVU5USU1FEAJCcwoQZGV2LnJ1bnN0YXR1cy52MUIKRXJyb3JQcm90b1ABWkJnaXRodWIuY29tL3J1bnN0YXR1cy9ydW5zdGF0dXMvY2xpZW50cy9nby9ydW5zdGF0dXMvdjE7cnVuc3RhdHVzdjGqAgxSdW5zdGF0dXMuVjFiBnByb3RvMw", [file_runstatus_v1_status]);
+  fileDesc("ChhydW5zdGF0dXMvdjEvZXJyb3IucHJvdG8SDHJ1bnN0YXR1cy52MSLNAQoLRXJyb3JSZXBvcnQSDAoEbmFtZRgBIAEoCRIPCgdtZXNzYWdlGAIgASgJEikKBnNvdXJjZRgDIAEoDjIZLnJ1bnN0YXR1cy52MS5FcnJvclNvdXJjZRIQCghsYW5ndWFnZRgEIAEoCRITCgtodHRwX3N0YXR1cxgFIAEoBRINCgVzdGFjaxgGIAEoCRIPCgdzdWJ0eXBlGAcgASgJEi0KCHNldmVyaXR5GAggASgOMhsucnVuc3RhdHVzLnYxLkVycm9yU2V2ZXJpdHkiiAEKDkNsYXNzaWZpY2F0aW9uEicKBnN0YXR1cxgBIAEoDjIXLnJ1bnN0YXR1cy52MS5SdW5TdGF0dXMSKwoKZXJyb3JfdHlwZRgCIAEoDjIXLnJ1bnN0YXR1cy52MS5FcnJvclR5cGUSEgoKYWJvcnRzX3J1bhgDIAEoCBIMCgRydWxlGAQgASgJInwKCFJ1bkVycm9yEikKBnJlcG9ydBgBIAEoCzIZLnJ1bnN0YXR1cy52MS5FcnJvclJlcG9ydBI0Cg5jbGFzc2lmaWNhdGlvbhgCIAEoCzIcLnJ1bnN0YXR1cy52MS5DbGFzc2lmaWNhdGlvbhIPCgdzdGVwX2lkGAMgASgJKlsKC0Vycm9yU291cmNlEhwKGEVSUk9SX1NPVVJDRV9VTlNQRUNJRklFRBAAEhQKEEVSUk9SX1NPVVJDRV9KT0IQARIYChRFUlJPUl9TT1VSQ0VfUlVOVElNRRACKpkBCg1FcnJvclNldmVyaXR5Eh4KGkVSUk9SX1NFVkVSSVRZX1VOU1BFQ0lGSUVEEAASFwoTRVJST1JfU0VWRVJJVFlfRkFJTBABEhgKFEVSUk9SX1NFVkVSSVRZX0NSQVNIEAISFwoTRVJST1JfU0VWRVJJVFlfS0lMTBADEhwKGEVSUk9SX1NFVkVSSVRZX0VYQ0VQVElPThAEQnMKEGRldi5ydW5zdGF0dXMudjFCCkVycm9yUHJvdG9QAVpCZ2l0aHViLmNvbS9ydW5zdGF0dXMvcnVuc3RhdHVzL2NsaWVudHMvZ28vcnVuc3RhdHVzL3YxO3J1bnN0YXR1c3YxqgIMUnVuc3RhdHVzLlYxYgZwcm90bzM", [file_runstatus_v1_status]);
 
 /**
  * An error as a worker saw it. The server classifies it.
@@ -56,6 +56,22 @@ export type ErrorReport = Message<"runstatus.v1.ErrorReport"> & {
    * @generated from field: string stack = 6;
    */
   stack: string;
+
+  /**
+   * The wrapped error's class name when `name` is a wrapper, e.g. "TypeError" inside
+   * OpenFn's "RuntimeError", "InvalidExportsError" inside "RuntimeCrash". Tried before
+   * `name`. Same limits as `name`; empty if none.
+   *
+   * @generated from field: string subtype = 7;
+   */
+  subtype: string;
+
+  /**
+   * The runtime's own verdict, if it gave one.
+   *
+   * @generated from field: runstatus.v1.ErrorSeverity severity = 8;
+   */
+  severity: ErrorSeverity;
 };
 
 /**
@@ -87,8 +103,9 @@ export type Classification = Message<"runstatus.v1.Classification"> & {
   abortsRun: boolean;
 
   /**
-   * Which rule matched, e.g. "seed:TypeError", "alias:python:KeyError",
-   * "unknown:job", "unknown:runtime", "http:404".
+   * Which rule matched, e.g. "seed:TypeError", "seed:TypeError(subtype)",
+   * "alias:python:KeyError", "severity:crash", "unknown:job", "unknown:runtime", "http:404".
+   * A name that beat a disagreeing severity says so: "seed:ImportError;over:severity:crash".
    *
    * @generated from field: string rule = 4;
    */
@@ -164,4 +181,52 @@ export enum ErrorSource {
  */
 export const ErrorSourceSchema: GenEnum<ErrorSource> = /*@__PURE__*/
   enumDesc(file_runstatus_v1_error, 0);
+
+/**
+ * The runtime's own verdict on an error, when it has one (OpenFn's runtime marks each
+ * error it throws with a severity). A hint: the seed's and the alias table's names decide
+ * first, then this, then the source.
+ *
+ * @generated from enum runstatus.v1.ErrorSeverity
+ */
+export enum ErrorSeverity {
+  /**
+   * @generated from enum value: ERROR_SEVERITY_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The step failed; the run may go on along error-handling edges (FAILED).
+   *
+   * @generated from enum value: ERROR_SEVERITY_FAIL = 1;
+   */
+  FAIL = 1,
+
+  /**
+   * The job could not run; the run is aborted (CRASHED).
+   *
+   * @generated from enum value: ERROR_SEVERITY_CRASH = 2;
+   */
+  CRASH = 2,
+
+  /**
+   * The run broke a limit of the instance; the run is aborted (KILLED).
+   *
+   * @generated from enum value: ERROR_SEVERITY_KILL = 3;
+   */
+  KILL = 3,
+
+  /**
+   * Something nobody expected; the run is aborted and the admin told (EXCEPTION).
+   *
+   * @generated from enum value: ERROR_SEVERITY_EXCEPTION = 4;
+   */
+  EXCEPTION = 4,
+}
+
+/**
+ * Describes the enum runstatus.v1.ErrorSeverity.
+ */
+export const ErrorSeveritySchema: GenEnum<ErrorSeverity> = /*@__PURE__*/
+  enumDesc(file_runstatus_v1_error, 1);
 

@@ -9,7 +9,7 @@ import pytest
 from harness import JOB, RUNTIME, Client, ServerProcess, error, fields, rpc_error, running_server
 from runstatus import status_table
 from runstatus.v1 import classifier_service_pb2 as pb
-from runstatus.v1.error_pb2 import ErrorReport
+from runstatus.v1.error_pb2 import ErrorReport, ErrorSeverity
 from runstatus.v1.status_pb2 import ErrorType, RunStatus
 
 T = ErrorType
@@ -120,3 +120,106 @@ def test_a_bad_alias_file_stops_the_server_with_a_clear_message(tmp: pathlib.Pat
     with pytest.raises(RuntimeError, match="NOT_A_TYPE"):
         server.start()
 
+
+
+# Issue 17: what OpenFn's own runtime (@openfn/runtime 1.9.5, @openfn/engine-multi 1.13.0)
+# throws. A wrapper's `subtype` is the wrapped error's class; `severity` is the runtime's verdict.
+FAIL, CRASH, KILL, EXCEPTION = (ErrorSeverity.ERROR_SEVERITY_FAIL, ErrorSeverity.ERROR_SEVERITY_CRASH,
+                                ErrorSeverity.ERROR_SEVERITY_KILL, ErrorSeverity.ERROR_SEVERITY_EXCEPTION)
+
+
+@pytest.mark.parametrize(
+    "name, subtype, severity, source, expected_type, expected_status, rule",
+    [
+        # The issue's table, row by row.
+        ("StateTooLargeError", "", KILL, RUNTIME, T.ERROR_TYPE_UNSPECIFIED, S.RUN_STATUS_KILLED,
+         "alias:StateTooLargeError"),
+        # ws-worker sends `subtype || type || name`: the wrapped class arrives as the name.
+        ("InvalidExportsError", "", CRASH, RUNTIME, T.ERROR_TYPE_UNSPECIFIED, S.RUN_STATUS_CRASHED,
+         "alias:InvalidExportsError"),
+        ("RuntimeCrash", "InvalidExportsError", CRASH, RUNTIME, T.ERROR_TYPE_UNSPECIFIED, S.RUN_STATUS_CRASHED,
+         "alias:InvalidExportsError(subtype)"),
+        ("RuntimeError", "TypeError", FAIL, RUNTIME, T.ERROR_TYPE_TYPE_ERROR, S.RUN_STATUS_FAILED,
+         "seed:TypeError(subtype)"),
+        ("RuntimeError", "RangeError", FAIL, RUNTIME, T.ERROR_TYPE_RANGE_ERROR, S.RUN_STATUS_FAILED,
+         "seed:RangeError(subtype)"),
+        ("RuntimeCrash", "ReferenceError", CRASH, RUNTIME, T.ERROR_TYPE_REFERENCE_ERROR, S.RUN_STATUS_CRASHED,
+         "seed:ReferenceError(subtype)"),
+        ("RuntimeCrash", "SyntaxError", CRASH, RUNTIME, T.ERROR_TYPE_SYNTAX_ERROR, S.RUN_STATUS_CRASHED,
+         "seed:SyntaxError(subtype)"),
+        # RuntimeCrash alone still crashes; a subtype nobody knows leaves it to the wrapper.
+        ("RuntimeCrash", "", CRASH, RUNTIME, T.ERROR_TYPE_UNSPECIFIED, S.RUN_STATUS_CRASHED, "alias:RuntimeCrash"),
+        ("RuntimeCrash", "WeirdThing", CRASH, RUNTIME, T.ERROR_TYPE_UNSPECIFIED, S.RUN_STATUS_CRASHED,
+         "alias:RuntimeCrash"),
+        # The seed wins over the runtime's severity, and says so.
+        ("ImportError", "", CRASH, RUNTIME, T.ERROR_TYPE_IMPORT_ERROR, S.RUN_STATUS_KILLED,
+         "seed:ImportError;over:severity:crash"),
+        ("JobError", "", FAIL, JOB, T.ERROR_TYPE_JOB_ERROR, S.RUN_STATUS_FAILED, "seed:JobError"),
+        ("SecurityError", "", KILL, RUNTIME, T.ERROR_TYPE_SECURITY_ERROR, S.RUN_STATUS_KILLED, "seed:SecurityError"),
+        ("TimeoutError", "", KILL, RUNTIME, T.ERROR_TYPE_TIMEOUT_ERROR, S.RUN_STATUS_KILLED, "seed:TimeoutError"),
+        # The seed on the subtype beats an alias on the name.
+        ("RuntimeCrash", "TypeError", CRASH, RUNTIME, T.ERROR_TYPE_TYPE_ERROR, S.RUN_STATUS_FAILED,
+         "seed:TypeError(subtype);over:severity:crash"),
+        # An unknown name: the severity decides, before the HTTP status and the source.
+        ("Mystery", "", FAIL, RUNTIME, T.ERROR_TYPE_JOB_ERROR, S.RUN_STATUS_FAILED, "severity:fail"),
+        ("Mystery", "", CRASH, JOB, T.ERROR_TYPE_UNSPECIFIED, S.RUN_STATUS_CRASHED, "severity:crash"),
+        ("Mystery", "Enigma", KILL, JOB, T.ERROR_TYPE_UNSPECIFIED, S.RUN_STATUS_KILLED, "severity:kill"),
+        ("Mystery", "", EXCEPTION, JOB, T.ERROR_TYPE_UNSPECIFIED, S.RUN_STATUS_EXCEPTION, "severity:exception"),
+        # No severity: as before.
+        ("Mystery", "Enigma", 0, RUNTIME, T.ERROR_TYPE_UNSPECIFIED, S.RUN_STATUS_EXCEPTION, "unknown:runtime"),
+    ],
+)
+def test_wrapped_errors_and_severity(client: Client, name: str, subtype: str, severity: int, source: int,
+                                     expected_type: int, expected_status: int, rule: str) -> None:
+    c = classify(client, error(name, source, subtype=subtype, severity=severity, language="javascript"))
+    assert (c.error_type, c.status, c.rule) == (expected_type, expected_status, rule)
+    assert c.aborts_run == status_table.aborts_run(expected_status)
+
+
+def test_severity_comes_before_the_http_status(client: Client) -> None:
+    c = classify(client, error("Mystery", RUNTIME, severity=CRASH, http_status=500))
+    assert (c.status, c.rule) == (S.RUN_STATUS_CRASHED, "severity:crash")
+
+
+# Every class OpenFn's runtime and engine define, with the status its severity gives.
+OPENFN = [
+    # @openfn/runtime 1.9.5
+    ("StateTooLargeError", KILL, T.ERROR_TYPE_UNSPECIFIED, S.RUN_STATUS_KILLED),
+    ("ValidationError", CRASH, T.ERROR_TYPE_UNSPECIFIED, S.RUN_STATUS_CRASHED),
+    ("InvalidExportsError", CRASH, T.ERROR_TYPE_UNSPECIFIED, S.RUN_STATUS_CRASHED),
+    ("InvalidOperationError", CRASH, T.ERROR_TYPE_UNSPECIFIED, S.RUN_STATUS_CRASHED),
+    ("RuntimeError", FAIL, T.ERROR_TYPE_JOB_ERROR, S.RUN_STATUS_FAILED),
+    ("RuntimeCrash", CRASH, T.ERROR_TYPE_UNSPECIFIED, S.RUN_STATUS_CRASHED),
+    ("EdgeConditionError", CRASH, T.ERROR_TYPE_UNSPECIFIED, S.RUN_STATUS_CRASHED),
+    ("InputError", CRASH, T.ERROR_TYPE_UNSPECIFIED, S.RUN_STATUS_CRASHED),
+    ("AdaptorError", FAIL, T.ERROR_TYPE_JOB_ERROR, S.RUN_STATUS_FAILED),
+    # @openfn/engine-multi 1.13.0
+    ("ExecutionError", EXCEPTION, T.ERROR_TYPE_UNSPECIFIED, S.RUN_STATUS_EXCEPTION),
+    ("CompileError", CRASH, T.ERROR_TYPE_SYNTAX_ERROR, S.RUN_STATUS_CRASHED),
+    ("AutoinstallError", EXCEPTION, T.ERROR_TYPE_UNSPECIFIED, S.RUN_STATUS_EXCEPTION),
+    ("OOMError", KILL, T.ERROR_TYPE_OOM_ERROR, S.RUN_STATUS_KILLED),
+    ("ExitError", CRASH, T.ERROR_TYPE_UNSPECIFIED, S.RUN_STATUS_CRASHED),
+    ("CredentialLoadError", EXCEPTION, T.ERROR_TYPE_UNSPECIFIED, S.RUN_STATUS_EXCEPTION),
+    ("WorkerValidationError", 0, T.ERROR_TYPE_UNSPECIFIED, S.RUN_STATUS_EXCEPTION),
+]
+
+
+@pytest.mark.parametrize("name, severity, expected_type, expected_status", OPENFN, ids=[row[0] for row in OPENFN])
+@pytest.mark.parametrize("source", [JOB, RUNTIME])
+@pytest.mark.parametrize("with_severity", [False, True])
+def test_every_openfn_class_is_an_alias(client: Client, name: str, severity: int, expected_type: int,
+                                        expected_status: int, source: int, with_severity: bool) -> None:
+    # The alias alone decides (an adaptor worker may not pass the severity on), and agrees with it.
+    c = classify(client, error(name, source, language="javascript", severity=severity if with_severity else 0))
+    assert (c.error_type, c.status) == (expected_type, expected_status)
+    assert c.rule in (f"alias:{name}", f"alias:javascript:{name}")
+    # As a wrapper's subtype too.
+    c = classify(client, error("RuntimeCrash", RUNTIME, subtype=name, language="javascript"))
+    assert (c.error_type, c.status) == (expected_type, expected_status)
+    assert c.rule.endswith(f":{name}(subtype)")
+
+
+def test_javascript_only_names_stay_javascript(client: Client) -> None:
+    # Python's RuntimeError and pydantic's ValidationError are not OpenFn's.
+    assert classify(client, error("ValidationError", JOB, language="python")).rule == "unknown:job"
+    assert classify(client, error("RuntimeError", RUNTIME, language="python")).rule == "unknown:runtime"

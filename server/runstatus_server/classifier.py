@@ -1,18 +1,27 @@
 """Rule 1, classification: an error as a worker saw it -> an error type and a run status.
 
-Read top to bottom, the first rule that matches decides:
+A report names the error as thrown (`name`) and, when that is a wrapper, the wrapped
+error's class (`subtype`: "TypeError" inside OpenFn's "RuntimeError"); it may carry the
+runtime's own verdict (`severity`). Read top to bottom, the first rule that matches decides:
 
-1. seed:NAME      the seed's own spelling (JobError ... TimeoutError), read
-                  from the proto options;
-2. alias:LANG:NAME  the alias table's names for the error's language;
-3. alias:NAME     the alias table's names for any language (and, when the
-                  report names no language, every language's names);
-4. message:LANG   a message pattern, for errors whose name says little
-                  (Go panics);
-5. http:CODE      an unknown name with an HTTP error status: a failed request
-                  is a job error, as in the seed's JobError example;
-6. unknown:runtime  an unknown name from the runtime: EXCEPTION;
-7. unknown:job    any other unknown name: a job error, FAILED.
+1. seed:NAME(subtype)  the seed's own spelling (JobError ... TimeoutError), read from
+                  the proto options, on the subtype;
+2. seed:NAME      the same on the name;
+3. alias:LANG:NAME / alias:NAME, with "(subtype)" when the subtype matched: the alias
+                  table's names for the error's language, then for any language (and,
+                  when the report names no language, every language's names); on the
+                  subtype first, then the name;
+4. message:LANG   a message pattern, for errors whose name says little (Go panics);
+5. severity:SEVERITY  the runtime's own verdict: fail is a job error (FAILED), crash
+                  CRASHED, kill KILLED, exception EXCEPTION;
+6. http:CODE      an unknown name with an HTTP error status: a failed request is a job
+                  error, as in the seed's JobError example;
+7. unknown:runtime  an unknown name from the runtime: EXCEPTION;
+8. unknown:job    any other unknown name: a job error, FAILED.
+
+A name that decides against a severity the report gave says so: the seed puts ImportError
+under KILLED where OpenFn's runtime marks it crash, and the seed wins:
+"seed:ImportError;over:severity:crash".
 
 Names match exactly, then by their last dotted part ("java.lang.NullPointerException").
 What a classification does to a step and its run (a failure goes on, an abort ends the run)
@@ -29,7 +38,7 @@ from typing import Any
 import yaml
 
 from runstatus import status_table
-from runstatus.v1.error_pb2 import Classification, ErrorReport, ErrorSource
+from runstatus.v1.error_pb2 import Classification, ErrorReport, ErrorSeverity, ErrorSource
 from runstatus.v1.status_pb2 import ErrorType, RunStatus
 
 DEFAULT_ALIASES = pathlib.Path(__file__).with_name("aliases.yaml")
@@ -107,29 +116,60 @@ class Classifier:
     def __init__(self, aliases: AliasTable | None = None) -> None:
         self.aliases = aliases or load_aliases()
         self.seed = {row.name: Target(row.error_type, row.status) for row in status_table.error_types().values()}
+        # The runtime's own verdict, when no name decides.
+        def bare(status: RunStatus.ValueType) -> Target:
+            return Target(ErrorType.ERROR_TYPE_UNSPECIFIED, status)
+
+        self.severities = {
+            ErrorSeverity.ERROR_SEVERITY_FAIL: ("fail", self.seed["JobError"]),
+            ErrorSeverity.ERROR_SEVERITY_CRASH: ("crash", bare(RunStatus.RUN_STATUS_CRASHED)),
+            ErrorSeverity.ERROR_SEVERITY_KILL: ("kill", bare(RunStatus.RUN_STATUS_KILLED)),
+            ErrorSeverity.ERROR_SEVERITY_EXCEPTION: ("exception", bare(RunStatus.RUN_STATUS_EXCEPTION)),
+        }
 
     def classify(self, report: ErrorReport) -> Classification:
-        name = report.name.strip()
         language = normalize_language(report.language)
-        for candidate in _spellings(name):
-            if candidate in self.seed:
-                return _result(self.seed[candidate], f"seed:{candidate}")
-            if candidate in self.aliases.languages.get(language, {}):
-                return _result(self.aliases.languages[language][candidate], f"alias:{language}:{candidate}")
-            if candidate in self.aliases.names:
-                return _result(self.aliases.names[candidate], f"alias:{candidate}")
-            if not language:
-                for lang, table in self.aliases.languages.items():
-                    if candidate in table:
-                        return _result(table[candidate], f"alias:{lang}:{candidate}")
+        # The wrapped error's class first, then the wrapper's: "(subtype)" marks a subtype match.
+        names = [(n, "(subtype)") for n in [report.subtype.strip()] if n] + [(report.name.strip(), "")]
+        for name, mark in names:
+            for candidate in _spellings(name):
+                if candidate in self.seed:
+                    return self._named(report, self.seed[candidate], f"seed:{candidate}{mark}")
+        for name, mark in names:
+            found = self._alias(name, language)
+            if found is not None:
+                return self._named(report, found[0], f"{found[1]}{mark}")
         for pattern_language, pattern, target in self.aliases.messages:
             if pattern_language in ("", language) and pattern.search(report.message):
-                return _result(target, f"message:{pattern_language or 'any'}:{pattern.pattern}")
+                return self._named(report, target, f"message:{pattern_language or 'any'}:{pattern.pattern}")
+        if report.severity in self.severities:
+            word, target = self.severities[report.severity]
+            return _result(target, f"severity:{word}")
         if 400 <= report.http_status <= 599:
             return _result(self.seed["JobError"], f"http:{report.http_status}")
         if report.source == ErrorSource.ERROR_SOURCE_RUNTIME:
             return _result(Target(ErrorType.ERROR_TYPE_UNSPECIFIED, RunStatus.RUN_STATUS_EXCEPTION), "unknown:runtime")
         return _result(self.seed["JobError"], "unknown:job")
+
+    def _alias(self, name: str, language: str) -> tuple[Target, str] | None:
+        for candidate in _spellings(name):
+            if candidate in self.aliases.languages.get(language, {}):
+                return self.aliases.languages[language][candidate], f"alias:{language}:{candidate}"
+            if candidate in self.aliases.names:
+                return self.aliases.names[candidate], f"alias:{candidate}"
+            if not language:
+                for lang, table in self.aliases.languages.items():
+                    if candidate in table:
+                        return table[candidate], f"alias:{lang}:{candidate}"
+        return None
+
+    def _named(self, report: ErrorReport, target: Target, rule: str) -> Classification:
+        """A name decided; if the runtime's severity says another status, the rule says the name won."""
+        if report.severity in self.severities:
+            word, hinted = self.severities[report.severity]
+            if hinted.status != target.status:
+                rule = f"{rule};over:severity:{word}"
+        return _result(target, rule)
 
 
 def _spellings(name: str) -> list[str]:

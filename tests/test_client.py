@@ -14,6 +14,7 @@ import runstatus
 from harness import ServerProcess
 from runstatus import AsyncClient, Client
 from runstatus.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, RunstatusError
+from runstatus.v1.error_pb2 import ErrorSeverity
 from runstatus.v1.status_pb2 import ErrorType, RunStatus
 
 S = RunStatus
@@ -37,6 +38,18 @@ def test_classify(rs: Client) -> None:
     c = rs.classify("IndexError", "list index out of range", language="python")
     assert (c.status, c.error_type, c.aborts_run) == (S.RUN_STATUS_FAILED, ErrorType.ERROR_TYPE_RANGE_ERROR, False)
     assert rs.classify("Boom", source="runtime").status == S.RUN_STATUS_EXCEPTION
+
+
+def test_classify_a_wrapped_error_with_the_runtimes_severity(rs: Client) -> None:
+    c = rs.classify("RuntimeError", "TypeError: x is undefined", source="runtime", subtype="TypeError", severity="fail")
+    assert (c.status, c.error_type, c.rule) == (S.RUN_STATUS_FAILED, ErrorType.ERROR_TYPE_TYPE_ERROR,
+                                                "seed:TypeError(subtype)")
+    # Every spelling of a severity; "-" is OpenFn's "none given".
+    for severity in ("crash", "CRASH", "ERROR_SEVERITY_CRASH", ErrorSeverity.ERROR_SEVERITY_CRASH):
+        assert rs.classify("Mystery", severity=severity).rule == "severity:crash"
+    assert rs.classify("Mystery", severity="-").rule == "unknown:job"
+    c = rs.classify("ImportError", source="runtime", severity="crash")
+    assert (c.status, c.rule) == (S.RUN_STATUS_KILLED, "seed:ImportError;over:severity:crash")
 
 
 def test_workflows_projects_and_work_orders(rs: Client) -> None:

@@ -557,6 +557,40 @@ def test_worker_helper_unhandled_failure_and_unknown_step(rs: Client) -> None:
     assert [o.status for o in outcomes] == [S.RUN_STATUS_FAILED, S.RUN_STATUS_EXCEPTION]
 
 
+class _Wrapped(Exception):
+    """A wrapper exception the way OpenFn's runtime makes them: the wrapped class and a severity."""
+
+    def __init__(self, inner: BaseException, severity: object) -> None:
+        super().__init__(f"{type(inner).__name__}: {inner}")
+        self.subtype = type(inner).__name__
+        self.severity = severity
+
+
+@pytest.mark.parametrize(
+    "inner, severity, status, rule",
+    [
+        (TypeError("x"), "fail", S.RUN_STATUS_FAILED, "seed:TypeError(subtype)"),
+        (NameError("x"), "crash", S.RUN_STATUS_CRASHED, "alias:python:NameError(subtype)"),
+        (ValueError("x"), "kill", S.RUN_STATUS_KILLED, "severity:kill"),
+        (ValueError("x"), "catastrophic", S.RUN_STATUS_FAILED, "unknown:job"),  # not a severity: none
+        (ValueError("x"), 3, S.RUN_STATUS_KILLED, "severity:kill"),
+    ],
+)
+def test_worker_helper_reports_a_wrappers_subtype_and_severity(rs: Client, inner: BaseException, severity: object,
+                                                                status: int, rule: str) -> None:
+    rs.create_workflow("w", ["a"])
+    worker = Worker(rs)
+
+    @worker.step("a")
+    def a(state: dict) -> dict:  # type: ignore[type-arg]
+        raise _Wrapped(inner, severity)
+
+    order = rs.create_work_order("w")
+    assert [o.status for o in worker.run_until_idle()] == [status]
+    error = rs.get_run(order.latest_run_id).error
+    assert (error.name, error.subtype, error.classification.rule) == ("_Wrapped", type(inner).__name__, rule)
+
+
 def test_worker_helper_reports_a_huge_non_ascii_error_within_the_byte_limits(rs: Client) -> None:
     rs.create_workflow("w", ["a"])
     worker = Worker(rs)

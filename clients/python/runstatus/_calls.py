@@ -301,8 +301,13 @@ class Calls(Generic[Ch]):
     # Classification
     @unary
     def classify(self, name: str, message: str = "", *, source: str | int = "job", language: str = "",
-                 http_status: int = 0) -> UnaryCall[Classification]:
-        report = req.error_report(name, message, source_=source, language=language, http_status=http_status)
+                 http_status: int = 0, subtype: str = "",
+                 severity: str | int | None = None) -> UnaryCall[Classification]:
+        """How the server classifies an error. `subtype`: the wrapped error's class when `name` is a
+        wrapper ("TypeError" inside OpenFn's "RuntimeError"); `severity`: the runtime's own verdict
+        ("fail", "crash", "kill", "exception")."""
+        report = req.error_report(name, message, source_=source, language=language, http_status=http_status,
+                                  subtype=subtype, severity_=severity)
         return UnaryCall(self.classifier.Classify, classifier_pb.ClassifyRequest(error=report),
                          lambda answer: Classification.of(answer.classification))
 

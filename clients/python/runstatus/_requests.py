@@ -13,7 +13,7 @@ from google.protobuf.field_mask_pb2 import FieldMask
 from runstatus.v1 import project_service_pb2 as project_pb
 from runstatus.v1 import work_order_service_pb2 as wo_pb
 from runstatus.v1 import workflow_service_pb2 as wf_pb
-from runstatus.v1.error_pb2 import ErrorReport, ErrorSource
+from runstatus.v1.error_pb2 import ErrorReport, ErrorSeverity, ErrorSource
 from runstatus.v1.project_pb2 import Project, RunLimit
 from runstatus.v1.status_pb2 import RunStatus
 from runstatus.v1.work_order_pb2 import WorkOrderFilter
@@ -46,10 +46,24 @@ def source(value: str | int) -> ErrorSource.ValueType:
     return ErrorSource.ValueType(value)
 
 
+def severity(value: str | int | None) -> ErrorSeverity.ValueType:
+    """The runtime's verdict: ErrorSeverity.ERROR_SEVERITY_CRASH, "ERROR_SEVERITY_CRASH", "CRASH" or "crash"
+    (OpenFn's spelling); "", None or "-" (OpenFn's "none given") for none."""
+    if value is None:
+        return ErrorSeverity.ERROR_SEVERITY_UNSPECIFIED
+    if isinstance(value, str):
+        name = value.strip().upper()
+        if name in ("", "-"):
+            return ErrorSeverity.ERROR_SEVERITY_UNSPECIFIED
+        return ErrorSeverity.Value(name if name.startswith("ERROR_SEVERITY_") else f"ERROR_SEVERITY_{name}")
+    return ErrorSeverity.ValueType(value)
+
+
 def error_report(name: str, message: str = "", *, source_: str | int = "job", language: str = "",
-                 http_status: int = 0, stack: str = "") -> ErrorReport:
+                 http_status: int = 0, stack: str = "", subtype: str = "",
+                 severity_: str | int | None = None) -> ErrorReport:
     return ErrorReport(name=name, message=message, source=source(source_), language=language,
-                       http_status=http_status, stack=stack)
+                       http_status=http_status, stack=stack, subtype=subtype, severity=severity(severity_))
 
 
 def work_order_filter(statuses: Iterable[StatusLike] = (), workflow_id: str = "",

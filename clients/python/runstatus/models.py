@@ -65,12 +65,15 @@ class RunError:
     message: str
     classification: Classification
     step_id: str
+    subtype: str = ""  # the wrapped error's class, if the error was a wrapper
+    severity: error_pb2.ErrorSeverity.ValueType = error_pb2.ErrorSeverity.ERROR_SEVERITY_UNSPECIFIED
 
     @classmethod
     def of(cls, m: error_pb2.RunError) -> RunError | None:
         if not m.HasField("report") and not m.HasField("classification"):
             return None
-        return cls(m.report.name, m.report.message, Classification.of(m.classification), m.step_id)
+        return cls(m.report.name, m.report.message, Classification.of(m.classification), m.step_id,
+                   m.report.subtype, m.report.severity)
 
 
 @dataclass(frozen=True)

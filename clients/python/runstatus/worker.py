@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, ParamSpec, Union
 
 from runstatus.v1 import worker_service_pb2 as pb
-from runstatus.v1.error_pb2 import ErrorReport, ErrorSource
+from runstatus.v1.error_pb2 import ErrorReport, ErrorSeverity, ErrorSource
 from runstatus.v1.status_pb2 import RunStatus
 from runstatus.v1.workflow_pb2 import Edge
 
@@ -371,12 +371,33 @@ class _Unregistered(Exception):
 
 
 def _report(e: BaseException) -> ErrorReport:
+    """The exception as the server classifies it. A wrapper exception may say what it wraps and
+    how bad it is, the way OpenFn's runtime errors do: a `subtype` attribute (the wrapped class's
+    name) and a `severity` attribute ("fail", "crash", "kill" or "exception")."""
     runtime = isinstance(e, _Unregistered)
+    subtype = getattr(e, "subtype", "")
     return ErrorReport(
         name=_utf8_head(type(e).__name__, 256), message=_utf8_head(str(e), 60_000), language="python",
         source=ErrorSource.ERROR_SOURCE_RUNTIME if runtime else ErrorSource.ERROR_SOURCE_JOB,
         stack=_utf8_tail("".join(traceback.format_exception(e)), 200_000),
+        subtype=_utf8_head(subtype, 256) if isinstance(subtype, str) else "",
+        severity=_severity(getattr(e, "severity", None)),
     )
+
+
+_SEVERITIES = {
+    "fail": ErrorSeverity.ERROR_SEVERITY_FAIL, "crash": ErrorSeverity.ERROR_SEVERITY_CRASH,
+    "kill": ErrorSeverity.ERROR_SEVERITY_KILL, "exception": ErrorSeverity.ERROR_SEVERITY_EXCEPTION,
+}
+
+
+def _severity(value: object) -> ErrorSeverity.ValueType:
+    """An exception's own `severity`, if it is one the server knows; anything else is none."""
+    if isinstance(value, str):
+        return _SEVERITIES.get(value.strip().lower(), ErrorSeverity.ERROR_SEVERITY_UNSPECIFIED)
+    if isinstance(value, int) and not isinstance(value, bool) and value in ErrorSeverity.values():
+        return ErrorSeverity.ValueType(value)
+    return ErrorSeverity.ERROR_SEVERITY_UNSPECIFIED
 
 
 # The server limits error fields in UTF-8 bytes, so cut by bytes, never inside a character.

@@ -215,6 +215,9 @@ class SqliteStore:
             self._conn.execute("PRAGMA busy_timeout = 0")
         self._tx = SqliteTx(self._conn)
         self._reader = SqliteTx(connect(self.path, readonly=True))
+        # A first read maps the WAL index now: a connection that first reads after its file was
+        # renamed fails with a disk I/O error, and point reads must go on through a rename.
+        self._run_read(self._reader, lambda tx: tx.last_event_sequence())
 
     async def close(self) -> None:
         """Finishes every write already begun, then closes."""

@@ -1,0 +1,232 @@
+// runstatus-openfn-worker: a runstatus worker that runs each step's job code with OpenFn's own
+// runtime (@openfn/runtime, pinned in package.json) and reports every step to runstatus, each
+// error the way OpenFn's ws-worker reports it: `subtype || type || name` as the name, with the
+// runtime's `subtype` and `severity` passed on, so the server classifies it by the seed table.
+//
+//   npm run --silent runstatus-openfn-worker -- ADDRESS --project P [--until-idle]
+//       [--worker-id ID] [--timeout-ms MS] [--state-limit-mb MB] [--adaptor NAME=PATH ...] [--token T]
+//
+// A step's `body` is its job code as an ES module exporting an array of operations, the form
+// OpenFn's compiler produces (`export default [fn(...), ...]`); `--adaptor` maps an import
+// specifier (e.g. @openfn/language-http) to an installed adaptor's folder. Steps run from the
+// run's start step (or the workflow's roots), each on the state its upstream step left;
+// ON_SUCCESS/ON_FAILURE/ALWAYS edges are followed as the server's rule says, EXPRESSION edges
+// are not (the worker does not evaluate them). The runtime needs --experimental-vm-modules,
+// which the npm script passes.
+import { randomUUID } from "node:crypto";
+import { parseArgs } from "node:util";
+
+import { createMockLogger } from "@openfn/logger";
+import type { JsonObject, MessageInitShape } from "@bufbuild/protobuf";
+
+import { createClients, type Clients } from "../src/index";
+import { ErrorSeverity, ErrorSource, type ErrorReportSchema } from "../src/gen/runstatus/v1/error_pb";
+import { RunStatus } from "../src/gen/runstatus/v1/status_pb";
+import { EdgeCondition, type Workflow } from "../src/gen/runstatus/v1/workflow_pb";
+import type { ClaimedRun } from "../src/gen/runstatus/v1/worker_service_pb";
+
+export interface OpenFnOptions {
+  /** The runtime's time limit for one step, in milliseconds (OpenFn's TimeoutError). */
+  timeoutMs?: number;
+  /** The runtime's limit on a step's final state (OpenFn's StateTooLargeError). */
+  stateLimitMb?: number;
+  /** Import specifier -> adaptor folder. */
+  adaptors?: Record<string, string>;
+}
+
+/** What one step's job code did: the state it left, or the error it ended with. */
+export interface StepResult {
+  state: JsonObject;
+  error?: OpenFnError;
+}
+
+/** The fields of an error thrown by OpenFn's runtime or engine that a report carries. */
+export interface OpenFnError {
+  name?: string;
+  type?: string;
+  subtype?: string;
+  severity?: string;
+  message?: string;
+  stack?: string;
+  constructor?: { name?: string };
+}
+
+// @openfn/runtime's run(), typed here: the package's own declarations import @openfn/lexicon,
+// whose published types do not pass this project's strict library check. The specifier is a
+// plain string so that TypeScript does not load them.
+type RunOptions = {
+  logger?: unknown;
+  jobLogger?: unknown;
+  stateLimitMb?: number;
+  linker?: { modules?: Record<string, { path?: string; version?: string }> };
+  callbacks?: { notify?: (event: string, payload: unknown) => void };
+};
+type Run = (
+  plan: { workflow: { steps: Array<{ id: string; expression: string }> }; options?: { timeout?: number } },
+  input: unknown,
+  options: RunOptions,
+) => Promise<unknown>;
+const RUNTIME: string = "@openfn/runtime";
+const { default: run } = (await import(RUNTIME)) as { default: Run };
+
+const SEVERITIES: Record<string, ErrorSeverity> = {
+  fail: ErrorSeverity.FAIL,
+  crash: ErrorSeverity.CRASH,
+  kill: ErrorSeverity.KILL,
+  exception: ErrorSeverity.EXCEPTION,
+};
+
+/** Runs one step's job code with @openfn/runtime. A `fail` error comes back as the runtime
+ * reports it (the state goes on); a crash or kill is thrown by the runtime and caught here. */
+export async function runJob(expression: string, input: JsonObject, options: OpenFnOptions = {}): Promise<StepResult> {
+  let failed: OpenFnError | undefined;
+  const modules = Object.fromEntries(Object.entries(options.adaptors ?? {}).map(([name, path]) => [name, { path }]));
+  try {
+    const state = await run(
+      { workflow: { steps: [{ id: "step", expression }] }, options: { timeout: options.timeoutMs ?? 300_000 } },
+      input,
+      {
+        logger: createMockLogger(),
+        jobLogger: createMockLogger(),
+        stateLimitMb: options.stateLimitMb ?? 500,
+        linker: { modules },
+        callbacks: {
+          notify: (event: string, payload: unknown) => {
+            if (event === "job-error") failed = (payload as { error?: OpenFnError }).error;
+          },
+        },
+      },
+    );
+    const out = { ...(state as JsonObject) };
+    delete out.errors; // the runtime's own copy of a failed step's error: reported as the error
+    return failed ? { state: out, error: failed } : { state: out };
+  } catch (e) {
+    return { state: input, error: e as OpenFnError };
+  }
+}
+
+/** An OpenFn error as runstatus hears it: named the way ws-worker names it, with the wrapped
+ * class and the runtime's severity. Every error comes through the runtime: source RUNTIME. */
+export function errorReport(e: OpenFnError): MessageInitShape<typeof ErrorReportSchema> {
+  const name = e.subtype || e.type || e.name || e.constructor?.name || "Error";
+  return {
+    name: utf8Head(name, 256),
+    subtype: utf8Head(e.subtype ?? "", 256),
+    severity: SEVERITIES[e.severity ?? ""] ?? ErrorSeverity.UNSPECIFIED,
+    source: ErrorSource.RUNTIME,
+    language: "javascript",
+    message: utf8Head(String(e.message ?? ""), 60_000),
+    stack: utf8Head(String(e.stack ?? ""), 200_000),
+  };
+}
+
+function utf8Head(text: string, maxBytes: number): string {
+  const bytes = Buffer.from(text, "utf8");
+  return bytes.length <= maxBytes ? text : bytes.subarray(0, maxBytes).toString("utf8").replace(/\uFFFD$/, "");
+}
+
+/** The steps to run first: the run's start step, else the steps no edge leads to. */
+function starts(workflow: Workflow, startStepId: string): string[] {
+  if (startStepId) return [startStepId];
+  const targets = new Set(workflow.edges.map((e) => e.targetStepId));
+  return workflow.steps.map((s) => s.id).filter((id) => !targets.has(id));
+}
+
+function follows(condition: EdgeCondition, failed: boolean): boolean {
+  if (condition === EdgeCondition.ALWAYS) return true;
+  if (condition === EdgeCondition.ON_SUCCESS) return !failed;
+  if (condition === EdgeCondition.ON_FAILURE) return failed;
+  return false; // EXPRESSION (not evaluated here) and unspecified
+}
+
+/** Executes one claimed run, reporting every step; returns the run's final status. */
+export async function executeRun(rs: Clients, claimed: ClaimedRun, options: OpenFnOptions = {}): Promise<RunStatus> {
+  const run_ = claimed.run!;
+  const workflow = claimed.workflow!;
+  const auth = { runId: run_.id, leaseToken: claimed.leaseToken };
+  const bodies = new Map(workflow.steps.map((s) => [s.id, s.body]));
+  const everyMs = Math.max(1000, Number(claimed.heartbeatInterval?.seconds ?? 5n) * 1000);
+  const beat = setInterval(() => void rs.worker.heartbeat(auth).catch(() => {}), everyMs);
+  try {
+    await rs.worker.startRun({ ...auth, requestId: randomUUID() });
+    const input = (claimed.input ?? {}) as JsonObject;
+    const queue = starts(workflow, run_.startStepId).map((id) => ({ id, previous: "", state: input }));
+    while (queue.length) {
+      const branch = queue.shift()!;
+      const started = await rs.worker.startStep({
+        ...auth, stepId: branch.id, previousStepRunId: branch.previous, requestId: randomUUID(),
+      });
+      const stepRunId = started.stepRun!.id;
+      const result = await runJob(bodies.get(branch.id) ?? "", branch.state, options);
+      const answer = await rs.worker.completeStep({
+        ...auth,
+        stepRunId,
+        requestId: randomUUID(),
+        ...(result.error ? { error: errorReport(result.error) } : { output: result.state }),
+      });
+      if (answer.runStatus !== RunStatus.RUNNING) return answer.runStatus; // an abort ended the run
+      for (const edge of workflow.edges) {
+        if (edge.sourceStepId === branch.id && follows(edge.condition, result.error !== undefined)) {
+          queue.push({ id: edge.targetStepId, previous: stepRunId, state: result.state });
+        }
+      }
+    }
+    const done = await rs.worker.completeRun({ ...auth, requestId: randomUUID() });
+    return done.run!.status;
+  } finally {
+    clearInterval(beat);
+  }
+}
+
+/** Claims and executes runs of a project one at a time; with untilIdle, stops when none is left. */
+export async function work(rs: Clients, projectId: string, workerId: string, options: OpenFnOptions & { untilIdle?: boolean } = {}):
+  Promise<RunStatus[]> {
+  const statuses: RunStatus[] = [];
+  for (;;) {
+    const { runs } = await rs.worker.claimRuns({ projectId, workerId, maxRuns: 1, requestId: randomUUID() });
+    for (const claimed of runs) statuses.push(await executeRun(rs, claimed, options));
+    if (runs.length === 0) {
+      if (options.untilIdle) return statuses;
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+  }
+}
+
+async function main(): Promise<void> {
+  const { values, positionals } = parseArgs({
+    allowPositionals: true,
+    options: {
+      project: { type: "string", default: "" },
+      "worker-id": { type: "string", default: `openfn-${process.pid}` },
+      "until-idle": { type: "boolean", default: false },
+      "timeout-ms": { type: "string" },
+      "state-limit-mb": { type: "string" },
+      adaptor: { type: "string", multiple: true, default: [] },
+      token: { type: "string", default: process.env.RUNSTATUS_TOKEN ?? "" },
+    },
+  });
+  const adaptors: Record<string, string> = {};
+  for (const spec of values.adaptor ?? []) {
+    const at = spec.indexOf("=");
+    if (at <= 0) throw new Error(`--adaptor ${spec}: want NAME=PATH`);
+    adaptors[spec.slice(0, at)] = spec.slice(at + 1);
+  }
+  const rs = createClients(positionals[0] ?? "127.0.0.1:50051", values.token ? { token: values.token } : {});
+  try {
+    const statuses = await work(rs, values.project ?? "", values["worker-id"] ?? "openfn", {
+      untilIdle: values["until-idle"],
+      adaptors,
+      ...(values["timeout-ms"] ? { timeoutMs: Number(values["timeout-ms"]) } : {}),
+      ...(values["state-limit-mb"] ? { stateLimitMb: Number(values["state-limit-mb"]) } : {}),
+    });
+    console.log(`ran ${statuses.length} run(s): ${statuses.map((s) => RunStatus[s]).join(" ")}`);
+  } finally {
+    rs.close();
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  await main();
+  // The runtime leaves a failed step's time-limit timer running: exit rather than wait for it.
+  process.exit(0);
+}

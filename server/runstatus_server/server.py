@@ -9,6 +9,7 @@ import logging
 import signal
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -93,6 +94,8 @@ class Settings:
     tls_client_ca: str = ""
     # Prometheus metrics over HTTP on this port (0: none).
     metrics_port: int = 0
+    # The web UI (web/) over HTTP on this port (0: none); it calls this server's gRPC port.
+    web_port: int = 0
 
 
 class Server:
@@ -116,6 +119,7 @@ class Server:
         self._grpc: grpc.aio.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._pending: set[asyncio.Future[None]] = set()
+        self.web: Any = None
 
     async def start(self) -> int:
         await self.store.start()
@@ -150,6 +154,10 @@ class Server:
         await server.start()
         if self.settings.metrics_port:
             metrics.serve(self.settings.host, self.settings.metrics_port, self.store)
+        if self.settings.web_port:
+            from .web import WebServer
+            self.web = WebServer(self.settings, self.port)
+            await self.web.start()
         for name in ["", *SERVICE_NAMES]:
             await self._set_health(name, health_pb2.HealthCheckResponse.SERVING)
         notifiers: list[Notify] = [log_notifier]
@@ -231,6 +239,8 @@ class Server:
         """Graceful: refuse new RPCs, let in-flight ones (and their writes) finish, then close."""
         for name in ["", *SERVICE_NAMES]:
             await self._set_health(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        if self.web is not None:
+            await self.web.stop()
         self.feed.close()  # watches end at once; unary calls get the grace period
         if self._grpc is not None:
             await self._grpc.stop(self.settings.grace_seconds)

@@ -1,0 +1,383 @@
+"""The web UI (issue 16) in a real browser: headless Chromium (Debian's, installed by
+scripts/chromium.sh) driven by Playwright with its executable_path, against a real server
+started with --web-port. The work orders are made through the API, as a worker and a client
+would make them. The history and work-order tests save docs/screenshots/*.png (the README's
+"History page")."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import re
+import shutil
+import socket
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import unquote
+
+import pytest
+
+from harness import ON_FAILURE, ON_POSTGRES, ON_SUCCESS, RUNTIME, Client, ServerProcess, error, offline_admin_token
+from runstatus.v1 import work_order_service_pb2 as wo_pb
+from runstatus.v1 import workflow_service_pb2 as wf_pb
+from runstatus.v1.project_pb2 import RunLimit
+from runstatus.v1.status_pb2 import RunStatus
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+SCREENSHOTS = ROOT / "docs" / "screenshots"
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync"]
+WAIT_MS = 10_000
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def chromium() -> str:
+    """Debian's Chromium, installed by the project's own script when it is missing."""
+    made = subprocess.run([str(ROOT / "scripts" / "chromium.sh")], capture_output=True, text=True, timeout=900)
+    if made.returncode != 0:
+        pytest.fail(f"scripts/chromium.sh could not install Chromium: {made.stderr[-2000:]}")
+    return made.stdout.strip().splitlines()[-1]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
+    path = chromium()
+    profile = tempfile.mkdtemp(prefix="runstatus-chromium-")
+    with playwright_api.sync_playwright() as p:
+        # A persistent context is how Playwright takes a --user-data-dir: a fresh one per run.
+        context = p.chromium.launch_persistent_context(
+            profile, executable_path=path, headless=True, args=CHROMIUM_FLAGS,
+            viewport={"width": 1280, "height": 900}, locale="en-US", timezone_id="UTC")
+        context.set_default_timeout(WAIT_MS)
+        try:
+            yield context
+        finally:
+            context.close()
+            shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    browser.clear_cookies()
+    tab = browser.new_page()
+    yield tab
+    tab.close()
+
+
+@dataclass
+class Web:
+    server: ServerProcess
+    url: str
+    project: str = ""
+    orders: dict[str, str] = field(default_factory=dict)  # status name -> work order id
+
+    def history(self, query: str = "") -> str:
+        return f"{self.url}/?project={self.project}" + (f"&{query}" if query else "")
+
+
+def seed(c: Client) -> dict[str, str]:
+    """One work order of each outcome the API can make at once, in a project of their own
+    (with a run limit of 3 in flight, so the last one is REJECTED): {status: work order id}."""
+    c.new_project(run_limit=RunLimit(max_in_flight=3))
+    referral = c.workflow(["fetch", "notify", "report_failure"],
+                          [("fetch", "notify", ON_SUCCESS), ("fetch", "report_failure", ON_FAILURE)], wid="referral")
+    sync = c.workflow(["extract", "load"], [("extract", "load", ON_SUCCESS)], wid="nightly-sync")
+    made: dict[str, str] = {}
+
+    def finished(status: str, workflow: Any, steps: list[tuple[str, Any]], run_error: Any = None,
+                 retry_of: str = "") -> None:
+        if retry_of:
+            created = c.work_orders.RetryWorkOrder(wo_pb.RetryWorkOrderRequest(work_order_id=retry_of))
+        else:
+            created = c.work_order(workflow)
+        lease = c.claim_run(created.run.id)
+        lease.start()
+        before, now = "", RunStatus.RUN_STATUS_RUNNING
+        for step_id, step_error in steps:
+            step = lease.step(step_id, after=before)
+            now = lease.done(step.id, error=step_error).run_status
+            before = step.id
+        if now == RunStatus.RUN_STATUS_RUNNING:  # an aborting step ended the run itself
+            now = lease.complete(error=run_error).status
+        assert RunStatus.Name(now) == f"RUN_STATUS_{status}"
+        made[status] = created.work_order.id
+
+    finished("SUCCESS", referral, [("fetch", None), ("notify", None)])
+    # A python KeyError in the first step: FAILED by the alias rule; report_failure ran, but failed too.
+    # Crashed once, then retried: the retry FAILED (a python KeyError, FAILED by the alias table;
+    # report_failure ran along the failure edge, and failed too).
+    finished("CRASHED", referral, [("fetch", error("ReferenceError", message="patient is not defined"))])
+    finished("FAILED", referral, [("fetch", error("KeyError", language="python", message="'patient_id'")),
+                                  ("report_failure", error("JobError", message="A request failed with status code 404"))],
+             retry_of=made.pop("CRASHED"))
+    finished("CRASHED", sync, [("extract", error("SyntaxError", message="Unexpected token '}'"))])
+    finished("KILLED", sync, [("extract", error("OomError", RUNTIME, message="used 2 GB of memory"))])
+    finished("EXCEPTION", sync, [("extract", error("WorkerPanic", RUNTIME, message="the worker's runtime fell over"))])
+    cancelled = c.work_order(sync)
+    c.work_orders.CancelRun(wo_pb.CancelRunRequest(run_id=cancelled.run.id, reason="asked to by the operator"))
+    made["CANCELLED"] = cancelled.work_order.id
+    running = c.work_order(referral)
+    c.claim_run(running.run.id).start()
+    made["RUNNING"] = running.work_order.id
+    made["PENDING"] = c.work_order(referral).work_order.id
+    c.work_order(sync)  # the third in flight
+    rejected = c.work_order(sync)
+    assert rejected.run.status == RunStatus.RUN_STATUS_REJECTED
+    made["REJECTED"] = rejected.work_order.id
+    return made
+
+
+@pytest.fixture(scope="module")
+def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Web]:
+    tmp = tmp_path_factory.mktemp("web")
+    port = free_port()
+    server = ServerProcess(tmp / "runstatus.db", "--web-port", str(port)).start()
+    c = Client(server.address)
+    try:
+        orders = seed(c)
+        yield Web(server, f"http://127.0.0.1:{port}", c.project_id, orders)
+    finally:
+        c.close()
+        server.stop()
+
+
+def screenshot(page: Any, name: str) -> None:
+    """For the README (docs/screenshots/NAME), from the SQLite run only: `make test` runs the
+    suite on PostgreSQL at the same time."""
+    if not ON_POSTGRES:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / name), full_page=True)
+
+
+def chips(page: Any) -> dict[str, str]:
+    """{work order id: "🔴 Failed"} for the history table's rows, as the browser shows them."""
+    rows = page.locator("table.history tbody tr[data-work-order]")
+    return {rows.nth(i).get_attribute("data-work-order"): rows.nth(i).locator(".chip").inner_text().strip()
+            for i in range(rows.count())}
+
+
+def test_history_shows_each_outcome_with_its_chip_and_name(web: Web, page: Any) -> None:
+    page.goto(web.history())
+    shown = chips(page)
+    expected = {"SUCCESS": "🟢 Success", "FAILED": "🔴 Failed", "CRASHED": "🟠 Crashed", "KILLED": "🟡 Killed",
+                "EXCEPTION": "⚫ Exception", "CANCELLED": "⚪ Cancelled", "RUNNING": "🔵 Running",
+                "PENDING": "⚪ Pending", "REJECTED": "⚪ Rejected"}
+    for status, text in expected.items():
+        assert re.sub(r"\s+", " ", shown[web.orders[status]]) == text, status
+    # Newest first: the REJECTED one was made last.
+    assert page.locator("table.history tbody tr").first.get_attribute("data-work-order") == web.orders["REJECTED"]
+    # The counts bar: CountWorkOrders over the filter.
+    assert page.locator('[data-count-status="PENDING"] .n').inner_text() == "2"
+    assert page.locator('[data-count-status="FAILED"] .n').inner_text() == "1"
+    assert page.locator('[data-count-status="LOST"] .n').inner_text() == "0"
+    assert page.locator("nav.counts a.total .n").inner_text() == "10"
+    row = page.locator(f'tr[data-work-order="{web.orders["FAILED"]}"]')
+    assert "referral" in row.inner_text() and row.locator("td.num").inner_text() == "2"  # runs
+    screenshot(page, "history.png")
+
+
+def test_a_status_filter_narrows_the_list_and_lives_in_the_url(web: Web, page: Any) -> None:
+    page.goto(web.history())
+    page.locator('form.filter input[name="status"][value="FAILED"]').check()
+    page.locator('form.filter input[name="status"][value="CRASHED"]').check()
+    page.locator('form.filter button[type="submit"]').click()
+    page.wait_for_url(re.compile(r"status=FAILED&status=CRASHED"))
+    assert set(chips(page)) == {web.orders["FAILED"], web.orders["CRASHED"]}
+    # The URL is the view: opened afresh, it shows the same.
+    shared = page.url
+    page.goto("about:blank")
+    page.goto(shared)
+    assert set(chips(page)) == {web.orders["FAILED"], web.orders["CRASHED"]}
+    assert page.locator('form.filter input[value="FAILED"]').is_checked()
+    # A workflow narrows it too; a count chip filters by its status.
+    page.goto(web.history("workflow=nightly-sync"))
+    assert web.orders["FAILED"] not in chips(page) and web.orders["CRASHED"] in chips(page)
+    page.locator('[data-count-status="KILLED"]').click()
+    page.wait_for_url(re.compile(r"status=KILLED"))
+    assert "workflow=nightly-sync" in page.url
+    assert set(chips(page)) == {web.orders["KILLED"]}
+
+
+def test_pages_follow_page_tokens(web: Web, page: Any) -> None:
+    page.goto(web.history())
+    assert page.locator("a[rel=next]").count() == 0  # they fit on one page of 50
+    everything = list(chips(page))
+    page.goto(web.history("size=4"))
+    seen: list[str] = []
+    for _ in range(5):
+        rows = list(chips(page))
+        assert 0 < len(rows) <= 4
+        seen += rows
+        following = page.locator("a[rel=next]")
+        if not following.count():
+            break
+        following.click()
+        page.wait_for_url(re.compile(r"page="))
+        assert "size=4" in page.url
+    assert seen == everything  # newest first, each once
+
+
+def test_a_work_order_id_opens_its_page(web: Web, page: Any) -> None:
+    page.goto(web.history())
+    page.locator('form.goto input[name="id"]').fill(web.orders["CRASHED"])
+    page.locator("form.goto button").click()
+    page.wait_for_url(re.compile(rf"/work-orders/{web.orders['CRASHED']}"))
+    step = page.locator('li.step[data-step="extract"]')
+    assert step.get_attribute("data-status") == "RUN_STATUS_CRASHED"
+    assert "seed:SyntaxError" in step.locator("code.rule").inner_text()
+    assert "aborts the run" in page.locator("section.why").inner_text()
+
+
+def test_the_work_order_page_shows_the_failing_step_and_its_rule(web: Web, page: Any) -> None:
+    page.goto(f"{web.url}/work-orders/{web.orders['FAILED']}?project={web.project}")
+    assert page.locator("dl.run-summary .chip").first.inner_text().strip().endswith("Failed")
+    fetch = page.locator('li.step[data-step="fetch"]')
+    assert fetch.get_attribute("data-status") == "RUN_STATUS_FAILED"
+    assert fetch.locator("code.rule").inner_text() == "alias:python:KeyError"
+    assert fetch.locator(".error-name").inner_text() == "KeyError"
+    assert "'patient_id'" in fetch.locator(".error-message").inner_text()
+    assert "RangeError" in fetch.locator("dl.classification").inner_text()  # python's KeyError, by the alias table
+    # The timeline: in the order the steps started, each with start, end and duration.
+    steps = page.locator("ol.timeline li.step")
+    assert [steps.nth(i).get_attribute("data-step") for i in range(steps.count())] == ["fetch", "report_failure"]
+    handler = page.locator('li.step[data-step="report_failure"]')
+    assert "after fetch" in re.sub(r"\s+", " ", handler.inner_text()) and "on failure" in handler.inner_text()
+    assert re.search(r"\d+ ms|\d+\.\d+ s", fetch.locator(".duration").inner_text())
+    assert handler.locator("code.rule").inner_text() == "seed:JobError"
+    # Why the run is FAILED: the leaf whose error decided it.
+    why = page.locator("section.why")
+    assert "report_failure, the last step of its branch, failed" in re.sub(r"\s+", " ", why.inner_text())
+    assert why.locator("code.rule").inner_text() == "seed:JobError"
+    screenshot(page, "work-order.png")
+    # Every run, latest first; the earlier one opens with its own steps.
+    runs = page.locator("ol.runs li")
+    assert [runs.nth(i).inner_text().split()[:2] for i in range(runs.count())] == [["Run", "2"], ["Run", "1"]]
+    assert runs.nth(0).get_attribute("aria-current") == "true"
+    runs.nth(1).locator("a").click()
+    page.wait_for_url(re.compile(r"run="))
+    assert "Run 1" in page.locator("section.run h2").inner_text()
+    assert page.locator('li.step[data-step="fetch"] code.rule').inner_text() == "seed:ReferenceError"
+    assert "aborts the run" in page.locator("section.why").inner_text()
+
+
+def test_why_a_run_was_rejected_or_cancelled(web: Web, page: Any) -> None:
+    page.goto(f"{web.url}/work-orders/{web.orders['REJECTED']}")
+    assert "max_in_flight" in page.locator(".status-reason").inner_text() or \
+        "limit" in page.locator(".status-reason").inner_text()
+    page.goto(f"{web.url}/work-orders/{web.orders['CANCELLED']}")
+    assert "asked to by the operator" in page.locator(".status-reason").inner_text()
+    assert page.locator("ol.timeline").count() == 0  # no step ran
+
+
+def test_the_status_table_page(web: Web, page: Any) -> None:
+    page.goto(f"{web.url}/statuses")
+    assert page.locator("table.statuses tbody tr").count() == 10
+    assert page.locator("table.error-types tbody tr").count() == 9
+    oom = page.locator('tr[data-error-type="OomError"]')
+    assert "Killed" in oom.inner_text() and "memory" in oom.inner_text()
+    assert "🟠" in page.locator('tr[data-status="RUN_STATUS_CRASHED"]').inner_text()
+
+
+def test_errors_from_the_api_are_shown_as_the_server_worded_them(web: Web, page: Any) -> None:
+    page.goto(f"{web.url}/?project=no-such-project")
+    alert = page.locator(".error[role=alert]").first
+    assert "NOT_FOUND" in alert.inner_text() and "no-such-project" in alert.inner_text()
+    page.goto(f"{web.url}/work-orders/wo-missing")
+    assert "WORK_ORDER_NOT_FOUND" in page.locator(".error[role=alert]").inner_text()
+
+
+def test_a_new_work_order_and_a_status_change_appear_without_reload(web: Web, page: Any) -> None:
+    page.goto(web.history("workflow=referral"))
+    page.wait_for_selector('.live[data-state="open"]')
+    page.evaluate("window.notReloaded = true")
+    c = Client(web.server.address, web.project)
+    try:
+        workflow = c.workflows.GetWorkflow(wf_pb.GetWorkflowRequest(project_id=web.project,
+                                                                    workflow_id="referral")).workflow
+        # The project is at its run limit: the new one is REJECTED, and shows up at once.
+        created = c.work_order(workflow)
+        row = page.locator(f'tr[data-work-order="{created.work_order.id}"]')
+        row.wait_for()
+        assert "Rejected" in row.inner_text()
+        # A status change: cancelling the PENDING one.
+        pending = c.work_orders.GetWorkOrder(wo_pb.GetWorkOrderRequest(work_order_id=web.orders["PENDING"]))
+        c.work_orders.CancelRun(wo_pb.CancelRunRequest(run_id=pending.work_order.latest_run_id, reason="live test"))
+        page.wait_for_selector(f'tr[data-work-order="{web.orders["PENDING"]}"][data-status="RUN_STATUS_CANCELLED"]')
+        assert page.evaluate("window.notReloaded") is True
+        web.orders["PENDING-CANCELLED"] = web.orders.pop("PENDING")
+    finally:
+        c.close()
+
+
+# With --auth: sign in with a token; a token sees its own project only.
+
+@pytest.fixture(scope="module")
+def auth_web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, Any]]]:
+    from runstatus import Client as RsClient
+
+    tmp = tmp_path_factory.mktemp("web-auth")
+    admin = offline_admin_token(tmp / "runstatus.db")
+    port = free_port()
+    server = ServerProcess(tmp / "runstatus.db", "--auth", "--web-port", str(port)).start()
+    made: dict[str, Any] = {}
+    try:
+        with RsClient(server.address, token=admin) as rs:
+            for project in ("clinic-a", "clinic-b"):
+                rs.create_project(project)
+                rs.create_workflow("intake", ["fetch"], project_id=project)
+                made[project] = rs.create_work_order("intake", project_id=project).id
+                made[f"{project}-token"] = rs.create_token("client", project_id=project)[1]
+        yield f"http://127.0.0.1:{port}", made
+    finally:
+        server.stop()
+
+
+def sign_in(page: Any, url: str, token: str) -> None:
+    page.goto(url + "/")
+    page.wait_for_url(re.compile(r"/sign-in"))
+    page.locator('input[name="token"]').fill(token)
+    page.locator("form.sign-in button").click()
+
+
+def test_with_auth_a_client_token_sees_its_own_project_only(auth_web: tuple[str, dict[str, Any]], page: Any,
+                                                            browser: Any) -> None:
+    url, made = auth_web
+    sign_in(page, url, made["clinic-a-token"])
+    page.wait_for_url(url + "/")
+    assert set(chips(page)) == {made["clinic-a"]}
+    cookie = next(c for c in browser.cookies() if c["name"] == "runstatus_token")
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+    assert page.evaluate("document.cookie") == ""  # not readable by scripts
+    # The other project's list and work order do not exist for this token: the server says so.
+    page.goto(f"{url}/?project=clinic-b")
+    assert "NOT_FOUND" in page.locator(".error[role=alert]").first.inner_text()
+    assert made["clinic-b"] not in page.content()
+    page.goto(f"{url}/work-orders/{made['clinic-b']}")
+    assert "NOT_FOUND" in page.locator(".error[role=alert]").inner_text()
+    assert page.locator("li.step").count() == 0
+    # Signing out forgets the token.
+    page.goto(url + "/")
+    page.locator("form.account button").click()
+    page.wait_for_url(re.compile(r"/sign-in"))
+    page.goto(url + "/")
+    page.wait_for_url(re.compile(r"/sign-in"))
+
+
+def test_with_auth_a_wrong_token_is_refused_as_the_server_words_it(auth_web: tuple[str, dict[str, Any]],
+                                                                  page: Any) -> None:
+    url, _ = auth_web
+    sign_in(page, url, "rs_not-a-token")
+    assert "UNAUTHENTICATED" in page.locator(".error[role=alert]").inner_text()
+    page.goto(url + "/statuses")
+    assert unquote(page.url).endswith("/sign-in?next=/statuses"), page.url

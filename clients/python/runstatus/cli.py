@@ -1,43 +1,71 @@
 """The `runstatus` command line: classify, workflows, projects, work orders, runs, tokens (and
 `serve`, when the server is installed too).
 
-Connection settings come from flags or the environment: RUNSTATUS_ADDRESS, RUNSTATUS_TOKEN,
-RUNSTATUS_TLS, RUNSTATUS_CA_FILE, RUNSTATUS_PROJECT. Human output is a table with the
-status chips; `--json` prints JSON for scripts.
+Connection settings come from flags or the environment (see HELP). Human output is a table
+with the status chips; `--json` prints JSON for scripts, in one style (`_cli_output`). What a
+person types is checked before it is sent (`_cli_input`): a mistake exits 2 with one line, an
+error from the server exits 1, and no input prints a traceback.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import os
 import pathlib
+import re
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 from importlib.metadata import entry_points
-from datetime import datetime
 from typing import Annotated, Any, Optional
 
+import grpc
 import typer
-import yaml
-from google.protobuf import json_format
 from google.protobuf.message import Message
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-from rich.table import Table
 from rich.text import Text
+from typer._click import exceptions as click_errors
 
+from runstatus import _cli_input as check
+from runstatus import _cli_output as out
 from runstatus import status_table
+from runstatus._cli_input import InputError
 from runstatus.client import Client
 from runstatus.errors import RunstatusError
-from runstatus.models import Event, Run, WorkOrder
+from runstatus.models import Run, WorkOrder
+from runstatus.v1 import error_pb2, token_service_pb2, work_order_service_pb2
 from runstatus.v1.event_pb2 import EventType
 from runstatus.v1.status_pb2 import ErrorType, RunStatus
+from runstatus.v1.token_pb2 import Role
 
-app = typer.Typer(help=__doc__, no_args_is_help=True, pretty_exceptions_enable=False)
+JSON_STYLE = ("protobuf's JSON mapping with the proto field names (snake_case, as in the .proto files), every "
+              "field printed, enums by name, timestamps in RFC 3339, integers as numbers (123, not 123.0 or \"123\")")
+
+HELP = f"""runstatus: work orders, runs and their statuses, over gRPC.
+
+Connection settings come from the options below or from the environment:
+
+  RUNSTATUS_ADDRESS   host:port of the server (default localhost:50051)
+  RUNSTATUS_TOKEN     API token (bearer)
+  RUNSTATUS_TLS       1 to connect with TLS
+  RUNSTATUS_CA_FILE   CA certificates (PEM) for TLS
+  RUNSTATUS_PROJECT   project id (default: the 'default' project)
+  RUNSTATUS_TIMEOUT   deadline of each call, in seconds (default 30)
+
+Output: a table with status chips for people. --json, on every command, prints JSON for scripts: {JSON_STYLE}.
+
+Exit status: 0 done; 1 the server refused or could not be reached; 2 a mistake in the command (one line says what and what is allowed).
+"""
+
+app = typer.Typer(help=escape(HELP), no_args_is_help=True, pretty_exceptions_enable=False)
 workflows = typer.Typer(help="Create and read workflows.", no_args_is_help=True)
 projects = typer.Typer(help="Create and read projects, their run limits and max runtimes.", no_args_is_help=True)
-work_orders = typer.Typer(help="Create, read, count, retry and watch work orders.", no_args_is_help=True)
-runs = typer.Typer(help="Read and cancel runs.", no_args_is_help=True)
+work_orders = typer.Typer(help="Create, read, list, count, retry and watch work orders.", no_args_is_help=True)
+runs = typer.Typer(help="Read, list and cancel runs.", no_args_is_help=True)
 tokens = typer.Typer(help="API tokens: create, revoke, list.", no_args_is_help=True)
 app.add_typer(workflows, name="workflows")
 app.add_typer(projects, name="projects")
@@ -49,6 +77,9 @@ console = Console(highlight=False)
 errors = Console(stderr=True, highlight=False)
 COLORS = {"white": "white", "blue": "blue", "green": "green", "red": "red", "orange": "dark_orange",
           "yellow": "yellow", "black": "bright_black"}
+INT32 = 2**31 - 1
+MAX_SECONDS = 315_576_000_000  # the largest google.protobuf.Duration
+EX_SOFTWARE = 70  # a bug in runstatus itself (sysexits.h)
 
 
 class _Connection:
@@ -62,7 +93,12 @@ class _Connection:
 
 def client() -> Client:
     c = _Connection
-    roots = c.ca_file.read_bytes() if c.ca_file else None
+    if not c.address.strip():
+        raise InputError("--address", "is empty; give host:port, e.g. localhost:50051")
+    check.positive_seconds("--timeout", c.timeout)
+    roots = check.read_bytes("--ca-file", c.ca_file) if c.ca_file else None
+    if c.token is not None and not re.fullmatch(r"[\x21-\x7e]+", c.token):
+        raise InputError("--token", "is not a token: a token is printable ASCII without spaces (rs_...)")
     return Client(c.address, tls=c.tls, root_certificates=roots, token=c.token, timeout=c.timeout,
                   project_id=c.project)
 
@@ -81,21 +117,132 @@ def connection(
     _Connection.ca_file, _Connection.project, _Connection.timeout = ca_file, project, timeout
 
 
-def main() -> None:
+# Running the command: every failure is one line.
+
+def _say(message: str) -> None:
+    """`error: message` on one line (Rich neither wraps it nor reads markup in it)."""
+    one_line = re.sub(r"\s*\n\s*", " ", message).strip()
+    errors.print(Text.assemble(("error:", "red"), " ", one_line), soft_wrap=True)
+
+
+TYPE_ERRORS = (
+    ("Input should be a valid integer", "is not a whole number"),
+    ("Input should be a valid number", "is not a number"),
+    ("Input should be a valid datetime", "is not a date; give e.g. 2026-11-22 or 2026-11-22T08:30:00 (UTC)"),
+    ("Input should be a valid boolean", "is not true or false"),
+)
+
+
+def _given(args: Sequence[str], opts: Sequence[str]) -> str | None:
+    """The value typed for an option (its last occurrence), if any."""
+    value = None
+    for i, arg in enumerate(args):
+        for opt in opts:
+            if arg == opt and i + 1 < len(args):
+                value = args[i + 1]
+            elif arg.startswith(f"{opt}="):
+                value = arg[len(opt) + 1:]
+    return value
+
+
+def _usage_error(e: click_errors.UsageError, args: Sequence[str]) -> str:
+    ctx = e.ctx
+    see = f"; see `{ctx.command_path} --help`" if ctx is not None else ""
+    if isinstance(e, click_errors.NoSuchOption):
+        known = [o for p in ctx.command.params for o in (*p.opts, *p.secondary_opts)] if ctx is not None else []
+        return f"no such option {e.option_name}{check.nearest(e.option_name, known)}{see}"
+    if isinstance(e, click_errors.MissingParameter) and e.param is not None:
+        kind = e.param.param_type_name
+        return f"missing {kind} {e.param.opts[0] if kind == 'option' else str(e.param.name).upper()}{see}"
+    if isinstance(e, click_errors.BadParameter) and (e.param_hint is not None or e.param is not None):
+        if e.param_hint is not None:
+            where = e.param_hint if isinstance(e.param_hint, str) else " / ".join(e.param_hint)
+            return f"{where}: {e.message}"
+        assert e.param is not None
+        is_option = e.param.param_type_name == "option"
+        where = e.param.opts[0] if is_option else str(e.param.name).upper()
+        value = _given(args, e.param.opts) if is_option else None
+        envvar = getattr(e.param, "envvar", None)
+        if value is None and isinstance(envvar, str) and envvar in os.environ:
+            where, value = envvar, os.environ[envvar]
+        if value is None:
+            return f"{where}: {e.message}"
+        for start, meaning in TYPE_ERRORS:
+            if e.message.startswith(start):
+                return f"{where}: {value!r} {meaning}"
+        return f"{where}: {value!r}: {e.message[:1].lower()}{e.message[1:]}"
+    message = e.format_message()
+    if ctx is not None and message.startswith("No such command"):
+        name = message.split("'")[1] if message.count("'") >= 2 else ""
+        listed = getattr(ctx.command, "list_commands", None)
+        commands = list(listed(ctx)) if callable(listed) else []
+        return f"no such command {name!r}; the commands are {', '.join(commands)}{check.nearest(name, commands)}"
+    return f"{message}{see}"
+
+
+def _server_error(e: RunstatusError) -> None:
+    if e.code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED) and not e.violations:
+        what = "cannot reach" if e.code == grpc.StatusCode.UNAVAILABLE else "no answer in time from"
+        _say(f"{e.code.name}: {what} the server at {_Connection.address} ({e.message}); check --address "
+             f"(RUNSTATUS_ADDRESS), --tls and --timeout")
+        return
+    _say(str(e))
+    for v in e.violations:
+        errors.print(Text.assemble("  ", (v.field, "bold"), f": {v.description}"), soft_wrap=True)
+    if e.current_status:
+        errors.print(f"  current status: {e.current_status}", soft_wrap=True, markup=False)
+
+
+def run(args: Sequence[str]) -> int:
+    """Runs the command line `args`; returns its exit status."""
     try:
-        app()
+        for arg in args:
+            try:
+                arg.encode("utf-8")
+            except UnicodeEncodeError:
+                raise InputError("", f"the argument {arg.encode('utf-8', 'surrogateescape')!r} is not UTF-8 text") \
+                    from None
+        if _needs_plugins(args):
+            load_plugins()
+        code = app(args=list(args), prog_name="runstatus", standalone_mode=False)
+        return code if isinstance(code, int) else 0
+    except InputError as e:
+        _say(str(e))
+        return 2
+    except click_errors.NoArgsIsHelpError:
+        return 2  # the help is printed
+    except click_errors.UsageError as e:
+        try:
+            message = _usage_error(e, args)
+        except Exception:  # the wording is a nicety: never a traceback for it
+            message = e.format_message()
+        _say(message)
+        return 2
+    except click_errors.ClickException as e:
+        _say(e.format_message())
+        return e.exit_code
     except RunstatusError as e:
-        errors.print(f"[red]error:[/red] {e}")
-        for v in e.violations:
-            errors.print(f"  [bold]{v.field}[/bold]: {v.description}")
-        if e.current_status:
-            errors.print(f"  current status: {e.current_status}")
-        sys.exit(1)
+        _server_error(e)
+        return 1
+    except (KeyboardInterrupt, typer.Abort):
+        return 130
+    except BrokenPipeError:
+        sys.stdout = None  # nothing more to flush into the closed pipe
+        return 1
+    except Exception as e:
+        if os.environ.get("RUNSTATUS_DEBUG"):
+            raise
+        _say(f"runstatus failed unexpectedly, a bug: {type(e).__name__}: {e} (RUNSTATUS_DEBUG=1 shows where)")
+        return EX_SOFTWARE
+
+
+def main() -> None:
+    sys.exit(run(sys.argv[1:]))
 
 
 # Output
 
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts (proto field names; see runstatus --help).")]
 
 
 def chip(status: RunStatus.ValueType) -> Text:
@@ -109,55 +256,103 @@ def _when(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S") if value else ""
 
 
-def _proto_json(message: Message) -> dict[str, Any]:
-    return json_format.MessageToDict(message)
-
-
 def print_json(value: Any) -> None:
-    print(json.dumps(value, indent=2, ensure_ascii=False, default=str))
+    """A message, or a list or dict of them and plain values, in the one JSON style."""
+    print(out.dumps(_jsonable(value)))
 
 
-def work_order_table(orders: list[WorkOrder]) -> Table:
-    table = Table("work order", "status", "workflow", "runs", "created")
-    for w in orders:
-        table.add_row(w.id, chip(w.status), f"{w.workflow_id} v{w.workflow_version}", str(w.run_count),
-                      _when(w.create_time))
-    return table
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Message):
+        return out.message(value)
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
 
 
-def run_table(run: Run) -> Table:
-    table = Table("step", "status", "error", "step run", title=f"run {run.number} ({run.id})")
-    for s in run.step_runs:
-        error = f"{s.error.name}: {s.error.message}" if s.error else ""
-        table.add_row(s.step_id + (" (reused)" if s.reused else ""), chip(s.status), error, s.id)
-    return table
+def _work_order_json(order: WorkOrder) -> dict[str, Any]:
+    """The work order message, with its latest run (when the call returned it) as latest_run."""
+    data = out.message(order.proto)
+    if order.latest_run is not None:
+        data["latest_run"] = out.message(order.latest_run.proto)
+    return data
+
+
+def work_order_table(orders: list[WorkOrder]) -> None:
+    out.show_table(console, ("work order", "status", "workflow", "runs", "created"),
+                   [(w.id, chip(w.status), f"{w.workflow_id} v{w.workflow_version}", str(w.run_count),
+                     _when(w.create_time)) for w in orders])
+
+
+def run_table(run: Run) -> None:
+    rows = [(s.step_id + (" (reused)" if s.reused else ""), chip(s.status),
+             f"{s.error.name}: {s.error.message}" if s.error else "", s.id) for s in run.step_runs]
+    out.show_table(console, ("step", "status", "error", "step run"), rows, ids=(3,))
 
 
 def describe_run(run: Run) -> None:
-    console.print(Text.assemble("run ", (run.id, "bold"), f" #{run.number}  ", chip(run.status)))
+    console.print(Text.assemble("run ", (run.id, "bold"), f" #{run.number}  ", chip(run.status)), soft_wrap=True)
     if run.error:
         c = run.error.classification
         console.print(f"  error: {run.error.name}: {run.error.message} "
                       f"({ErrorType.Name(c.error_type)}, rule {c.rule})"
-                      + (f" at step {run.error.step_id}" if run.error.step_id else ""))
+                      + (f" at step {run.error.step_id}" if run.error.step_id else ""), markup=False)
     if run.status_reason:
-        console.print(f"  reason: {run.status_reason}")
+        console.print(f"  reason: {run.status_reason}", markup=False)
     if run.step_runs:
-        console.print(run_table(run))
+        run_table(run)
+
+
+def _int_option(help_text: str, low: int = 0, high: int = INT32, flag: str | None = None) -> Any:
+    return typer.Option(*([flag] if flag else []), help=help_text, min=low, max=high)
+
+
+def _seconds(where: str, value: float | None) -> timedelta | None:
+    if value is None:
+        return None
+    if not math.isfinite(value) or not 0 <= value <= MAX_SECONDS:
+        raise InputError(where, f"{value} is not a number of seconds; give 0 to {MAX_SECONDS}")
+    return timedelta(seconds=value) if value else None
 
 
 # Commands of the server (`runstatus-server`: serve): found through entry points, so that the
-# client works without it and never imports it.
+# client works without it and never imports it; loaded only when the command line may need them
+# (importing the server takes longer than everything else the client does).
+
+BUILT_IN = {"classify", "workflows", "projects", "work-orders", "runs", "tokens"}
+GLOBAL_VALUE_OPTIONS = {"--address", "--token", "--ca-file", "--project", "--timeout"}
+_loaded: list[str] = []
+
 
 def _plugins(group: str) -> dict[str, Any]:
     return {ep.name: ep for ep in entry_points(group=group)}
 
 
-for _name, _entry in sorted(_plugins("runstatus.commands").items()):
-    app.command(_name)(_entry.load())
+def _needs_plugins(args: Sequence[str]) -> bool:
+    """Whether the command is not one of the client's own (or there is none: the help lists all)."""
+    i = 0
+    while i < len(args):
+        if args[i] in GLOBAL_VALUE_OPTIONS:
+            i += 2
+        elif args[i].startswith("-"):
+            i += 1
+        else:
+            return args[i] not in BUILT_IN
+    return True
+
+
+def load_plugins() -> None:
+    for name, entry in sorted(_plugins("runstatus.commands").items()):
+        if name not in _loaded:
+            app.command(name)(entry.load())
+            _loaded.append(name)
 
 
 # classify
+
+SOURCES = ("job", "runtime")
+
 
 @app.command()
 def classify(
@@ -165,15 +360,16 @@ def classify(
     message: Annotated[str, typer.Option(help="The error's message.")] = "",
     source: Annotated[str, typer.Option(help="job or runtime.")] = "job",
     language: Annotated[str, typer.Option(help="javascript, python, java, go, ...")] = "",
-    http_status: Annotated[int, typer.Option(help="The HTTP status of a failed request.")] = 0,
+    http_status: Annotated[int, _int_option("The HTTP status of a failed request (0: none).", 0, 999)] = 0,
     as_json: JsonOption = False,
 ) -> None:
     """How the server classifies an error."""
+    source = check.choice("--source", source, "a source", SOURCES)
     with client() as c:
         result = c.classify(name, message, source=source, language=language, http_status=http_status)
     if as_json:
-        print_json({"status": RunStatus.Name(result.status), "error_type": ErrorType.Name(result.error_type),
-                    "aborts_run": result.aborts_run, "rule": result.rule})
+        print_json(error_pb2.Classification(status=result.status, error_type=result.error_type,
+                                            aborts_run=result.aborts_run, rule=result.rule))
         return
     console.print(Text.assemble(chip(result.status), f"  {ErrorType.Name(result.error_type)}",
                                 "  aborts the run" if result.aborts_run else "  the run goes on",
@@ -182,42 +378,53 @@ def classify(
 
 # workflows
 
-@workflows.command("create")
+WORKFLOW_EXAMPLE = """\
+    id: referral
+    name: Referral
+    steps: [fetch, notify, alert]
+    edges:
+      - [fetch, notify, ON_SUCCESS]
+      - {from: fetch, to: alert, condition: ON_FAILURE}
+"""
+WORKFLOWS_CREATE_HELP = f"""Create a workflow, or the next version of an existing one.
+
+FILE (YAML or JSON) has an id, a name, steps and edges. A step is an id, or a mapping {{id, name, adaptor, body}}. An edge is [from, to, CONDITION] or a mapping {{from, to, condition}}; CONDITION is ALWAYS (the default), ON_SUCCESS, ON_FAILURE or EXPRESSION (with expression: ... in the mapping). For example, referral.yaml:
+
+{WORKFLOW_EXAMPLE}"""
+
+
+@workflows.command("create", help=escape(WORKFLOWS_CREATE_HELP))
 def workflows_create(
-    file: Annotated[pathlib.Path, typer.Argument(help="YAML or JSON: id, name, steps, edges ([from, to, CONDITION]).")],
+    file: Annotated[pathlib.Path, typer.Argument(metavar="FILE", help="The workflow file: YAML or JSON, as below.")],
     as_json: JsonOption = False,
 ) -> None:
-    """Create a workflow, or the next version of an existing one."""
-    from runstatus._requests import workflow_from_dict
-
-    data = yaml.safe_load(file.read_text(encoding="utf-8"))
-    if not isinstance(data, dict) or "id" not in data:
-        raise typer.BadParameter("the file must be a mapping with at least an 'id' and 'steps'")
-    workflow_id, steps, edges, name = workflow_from_dict(data)
+    workflow_id, steps, edges, name = check.workflow_file("FILE", file)
     with client() as c:
         workflow = c.create_workflow(workflow_id, steps, edges, name=name)
     if as_json:
-        print_json(_proto_json(workflow))
+        print_json(workflow)
     else:
-        console.print(f"workflow [bold]{workflow.id}[/bold] version {workflow.version}: "
-                      f"{len(workflow.steps)} steps, {len(workflow.edges)} edges")
+        console.print(Text(f"workflow {workflow.id} version {workflow.version}: "
+                           f"{len(workflow.steps)} steps, {len(workflow.edges)} edges"))
 
 
 @workflows.command("get")
-def workflows_get(workflow_id: str, version: int = 0, as_json: JsonOption = False) -> None:
+def workflows_get(
+    workflow_id: str,
+    version: Annotated[int, _int_option("The version (0: the latest).")] = 0,
+    as_json: JsonOption = False,
+) -> None:
     """A workflow version (the latest by default)."""
     with client() as c:
         workflow = c.get_workflow(workflow_id, version)
     if as_json:
-        print_json(_proto_json(workflow))
+        print_json(workflow)
         return
-    console.print(f"workflow [bold]{workflow.id}[/bold] version {workflow.version} ({workflow.name})")
-    table = Table("from", "to", "condition")
-    for e in workflow.edges:
-        table.add_row(e.source_step_id, e.target_step_id, e.expression or
-                      json_format.MessageToDict(e, always_print_fields_with_no_presence=True)["condition"])
-    console.print("steps: " + ", ".join(s.id for s in workflow.steps))
-    console.print(table)
+    console.print(Text(f"workflow {workflow.id} version {workflow.version} ({workflow.name})"), soft_wrap=True)
+    console.print(Text("steps: " + ", ".join(s.id for s in workflow.steps)))
+    out.show_table(console, ("from", "to", "condition"),
+                   [(e.source_step_id, e.target_step_id, e.expression or out.message(e)["condition"])
+                    for e in workflow.edges], ids=(0, 1))
 
 
 @workflows.command("list")
@@ -226,70 +433,73 @@ def workflows_list(as_json: JsonOption = False) -> None:
     with client() as c:
         found = list(c.list_workflows())
     if as_json:
-        print_json([_proto_json(w) for w in found])
+        print_json(found)
         return
-    table = Table("workflow", "version", "steps", "name")
-    for w in found:
-        table.add_row(w.id, str(w.version), str(len(w.steps)), w.name)
-    console.print(table)
+    out.show_table(console, ("workflow", "version", "steps", "name"),
+                   [(w.id, str(w.version), str(len(w.steps)), w.name) for w in found])
 
 
 # projects
 
 @projects.command("create")
-def projects_create(project_id: str, name: str = "", max_in_flight: Optional[int] = None,
-                    max_per_window: Optional[int] = None, window_seconds: Optional[float] = None,
-                    max_runtime_seconds: Optional[float] = None, as_json: JsonOption = False) -> None:
+def projects_create(
+    project_id: str,
+    name: Annotated[str, typer.Option(help="A name for people.")] = "",
+    max_in_flight: Annotated[Optional[int], _int_option("At most this many runs claimed at once.")] = None,
+    max_per_window: Annotated[Optional[int], _int_option("At most this many runs started per window.")] = None,
+    window_seconds: Annotated[Optional[float], typer.Option(help="The window of --max-per-window.")] = None,
+    max_runtime_seconds: Annotated[Optional[float], typer.Option(help="A run still running after this long is killed.")] = None,
+    as_json: JsonOption = False,
+) -> None:
     """Create a project, optionally with a run limit and a max runtime."""
-    from datetime import timedelta
-
+    window = _seconds("--window-seconds", window_seconds)
+    max_runtime = _seconds("--max-runtime-seconds", max_runtime_seconds)
     with client() as c:
-        project = c.create_project(
-            project_id, name=name, max_in_flight=max_in_flight, max_per_window=max_per_window,
-            window=timedelta(seconds=window_seconds) if window_seconds else None,
-            max_runtime=timedelta(seconds=max_runtime_seconds) if max_runtime_seconds else None)
-    print_json(_proto_json(project)) if as_json else console.print(f"project [bold]{project.id}[/bold] created")
+        project = c.create_project(project_id, name=name, max_in_flight=max_in_flight,
+                                   max_per_window=max_per_window, window=window, max_runtime=max_runtime)
+    if as_json:
+        print_json(project)
+    else:
+        console.print(Text.assemble("project ", (project.id, "bold"), " created"))
 
 
 @projects.command("get")
-def projects_get(project_id: str) -> None:
-    """A project, as JSON."""
+def projects_get(project_id: str, as_json: JsonOption = False) -> None:
+    """A project, as JSON (--json is accepted for symmetry with the other commands)."""
     with client() as c:
-        print_json(_proto_json(c.get_project(project_id)))
+        print_json(c.get_project(project_id))
 
 
 # work orders
 
-def _statuses(values: list[str] | None) -> list[str]:
-    return [v for value in values or [] for v in value.split(",") if v]
-
-
-StatusOption = Annotated[Optional[list[str]], typer.Option("--status", help="Status, e.g. FAILED (repeatable).")]
+StatusOption = Annotated[Optional[list[str]], typer.Option(
+    "--status", help=f"A status ({', '.join(check.STATUSES)}); repeatable, or comma-separated.")]
 WorkflowOption = Annotated[str, typer.Option("--workflow", help="Workflow id.")]
 SinceOption = Annotated[Optional[datetime], typer.Option("--since", help="Created at or after (UTC).")]
 UntilOption = Annotated[Optional[datetime], typer.Option("--until", help="Created before (UTC).")]
 
 
+def _matching(status: list[str] | None, workflow: str, since: datetime | None,
+              until: datetime | None) -> dict[str, Any]:
+    return dict(statuses=check.statuses(status), workflow_id=workflow, created_after=since, created_before=until)
+
+
 @work_orders.command("create")
 def work_orders_create(
     workflow_id: str,
-    input: Annotated[str, typer.Option("--input", help="The input as JSON, or @FILE.")] = "{}",  # noqa: A002
-    priority: int = 0,
-    version: int = 0,
+    input: Annotated[str, typer.Option("--input", help="The input: a JSON object, or @FILE.")] = "{}",  # noqa: A002
+    priority: Annotated[int, _int_option("Higher runs first.", -INT32 - 1)] = 0,
+    version: Annotated[int, _int_option("The workflow version (0: the latest).")] = 0,
     as_json: JsonOption = False,
 ) -> None:
     """Create a work order (and its first run)."""
-    text = pathlib.Path(input[1:]).read_text(encoding="utf-8") if input.startswith("@") else input
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise typer.BadParameter(f"--input is not JSON: {e}") from None
+    data = check.json_object("--input", input)
     with client() as c:
         order = c.create_work_order(workflow_id, data, version=version, priority=priority)
     if as_json:
-        print_json({"id": order.id, "status": RunStatus.Name(order.status), "run_id": order.latest_run_id})
+        print_json(_work_order_json(order))
     else:
-        console.print(Text.assemble("work order ", (order.id, "bold"), "  ", chip(order.status)))
+        console.print(Text.assemble("work order ", (order.id, "bold"), "  ", chip(order.status)), soft_wrap=True)
 
 
 @work_orders.command("get")
@@ -298,27 +508,40 @@ def work_orders_get(work_order_id: str, as_json: JsonOption = False) -> None:
     with client() as c:
         order = c.get_work_order(work_order_id)
     if as_json:
-        out = _proto_json(order.proto)
-        if order.latest_run:
-            out["latestRun"] = _proto_json(order.latest_run.proto)
-        print_json(out)
+        print_json(_work_order_json(order))
         return
-    console.print(work_order_table([order]))
+    work_order_table([order])
     if order.latest_run:
         describe_run(order.latest_run)
 
 
 @work_orders.command("list")
-def work_orders_list(status: StatusOption = None, workflow: WorkflowOption = "", since: SinceOption = None,
-                     until: UntilOption = None, limit: int = 50, as_json: JsonOption = False) -> None:
-    """Work orders, newest first."""
+def work_orders_list(
+    status: StatusOption = None, workflow: WorkflowOption = "", since: SinceOption = None, until: UntilOption = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="Show at most N work orders, the newest.")] = 50,
+    show_all: Annotated[bool, typer.Option("--all", help="Show every matching work order.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Work orders, newest first; says how many more match when it does not show them all."""
+    matching = _matching(status, workflow, since, until)
     with client() as c:
-        found = list(c.list_work_orders(statuses=_statuses(status), workflow_id=workflow, created_after=since,
-                                        created_before=until, limit=limit, page_size=min(limit, 1000)))
+        found = list(c.list_work_orders(**matching, limit=None if show_all else limit,
+                                        page_size=1000 if show_all else min(limit, 1000)))
+        total = len(found)
+        if not show_all and len(found) >= limit:
+            total = max(total, sum(c.count_work_orders(**matching).values()))
+    note = f"{len(found)} of {total} shown; --limit N or --all" if total > len(found) else ""
     if as_json:
-        print_json([_proto_json(w.proto) for w in found])
+        print_json([_work_order_json(w) for w in found])
+        if note:
+            errors.print(note, markup=False, soft_wrap=True)
+        return
+    if found:
+        work_order_table(found)
     else:
-        console.print(work_order_table(found))
+        console.print("no work orders match")
+    if note:
+        console.print(note, markup=False, soft_wrap=True)
 
 
 @work_orders.command("count")
@@ -326,16 +549,12 @@ def work_orders_count(status: StatusOption = None, workflow: WorkflowOption = ""
                       until: UntilOption = None, as_json: JsonOption = False) -> None:
     """How many work orders, by status."""
     with client() as c:
-        counts = c.count_work_orders(statuses=_statuses(status), workflow_id=workflow, created_after=since,
-                                     created_before=until)
+        counts = c.count_work_orders(**_matching(status, workflow, since, until))
     if as_json:
         print_json({"counts": counts, "total": sum(counts.values())})
         return
-    table = Table("status", "work orders")
-    for name, n in counts.items():
-        table.add_row(chip(RunStatus.Value(name)), str(n))
-    table.add_row("total", str(sum(counts.values())))
-    console.print(table)
+    rows: list[tuple[str | Text, str]] = [(chip(RunStatus.Value(name)), str(n)) for name, n in counts.items()]
+    out.show_table(console, ("status", "work orders"), [*rows, ("total", str(sum(counts.values())))], ids=())
 
 
 @work_orders.command("retry")
@@ -346,22 +565,27 @@ def work_orders_retry(
     as_json: JsonOption = False,
 ) -> None:
     """Retry one work order, or every work order matching --status (and --workflow, --since, --until)."""
+    matching = _matching(status, workflow, since, until)
+    if work_order_id is None and not matching["statuses"]:
+        raise InputError("WORK_ORDER_ID", "missing; give a work order id, or --status (e.g. --status failed) "
+                                          "to retry every work order in that status")
+    if work_order_id is not None and (matching["statuses"] or workflow or since or until):
+        raise InputError("--status", "goes without WORK_ORDER_ID: retry one work order, or those matching "
+                                     "--status, --workflow, --since, --until")
     with client() as c:
-        if work_order_id:
+        if work_order_id is not None:
             order = c.retry_work_order(work_order_id, start_step_id=from_step)
             if as_json:
-                print_json({"id": order.id, "status": RunStatus.Name(order.status), "run_id": order.latest_run_id,
-                            "run_number": order.run_count})
+                print_json(_work_order_json(order))
             else:
-                console.print(Text.assemble(f"work order {order.id}: run {order.run_count} ", chip(order.status)))
+                console.print(Text.assemble(f"work order {order.id}: run {order.run_count} ", chip(order.status)),
+                              soft_wrap=True)
             return
-        statuses = _statuses(status)
-        if not statuses:
-            raise typer.BadParameter("give a work order id, or --status for a bulk retry")
-        matching = dict(statuses=statuses, workflow_id=workflow, created_after=since, created_before=until)
+        if from_step:
+            raise InputError("--from", "retries one work order from a step; give its WORK_ORDER_ID")
         retried, skipped = _bulk_retry(c, matching, show_progress=not as_json)
     if as_json:
-        print_json({"retried": retried, "skipped": skipped})
+        print_json({"retried_count": retried, "skipped_count": skipped})
     else:
         console.print(f"retried {retried} work orders" + (f", skipped {skipped}" if skipped else ""))
 
@@ -397,29 +621,34 @@ def _bulk_retry(c: Client, matching: dict[str, Any], show_progress: bool) -> tup
 @work_orders.command("watch")
 def work_orders_watch(
     status: StatusOption = None, workflow: WorkflowOption = "",
-    after: Annotated[str, typer.Option("--after", help="Resume after this cursor.")] = "",
+    after: Annotated[str, typer.Option("--after", help="Resume after this cursor (printed with each event).")] = "",
+    from_start: Annotated[bool, typer.Option("--from-start", help="Replay the whole event log first.")] = False,
     work_order: Annotated[Optional[list[str]], typer.Option("--work-order", help="Only these work orders.")] = None,
-    count: Annotated[Optional[int], typer.Option("--count", help="Stop after this many events.")] = None,
+    count: Annotated[Optional[int], typer.Option("--count", min=1, help="Stop after this many events.")] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Print events as they happen (past ones after --after first); reconnects by itself."""
+    """Print events as they happen, from now on (--after CURSOR resumes, --from-start replays the log);
+    reconnects by itself. --json: one WatchWorkOrdersResponse {event, cursor} per line."""
+    if after and from_start:
+        raise InputError("--from-start", "goes without --after: --after CURSOR resumes after an event, "
+                                         "--from-start replays the whole log")
+    check.cursor("--after", after)
+    statuses = check.statuses(status)
     with client() as c:
-        for n, event in enumerate(_events(c, status, workflow, after, work_order), start=1):
+        events = c.watch(statuses=statuses, workflow_id=workflow, after_cursor=after,
+                         from_now=not after and not from_start, work_order_ids=work_order or [])
+        for n, event in enumerate(events, start=1):
             if as_json:
-                print(json.dumps({"cursor": event.cursor, **_proto_json(event.proto)}), flush=True)
+                line = out.message(work_order_service_pb2.WatchWorkOrdersResponse(event=event.proto, cursor=event.cursor))
+                print(json.dumps(line, ensure_ascii=False), flush=True)
             else:
                 console.print(Text.assemble(
                     (f"{event.cursor:>8} ", "dim"), _when(event.time), "  ",
                     EventType.Name(event.type).removeprefix("EVENT_TYPE_").lower().replace("_", " "), "  ",
-                    (event.work_order_id, "bold"), f" run {event.run_number}  ", chip(event.status)))
+                    (event.work_order_id, "bold"), f" run {event.run_number}  ", chip(event.status)),
+                    soft_wrap=True)
             if count is not None and n >= count:
                 return
-
-
-def _events(c: Client, status: list[str] | None, workflow: str, after: str,
-            work_order: list[str] | None) -> Iterator[Event]:
-    return c.watch(statuses=_statuses(status), workflow_id=workflow, after_cursor=after,
-                   work_order_ids=work_order or [])
 
 
 # runs
@@ -429,7 +658,7 @@ def runs_get(run_id: str, as_json: JsonOption = False) -> None:
     """A run with its step runs."""
     with client() as c:
         run = c.get_run(run_id)
-    print_json(_proto_json(run.proto)) if as_json else describe_run(run)
+    print_json(run.proto) if as_json else describe_run(run)
 
 
 @runs.command("list")
@@ -438,25 +667,25 @@ def runs_list(work_order_id: str, as_json: JsonOption = False) -> None:
     with client() as c:
         found = list(c.list_runs(work_order_id))
     if as_json:
-        print_json([_proto_json(r.proto) for r in found])
+        print_json([r.proto for r in found])
         return
-    table = Table("run", "number", "status", "ended")
-    for r in found:
-        table.add_row(r.id, str(r.number), chip(r.status), _when(r.end_time))
-    console.print(table)
+    out.show_table(console, ("run", "number", "status", "ended"),
+                   [(r.id, str(r.number), chip(r.status), _when(r.end_time)) for r in found])
 
 
 @runs.command("cancel")
-def runs_cancel(run_id: str, reason: str = "", as_json: JsonOption = False) -> None:
+def runs_cancel(run_id: str, reason: Annotated[str, typer.Option(help="Why, for the record.")] = "",
+                as_json: JsonOption = False) -> None:
     """Cancel a run: a pending one at once, a running one at its worker's next report."""
     with client() as c:
         run = c.cancel_run(run_id, reason)
     if as_json:
-        print_json({"id": run.id, "status": RunStatus.Name(run.status), "cancel_requested": run.cancel_requested})
+        print_json(run.proto)
     elif run.cancel_requested and run.status == RunStatus.RUN_STATUS_RUNNING:
-        console.print(f"run {run.id}: cancel requested; it ends at its worker's next heartbeat or report")
+        console.print(f"run {run.id}: cancel requested; it ends at its worker's next heartbeat or report",
+                      markup=False, soft_wrap=True)
     else:
-        console.print(Text.assemble(f"run {run.id}: ", chip(run.status)))
+        console.print(Text.assemble(f"run {run.id}: ", chip(run.status)), soft_wrap=True)
 
 
 # tokens
@@ -474,9 +703,8 @@ def tokens_create(
              "instance admin token of a server that runs with --auth.")] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Create an API token. Its secret is printed once."""
-    if role not in ROLES:
-        raise typer.BadParameter("worker, client or admin", param_hint="--role")
+    """Create an API token. Its secret is printed once. --json: {token, secret}."""
+    role = check.choice("--role", role, "a role", tuple(ROLES))
     project_id = project or _Connection.project
     if db is not None:
         token, secret = _create_token_offline(db, project_id or "*", ROLES[role], name)
@@ -484,18 +712,21 @@ def tokens_create(
         with client() as c:
             token, secret = c.create_token(role, project_id=project_id, name=name)
     if as_json:
-        print_json({"id": token.id, "project_id": token.project_id, "role": role, "secret": secret})
+        print_json(token_service_pb2.CreateTokenResponse(token=token, secret=secret))
     else:
-        console.print(f"token {token.id} ({role} of project {token.project_id}); its secret, shown once:")
+        console.print(f"token {token.id} ({role} of project {token.project_id}); its secret, shown once:",
+                      markup=False, soft_wrap=True)
         print(secret)
 
 
 def _create_token_offline(db: pathlib.Path, project_id: str, role: int, name: str) -> Any:
     create = _plugins("runstatus.offline").get("create_token")
     if create is None:
-        raise typer.BadParameter("writing into a database needs the server: pip install runstatus-server",
-                                 param_hint="--db")
-    return create.load()(str(db), project_id, role, name)
+        raise InputError("--db", "writing into a database needs the server: pip install runstatus-server")
+    try:
+        return create.load()(str(db), project_id, role, name)
+    except Exception as e:  # a file that is not a database, a directory, no permission: all the person's
+        raise InputError("--db", f"cannot write a token into {str(db)!r}: {type(e).__name__}: {e}") from None
 
 
 @tokens.command("revoke")
@@ -503,7 +734,7 @@ def tokens_revoke(token_id: str) -> None:
     """Revoke a token: it authenticates nothing from now on."""
     with client() as c:
         c.revoke_token(token_id)
-    console.print(f"token {token_id} revoked")
+    console.print(f"token {token_id} revoked", markup=False, soft_wrap=True)
 
 
 @tokens.command("list")
@@ -512,10 +743,8 @@ def tokens_list(as_json: JsonOption = False) -> None:
     with client() as c:
         listed = list(c.list_tokens(page_size=1000))
     if as_json:
-        print_json([_proto_json(t) for t in listed])
+        print_json(listed)
         return
-    table = Table("token", "project", "role", "name", "revoked")
-    for t in listed:
-        table.add_row(t.id, t.project_id, ["?", "worker", "client", "admin"][t.role], t.name,
-                      "yes" if t.HasField("revoke_time") else "")
-    console.print(table)
+    out.show_table(console, ("token", "project", "role", "name", "revoked"),
+                   [(t.id, t.project_id, Role.Name(t.role).removeprefix("ROLE_").lower(), t.name,
+                     "yes" if t.HasField("revoke_time") else "") for t in listed])

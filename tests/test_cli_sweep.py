@@ -1,0 +1,173 @@
+"""Every command of `runstatus`, swept with whatever a person might type: no input makes a
+traceback. A mistake is one line and exit 2; the server's refusal exit 1 (issue 18).
+
+Hypothesis draws command lines from the command tree itself (each command's options and
+arguments, with awkward values) and runs them in-process through `runstatus.cli.run`, the
+function the `runstatus` executable calls, against a real server; a few hundred command lines
+a run. The last test runs what the sweep found worth keeping as the real executable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import pathlib
+import subprocess
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import typer
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from harness import ServerProcess
+from runstatus import cli
+
+RUNSTATUS = pathlib.Path(sys.executable).with_name("runstatus")
+LEFT_OUT = {"serve", "watch"}  # serve starts a server; watch without --count waits for events (tested in test_cli)
+
+AWKWARD = ["", " ", "-", "--", "@", "@nope.json", "[1,2]", "{}", '{"a": 1e400}', '{"a": 12345678901234567890}',
+           "null", "NaN", "-1", "0", "1", "2147483648", "-2147483649", "99999999999999999999", "1e309", "-1e309",
+           "inf", "nan", "0.5", "2026-11-22", "2026-11-22T08:30:00", "0001-01-01", "9999-12-31T23:59:59",
+           "FAILED", "faild", "failed,lost", ",", "ON_SUCCESS", "admin", "*", "💥", "a b", "\t", "x" * 300, "..",
+           ".", "default", "RUN_STATUS_FAILED", "run_status_", "%s", "{0}", "[red]x[/red]", "\\", "'", '"']
+
+
+def _commands() -> list[tuple[list[str], Any]]:
+    found = []
+
+    def walk(path: list[str], command: Any) -> None:
+        children = getattr(command, "commands", None)
+        if children is None:
+            found.append((path, command))
+            return
+        for name, child in sorted(children.items()):
+            if name not in LEFT_OUT:
+                walk([*path, name], child)
+
+    walk([], typer.main.get_command(cli.app))
+    return found
+
+
+COMMANDS = _commands()
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, pathlib.Path]:
+    tmp = tmp_path_factory.mktemp("sweep")
+    made = {"dir": tmp / "a-directory", "good.yaml": tmp / "good.yaml", "bad.yaml": tmp / "bad.yaml",
+            "list.yaml": tmp / "list.yaml", "binary": tmp / "binary", "input.json": tmp / "input.json",
+            "text.db": tmp / "text.db"}
+    made["dir"].mkdir()
+    made["good.yaml"].write_text("id: swept\nsteps: [a, b]\nedges: [[a, b, ON_SUCCESS]]\n")
+    made["bad.yaml"].write_text("id: swept\nsteps: [a, b]\nedges: [{from: a, to: b, condition: MAYBE}]\n")
+    made["list.yaml"].write_text("- 1\n- 2\n")
+    made["binary"].write_bytes(bytes(range(256)))
+    made["input.json"].write_text('{"n": 1}')
+    made["text.db"].write_text("not a database")
+    return made
+
+
+@pytest.fixture(scope="module")
+def environment(server: ServerProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The in-process command's environment: the test server, a short deadline, a scratch directory."""
+    saved = dict(os.environ)
+    cwd = os.getcwd()
+    os.environ.update(RUNSTATUS_ADDRESS=server.address, RUNSTATUS_PROJECT="", RUNSTATUS_TIMEOUT="5", COLUMNS="100")
+    os.environ.pop("RUNSTATUS_TOKEN", None)
+    os.chdir(tmp_path_factory.mktemp("cwd"))
+    try:
+        yield
+    finally:
+        os.chdir(cwd)
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def texts() -> st.SearchStrategy[str]:
+    return st.one_of(st.sampled_from(AWKWARD), st.text(max_size=30).filter(lambda t: "\x00" not in t),
+                     st.integers().map(str), st.floats().map(str))
+
+
+@st.composite
+def command_lines(draw: st.DrawFn, files: dict[str, pathlib.Path]) -> list[str]:
+    paths = st.sampled_from([str(p) for p in files.values()] + ["nope.yaml", ""])
+    path, command = draw(st.sampled_from(COMMANDS))
+    items: list[list[str]] = []
+    for param in command.params:
+        if param.param_type_name == "argument":
+            if draw(st.booleans()) or param.required:
+                items.append([draw(paths if param.name == "file" else texts())])
+            continue
+        if not draw(st.integers(0, 2)):
+            continue
+        name = param.opts[0]
+        if name == "--help":
+            continue
+        if getattr(param, "is_flag", False):
+            items.append([name])
+        elif name == "--db":
+            items.append([name, draw(st.sampled_from([str(files["dir"]), str(files["text.db"]), "/proc/nope/x.db"]))])
+        elif name == "--input":
+            items.append([name, draw(st.one_of(texts(), paths.map(lambda p: f"@{p}")))])
+        else:
+            items.append([name, draw(texts())])
+    if draw(st.integers(0, 9)) == 0:
+        items.append([draw(st.sampled_from(["--nope", "--limt", "-x", "--json=1", "extra"]))])
+    order = draw(st.permutations(items))
+    flat = [token for item in order for token in item]
+    connection = draw(st.sampled_from([[], [], ["--project", draw(texts())], ["--timeout", draw(texts())],
+                                       ["--token", draw(texts())], ["--ca-file", draw(paths)]]))
+    return [*connection, *path, *flat]
+
+
+def run_in_process(args: list[str]) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = cli.run(args)
+    return code, out.getvalue(), err.getvalue()
+
+
+def check_answer(args: list[str], code: int, stdout: str, stderr: str) -> None:
+    assert code in (0, 1, 2), (args, code, stderr)  # 70: runstatus failed unexpectedly
+    assert "Traceback" not in stderr + stdout, (args, stderr)
+    lines = stderr.splitlines()
+    if code == 2:
+        assert (len(lines) == 1 and lines[0].startswith("error: ")) or (not lines and "Usage" in stdout), \
+            (args, stderr)
+    if code == 1:
+        assert lines and lines[0].startswith("error: "), (args, stderr)
+
+
+def test_no_command_line_makes_a_traceback(environment: None, files: dict[str, pathlib.Path]) -> None:
+    @settings(max_examples=int(os.environ.get("RUNSTATUS_SWEEP_EXAMPLES", "300")), deadline=None, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(command_lines(files))
+    def sweep(args: list[str]) -> None:
+        check_answer(args, *run_in_process(args))
+
+    sweep()
+
+
+def test_the_executable_answers_the_same(server: ServerProcess, files: dict[str, pathlib.Path]) -> None:
+    """Command lines of the kinds the sweep found, run as the real `runstatus`."""
+    lines = [
+        ["work-orders", "create", "x", "--priority", "2147483648"],
+        ["work-orders", "create", "x", "--input", '{"a": 1e400}'],
+        ["workflows", "create", str(files["binary"])],
+        ["workflows", "create", str(files["list.yaml"])],
+        ["workflows", "create", str(files["bad.yaml"])],
+        ["tokens", "create", "--role", "admin", "--db", str(files["text.db"])],
+        ["projects", "create", "p", "--max-runtime-seconds", "1e309"],
+        ["--token", "a b", "classify", "X"],
+        ["--timeout", "nan", "classify", "X"],
+        ["work-orders", "list", "--since", "0001-01-01", "--until", "x"],
+    ]
+    env = {**os.environ, "RUNSTATUS_ADDRESS": server.address, "COLUMNS": "100"}
+    for args in lines:
+        out = subprocess.run([str(RUNSTATUS), *args], capture_output=True, text=True, env=env, timeout=60)
+        check_answer(args, out.returncode, out.stdout, out.stderr)
+        assert out.returncode == 2, (args, out.stderr)

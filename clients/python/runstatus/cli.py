@@ -41,6 +41,7 @@ from runstatus.v1 import error_pb2, token_service_pb2, work_order_service_pb2
 from runstatus.v1.event_pb2 import EventType
 from runstatus.v1.status_pb2 import ErrorType, RunStatus
 from runstatus.v1.token_pb2 import Role
+from runstatus.v1.workflow_pb2 import EdgeCondition
 
 JSON_STYLE = ("protobuf's JSON mapping with the proto field names (snake_case, as in the .proto files), every "
               "field printed, enums by name, timestamps in RFC 3339, integers as numbers (123, not 123.0 or \"123\")")
@@ -252,6 +253,11 @@ def chip(status: RunStatus.ValueType) -> Text:
     return Text(f"{row.chip} {row.label}", style=COLORS.get(row.color, ""))
 
 
+def _name(enum: Any, value: int, prefix: str = "") -> str:
+    """An enum value's name without its prefix; its number when this client does not know it."""
+    return str(enum.Name(value)).removeprefix(prefix) if value in enum.values() else str(value)
+
+
 def _when(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S") if value else ""
 
@@ -296,7 +302,7 @@ def describe_run(run: Run) -> None:
     if run.error:
         c = run.error.classification
         console.print(f"  error: {run.error.name}: {run.error.message} "
-                      f"({ErrorType.Name(c.error_type)}, rule {c.rule})"
+                      f"({_name(ErrorType, c.error_type)}, rule {c.rule})"
                       + (f" at step {run.error.step_id}" if run.error.step_id else ""), markup=False)
     if run.status_reason:
         console.print(f"  reason: {run.status_reason}", markup=False)
@@ -371,7 +377,7 @@ def classify(
         print_json(error_pb2.Classification(status=result.status, error_type=result.error_type,
                                             aborts_run=result.aborts_run, rule=result.rule))
         return
-    console.print(Text.assemble(chip(result.status), f"  {ErrorType.Name(result.error_type)}",
+    console.print(Text.assemble(chip(result.status), f"  {_name(ErrorType, result.error_type)}",
                                 "  aborts the run" if result.aborts_run else "  the run goes on",
                                 f"  (rule {result.rule})"))
 
@@ -423,7 +429,9 @@ def workflows_get(
     console.print(Text(f"workflow {workflow.id} version {workflow.version} ({workflow.name})"), soft_wrap=True)
     console.print(Text("steps: " + ", ".join(s.id for s in workflow.steps)))
     out.show_table(console, ("from", "to", "condition"),
-                   [(e.source_step_id, e.target_step_id, e.expression or out.message(e)["condition"])
+                   [(e.source_step_id, e.target_step_id,
+                     _name(EdgeCondition, e.condition, "EDGE_CONDITION_")
+                     + (f": {e.expression}" if e.expression else ""))
                     for e in workflow.edges], ids=(0, 1))
 
 
@@ -644,7 +652,7 @@ def work_orders_watch(
             else:
                 console.print(Text.assemble(
                     (f"{event.cursor:>8} ", "dim"), _when(event.time), "  ",
-                    EventType.Name(event.type).removeprefix("EVENT_TYPE_").lower().replace("_", " "), "  ",
+                    _name(EventType, event.type, "EVENT_TYPE_").lower().replace("_", " "), "  ",
                     (event.work_order_id, "bold"), f" run {event.run_number}  ", chip(event.status)),
                     soft_wrap=True)
             if count is not None and n >= count:
@@ -746,5 +754,5 @@ def tokens_list(as_json: JsonOption = False) -> None:
         print_json(listed)
         return
     out.show_table(console, ("token", "project", "role", "name", "revoked"),
-                   [(t.id, t.project_id, Role.Name(t.role).removeprefix("ROLE_").lower(), t.name,
+                   [(t.id, t.project_id, _name(Role, t.role, "ROLE_").lower(), t.name,
                      "yes" if t.HasField("revoke_time") else "") for t in listed])

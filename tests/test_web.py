@@ -6,6 +6,8 @@ would make them. The history and work-order tests save docs/screenshots/*.png (t
 
 from __future__ import annotations
 
+import concurrent.futures
+import json
 import os
 import pathlib
 import re
@@ -13,6 +15,9 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
+import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -327,7 +332,9 @@ def auth_web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, di
     from runstatus import Client as RsClient
 
     tmp = tmp_path_factory.mktemp("web-auth")
-    admin = offline_admin_token(tmp / "runstatus.db")
+    # In a thread of its own: on PostgreSQL it runs asyncio, and Playwright's loop runs here.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        admin = pool.submit(offline_admin_token, tmp / "runstatus.db").result()
     port = free_port()
     server = ServerProcess(tmp / "runstatus.db", "--auth", "--web-port", str(port)).start()
     made: dict[str, Any] = {}
@@ -381,3 +388,87 @@ def test_with_auth_a_wrong_token_is_refused_as_the_server_words_it(auth_web: tup
     assert "UNAUTHENTICATED" in page.locator(".error[role=alert]").inner_text()
     page.goto(url + "/statuses")
     assert unquote(page.url).endswith("/sign-in?next=/statuses"), page.url
+
+
+def sse(response: Any, count: int) -> list[tuple[str, dict[str, Any]]]:
+    """The next `count` messages of an open /events stream: (id, data)."""
+    messages: list[tuple[str, dict[str, Any]]] = []
+    event_id, data = "", ""
+    while len(messages) < count:
+        line = response.readline().decode()
+        assert line, "the stream ended"
+        line = line.rstrip("\n")
+        if line.startswith("id: "):
+            event_id = line[4:]
+        elif line.startswith("data: "):
+            data = line[6:]
+        elif not line and data:
+            messages.append((event_id, json.loads(data)))
+            event_id, data = "", ""
+    return messages
+
+
+def open_events(url: str, last_event_id: str = "") -> Any:
+    request = urllib.request.Request(url, headers={"Last-Event-ID": last_event_id} if last_event_id else {})
+    response = urllib.request.urlopen(request, timeout=10)
+    assert response.headers["Content-Type"].startswith("text/event-stream")
+    while response.readline().strip():  # "retry:" and ": open": the watch is open
+        pass
+    return response
+
+
+def test_live_events_start_from_now_and_resume_after_the_last_event_id(web: Web) -> None:
+    c = Client(web.server.address)
+    try:
+        project = c.new_project()
+        workflow = c.workflow(["only"], wid="sse")
+        before = c.work_order(workflow).work_order.id
+        url = f"{web.url}/events?project={project}&workflow=sse"
+        made: list[str] = []
+        with open_events(url) as stream:
+            # The watch opens a moment after the stream: work orders are made until it sees two.
+            stop = threading.Event()
+
+            def make() -> None:
+                while not stop.is_set() and len(made) < 100:
+                    made.append(c.work_order(workflow).work_order.id)
+                    time.sleep(0.1)
+
+            maker = threading.Thread(target=make, daemon=True)
+            maker.start()
+            try:
+                events = sse(stream, 2)
+            finally:
+                stop.set()
+                maker.join()
+        ids = [e["work_order_id"] for _, e in events]
+        assert before not in ids  # from now: nothing before it is replayed
+        assert ids == made[made.index(ids[0]):][:2]  # in order, none missed
+        assert {e["type"] for _, e in events} == {"EVENT_TYPE_WORK_ORDER_CREATED"}
+        assert events[0][1]["work_order_status"] == "RUN_STATUS_PENDING" and all(i for i, _ in events)
+        # A browser that reconnects sends the last id it saw: the stream goes on right after it.
+        with open_events(url, last_event_id=events[0][0]) as stream:
+            assert sse(stream, 1) == [events[1]]
+    finally:
+        c.close()
+
+
+def test_text_from_the_api_is_shown_as_text(web: Web, page: Any) -> None:
+    """Ids are plain by the API's rules; a worker's error is anything: it shows as text."""
+    c = Client(web.server.address)
+    try:
+        c.new_project()
+        workflow = c.workflow(["only"])
+        created = c.work_order(workflow)
+        lease = c.claim_run(created.run.id)
+        lease.start()
+        step = lease.step("only")
+        lease.done(step.id, error=error("Error<img src=x onerror=alert(1)>",
+                                        message="<script>document.title='owned'</script>"))
+        lease.complete()
+        page.goto(f"{web.url}/work-orders/{created.work_order.id}")
+        assert page.locator("li.step .error-name").inner_text() == "Error<img src=x onerror=alert(1)>"
+        assert page.locator("li.step .error-message").inner_text() == "<script>document.title='owned'</script>"
+        assert page.locator("li.step img").count() == 0 and "owned" not in page.title()
+    finally:
+        c.close()

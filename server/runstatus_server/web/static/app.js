@@ -36,7 +36,9 @@ document.addEventListener("DOMContentLoaded", () => {
   }
 
   const events = new EventSource(live.dataset.live);
-  events.onopen = () => say("● live", "open");
+  // The watch starts a moment after the stream opens (from now, or after the last event id):
+  // one refresh a second after each opening covers what changed since the page was made.
+  events.onopen = () => { say("● live", "open"); setTimeout(() => { if (!pending) pending = setTimeout(refresh, 0); }, 1000); };
   events.onerror = () => say("○ reconnecting…", "reconnecting");
   events.onmessage = () => { if (!pending) pending = setTimeout(refresh, 250); };
   events.addEventListener("failure", (e) => {

@@ -345,6 +345,7 @@ def auth_web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, di
                 rs.create_workflow("intake", ["fetch"], project_id=project)
                 made[project] = rs.create_work_order("intake", project_id=project).id
                 made[f"{project}-token"] = rs.create_token("client", project_id=project)[1]
+            made["worker-token"] = rs.create_token("worker", project_id="clinic-a")[1]
         yield f"http://127.0.0.1:{port}", made
     finally:
         server.stop()
@@ -472,3 +473,14 @@ def test_text_from_the_api_is_shown_as_text(web: Web, page: Any) -> None:
         assert page.locator("li.step img").count() == 0 and "owned" not in page.title()
     finally:
         c.close()
+
+
+def test_with_auth_a_worker_token_sees_what_its_role_may_not_call(auth_web: tuple[str, dict[str, Any]],
+                                                                  page: Any) -> None:
+    """A worker token is a token: it signs in, and the server's refusal is the page."""
+    url, made = auth_web
+    sign_in(page, url, made["worker-token"])
+    page.wait_for_url(url + "/")
+    alert = page.locator(".error[role=alert]").first.inner_text()
+    assert "PERMISSION_DENIED" in alert and "ROLE_WORKER" in alert
+    assert page.locator("table.history").count() == 0

@@ -16,7 +16,9 @@ import grpc
 from aiohttp import web
 
 from runstatus import AsyncClient
+from runstatus.client import RECONNECT_CODES
 from runstatus.errors import RunstatusError, Unauthenticated, from_rpc_error
+from runstatus.v1.error_reason_pb2 import ErrorReason
 from runstatus.models import Run, WorkOrder
 from runstatus.v1 import project_service_pb2 as project_pb
 from runstatus.v1 import work_order_service_pb2 as wo_pb
@@ -290,7 +292,10 @@ class WebServer:
                 if item is None:
                     break
                 if isinstance(item, RunstatusError):
-                    await response.write(f"event: failure\ndata: {json.dumps(str(item))}\n\n".encode())
+                    # A watch cut off for reading too slowly, or a server going away: the browser
+                    # reconnects by itself, after the last event id. Anything else it is told.
+                    if item.code not in RECONNECT_CODES and item.error_reason != ErrorReason.ERROR_REASON_WATCH_TOO_SLOW:
+                        await response.write(f"event: failure\ndata: {json.dumps(str(item))}\n\n".encode())
                     break
                 e = item.event
                 data = {"type": EventType.Name(e.type), "work_order_id": e.work_order_id, "run_id": e.run_id,

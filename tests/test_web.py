@@ -484,3 +484,41 @@ def test_with_auth_a_worker_token_sees_what_its_role_may_not_call(auth_web: tupl
     alert = page.locator(".error[role=alert]").first.inner_text()
     assert "PERMISSION_DENIED" in alert and "ROLE_WORKER" in alert
     assert page.locator("table.history").count() == 0
+
+
+def test_the_web_ui_reads_through_the_public_api_only() -> None:
+    """web/ imports the client library, never the server's store, services or rules (only the
+    Settings it is started with, for its type)."""
+    import ast
+
+    web_dir = ROOT / "server" / "runstatus_server" / "web"
+    outside: set[str] = set()
+    for source in web_dir.glob("*.py"):
+        for node in ast.walk(ast.parse(source.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level >= 2:
+                outside.add(node.module or "")
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("runstatus_server"):
+                outside.add(node.module or "")
+            elif isinstance(node, ast.Import):
+                outside |= {a.name for a in node.names if a.name.startswith("runstatus_server")}
+    assert outside == {"server"}
+
+
+def test_the_web_port_is_off_by_default_and_read_from_the_environment(tmp_path: pathlib.Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    port = free_port()
+    monkeypatch.delenv("RUNSTATUS_WEB_PORT", raising=False)
+    server = ServerProcess(tmp_path / "off.db").start()
+    try:
+        assert not any(e.get("message") == "web listening" for e in server.log_entries())
+    finally:
+        server.stop()
+    monkeypatch.setenv("RUNSTATUS_WEB_PORT", str(port))
+    server = ServerProcess(tmp_path / "on.db").start()
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/statuses", timeout=10) as answer:
+            assert answer.status == 200
+            assert "script-src 'self'" in answer.headers["Content-Security-Policy"]
+            assert "RUN_STATUS_REJECTED" in answer.read().decode()
+    finally:
+        server.stop()

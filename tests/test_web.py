@@ -522,3 +522,13 @@ def test_the_web_port_is_off_by_default_and_read_from_the_environment(tmp_path: 
             assert "RUN_STATUS_REJECTED" in answer.read().decode()
     finally:
         server.stop()
+
+
+def test_a_created_range_narrows_the_list(web: Web, page: Any) -> None:
+    page.goto(web.history("created_after=2000-01-01T00:00&created_before=2999-01-01T00:00"))
+    assert web.orders["FAILED"] in chips(page)
+    assert page.locator('form.filter input[name="created_after"]').input_value() == "2000-01-01T00:00"
+    page.goto(web.history("created_after=2999-01-01T00:00"))
+    assert chips(page) == {} and page.locator("nav.counts a.total .n").inner_text() == "0"
+    page.goto(web.history("created_after=yesterday"))
+    assert "not a date and time" in page.locator(".error[role=alert]").inner_text()

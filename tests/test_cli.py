@@ -178,6 +178,8 @@ def test_mistakes_are_one_line_naming_the_option_what_is_allowed_and_the_nearest
         (("projects", "create", "p", "--window-seconds", "-1"), "error: --window-seconds: -1.0 is not a number of "
                                                                 "seconds; give 0 to "),
         (("--ca-file", "nope.pem", "classify", "X"), "error: --ca-file: 'nope.pem' does not exist"),
+        (("--ca-file", str(tmp / "referral.yaml"), "classify", "X"),
+         f"error: --ca-file: '{tmp / 'referral.yaml'}' holds no certificate; give CA certificates in PEM"),
         (("--timeout", "0", "classify", "X"), "error: --timeout: 0.0 is not a number of seconds; give a number above 0"),
     ]
     for (args, expected), out in zip(cases, run_many(server, [args for args, _ in cases], project=project)):
@@ -205,6 +207,13 @@ def test_connection_failure_is_one_line(server: ServerProcess) -> None:
     assert down.returncode == 1
     line = one_line(down)
     assert line.startswith("error: UNAVAILABLE: cannot reach the server at 127.0.0.1:1 (") and "--address" in line
+    # A watch reconnects by itself once it is open; with no server there at all it says so.
+    started = time.monotonic()
+    watch = subprocess.run([str(RUNSTATUS), "--address", "127.0.0.1:1", "--timeout", "2", "work-orders", "watch"],
+                           capture_output=True, text=True, timeout=60)
+    assert watch.returncode == 1 and time.monotonic() - started < 20
+    assert one_line(watch) == ("error: UNAVAILABLE: cannot reach the server at 127.0.0.1:1 within 2 s; check "
+                               "--address (RUNSTATUS_ADDRESS), --tls and --timeout")
 
 
 # 2. One JSON style: the proto field names, integers as integers.

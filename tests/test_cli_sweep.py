@@ -33,7 +33,8 @@ AWKWARD = ["", " ", "-", "--", "@", "@nope.json", "[1,2]", "{}", '{"a": 1e400}',
            "null", "NaN", "-1", "0", "1", "2147483648", "-2147483649", "99999999999999999999", "1e309", "-1e309",
            "inf", "nan", "0.5", "2026-11-22", "2026-11-22T08:30:00", "0001-01-01", "9999-12-31T23:59:59",
            "FAILED", "faild", "failed,lost", ",", "ON_SUCCESS", "admin", "*", "💥", "a b", "\t", "x" * 300, "..",
-           ".", "default", "RUN_STATUS_FAILED", "run_status_", "%s", "{0}", "[red]x[/red]", "\\", "'", '"']
+           ".", "default", "RUN_STATUS_FAILED", "run_status_", "%s", "{0}", "[red]x[/red]", "\\", "'", '"',
+           '{"a": ' + "1" * 5000 + "}", '{"\\ud800": 1}', '{"a": "\\udc00"}', "1" * 5000]
 
 
 def _commands() -> list[tuple[list[str], Any]]:
@@ -164,6 +165,9 @@ def test_the_executable_answers_the_same(server: ServerProcess, files: dict[str,
         ["projects", "create", "p", "--max-runtime-seconds", "1e309"],
         ["--token", "a b", "classify", "X"],
         ["--timeout", "nan", "classify", "X"],
+        ["--ca-file", str(files["good.yaml"]), "classify", "X"],
+        ["work-orders", "create", "x", "--input", '{"a": ' + "1" * 5000 + "}"],
+        ["work-orders", "create", "x", "--input", '{"a": "\\udc00"}'],
         ["work-orders", "list", "--since", "0001-01-01", "--until", "x"],
     ]
     env = {**os.environ, "RUNSTATUS_ADDRESS": server.address, "COLUMNS": "100"}
@@ -171,3 +175,58 @@ def test_the_executable_answers_the_same(server: ServerProcess, files: dict[str,
         out = subprocess.run([str(RUNSTATUS), *args], capture_output=True, text=True, env=env, timeout=60)
         check_answer(args, out.returncode, out.stdout, out.stderr)
         assert out.returncode == 2, (args, out.stderr)
+
+
+# What goes into files and --input: any content is a workflow or one line that says why not.
+
+FIELD_NAMES = ["id", "name", "steps", "edges", "from", "to", "condition", "expression", "adaptor", "body",
+               "source_step_id", "target_step_id", "nmae"]
+SCALARS = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=8),
+                    st.sampled_from(["ON_SUCCESS", "on_failure", "ALWAYS", "EXPRESSION", "MAYBE", "a", "b"]))
+YAML_VALUES = st.recursive(
+    SCALARS, lambda inner: st.one_of(st.lists(inner, max_size=4),
+                                     st.dictionaries(st.one_of(st.sampled_from(FIELD_NAMES), SCALARS), inner,
+                                                     max_size=5)),
+    max_leaves=25)
+
+
+@settings(max_examples=400, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+@given(st.one_of(YAML_VALUES, st.fixed_dictionaries({"id": SCALARS}, optional={
+    "name": SCALARS, "steps": YAML_VALUES, "edges": st.lists(st.one_of(YAML_VALUES, st.lists(SCALARS, max_size=4)),
+                                                             max_size=4)})),
+       st.booleans())
+def test_any_workflow_file_is_a_workflow_or_one_line(tmp_path_factory: pytest.TempPathFactory, content: Any,
+                                                     as_json: bool) -> None:
+    import json
+
+    import yaml
+
+    from runstatus import _cli_input
+    from runstatus._requests import create_workflow
+
+    path = tmp_path_factory.getbasetemp() / "workflow.yaml"
+    try:
+        path.write_text(json.dumps(content) if as_json else yaml.safe_dump(content), encoding="utf-8")
+    except ValueError:  # NaN in JSON, a key YAML cannot write: not a file a person has
+        return
+    try:
+        workflow_id, steps, edges, name = _cli_input.workflow_file("FILE", path)
+    except _cli_input.InputError as e:
+        assert "\n" not in str(e) and str(e).startswith(str(path)), str(e)
+        return
+    create_workflow(workflow_id, steps, edges, "p", name, None)  # a request that can be sent
+
+
+@settings(max_examples=400, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+@given(st.one_of(st.text(max_size=40), YAML_VALUES.map(lambda v: __import__("json").dumps(v)),
+                 st.sampled_from(['{"a": ' + "1" * 5000 + "}", "[" * 100000, '{"a": NaN}', '{"a": -Infinity}'])))
+def test_any_input_is_an_object_or_one_line(text: str) -> None:
+    from runstatus import _cli_input
+    from runstatus.models import to_struct
+
+    try:
+        data = _cli_input.json_object("--input", text)
+    except _cli_input.InputError as e:
+        assert "\n" not in str(e) and str(e).startswith("--input: "), str(e)
+        return
+    to_struct(data)  # goes into the request as it is

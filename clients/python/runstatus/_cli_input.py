@@ -122,14 +122,28 @@ def _type_name(value: Any) -> str:
             int: "a number", float: "a number"}.get(type(value), type(value).__name__)
 
 
-def _check_numbers(where: str, value: Any, path: str = "") -> None:
-    """Finite numbers, integers that a double holds exactly."""
+def _unicode(where: str, text: str) -> str:
+    """Text that can be sent: no unpaired surrogate (a JSON escape such as \\ud800 alone)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = text.encode("utf-8", "backslashreplace").decode("ascii", "backslashreplace")
+        raise InputError(where, f"{shown!r} has an unpaired surrogate escape (\\ud800-\\udfff alone); "
+                                "write the character itself") from None
+    return text
+
+
+def _check_values(where: str, value: Any, path: str = "") -> None:
+    """Unicode text, finite numbers, integers that a double holds exactly."""
     if isinstance(value, dict):
         for k, v in value.items():
-            _check_numbers(where, v, f"{path}.{k}" if path else str(k))
+            key = _unicode(f"{where}: {path}" if path else where, str(k))
+            _check_values(where, v, f"{path}.{key}" if path else key)
     elif isinstance(value, list):
         for i, v in enumerate(value):
-            _check_numbers(where, v, f"{path}[{i}]")
+            _check_values(where, v, f"{path}[{i}]")
+    elif isinstance(value, str):
+        _unicode(f"{where}: {path}" if path else where, value)
     elif isinstance(value, float) and not math.isfinite(value):
         raise InputError(where, f"{path or 'the value'}: {value} is not a finite number")
     elif isinstance(value, int) and not isinstance(value, bool) and abs(value) > EXACT_INTEGERS:
@@ -150,9 +164,11 @@ def json_object(where: str, text: str) -> dict[str, Any]:
                                 "give an object such as '{\"patient_id\": 123}', or @FILE") from None
     except RecursionError:
         raise InputError(where, "nested too deeply") from None
+    except ValueError as e:  # an integer of more than 4,300 digits
+        raise InputError(where, f"not JSON this command can read: {e}") from None
     if not isinstance(data, dict):
         raise InputError(where, f"is {_type_name(data)}; give a JSON object such as '{{\"patient_id\": 123}}'")
-    _check_numbers(where, data)
+    _check_values(where, data)
     return data
 
 
@@ -176,7 +192,7 @@ def _text(where: str, value: Any, what: str) -> str:
     """A name or id: text (a YAML number is taken as its digits)."""
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise InputError(where, f"is {_type_name(value)}; {what} is text (quote it in YAML)")
-    return str(value)
+    return _unicode(where, str(value))
 
 
 def _step(where: str, value: Any) -> Step:
@@ -236,14 +252,18 @@ def workflow_file(where: str, path: pathlib.Path) -> tuple[str, list[Step], list
     """A workflow file (YAML or JSON): {id, name, steps, edges}, as (id, steps, edges, name)."""
     text = read_text(where, path)
     try:
-        data = yaml.safe_load(text)
+        data = json.loads(text)  # JSON first: YAML reads an escaped pair such as \\ud83d\\ude00 as two halves
+    except (ValueError, RecursionError):
+        data = None
+    try:
+        data = yaml.safe_load(text) if data is None else data
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark
         at = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
         raise InputError(str(path), f"not YAML or JSON: {e.problem or e.context}{at}") from None
-    except (yaml.YAMLError, RecursionError) as e:
-        raise InputError(str(path), f"not YAML or JSON: {str(e).splitlines()[0] if str(e) else 'nested too deeply'}") \
-            from None
+    except (yaml.YAMLError, RecursionError, ValueError) as e:  # ValueError: an integer of more than 4,300 digits
+        first = str(e).splitlines()[0] if str(e) else "nested too deeply"
+        raise InputError(str(path), f"not YAML or JSON this command can read: {first}") from None
     if not isinstance(data, dict):
         raise InputError(str(path), f"is {_type_name(data)}; a workflow is a mapping with an id, a name, steps "
                                     f"and edges; {EXAMPLE}")

@@ -83,6 +83,10 @@ MAX_SECONDS = 315_576_000_000  # the largest google.protobuf.Duration
 EX_SOFTWARE = 70  # a bug in runstatus itself (sysexits.h)
 
 
+class Unreachable(Exception):
+    """No server answers at the address: one line, exit 1."""
+
+
 class _Connection:
     address = "localhost:50051"
     token: str | None = None
@@ -98,6 +102,9 @@ def client() -> Client:
         raise InputError("--address", "is empty; give host:port, e.g. localhost:50051")
     check.positive_seconds("--timeout", c.timeout)
     roots = check.read_bytes("--ca-file", c.ca_file) if c.ca_file else None
+    if roots is not None and b"-----BEGIN CERTIFICATE-----" not in roots:
+        raise InputError("--ca-file", f"{str(c.ca_file)!r} holds no certificate; give CA certificates in PEM "
+                                      "(-----BEGIN CERTIFICATE-----)")
     if c.token is not None and not re.fullmatch(r"[\x21-\x7e]+", c.token):
         raise InputError("--token", "is not a token: a token is printable ASCII without spaces (rs_...)")
     return Client(c.address, tls=c.tls, root_certificates=roots, token=c.token, timeout=c.timeout,
@@ -122,7 +129,7 @@ def connection(
 
 def _say(message: str) -> None:
     """`error: message` on one line (Rich neither wraps it nor reads markup in it)."""
-    one_line = re.sub(r"\s*\n\s*", " ", message).strip()
+    one_line = re.sub(r"\s*\n\s*", " ", message).strip().encode("utf-8", "backslashreplace").decode("utf-8")
     errors.print(Text.assemble(("error:", "red"), " ", one_line), soft_wrap=True)
 
 
@@ -224,6 +231,9 @@ def run(args: Sequence[str]) -> int:
         return e.exit_code
     except RunstatusError as e:
         _server_error(e)
+        return 1
+    except Unreachable as e:
+        _say(str(e))
         return 1
     except (KeyboardInterrupt, typer.Abort):
         return 130
@@ -643,6 +653,13 @@ def work_orders_watch(
     check.cursor("--after", after)
     statuses = check.statuses(status)
     with client() as c:
+        # A watch reconnects until it is answered: with no server there, say so instead of waiting.
+        try:
+            grpc.channel_ready_future(c.channel).result(timeout=_Connection.timeout)
+        except grpc.FutureTimeoutError:
+            raise Unreachable(f"UNAVAILABLE: cannot reach the server at {_Connection.address} within "
+                              f"{_Connection.timeout:g} s; check --address (RUNSTATUS_ADDRESS), --tls and "
+                              "--timeout") from None
         events = c.watch(statuses=statuses, workflow_id=workflow, after_cursor=after,
                          from_now=not after and not from_start, work_order_ids=work_order or [])
         for n, event in enumerate(events, start=1):

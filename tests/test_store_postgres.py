@@ -34,9 +34,12 @@ from runstatus.v1.workflow_pb2 import Step, Workflow
 from runstatus_server.errors import FailedPrecondition
 from runstatus_server.store import PostgresStore, SqliteStore, open_store, prepare
 from runstatus_server.store.base import CannotOpen, StorageBusy, StorageError, StorageUnavailable, StoredRun, StoreClosing
+from runstatus_server.store.postgres import LEAD_CHECK_S
 from runstatus_server.store.postgres_rows import PostgresTx
 from runstatus_server.store.postgres_schema import MIGRATIONS
 from runstatus_server.store.schema import PENDING, RUNNING
+
+pytestmark = pytest.mark.postgres
 
 pytest_plugins = ["pg"]
 
@@ -749,6 +752,7 @@ def test_after_a_database_restart_wake_ups_and_the_lead_come_back(own_postgres: 
         b.add_commit_listener(lambda: heard.append(1))
         assert await a.lead() and not await b.lead()
         await asyncio.to_thread(own_postgres.stop)
+        await asyncio.sleep(LEAD_CHECK_S)  # the leader looks at its connection at most this often
         assert not await a.lead() and not await b.lead()
         await asyncio.to_thread(own_postgres.start)
         for _ in range(100):

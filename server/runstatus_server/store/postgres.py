@@ -72,6 +72,11 @@ OPTIONS = (f"-c synchronous_commit=on -c lock_timeout={BUSY_TIMEOUT_MS} "
 RETRIED = {"40001", "40P01", "23505"}  # serialization failure, deadlock, unique violation
 LISTEN_WAKE_S = 0.25  # how often the listening thread looks up from its connection (to stop)
 LISTEN_RETRY_S = (0.1, 2.0)  # the listening thread reconnects after this long, doubling up to the most
+# The sweeper asks `lead` before every pass; the leader's connection (and so its lock) is checked
+# at most this often. Between checks the sweeper does not wait on the database to be told it
+# still leads (each wait is one more moment in which a stopped server's stall goes unmeasured:
+# sweeper.Stalls measures its sleeps).
+LEAD_CHECK_S = 1.0
 
 
 def is_postgres_url(db: str) -> bool:
@@ -138,6 +143,7 @@ class PostgresStore:
         # The sweeper's lock (lead): its own connection, and whether it holds the lock.
         self._lead_conn: psycopg.Connection[Any] | None = None
         self._leading = False
+        self._lead_checked = 0.0  # time.monotonic() of the last check that it still leads
         self._lead_mutex = threading.Lock()
 
     # --- start and close --------------------------------------------------------------
@@ -273,6 +279,8 @@ class PostgresStore:
         lock (the database releases it when the session ends), and it is asked for again."""
         if self._closing:
             return False
+        if self._leading and time.monotonic() - self._lead_checked < LEAD_CHECK_S:
+            return True
         return await asyncio.to_thread(self._lead_now)
 
     def _lead_now(self) -> bool:
@@ -283,10 +291,12 @@ class PostgresStore:
                     self._lead_conn = self._own_connection()
                 if self._leading:
                     self._lead_conn.execute("SELECT 1")  # still connected, so still holding it
+                    self._lead_checked = time.monotonic()
                     return True
                 row = self._lead_conn.execute("SELECT pg_try_advisory_lock(%s)", (SWEEP_LOCK,)).fetchone()
                 self._leading = bool(row and row[0])
                 if self._leading:
+                    self._lead_checked = time.monotonic()
                     log.info("this server sweeps now (it holds the sweeper's lock)")
                 return self._leading
             except psycopg.Error as e:

@@ -230,9 +230,14 @@ class PostgresTx:
         for status in statuses:
             status_sql = " AND status = %s" if status is not None else ""
             status_args = [status] if status is not None else []
+            # A write (a bulk retry) locks the page, in this one order (status, then newest
+            # first), before it locks any of their runs, as a single retry locks its work order
+            # before its run: no deadlock between them, and no work order read before another
+            # writer's change to it commits (a row that no longer matches once it may be
+            # locked is left out).
             rows += self._rows(
                 f"SELECT create_time, seq, data FROM work_orders WHERE project_id = %s{status_sql}{where} "
-                "ORDER BY create_time DESC, seq DESC LIMIT %s",
+                f"ORDER BY create_time DESC, seq DESC LIMIT %s{self._lock}",
                 project_id, *status_args, *args, limit,
             )
         rows.sort(key=lambda r: (r[0], r[1]), reverse=True)

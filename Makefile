@@ -12,7 +12,8 @@ GHZ_VERSION := v0.93.0
 PROTOC_GEN_GO_VERSION := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 
-.PHONY: setup tools serve test lint unit generate contract fresh cross-language bench clean
+.PHONY: setup tools postgres serve test lint unit generate contract fresh cross-language bench clean \
+	pytest-sqlite pytest-postgres cross-language-sqlite cross-language-postgres
 
 setup: $(VENV)/.installed
 
@@ -38,6 +39,11 @@ clients/ts/node_modules/.installed: clients/ts/package.json clients/ts/package-l
 	cd clients/ts && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+# PostgreSQL's programs, for the tests on PostgreSQL: Debian's package, installed when initdb
+# is missing (as root; scripts/postgres.py). The tests start a throwaway cluster of their own.
+postgres: setup
+	$(BIN)/python scripts/postgres.py --install
+
 # Everything `buf generate` runs (buf.gen.yaml) and the tests call.
 tools: setup $(TOOLS)/grpcurl $(TOOLS)/protoc-gen-go $(TOOLS)/protoc-gen-go-grpc clients/ts/node_modules/.installed
 
@@ -53,9 +59,12 @@ contract: setup
 fresh: tools
 	PATH="$(TOOLS):$$PATH" scripts/check-generated.sh
 
-# The contract suite in Go, TypeScript and Java, against one server (Python's runs in pytest too).
-cross-language: tools
-	PATH="$(TOOLS):$$PATH" $(BIN)/python tests/contract/run_all.py
+# The contract suite in Go, TypeScript and Java, against one server (Python's runs in pytest too),
+# on SQLite; cross-language-postgres: against a server on PostgreSQL.
+cross-language: cross-language-sqlite
+
+cross-language-sqlite cross-language-postgres: cross-language-%: tools
+	PATH="$(TOOLS):$$PATH" RUNSTATUS_TEST_DB=$* $(BIN)/python tests/contract/run_all.py
 
 # Types and formatting in every language.
 lint: tools
@@ -69,9 +78,20 @@ unit: tools
 	cd clients/ts && npm test --silent
 	cd clients/java && mvn -q -B test
 
-test: tools contract fresh lint unit
-	PATH="$(TOOLS):$$PATH" $(BIN)/pytest $(PYTEST_ARGS)
-	PATH="$(TOOLS):$$PATH" $(BIN)/python tests/contract/run_all.py
+# The pytest suite against servers on SQLite and on PostgreSQL at once (two jobs: most of a
+# test is waiting on servers; RUNSTATUS_TEST_DB, tests/harness.py), then the contract suite
+# against each in turn (its Java runner builds in clients/java: one build at a time). Tests
+# about SQLite itself run in the SQLite run only (sqlite_only), those about PostgreSQL itself
+# in the PostgreSQL one (postgres).
+test: tools postgres contract fresh lint unit
+	$(MAKE) --no-print-directory -j2 --output-sync=target pytest-sqlite pytest-postgres
+	$(MAKE) --no-print-directory cross-language-sqlite cross-language-postgres
+
+pytest-sqlite: tools
+	PATH="$(TOOLS):$$PATH" RUNSTATUS_TEST_DB=sqlite $(BIN)/pytest -m "not postgres" $(PYTEST_ARGS)
+
+pytest-postgres: tools postgres
+	PATH="$(TOOLS):$$PATH" RUNSTATUS_TEST_DB=postgres $(BIN)/pytest $(PYTEST_ARGS)
 
 # The benchmark (not a test): runstatus beside a bare grpcio server, load from ghz.
 $(TOOLS)/ghz:

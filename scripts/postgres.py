@@ -2,6 +2,7 @@
 """A throwaway PostgreSQL: `initdb` into a temporary folder, started on a free loopback port.
 
     python3 scripts/postgres.py          # starts one, prints its URL, stops it on Ctrl-C
+    python3 scripts/postgres.py --install  # only installs PostgreSQL if it is missing (make test)
 
 The tests use it as a module (tests/pg.py). When PostgreSQL's programs are missing it installs
 Debian's `postgresql` package (as root; otherwise it says so in one line). `initdb` refuses to
@@ -142,6 +143,16 @@ class LocalPostgres:
 
 
 def main() -> int:
+    if sys.argv[1:] == ["--install"]:
+        try:
+            print(f"PostgreSQL's programs: {ensure_installed()}", flush=True)
+        except PostgresUnavailable as e:
+            print(f"cannot install PostgreSQL: {e}", file=sys.stderr)
+            return 1
+        return 0
+    if sys.argv[1:]:
+        print("usage:\n" + "\n".join(__doc__.strip().splitlines()[2:4]), file=sys.stderr)
+        return 2
     try:
         pg = LocalPostgres()
         pg.start()

@@ -5,7 +5,30 @@ from collections.abc import Iterator
 
 import pytest
 
+import harness
 from harness import Client, ServerProcess, running_server
+
+
+def pytest_report_header() -> str:
+    return f"runstatus servers on: {harness.BACKEND} (RUNSTATUS_TEST_DB)"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under RUNSTATUS_TEST_DB=postgres, tests about the SQLite database itself are skipped."""
+    if not harness.ON_POSTGRES:
+        return
+    for item in items:
+        marker = item.get_closest_marker("sqlite_only")
+        if marker is not None:
+            why = marker.args[0] if marker.args else marker.kwargs.get("reason", "about SQLite itself")
+            item.add_marker(pytest.mark.skip(reason=f"sqlite only: {why}"))
+
+
+def pytest_sessionfinish() -> None:
+    """The session's PostgreSQL (tests/pg.py), if it started one, goes with the session."""
+    import pg
+
+    pg.remove_session_postgres()
 
 
 @pytest.fixture(scope="module")

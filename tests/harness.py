@@ -6,6 +6,7 @@ import json
 import os
 import pathlib
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -42,13 +43,71 @@ JOB = ErrorSource.ERROR_SOURCE_JOB
 RUNTIME = ErrorSource.ERROR_SOURCE_RUNTIME
 
 
+# The backend of the servers the tests start: RUNSTATUS_TEST_DB=sqlite (the default) or postgres.
+BACKEND = os.environ.get("RUNSTATUS_TEST_DB", "sqlite").strip().lower() or "sqlite"
+if BACKEND not in ("sqlite", "postgres"):
+    raise ValueError(f"RUNSTATUS_TEST_DB={BACKEND!r}: sqlite or postgres")
+ON_POSTGRES = BACKEND == "postgres"
+_databases: dict[pathlib.Path, str] = {}
+
+
+def db_arg(db: pathlib.Path | str) -> str:
+    """The --db of a server whose database a test names by a file path: that file on SQLite;
+    under RUNSTATUS_TEST_DB=postgres, a fresh database of the session's PostgreSQL (tests/pg.py),
+    the same one each time for the same path (a server restarted finds its data). A --db
+    given as a string (a URL) is used as it is."""
+    if not ON_POSTGRES or not isinstance(db, pathlib.Path):
+        return str(db)
+    key = db.resolve()
+    if key not in _databases:
+        import pg  # tests/pg.py: only the postgres runs start a PostgreSQL
+
+        _databases[key] = pg.session_postgres().create_database(f"s_{uuid.uuid4().hex[:12]}")
+    return _databases[key]
+
+
+def offline_admin_token(db: pathlib.Path) -> str:
+    """The secret of an instance admin token written straight into the database of a server
+    to come (`db` as ServerProcess takes it): `runstatus tokens create --db FILE`. Under
+    RUNSTATUS_TEST_DB=postgres, the function that command calls, with the database's URL: the
+    command takes --db as a file path, which mangles a URL (test_postgres_servers.py holds
+    that as a known failure)."""
+    if ON_POSTGRES:
+        from runstatus.v1.token_pb2 import Role
+        from runstatus_server.tokens import create_offline
+
+        return create_offline(db_arg(db), "*", Role.ROLE_ADMIN, "")[1]
+    made = subprocess.run(
+        [str(pathlib.Path(sys.executable).with_name("runstatus")), "tokens", "create", "--db", str(db),
+         "--role", "admin", "--for-project", "*", "--json"],
+        capture_output=True, text=True, timeout=60)
+    assert made.returncode == 0, made.stderr
+    return str(json.loads(made.stdout)["secret"])
+
+
+def query(db: str, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+    """Rows of a server's database read from outside it: `db` is its --db (ServerProcess.db),
+    an SQLite file or a PostgreSQL URL; `?` placeholders. (Text the PostgreSQL store escaped,
+    strings holding NUL, comes back escaped.)"""
+    if db.startswith(("postgresql://", "postgres://")):
+        import psycopg
+
+        with psycopg.connect(db) as conn:
+            return [tuple(bytes(v) if isinstance(v, memoryview) else v for v in row)
+                    for row in conn.execute(sql.replace("?", "%s"), args)]  # type: ignore[arg-type]
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        return conn.execute(sql, args).fetchall()
+
+
 class ServerProcess:
     """`python -m runstatus_server serve` with its log in a file."""
 
     def __init__(self, db: pathlib.Path | str, *args: str, port: int = 0, log_dir: pathlib.Path | None = None) -> None:
-        """`db`: a database file, or a --db given as it is (a postgresql:// URL), whose server
-        logs go to `log_dir`."""
-        self.db = db
+        """`db`: a database file (under RUNSTATUS_TEST_DB=postgres, a database of its own in
+        its stead: db_arg), or a --db given as it is (a postgresql:// URL), whose server logs
+        go to `log_dir`."""
+        self.path = db
+        self.db = db_arg(db)
         self.args = list(args)
         self.port = port
         if isinstance(db, pathlib.Path):
@@ -62,7 +121,7 @@ class ServerProcess:
         log = open(self.log_path, "ab")
         self._log_offset = self.log_path.stat().st_size
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "runstatus_server", "serve", "--port", str(self.port), "--db", str(self.db),
+            [sys.executable, "-m", "runstatus_server", "serve", "--port", str(self.port), "--db", self.db,
              *self.args],
             stdout=log, stderr=log, env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import json
 import pathlib
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from contextlib import aclosing
@@ -16,7 +13,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from harness import ServerProcess
+from harness import ServerProcess, offline_admin_token
 from runstatus import AsyncClient, Client
 from runstatus.errors import (
     AlreadyExists,
@@ -35,7 +32,6 @@ from runstatus.v1.token_pb2 import Role
 
 S = RunStatus
 T = TypeVar("T")
-RUNSTATUS = pathlib.Path(sys.executable).with_name("runstatus")
 
 
 def run(scenario: Callable[[], Coroutine[Any, Any, T]]) -> T:
@@ -295,12 +291,9 @@ def test_watch_resumes_after_a_server_restart(tmp: pathlib.Path) -> None:
 @pytest.fixture(scope="module")
 def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProcess, str]]:
     db = tmp_path_factory.mktemp("async-auth") / "auth.db"
-    bootstrap = subprocess.run(
-        [str(RUNSTATUS), "tokens", "create", "--db", str(db), "--role", "admin", "--for-project", "*", "--json"],
-        capture_output=True, text=True, timeout=60)
-    assert bootstrap.returncode == 0, bootstrap.stderr
+    secret = offline_admin_token(db)
     server = ServerProcess(db, "--auth").start()
-    yield server, json.loads(bootstrap.stdout)["secret"]
+    yield server, secret
     server.stop()
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import pathlib
-import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,7 +14,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from harness import Client, ServerProcess, details, rpc_error
+from harness import Client, ServerProcess, details, offline_admin_token, query, rpc_error
 from runstatus.v1 import project_service_pb2 as project_pb
 from runstatus.v1 import token_service_pb2 as token_pb
 from runstatus.v1 import token_service_pb2_grpc
@@ -50,11 +49,7 @@ def _with_metadata(method: Any, header: tuple[tuple[str, str], ...]) -> Any:
 @pytest.fixture(scope="module")
 def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProcess, str]]:
     db = tmp_path_factory.mktemp("auth") / "auth.db"
-    bootstrap = subprocess.run(
-        [str(RUNSTATUS), "tokens", "create", "--db", str(db), "--role", "admin", "--for-project", "*", "--json"],
-        capture_output=True, text=True, timeout=60)
-    assert bootstrap.returncode == 0, bootstrap.stderr
-    secret = json.loads(bootstrap.stdout)["secret"]
+    secret = offline_admin_token(db)
     server = ServerProcess(db, "--auth").start()
     yield server, secret
     server.stop()
@@ -162,9 +157,8 @@ def test_revoked_tokens_stop_working_and_secrets_are_not_stored(world: dict[str,
     admin.tokens.RevokeToken(token_pb.RevokeTokenRequest(token_id=made.token.id))
     assert code(temp.work_orders.CountWorkOrders, wo_pb.CountWorkOrdersRequest()) == grpc.StatusCode.UNAUTHENTICATED
     db = world["server"].db
-    with sqlite3.connect(db) as conn:
-        stored = b"".join(bytes(r[0]) for r in conn.execute("SELECT data FROM tokens")) + b"".join(
-            r[0].encode() for r in conn.execute("SELECT secret_hash FROM tokens"))
+    stored = b"".join(bytes(r[0]) for r in query(db, "SELECT data FROM tokens")) + b"".join(
+        r[0].encode() for r in query(db, "SELECT secret_hash FROM tokens"))
     for secret in [made.secret, *world["secrets"].values()]:
         assert secret.encode() not in stored and secret.split("_", 2)[2].encode() not in stored
 
@@ -183,8 +177,7 @@ def test_a_repeated_create_token_names_the_token_but_never_stores_or_repeats_its
     assert made.secret not in str(repeat.value.details())
     listed = admin.tokens.ListTokens(token_pb.ListTokensRequest(page_size=1000)).tokens
     assert [t.id for t in listed].count(made.token.id) == 1 and sum(t.name == "once" for t in listed) == 1
-    with sqlite3.connect(world["server"].db) as conn:
-        kept = b"".join(bytes(r[0]) for r in conn.execute("SELECT response FROM requests"))
+    kept = b"".join(bytes(r[0]) for r in query(world["server"].db, "SELECT response FROM requests"))
     assert made.secret.encode() not in kept and made.secret.split("_", 2)[2].encode() not in kept
 
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
+import pytest
 
 from harness import ON_FAILURE, ON_SUCCESS, Client, ServerProcess, error
 from runstatus.v1 import work_order_service_pb2 as wo_pb
@@ -35,6 +36,8 @@ from runstatus.v1 import worker_service_pb2 as worker_pb
 from runstatus.v1.event_pb2 import Event, EventType
 from runstatus.v1.status_pb2 import RunStatus
 from runstatus.v1.work_order_pb2 import Run, StepRun, WorkOrder
+
+pytestmark = pytest.mark.sqlite_only("checks the SQLite file between kills (test_durability.py kills a server on PostgreSQL too)")
 
 S = RunStatus
 PENDING, RUNNING, SUCCESS, FAILED = S.RUN_STATUS_PENDING, S.RUN_STATUS_RUNNING, S.RUN_STATUS_SUCCESS, S.RUN_STATUS_FAILED

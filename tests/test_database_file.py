@@ -26,6 +26,8 @@ from harness import Client, ServerProcess, details, rpc_error
 from runstatus.v1 import work_order_service_pb2 as wo_pb
 from runstatus_server.store import schema
 
+pytestmark = pytest.mark.sqlite_only("the database file deleted, renamed, replaced or of a newer schema")
+
 SERVING, NOT_SERVING = health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING
 
 

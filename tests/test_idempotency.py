@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import pathlib
-import sqlite3
 import time
 import uuid
 
 import grpc
 
-from harness import Client, ServerProcess, details, error, rpc_error, running_server
+from harness import Client, ServerProcess, details, error, query, rpc_error, running_server
 from runstatus.v1 import work_order_service_pb2 as wo_pb
 from runstatus.v1 import worker_service_pb2 as worker_pb
 from runstatus.v1 import workflow_service_pb2 as wf_pb
@@ -85,9 +84,8 @@ def test_a_request_id_reused_for_another_request_is_refused(client: Client) -> N
 
 # Kept answers: compact, and kept for a bounded time (issue 12, item 6)
 
-def _kept(db: pathlib.Path, method: str) -> list[bytes]:
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
-        return [r[0] for r in conn.execute("SELECT response FROM requests WHERE method = ?", (method,))]
+def _kept(db: str, method: str) -> list[bytes]:
+    return [r[0] for r in query(db, "SELECT response FROM requests WHERE method = ?", method)]
 
 
 def test_kept_answers_hold_no_copy_of_what_the_database_has(client: Client, server: ServerProcess) -> None:

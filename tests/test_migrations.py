@@ -11,6 +11,8 @@ from harness import Client, ServerProcess
 from runstatus.v1 import work_order_service_pb2 as wo_pb
 from runstatus_server.store import schema, sqlite
 
+pytestmark = pytest.mark.sqlite_only("SQLite's schema migrations")
+
 
 def test_a_new_migration_upgrades_an_existing_file(tmp: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
     server = ServerProcess(tmp / "runstatus.db").start()

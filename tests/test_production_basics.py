@@ -73,6 +73,7 @@ def test_input_size_is_limited(client: Client) -> None:
     assert e.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
+@pytest.mark.sqlite_only("SQLite's journal mode and user_version")
 def test_database_is_wal_and_schema_is_current(server: ServerProcess) -> None:
     with sqlite3.connect(server.db) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

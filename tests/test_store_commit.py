@@ -33,6 +33,8 @@ from runstatus_server.store.base import StorageBusy, StorageError, StorageFull, 
 from runstatus_server.store.sqlite import MAX_BATCH, SqliteStore
 from runstatus_server.store.sqlite_rows import SqliteTx
 
+pytestmark = pytest.mark.sqlite_only("the SQLite store, in-process (test_store_postgres.py holds PostgreSQL to the same contract)")
+
 T = TypeVar("T")
 
 

@@ -9,11 +9,14 @@ from __future__ import annotations
 import pathlib
 import random
 
+import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from runstatus.v1.work_order_pb2 import WorkOrder, WorkOrderFilter
 from runstatus_server.store.sqlite import connect, migrate
 from runstatus_server.store.sqlite_rows import HOUR_US, SqliteTx
+
+pytestmark = pytest.mark.sqlite_only("SQLite's count tables, in-process")
 
 STATUSES = [1, 2, 3, 4, 5, 10]
 WORKFLOWS = ["w1", "w2"]

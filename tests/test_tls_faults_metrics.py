@@ -95,6 +95,7 @@ def small_disk(tmp_path: pathlib.Path) -> Iterator[pathlib.Path]:
         subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
+@pytest.mark.sqlite_only("fills the disk under the SQLite file")
 def test_a_full_disk_is_unavailable_and_recovers(small_disk: pathlib.Path) -> None:
     server = ServerProcess(small_disk / "full.db").start()
     c = StubClient(server.address)

@@ -2,7 +2,8 @@
 
     .venv/bin/python tests/contract/run_all.py [--only LANG ...]
 
-Starts a server on a temporary database, runs each language's runner (see README.md
+Starts a server on a temporary database (SQLite; a fresh PostgreSQL database under
+RUNSTATUS_TEST_DB=postgres, see tests/harness.py), runs each language's runner (see README.md
 here) with the server's address and this directory, prints a tally per language and a
 total `N passed, N failed`, and exits non-zero if any case failed in any language or a
 runner could not run.
@@ -22,7 +23,7 @@ HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from harness import ServerProcess  # noqa: E402
+from harness import BACKEND, ServerProcess  # noqa: E402
 
 TALLY = re.compile(r"^(\d+) passed, (\d+) failed$", re.M)
 
@@ -72,7 +73,7 @@ def main() -> int:
             server.stop()
     passed = sum(p for p, _ in results.values())
     failed = sum(f for _, f in results.values())
-    print(f"contract: {passed} passed, {failed} failed")
+    print(f"contract ({BACKEND}): {passed} passed, {failed} failed")
     return 1 if failed else 0
 
 

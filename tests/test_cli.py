@@ -58,6 +58,12 @@ def test_classify(server: ServerProcess) -> None:
     assert run_json(server, "classify", "SyntaxError") == {
         "status": "RUN_STATUS_CRASHED", "error_type": "ERROR_TYPE_SYNTAX_ERROR", "aborts_run": True,
         "rule": "seed:SyntaxError"}
+    # A wrapped error, as OpenFn's runtime throws it: the subtype decides.
+    wrapped = run_json(server, "classify", "RuntimeError", "--subtype", "TypeError", "--severity", "FAIL",
+                       "--source", "runtime", "--language", "javascript")
+    assert (wrapped["status"], wrapped["error_type"]) == ("RUN_STATUS_FAILED", "ERROR_TYPE_TYPE_ERROR")
+    bad = run(server, "classify", "X", "--severity", "crsh", check=False)
+    assert bad.returncode == 2 and "--severity: 'crsh' is not a severity" in bad.stderr
 
 
 def test_workflow_and_work_order_commands(server: ServerProcess, project: str, tmp: pathlib.Path) -> None:

@@ -368,6 +368,7 @@ def load_plugins() -> None:
 # classify
 
 SOURCES = ("job", "runtime")
+SEVERITIES = ("fail", "crash", "kill", "exception")
 
 
 @app.command()
@@ -377,12 +378,17 @@ def classify(
     source: Annotated[str, typer.Option(help="job or runtime.")] = "job",
     language: Annotated[str, typer.Option(help="javascript, python, java, go, ...")] = "",
     http_status: Annotated[int, _int_option("The HTTP status of a failed request (0: none).", 0, 999)] = 0,
+    subtype: Annotated[str, typer.Option(help="The wrapped error's class when NAME wraps one, e.g. TypeError inside OpenFn's RuntimeError.")] = "",
+    severity: Annotated[str, typer.Option(help="The runtime's own verdict: fail, crash, kill or exception.")] = "",
     as_json: JsonOption = False,
 ) -> None:
     """How the server classifies an error."""
     source = check.choice("--source", source, "a source", SOURCES)
+    if severity:
+        severity = check.choice("--severity", severity, "a severity", SEVERITIES)
     with client() as c:
-        result = c.classify(name, message, source=source, language=language, http_status=http_status)
+        result = c.classify(name, message, source=source, language=language, http_status=http_status,
+                            subtype=subtype, severity=severity or None)
     if as_json:
         print_json(error_pb2.Classification(status=result.status, error_type=result.error_type,
                                             aborts_run=result.aborts_run, rule=result.rule))

@@ -47,8 +47,10 @@ postgres: setup
 # Everything `buf generate` runs (buf.gen.yaml) and the tests call.
 tools: setup $(TOOLS)/grpcurl $(TOOLS)/protoc-gen-go $(TOOLS)/protoc-gen-go-grpc clients/ts/node_modules/.installed
 
+# The history page on WEB_PORT (http://127.0.0.1:8080/); WEB_PORT=0 turns it off.
+WEB_PORT ?= 8080
 serve: setup
-	$(BIN)/runstatus serve $(ARGS)
+	$(BIN)/runstatus serve --web-port $(WEB_PORT) $(ARGS)
 
 generate: tools
 	PATH="$(TOOLS):$$PATH" $(BIN)/buf generate

@@ -1,8 +1,8 @@
 """The web UI (issue 16) in a real browser: headless Chromium (Debian's, installed by
 scripts/chromium.sh) driven by Playwright with its executable_path, against a real server
 started with --web-port. The work orders are made through the API, as a worker and a client
-would make them. The history and work-order tests save docs/screenshots/*.png (the README's
-"History page")."""
+would make them. The history and work-order tests take screenshots; with RUNSTATUS_UPDATE_SCREENSHOTS=1 they
+save them as docs/screenshots/*.png (the README's "History page")."""
 
 from __future__ import annotations
 
@@ -158,11 +158,14 @@ def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Web]:
 
 
 def screenshot(page: Any, name: str) -> None:
-    """For the README (docs/screenshots/NAME), from the SQLite run only: `make test` runs the
-    suite on PostgreSQL at the same time."""
-    if not ON_POSTGRES:
+    """Taken on every run (the page renders whole); written over the README's
+    docs/screenshots/NAME only with RUNSTATUS_UPDATE_SCREENSHOTS=1, so that a test run leaves
+    the checkout clean, and from the SQLite run only (`make test` runs PostgreSQL's beside it)."""
+    image = page.screenshot(full_page=True)
+    assert image[:8] == b"\x89PNG\r\n\x1a\n"
+    if os.environ.get("RUNSTATUS_UPDATE_SCREENSHOTS") == "1" and not ON_POSTGRES:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SCREENSHOTS / name), full_page=True)
+        (SCREENSHOTS / name).write_bytes(image)
 
 
 def chips(page: Any) -> dict[str, str]:

@@ -36,10 +36,12 @@ def metric(port: int, name: str) -> float:
     return float(match.group(1)) if match else 0.0
 
 
-def watch(address: str, project_id: str, after: str = "", **options: Any) -> Iterator[wo_pb.WatchWorkOrdersResponse]:
+def watch(address: str, project_id: str, after: str = "", timeout: float | None = None,
+          **options: Any) -> Iterator[wo_pb.WatchWorkOrdersResponse]:
     channel = grpc.insecure_channel(address, options=list(options.items()))
     stub = wo_grpc.WorkOrderServiceStub(channel)
-    return stub.WatchWorkOrders(wo_pb.WatchWorkOrdersRequest(project_id=project_id, after_cursor=after))  # type: ignore[no-any-return]
+    return stub.WatchWorkOrders(  # type: ignore[no-any-return]
+        wo_pb.WatchWorkOrdersRequest(project_id=project_id, after_cursor=after), timeout=timeout)
 
 
 class Collector:
@@ -111,11 +113,28 @@ def test_resuming_from_a_cursor_while_writes_go_on_is_exactly_once(metered: tupl
     wf = c.workflow(["a"])
     stop = threading.Event()
     created: list[str] = []
+    failures: list[Exception] = []
 
     def write() -> None:
         writer = Client(server.address, c.project_id)
-        while not stop.is_set():
-            created.append(writer.work_order(wf).work_order.id)
+        try:
+            while not stop.is_set():
+                created.append(writer.work_order(wf).work_order.id)
+        except Exception as e:  # noqa: BLE001 - reported by the test below, not lost in a thread
+            failures.append(e)
+
+    def take(after: str, enough: Any) -> None:
+        """Events after the cursor until enough(), or until none came for 20 s."""
+        stream = watch(server.address, c.project_id, after, timeout=20)
+        try:
+            for item in stream:
+                received.append((int(item.cursor), item.event.work_order_id))
+                if enough():
+                    break
+        except grpc.RpcError as e:
+            assert e.code() == grpc.StatusCode.DEADLINE_EXCEEDED, e
+        finally:
+            stream.cancel()  # type: ignore[attr-defined]
 
     writer = threading.Thread(target=write, daemon=True)
     writer.start()
@@ -124,24 +143,14 @@ def test_resuming_from_a_cursor_while_writes_go_on_is_exactly_once(metered: tupl
         # Disconnect and resume many times mid-stream: each resume crosses the backlog, the
         # seam and the live feed while writes land.
         for _ in range(15):
-            after = str(received[-1][0]) if received else ""
-            stream = watch(server.address, c.project_id, after)
-            for item in stream:
-                received.append((int(item.cursor), item.event.work_order_id))
-                if len(received) % 7 == 0:
-                    break
-            stream.cancel()  # type: ignore[attr-defined]
+            take(str(received[-1][0]) if received else "", lambda: len(received) % 7 == 0)
     finally:
         stop.set()
-        writer.join(10)
+        writer.join(30)
+    assert not failures and not writer.is_alive(), failures
     # Then all that remains, once the writes have stopped.
-    total = len(created)
-    stream = watch(server.address, c.project_id, str(received[-1][0]))
-    for item in stream:
-        received.append((int(item.cursor), item.event.work_order_id))
-        if len(received) >= total:
-            break
-    stream.cancel()  # type: ignore[attr-defined]
+    if len(received) < len(created):
+        take(str(received[-1][0]) if received else "", lambda: len(received) >= len(created))
     cursors = [cursor for cursor, _ in received]
     assert cursors == sorted(set(cursors)), "a duplicate or an event out of order"
     assert [wo for _, wo in received] == created  # every work order's creation, none missed

@@ -285,3 +285,25 @@ def test_tokens_create_offline_writes_into_a_postgresql_database(pg_url: str) ->
         [str(pathlib.Path(sys.executable).with_name("runstatus")), "tokens", "create", "--db", pg_url,
          "--role", "admin", "--for-project", "*", "--json"], capture_output=True, text=True, timeout=60)
     assert made.returncode == 0, made.stderr[-500:]
+
+
+def test_the_admin_hears_of_each_lost_run_once_however_many_servers(pg_url: str, tmp_path: pathlib.Path) -> None:
+    """Both servers see every event; only the one that leads tells the admin."""
+    pair = [ServerProcess(pg_url, "--lease-seconds", "1", "--sweep-seconds", "0.2", log_dir=tmp_path)
+            for _ in range(2)]
+    start_together(pair)
+    clients = [Client(s.address) for s in pair]
+    try:
+        project_id = clients[0].new_project()
+        clients[1].project_id = project_id
+        runs = abandon(clients, clients[0].workflow(["one"]), 10)
+        wait_lost(clients[0], runs)
+        time.sleep(2.0)  # a second notice, if any, would be logged by now
+        told = [e["message"] for s in pair for e in s.log_entries()
+                if "the instance admin is notified" in e.get("message", "")]
+        assert sorted(m.split()[1] for m in told) == sorted(runs), told
+    finally:
+        for c in clients:
+            c.close()
+        for s in pair:
+            s.stop()

@@ -59,6 +59,8 @@ async def run_notifier(feed: EventFeed, notifiers: list[Notify]) -> None:
     sub = feed.subscription("", WorkOrderFilter(), ())
     async for delivery in feed.watch(sub, start):
         event = delivery.event
-        if needs_admin(event):
+        # Servers sharing a database all see every event; only the one that leads (the one
+        # sweeping: Store.lead) tells the admin, so a LOST run is reported once, not once each.
+        if needs_admin(event) and await feed.store.lead():
             for notify in notifiers:
                 await asyncio.to_thread(notify, event)

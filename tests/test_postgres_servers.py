@@ -278,8 +278,6 @@ def test_one_server_at_a_time_sweeps_and_the_other_takes_over(pg_url: str, tmp_p
                 server.stop()
 
 
-@pytest.mark.xfail(strict=True, reason="clients/python/runstatus/cli.py takes `tokens create --db` as a file "
-                                       "path: postgresql://... becomes postgresql:/... and opens as SQLite")
 def test_tokens_create_offline_writes_into_a_postgresql_database(pg_url: str) -> None:
     made = subprocess.run(
         [str(pathlib.Path(sys.executable).with_name("runstatus")), "tokens", "create", "--db", pg_url,

@@ -729,9 +729,9 @@ def tokens_create(
     role: Annotated[str, typer.Option(help="worker, client or admin.")],
     project: Annotated[str, typer.Option("--for-project", help="The token's project; '*' for an instance admin.")] = "",
     name: Annotated[str, typer.Option(help="What the token is for.")] = "",
-    db: Annotated[Optional[pathlib.Path], typer.Option(
-        help="Write straight into this database file instead of calling the server: for the first "
-             "instance admin token of a server that runs with --auth.")] = None,
+    db: Annotated[Optional[str], typer.Option(
+        help="Write straight into this database (a SQLite file, or a postgresql:// URL) instead of "
+             "calling the server: for the first instance admin token of a server that runs with --auth.")] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Create an API token. Its secret is printed once. --json: {token, secret}."""
@@ -750,14 +750,15 @@ def tokens_create(
         print(secret)
 
 
-def _create_token_offline(db: pathlib.Path, project_id: str, role: int, name: str) -> Any:
+def _create_token_offline(db: str, project_id: str, role: int, name: str) -> Any:
     create = _plugins("runstatus.offline").get("create_token")
     if create is None:
         raise InputError("--db", "writing into a database needs the server: pip install runstatus-server")
     try:
-        return create.load()(str(db), project_id, role, name)
+        return create.load()(db, project_id, role, name)
     except Exception as e:  # a file that is not a database, a directory, no permission: all the person's
-        raise InputError("--db", f"cannot write a token into {str(db)!r}: {type(e).__name__}: {e}") from None
+        shown = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", db)  # never a URL's password
+        raise InputError("--db", f"cannot write a token into {shown!r}: {type(e).__name__}: {e}") from None
 
 
 @tokens.command("revoke")

@@ -261,14 +261,11 @@ class EventFeed:
             if not self._open[caller]:
                 del self._open[caller]
 
-    def open_watches(self) -> int:
-        return sum(self._open.values())
-
     async def join(self, sub: Subscription) -> int:
         """Hands `sub` every event after the returned cursor F; the events up to F are its own to read."""
         async with self._lock:  # no read of the log is under way: F is exact
             if self._stale:
-                self.cursor = max(self.cursor, await self.store.scan(_last_sequence))
+                self.cursor = max(self.cursor, await self.last_sequence())
                 self._stale = False
             sub.joined, sub.overflowed = True, False
             self._by_key.setdefault(sub.key, set()).add(sub)

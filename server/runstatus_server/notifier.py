@@ -55,9 +55,8 @@ def needs_admin(event: Event) -> bool:
 
 async def run_notifier(feed: EventFeed, notifiers: list[Notify]) -> None:
     """Notifies for every admin-worthy event committed from now on."""
-    start = await feed.store.scan(lambda tx: tx.last_event_sequence())
     sub = feed.subscription("", WorkOrderFilter(), ())
-    async for delivery in feed.watch(sub, start):
+    async for delivery in feed.watch(sub, await feed.last_sequence()):
         event = delivery.event
         # Servers sharing a database all see every event; only the one that leads (the one
         # sweeping: Store.lead) tells the admin, so a LOST run is reported once, not once each.

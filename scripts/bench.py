@@ -926,10 +926,11 @@ def run_watchers(args: argparse.Namespace, work: pathlib.Path, facts: dict[str, 
         "|---|---|---|---|---|---|---|",
     ]
     for label, m, seen in rows:
-        lat = seen["latency_ms"] if seen else {}
-        body.append(f"| {label} | {m['rps']:,.0f} | {m['rps'] / base:.2f} | {m['p99']:.2f} | "
-                    f"{seen['events'] if seen else 0:,} | {lat.get('p50', 0):.1f} | {lat.get('p99', 0):.1f} |"
-                    if seen else f"| {label} | {m['rps']:,.0f} | {m['rps'] / base:.2f} | {m['p99']:.2f} | – | – | – |")
+        delivered = "– | – | –"
+        if seen:
+            lat = seen["latency_ms"]
+            delivered = f"{seen['events']:,} | {lat['p50']:.1f} | {lat['p99']:.1f}"
+        body.append(f"| {label} | {m['rps']:,.0f} | {m['rps'] / base:.2f} | {m['p99']:.2f} | {delivered} |")
     body += [
         "",
         f"{args.idle_watchers:,} idle watchers (filtered to a workflow with no work orders): server RSS "

@@ -85,6 +85,9 @@ def test_workflow_and_work_order_commands(server: ServerProcess, project: str, t
     assert "referral v1" in run(server, "work-orders", "list", project=project).stdout
     assert run_json(server, "work-orders", "count", project=project) == {
         "counts": {"RUN_STATUS_PENDING": 3}, "total": 3}
+    # --changed-since/--changed-until: the filter on when a work order last changed.
+    assert run_json(server, "work-orders", "count", "--changed-since", "2000-01-01", project=project)["total"] == 3
+    assert run_json(server, "work-orders", "list", "--changed-until", "2000-01-01", project=project) == []
 
     run_id = got["latest_run"]["id"]
     assert run_json(server, "runs", "cancel", run_id, "--reason", "duplicate", project=project)["status"] == \

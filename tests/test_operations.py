@@ -386,6 +386,9 @@ def test_bad_watch_requests(client: Client) -> None:
     flt = WorkOrderFilter()
     flt.create_time_start.GetCurrentTime()
     assert fields(rpc_error(first, filter=flt)) == ["filter.create_time_start"]
+    flt = WorkOrderFilter()
+    flt.update_time_end.GetCurrentTime()
+    assert fields(rpc_error(first, filter=flt)) == ["filter.update_time_end"]
     assert fields(rpc_error(first, filter=WorkOrderFilter(statuses=[42]))) == ["filter.statuses[0]"]
     assert rpc_error(first, project_id="no-such-project").code() == grpc.StatusCode.NOT_FOUND
 
@@ -427,6 +430,38 @@ def test_list_and_count_with_filters_and_pages(client: Client) -> None:
     assert fields(e) == ["page_token"]
     e = rpc_error(client.work_orders.ListWorkOrders, wo_pb.ListWorkOrdersRequest(page_size=-1))
     assert fields(e) == ["page_size"]
+
+
+def test_list_count_and_bulk_retry_by_when_work_orders_last_changed(client: Client) -> None:
+    """update_time_* filters on WorkOrder.update_time: a work order created long ago and
+    changed now is in a range of recent changes, one created recently and left alone is not."""
+    wf = client.workflow(["a"])
+    old_then_failed, untouched = client.work_order(wf), client.work_order(wf)
+    time.sleep(0.01)
+    cut = untouched.work_order.update_time.ToMicroseconds() + 5000
+    time.sleep(0.01)
+    fail_run(client, old_then_failed.run.id)
+    changed = get_work_order(client, old_then_failed.work_order.id).work_order
+    assert changed.update_time.ToMicroseconds() > cut
+    since = WorkOrderFilter()
+    since.update_time_start.FromMicroseconds(cut)
+    before = WorkOrderFilter()
+    before.update_time_end.FromMicroseconds(cut)
+    for flt, expected in ((since, [old_then_failed]), (before, [untouched])):
+        page = client.work_orders.ListWorkOrders(wo_pb.ListWorkOrdersRequest(project_id=client.project_id, filter=flt))
+        assert [w.id for w in page.work_orders] == [c.work_order.id for c in expected]
+        count = client.work_orders.CountWorkOrders(wo_pb.CountWorkOrdersRequest(project_id=client.project_id,
+                                                                                filter=flt))
+        assert count.total == 1
+    since.statuses.append(S.RUN_STATUS_FAILED)
+    answer = client.work_orders.RetryWorkOrders(wo_pb.RetryWorkOrdersRequest(project_id=client.project_id,
+                                                                             filter=since))
+    assert answer.retried_count == 1
+    assert get_work_order(client, old_then_failed.work_order.id).work_order.run_count == 2
+    bad = WorkOrderFilter()
+    bad.update_time_start.seconds = -5
+    e = rpc_error(client.work_orders.CountWorkOrders, wo_pb.CountWorkOrdersRequest(filter=bad))
+    assert fields(e) == ["filter.update_time_start"]
 
 
 # Admin notification

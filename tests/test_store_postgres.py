@@ -482,10 +482,12 @@ def scenario(tx: Any) -> list[Any]:
     note(tx.list_workflows("p", "", 10))
     for i in range(12):
         wo = WorkOrder(id=f"wo{i:02d}", project_id="p", workflow_id="wf" if i % 3 else "wf2",
-                       status=PENDING if i % 2 else RUNNING, create_time=_ts(10 * hour + i * 1000))
+                       status=PENDING if i % 2 else RUNNING, create_time=_ts(10 * hour + i * 1000),
+                       update_time=_ts(10 * hour + i * 1000))
         tx.put_work_order(wo, new=True)
     changed = tx.get_work_order("wo03")
     changed.status = SUCCESS
+    changed.update_time.CopyFrom(_ts(12 * hour))
     tx.put_work_order(changed, new=False)
     note(tx.get_work_order("wo03"))
     page = tx.list_work_orders("p", WorkOrderFilter(), None, 5)
@@ -500,6 +502,11 @@ def scenario(tx: Any) -> list[Any]:
     note(sorted(tx.count_work_orders("p", WorkOrderFilter(create_time_start=_ts(9 * hour),
                                                           create_time_end=_ts(14 * hour))).items()))
     note(sorted(tx.count_all_work_orders().items()))
+    changed_late = WorkOrderFilter(update_time_start=_ts(10 * hour + 8500))
+    note(tx.list_work_orders("p", changed_late, None, 20))
+    note(sorted(tx.count_work_orders("p", changed_late).items()))
+    note(sorted(tx.count_work_orders("p", WorkOrderFilter(update_time_end=_ts(11 * hour), statuses=[PENDING],
+                                                          create_time_start=_ts(10 * hour + 2500))).items()))
     for i in range(6):
         run_ = Run(id=f"r{i}", work_order_id="wo01", project_id="p", number=i + 1, status=PENDING,
                    priority=i % 2, create_time=_ts(100 + i))
@@ -607,6 +614,27 @@ def test_migrations_run_at_once_by_several_servers_apply_once(pg_url: str) -> No
     with psycopg.connect(pg_url) as conn:
         assert conn.execute("SELECT version FROM schema_version").fetchall() == [(len(MIGRATIONS),)]
     prepare(pg_url)  # and again, up to date: nothing to do
+
+
+def test_a_database_of_the_first_schema_gets_its_change_times_filled(pg_url: str) -> None:
+    """Migration 2 adds work_orders.update_time: rows written before it get theirs from their
+    messages, so a filter on change times finds them."""
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        with conn.transaction():
+            conn.execute(MIGRATIONS[0])
+            conn.execute("INSERT INTO schema_version (version) VALUES (1)")
+            for i in range(3):  # as version 1 wrote them
+                order = WorkOrder(id=f"o{i}", project_id="p", workflow_id="w", status=PENDING,
+                                  create_time=_ts(1000), update_time=_ts(1000 + i * 100))
+                conn.execute("INSERT INTO work_orders (project_id, workflow_id, status, create_time, data, id) "
+                             "VALUES ('p', 'w', %s, 1000, %s, %s)", (PENDING, order.SerializeToString(), order.id))
+    prepare(pg_url)
+    with psycopg.connect(pg_url) as conn:
+        tx = PostgresTx(conn, writing=False)
+        flt = WorkOrderFilter(update_time_start=_ts(1100))
+        assert sorted(wo.id for wo, _ in tx.list_work_orders("p", flt, None, 10)) == ["o1", "o2"]
+        assert tx.count_work_orders("p", flt) == {PENDING: 2}
 
 
 def test_a_newer_schema_is_refused_with_one_line(pg_url: str) -> None:

@@ -383,10 +383,12 @@ class Calls(Generic[Ch]):
     @paged
     def list_work_orders(self, *, statuses: Iterable[req.StatusLike] = (), workflow_id: str = "",
                          created_after: datetime | None = None, created_before: datetime | None = None,
+                         updated_after: datetime | None = None, updated_before: datetime | None = None,
                          project_id: str | None = None, page_size: int = 100,
                          limit: int | None = None) -> PagedCall[WorkOrder]:
         """Newest first, every page (or `limit` work orders)."""
-        flt = req.work_order_filter(statuses, workflow_id, created_after, created_before)
+        flt = req.work_order_filter(statuses, workflow_id, created_after, created_before, updated_after,
+                                    updated_before)
         project = self._project(project_id)
         return PagedCall(self.work_orders.ListWorkOrders,
                          lambda token: wo_pb.ListWorkOrdersRequest(project_id=project, filter=flt,
@@ -396,9 +398,11 @@ class Calls(Generic[Ch]):
     @unary
     def count_work_orders(self, *, statuses: Iterable[req.StatusLike] = (), workflow_id: str = "",
                           created_after: datetime | None = None, created_before: datetime | None = None,
+                          updated_after: datetime | None = None, updated_before: datetime | None = None,
                           project_id: str | None = None) -> UnaryCall[dict[str, int]]:
         """{"RUN_STATUS_FAILED": 3, ...} for the statuses that have work orders."""
-        flt = req.work_order_filter(statuses, workflow_id, created_after, created_before)
+        flt = req.work_order_filter(statuses, workflow_id, created_after, created_before, updated_after,
+                                    updated_before)
         return UnaryCall(self.work_orders.CountWorkOrders,
                          wo_pb.CountWorkOrdersRequest(project_id=self._project(project_id), filter=flt),
                          lambda answer: {RunStatus.Name(c.status): c.count for c in answer.counts})
@@ -414,10 +418,12 @@ class Calls(Generic[Ch]):
     @unary
     def retry_work_orders(self, *, statuses: Iterable[req.StatusLike], workflow_id: str = "",
                           created_after: datetime | None = None, created_before: datetime | None = None,
+                          updated_after: datetime | None = None, updated_before: datetime | None = None,
                           project_id: str | None = None, request_id: str | None = None,
                           timeout: float | None = 600.0) -> UnaryCall[tuple[int, int]]:
         """Retries every matching work order: (retried, skipped)."""
-        flt = req.work_order_filter(statuses, workflow_id, created_after, created_before)
+        flt = req.work_order_filter(statuses, workflow_id, created_after, created_before, updated_after,
+                                    updated_before)
         request = wo_pb.RetryWorkOrdersRequest(project_id=self._project(project_id), filter=flt,
                                                request_id=req.request_id(request_id))
         return UnaryCall(self.work_orders.RetryWorkOrders, request,

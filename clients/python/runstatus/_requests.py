@@ -67,12 +67,13 @@ def error_report(name: str, message: str = "", *, source_: str | int = "job", la
 
 
 def work_order_filter(statuses: Iterable[StatusLike] = (), workflow_id: str = "",
-                      created_after: datetime | None = None, created_before: datetime | None = None) -> WorkOrderFilter:
+                      created_after: datetime | None = None, created_before: datetime | None = None,
+                      updated_after: datetime | None = None, updated_before: datetime | None = None) -> WorkOrderFilter:
     flt = WorkOrderFilter(statuses=[status(s) for s in statuses], workflow_id=workflow_id)
-    if created_after is not None:
-        flt.create_time_start.CopyFrom(to_timestamp(created_after))
-    if created_before is not None:
-        flt.create_time_end.CopyFrom(to_timestamp(created_before))
+    for field, value in (("create_time_start", created_after), ("create_time_end", created_before),
+                         ("update_time_start", updated_after), ("update_time_end", updated_before)):
+        if value is not None:
+            getattr(flt, field).CopyFrom(to_timestamp(value))
     return flt
 
 

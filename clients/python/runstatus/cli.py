@@ -501,11 +501,15 @@ StatusOption = Annotated[Optional[list[str]], typer.Option(
 WorkflowOption = Annotated[str, typer.Option("--workflow", help="Workflow id.")]
 SinceOption = Annotated[Optional[datetime], typer.Option("--since", help="Created at or after (UTC).")]
 UntilOption = Annotated[Optional[datetime], typer.Option("--until", help="Created before (UTC).")]
+ChangedSinceOption = Annotated[Optional[datetime], typer.Option(
+    "--changed-since", help="Last changed (a run created, a status changed) at or after (UTC).")]
+ChangedUntilOption = Annotated[Optional[datetime], typer.Option("--changed-until", help="Last changed before (UTC).")]
 
 
-def _matching(status: list[str] | None, workflow: str, since: datetime | None,
-              until: datetime | None) -> dict[str, Any]:
-    return dict(statuses=check.statuses(status), workflow_id=workflow, created_after=since, created_before=until)
+def _matching(status: list[str] | None, workflow: str, since: datetime | None, until: datetime | None,
+              changed_since: datetime | None, changed_until: datetime | None) -> dict[str, Any]:
+    return dict(statuses=check.statuses(status), workflow_id=workflow, created_after=since, created_before=until,
+                updated_after=changed_since, updated_before=changed_until)
 
 
 @work_orders.command("create")
@@ -542,12 +546,13 @@ def work_orders_get(work_order_id: str, as_json: JsonOption = False) -> None:
 @work_orders.command("list")
 def work_orders_list(
     status: StatusOption = None, workflow: WorkflowOption = "", since: SinceOption = None, until: UntilOption = None,
+    changed_since: ChangedSinceOption = None, changed_until: ChangedUntilOption = None,
     limit: Annotated[int, typer.Option("--limit", min=1, help="Show at most N work orders, the newest.")] = 50,
     show_all: Annotated[bool, typer.Option("--all", help="Show every matching work order.")] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Work orders, newest first; says how many more match when it does not show them all."""
-    matching = _matching(status, workflow, since, until)
+    matching = _matching(status, workflow, since, until, changed_since, changed_until)
     with client() as c:
         found = list(c.list_work_orders(**matching, limit=None if show_all else limit,
                                         page_size=1000 if show_all else min(limit, 1000)))
@@ -570,10 +575,11 @@ def work_orders_list(
 
 @work_orders.command("count")
 def work_orders_count(status: StatusOption = None, workflow: WorkflowOption = "", since: SinceOption = None,
-                      until: UntilOption = None, as_json: JsonOption = False) -> None:
+                      until: UntilOption = None, changed_since: ChangedSinceOption = None,
+                      changed_until: ChangedUntilOption = None, as_json: JsonOption = False) -> None:
     """How many work orders, by status."""
     with client() as c:
-        counts = c.count_work_orders(**_matching(status, workflow, since, until))
+        counts = c.count_work_orders(**_matching(status, workflow, since, until, changed_since, changed_until))
     if as_json:
         print_json({"counts": counts, "total": sum(counts.values())})
         return
@@ -586,16 +592,19 @@ def work_orders_retry(
     work_order_id: Annotated[Optional[str], typer.Argument(help="One work order; or use --status for many.")] = None,
     from_step: Annotated[str, typer.Option("--from", help="Start at this step; upstream results are kept.")] = "",
     status: StatusOption = None, workflow: WorkflowOption = "", since: SinceOption = None, until: UntilOption = None,
+    changed_since: ChangedSinceOption = None, changed_until: ChangedUntilOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Retry one work order, or every work order matching --status (and --workflow, --since, --until)."""
-    matching = _matching(status, workflow, since, until)
+    """Retry one work order, or every work order matching --status (and --workflow, --since, --until,
+    --changed-since, --changed-until)."""
+    matching = _matching(status, workflow, since, until, changed_since, changed_until)
     if work_order_id is None and not matching["statuses"]:
         raise InputError("WORK_ORDER_ID", "missing; give a work order id, or --status (e.g. --status failed) "
                                           "to retry every work order in that status")
-    if work_order_id is not None and (matching["statuses"] or workflow or since or until):
+    if work_order_id is not None and (matching["statuses"] or workflow or since or until or changed_since
+                                      or changed_until):
         raise InputError("--status", "goes without WORK_ORDER_ID: retry one work order, or those matching "
-                                     "--status, --workflow, --since, --until")
+                                     "--status, --workflow, --since, --until, --changed-since, --changed-until")
     with client() as c:
         if work_order_id is not None:
             order = c.retry_work_order(work_order_id, start_step_id=from_step)

@@ -33,6 +33,8 @@ log = logging.getLogger("runstatus.rpc")
 
 
 MAX_FILTER_STATUSES = 32
+# A WorkOrderFilter's time bounds: each checked as a timestamp; WatchWorkOrders takes none.
+TIME_RANGE_FIELDS = ("create_time_start", "create_time_end", "update_time_start", "update_time_end")
 
 
 def struct_depth(value: Struct) -> int:
@@ -218,7 +220,7 @@ class Checks:
         for i, status in enumerate(flt.statuses):
             self.enum(f"{field}.statuses[{i}]", status, RunStatus, allow_unspecified=False)
         self.short(f"{field}.workflow_id", flt.workflow_id)
-        for name in ("create_time_start", "create_time_end"):
+        for name in TIME_RANGE_FIELDS:
             if flt.HasField(name):
                 ts = getattr(flt, name)
                 if not (0 <= ts.seconds < 253402300800 and 0 <= ts.nanos < 1_000_000_000):

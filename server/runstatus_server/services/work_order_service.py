@@ -14,7 +14,7 @@ from ..idempotency import answered, once
 from ..runs import load, load_work_order, with_step_runs
 from ..store.base import Tx
 from ..util import now_us
-from .common import App, Checks, streaming, unary
+from .common import TIME_RANGE_FIELDS, App, Checks, streaming, unary
 
 # Writes run on the event loop (store/sqlite.py): a page of 200 retries held it ~37 ms, 50 ~9 ms.
 RETRY_PAGE = 50
@@ -190,7 +190,7 @@ class WorkOrderService(pb_grpc.WorkOrderServiceServicer):
         checks = self._checks()
         checks.short("project_id", request.project_id)
         checks.work_order_filter("filter", request.filter)
-        for name in ("create_time_start", "create_time_end"):
+        for name in TIME_RANGE_FIELDS:
             if request.filter.HasField(name):
                 checks.add(f"filter.{name}", "is not supported by WatchWorkOrders; filter by status or workflow")
         if len(request.work_order_ids) > 1000:

@@ -11,11 +11,13 @@ edit a shipped migration: append a new one.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import psycopg
 
 from .base import CannotOpen
 from .schema import PENDING, REJECTED, RUNNING
+from .shared_sql import fill_work_order_update_times
 
 log = logging.getLogger("runstatus.store")
 
@@ -26,7 +28,8 @@ SWEEP_LOCK = 0x72756E5F73776570  # "run_swep": held by the one server that sweep
 # Sent once by each transaction that appended events (postgres.py); every server LISTENs.
 EVENTS_CHANNEL = "runstatus_events"
 
-MIGRATIONS: list[str] = [
+# A migration is SQL, or a function for what SQL cannot do (read the messages).
+MIGRATIONS: list[str | Callable[[psycopg.Connection], None]] = [
     # 1: the schema of SQLite's migrations 1 to 5 together.
     f"""
     CREATE TABLE projects (
@@ -155,6 +158,17 @@ MIGRATIONS: list[str] = [
 ]
 
 
+def _work_order_update_time(conn: psycopg.Connection) -> None:
+    """2: work orders get the column and index that ListWorkOrders and CountWorkOrders filter
+    a range of change times (WorkOrderFilter.update_time_*) by (SQLite's migration 6)."""
+    conn.execute("ALTER TABLE work_orders ADD COLUMN update_time BIGINT NOT NULL DEFAULT 0")
+    fill_work_order_update_times(conn, "%s")
+    conn.execute("CREATE INDEX work_orders_by_update ON work_orders (project_id, update_time)")
+
+
+MIGRATIONS.append(_work_order_update_time)
+
+
 def migrate(conn: psycopg.Connection) -> int:
     """Brings the database's schema up to date, whatever servers start beside this one: they
     take turns through a session advisory lock, and each finds the version the last left.
@@ -169,7 +183,11 @@ def migrate(conn: psycopg.Connection) -> int:
                              f"server knows {len(MIGRATIONS)}): upgrade runstatus, or give it another --db")
         for number in range(version, len(MIGRATIONS)):
             with conn.transaction():
-                conn.execute(MIGRATIONS[number])
+                migration = MIGRATIONS[number]
+                if callable(migration):
+                    migration(conn)
+                else:
+                    conn.execute(migration)
                 conn.execute("DELETE FROM schema_version")
                 conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (number + 1,))
             log.info("migrated database schema to version %d", number + 1)

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from runstatus.v1.status_pb2 import RunStatus
 from runstatus.v1.work_order_pb2 import StepRun
 
+from .shared_sql import fill_work_order_update_times
+
 # Statuses, formatted into SQL as literals: a partial index's condition cannot take a
 # parameter, and SQLite uses the index only for queries that name the same literals.
 PENDING = RunStatus.RUN_STATUS_PENDING
@@ -207,3 +209,14 @@ def _step_run_columns(conn: sqlite3.Connection) -> None:
 
 
 MIGRATIONS.append(_step_run_columns)
+
+
+def _work_order_update_time(conn: sqlite3.Connection) -> None:
+    """6: work orders get the column and index that ListWorkOrders and CountWorkOrders filter
+    a range of change times (WorkOrderFilter.update_time_*) by."""
+    conn.execute("ALTER TABLE work_orders ADD COLUMN update_time INTEGER NOT NULL DEFAULT 0")
+    fill_work_order_update_times(conn, "?")
+    conn.execute("CREATE INDEX work_orders_by_update ON work_orders (project_id, update_time)")
+
+
+MIGRATIONS.append(_work_order_update_time)

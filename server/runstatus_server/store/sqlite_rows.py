@@ -11,64 +11,31 @@ from typing import Any
 from runstatus.v1.event_pb2 import Event
 from runstatus.v1.project_pb2 import Project
 from runstatus.v1.token_pb2 import Token
-from runstatus.v1.work_order_pb2 import Run, StepRun, WorkOrder, WorkOrderFilter
+from runstatus.v1.work_order_pb2 import Run, StepRun, WorkOrder
 from runstatus.v1.workflow_pb2 import Workflow
 
-from .base import IN_FLIGHT, StoredRun, WorkOrderKey
+from .base import StoredRun
 from .schema import PENDING, REJECTED, RUNNING
-
-HOUR_US = 3_600_000_000  # the bucket of work_order_counts
-
-# Each table's written columns, once: the row tuples below follow this order, key last.
-PROJECT_COLUMNS = ("data", "id")
-WORKFLOW_COLUMNS = ("project_id", "id", "version", "data")
-WORK_ORDER_COLUMNS = ("project_id", "workflow_id", "status", "create_time", "data", "id")
-RUN_COLUMNS = ("work_order_id", "project_id", "number", "status", "priority", "create_time", "claimed",
-               "lease_token", "lease_expire", "deadline", "data", "id")
-STEP_RUN_COLUMNS = ("run_id", "step_id", "previous_step_run_id", "status", "data", "id")
-EVENT_COLUMNS = ("project_id", "work_order_id", "data")
-TOKEN_COLUMNS = ("id", "project_id", "secret_hash", "data")
-REQUEST_COLUMNS = ("request_id", "method", "fingerprint", "response", "create_time")
-# What a StoredRun is read from (step_count and step_bytes are kept by put_step_run).
-STORED_RUN = "data, lease_token, deadline, step_count, step_bytes"
+from .shared_sql import (
+    EVENT_COLUMNS, IN_FLIGHT_SQL, PROJECT_COLUMNS, REQUEST_COLUMNS, RUN_COLUMNS, STEP_RUN_COLUMNS, STORED_RUN,
+    TOKEN_COLUMNS, WORK_ORDER_COLUMNS, WORKFLOW_COLUMNS, WorkOrderQueries, insert_sql, update_sql, work_order_row,
+)
 
 
 def _insert(table: str, columns: tuple[str, ...]) -> str:
-    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+    return insert_sql(table, columns, "?")
 
 
 def _update(table: str, columns: tuple[str, ...]) -> str:
-    """UPDATE of every column but the last, the key: takes the same row tuple as _insert."""
-    *values, key = columns
-    return f"UPDATE {table} SET {', '.join(f'{c} = ?' for c in values)} WHERE {key} = ?"
+    return update_sql(table, columns, "?")
 
 
-def _filter_sql(flt: WorkOrderFilter, *, statuses: bool = True, times: bool = True) -> tuple[str, list[Any]]:
-    """SQL conditions for a filter; a caller that handles the statuses or the times itself leaves them out."""
-    sql, args = "", []
-    if flt.workflow_id:
-        sql += " AND workflow_id = ?"
-        args.append(flt.workflow_id)
-    wanted = sorted(set(flt.statuses)) if statuses else []
-    if wanted:
-        sql += f" AND status IN ({','.join('?' * len(wanted))})"
-        args += wanted
-    if times and flt.HasField("create_time_start"):
-        sql += " AND create_time >= ?"
-        args.append(flt.create_time_start.ToMicroseconds())
-    if times and flt.HasField("create_time_end"):
-        sql += " AND create_time < ?"
-        args.append(flt.create_time_end.ToMicroseconds())
-    return sql, args
-
-
-# The in-flight statuses as an SQL literal list: runs_in_flight is a partial index, and
-# SQLite uses one only for a query whose condition names the same literal values.
-IN_FLIGHT_SQL = f"({', '.join(str(int(s)) for s in IN_FLIGHT)})"
-
-
-class SqliteTx:
+class SqliteTx(WorkOrderQueries):
     """The rows of one SQLite connection, read and written inside the transaction its caller holds."""
+
+    MARK = "?"
+    BY_CREATED = " INDEXED BY work_orders_by_time"
+    BY_UPDATED = " INDEXED BY work_orders_by_update"
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
@@ -76,6 +43,9 @@ class SqliteTx:
 
     def after_commit(self, fn: Callable[[], None]) -> None:
         self.committed_hooks.append(fn)
+
+    def _rows(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+        return self.conn.execute(sql, args).fetchall()
 
     def _one(self, sql: str, *args: Any) -> Any:
         row = self.conn.execute(sql, args).fetchone()
@@ -136,80 +106,9 @@ class SqliteTx:
         return WorkOrder.FromString(data) if data is not None else None
 
     def put_work_order(self, work_order: WorkOrder, *, new: bool) -> None:
-        row = (
-            work_order.project_id, work_order.workflow_id, work_order.status,
-            work_order.create_time.ToMicroseconds(), work_order.SerializeToString(), work_order.id,
-        )
+        row = work_order_row(work_order)
         self.conn.execute(_insert("work_orders", WORK_ORDER_COLUMNS) if new
                           else _update("work_orders", WORK_ORDER_COLUMNS), row)
-
-    def list_work_orders(
-        self, project_id: str, flt: WorkOrderFilter, after: WorkOrderKey | None, limit: int
-    ) -> list[tuple[WorkOrder, WorkOrderKey]]:
-        where, args = _filter_sql(flt, statuses=False)
-        if after is not None:
-            where += " AND (create_time, seq) < (?, ?)"
-            args += list(after)
-        # One index range per status, each already newest first: merging the
-        # heads beats sorting every match when a status has millions of rows.
-        statuses: list[int | None] = sorted(set(flt.statuses)) or [None]
-        rows: list[tuple[int, int, bytes]] = []
-        for status in statuses:
-            status_sql = " AND status = ?" if status is not None else ""
-            status_args = [status] if status is not None else []
-            rows += self.conn.execute(
-                f"SELECT create_time, seq, data FROM work_orders WHERE project_id = ?{status_sql}{where} "
-                "ORDER BY create_time DESC, seq DESC LIMIT ?",
-                [project_id, *status_args, *args, limit],
-            ).fetchall()
-        rows.sort(key=lambda r: (r[0], r[1]), reverse=True)
-        return [(WorkOrder.FromString(data), (t, seq)) for t, seq, data in rows[:limit]]
-
-    def count_all_work_orders(self) -> dict[int, int]:
-        rows = self.conn.execute("SELECT status, sum(n) FROM work_order_counts GROUP BY status HAVING sum(n) > 0")
-        return {status: n for status, n in rows}
-
-    def count_work_orders(self, project_id: str, flt: WorkOrderFilter) -> dict[int, int]:
-        """Whole hours come from the work_order_counts buckets; only the partial hours at
-        the ends of a time range are counted row by row."""
-        start = flt.create_time_start.ToMicroseconds() if flt.HasField("create_time_start") else None
-        end = flt.create_time_end.ToMicroseconds() if flt.HasField("create_time_end") else None
-        first_hour = -(-start // HOUR_US) if start is not None else None  # first hour wholly inside
-        end_hour = end // HOUR_US if end is not None else None  # hours before this one are inside
-        if first_hour is not None and end_hour is not None and first_hour >= end_hour:
-            return self._count_rows(project_id, flt, start, end)  # less than two hours: rows
-        where, args = _filter_sql(flt, times=False)
-        if first_hour is not None:
-            where += " AND hour >= ?"
-            args.append(first_hour)
-        if end_hour is not None:
-            where += " AND hour < ?"
-            args.append(end_hour)
-        counts: dict[int, int] = {}
-        for status, n in self.conn.execute(
-            f"SELECT status, sum(n) FROM work_order_counts WHERE project_id = ?{where} GROUP BY status",
-            [project_id, *args],
-        ):
-            counts[status] = n
-        if start is not None and first_hour is not None:
-            self._add(counts, self._count_rows(project_id, flt, start, first_hour * HOUR_US))
-        if end is not None and end_hour is not None:
-            self._add(counts, self._count_rows(project_id, flt, end_hour * HOUR_US, end))
-        return {status: n for status, n in counts.items() if n > 0}
-
-    @staticmethod
-    def _add(counts: dict[int, int], more: dict[int, int]) -> None:
-        for status, n in more.items():
-            counts[status] = counts.get(status, 0) + n
-
-    def _count_rows(self, project_id: str, flt: WorkOrderFilter, start: int | None, end: int | None) -> dict[int, int]:
-        where, args = _filter_sql(flt, times=False)
-        rows = self.conn.execute(
-            "SELECT status, count(*) FROM work_orders INDEXED BY work_orders_by_time "
-            f"WHERE project_id = ? AND create_time >= ? AND create_time < ?{where} GROUP BY status",
-            [project_id, start if start is not None else 0, end if end is not None else 2**62, *args],
-        )
-        return {status: n for status, n in rows}
 
     # Runs
     def _stored_run(self, row: tuple[bytes, str, int, int, int]) -> StoredRun:

@@ -488,6 +488,11 @@ type WorkOrderFilter struct {
 	CreateTimeStart *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=create_time_start,json=createTimeStart,proto3" json:"create_time_start,omitempty"`
 	// Created before this time.
 	CreateTimeEnd *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=create_time_end,json=createTimeEnd,proto3" json:"create_time_end,omitempty"`
+	// Last changed (WorkOrder.update_time) at or after this time. Not supported by
+	// WatchWorkOrders, which follows changes as they happen.
+	UpdateTimeStart *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=update_time_start,json=updateTimeStart,proto3" json:"update_time_start,omitempty"`
+	// Last changed before this time.
+	UpdateTimeEnd *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=update_time_end,json=updateTimeEnd,proto3" json:"update_time_end,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -546,6 +551,20 @@ func (x *WorkOrderFilter) GetCreateTimeStart() *timestamppb.Timestamp {
 func (x *WorkOrderFilter) GetCreateTimeEnd() *timestamppb.Timestamp {
 	if x != nil {
 		return x.CreateTimeEnd
+	}
+	return nil
+}
+
+func (x *WorkOrderFilter) GetUpdateTimeStart() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdateTimeStart
+	}
+	return nil
+}
+
+func (x *WorkOrderFilter) GetUpdateTimeEnd() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdateTimeEnd
 	}
 	return nil
 }
@@ -611,13 +630,15 @@ const file_runstatus_v1_work_order_proto_rawDesc = "" +
 	"\n" +
 	"start_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x125\n" +
 	"\bend_time\x18\n" +
-	" \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\"\xf3\x01\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\"\xff\x02\n" +
 	"\x0fWorkOrderFilter\x123\n" +
 	"\bstatuses\x18\x01 \x03(\x0e2\x17.runstatus.v1.RunStatusR\bstatuses\x12\x1f\n" +
 	"\vworkflow_id\x18\x02 \x01(\tR\n" +
 	"workflowId\x12F\n" +
 	"\x11create_time_start\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x0fcreateTimeStart\x12B\n" +
-	"\x0fcreate_time_end\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\rcreateTimeEndBw\n" +
+	"\x0fcreate_time_end\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\rcreateTimeEnd\x12F\n" +
+	"\x11update_time_start\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x0fupdateTimeStart\x12B\n" +
+	"\x0fupdate_time_end\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\rupdateTimeEndBw\n" +
 	"\x10dev.runstatus.v1B\x0eWorkOrderProtoP\x01ZBgithub.com/runstatus/runstatus/clients/go/runstatus/v1;runstatusv1\xaa\x02\fRunstatus.V1b\x06proto3"
 
 var (
@@ -665,11 +686,13 @@ var file_runstatus_v1_work_order_proto_depIdxs = []int32{
 	5,  // 18: runstatus.v1.WorkOrderFilter.statuses:type_name -> runstatus.v1.RunStatus
 	6,  // 19: runstatus.v1.WorkOrderFilter.create_time_start:type_name -> google.protobuf.Timestamp
 	6,  // 20: runstatus.v1.WorkOrderFilter.create_time_end:type_name -> google.protobuf.Timestamp
-	21, // [21:21] is the sub-list for method output_type
-	21, // [21:21] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	6,  // 21: runstatus.v1.WorkOrderFilter.update_time_start:type_name -> google.protobuf.Timestamp
+	6,  // 22: runstatus.v1.WorkOrderFilter.update_time_end:type_name -> google.protobuf.Timestamp
+	23, // [23:23] is the sub-list for method output_type
+	23, // [23:23] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_runstatus_v1_work_order_proto_init() }

@@ -244,6 +244,8 @@ class WorkOrderFilter(_message.Message):
     WORKFLOW_ID_FIELD_NUMBER: _builtins.int
     CREATE_TIME_START_FIELD_NUMBER: _builtins.int
     CREATE_TIME_END_FIELD_NUMBER: _builtins.int
+    UPDATE_TIME_START_FIELD_NUMBER: _builtins.int
+    UPDATE_TIME_END_FIELD_NUMBER: _builtins.int
     workflow_id: _builtins.str
     @_builtins.property
     def statuses(self) -> _containers.RepeatedScalarFieldContainer[_status_pb2.RunStatus.ValueType]:
@@ -257,6 +259,16 @@ class WorkOrderFilter(_message.Message):
     def create_time_end(self) -> _timestamp_pb2.Timestamp:
         """Created before this time."""
 
+    @_builtins.property
+    def update_time_start(self) -> _timestamp_pb2.Timestamp:
+        """Last changed (WorkOrder.update_time) at or after this time. Not supported by
+        WatchWorkOrders, which follows changes as they happen.
+        """
+
+    @_builtins.property
+    def update_time_end(self) -> _timestamp_pb2.Timestamp:
+        """Last changed before this time."""
+
     def __init__(
         self,
         *,
@@ -264,10 +276,12 @@ class WorkOrderFilter(_message.Message):
         workflow_id: _builtins.str = ...,
         create_time_start: _timestamp_pb2.Timestamp | None = ...,
         create_time_end: _timestamp_pb2.Timestamp | None = ...,
+        update_time_start: _timestamp_pb2.Timestamp | None = ...,
+        update_time_end: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time_end", b"create_time_end", "create_time_start", b"create_time_start"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time_end", b"create_time_end", "create_time_start", b"create_time_start", "update_time_end", b"update_time_end", "update_time_start", b"update_time_start"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time_end", b"create_time_end", "create_time_start", b"create_time_start", "statuses", b"statuses", "workflow_id", b"workflow_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time_end", b"create_time_end", "create_time_start", b"create_time_start", "statuses", b"statuses", "update_time_end", b"update_time_end", "update_time_start", b"update_time_start", "workflow_id", b"workflow_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,0 +1,183 @@
+"""SQL that the SQLite and PostgreSQL row mappings (sqlite_rows.py, postgres_rows.py) share:
+each table's written columns, and the work order List and Count, whose statements differ only
+by the parameter mark (`?` or `%s`) and by SQLite's index hints."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from runstatus.v1.work_order_pb2 import WorkOrder, WorkOrderFilter
+
+from .base import IN_FLIGHT, WorkOrderKey
+
+HOUR_US = 3_600_000_000  # the bucket of work_order_counts
+
+# Each table's written columns, once: the row tuples of both mappings follow this order, key last.
+PROJECT_COLUMNS = ("data", "id")
+WORKFLOW_COLUMNS = ("project_id", "id", "version", "data")
+WORK_ORDER_COLUMNS = ("project_id", "workflow_id", "status", "create_time", "update_time", "data", "id")
+RUN_COLUMNS = ("work_order_id", "project_id", "number", "status", "priority", "create_time", "claimed",
+               "lease_token", "lease_expire", "deadline", "data", "id")
+STEP_RUN_COLUMNS = ("run_id", "step_id", "previous_step_run_id", "status", "data", "id")
+EVENT_COLUMNS = ("project_id", "work_order_id", "data")
+TOKEN_COLUMNS = ("id", "project_id", "secret_hash", "data")
+REQUEST_COLUMNS = ("request_id", "method", "fingerprint", "response", "create_time")
+# What a StoredRun is read from (step_count and step_bytes are kept by put_step_run).
+STORED_RUN = "data, lease_token, deadline, step_count, step_bytes"
+
+# The in-flight statuses as an SQL literal list: runs_in_flight is a partial index, and a
+# planner uses one only for a condition it can prove from the query's literals.
+IN_FLIGHT_SQL = f"({', '.join(str(int(s)) for s in IN_FLIGHT)})"
+
+
+def insert_sql(table: str, columns: tuple[str, ...], mark: str) -> str:
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})"
+
+
+def update_sql(table: str, columns: tuple[str, ...], mark: str) -> str:
+    """UPDATE of every column but the last, the key: takes the same row tuple as insert_sql."""
+    *values, key = columns
+    return f"UPDATE {table} SET {', '.join(f'{c} = {mark}' for c in values)} WHERE {key} = {mark}"
+
+
+def work_order_row(work_order: WorkOrder) -> tuple[Any, ...]:
+    """A work order's values in WORK_ORDER_COLUMNS order."""
+    return (
+        work_order.project_id, work_order.workflow_id, work_order.status, work_order.create_time.ToMicroseconds(),
+        work_order.update_time.ToMicroseconds(), work_order.SerializeToString(), work_order.id,
+    )
+
+
+def _updated_range(flt: WorkOrderFilter) -> bool:
+    return bool(flt.HasField("update_time_start") or flt.HasField("update_time_end"))
+
+
+class WorkOrderQueries:
+    """ListWorkOrders and CountWorkOrders over the work_orders table and its hour buckets
+    (work_order_counts), for a row mapping that supplies `_rows` and its parameter mark."""
+
+    MARK: ClassVar[str]
+    # Index hints for the row counts (SQLite's planner, without ANALYZE, may take a status
+    # index for a time range); PostgreSQL's planner has statistics and needs none.
+    BY_CREATED: ClassVar[str] = ""
+    BY_UPDATED: ClassVar[str] = ""
+
+    def _rows(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+        raise NotImplementedError
+
+    def _list_lock(self) -> str:
+        """What a List's SELECT ends with (PostgreSQL's write transactions lock the page)."""
+        return ""
+
+    def _filter_sql(self, flt: WorkOrderFilter, *, statuses: bool = True,
+                    created: bool = True) -> tuple[str, list[Any]]:
+        """SQL conditions for a filter; a caller that handles the statuses or the created range
+        itself leaves them out."""
+        m = self.MARK
+        sql, args = "", []
+        if flt.workflow_id:
+            sql += f" AND workflow_id = {m}"
+            args.append(flt.workflow_id)
+        wanted = sorted(set(flt.statuses)) if statuses else []
+        if wanted:
+            sql += f" AND status IN ({', '.join([m] * len(wanted))})"
+            args += wanted
+        bounds = [("update_time_start", "update_time >="), ("update_time_end", "update_time <")]
+        if created:
+            bounds += [("create_time_start", "create_time >="), ("create_time_end", "create_time <")]
+        for field, condition in bounds:
+            if flt.HasField(field):
+                sql += f" AND {condition} {m}"
+                args.append(getattr(flt, field).ToMicroseconds())
+        return sql, args
+
+    def list_work_orders(
+        self, project_id: str, flt: WorkOrderFilter, after: WorkOrderKey | None, limit: int
+    ) -> list[tuple[WorkOrder, WorkOrderKey]]:
+        m = self.MARK
+        where, args = self._filter_sql(flt, statuses=False)
+        if after is not None:
+            where += f" AND (create_time, seq) < ({m}, {m})"
+            args += list(after)
+        # One index range per status, each already newest first: merging the
+        # heads beats sorting every match when a status has millions of rows.
+        statuses: list[int | None] = sorted(set(flt.statuses)) or [None]
+        rows: list[tuple[Any, ...]] = []
+        for status in statuses:
+            status_sql = f" AND status = {m}" if status is not None else ""
+            status_args = [status] if status is not None else []
+            rows += self._rows(
+                f"SELECT create_time, seq, data FROM work_orders WHERE project_id = {m}{status_sql}{where} "
+                f"ORDER BY create_time DESC, seq DESC LIMIT {m}{self._list_lock()}",
+                project_id, *status_args, *args, limit,
+            )
+        rows.sort(key=lambda r: (r[0], r[1]), reverse=True)
+        return [(WorkOrder.FromString(data), (int(t), int(seq))) for t, seq, data in rows[:limit]]
+
+    def count_all_work_orders(self) -> dict[int, int]:
+        rows = self._rows(
+            "SELECT status, CAST(sum(n) AS BIGINT) FROM work_order_counts GROUP BY status HAVING sum(n) > 0")
+        return {int(status): int(n) for status, n in rows}
+
+    def count_work_orders(self, project_id: str, flt: WorkOrderFilter) -> dict[int, int]:
+        """Whole hours of creation come from the work_order_counts buckets; only the partial
+        hours at the ends of a created range are counted row by row. A range of change times
+        cuts across the buckets: it is counted row by row, over its own index."""
+        start = flt.create_time_start.ToMicroseconds() if flt.HasField("create_time_start") else None
+        end = flt.create_time_end.ToMicroseconds() if flt.HasField("create_time_end") else None
+        if _updated_range(flt):
+            return self._count_rows(project_id, flt, start, end, self.BY_UPDATED)
+        first_hour = -(-start // HOUR_US) if start is not None else None  # first hour wholly inside
+        end_hour = end // HOUR_US if end is not None else None  # hours before this one are inside
+        if first_hour is not None and end_hour is not None and first_hour >= end_hour:
+            return self._count_rows(project_id, flt, start, end)  # less than two hours: rows
+        m = self.MARK
+        where, args = self._filter_sql(flt, created=False)
+        if first_hour is not None:
+            where += f" AND hour >= {m}"
+            args.append(first_hour)
+        if end_hour is not None:
+            where += f" AND hour < {m}"
+            args.append(end_hour)
+        counts: dict[int, int] = {}
+        for status, n in self._rows(
+            f"SELECT status, CAST(sum(n) AS BIGINT) FROM work_order_counts WHERE project_id = {m}{where} "
+            "GROUP BY status",
+            project_id, *args,
+        ):
+            counts[int(status)] = int(n)
+        if start is not None and first_hour is not None:
+            self._add(counts, self._count_rows(project_id, flt, start, first_hour * HOUR_US))
+        if end is not None and end_hour is not None:
+            self._add(counts, self._count_rows(project_id, flt, end_hour * HOUR_US, end))
+        return {status: n for status, n in counts.items() if n > 0}
+
+    @staticmethod
+    def _add(counts: dict[int, int], more: dict[int, int]) -> None:
+        for status, n in more.items():
+            counts[status] = counts.get(status, 0) + n
+
+    def _count_rows(self, project_id: str, flt: WorkOrderFilter, start: int | None, end: int | None,
+                    index: str | None = None) -> dict[int, int]:
+        m = self.MARK
+        where, args = self._filter_sql(flt, created=False)
+        rows = self._rows(
+            f"SELECT status, count(*) FROM work_orders{self.BY_CREATED if index is None else index} "
+            f"WHERE project_id = {m} AND create_time >= {m} AND create_time < {m}{where} GROUP BY status",
+            project_id, start if start is not None else 0, end if end is not None else 2**62, *args,
+        )
+        return {int(status): int(n) for status, n in rows}
+
+
+def fill_work_order_update_times(conn: Any, mark: str) -> None:
+    """Copies each work order's update_time from its message into the column a migration
+    added (SQL cannot read the messages), a batch at a time. `conn`: a DB-API connection."""
+    after, cursor = 0, conn.cursor()
+    while rows := cursor.execute(
+        f"SELECT seq, data FROM work_orders WHERE seq > {mark} ORDER BY seq LIMIT 5000", (after,)
+    ).fetchall():
+        cursor.executemany(
+            f"UPDATE work_orders SET update_time = {mark} WHERE seq = {mark}",
+            [(WorkOrder.FromString(data).update_time.ToMicroseconds(), seq) for seq, data in rows],
+        )
+        after = rows[-1][0]

@@ -36,7 +36,8 @@ from .postgres_schema import EVENT_LOCK
 from .schema import PENDING, REJECTED, RUNNING
 from .shared_sql import (
     EVENT_COLUMNS, IN_FLIGHT_SQL, PROJECT_COLUMNS, REQUEST_COLUMNS, RUN_COLUMNS, STEP_RUN_COLUMNS, STORED_RUN,
-    TOKEN_COLUMNS, WORK_ORDER_COLUMNS, WORKFLOW_COLUMNS, WorkOrderQueries, insert_sql, update_sql, work_order_row,
+    TOKEN_COLUMNS, WORK_ORDER_COLUMNS, WORKFLOW_COLUMNS, SharedRows, insert_sql, run_row, step_run_row, update_sql,
+    work_order_row,
 )
 
 def _text(value: Any) -> Any:
@@ -68,7 +69,7 @@ def _insert(table: str, columns: tuple[str, ...], returning: str = "") -> str:
 def _update(table: str, columns: tuple[str, ...], condition: str = "") -> str:
     return update_sql(table, columns, "%s") + condition
 
-class PostgresTx(WorkOrderQueries):
+class PostgresTx(SharedRows):
     """The rows of one PostgreSQL connection, read and written inside the transaction its
     caller holds. `writing`: the transaction may write, and locks the rows it reads to change."""
 
@@ -127,45 +128,12 @@ class PostgresTx(WorkOrderQueries):
         elif not self._run(_update("projects", PROJECT_COLUMNS, " AND xmin::text = %s"), *row, version):
             raise WriteConflict(f"project {project.id} changed since this write read it")
 
-    def list_projects(self, after_id: str, limit: int) -> list[Project]:
-        rows = self._rows("SELECT data FROM projects WHERE id > %s ORDER BY id LIMIT %s", after_id, limit)
-        return [Project.FromString(r[0]) for r in rows]
-
     # Workflows (immutable versions: never locked)
-    def get_workflow(self, project_id: str, workflow_id: str, version: int = 0) -> Workflow | None:
-        if version:
-            data = self._one(
-                "SELECT data FROM workflows WHERE project_id = %s AND id = %s AND version = %s",
-                project_id, workflow_id, version,
-            )
-        else:
-            data = self._one(
-                "SELECT data FROM workflows WHERE project_id = %s AND id = %s ORDER BY version DESC LIMIT 1",
-                project_id, workflow_id,
-            )
-        return Workflow.FromString(data) if data is not None else None
-
-    def workflow_version(self, project_id: str, workflow_id: str, version: int = 0) -> int | None:
-        found = self._one(
-            "SELECT version FROM workflows WHERE project_id = %s AND id = %s AND (%s = 0 OR version = %s) "
-            "ORDER BY version DESC LIMIT 1", project_id, workflow_id, version, version,
-        )
-        return int(found) if found is not None else None
-
     def insert_workflow(self, workflow: Workflow) -> None:
         # Two writers creating the same version: the second's insert fails on the key, and the
         # engine tries it again, when it reads the first's version.
         self._run(_insert("workflows", WORKFLOW_COLUMNS),
                   workflow.project_id, workflow.id, workflow.version, workflow.SerializeToString())
-
-    def list_workflows(self, project_id: str, after_id: str, limit: int) -> list[Workflow]:
-        rows = self._rows(
-            "SELECT data FROM workflows w WHERE project_id = %s AND id > %s AND version = "
-            "(SELECT max(version) FROM workflows WHERE project_id = w.project_id AND id = w.id) "
-            "ORDER BY id LIMIT %s",
-            project_id, after_id, limit,
-        )
-        return [Workflow.FromString(r[0]) for r in rows]
 
     # Work orders
     def get_work_order(self, work_order_id: str) -> WorkOrder | None:
@@ -194,24 +162,8 @@ class PostgresTx(WorkOrderQueries):
         return self._stored_run(row) if row else None
 
     def put_run(self, stored: StoredRun, *, new: bool) -> None:
-        run = stored.run
-        if run.step_runs:
-            run = Run()
-            run.CopyFrom(stored.run)
-            del run.step_runs[:]
-        row = (
-            run.work_order_id, run.project_id, run.number, run.status, run.priority,
-            run.create_time.ToMicroseconds(), int(bool(run.worker_id)), stored.lease_token,
-            run.lease_expire_time.ToMicroseconds(), stored.deadline_us, run.SerializeToString(), run.id,
-        )
+        row = run_row(stored)
         self._run(_insert("runs", RUN_COLUMNS) if new else _update("runs", RUN_COLUMNS), *row)
-
-    def list_runs(self, work_order_id: str, before_number: int, limit: int) -> list[Run]:
-        rows = self._rows(
-            "SELECT data FROM runs WHERE work_order_id = %s AND number < %s ORDER BY number DESC LIMIT %s",
-            work_order_id, before_number, limit,
-        )
-        return [Run.FromString(r[0]) for r in rows]
 
     def _skip_locked(self) -> str:
         """Rows another transaction holds are its own: this one takes the next (a write only)."""
@@ -272,12 +224,6 @@ class PostgresTx(WorkOrderQueries):
         data = self._one(f"SELECT data FROM step_runs WHERE id = %s{self._lock}", step_run_id)
         return StepRun.FromString(data) if data is not None else None
 
-    def step_run_started(self, run_id: str, step_id: str, previous_step_run_id: str) -> bool:
-        return self._one(
-            "SELECT 1 FROM step_runs WHERE run_id = %s AND step_id = %s AND previous_step_run_id = %s LIMIT 1",
-            run_id, step_id, previous_step_run_id,
-        ) is not None
-
     def running_step_runs(self, run_id: str) -> list[StepRun]:
         rows = self._rows(
             f"SELECT data FROM step_runs WHERE run_id = %s AND status = {RUNNING} ORDER BY seq{self._lock}", run_id,
@@ -286,7 +232,7 @@ class PostgresTx(WorkOrderQueries):
 
     def put_step_run(self, step_run: StepRun, *, new: bool) -> None:
         data = step_run.SerializeToString()
-        row = (step_run.run_id, step_run.step_id, step_run.previous_step_run_id, step_run.status, data, step_run.id)
+        row = step_run_row(step_run, data)
         if new:
             self._run("UPDATE runs SET step_count = step_count + 1, step_bytes = step_bytes + %s WHERE id = %s",
                       len(data), step_run.run_id)
@@ -319,24 +265,6 @@ class PostgresTx(WorkOrderQueries):
         event.sequence = sequence
         return sequence
 
-    def events_after(self, sequence: int, project_id: str, limit: int) -> list[Event]:
-        if project_id:
-            rows = self._rows(
-                "SELECT seq, data FROM events WHERE project_id = %s AND seq > %s ORDER BY seq LIMIT %s",
-                project_id, sequence, limit,
-            )
-        else:
-            rows = self._rows("SELECT seq, data FROM events WHERE seq > %s ORDER BY seq LIMIT %s", sequence, limit)
-        events = []
-        for seq, data in rows:
-            event = Event.FromString(data)
-            event.sequence = seq
-            events.append(event)
-        return events
-
-    def last_event_sequence(self) -> int:
-        return int(self._one("SELECT coalesce(max(seq), 0) FROM events"))
-
     # Tokens
     def get_token(self, token_id: str) -> tuple[Token, str] | None:
         row = self._row(f"SELECT data, secret_hash FROM tokens WHERE id = %s{self._lock}", token_id)
@@ -348,12 +276,6 @@ class PostgresTx(WorkOrderQueries):
                       token.SerializeToString())
         else:
             self._run("UPDATE tokens SET data = %s WHERE id = %s", token.SerializeToString(), token.id)
-
-    def list_tokens(self, project_id: str, after_id: str, limit: int) -> list[Token]:
-        rows = self._rows(
-            "SELECT data FROM tokens WHERE project_id = %s AND id > %s ORDER BY id LIMIT %s", project_id, after_id, limit
-        )
-        return [Token.FromString(r[0]) for r in rows]
 
     # Idempotency
     def get_request(self, request_id: str) -> tuple[str, bytes, bytes] | None:

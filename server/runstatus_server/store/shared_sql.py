@@ -1,14 +1,19 @@
 """SQL that the SQLite and PostgreSQL row mappings (sqlite_rows.py, postgres_rows.py) share:
-each table's written columns, and the work order List and Count, whose statements differ only
-by the parameter mark (`?` or `%s`) and by SQLite's index hints."""
+each table's written columns and row tuples, and the reads whose statements differ only by the
+parameter mark (`?` or `%s`) and by SQLite's index hints: lists, the work order Count, events.
+What differs between the two (locks, sequences, claims) stays in each mapping."""
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from runstatus.v1.work_order_pb2 import WorkOrder, WorkOrderFilter
+from runstatus.v1.event_pb2 import Event
+from runstatus.v1.project_pb2 import Project
+from runstatus.v1.token_pb2 import Token
+from runstatus.v1.work_order_pb2 import Run, StepRun, WorkOrder, WorkOrderFilter
+from runstatus.v1.workflow_pb2 import Workflow
 
-from .base import IN_FLIGHT, WorkOrderKey
+from .base import IN_FLIGHT, StoredRun, WorkOrderKey
 
 HOUR_US = 3_600_000_000  # the bucket of work_order_counts
 
@@ -48,13 +53,33 @@ def work_order_row(work_order: WorkOrder) -> tuple[Any, ...]:
     )
 
 
+def run_row(stored: StoredRun) -> tuple[Any, ...]:
+    """A run's values in RUN_COLUMNS order; its step runs are rows of their own."""
+    run = stored.run
+    if run.step_runs:
+        run = Run()
+        run.CopyFrom(stored.run)
+        del run.step_runs[:]
+    return (
+        run.work_order_id, run.project_id, run.number, run.status, run.priority,
+        run.create_time.ToMicroseconds(), int(bool(run.worker_id)), stored.lease_token,
+        run.lease_expire_time.ToMicroseconds(), stored.deadline_us, run.SerializeToString(), run.id,
+    )
+
+
+def step_run_row(step_run: StepRun, data: bytes) -> tuple[Any, ...]:
+    """A step run's values in STEP_RUN_COLUMNS order, `data` its serialized message."""
+    return step_run.run_id, step_run.step_id, step_run.previous_step_run_id, step_run.status, data, step_run.id
+
+
 def _updated_range(flt: WorkOrderFilter) -> bool:
     return bool(flt.HasField("update_time_start") or flt.HasField("update_time_end"))
 
 
-class WorkOrderQueries:
-    """ListWorkOrders and CountWorkOrders over the work_orders table and its hour buckets
-    (work_order_counts), for a row mapping that supplies `_rows` and its parameter mark."""
+class SharedRows:
+    """The reads both row mappings make alike, for a mapping that supplies `_rows`, `_one` and
+    its parameter mark; among them ListWorkOrders and CountWorkOrders over the work_orders
+    table and its hour buckets (work_order_counts)."""
 
     MARK: ClassVar[str]
     # Index hints for the row counts (SQLite's planner, without ANALYZE, may take a status
@@ -64,6 +89,86 @@ class WorkOrderQueries:
 
     def _rows(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
         raise NotImplementedError
+
+    def _one(self, sql: str, *args: Any) -> Any:
+        raise NotImplementedError
+
+    def list_projects(self, after_id: str, limit: int) -> list[Project]:
+        m = self.MARK
+        rows = self._rows(f"SELECT data FROM projects WHERE id > {m} ORDER BY id LIMIT {m}", after_id, limit)
+        return [Project.FromString(r[0]) for r in rows]
+
+    # Workflows: immutable versions, never locked.
+    def get_workflow(self, project_id: str, workflow_id: str, version: int = 0) -> Workflow | None:
+        m = self.MARK
+        if version:
+            data = self._one(f"SELECT data FROM workflows WHERE project_id = {m} AND id = {m} AND version = {m}",
+                             project_id, workflow_id, version)
+        else:
+            data = self._one(f"SELECT data FROM workflows WHERE project_id = {m} AND id = {m} "
+                             "ORDER BY version DESC LIMIT 1", project_id, workflow_id)
+        return Workflow.FromString(data) if data is not None else None
+
+    def workflow_version(self, project_id: str, workflow_id: str, version: int = 0) -> int | None:
+        m = self.MARK
+        found = self._one(
+            f"SELECT version FROM workflows WHERE project_id = {m} AND id = {m} AND ({m} = 0 OR version = {m}) "
+            "ORDER BY version DESC LIMIT 1", project_id, workflow_id, version, version,
+        )
+        return int(found) if found is not None else None
+
+    def list_workflows(self, project_id: str, after_id: str, limit: int) -> list[Workflow]:
+        m = self.MARK
+        rows = self._rows(
+            f"SELECT data FROM workflows w WHERE project_id = {m} AND id > {m} AND version = "
+            "(SELECT max(version) FROM workflows WHERE project_id = w.project_id AND id = w.id) "
+            f"ORDER BY id LIMIT {m}",
+            project_id, after_id, limit,
+        )
+        return [Workflow.FromString(r[0]) for r in rows]
+
+    def list_runs(self, work_order_id: str, before_number: int, limit: int) -> list[Run]:
+        m = self.MARK
+        rows = self._rows(
+            f"SELECT data FROM runs WHERE work_order_id = {m} AND number < {m} ORDER BY number DESC LIMIT {m}",
+            work_order_id, before_number, limit,
+        )
+        return [Run.FromString(r[0]) for r in rows]
+
+    def step_run_started(self, run_id: str, step_id: str, previous_step_run_id: str) -> bool:
+        m = self.MARK
+        return self._one(
+            f"SELECT 1 FROM step_runs WHERE run_id = {m} AND step_id = {m} AND previous_step_run_id = {m} LIMIT 1",
+            run_id, step_id, previous_step_run_id,
+        ) is not None
+
+    def events_after(self, sequence: int, project_id: str, limit: int) -> list[Event]:
+        m = self.MARK
+        if project_id:
+            rows = self._rows(
+                f"SELECT seq, data FROM events WHERE project_id = {m} AND seq > {m} ORDER BY seq LIMIT {m}",
+                project_id, sequence, limit,
+            )
+        else:
+            rows = self._rows(f"SELECT seq, data FROM events WHERE seq > {m} ORDER BY seq LIMIT {m}", sequence, limit)
+        events = []
+        for seq, data in rows:
+            # The sequence lives in the seq column only (append_event): put back in the message.
+            event = Event.FromString(data)
+            event.sequence = int(seq)
+            events.append(event)
+        return events
+
+    def last_event_sequence(self) -> int:
+        return int(self._one("SELECT coalesce(max(seq), 0) FROM events"))
+
+    def list_tokens(self, project_id: str, after_id: str, limit: int) -> list[Token]:
+        m = self.MARK
+        rows = self._rows(
+            f"SELECT data FROM tokens WHERE project_id = {m} AND id > {m} ORDER BY id LIMIT {m}",
+            project_id, after_id, limit,
+        )
+        return [Token.FromString(r[0]) for r in rows]
 
     def _list_lock(self) -> str:
         """What a List's SELECT ends with (PostgreSQL's write transactions lock the page)."""

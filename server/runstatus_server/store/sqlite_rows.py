@@ -18,7 +18,8 @@ from .base import StoredRun
 from .schema import PENDING, REJECTED, RUNNING
 from .shared_sql import (
     EVENT_COLUMNS, IN_FLIGHT_SQL, PROJECT_COLUMNS, REQUEST_COLUMNS, RUN_COLUMNS, STEP_RUN_COLUMNS, STORED_RUN,
-    TOKEN_COLUMNS, WORK_ORDER_COLUMNS, WORKFLOW_COLUMNS, WorkOrderQueries, insert_sql, update_sql, work_order_row,
+    TOKEN_COLUMNS, WORK_ORDER_COLUMNS, WORKFLOW_COLUMNS, SharedRows, insert_sql, run_row, step_run_row, update_sql,
+    work_order_row,
 )
 
 
@@ -30,7 +31,7 @@ def _update(table: str, columns: tuple[str, ...]) -> str:
     return update_sql(table, columns, "?")
 
 
-class SqliteTx(WorkOrderQueries):
+class SqliteTx(SharedRows):
     """The rows of one SQLite connection, read and written inside the transaction its caller holds."""
 
     MARK = "?"
@@ -60,45 +61,12 @@ class SqliteTx(WorkOrderQueries):
         sql = _insert("projects", PROJECT_COLUMNS) if new else _update("projects", PROJECT_COLUMNS)
         self.conn.execute(sql, (project.SerializeToString(), project.id))
 
-    def list_projects(self, after_id: str, limit: int) -> list[Project]:
-        rows = self.conn.execute("SELECT data FROM projects WHERE id > ? ORDER BY id LIMIT ?", (after_id, limit))
-        return [Project.FromString(r[0]) for r in rows]
-
     # Workflows
-    def get_workflow(self, project_id: str, workflow_id: str, version: int = 0) -> Workflow | None:
-        if version:
-            data = self._one(
-                "SELECT data FROM workflows WHERE project_id = ? AND id = ? AND version = ?",
-                project_id, workflow_id, version,
-            )
-        else:
-            data = self._one(
-                "SELECT data FROM workflows WHERE project_id = ? AND id = ? ORDER BY version DESC LIMIT 1",
-                project_id, workflow_id,
-            )
-        return Workflow.FromString(data) if data is not None else None
-
-    def workflow_version(self, project_id: str, workflow_id: str, version: int = 0) -> int | None:
-        found = self._one(
-            "SELECT version FROM workflows WHERE project_id = ? AND id = ? AND (? = 0 OR version = ?) "
-            "ORDER BY version DESC LIMIT 1", project_id, workflow_id, version, version,
-        )
-        return int(found) if found is not None else None
-
     def insert_workflow(self, workflow: Workflow) -> None:
         self.conn.execute(
             _insert("workflows", WORKFLOW_COLUMNS),
             (workflow.project_id, workflow.id, workflow.version, workflow.SerializeToString()),
         )
-
-    def list_workflows(self, project_id: str, after_id: str, limit: int) -> list[Workflow]:
-        rows = self.conn.execute(
-            "SELECT data FROM workflows w WHERE project_id = ? AND id > ? AND version = "
-            "(SELECT max(version) FROM workflows WHERE project_id = w.project_id AND id = w.id) "
-            "ORDER BY id LIMIT ?",
-            (project_id, after_id, limit),
-        )
-        return [Workflow.FromString(r[0]) for r in rows]
 
     # Work orders
     def get_work_order(self, work_order_id: str) -> WorkOrder | None:
@@ -119,24 +87,8 @@ class SqliteTx(WorkOrderQueries):
         return self._stored_run(row) if row else None
 
     def put_run(self, stored: StoredRun, *, new: bool) -> None:
-        run = stored.run
-        if run.step_runs:
-            run = Run()
-            run.CopyFrom(stored.run)
-            del run.step_runs[:]
-        row = (
-            run.work_order_id, run.project_id, run.number, run.status, run.priority,
-            run.create_time.ToMicroseconds(), int(bool(run.worker_id)), stored.lease_token,
-            run.lease_expire_time.ToMicroseconds(), stored.deadline_us, run.SerializeToString(), run.id,
-        )
+        row = run_row(stored)
         self.conn.execute(_insert("runs", RUN_COLUMNS) if new else _update("runs", RUN_COLUMNS), row)
-
-    def list_runs(self, work_order_id: str, before_number: int, limit: int) -> list[Run]:
-        rows = self.conn.execute(
-            "SELECT data FROM runs WHERE work_order_id = ? AND number < ? ORDER BY number DESC LIMIT ?",
-            (work_order_id, before_number, limit),
-        )
-        return [Run.FromString(r[0]) for r in rows]
 
     def claimable_runs(self, project_id: str, limit: int) -> list[StoredRun]:
         if project_id:
@@ -184,12 +136,6 @@ class SqliteTx(WorkOrderQueries):
         data = self._one("SELECT data FROM step_runs WHERE id = ?", step_run_id)
         return StepRun.FromString(data) if data is not None else None
 
-    def step_run_started(self, run_id: str, step_id: str, previous_step_run_id: str) -> bool:
-        return self._one(
-            "SELECT 1 FROM step_runs WHERE run_id = ? AND step_id = ? AND previous_step_run_id = ?",
-            run_id, step_id, previous_step_run_id,
-        ) is not None
-
     def running_step_runs(self, run_id: str) -> list[StepRun]:
         rows = self.conn.execute(
             f"SELECT data FROM step_runs WHERE run_id = ? AND status = {RUNNING} ORDER BY rowid", (run_id,),
@@ -198,7 +144,7 @@ class SqliteTx(WorkOrderQueries):
 
     def put_step_run(self, step_run: StepRun, *, new: bool) -> None:
         data = step_run.SerializeToString()
-        row = (step_run.run_id, step_run.step_id, step_run.previous_step_run_id, step_run.status, data, step_run.id)
+        row = step_run_row(step_run, data)
         if new:
             self.conn.execute(
                 "UPDATE runs SET step_count = step_count + 1, step_bytes = step_bytes + ? WHERE id = ?",
@@ -221,28 +167,9 @@ class SqliteTx(WorkOrderQueries):
             _insert("events", EVENT_COLUMNS),
             (event.project_id, event.work_order_id, event.SerializeToString()),
         )
-        event.sequence = int(cursor.lastrowid or 0)
-        return event.sequence
-
-    def events_after(self, sequence: int, project_id: str, limit: int) -> list[Event]:
-        if project_id:
-            rows = self.conn.execute(
-                "SELECT seq, data FROM events WHERE project_id = ? AND seq > ? ORDER BY seq LIMIT ?",
-                (project_id, sequence, limit),
-            )
-        else:
-            rows = self.conn.execute(
-                "SELECT seq, data FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (sequence, limit)
-            )
-        events = []
-        for seq, data in rows:
-            event = Event.FromString(data)
-            event.sequence = seq
-            events.append(event)
-        return events
-
-    def last_event_sequence(self) -> int:
-        return int(self._one("SELECT coalesce(max(seq), 0) FROM events"))
+        sequence = int(cursor.lastrowid or 0)
+        event.sequence = sequence
+        return sequence
 
     # Tokens
     def get_token(self, token_id: str) -> tuple[Token, str] | None:
@@ -257,12 +184,6 @@ class SqliteTx(WorkOrderQueries):
             )
         else:
             self.conn.execute("UPDATE tokens SET data = ? WHERE id = ?", (token.SerializeToString(), token.id))
-
-    def list_tokens(self, project_id: str, after_id: str, limit: int) -> list[Token]:
-        rows = self.conn.execute(
-            "SELECT data FROM tokens WHERE project_id = ? AND id > ? ORDER BY id LIMIT ?", (project_id, after_id, limit)
-        )
-        return [Token.FromString(r[0]) for r in rows]
 
     # Idempotency
     def get_request(self, request_id: str) -> tuple[str, bytes, bytes] | None:

@@ -346,9 +346,11 @@ def auth_web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, di
             for project in ("clinic-a", "clinic-b"):
                 rs.create_project(project)
                 rs.create_workflow("intake", ["fetch"], project_id=project)
-                made[project] = rs.create_work_order("intake", project_id=project).id
+                created = rs.create_work_order("intake", project_id=project)
+                made[project], made[f"{project}-run"] = created.id, created.latest_run_id
                 made[f"{project}-token"] = rs.create_token("client", project_id=project)[1]
             made["worker-token"] = rs.create_token("worker", project_id="clinic-a")[1]
+        made["admin-token"], made["address"] = admin, server.address
         yield f"http://127.0.0.1:{port}", made
     finally:
         server.stop()
@@ -535,3 +537,275 @@ def test_a_created_range_narrows_the_list(web: Web, page: Any) -> None:
     assert chips(page) == {} and page.locator("nav.counts a.total .n").inner_text() == "0"
     page.goto(web.history("created_after=yesterday"))
     assert "not a date and time" in page.locator(".error[role=alert]").inner_text()
+
+
+# Actions: retry, retry from a step, bulk retry, cancel. Each test makes its own project.
+
+def ended(c: Client, workflow: Any, steps: list[tuple[str, Any]]) -> str:
+    """A work order whose first run ran `steps` (step id, error or None) one after another and
+    ended by itself or with CompleteRun: its id."""
+    created = c.work_order(workflow)
+    lease = c.claim_run(created.run.id)
+    lease.start()
+    before, now = "", RunStatus.RUN_STATUS_RUNNING
+    for step_id, step_error in steps:
+        step = lease.step(step_id, after=before)
+        now = lease.done(step.id, error=step_error).run_status
+        before = step.id
+    if now == RunStatus.RUN_STATUS_RUNNING:
+        lease.complete()
+    return created.work_order.id
+
+
+def cancelled(c: Client, workflow: Any) -> str:
+    created = c.work_order(workflow)
+    c.work_orders.CancelRun(wo_pb.CancelRunRequest(run_id=created.run.id))
+    return created.work_order.id
+
+
+def runs_of(c: Client, work_order_id: str) -> list[Any]:
+    """The work order's runs, latest first."""
+    return list(c.work_orders.ListRuns(wo_pb.ListRunsRequest(work_order_id=work_order_id, page_size=100)).runs)
+
+
+def post_from_page(page: Any, path: str, fields: dict[str, str]) -> dict[str, Any]:
+    """A POST made by the page's own script (so with its Origin and cookie), as a forged form
+    would be: {"status", "text"}."""
+    return page.evaluate("""async ([path, fields]) => {
+        const answer = await fetch(path, {method: "POST", body: new URLSearchParams(fields), redirect: "manual"});
+        return {status: answer.status, text: await answer.text()};
+    }""", [path, fields])
+
+
+def test_retry_makes_a_new_run_that_the_work_order_page_shows(web: Web, page: Any) -> None:
+    c = Client(web.server.address)
+    try:
+        project = c.new_project()
+        workflow = c.workflow(["fetch", "notify"], [("fetch", "notify", ON_SUCCESS)], wid="referral")
+        work_order_id = cancelled(c, workflow)
+        page.goto(f"{web.url}/work-orders/{work_order_id}?project={project}")
+        assert page.locator("form.cancel").count() == 0  # its run has ended: nothing to cancel
+        form = page.locator("form.retry")
+        request_id = form.locator('input[name="request_id"]').input_value()
+        assert [o.strip() for o in form.locator("option").all_inner_texts()] == ["the start", "step fetch", "step notify"]
+        form.locator("button").click()
+        page.wait_for_selector('section.run h2:has-text("Run 2")')
+        assert unquote(page.url).endswith(f"/work-orders/{work_order_id}?project={project}")
+        assert re.sub(r"\s+", " ", page.locator("section.run dl.run-summary .chip").first.inner_text()) == "⚪ Pending"
+        assert [li.split()[:2] for li in page.locator("ol.runs li").all_inner_texts()] == [["Run", "2"], ["Run", "1"]]
+        runs = runs_of(c, work_order_id)
+        assert [r.number for r in runs] == [2, 1] and runs[0].start_step_id == ""
+        # The same form sent again (its request_id) is the same retry: no third run.
+        page.go_back()
+        again = post_from_page(page, f"/work-orders/{work_order_id}/retry?project={project}",
+                               {"request_id": request_id, "start_step_id": ""})
+        assert again["status"] in (0, 303), again  # fetch hides a redirect's status ("opaqueredirect": 0)
+        assert len(runs_of(c, work_order_id)) == 2
+    finally:
+        c.close()
+
+
+def test_retry_from_a_step_starts_the_new_run_at_that_step(web: Web, page: Any) -> None:
+    c = Client(web.server.address)
+    try:
+        c.new_project()
+        workflow = c.workflow(["fetch", "notify"], [("fetch", "notify", ON_SUCCESS)])
+        work_order_id = ended(c, workflow, [("fetch", None), ("notify", error("JobError", message="the mail server said no"))])
+        page.goto(f"{web.url}/work-orders/{work_order_id}")
+        page.locator('form.retry select[name="start_step_id"]').select_option("notify")
+        page.locator("form.retry button").click()
+        page.wait_for_selector('section.run h2:has-text("Run 2")')
+        summary = page.locator("section.run dl.run-summary")
+        assert "started at step" in summary.inner_text() and summary.locator("dd code").inner_text() == "notify"
+        # The step upstream kept its result from run 1; the run starts at notify.
+        fetch = page.locator('li.step[data-step="fetch"]')
+        assert fetch.get_attribute("data-status") == "RUN_STATUS_SUCCESS"
+        assert "reused from an earlier run" in fetch.inner_text()
+        assert page.locator('li.step[data-step="notify"]').count() == 0  # not started yet: the run is pending
+        latest = runs_of(c, work_order_id)[0]
+        assert latest.number == 2 and latest.start_step_id == "notify" and latest.status == RunStatus.RUN_STATUS_PENDING
+    finally:
+        c.close()
+
+
+def test_cancel_ends_a_pending_run_as_cancelled(web: Web, page: Any) -> None:
+    c = Client(web.server.address)
+    try:
+        c.new_project()
+        workflow = c.workflow(["only"])
+        created = c.work_order(workflow)
+        page.goto(f"{web.url}/work-orders/{created.work_order.id}")
+        assert page.locator("form.retry button").is_disabled()  # its run has not ended
+        assert "Pending" in page.locator("#retry-why-not").inner_text()
+        page.locator('form.cancel input[name="reason"]').fill("not needed after all")
+        page.locator('form.cancel button:has-text("Cancel run 1")').click()
+        page.wait_for_selector('section.run dl.run-summary .chip[data-status="RUN_STATUS_CANCELLED"]')
+        chip = page.locator("section.run dl.run-summary .chip").first.inner_text()
+        assert re.sub(r"\s+", " ", chip) == "⚪ Cancelled"
+        assert "not needed after all" in page.locator(".status-reason").inner_text()
+        assert page.locator("form.cancel").count() == 0 and page.locator("form.retry button").is_enabled()
+        run = runs_of(c, created.work_order.id)[0]
+        assert run.status == RunStatus.RUN_STATUS_CANCELLED and run.status_reason == "cancelled: not needed after all"
+    finally:
+        c.close()
+
+
+def test_bulk_retry_retries_exactly_the_matching_work_orders_to_the_end_of_its_progress(web: Web, page: Any) -> None:
+    c = Client(web.server.address)
+    try:
+        project = c.new_project()
+        batch = c.workflow(["only"], wid="batch")
+        other = c.workflow(["only"], wid="other")
+        # 120 matching: three pages of RetryWorkOrders (50 a page). Not matching: another
+        # workflow's cancelled ones, and this workflow's pending and succeeded ones.
+        matching = {cancelled(c, batch) for _ in range(120)}
+        unmatched = {cancelled(c, other) for _ in range(3)} | {c.work_order(batch).work_order.id for _ in range(2)}
+        unmatched.add(ended(c, batch, [("only", None)]))
+        page.goto(web.history())  # no status chosen: a bulk retry is not offered
+        assert page.locator("form.bulk-retry button").is_disabled()
+        assert "statuses" in page.locator("#bulk-retry-why-not").inner_text()
+        page.goto(f"{web.url}/?project={project}&status=CANCELLED&workflow=batch")
+        assert page.locator('[data-count-status="CANCELLED"] .n').inner_text() == "120"
+        # Every value the progress bar takes, as the page sets it.
+        page.evaluate("""() => {
+            const bar = document.querySelector("form.bulk-retry progress");
+            window.progress = [];
+            new MutationObserver(() => { if (bar.hasAttribute("value")) window.progress.push([bar.value, bar.max]); })
+                .observe(bar, {attributes: true, attributeFilter: ["value", "max"]});
+        }""")
+        page.locator("form.bulk-retry button").click()
+        page.wait_for_selector('form.bulk-retry[data-state="done"]')
+        result = page.locator("form.bulk-retry .bulk-result")
+        assert result.get_attribute("data-retried") == "120" and result.get_attribute("data-skipped") == "0"
+        bar = page.locator("form.bulk-retry progress")
+        assert bar.evaluate("b => [b.value, b.max]") == [120, 120]
+        seen = page.evaluate("window.progress")
+        assert seen and seen[-1] == [120, 120]
+        assert [v for v, _ in seen] == sorted(v for v, _ in seen)  # it only goes forward
+        listed = c.work_orders.ListWorkOrders(wo_pb.ListWorkOrdersRequest(project_id=project, page_size=1000)).work_orders
+        runs = {w.id: w.run_count for w in listed}
+        assert {i for i, n in runs.items() if n == 2} == matching
+        assert {i for i, n in runs.items() if n == 1} == unmatched
+        # A new request_id came with the answer: clicking again is a new bulk retry (nothing matches now).
+        page.locator("form.bulk-retry button").click()
+        page.wait_for_selector('form.bulk-retry .bulk-result[data-retried="0"]')
+    finally:
+        c.close()
+
+
+def test_a_refused_action_shows_the_servers_error_text(web: Web, page: Any) -> None:
+    c = Client(web.server.address)
+    try:
+        c.new_project()
+        workflow = c.workflow(["only"], wid="refusals")
+        running = c.work_order(workflow)
+        c.claim_run(running.run.id).start()
+        page.goto(f"{web.url}/work-orders/{running.work_order.id}")
+        page.wait_for_selector('.live[data-state="open"]')
+        # The page says why it will not retry; the server, asked anyway, says it in its words.
+        assert "Running" in page.locator("#retry-why-not").inner_text()
+        page.locator("form.retry button").evaluate("b => { b.disabled = false; }")
+        page.locator("form.retry button").click()
+        alert = page.locator(".error[role=alert]")
+        alert.wait_for()
+        text = re.sub(r"\s+", " ", alert.inner_text())
+        assert text == (f"FAILED_PRECONDITION: work order {running.work_order.id} has a RUN_STATUS_RUNNING run; "
+                        "retry it once that ends [LATEST_RUN_NOT_ENDED]"), text
+        # The address bar is the page's again: a reload reads it, and posts nothing.
+        assert page.url == f"{web.url}/work-orders/{running.work_order.id}"
+        # A step the workflow does not have, from a doctored form.
+        ended_id = cancelled(c, workflow)
+        page.goto(f"{web.url}/work-orders/{ended_id}")
+        page.locator('form.retry option[value=""]').evaluate("o => { o.value = 'no-such-step'; }")
+        page.locator("form.retry button").click()
+        alert.wait_for()
+        assert "INVALID_ARGUMENT" in alert.inner_text() and "no step 'no-such-step'" in alert.inner_text()
+        assert len(runs_of(c, running.work_order.id)) == 1 and len(runs_of(c, ended_id)) == 1
+    finally:
+        c.close()
+
+
+def test_a_post_from_another_site_is_refused(web: Web) -> None:
+    """Without --auth there is no cookie for SameSite to hold back: the Origin check does."""
+    c = Client(web.server.address)
+    try:
+        c.new_project()
+        work_order_id = cancelled(c, c.workflow(["only"]))
+        for headers in ({"Origin": "http://evil.example"}, {"Origin": "null"}, {}):
+            request = urllib.request.Request(f"{web.url}/work-orders/{work_order_id}/retry", data=b"request_id=x",
+                                             headers=headers, method="POST")
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(request, timeout=10)
+            assert refused.value.code == 403, headers
+        assert len(runs_of(c, work_order_id)) == 1
+    finally:
+        c.close()
+
+
+def test_with_auth_a_worker_token_cannot_retry_or_cancel(auth_web: tuple[str, dict[str, Any]], page: Any) -> None:
+    from runstatus import Client as RsClient
+
+    url, made = auth_web
+    work_order_id = made["clinic-a"]
+    # A client token may: its buttons are there.
+    sign_in(page, url, made["clinic-a-token"])
+    page.wait_for_url(url + "/")
+    page.goto(f"{url}/work-orders/{work_order_id}")
+    assert page.locator("form.cancel button").is_enabled()
+    page.locator("form.account button").click()
+    # A worker token may not: no buttons, and a forged POST is refused in the server's words.
+    sign_in(page, url, made["worker-token"])
+    page.wait_for_url(url + "/")
+    page.goto(f"{url}/work-orders/{work_order_id}")
+    assert page.locator("form.retry, form.cancel").count() == 0
+    assert page.locator("form.bulk-retry").count() == 0 or page.locator("form.bulk-retry button").is_disabled()
+    run_id = made["clinic-a-run"]
+    for path, method in ((f"/work-orders/{work_order_id}/retry", "RetryWorkOrder"),
+                         (f"/work-orders/{work_order_id}/runs/{run_id}/cancel", "CancelRun"),
+                         ("/retry-matching?status=PENDING", "RetryWorkOrders")):
+        answer = post_from_page(page, path, {"request_id": f"forged-{method}"})
+        assert answer["status"] == 403, (path, answer["status"])
+        assert f"a ROLE_WORKER token may not call WorkOrderService.{method}" in answer["text"]
+    with RsClient(made["address"], token=made["admin-token"]) as rs:
+        order = rs.get_work_order(work_order_id)
+        assert order.run_count == 1 and order.status == RunStatus.RUN_STATUS_PENDING
+
+
+# TLS: with the server's certificate, the web UI is HTTPS and calls the gRPC port over TLS.
+
+def test_the_web_ui_is_served_over_https_with_the_servers_certificate(tmp_path: pathlib.Path) -> None:
+    import ssl
+
+    import trustme
+
+    from runstatus import Client as RsClient
+
+    ca = trustme.CA()
+    issued = ca.issue_cert("localhost", "127.0.0.1")
+    cert, key = tmp_path / "server.pem", tmp_path / "server.key"
+    issued.cert_chain_pems[0].write_to_path(str(cert))
+    issued.private_key_pem.write_to_path(str(key))
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    port = free_port()
+    server = ServerProcess(tmp_path / "tls.db", "--tls-cert", str(cert), "--tls-key", str(key),
+                           "--web-port", str(port)).start()
+    try:
+        with RsClient(f"localhost:{server.port}", root_certificates=ca.cert_pem.bytes(), timeout=10) as rs:
+            rs.create_project("tls")
+            rs.create_workflow("intake", ["fetch"], project_id="tls")
+            made = rs.create_work_order("intake", project_id="tls").id
+        trusting = ssl.create_default_context(cafile=str(tmp_path / "ca.pem"))
+        with urllib.request.urlopen(f"https://127.0.0.1:{port}/?project=tls", timeout=10, context=trusting) as answer:
+            assert answer.status == 200
+            # The work order is listed: the page's own client reached the gRPC port over TLS.
+            assert made in answer.read().decode()
+        with pytest.raises((urllib.error.URLError, ConnectionError)):  # it is not served over plain HTTP
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10)
+        with pytest.raises(urllib.error.URLError, match="CERTIFICATE_VERIFY_FAILED"):  # nor with another certificate
+            urllib.request.urlopen(f"https://127.0.0.1:{port}/", timeout=10, context=ssl.create_default_context())
+    finally:
+        server.stop()
+    # mTLS: the web UI has no client certificate to call the gRPC port with, and says so.
+    with pytest.raises(RuntimeError, match="client certificate"):
+        ServerProcess(tmp_path / "mtls.db", "--tls-cert", str(cert), "--tls-key", str(key),
+                      "--tls-client-ca", str(tmp_path / "ca.pem"), "--web-port", str(free_port())).start()

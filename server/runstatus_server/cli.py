@@ -52,7 +52,7 @@ def serve_command(
     tls_key: Annotated[Optional[Path], typer.Option(envvar="RUNSTATUS_TLS_KEY", help="The TLS private key (PEM).")] = None,
     tls_client_ca: Annotated[Optional[Path], typer.Option(envvar="RUNSTATUS_TLS_CLIENT_CA", help="Require client certificates signed by this CA (mTLS).")] = None,
     metrics_port: Annotated[int, typer.Option(envvar="RUNSTATUS_METRICS_PORT", help="Serve Prometheus metrics over HTTP on this port (0: off).")] = 0,
-    web_port: Annotated[int, typer.Option(envvar="RUNSTATUS_WEB_PORT", help="Serve the web UI (history page) over HTTP on this port (0: off).")] = 0,
+    web_port: Annotated[int, typer.Option(envvar="RUNSTATUS_WEB_PORT", help="Serve the web UI (history page) on this port (0: off); over HTTPS with --tls-cert.")] = 0,
     watch_buffer: Annotated[int, typer.Option(envvar="RUNSTATUS_WATCH_BUFFER", help="Events held for one watch; one that falls further behind reads the log instead.")] = 10_000,
     watch_send_timeout: Annotated[float, typer.Option(envvar="RUNSTATUS_WATCH_SEND_TIMEOUT", help="A watch that is behind and whose client takes no event for this long is cut off (RESOURCE_EXHAUSTED WATCH_TOO_SLOW; it resumes from its cursor).")] = 30.0,
     max_watches: Annotated[int, typer.Option(envvar="RUNSTATUS_MAX_WATCHES", help="Most watch streams open in one server process.")] = 10_000,
@@ -75,8 +75,8 @@ def serve_command(
                                  param_hint="--watch-buffer")
     if bool(tls_cert) != bool(tls_key) or (tls_client_ca and not tls_cert):
         raise typer.BadParameter("--tls-cert and --tls-key go together; --tls-client-ca needs them", param_hint="--tls-cert")
-    if web_port and tls_cert:
-        raise typer.BadParameter("the web UI does not call a TLS gRPC port yet", param_hint="--web-port")
+    if web_port and tls_client_ca:
+        raise typer.BadParameter("the web UI has no client certificate to call an mTLS gRPC port with", param_hint="--web-port")
     if not auth and not insecure and not _is_loopback(host):
         # Secure by default: a server others can reach requires tokens unless told otherwise.
         raise typer.BadParameter(

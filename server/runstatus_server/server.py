@@ -94,7 +94,7 @@ class Settings:
     tls_client_ca: str = ""
     # Prometheus metrics over HTTP on this port (0: none).
     metrics_port: int = 0
-    # The web UI (web/) over HTTP on this port (0: none); it calls this server's gRPC port.
+    # The web UI (web/) on this port (0: none), over HTTPS with tls_cert; it calls this server's gRPC port.
     web_port: int = 0
 
 

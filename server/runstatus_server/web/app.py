@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import pathlib
+import ssl
+import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 import grpc
 from aiohttp import web
 
 from runstatus import AsyncClient
 from runstatus.client import RECONNECT_CODES
-from runstatus.errors import RunstatusError, Unauthenticated, from_rpc_error
+from runstatus.errors import PermissionDenied, RunstatusError, Unauthenticated, from_rpc_error
 from runstatus.v1.error_reason_pb2 import ErrorReason
 from runstatus.models import Run, WorkOrder
 from runstatus.v1 import project_service_pb2 as project_pb
@@ -45,9 +48,25 @@ HEADERS = {
                                 "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; "
                                 "form-action 'self'; base-uri 'none'"),
     "X-Content-Type-Options": "nosniff",
-    # Page tokens and filters are in URLs: they go nowhere else.
-    "Referrer-Policy": "no-referrer",
+    # Page tokens and filters are in URLs: they go to no other site. (Not "no-referrer": with it
+    # browsers send a POST's Origin as "null", and the Origin is what `_same_origin` checks.)
+    "Referrer-Policy": "same-origin",
 }
+# A refusal from the API as the HTTP status of the page that shows it.
+REFUSAL_STATUS = {
+    grpc.StatusCode.INVALID_ARGUMENT: 400, grpc.StatusCode.UNAUTHENTICATED: 401, grpc.StatusCode.PERMISSION_DENIED: 403,
+    grpc.StatusCode.NOT_FOUND: 404, grpc.StatusCode.FAILED_PRECONDITION: 409, grpc.StatusCode.ALREADY_EXISTS: 409,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: 429, grpc.StatusCode.UNAVAILABLE: 503, grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+}
+# The actions a token's role may or may not call (see `WebServer.refusals`), each probed with a
+# request the server refuses for a missing field once the role check has passed: it changes nothing.
+ACTION_PROBES = {
+    "RetryWorkOrder": wo_pb.RetryWorkOrderRequest(),
+    "RetryWorkOrders": wo_pb.RetryWorkOrdersRequest(),
+    "CancelRun": wo_pb.CancelRunRequest(),
+}
+REFUSALS_SECONDS = 60.0  # how long a token's refusals are remembered
+PROGRESS_SECONDS = 0.25  # how often a bulk retry's progress is read
 
 
 class Api:
@@ -56,6 +75,7 @@ class Api:
 
     def __init__(self, client: AsyncClient, token: str) -> None:
         self.client = client
+        self.token = token
         self.metadata = (("authorization", f"Bearer {token}"),) if token else ()
 
     async def call(self, method: Any, request: Any) -> Any:
@@ -65,24 +85,56 @@ class Api:
             raise from_rpc_error(e) from None
 
 
+class LoopbackClient(AsyncClient):
+    """The AsyncClient over TLS to this server's own gRPC port: it trusts exactly the certificate
+    the port serves, and checks it against a name that certificate carries (the port is reached
+    at a loopback address, which the certificate need not name)."""
+
+    def __init__(self, address: str, cert_file: str) -> None:
+        self.tls_name = certificate_name(cert_file)
+        super().__init__(address, root_certificates=pathlib.Path(cert_file).read_bytes(), timeout=CALL_TIMEOUT)
+
+    def _open(self, address: str, credentials: grpc.ChannelCredentials | None,
+              options: list[tuple[str, Any]]) -> grpc.aio.Channel:
+        return super()._open(address, credentials, [*options, ("grpc.ssl_target_name_override", self.tls_name)])
+
+
+def certificate_name(cert_file: str) -> str:
+    """The first name (DNS or IP address) the PEM certificate is for, else its common name. The
+    standard library decodes a certificate file only with this function (the one its own tests use)."""
+    decoded = ssl._ssl._test_decode_cert(cert_file)  # type: ignore[attr-defined]
+    for kind, value in decoded.get("subjectAltName", ()):
+        if kind in ("DNS", "IP Address"):
+            return str(value).replace("*", "web", 1)  # a wildcard's name: any one it covers
+    common = [value for part in decoded.get("subject", ()) for key, value in part if key == "commonName"]
+    return str(common[0]) if common else "localhost"
+
+
 class WebServer:
     """The web UI on settings.web_port (and settings.host), calling the gRPC server on
-    `grpc_port` of this machine, as any client does."""
+    `grpc_port` of this machine, as any client does; with the server's TLS certificate, both
+    over TLS."""
 
     def __init__(self, settings: Settings, grpc_port: int) -> None:
         self.host, self.port, self.auth, self.reuse_port = settings.host, settings.web_port, settings.auth, settings.reuse_port
+        self.tls_cert, self.tls_key = settings.tls_cert, settings.tls_key
         grpc_host = "127.0.0.1" if settings.host in ("", "0.0.0.0") else "::1" if settings.host == "::" else settings.host
         self.grpc_address = f"[{grpc_host}]:{grpc_port}" if ":" in grpc_host else f"{grpc_host}:{grpc_port}"
         self.client: AsyncClient | None = None
         self._runner: web.AppRunner | None = None
         self._streams: set[asyncio.Task[Any]] = set()
+        self._jobs: set[asyncio.Task[Any]] = set()  # bulk retries, which finish without their browser
+        self._refusals: dict[str, tuple[float, dict[str, RunstatusError]]] = {}
 
     def application(self) -> web.Application:
-        app = web.Application(middlewares=[self._headers])
+        app = web.Application(middlewares=[self._same_origin, self._headers])
         app.router.add_get("/", self.history)
         app.router.add_get("/work-orders/{id}", self.work_order)
         app.router.add_get("/statuses", self.statuses)
         app.router.add_get("/events", self.events)
+        app.router.add_post("/work-orders/{id}/retry", self.retry)
+        app.router.add_post("/work-orders/{id}/runs/{run}/cancel", self.cancel)
+        app.router.add_post("/retry-matching", self.retry_matching)
         app.router.add_get("/sign-in", self.sign_in_form)
         app.router.add_post("/sign-in", self.sign_in)
         app.router.add_post("/sign-out", self.sign_out)
@@ -90,21 +142,41 @@ class WebServer:
         return app
 
     async def start(self) -> None:
-        self.client = AsyncClient(self.grpc_address, timeout=CALL_TIMEOUT)
+        tls: ssl.SSLContext | None = None
+        if self.tls_cert:
+            self.client = LoopbackClient(self.grpc_address, self.tls_cert)
+            tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            tls.load_cert_chain(self.tls_cert, self.tls_key)
+        else:
+            self.client = AsyncClient(self.grpc_address, timeout=CALL_TIMEOUT)
         self._runner = web.AppRunner(self.application(), access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, shutdown_timeout=2.0,
-                           reuse_port=self.reuse_port or None)
+                           reuse_port=self.reuse_port or None, ssl_context=tls)
         await site.start()
-        log.info("web listening", extra={"host": self.host, "web_port": self.port})
+        log.info("web listening", extra={"host": self.host, "web_port": self.port, "tls": bool(tls)})
 
     async def stop(self) -> None:
-        for task in list(self._streams):  # live streams end at once
+        for task in [*self._streams, *self._jobs]:  # live streams end at once, and bulk retries with the server
             task.cancel()
         if self._runner is not None:
             await self._runner.cleanup()
         if self.client is not None:
             await self.client.close()
+
+    @web.middleware
+    async def _same_origin(self, request: web.Request,
+                           handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+        """A POST only from this site's own pages: its Origin must be this host. The sign-in
+        cookie is SameSite=Strict already; without --auth there is no cookie, and any site
+        could post to a loopback port, which this refuses too. Browsers send the Origin of
+        every POST (Referrer-Policy same-origin: the real one, not "null")."""
+        if request.method not in ("GET", "HEAD", "OPTIONS"):
+            origin = request.headers.get("Origin", "")
+            if not origin or urlsplit(origin).netloc != request.host:
+                return web.Response(text=f"refused: a {request.method} from another site ({origin or 'no Origin'})",
+                                    status=403, headers=HEADERS)
+        return await handler(request)
 
     @web.middleware
     async def _headers(self, request: web.Request,
@@ -124,50 +196,60 @@ class WebServer:
             raise web.HTTPSeeOther(f"/sign-in?{urlencode({'next': request.path_qs})}")
         return Api(self.client, token)
 
-    async def page(self, request: web.Request, api: Api, title: str, body: str, project: str) -> web.Response:
+    async def page(self, request: web.Request, api: Api, title: str, body: str, project: str, *,
+                   path: str = "", status: int = 200) -> web.Response:
+        """A whole page; `path`: the page's own (an action's answer is shown at its own URL)."""
         projects: list[str] = []
         with contextlib.suppress(RunstatusError):  # a token that may not list projects sees no picker
             answer = await api.call(api.client.projects.ListProjects, project_pb.ListProjectsRequest(page_size=100))
             projects = [p.id for p in answer.projects]
         signed_in = bool(request.cookies.get(COOKIE)) if self.auth else None
         return web.Response(text=render.page(title, body, project=project, projects=projects, signed_in=signed_in,
-                                             path=request.path), content_type="text/html")
+                                             path=path or request.path), content_type="text/html", status=status)
+
+    async def refusals(self, api: Api) -> dict[str, RunstatusError]:
+        """The actions this token's role may not call ({"CancelRun": the server's refusal}), so
+        the page can leave their buttons disabled, with the reason. The API has no call that
+        says what a token may do: each action is called with an empty request, which the server
+        refuses for its role (PERMISSION_DENIED) or, past the role check, for the missing field.
+        Remembered per token for a minute; the server still decides each real call."""
+        if not self.auth:
+            return {}
+        key = hashlib.sha256(api.token.encode()).hexdigest()
+        now = time.monotonic()
+        known = self._refusals.get(key)
+        if known is not None and now - known[0] < REFUSALS_SECONDS:
+            return known[1]
+        refused: dict[str, RunstatusError] = {}
+        for name, probe in ACTION_PROBES.items():
+            try:
+                await api.call(getattr(api.client.work_orders, name), probe)
+            except PermissionDenied as e:
+                refused[name] = e
+            except RunstatusError:
+                pass
+        if len(self._refusals) > 1000:
+            self._refusals.clear()
+        self._refusals[key] = (now, refused)
+        return refused
 
     # Pages
 
-    async def history(self, request: web.Request) -> web.StreamResponse:
+    async def history(self, request: web.Request, notice: str = "", status: int = 200) -> web.StreamResponse:
+        """The history page; `notice`: an action's answer or refusal, shown above the list."""
         q = request.query
         project = q.get("project", "").strip()
         if work_order_id := q.get("id", "").strip():
             suffix = f"?{urlencode({'project': project})}" if project else ""
             raise web.HTTPSeeOther(f"/work-orders/{quote(work_order_id, safe='')}{suffix}")
         api = self.api(request)
-        problems: list[str] = []
-        statuses = []
-        for value in q.getall("status", []):
-            status = render.parse_status(value)
-            if status is None:
-                problems.append(f"unknown status {value!r}")
-            elif status not in statuses:
-                statuses.append(status)
-        try:
-            size = min(max(int(q.get("size", render.DEFAULT_PAGE_SIZE)), 1), render.MAX_PAGE_SIZE)
-        except ValueError:
-            size = render.DEFAULT_PAGE_SIZE
-        flt = Filter(project, statuses, q.get("workflow", "").strip(), q.get("created_after", ""),
-                     q.get("created_before", ""), size)
-        proto = WorkOrderFilter(statuses=flt.statuses, workflow_id=flt.workflow)  # type: ignore[arg-type]
-        for name, value, target in (("created_after", flt.created_after, proto.create_time_start),
-                                    ("created_before", flt.created_before, proto.create_time_end)):
-            if value:
-                try:
-                    moment = datetime.fromisoformat(value)
-                except ValueError:
-                    problems.append(f"{name}: not a date and time: {value!r}")
-                    continue
-                target.FromDatetime(moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc))
+        flt, proto, problems = read_filter(q)
         page_token = q.get("page", "")
         body = [f'<h1>History</h1>{render.filter_form(flt)}']
+        if not problems:
+            refused = (await self.refusals(api)).get("RetryWorkOrders")
+            body.append(render.bulk_retry_form(flt, refused))
+        body.append(notice)
         if problems:
             body.append(f'<div class="error" role="alert">{esc("; ".join(problems))}</div>')
         else:
@@ -193,22 +275,26 @@ class WebServer:
                 orders = [WorkOrder.of(w) for w in listed.work_orders]
                 region.append(render.history_table(flt, orders, listed.next_page_token, page_token))
             live = f"/events?{flt.query()}"
-            body.append(f'<p class="live" data-live="{esc(live)}" aria-live="polite"></p>'
+            here = f"/?{flt.query(page=page_token)}".rstrip("?")
+            body.append(f'<p class="live" data-live="{esc(live)}" data-page="{esc(here)}" aria-live="polite"></p>'
                         f'<div data-live-region>{"".join(region)}</div>')
-        return await self.page(request, api, "History", "".join(body), project)
+        return await self.page(request, api, "History", "".join(body), project, path="/", status=status)
 
-    async def work_order(self, request: web.Request) -> web.StreamResponse:
+    async def work_order(self, request: web.Request, notice: str = "", status: int = 200) -> web.StreamResponse:
+        """A work order's page; `notice`: an action's refusal, shown above its buttons."""
         api = self.api(request)
         work_order_id = request.match_info["id"]
         project = request.query.get("project", "")
         chosen = request.query.get("run", "")
         title = f"Work order {work_order_id}"
+        path = f"/work-orders/{quote(work_order_id, safe='')}"
         back = f'<p><a href="/{"?" + esc(urlencode({"project": project})) if project else ""}">⟨ History</a></p>'
         try:
-            got, runs = await asyncio.gather(
+            got, runs, refusals = await asyncio.gather(
                 api.call(api.client.work_orders.GetWorkOrder, wo_pb.GetWorkOrderRequest(work_order_id=work_order_id)),
                 api.call(api.client.work_orders.ListRuns, wo_pb.ListRunsRequest(
-                    work_order_id=work_order_id, page_size=100, page_token=request.query.get("runs_page", ""))))
+                    work_order_id=work_order_id, page_size=100, page_token=request.query.get("runs_page", ""))),
+                self.refusals(api))
             order = WorkOrder.of(got.work_order, got.latest_run)
             run = order.latest_run
             if chosen and (run is None or run.id != chosen):
@@ -217,34 +303,142 @@ class WebServer:
                     raise RunstatusError(f"run {chosen} is not a run of work order {order.id}",
                                          grpc.StatusCode.INVALID_ARGUMENT)
         except RunstatusError as e:
-            return await self.page(request, api, title, f"{back}<h1>{esc(title)}</h1>{render.api_error(e)}", project)
+            body = f"{back}<h1>{esc(title)}</h1>{notice}{render.api_error(e)}"
+            return await self.page(request, api, title, body, project, path=path, status=status)
         edges: dict[tuple[str, str], int] = {}
-        if run is not None:
-            with contextlib.suppress(RunstatusError):  # the edges only label the timeline
-                workflow = (await api.call(api.client.workflows.GetWorkflow, wf_pb.GetWorkflowRequest(
-                    project_id=order.project_id, workflow_id=run.proto.workflow_id,
-                    version=run.proto.workflow_version))).workflow
-                edges = {(e.source_step_id, e.target_step_id): e.condition for e in workflow.edges}
+        steps: list[str] = []
+        with contextlib.suppress(RunstatusError):  # the workflow labels the timeline and offers its steps to retry from
+            workflow = (await api.call(api.client.workflows.GetWorkflow, wf_pb.GetWorkflowRequest(
+                project_id=order.project_id, workflow_id=order.workflow_id, version=order.workflow_version))).workflow
+            edges = {(e.source_step_id, e.target_step_id): e.condition for e in workflow.edges}
+            steps = [s.id for s in workflow.steps]
         listed = [Run.of(r) for r in runs.runs]
+        page_query = {"project": project} if project else {}
         more = ""
         if runs.next_page_token:
-            query = urlencode({**({"project": project} if project else {}), "runs_page": runs.next_page_token})
-            more = f'<a href="?{esc(query)}">Older runs ⟩</a>'
+            more = f'<a href="{esc(path)}?{esc(urlencode({**page_query, "runs_page": runs.next_page_token}))}">Older runs ⟩</a>'
         run_part = '<p class="empty">No runs.</p>'
         if run is not None:
             run_part = (f'<section class="run" data-run="{esc(run.id)}"><h2>Run {run.number} '
                         f'<span class="muted">{esc(run.id)}</span></h2>{render.run_summary(run)}{render.why(run)}'
                         f'<h3>Steps</h3>{render.timeline(run, edges)}</section>')
-        live = f"/events?{urlencode({**({'project': project} if project else {}), 'work_order': order.id})}"
-        body = (f'{back}<h1>Work order <code>{esc(order.id)}</code></h1><p class="live" data-live="{esc(live)}" aria-live="polite"></p>'
-                f'<div data-live-region><dl class="run-summary"><dt>status</dt><dd>{render.chip(order.status)}</dd>'
+        actions = render.work_order_actions(order, run, steps, project, refusals)
+        live = f"/events?{urlencode({**page_query, 'work_order': order.id})}"
+        here = f"{path}?{urlencode({**page_query, **({'run': chosen} if chosen else {})})}".rstrip("?")
+        body = (f'{back}<h1>Work order <code>{esc(order.id)}</code></h1>{notice}'
+                f'<p class="live" data-live="{esc(live)}" data-page="{esc(here)}" aria-live="polite"></p>'
+                f'<div data-live-region>{actions}<dl class="run-summary"><dt>status</dt><dd>{render.chip(order.status)}</dd>'
                 f'<dt>project</dt><dd>{esc(order.project_id)}</dd>'
                 f'<dt>workflow</dt><dd>{esc(order.workflow_id)} v{order.workflow_version}</dd>'
                 f'<dt>created</dt><dd>{render.when(order.create_time)}</dd><dt>updated</dt><dd>{render.when(order.update_time)}</dd>'
                 f'<dt>runs</dt><dd>{order.run_count}</dd></dl>'
                 f'<div class="columns"><aside><h2>Runs</h2>{render.runs_list(order.id, project, listed, run.id if run else "")}{more}</aside>'
                 f'<div class="main-column">{run_part}</div></div></div>')
-        return await self.page(request, api, title, body, project)
+        return await self.page(request, api, title, body, project, path=path, status=status)
+
+    # Actions: each a POST from the page's own form (see _same_origin), with the form's request_id
+    # (made when the page was, so a form sent twice is one action); a refusal is shown as worded.
+
+    async def retry(self, request: web.Request) -> web.StreamResponse:
+        api = self.api(request)
+        form = await request.post()
+        work_order_id = request.match_info["id"]
+        try:
+            await api.call(api.client.work_orders.RetryWorkOrder, wo_pb.RetryWorkOrderRequest(
+                work_order_id=work_order_id, start_step_id=str(form.get("start_step_id", "")),
+                request_id=str(form.get("request_id", ""))))
+        except RunstatusError as e:
+            return await self.work_order(request, render.api_error(e), refusal_status(e))
+        raise web.HTTPSeeOther(self.work_order_url(request, work_order_id))
+
+    async def cancel(self, request: web.Request) -> web.StreamResponse:
+        api = self.api(request)
+        form = await request.post()
+        run_id = request.match_info["run"]
+        try:
+            await api.call(api.client.work_orders.CancelRun, wo_pb.CancelRunRequest(
+                run_id=run_id, reason=str(form.get("reason", "")).strip(), request_id=str(form.get("request_id", ""))))
+        except RunstatusError as e:
+            return await self.work_order(request, render.api_error(e), refusal_status(e))
+        raise web.HTTPSeeOther(self.work_order_url(request, request.match_info["id"], run=run_id))
+
+    def _forget_job(self, job: asyncio.Task[Any]) -> None:
+        self._jobs.discard(job)
+        if not job.cancelled():
+            job.exception()  # read, so that a refusal nobody waited for is not logged as lost
+
+    @staticmethod
+    def work_order_url(request: web.Request, work_order_id: str, **extra: str) -> str:
+        project = request.query.get("project", "")
+        query = urlencode({**({"project": project} if project else {}), **extra})
+        return f"/work-orders/{quote(work_order_id, safe='')}" + (f"?{query}" if query else "")
+
+    async def retry_matching(self, request: web.Request) -> web.StreamResponse:
+        """RetryWorkOrders over the history filter in the query string. The script asks for
+        progress (Accept: application/x-ndjson): then the answer is a stream of JSON lines, how
+        far it got every quarter second and the result at the end (`stream_bulk_retry`). Without
+        the script, the history page with the result."""
+        api = self.api(request)
+        form = await request.post()
+        flt, proto, problems = read_filter(request.query)
+        if problems:
+            raise web.HTTPBadRequest(text="; ".join(problems))
+        retry = wo_pb.RetryWorkOrdersRequest(project_id=flt.project, filter=proto,
+                                             request_id=str(form.get("request_id", "")))
+        if "application/x-ndjson" in request.headers.get("Accept", ""):
+            return await self.stream_bulk_retry(request, api, retry)
+        try:
+            answer = await api.call(api.client.work_orders.RetryWorkOrders, retry)
+        except RunstatusError as e:
+            return await self.history(request, render.api_error(e), refusal_status(e))
+        return await self.history(request, render.bulk_result(answer.retried_count, answer.skipped_count))
+
+    async def stream_bulk_retry(self, request: web.Request, api: Api,
+                                retry: wo_pb.RetryWorkOrdersRequest) -> web.StreamResponse:
+        """Why one streamed answer: the call and its progress live in this one request, so no
+        job is kept between requests (with --processes the next request may reach another
+        process), and the call goes on to its end if the browser leaves. RetryWorkOrders
+        answers only at its end; its progress is read meanwhile from CountWorkOrders over the
+        same filter, which falls as each page of retries commits (a retried work order's new
+        run leaves the filter's statuses; a filter that includes PENDING or REJECTED may not
+        fall until the end). The last line is the server's own answer, or its refusal."""
+        response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson", "Cache-Control": "no-cache",
+                                               "X-Accel-Buffering": "no"})
+        await response.prepare(request)
+
+        async def matching() -> int | None:
+            try:
+                answer = await api.call(api.client.work_orders.CountWorkOrders, wo_pb.CountWorkOrdersRequest(
+                    project_id=retry.project_id, filter=retry.filter))
+                return int(answer.total)
+            except RunstatusError:
+                return None  # no progress to show; the retry's own answer still comes
+
+        async def send(line: dict[str, Any]) -> None:
+            with contextlib.suppress(ConnectionResetError):  # the browser left; the retry goes on
+                await response.write(json.dumps(line).encode() + b"\n")
+
+        total = await matching()
+        done = 0
+        await send({"total": total, "done": done})
+        job = asyncio.create_task(api.call(api.client.work_orders.RetryWorkOrders, retry))
+        self._jobs.add(job)
+        job.add_done_callback(self._forget_job)
+        while not job.done():
+            await asyncio.wait({job}, timeout=PROGRESS_SECONDS)
+            if total and not job.done() and (left := await matching()) is not None:
+                done = max(done, min(total - left, total))
+                await send({"total": total, "done": done})
+        try:
+            answer = job.result()
+        except RunstatusError as e:
+            await send({"total": total, "done": done, "html": render.api_error(e),
+                        "request_id": render.new_request_id()})
+        else:
+            await send({"total": total, "done": total, "retried": answer.retried_count, "skipped": answer.skipped_count,
+                        "html": render.bulk_result(answer.retried_count, answer.skipped_count),
+                        "request_id": render.new_request_id()})
+        return response
 
     async def statuses(self, request: web.Request) -> web.StreamResponse:
         api = self.api(request)
@@ -349,3 +543,37 @@ class WebServer:
 def _local(path: str) -> str:
     """A path on this server (never another site: no scheme, no //host)."""
     return path if path.startswith("/") and not path.startswith("//") and "\\" not in path else "/"
+
+
+def read_filter(q: Any) -> tuple[Filter, WorkOrderFilter, list[str]]:
+    """The history filter in a query string: as the page shows it, as the API takes it, and
+    what in it could not be read."""
+    problems: list[str] = []
+    statuses = []
+    for value in q.getall("status", []):
+        status = render.parse_status(value)
+        if status is None:
+            problems.append(f"unknown status {value!r}")
+        elif status not in statuses:
+            statuses.append(status)
+    try:
+        size = min(max(int(q.get("size", render.DEFAULT_PAGE_SIZE)), 1), render.MAX_PAGE_SIZE)
+    except ValueError:
+        size = render.DEFAULT_PAGE_SIZE
+    flt = Filter(q.get("project", "").strip(), statuses, q.get("workflow", "").strip(), q.get("created_after", ""),
+                 q.get("created_before", ""), size)
+    proto = WorkOrderFilter(statuses=flt.statuses, workflow_id=flt.workflow)  # type: ignore[arg-type]
+    for name, value, target in (("created_after", flt.created_after, proto.create_time_start),
+                                ("created_before", flt.created_before, proto.create_time_end)):
+        if value:
+            try:
+                moment = datetime.fromisoformat(value)
+            except ValueError:
+                problems.append(f"{name}: not a date and time: {value!r}")
+                continue
+            target.FromDatetime(moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc))
+    return flt, proto, problems
+
+
+def refusal_status(error: RunstatusError) -> int:
+    return REFUSAL_STATUS.get(error.code, 502)

@@ -4,6 +4,7 @@ the status chips and names read from the enum descriptors (runstatus.status_tabl
 from __future__ import annotations
 
 import html
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -66,6 +67,23 @@ def api_error(error: RunstatusError) -> str:
     reason = f' <span class="reason">[{esc(error.reason)}]</span>' if error.reason else ""
     return (f'<div class="error" role="alert"><strong>{esc(error.code.name)}</strong>: '
             f'<span class="message">{esc(error.message)}</span>{reason}</div>')
+
+
+def new_request_id() -> str:
+    return str(uuid.uuid4())
+
+
+def request_id_field() -> str:
+    """An action form's request_id, made with the page: the form sent twice is one action."""
+    return f'<input type="hidden" name="request_id" value="{new_request_id()}">'
+
+
+def submit(label: str, why_not: str, name: str) -> str:
+    """An action's button; with `why_not`, disabled and with the reason beside it."""
+    if not why_not:
+        return f'<button type="submit">{esc(label)}</button>'
+    return (f'<button type="submit" disabled aria-describedby="{name}-why-not">{esc(label)}</button> '
+            f'<span class="why-not" id="{name}-why-not">{esc(why_not)}</span>')
 
 
 DEFAULT_PAGE_SIZE = 50
@@ -163,6 +181,21 @@ def filter_form(flt: Filter) -> str:
 </form>"""
 
 
+def bulk_retry_form(flt: Filter, refused: RunstatusError | None) -> str:
+    """RetryWorkOrders over the filter; the script shows its progress in the <progress>."""
+    why_not = str(refused) if refused else "" if flt.statuses else \
+        "Choose one or more statuses first: a bulk retry retries the work orders of the statuses it names."
+    return (f'<form class="bulk-retry" method="post" action="/retry-matching?{esc(flt.query())}" data-progress>'
+            f'{request_id_field()}{submit("Retry every matching work order", why_not, "bulk-retry")} '
+            f'<progress hidden></progress> <output aria-live="polite"></output></form>')
+
+
+def bulk_result(retried: int, skipped: int) -> str:
+    return (f'<div class="bulk-result" role="status" data-retried="{retried}" data-skipped="{skipped}">'
+            f'Retried <strong>{retried}</strong> work order{"s" if retried != 1 else ""}; skipped <strong>{skipped}</strong>'
+            ' (their latest run had not ended, or the run limit rejected the retry).</div>')
+
+
 def counts_bar(flt: Filter, counts: dict[int, int], total: int) -> str:
     """Work orders per status over the filter but its statuses; each chip filters by its status."""
     chips = []
@@ -200,6 +233,30 @@ def history_table(flt: Filter, orders: Iterable[WorkOrder], next_token: str, pag
 
 
 # A work order
+
+def work_order_actions(order: WorkOrder, run: Run | None, steps: Sequence[str], project: str,
+                       refusals: dict[str, RunstatusError]) -> str:
+    """Retry (from the start or from a step), and cancel for a run not yet finished; each
+    disabled, with the reason, when the token's role may not or the run's status rules it out."""
+    base = f"/work-orders/{quote(order.id, safe='')}"
+    query = f"?{urlencode({'project': project})}" if project else ""
+    latest = order.latest_run
+    why_not = str(refusals["RetryWorkOrder"]) if "RetryWorkOrder" in refusals else ""
+    if not why_not and latest is not None and not status_table.is_terminal(latest.status):
+        why_not = f"Its latest run is {status_table.label(latest.status)}: a work order is retried once that has ended."
+    options = "".join(f'<option value="{esc(s)}">step {esc(s)}</option>' for s in steps)
+    parts = [f'<form class="retry" method="post" action="{esc(base + "/retry" + query)}">{request_id_field()}'
+             f'<label>Retry from <select name="start_step_id"><option value="">the start</option>{options}</select></label> '
+             f'{submit("Retry", why_not, "retry")}</form>']
+    if run is not None and not status_table.is_terminal(run.status):
+        why_not = str(refusals["CancelRun"]) if "CancelRun" in refusals else \
+            "A cancel was asked for; the worker learns it on its next report." if run.cancel_requested else ""
+        action = f"{base}/runs/{quote(run.id, safe='')}/cancel{query}"
+        parts.append(f'<form class="cancel" method="post" action="{esc(action)}">{request_id_field()}'
+                     f'<label>Reason <input name="reason" placeholder="optional"></label> '
+                     f'{submit(f"Cancel run {run.number}", why_not, "cancel")}</form>')
+    return f'<section class="actions" aria-label="Actions">{"".join(parts)}</section>'
+
 
 def runs_list(work_order_id: str, project: str, runs: Sequence[Run], chosen: str) -> str:
     items = []

@@ -22,6 +22,15 @@ Why it is built this way:
   starts `from_now`, and the browser's EventSource resumes after a disconnect with
   Last-Event-ID, which is the watch cursor, so nothing is missed. On an event the script asks
   the server for the same page again and swaps it in: one rendering path, no client templates.
+- **Actions are plain form POSTs** (retry, retry from a step, bulk retry, cancel), each
+  answered with a redirect to the page it changed, or that page with the server's refusal.
+  A POST must carry this server's Origin (CSRF: the cookie is SameSite=Strict, and without
+  --auth there is no cookie to hold back), and a request_id made with the page (AIP-155: a
+  form sent twice is one action). What a token's role may not call the page learns by asking
+  the server (`WebServer.refusals`), never from a copy of its rules. A bulk retry's progress
+  streams back in the answer to its POST (`WebServer.stream_bulk_retry` says why).
+- **TLS**: with the server's certificate the web port is HTTPS, and its client calls the
+  gRPC port over TLS, trusting exactly that certificate.
 """
 
 from .app import WebServer

@@ -12,7 +12,7 @@ GHZ_VERSION := v0.93.0
 PROTOC_GEN_GO_VERSION := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 
-.PHONY: setup tools postgres serve test lint unit generate contract fresh cross-language bench clean \
+.PHONY: setup tools postgres serve serve-postgres test lint unit generate contract fresh cross-language bench clean \
 	pytest-sqlite pytest-postgres cross-language-sqlite cross-language-postgres
 
 setup: $(VENV)/.installed
@@ -51,6 +51,11 @@ tools: setup $(TOOLS)/grpcurl $(TOOLS)/protoc-gen-go $(TOOLS)/protoc-gen-go-grpc
 WEB_PORT ?= 8080
 serve: setup
 	$(BIN)/runstatus serve --web-port $(WEB_PORT) $(ARGS)
+
+# The same on a throwaway PostgreSQL (installed if missing, removed when runstatus stops): for
+# trying the PostgreSQL backend; `make serve` stays on SQLite.
+serve-postgres: setup postgres
+	$(BIN)/python scripts/postgres.py --serve $(BIN)/runstatus serve --web-port $(WEB_PORT) $(ARGS)
 
 generate: tools
 	PATH="$(TOOLS):$$PATH" $(BIN)/buf generate

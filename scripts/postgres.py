@@ -3,6 +3,7 @@
 
     python3 scripts/postgres.py          # starts one, prints its URL, stops it on Ctrl-C
     python3 scripts/postgres.py --install  # only installs PostgreSQL if it is missing (make test)
+    python3 scripts/postgres.py --serve COMMAND...  # runs COMMAND --db URL on one (make serve-postgres)
 
 The tests use it as a module (tests/pg.py). When PostgreSQL's programs are missing it installs
 Debian's `postgresql` package (as root; otherwise it says so in one line). `initdb` refuses to
@@ -69,10 +70,11 @@ class LocalPostgres:
     """One PostgreSQL cluster in a temporary folder; the superuser `postgres` logs in without
     a password over loopback (trust: nothing but this machine reaches it)."""
 
-    def __init__(self, *, fsync: bool = True) -> None:
+    def __init__(self, *, fsync: bool = True, parent: str | None = None) -> None:
+        """`parent`: the folder to make the cluster's folder in (default: the temporary one)."""
         self.bin_dir = ensure_installed()
         self.fsync = fsync
-        self.root = tempfile.mkdtemp(prefix="runstatus-pg-")
+        self.root = tempfile.mkdtemp(prefix="runstatus-pg-", dir=parent)
         self.data = os.path.join(self.root, "data")
         self.sockets = os.path.join(self.root, "sockets")
         self.log = os.path.join(self.root, "server.log")
@@ -142,6 +144,28 @@ class LocalPostgres:
         self.remove()
 
 
+def serve(command: list[str]) -> int:
+    """Runs `command --db URL` on a throwaway PostgreSQL until it exits (Ctrl-C or SIGTERM stop
+    it), then removes the PostgreSQL: runstatus on PostgreSQL, for trying it."""
+    try:
+        pg = LocalPostgres().start()
+    except PostgresUnavailable as e:
+        print(f"cannot start PostgreSQL: {e}", file=sys.stderr)
+        return 1
+    try:
+        url = pg.create_database("runstatus")
+        print(f"PostgreSQL for runstatus: {url} (removed when runstatus stops)", file=sys.stderr, flush=True)
+        child = subprocess.Popen([*command, "--db", url])
+        signal.signal(signal.SIGTERM, lambda *_: child.terminate())
+        while True:
+            try:
+                return child.wait()
+            except KeyboardInterrupt:  # the child has its own Ctrl-C: wait for it to stop
+                continue
+    finally:
+        pg.remove()
+
+
 def main() -> int:
     if sys.argv[1:] == ["--install"]:
         try:
@@ -150,8 +174,10 @@ def main() -> int:
             print(f"cannot install PostgreSQL: {e}", file=sys.stderr)
             return 1
         return 0
+    if sys.argv[1:2] == ["--serve"] and sys.argv[2:]:
+        return serve(sys.argv[2:])
     if sys.argv[1:]:
-        print("usage:\n" + "\n".join(__doc__.strip().splitlines()[2:4]), file=sys.stderr)
+        print("usage:\n" + "\n".join(__doc__.strip().splitlines()[2:5]), file=sys.stderr)
         return 2
     try:
         pg = LocalPostgres()

@@ -64,10 +64,14 @@ SERVICES = ("ClassifierService", "WorkflowService", "ProjectService", "WorkOrder
 
 
 def service_config(retries: int) -> str:
-    """Retry every call on UNAVAILABLE (safe: mutating calls carry request ids)."""
+    """Retry every call on UNAVAILABLE (safe: mutating calls carry request ids), and spread calls
+    over every address the target names (several servers on one database behind one DNS name,
+    or "ipv4:10.0.0.1:50051,10.0.0.2:50051"): round_robin, where gRPC's default would pin the
+    client to the first server that answers."""
+    balancing = [{"round_robin": {}}]
     if retries <= 1:
-        return json.dumps({"methodConfig": [{"name": [{"service": ""}]}]})
-    return json.dumps({"methodConfig": [{
+        return json.dumps({"loadBalancingConfig": balancing, "methodConfig": [{"name": [{"service": ""}]}]})
+    return json.dumps({"loadBalancingConfig": balancing, "methodConfig": [{
         "name": [{"service": f"runstatus.v1.{s}"} for s in SERVICES],
         "retryPolicy": {"maxAttempts": min(retries, 5), "initialBackoff": "0.1s", "maxBackoff": "2s",
                         "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]},

@@ -82,6 +82,10 @@ document.addEventListener("DOMContentLoaded", () => {
   async function refresh() {
     pending = null;
     if (refreshing) { pending = setTimeout(refresh, 300); return; }
+    // Someone is filling in an action's form (a cancel's reason, a step to retry from): the
+    // swap would lose it, so it waits until they leave the form.
+    const editing = document.activeElement;
+    if (editing && editing.form && editing.form.closest("[data-live-region]")) { pending = setTimeout(refresh, 1000); return; }
     refreshing = true;
     try {
       const answer = await fetch(location.href, { credentials: "same-origin", headers: { "X-Requested-With": "fetch" } });

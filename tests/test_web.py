@@ -809,3 +809,27 @@ def test_the_web_ui_is_served_over_https_with_the_servers_certificate(tmp_path: 
     with pytest.raises(RuntimeError, match="client certificate"):
         ServerProcess(tmp_path / "mtls.db", "--tls-cert", str(cert), "--tls-key", str(key),
                       "--tls-client-ca", str(tmp_path / "ca.pem"), "--web-port", str(free_port())).start()
+
+
+def test_without_the_script_a_bulk_retry_answers_with_the_history_page(web: Web) -> None:
+    """A plain form POST (no progress asked for) gets the history page with the server's answer."""
+    c = Client(web.server.address)
+    try:
+        project = c.new_project()
+        workflow = c.workflow(["only"])
+        work_order_id = cancelled(c, workflow)
+        request = urllib.request.Request(f"{web.url}/retry-matching?project={project}&status=CANCELLED",
+                                         data=b"request_id=plain-1", headers={"Origin": web.url}, method="POST")
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            page = answer.read().decode()
+        assert 'class="bulk-result" role="status" data-retried="1" data-skipped="0"' in page
+        assert len(runs_of(c, work_order_id)) == 2
+        # Without a status the server refuses, and the page says so in its words.
+        request = urllib.request.Request(f"{web.url}/retry-matching?project={project}",
+                                         data=b"request_id=plain-2", headers={"Origin": web.url}, method="POST")
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=10)
+        assert refused.value.code == 400
+        assert "name at least one status, so that a bulk retry is deliberate" in refused.value.read().decode()
+    finally:
+        c.close()

@@ -373,8 +373,7 @@ class PostgresStore:
             raise
         except BaseException as e:  # noqa: BLE001 - the caller gets its own error
             if getattr(e, "keep_changes", False) and conn.info.transaction_status != pq.TransactionStatus.INERROR:
-                if tx.appended_events:
-                    conn.execute("SELECT pg_notify(%s, %s)", (EVENTS_CHANNEL, origin))
+                tx.write_events(origin)
                 conn.commit()  # the contract in store/base.py: kept, then the error
                 return _Outcome(error=e, committed=True, hooks=tx.committed_hooks)
             conn.rollback()
@@ -383,8 +382,7 @@ class PostgresStore:
             # The job swallowed a failed statement: the transaction can only be rolled back.
             conn.rollback()
             return _Outcome(error=StorageUnavailable("the database cannot be written right now: a statement failed"))
-        if tx.appended_events:
-            conn.execute("SELECT pg_notify(%s, %s)", (EVENTS_CHANNEL, origin))
+        tx.write_events(origin)
         conn.commit()
         return _Outcome(result=result, committed=True, hooks=tx.committed_hooks)
 

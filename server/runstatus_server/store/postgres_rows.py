@@ -14,7 +14,7 @@ of several servers. What keeps them as if one at a time:
   holds are left to it, so no run is handed out twice.
 - Run limits (count_in_flight, count_created_since) are counted under a transaction advisory
   lock of the project, so that two writers cannot both admit the last run a limit allows.
-- Events are appended under one transaction advisory lock (EVENT_LOCK): see append_event.
+- Events are written last, under one transaction advisory lock (EVENT_LOCK): see write_events.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from runstatus.v1.work_order_pb2 import Run, StepRun, WorkOrder
 from runstatus.v1.workflow_pb2 import Workflow
 
 from .base import StoredRun
-from .postgres_schema import EVENT_LOCK
+from .postgres_schema import EVENT_LOCK, EVENTS_CHANNEL
 from .schema import PENDING, REJECTED, RUNNING
 from .shared_sql import (
     EVENT_COLUMNS, IN_FLIGHT_SQL, PROJECT_COLUMNS, REQUEST_COLUMNS, RUN_COLUMNS, STEP_RUN_COLUMNS, STORED_RUN,
@@ -81,7 +81,7 @@ class PostgresTx(SharedRows):
         self.committed_hooks: list[Callable[[], None]] = []
         self._lock = " FOR UPDATE" if writing else ""
         self._project_versions: dict[str, str] = {}  # xmin of each project row read
-        self._event_locked = False
+        self._events: list[Event] = []  # appended, written by write_events just before COMMIT
 
     def after_commit(self, fn: Callable[[], None]) -> None:
         self.committed_hooks.append(fn)
@@ -89,7 +89,7 @@ class PostgresTx(SharedRows):
     @property
     def appended_events(self) -> bool:
         """Whether this transaction appended an event (its commit must wake the watchers)."""
-        return self._event_locked
+        return bool(self._events)
 
     def _execute(self, sql: str, args: tuple[Any, ...]) -> psycopg.Cursor[Any]:
         """Every statement of this class goes through here, its strings as text holds them."""
@@ -246,24 +246,34 @@ class PostgresTx(SharedRows):
             self._run(_update("step_runs", STEP_RUN_COLUMNS), *row)
 
     # Events
-    def append_event(self, event: Event) -> int:
-        # An identity column hands out numbers at INSERT, not at COMMIT: two transactions could
-        # commit their events out of sequence order, and a watcher that read up to the later
-        # one would skip the other for good. So every transaction that appends an event first
-        # takes one transaction-level advisory lock, held until its COMMIT (PostgreSQL makes
-        # the commit visible before it releases the lock): the events of one transaction are
-        # numbered only after every earlier appender's are visible, and readers by sequence
-        # (events_after) never see a later event before an earlier one. The price: appenders
-        # commit one at a time, as in SQLite.
-        if not self._event_locked:
-            self._run("SELECT pg_advisory_xact_lock(%s)", EVENT_LOCK)
-            self._event_locked = True
-        # The sequence lives in the seq column only; reads put it back in the message.
-        event.ClearField("sequence")
-        sequence = int(self._one(_insert("events", EVENT_COLUMNS, returning="seq"),
-                                 event.project_id, event.work_order_id, event.SerializeToString()))
-        event.sequence = sequence
-        return sequence
+    def append_event(self, event: Event) -> None:
+        self._events.append(event)
+
+    def write_events(self, notify_origin: str) -> None:
+        """Writes the events appended, and a NOTIFY for them, as the transaction's last
+        statements: the engine calls it just before COMMIT.
+
+        An identity column hands out numbers at INSERT, not at COMMIT: two transactions could
+        commit their events out of sequence order, and a watcher that read up to the later one
+        would skip the other for good. So a transaction with events first takes one
+        transaction-level advisory lock (EVENT_LOCK), held until its COMMIT (PostgreSQL makes
+        the commit visible before it releases the lock): its events are numbered only after
+        every earlier appender's are visible, and readers by sequence (events_after) never see
+        a later event before an earlier one. Appenders commit one at a time, so the lock is
+        taken last, and held for two statements and the COMMIT only, not for the whole write.
+        The NOTIFY is delivered at the COMMIT, to every server listening (postgres.py), once."""
+        if not self._events:
+            return
+        self._run("SELECT pg_advisory_xact_lock(%s)", EVENT_LOCK)
+        values, args = [], []
+        for event in self._events:
+            event.ClearField("sequence")  # the sequence lives in the seq column only
+            values.append("(%s, %s, %s)")
+            args += [event.project_id, event.work_order_id, event.SerializeToString()]
+        # Rows of one VALUES list are numbered in their order: the transaction's events keep theirs.
+        self._run(f"WITH appended AS (INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES {', '.join(values)}) "
+                  "SELECT pg_notify(%s, %s)", *args, EVENTS_CHANNEL, notify_origin)
+        self._events.clear()
 
     # Tokens
     def get_token(self, token_id: str) -> tuple[Token, str] | None:

@@ -160,16 +160,11 @@ class SqliteTx(SharedRows):
             self.conn.execute(_update("step_runs", STEP_RUN_COLUMNS), row)
 
     # Events
-    def append_event(self, event: Event) -> int:
+    def append_event(self, event: Event) -> None:
         # The sequence lives in the seq column only; reads put it back in the message.
         event.ClearField("sequence")
-        cursor = self.conn.execute(
-            _insert("events", EVENT_COLUMNS),
-            (event.project_id, event.work_order_id, event.SerializeToString()),
-        )
-        sequence = int(cursor.lastrowid or 0)
-        event.sequence = sequence
-        return sequence
+        self.conn.execute(_insert("events", EVENT_COLUMNS),
+                          (event.project_id, event.work_order_id, event.SerializeToString()))
 
     # Tokens
     def get_token(self, token_id: str) -> tuple[Token, str] | None:

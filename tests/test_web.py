@@ -20,6 +20,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import unquote
 
@@ -537,6 +538,27 @@ def test_a_created_range_narrows_the_list(web: Web, page: Any) -> None:
     assert chips(page) == {} and page.locator("nav.counts a.total .n").inner_text() == "0"
     page.goto(web.history("created_after=yesterday"))
     assert "not a date and time" in page.locator(".error[role=alert]").inner_text()
+
+
+def test_a_changed_range_finds_what_changed_whenever_it_was_created(web: Web, page: Any) -> None:
+    """The "Changed from/to" range filters on when a work order last changed (update_time)."""
+    c = Client(web.server.address)
+    try:
+        project = c.new_project()
+        workflow = c.workflow(["a"])
+        old, untouched = c.work_order(workflow), c.work_order(workflow)
+        time.sleep(0.05)
+        cut = datetime.fromtimestamp(time.time(), timezone.utc).replace(tzinfo=None).isoformat()
+        time.sleep(0.05)
+        c.work_orders.CancelRun(wo_pb.CancelRunRequest(run_id=old.run.id))
+        page.goto(f"{web.url}/?project={project}&changed_after={cut}")
+        assert list(chips(page)) == [old.work_order.id]
+        assert page.locator('form.filter input[name="changed_after"]').count() == 1
+        page.goto(f"{web.url}/?project={project}&changed_before={cut}")
+        assert list(chips(page)) == [untouched.work_order.id]
+        assert page.locator("nav.counts a.total .n").inner_text() == "1"
+    finally:
+        c.close()
 
 
 # Actions: retry, retry from a step, bulk retry, cancel. Each test makes its own project.

@@ -17,6 +17,7 @@ from urllib.parse import quote, urlencode, urlsplit
 
 import grpc
 from aiohttp import web
+from cryptography import x509
 
 from runstatus import AsyncClient
 from runstatus.client import RECONNECT_CODES
@@ -100,14 +101,17 @@ class LoopbackClient(AsyncClient):
 
 
 def certificate_name(cert_file: str) -> str:
-    """The first name (DNS or IP address) the PEM certificate is for, else its common name. The
-    standard library decodes a certificate file only with this function (the one its own tests use)."""
-    decoded = ssl._ssl._test_decode_cert(cert_file)  # type: ignore[attr-defined]
-    for kind, value in decoded.get("subjectAltName", ()):
-        if kind in ("DNS", "IP Address"):
-            return str(value).replace("*", "web", 1)  # a wildcard's name: any one it covers
-    common = [value for part in decoded.get("subject", ()) for key, value in part if key == "commonName"]
-    return str(common[0]) if common else "localhost"
+    """The first name (DNS or IP address) the PEM certificate is for, else its common name."""
+    cert = x509.load_pem_x509_certificate(pathlib.Path(cert_file).read_bytes())
+    try:
+        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        for name in names:
+            if isinstance(name, (x509.DNSName, x509.IPAddress)):
+                return str(name.value).replace("*", "web", 1)  # a wildcard's name: any one it covers
+    except x509.ExtensionNotFound:
+        pass
+    common = cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+    return str(common[0].value) if common else "localhost"
 
 
 class WebServer:
@@ -560,18 +564,17 @@ def read_filter(q: Any) -> tuple[Filter, WorkOrderFilter, list[str]]:
         size = min(max(int(q.get("size", render.DEFAULT_PAGE_SIZE)), 1), render.MAX_PAGE_SIZE)
     except ValueError:
         size = render.DEFAULT_PAGE_SIZE
-    flt = Filter(q.get("project", "").strip(), statuses, q.get("workflow", "").strip(), q.get("created_after", ""),
-                 q.get("created_before", ""), size)
+    times = {name: q.get(name, "") for name, _, _ in render.TIME_BOUNDS if q.get(name, "")}
+    flt = Filter(q.get("project", "").strip(), statuses, q.get("workflow", "").strip(), times, size)
     proto = WorkOrderFilter(statuses=flt.statuses, workflow_id=flt.workflow)  # type: ignore[arg-type]
-    for name, value, target in (("created_after", flt.created_after, proto.create_time_start),
-                                ("created_before", flt.created_before, proto.create_time_end)):
-        if value:
+    for name, field, _ in render.TIME_BOUNDS:
+        if value := times.get(name):
             try:
                 moment = datetime.fromisoformat(value)
             except ValueError:
                 problems.append(f"{name}: not a date and time: {value!r}")
                 continue
-            target.FromDatetime(moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc))
+            getattr(proto, field).FromDatetime(moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc))
     return flt, proto, problems
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import html
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from urllib.parse import quote, urlencode
 
@@ -90,6 +90,13 @@ DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
 
 
+# The filter's time bounds: the URL parameter, the WorkOrderFilter field it sets, its label.
+TIME_BOUNDS = (
+    ("created_after", "create_time_start", "Created from"), ("created_before", "create_time_end", "to"),
+    ("changed_after", "update_time_start", "Changed from"), ("changed_before", "update_time_end", "to"),
+)
+
+
 @dataclass
 class Filter:
     """The history filter, as it lives in the URL."""
@@ -97,8 +104,8 @@ class Filter:
     project: str = ""
     statuses: list[int] = field(default_factory=list)
     workflow: str = ""
-    created_after: str = ""  # as typed: "2026-12-03T13:00" (UTC)
-    created_before: str = ""
+    # URL parameter (TIME_BOUNDS) -> the time as typed: "2026-12-03T13:00" (UTC)
+    times: dict[str, str] = field(default_factory=dict)
     size: int = DEFAULT_PAGE_SIZE
 
     def query(self, **extra: str) -> str:
@@ -106,13 +113,13 @@ class Filter:
         items: list[tuple[str, str]] = [("project", self.project)] if self.project else []
         items += [("size", str(self.size))] if self.size != DEFAULT_PAGE_SIZE else []
         items += [("status", status_name(s)) for s in self.statuses]
-        items += [(k, v) for k, v in (("workflow", self.workflow), ("created_after", self.created_after),
-                                      ("created_before", self.created_before)) if v]
+        items += [("workflow", self.workflow)] if self.workflow else []
+        items += [(name, self.times[name]) for name, _, _ in TIME_BOUNDS if self.times.get(name)]
         items += [(k, v) for k, v in extra.items() if v]
         return urlencode(items)
 
     def with_statuses(self, statuses: Sequence[int]) -> Filter:
-        return Filter(self.project, list(statuses), self.workflow, self.created_after, self.created_before, self.size)
+        return replace(self, statuses=list(statuses))
 
 
 PAGE = """<!doctype html>
@@ -166,13 +173,14 @@ def filter_form(flt: Filter) -> str:
         for s in status_table.statuses())
     project = f'<input type="hidden" name="project" value="{esc(flt.project)}">' if flt.project else ""
     size = f'<input type="hidden" name="size" value="{flt.size}">' if flt.size != DEFAULT_PAGE_SIZE else ""
+    times = "\n".join(f'<label>{label} <input type="datetime-local" name="{name}" '
+                      f'value="{esc(flt.times.get(name, ""))}"></label>' for name, _, label in TIME_BOUNDS)
     return f"""<form class="filter" method="get" action="/" aria-label="Filter">
 {project}{size}
 <fieldset><legend>Status</legend>{boxes}</fieldset>
 <div class="fields">
 <label>Workflow <input name="workflow" value="{esc(flt.workflow)}" placeholder="any"></label>
-<label>Created from <input type="datetime-local" name="created_after" value="{esc(flt.created_after)}"></label>
-<label>to <input type="datetime-local" name="created_before" value="{esc(flt.created_before)}"></label>
+{times}
 <button type="submit">Apply</button> <a href="/{'?' + esc(urlencode({'project': flt.project})) if flt.project else ''}">Clear</a>
 </div>
 </form>

@@ -138,6 +138,27 @@ def test_roles(world: dict[str, Any]) -> None:
     assert code(admin.tokens.CreateToken, token_pb.CreateTokenRequest(project_id="*", role=Role.ROLE_ADMIN)) == denied
 
 
+def test_each_token_learns_who_it_is_and_what_its_role_may_call(world: dict[str, Any]) -> None:
+    """GetCallerToken: the token a call is made with (never its secret) and the methods its role
+    may call, which are exactly those the server lets it call."""
+    c = world["clients"]
+    worker = c["alpha-worker"].tokens.GetCallerToken(token_pb.GetCallerTokenRequest())
+    assert (worker.token.project_id, worker.token.role) == ("alpha", Role.ROLE_WORKER) and worker.token.id
+    assert "runstatus.v1.WorkerService.ClaimRuns" in worker.allowed_methods
+    assert "runstatus.v1.WorkOrderService.RetryWorkOrder" not in worker.allowed_methods
+    assert code(c["alpha-worker"].work_orders.RetryWorkOrder,
+                wo_pb.RetryWorkOrderRequest(work_order_id=world["order"].work_order.id)) == grpc.StatusCode.PERMISSION_DENIED
+    client = c["alpha-client"].tokens.GetCallerToken(token_pb.GetCallerTokenRequest())
+    assert client.token.role == Role.ROLE_CLIENT
+    assert {"runstatus.v1.WorkOrderService.RetryWorkOrder", "runstatus.v1.WorkOrderService.CancelRun"} <= set(
+        client.allowed_methods)
+    assert "runstatus.v1.TokenService.CreateToken" not in client.allowed_methods
+    everything = world["root"].tokens.GetCallerToken(token_pb.GetCallerTokenRequest())
+    assert everything.token.project_id == "*" and "runstatus.v1.ProjectService.CreateProject" in everything.allowed_methods
+    for secret in world["secrets"].values():
+        assert secret.split("_", 2)[2] not in str(worker) + str(client) + str(everything)
+
+
 def test_request_ids_are_per_project(world: dict[str, Any]) -> None:
     c = world["clients"]
     alpha = c["alpha-client"].work_order(world["wf"], request_id="same-id")

@@ -83,6 +83,13 @@ def test_workflows_projects_and_work_orders(rs: Client) -> None:
     assert rs.count_work_orders(created_after=before) == {"RUN_STATUS_PENDING": 1}
 
 
+def test_without_authentication_the_caller_has_no_token_and_may_call_everything(rs: Client) -> None:
+    token, allowed = rs.caller()
+    assert token is None
+    assert {"runstatus.v1.WorkOrderService.RetryWorkOrder", "runstatus.v1.WorkerService.ClaimRuns",
+            "runstatus.v1.ProjectService.CreateProject", "runstatus.v1.TokenService.GetCallerToken"} <= allowed
+
+
 def test_list_follows_pages(rs: Client) -> None:
     rs.create_workflow("w", ["a"])
     made = [rs.create_work_order("w").id for _ in range(12)]

@@ -50,7 +50,13 @@ ALLOWED: dict[str, set[int]] = {
     **{f"WorkerService.{m}": _WORKERS for m in (
         "ClaimRuns", "Heartbeat", "StartRun", "StartStep", "CompleteStep", "CompleteRun")},
     **{f"TokenService.{m}": {ADMIN} for m in ("CreateToken", "RevokeToken", "ListTokens")},
+    "TokenService.GetCallerToken": {WORKER, CLIENT, ADMIN},
 }
+
+
+def allowed_methods(who: Principal | None) -> list[str]:
+    """The methods (as ALLOWED names them) `who` may call; without authentication (None), all."""
+    return [m for m, roles in ALLOWED.items() if who is None or who.instance_admin or who.role in roles]
 
 
 @dataclass(frozen=True)

@@ -68,7 +68,7 @@ def service_config(retries: int) -> str:
     over every address the target names (several servers on one database behind one DNS name,
     or "ipv4:10.0.0.1:50051,10.0.0.2:50051"): round_robin, where gRPC's default would pin the
     client to the first server that answers."""
-    balancing = [{"round_robin": {}}]
+    balancing: list[dict[str, Any]] = [{"round_robin": {}}]
     if retries <= 1:
         return json.dumps({"loadBalancingConfig": balancing, "methodConfig": [{"name": [{"service": ""}]}]})
     return json.dumps({"loadBalancingConfig": balancing, "methodConfig": [{
@@ -493,6 +493,14 @@ class Calls(Generic[Ch]):
                          lambda token: token_pb.ListTokensRequest(project_id=project, page_size=page_size,
                                                                   page_token=token),
                          lambda page: page.tokens)
+
+    @unary
+    def caller(self) -> UnaryCall[tuple[Token | None, frozenset[str]]]:
+        """The token these calls are made with (None without authentication), and the methods
+        its role may call ({"runstatus.v1.WorkOrderService.RetryWorkOrder", ...})."""
+        return UnaryCall(self.tokens.GetCallerToken, token_pb.GetCallerTokenRequest(),
+                         lambda answer: (answer.token if answer.HasField("token") else None,
+                                         frozenset(answer.allowed_methods)))
 
     # Workers: claim runs, heartbeat them, report what each step did. `Worker` and
     # `AsyncWorker` (runstatus.worker) go through these; each returns the response message.

@@ -75,3 +75,14 @@ class TokenService(pb_grpc.TokenServiceServicer):
 
         page, token = pager.cut(await self.app.store.scan(op), lambda item: (item.id,))
         return pb.ListTokensResponse(tokens=page, next_page_token=token)
+
+    @unary
+    async def GetCallerToken(self, request: pb.GetCallerTokenRequest,
+                             context: grpc.aio.ServicerContext) -> pb.GetCallerTokenResponse:
+        who = auth.caller.get()
+        allowed = [f"runstatus.v1.{method}" for method in auth.allowed_methods(who)]
+        if who is None:
+            return pb.GetCallerTokenResponse(allowed_methods=allowed)
+        found = await self.app.store.read(lambda tx: tx.get_token(who.token_id))
+        token = found[0] if found is not None else Token(id=who.token_id, project_id=who.project_id, role=who.role)
+        return pb.GetCallerTokenResponse(token=token, allowed_methods=allowed)

@@ -27,7 +27,7 @@ Why it is built this way:
   A POST must carry this server's Origin (CSRF: the cookie is SameSite=Strict, and without
   --auth there is no cookie to hold back), and a request_id made with the page (AIP-155: a
   form sent twice is one action). What a token's role may not call the page learns by asking
-  the server (`WebServer.refusals`), never from a copy of its rules. A bulk retry's progress
+  the server (GetCallerToken, in `WebServer.refusals`), never from a copy of its rules. A bulk retry's progress
   streams back in the answer to its POST (`WebServer.stream_bulk_retry` says why).
 - **TLS**: with the server's certificate the web port is HTTPS, and its client calls the
   gRPC port over TLS, trusting exactly that certificate.

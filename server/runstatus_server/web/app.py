@@ -21,14 +21,16 @@ from cryptography import x509
 
 from runstatus import AsyncClient
 from runstatus.client import RECONNECT_CODES
-from runstatus.errors import PermissionDenied, RunstatusError, Unauthenticated, from_rpc_error
+from runstatus.errors import RunstatusError, Unauthenticated, from_rpc_error
 from runstatus.v1.error_reason_pb2 import ErrorReason
 from runstatus.models import Run, WorkOrder
 from runstatus.v1 import project_service_pb2 as project_pb
+from runstatus.v1 import token_service_pb2 as token_pb
 from runstatus.v1 import work_order_service_pb2 as wo_pb
 from runstatus.v1 import workflow_service_pb2 as wf_pb
 from runstatus.v1.event_pb2 import EventType
 from runstatus.v1.status_pb2 import RunStatus
+from runstatus.v1.token_pb2 import Role
 from runstatus.v1.work_order_pb2 import WorkOrderFilter
 
 from . import render
@@ -59,13 +61,8 @@ REFUSAL_STATUS = {
     grpc.StatusCode.NOT_FOUND: 404, grpc.StatusCode.FAILED_PRECONDITION: 409, grpc.StatusCode.ALREADY_EXISTS: 409,
     grpc.StatusCode.RESOURCE_EXHAUSTED: 429, grpc.StatusCode.UNAVAILABLE: 503, grpc.StatusCode.DEADLINE_EXCEEDED: 504,
 }
-# The actions a token's role may or may not call (see `WebServer.refusals`), each probed with a
-# request the server refuses for a missing field once the role check has passed: it changes nothing.
-ACTION_PROBES = {
-    "RetryWorkOrder": wo_pb.RetryWorkOrderRequest(),
-    "RetryWorkOrders": wo_pb.RetryWorkOrdersRequest(),
-    "CancelRun": wo_pb.CancelRunRequest(),
-}
+# The page's actions (WorkOrderService methods) whose buttons a token's role may rule out.
+ACTIONS = ("RetryWorkOrder", "RetryWorkOrders", "CancelRun")
 REFUSALS_SECONDS = 60.0  # how long a token's refusals are remembered
 PROGRESS_SECONDS = 0.25  # how often a bulk retry's progress is read
 
@@ -128,7 +125,7 @@ class WebServer:
         self._runner: web.AppRunner | None = None
         self._streams: set[asyncio.Task[Any]] = set()
         self._jobs: set[asyncio.Task[Any]] = set()  # bulk retries, which finish without their browser
-        self._refusals: dict[str, tuple[float, dict[str, RunstatusError]]] = {}
+        self._refusals: dict[str, tuple[float, dict[str, str]]] = {}
 
     def application(self) -> web.Application:
         app = web.Application(middlewares=[self._same_origin, self._headers])
@@ -211,12 +208,11 @@ class WebServer:
         return web.Response(text=render.page(title, body, project=project, projects=projects, signed_in=signed_in,
                                              path=path or request.path), content_type="text/html", status=status)
 
-    async def refusals(self, api: Api) -> dict[str, RunstatusError]:
-        """The actions this token's role may not call ({"CancelRun": the server's refusal}), so
-        the page can leave their buttons disabled, with the reason. The API has no call that
-        says what a token may do: each action is called with an empty request, which the server
-        refuses for its role (PERMISSION_DENIED) or, past the role check, for the missing field.
-        Remembered per token for a minute; the server still decides each real call."""
+    async def refusals(self, api: Api) -> dict[str, str]:
+        """The actions this token's role may not call ({"CancelRun": why}), so the page can
+        leave their buttons disabled, with the reason: the server says which methods the token
+        may call (GetCallerToken). Remembered per token for a minute; the server still decides
+        each real call."""
         if not self.auth:
             return {}
         key = hashlib.sha256(api.token.encode()).hexdigest()
@@ -224,14 +220,10 @@ class WebServer:
         known = self._refusals.get(key)
         if known is not None and now - known[0] < REFUSALS_SECONDS:
             return known[1]
-        refused: dict[str, RunstatusError] = {}
-        for name, probe in ACTION_PROBES.items():
-            try:
-                await api.call(getattr(api.client.work_orders, name), probe)
-            except PermissionDenied as e:
-                refused[name] = e
-            except RunstatusError:
-                pass
+        caller = await api.call(api.client.tokens.GetCallerToken, token_pb.GetCallerTokenRequest())
+        role = Role.Name(caller.token.role)
+        refused = {name: f"a {role} token may not call WorkOrderService.{name}" for name in ACTIONS
+                   if f"runstatus.v1.WorkOrderService.{name}" not in caller.allowed_methods}
         if len(self._refusals) > 1000:
             self._refusals.clear()
         self._refusals[key] = (now, refused)

@@ -189,9 +189,9 @@ def filter_form(flt: Filter) -> str:
 </form>"""
 
 
-def bulk_retry_form(flt: Filter, refused: RunstatusError | None) -> str:
+def bulk_retry_form(flt: Filter, refused: str | None) -> str:
     """RetryWorkOrders over the filter; the script shows its progress in the <progress>."""
-    why_not = str(refused) if refused else "" if flt.statuses else \
+    why_not = refused if refused else "" if flt.statuses else \
         "Choose one or more statuses first: a bulk retry retries the work orders of the statuses it names."
     return (f'<form class="bulk-retry" method="post" action="/retry-matching?{esc(flt.query())}" data-progress>'
             f'{request_id_field()}{submit("Retry every matching work order", why_not, "bulk-retry")} '
@@ -243,13 +243,13 @@ def history_table(flt: Filter, orders: Iterable[WorkOrder], next_token: str, pag
 # A work order
 
 def work_order_actions(order: WorkOrder, run: Run | None, steps: Sequence[str], project: str,
-                       refusals: dict[str, RunstatusError]) -> str:
+                       refusals: dict[str, str]) -> str:
     """Retry (from the start or from a step), and cancel for a run not yet finished; each
     disabled, with the reason, when the token's role may not or the run's status rules it out."""
     base = f"/work-orders/{quote(order.id, safe='')}"
     query = f"?{urlencode({'project': project})}" if project else ""
     latest = order.latest_run
-    why_not = str(refusals["RetryWorkOrder"]) if "RetryWorkOrder" in refusals else ""
+    why_not = refusals.get("RetryWorkOrder", "")
     if not why_not and latest is not None and not status_table.is_terminal(latest.status):
         why_not = f"Its latest run is {status_table.label(latest.status)}: a work order is retried once that has ended."
     options = "".join(f'<option value="{esc(s)}">step {esc(s)}</option>' for s in steps)
@@ -257,7 +257,7 @@ def work_order_actions(order: WorkOrder, run: Run | None, steps: Sequence[str], 
              f'<label>Retry from <select name="start_step_id"><option value="">the start</option>{options}</select></label> '
              f'{submit("Retry", why_not, "retry")}</form>']
     if run is not None and not status_table.is_terminal(run.status):
-        why_not = str(refusals["CancelRun"]) if "CancelRun" in refusals else \
+        why_not = refusals.get("CancelRun") or \
             "A cancel was asked for; the worker learns it on its next report." if run.cancel_requested else ""
         action = f"{base}/runs/{quote(run.id, safe='')}/cancel{query}"
         parts.append(f'<form class="cancel" method="post" action="{esc(action)}">{request_id_field()}'

@@ -351,6 +351,97 @@ func (x *ListTokensResponse) GetNextPageToken() string {
 	return ""
 }
 
+type GetCallerTokenRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetCallerTokenRequest) Reset() {
+	*x = GetCallerTokenRequest{}
+	mi := &file_runstatus_v1_token_service_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetCallerTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetCallerTokenRequest) ProtoMessage() {}
+
+func (x *GetCallerTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_runstatus_v1_token_service_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetCallerTokenRequest.ProtoReflect.Descriptor instead.
+func (*GetCallerTokenRequest) Descriptor() ([]byte, []int) {
+	return file_runstatus_v1_token_service_proto_rawDescGZIP(), []int{6}
+}
+
+type GetCallerTokenResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Unset when the server runs without authentication.
+	Token *Token `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	// The methods the caller may call, by full name ("runstatus.v1.WorkOrderService.RetryWorkOrder");
+	// without authentication, all of them. The server still decides each call.
+	AllowedMethods []string `protobuf:"bytes,2,rep,name=allowed_methods,json=allowedMethods,proto3" json:"allowed_methods,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *GetCallerTokenResponse) Reset() {
+	*x = GetCallerTokenResponse{}
+	mi := &file_runstatus_v1_token_service_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetCallerTokenResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetCallerTokenResponse) ProtoMessage() {}
+
+func (x *GetCallerTokenResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_runstatus_v1_token_service_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetCallerTokenResponse.ProtoReflect.Descriptor instead.
+func (*GetCallerTokenResponse) Descriptor() ([]byte, []int) {
+	return file_runstatus_v1_token_service_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *GetCallerTokenResponse) GetToken() *Token {
+	if x != nil {
+		return x.Token
+	}
+	return nil
+}
+
+func (x *GetCallerTokenResponse) GetAllowedMethods() []string {
+	if x != nil {
+		return x.AllowedMethods
+	}
+	return nil
+}
+
 var File_runstatus_v1_token_service_proto protoreflect.FileDescriptor
 
 const file_runstatus_v1_token_service_proto_rawDesc = "" +
@@ -380,12 +471,17 @@ const file_runstatus_v1_token_service_proto_rawDesc = "" +
 	"page_token\x18\x03 \x01(\tR\tpageToken\"i\n" +
 	"\x12ListTokensResponse\x12+\n" +
 	"\x06tokens\x18\x01 \x03(\v2\x13.runstatus.v1.TokenR\x06tokens\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\x87\x02\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x17\n" +
+	"\x15GetCallerTokenRequest\"l\n" +
+	"\x16GetCallerTokenResponse\x12)\n" +
+	"\x05token\x18\x01 \x01(\v2\x13.runstatus.v1.TokenR\x05token\x12'\n" +
+	"\x0fallowed_methods\x18\x02 \x03(\tR\x0eallowedMethods2\xe4\x02\n" +
 	"\fTokenService\x12R\n" +
 	"\vCreateToken\x12 .runstatus.v1.CreateTokenRequest\x1a!.runstatus.v1.CreateTokenResponse\x12R\n" +
 	"\vRevokeToken\x12 .runstatus.v1.RevokeTokenRequest\x1a!.runstatus.v1.RevokeTokenResponse\x12O\n" +
 	"\n" +
-	"ListTokens\x12\x1f.runstatus.v1.ListTokensRequest\x1a .runstatus.v1.ListTokensResponseBz\n" +
+	"ListTokens\x12\x1f.runstatus.v1.ListTokensRequest\x1a .runstatus.v1.ListTokensResponse\x12[\n" +
+	"\x0eGetCallerToken\x12#.runstatus.v1.GetCallerTokenRequest\x1a$.runstatus.v1.GetCallerTokenResponseBz\n" +
 	"\x10dev.runstatus.v1B\x11TokenServiceProtoP\x01ZBgithub.com/runstatus/runstatus/clients/go/runstatus/v1;runstatusv1\xaa\x02\fRunstatus.V1b\x06proto3"
 
 var (
@@ -400,33 +496,38 @@ func file_runstatus_v1_token_service_proto_rawDescGZIP() []byte {
 	return file_runstatus_v1_token_service_proto_rawDescData
 }
 
-var file_runstatus_v1_token_service_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_runstatus_v1_token_service_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_runstatus_v1_token_service_proto_goTypes = []any{
-	(*CreateTokenRequest)(nil),  // 0: runstatus.v1.CreateTokenRequest
-	(*CreateTokenResponse)(nil), // 1: runstatus.v1.CreateTokenResponse
-	(*RevokeTokenRequest)(nil),  // 2: runstatus.v1.RevokeTokenRequest
-	(*RevokeTokenResponse)(nil), // 3: runstatus.v1.RevokeTokenResponse
-	(*ListTokensRequest)(nil),   // 4: runstatus.v1.ListTokensRequest
-	(*ListTokensResponse)(nil),  // 5: runstatus.v1.ListTokensResponse
-	(Role)(0),                   // 6: runstatus.v1.Role
-	(*Token)(nil),               // 7: runstatus.v1.Token
+	(*CreateTokenRequest)(nil),     // 0: runstatus.v1.CreateTokenRequest
+	(*CreateTokenResponse)(nil),    // 1: runstatus.v1.CreateTokenResponse
+	(*RevokeTokenRequest)(nil),     // 2: runstatus.v1.RevokeTokenRequest
+	(*RevokeTokenResponse)(nil),    // 3: runstatus.v1.RevokeTokenResponse
+	(*ListTokensRequest)(nil),      // 4: runstatus.v1.ListTokensRequest
+	(*ListTokensResponse)(nil),     // 5: runstatus.v1.ListTokensResponse
+	(*GetCallerTokenRequest)(nil),  // 6: runstatus.v1.GetCallerTokenRequest
+	(*GetCallerTokenResponse)(nil), // 7: runstatus.v1.GetCallerTokenResponse
+	(Role)(0),                      // 8: runstatus.v1.Role
+	(*Token)(nil),                  // 9: runstatus.v1.Token
 }
 var file_runstatus_v1_token_service_proto_depIdxs = []int32{
-	6, // 0: runstatus.v1.CreateTokenRequest.role:type_name -> runstatus.v1.Role
-	7, // 1: runstatus.v1.CreateTokenResponse.token:type_name -> runstatus.v1.Token
-	7, // 2: runstatus.v1.RevokeTokenResponse.token:type_name -> runstatus.v1.Token
-	7, // 3: runstatus.v1.ListTokensResponse.tokens:type_name -> runstatus.v1.Token
-	0, // 4: runstatus.v1.TokenService.CreateToken:input_type -> runstatus.v1.CreateTokenRequest
-	2, // 5: runstatus.v1.TokenService.RevokeToken:input_type -> runstatus.v1.RevokeTokenRequest
-	4, // 6: runstatus.v1.TokenService.ListTokens:input_type -> runstatus.v1.ListTokensRequest
-	1, // 7: runstatus.v1.TokenService.CreateToken:output_type -> runstatus.v1.CreateTokenResponse
-	3, // 8: runstatus.v1.TokenService.RevokeToken:output_type -> runstatus.v1.RevokeTokenResponse
-	5, // 9: runstatus.v1.TokenService.ListTokens:output_type -> runstatus.v1.ListTokensResponse
-	7, // [7:10] is the sub-list for method output_type
-	4, // [4:7] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	8, // 0: runstatus.v1.CreateTokenRequest.role:type_name -> runstatus.v1.Role
+	9, // 1: runstatus.v1.CreateTokenResponse.token:type_name -> runstatus.v1.Token
+	9, // 2: runstatus.v1.RevokeTokenResponse.token:type_name -> runstatus.v1.Token
+	9, // 3: runstatus.v1.ListTokensResponse.tokens:type_name -> runstatus.v1.Token
+	9, // 4: runstatus.v1.GetCallerTokenResponse.token:type_name -> runstatus.v1.Token
+	0, // 5: runstatus.v1.TokenService.CreateToken:input_type -> runstatus.v1.CreateTokenRequest
+	2, // 6: runstatus.v1.TokenService.RevokeToken:input_type -> runstatus.v1.RevokeTokenRequest
+	4, // 7: runstatus.v1.TokenService.ListTokens:input_type -> runstatus.v1.ListTokensRequest
+	6, // 8: runstatus.v1.TokenService.GetCallerToken:input_type -> runstatus.v1.GetCallerTokenRequest
+	1, // 9: runstatus.v1.TokenService.CreateToken:output_type -> runstatus.v1.CreateTokenResponse
+	3, // 10: runstatus.v1.TokenService.RevokeToken:output_type -> runstatus.v1.RevokeTokenResponse
+	5, // 11: runstatus.v1.TokenService.ListTokens:output_type -> runstatus.v1.ListTokensResponse
+	7, // 12: runstatus.v1.TokenService.GetCallerToken:output_type -> runstatus.v1.GetCallerTokenResponse
+	9, // [9:13] is the sub-list for method output_type
+	5, // [5:9] is the sub-list for method input_type
+	5, // [5:5] is the sub-list for extension type_name
+	5, // [5:5] is the sub-list for extension extendee
+	0, // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_runstatus_v1_token_service_proto_init() }
@@ -441,7 +542,7 @@ func file_runstatus_v1_token_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_runstatus_v1_token_service_proto_rawDesc), len(file_runstatus_v1_token_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   6,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

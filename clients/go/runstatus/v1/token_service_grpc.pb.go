@@ -19,9 +19,10 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	TokenService_CreateToken_FullMethodName = "/runstatus.v1.TokenService/CreateToken"
-	TokenService_RevokeToken_FullMethodName = "/runstatus.v1.TokenService/RevokeToken"
-	TokenService_ListTokens_FullMethodName  = "/runstatus.v1.TokenService/ListTokens"
+	TokenService_CreateToken_FullMethodName    = "/runstatus.v1.TokenService/CreateToken"
+	TokenService_RevokeToken_FullMethodName    = "/runstatus.v1.TokenService/RevokeToken"
+	TokenService_ListTokens_FullMethodName     = "/runstatus.v1.TokenService/ListTokens"
+	TokenService_GetCallerToken_FullMethodName = "/runstatus.v1.TokenService/GetCallerToken"
 )
 
 // TokenServiceClient is the client API for TokenService service.
@@ -35,6 +36,9 @@ type TokenServiceClient interface {
 	CreateToken(ctx context.Context, in *CreateTokenRequest, opts ...grpc.CallOption) (*CreateTokenResponse, error)
 	RevokeToken(ctx context.Context, in *RevokeTokenRequest, opts ...grpc.CallOption) (*RevokeTokenResponse, error)
 	ListTokens(ctx context.Context, in *ListTokensRequest, opts ...grpc.CallOption) (*ListTokensResponse, error)
+	// The token this call is made with, and the methods its role may call: what a client
+	// shows or hides (the history page's actions). Any token may ask about itself.
+	GetCallerToken(ctx context.Context, in *GetCallerTokenRequest, opts ...grpc.CallOption) (*GetCallerTokenResponse, error)
 }
 
 type tokenServiceClient struct {
@@ -75,6 +79,16 @@ func (c *tokenServiceClient) ListTokens(ctx context.Context, in *ListTokensReque
 	return out, nil
 }
 
+func (c *tokenServiceClient) GetCallerToken(ctx context.Context, in *GetCallerTokenRequest, opts ...grpc.CallOption) (*GetCallerTokenResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetCallerTokenResponse)
+	err := c.cc.Invoke(ctx, TokenService_GetCallerToken_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // TokenServiceServer is the server API for TokenService service.
 // All implementations must embed UnimplementedTokenServiceServer
 // for forward compatibility.
@@ -86,6 +100,9 @@ type TokenServiceServer interface {
 	CreateToken(context.Context, *CreateTokenRequest) (*CreateTokenResponse, error)
 	RevokeToken(context.Context, *RevokeTokenRequest) (*RevokeTokenResponse, error)
 	ListTokens(context.Context, *ListTokensRequest) (*ListTokensResponse, error)
+	// The token this call is made with, and the methods its role may call: what a client
+	// shows or hides (the history page's actions). Any token may ask about itself.
+	GetCallerToken(context.Context, *GetCallerTokenRequest) (*GetCallerTokenResponse, error)
 	mustEmbedUnimplementedTokenServiceServer()
 }
 
@@ -104,6 +121,9 @@ func (UnimplementedTokenServiceServer) RevokeToken(context.Context, *RevokeToken
 }
 func (UnimplementedTokenServiceServer) ListTokens(context.Context, *ListTokensRequest) (*ListTokensResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListTokens not implemented")
+}
+func (UnimplementedTokenServiceServer) GetCallerToken(context.Context, *GetCallerTokenRequest) (*GetCallerTokenResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetCallerToken not implemented")
 }
 func (UnimplementedTokenServiceServer) mustEmbedUnimplementedTokenServiceServer() {}
 func (UnimplementedTokenServiceServer) testEmbeddedByValue()                      {}
@@ -180,6 +200,24 @@ func _TokenService_ListTokens_Handler(srv interface{}, ctx context.Context, dec 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _TokenService_GetCallerToken_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetCallerTokenRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TokenServiceServer).GetCallerToken(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TokenService_GetCallerToken_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TokenServiceServer).GetCallerToken(ctx, req.(*GetCallerTokenRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // TokenService_ServiceDesc is the grpc.ServiceDesc for TokenService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -198,6 +236,10 @@ var TokenService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListTokens",
 			Handler:    _TokenService_ListTokens_Handler,
+		},
+		{
+			MethodName: "GetCallerToken",
+			Handler:    _TokenService_GetCallerToken_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -51,6 +51,11 @@ class TokenServiceStub:
                 request_serializer=runstatus_dot_v1_dot_token__service__pb2.ListTokensRequest.SerializeToString,
                 response_deserializer=runstatus_dot_v1_dot_token__service__pb2.ListTokensResponse.FromString,
                 _registered_method=True)
+        self.GetCallerToken = channel.unary_unary(
+                '/runstatus.v1.TokenService/GetCallerToken',
+                request_serializer=runstatus_dot_v1_dot_token__service__pb2.GetCallerTokenRequest.SerializeToString,
+                response_deserializer=runstatus_dot_v1_dot_token__service__pb2.GetCallerTokenResponse.FromString,
+                _registered_method=True)
 
 
 class TokenServiceServicer:
@@ -77,6 +82,14 @@ class TokenServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetCallerToken(self, request, context):
+        """The token this call is made with, and the methods its role may call: what a client
+        shows or hides (the history page's actions). Any token may ask about itself.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TokenServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -94,6 +107,11 @@ def add_TokenServiceServicer_to_server(servicer, server):
                     servicer.ListTokens,
                     request_deserializer=runstatus_dot_v1_dot_token__service__pb2.ListTokensRequest.FromString,
                     response_serializer=runstatus_dot_v1_dot_token__service__pb2.ListTokensResponse.SerializeToString,
+            ),
+            'GetCallerToken': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCallerToken,
+                    request_deserializer=runstatus_dot_v1_dot_token__service__pb2.GetCallerTokenRequest.FromString,
+                    response_serializer=runstatus_dot_v1_dot_token__service__pb2.GetCallerTokenResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -179,6 +197,33 @@ class TokenService:
             '/runstatus.v1.TokenService/ListTokens',
             runstatus_dot_v1_dot_token__service__pb2.ListTokensRequest.SerializeToString,
             runstatus_dot_v1_dot_token__service__pb2.ListTokensResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCallerToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/runstatus.v1.TokenService/GetCallerToken',
+            runstatus_dot_v1_dot_token__service__pb2.GetCallerTokenRequest.SerializeToString,
+            runstatus_dot_v1_dot_token__service__pb2.GetCallerTokenResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -39,6 +39,10 @@ class TokenServiceStub:
     """Creates a token; its secret is in the response only, never again."""
     RevokeToken: _grpc.UnaryUnaryMultiCallable[_token_service_pb2.RevokeTokenRequest, _token_service_pb2.RevokeTokenResponse]
     ListTokens: _grpc.UnaryUnaryMultiCallable[_token_service_pb2.ListTokensRequest, _token_service_pb2.ListTokensResponse]
+    GetCallerToken: _grpc.UnaryUnaryMultiCallable[_token_service_pb2.GetCallerTokenRequest, _token_service_pb2.GetCallerTokenResponse]
+    """The token this call is made with, and the methods its role may call: what a client
+    shows or hides (the history page's actions). Any token may ask about itself.
+    """
 
 @_typing.type_check_only
 class TokenServiceAsyncStub(TokenServiceStub):
@@ -51,6 +55,10 @@ class TokenServiceAsyncStub(TokenServiceStub):
     """Creates a token; its secret is in the response only, never again."""
     RevokeToken: _aio.UnaryUnaryMultiCallable[_token_service_pb2.RevokeTokenRequest, _token_service_pb2.RevokeTokenResponse]  # type: ignore[assignment]
     ListTokens: _aio.UnaryUnaryMultiCallable[_token_service_pb2.ListTokensRequest, _token_service_pb2.ListTokensResponse]  # type: ignore[assignment]
+    GetCallerToken: _aio.UnaryUnaryMultiCallable[_token_service_pb2.GetCallerTokenRequest, _token_service_pb2.GetCallerTokenResponse]  # type: ignore[assignment]
+    """The token this call is made with, and the methods its role may call: what a client
+    shows or hides (the history page's actions). Any token may ask about itself.
+    """
 
 class TokenServiceServicer(metaclass=_abc_1.ABCMeta):
     """API tokens: sent as "authorization: Bearer <secret>" metadata on every call
@@ -78,5 +86,15 @@ class TokenServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _token_service_pb2.ListTokensRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_token_service_pb2.ListTokensResponse, _abc.Awaitable[_token_service_pb2.ListTokensResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def GetCallerToken(
+        self,
+        request: _token_service_pb2.GetCallerTokenRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_token_service_pb2.GetCallerTokenResponse, _abc.Awaitable[_token_service_pb2.GetCallerTokenResponse]]:
+        """The token this call is made with, and the methods its role may call: what a client
+        shows or hides (the history page's actions). Any token may ask about itself.
+        """
 
 def add_TokenServiceServicer_to_server(servicer: TokenServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

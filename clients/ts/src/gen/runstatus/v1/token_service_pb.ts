@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file runstatus/v1/token_service.proto.
  */
 export const file_runstatus_v1_token_service: GenFile = /*@__PURE__*/
-  fileDesc("CiBydW5zdGF0dXMvdjEvdG9rZW5fc2VydmljZS5wcm90bxIMcnVuc3RhdHVzLnYxImwKEkNyZWF0ZVRva2VuUmVxdWVzdBISCgpwcm9qZWN0X2lkGAEgASgJEiAKBHJvbGUYAiABKA4yEi5ydW5zdGF0dXMudjEuUm9sZRIMCgRuYW1lGAMgASgJEhIKCnJlcXVlc3RfaWQYBCABKAkiSQoTQ3JlYXRlVG9rZW5SZXNwb25zZRIiCgV0b2tlbhgBIAEoCzITLnJ1bnN0YXR1cy52MS5Ub2tlbhIOCgZzZWNyZXQYAiABKAkiOgoSUmV2b2tlVG9rZW5SZXF1ZXN0EhAKCHRva2VuX2lkGAEgASgJEhIKCnJlcXVlc3RfaWQYAiABKAkiOQoTUmV2b2tlVG9rZW5SZXNwb25zZRIiCgV0b2tlbhgBIAEoCzITLnJ1bnN0YXR1cy52MS5Ub2tlbiJOChFMaXN0VG9rZW5zUmVxdWVzdBISCgpwcm9qZWN0X2lkGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJIlIKEkxpc3RUb2tlbnNSZXNwb25zZRIjCgZ0b2tlbnMYASADKAsyEy5ydW5zdGF0dXMudjEuVG9rZW4SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJMocCCgxUb2tlblNlcnZpY2USUgoLQ3JlYXRlVG9rZW4SIC5ydW5zdGF0dXMudjEuQ3JlYXRlVG9rZW5SZXF1ZXN0GiEucnVuc3RhdHVzLnYxLkNyZWF0ZVRva2VuUmVzcG9uc2USUgoLUmV2b2tlVG9rZW4SIC5ydW5zdGF0dXMudjEuUmV2b2tlVG9rZW5SZXF1ZXN0GiEucnVuc3RhdHVzLnYxLlJldm9rZVRva2VuUmVzcG9uc2USTwoKTGlzdFRva2VucxIfLnJ1bnN0YXR1cy52MS5MaXN0VG9rZW5zUmVxdWVzdBogLnJ1bnN0YXR1cy52MS5MaXN0VG9rZW5zUmVzcG9uc2VCegoQZGV2LnJ1bnN0YXR1cy52MUIRVG9rZW5TZXJ2aWNlUHJvdG9QAVpCZ2l0aHViLmNvbS9ydW5zdGF0dXMvcnVuc3RhdHVzL2NsaWVudHMvZ28vcnVuc3RhdHVzL3YxO3J1bnN0YXR1c3YxqgIMUnVuc3RhdHVzLlYxYgZwcm90bzM", [file_runstatus_v1_token]);
+  fileDesc("CiBydW5zdGF0dXMvdjEvdG9rZW5fc2VydmljZS5wcm90bxIMcnVuc3RhdHVzLnYxImwKEkNyZWF0ZVRva2VuUmVxdWVzdBISCgpwcm9qZWN0X2lkGAEgASgJEiAKBHJvbGUYAiABKA4yEi5ydW5zdGF0dXMudjEuUm9sZRIMCgRuYW1lGAMgASgJEhIKCnJlcXVlc3RfaWQYBCABKAkiSQoTQ3JlYXRlVG9rZW5SZXNwb25zZRIiCgV0b2tlbhgBIAEoCzITLnJ1bnN0YXR1cy52MS5Ub2tlbhIOCgZzZWNyZXQYAiABKAkiOgoSUmV2b2tlVG9rZW5SZXF1ZXN0EhAKCHRva2VuX2lkGAEgASgJEhIKCnJlcXVlc3RfaWQYAiABKAkiOQoTUmV2b2tlVG9rZW5SZXNwb25zZRIiCgV0b2tlbhgBIAEoCzITLnJ1bnN0YXR1cy52MS5Ub2tlbiJOChFMaXN0VG9rZW5zUmVxdWVzdBISCgpwcm9qZWN0X2lkGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJIlIKEkxpc3RUb2tlbnNSZXNwb25zZRIjCgZ0b2tlbnMYASADKAsyEy5ydW5zdGF0dXMudjEuVG9rZW4SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIhcKFUdldENhbGxlclRva2VuUmVxdWVzdCJVChZHZXRDYWxsZXJUb2tlblJlc3BvbnNlEiIKBXRva2VuGAEgASgLMhMucnVuc3RhdHVzLnYxLlRva2VuEhcKD2FsbG93ZWRfbWV0aG9kcxgCIAMoCTLkAgoMVG9rZW5TZXJ2aWNlElIKC0NyZWF0ZVRva2VuEiAucnVuc3RhdHVzLnYxLkNyZWF0ZVRva2VuUmVxdWVzdBohLnJ1bnN0YXR1cy52MS5DcmVhdGVUb2tlblJlc3BvbnNlElIKC1Jldm9rZVRva2VuEiAucnVuc3RhdHVzLnYxLlJldm9rZVRva2VuUmVxdWVzdBohLnJ1bnN0YXR1cy52MS5SZXZva2VUb2tlblJlc3BvbnNlEk8KCkxpc3RUb2tlbnMSHy5ydW5zdGF0dXMudjEuTGlzdFRva2Vuc1JlcXVlc3QaIC5ydW5zdGF0dXMudjEuTGlzdFRva2Vuc1Jlc3BvbnNlElsKDkdldENhbGxlclRva2VuEiMucnVuc3RhdHVzLnYxLkdldENhbGxlclRva2VuUmVxdWVzdBokLnJ1bnN0YXR1cy52MS5HZXRDYWxsZXJUb2tlblJlc3BvbnNlQnoKEGRldi5ydW5zdGF0dXMudjFCEVRva2VuU2VydmljZVByb3RvUAFaQmdpdGh1Yi5jb20vcnVuc3RhdHVzL3J1bnN0YXR1cy9jbGllbnRzL2dvL3J1bnN0YXR1cy92MTtydW5zdGF0dXN2MaoCDFJ1bnN0YXR1cy5WMWIGcHJvdG8z", [file_runstatus_v1_token]);
 
 /**
  * @generated from message runstatus.v1.CreateTokenRequest
@@ -161,6 +161,46 @@ export const ListTokensResponseSchema: GenMessage<ListTokensResponse> = /*@__PUR
   messageDesc(file_runstatus_v1_token_service, 5);
 
 /**
+ * @generated from message runstatus.v1.GetCallerTokenRequest
+ */
+export type GetCallerTokenRequest = Message<"runstatus.v1.GetCallerTokenRequest"> & {
+};
+
+/**
+ * Describes the message runstatus.v1.GetCallerTokenRequest.
+ * Use `create(GetCallerTokenRequestSchema)` to create a new message.
+ */
+export const GetCallerTokenRequestSchema: GenMessage<GetCallerTokenRequest> = /*@__PURE__*/
+  messageDesc(file_runstatus_v1_token_service, 6);
+
+/**
+ * @generated from message runstatus.v1.GetCallerTokenResponse
+ */
+export type GetCallerTokenResponse = Message<"runstatus.v1.GetCallerTokenResponse"> & {
+  /**
+   * Unset when the server runs without authentication.
+   *
+   * @generated from field: runstatus.v1.Token token = 1;
+   */
+  token?: Token | undefined;
+
+  /**
+   * The methods the caller may call, by full name ("runstatus.v1.WorkOrderService.RetryWorkOrder");
+   * without authentication, all of them. The server still decides each call.
+   *
+   * @generated from field: repeated string allowed_methods = 2;
+   */
+  allowedMethods: string[];
+};
+
+/**
+ * Describes the message runstatus.v1.GetCallerTokenResponse.
+ * Use `create(GetCallerTokenResponseSchema)` to create a new message.
+ */
+export const GetCallerTokenResponseSchema: GenMessage<GetCallerTokenResponse> = /*@__PURE__*/
+  messageDesc(file_runstatus_v1_token_service, 7);
+
+/**
  * API tokens: sent as "authorization: Bearer <secret>" metadata on every call
  * when the server runs with authentication.
  *
@@ -192,6 +232,17 @@ export const TokenService: GenService<{
     methodKind: "unary";
     input: typeof ListTokensRequestSchema;
     output: typeof ListTokensResponseSchema;
+  },
+  /**
+   * The token this call is made with, and the methods its role may call: what a client
+   * shows or hides (the history page's actions). Any token may ask about itself.
+   *
+   * @generated from rpc runstatus.v1.TokenService.GetCallerToken
+   */
+  getCallerToken: {
+    methodKind: "unary";
+    input: typeof GetCallerTokenRequestSchema;
+    output: typeof GetCallerTokenResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_runstatus_v1_token_service, 0);

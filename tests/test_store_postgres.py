@@ -432,6 +432,48 @@ def test_events_are_read_by_sequence_without_a_gap_while_written_at_once(db: str
     assert sorted(wo for _, wo in seen) == sorted(f"wo{i}" for i in range(writes)), "the reader skipped an event"
 
 
+def test_counts_stay_exact_while_writers_change_statuses_at_once_and_the_buckets_are_merged(db: str) -> None:
+    """The hour buckets are rows of changes (no row that writers wait on each other for), merged
+    while writers on two stores insert and change work orders: every count read meanwhile and
+    after is the count of the rows, and merging leaves one row per bucket."""
+    statuses = [PENDING, RUNNING, SUCCESS]
+
+    def change(tx: PostgresTx, i: int, step: int) -> None:
+        wo = tx.get_work_order(f"wo{i}") if step else None
+        if wo is None:
+            wo = WorkOrder(id=f"wo{i}", project_id="p", workflow_id=f"w{i % 2}", status=PENDING,
+                           create_time=_ts(3600 * (i % 3)))
+            tx.put_work_order(wo, new=True)
+            return
+        wo.status = statuses[step % 3]
+        tx.put_work_order(wo, new=False)
+
+    def counts_and_rows(tx: PostgresTx) -> tuple[dict[int, int], dict[int, int]]:
+        rows = {int(status): int(n) for status, n in tx.conn.execute(
+            "SELECT status, count(*) FROM work_orders WHERE project_id = 'p' GROUP BY status")}
+        return tx.count_work_orders("p", WorkOrderFilter()), rows
+
+    async def main() -> None:
+        a, b = await started(db), await started(db)
+        for step in range(4):
+            writes = [(a if i % 2 else b).write(change, i, step) for i in range(60)]
+            merges = [a.write(lambda tx: tx.merge_count_deltas(3)) for _ in range(5)]
+            await asyncio.gather(*writes, *merges)
+            counted, rows = await a.scan(counts_and_rows)
+            assert counted == rows, f"step {step}"
+        await b.write(lambda tx: tx.merge_count_deltas(1000))
+        counted, rows = await b.scan(counts_and_rows)
+        assert counted == rows
+        buckets = await b.scan(lambda tx: tx.conn.execute(
+            "SELECT count(*), count(DISTINCT (project_id, workflow_id, status, hour)), count(*) FILTER (WHERE pending) "
+            "FROM work_order_counts").fetchone())
+        assert buckets[0] == buckets[1] and buckets[2] == 0, buckets
+        await a.close()
+        await b.close()
+
+    run(main())
+
+
 # --- the same rows as SQLite ---------------------------------------------------------------------
 
 

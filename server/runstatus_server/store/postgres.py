@@ -373,8 +373,7 @@ class PostgresStore:
             raise
         except BaseException as e:  # noqa: BLE001 - the caller gets its own error
             if getattr(e, "keep_changes", False) and conn.info.transaction_status != pq.TransactionStatus.INERROR:
-                tx.write_events(origin)
-                conn.commit()  # the contract in store/base.py: kept, then the error
+                PostgresStore._commit(conn, tx, origin)  # the contract in store/base.py: kept, then the error
                 return _Outcome(error=e, committed=True, hooks=tx.committed_hooks)
             conn.rollback()
             return _Outcome(error=e)
@@ -382,9 +381,20 @@ class PostgresStore:
             # The job swallowed a failed statement: the transaction can only be rolled back.
             conn.rollback()
             return _Outcome(error=StorageUnavailable("the database cannot be written right now: a statement failed"))
-        tx.write_events(origin)
-        conn.commit()
+        PostgresStore._commit(conn, tx, origin)
         return _Outcome(result=result, committed=True, hooks=tx.committed_hooks)
+
+    @staticmethod
+    def _commit(conn: psycopg.Connection[Any], tx: PostgresTx, origin: str) -> None:
+        """COMMITs; a transaction with events writes them first (PostgresTx.write_events), in
+        one pipeline with the COMMIT: one round trip, so the event lock that appenders take in
+        turn is never held while this server's thread waits for its turn to run."""
+        if not tx.appended_events:
+            conn.commit()
+            return
+        with conn.pipeline():
+            tx.write_events(origin)
+            conn.commit()
 
     def _written(self, done: asyncio.Future[_Outcome], answer: asyncio.Future[Any]) -> None:
         """On the loop, once a write's thread is done: its hooks, its caller, the listeners."""

@@ -152,6 +152,22 @@ class PostgresTx(SharedRows):
         # to it commits (a row that no longer matches once it may be locked is left out).
         return self._lock
 
+    def merge_count_deltas(self, limit: int) -> int:
+        """Merges the pending rows of up to `limit` hour buckets (postgres_schema.py, migration 3)
+        into one row each, in one statement: a count reads the same sums before and after, and
+        rows inserted meanwhile stay pending for the next merge. Returns the buckets merged."""
+        return self._run(
+            "WITH buckets AS (SELECT DISTINCT project_id, workflow_id, status, hour FROM work_order_counts "
+            "WHERE pending LIMIT %s), "
+            "merged AS (DELETE FROM work_order_counts c USING buckets b WHERE c.project_id = b.project_id "
+            "AND c.workflow_id = b.workflow_id AND c.status = b.status AND c.hour = b.hour "
+            "RETURNING c.project_id, c.workflow_id, c.status, c.hour, c.n) "
+            "INSERT INTO work_order_counts (project_id, workflow_id, status, hour, n, pending) "
+            "SELECT project_id, workflow_id, status, hour, sum(n), false FROM merged "
+            "GROUP BY project_id, workflow_id, status, hour HAVING sum(n) <> 0",
+            limit,
+        )
+
     # Runs
     @staticmethod
     def _stored_run(row: tuple[Any, ...]) -> StoredRun:
@@ -260,19 +276,20 @@ class PostgresTx(SharedRows):
         the commit visible before it releases the lock): its events are numbered only after
         every earlier appender's are visible, and readers by sequence (events_after) never see
         a later event before an earlier one. Appenders commit one at a time, so the lock is
-        taken last, and held for two statements and the COMMIT only, not for the whole write.
-        The NOTIFY is delivered at the COMMIT, to every server listening (postgres.py), once."""
+        taken last, by these two statements, which the engine sends in one pipeline with the
+        COMMIT: held for the database's own time to run them, never for a round trip back to a
+        server. The NOTIFY is delivered at the COMMIT, to every server listening, once."""
         if not self._events:
             return
-        self._run("SELECT pg_advisory_xact_lock(%s)", EVENT_LOCK)
+        self._execute("SELECT pg_advisory_xact_lock(%s)", (EVENT_LOCK,))
         values, args = [], []
         for event in self._events:
             event.ClearField("sequence")  # the sequence lives in the seq column only
             values.append("(%s, %s, %s)")
             args += [event.project_id, event.work_order_id, event.SerializeToString()]
         # Rows of one VALUES list are numbered in their order: the transaction's events keep theirs.
-        self._run(f"WITH appended AS (INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES {', '.join(values)}) "
-                  "SELECT pg_notify(%s, %s)", *args, EVENTS_CHANNEL, notify_origin)
+        self._execute(f"WITH appended AS (INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES {', '.join(values)}) "
+                      "SELECT pg_notify(%s, %s)", (*args, EVENTS_CHANNEL, notify_origin))
         self._events.clear()
 
     # Tokens

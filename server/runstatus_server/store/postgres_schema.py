@@ -168,6 +168,33 @@ def _work_order_update_time(conn: psycopg.Connection) -> None:
 
 MIGRATIONS.append(_work_order_update_time)
 
+# 3: the hour buckets without a hot row. A bucket row that every writer of its project, workflow,
+# status and hour updated was locked by each until its COMMIT: such writers went one at a time
+# (and the trigger took the event lock first, to order those row locks). Now each change inserts
+# a row of its own (+1 or -1, `pending`), which locks nothing, a count sums the rows as before,
+# and the sweeping server merges each bucket's pending rows into one (merge_count_deltas).
+MIGRATIONS.append(
+    """
+    ALTER TABLE work_order_counts DROP CONSTRAINT work_order_counts_pkey;
+    ALTER TABLE work_order_counts ADD COLUMN pending BOOLEAN NOT NULL DEFAULT false;
+    CREATE INDEX work_order_counts_by_bucket ON work_order_counts (project_id, workflow_id, status, hour);
+    CREATE INDEX work_order_counts_pending ON work_order_counts (project_id, workflow_id, status, hour)
+        WHERE pending;
+    CREATE OR REPLACE FUNCTION work_orders_counted() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF TG_OP IN ('UPDATE', 'DELETE') THEN
+            INSERT INTO work_order_counts (project_id, workflow_id, status, hour, n, pending)
+                VALUES (OLD.project_id, OLD.workflow_id, OLD.status, div(OLD.create_time, 3600000000), -1, true);
+        END IF;
+        IF TG_OP IN ('UPDATE', 'INSERT') THEN
+            INSERT INTO work_order_counts (project_id, workflow_id, status, hour, n, pending)
+                VALUES (NEW.project_id, NEW.workflow_id, NEW.status, div(NEW.create_time, 3600000000), 1, true);
+        END IF;
+        RETURN NULL;
+    END $$;
+    """
+)
+
 
 def migrate(conn: psycopg.Connection) -> int:
     """Brings the database's schema up to date, whatever servers start beside this one: they

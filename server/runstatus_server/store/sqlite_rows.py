@@ -78,6 +78,10 @@ class SqliteTx(SharedRows):
         self.conn.execute(_insert("work_orders", WORK_ORDER_COLUMNS) if new
                           else _update("work_orders", WORK_ORDER_COLUMNS), row)
 
+    def merge_count_deltas(self, limit: int) -> int:
+        """Nothing to merge: SQLite's buckets are one row each (one writer at a time)."""
+        return 0
+
     # Runs
     def _stored_run(self, row: tuple[bytes, str, int, int, int]) -> StoredRun:
         return StoredRun(Run.FromString(row[0]), row[1], row[2], row[3], row[4])

@@ -92,9 +92,14 @@ class Web:
         return f"{self.url}/?project={self.project}" + (f"&{query}" if query else "")
 
 
-def seed(c: Client) -> dict[str, str]:
-    """One work order of each outcome the API can make at once, in a project of their own
-    (with a run limit of 3 in flight, so the last one is REJECTED): {status: work order id}."""
+LEASE_SECONDS = 3  # the web fixture's server: one seeded run is LOST within seconds
+
+
+def seed(c: Client) -> tuple[dict[str, str], Any]:
+    """One work order of each of the ten outcomes, in a project of their own (with a run limit of
+    3 in flight, so the last one is REJECTED): ({status: work order id}, the RUNNING run's lease,
+    which the caller keeps alive with heartbeats: the server's leases are short, so that one run
+    is LOST, its worker never heard from again after it started)."""
     c.new_project(run_limit=RunLimit(max_in_flight=3))
     referral = c.workflow(["fetch", "notify", "report_failure"],
                           [("fetch", "notify", ON_SUCCESS), ("fetch", "report_failure", ON_FAILURE)], wid="referral")
@@ -133,27 +138,45 @@ def seed(c: Client) -> dict[str, str]:
     cancelled = c.work_order(sync)
     c.work_orders.CancelRun(wo_pb.CancelRunRequest(run_id=cancelled.run.id, reason="asked to by the operator"))
     made["CANCELLED"] = cancelled.work_order.id
+    lost = c.work_order(sync)
+    c.claim_run(lost.run.id).start()
+    deadline = time.monotonic() + 60  # its lease runs out, and the sweeper says LOST
+    while c.work_orders.GetRun(wo_pb.GetRunRequest(run_id=lost.run.id)).run.status != RunStatus.RUN_STATUS_LOST:
+        assert time.monotonic() < deadline, "the run was never LOST"
+        time.sleep(0.1)
+    made["LOST"] = lost.work_order.id
     running = c.work_order(referral)
-    c.claim_run(running.run.id).start()
+    alive = c.claim_run(running.run.id)
+    alive.start()
     made["RUNNING"] = running.work_order.id
     made["PENDING"] = c.work_order(referral).work_order.id
     c.work_order(sync)  # the third in flight
     rejected = c.work_order(sync)
     assert rejected.run.status == RunStatus.RUN_STATUS_REJECTED
     made["REJECTED"] = rejected.work_order.id
-    return made
+    return made, alive
 
 
 @pytest.fixture(scope="module")
 def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Web]:
     tmp = tmp_path_factory.mktemp("web")
     port = free_port()
-    server = ServerProcess(tmp / "runstatus.db", "--web-port", str(port)).start()
+    server = ServerProcess(tmp / "runstatus.db", "--web-port", str(port), "--lease-seconds", str(LEASE_SECONDS),
+                           "--sweep-seconds", "0.2").start()
     c = Client(server.address)
+    stop = threading.Event()
     try:
-        orders = seed(c)
+        orders, alive = seed(c)
+
+        def keep_alive() -> None:  # the RUNNING run's worker, still at work
+            while not stop.wait(LEASE_SECONDS / 6):
+                alive.heartbeat()
+
+        beating = threading.Thread(target=keep_alive, daemon=True)
+        beating.start()
         yield Web(server, f"http://127.0.0.1:{port}", c.project_id, orders)
     finally:
+        stop.set()
         c.close()
         server.stop()
 
@@ -181,7 +204,7 @@ def test_history_shows_each_outcome_with_its_chip_and_name(web: Web, page: Any) 
     shown = chips(page)
     expected = {"SUCCESS": "🟢 Success", "FAILED": "🔴 Failed", "CRASHED": "🟠 Crashed", "KILLED": "🟡 Killed",
                 "EXCEPTION": "⚫ Exception", "CANCELLED": "⚪ Cancelled", "RUNNING": "🔵 Running",
-                "PENDING": "⚪ Pending", "REJECTED": "⚪ Rejected"}
+                "PENDING": "⚪ Pending", "REJECTED": "⚪ Rejected", "LOST": "⚫ Lost"}
     for status, text in expected.items():
         assert re.sub(r"\s+", " ", shown[web.orders[status]]) == text, status
     # Newest first: the REJECTED one was made last.
@@ -189,8 +212,8 @@ def test_history_shows_each_outcome_with_its_chip_and_name(web: Web, page: Any) 
     # The counts bar: CountWorkOrders over the filter.
     assert page.locator('[data-count-status="PENDING"] .n').inner_text() == "2"
     assert page.locator('[data-count-status="FAILED"] .n').inner_text() == "1"
-    assert page.locator('[data-count-status="LOST"] .n').inner_text() == "0"
-    assert page.locator("nav.counts a.total .n").inner_text() == "10"
+    assert page.locator('[data-count-status="LOST"] .n').inner_text() == "1"
+    assert page.locator("nav.counts a.total .n").inner_text() == "11"
     row = page.locator(f'tr[data-work-order="{web.orders["FAILED"]}"]')
     assert "referral" in row.inner_text() and row.locator("td.num").inner_text() == "2"  # runs
     screenshot(page, "history.png")
@@ -287,6 +310,8 @@ def test_why_a_run_was_rejected_or_cancelled(web: Web, page: Any) -> None:
     page.goto(f"{web.url}/work-orders/{web.orders['CANCELLED']}")
     assert "asked to by the operator" in page.locator(".status-reason").inner_text()
     assert page.locator("ol.timeline").count() == 0  # no step ran
+    page.goto(f"{web.url}/work-orders/{web.orders['LOST']}")
+    assert "lease-expired:after-start" in page.locator("section.why").inner_text()
 
 
 def test_the_status_table_page(web: Web, page: Any) -> None:

@@ -336,27 +336,27 @@ class WebServer:
     # (made when the page was, so a form sent twice is one action); a refusal is shown as worded.
 
     async def retry(self, request: web.Request) -> web.StreamResponse:
-        api = self.api(request)
         form = await request.post()
-        work_order_id = request.match_info["id"]
-        try:
-            await api.call(api.client.work_orders.RetryWorkOrder, wo_pb.RetryWorkOrderRequest(
-                work_order_id=work_order_id, start_step_id=str(form.get("start_step_id", "")),
-                request_id=str(form.get("request_id", ""))))
-        except RunstatusError as e:
-            return await self.work_order(request, render.api_error(e), refusal_status(e))
-        raise web.HTTPSeeOther(self.work_order_url(request, work_order_id))
+        return await self._act(request, "RetryWorkOrder", wo_pb.RetryWorkOrderRequest(
+            work_order_id=request.match_info["id"], start_step_id=str(form.get("start_step_id", "")),
+            request_id=str(form.get("request_id", ""))))
 
     async def cancel(self, request: web.Request) -> web.StreamResponse:
-        api = self.api(request)
         form = await request.post()
         run_id = request.match_info["run"]
+        return await self._act(request, "CancelRun", wo_pb.CancelRunRequest(
+            run_id=run_id, reason=str(form.get("reason", "")).strip(), request_id=str(form.get("request_id", ""))),
+            run=run_id)
+
+    async def _act(self, request: web.Request, method: str, message: Any, run: str = "") -> web.StreamResponse:
+        """A work order page's action: the call, then that page again (the run it acted on), or
+        the page with the server's refusal as it worded it."""
+        api = self.api(request)
         try:
-            await api.call(api.client.work_orders.CancelRun, wo_pb.CancelRunRequest(
-                run_id=run_id, reason=str(form.get("reason", "")).strip(), request_id=str(form.get("request_id", ""))))
+            await api.call(getattr(api.client.work_orders, method), message)
         except RunstatusError as e:
             return await self.work_order(request, render.api_error(e), refusal_status(e))
-        raise web.HTTPSeeOther(self.work_order_url(request, request.match_info["id"], run=run_id))
+        raise web.HTTPSeeOther(self.work_order_url(request, request.match_info["id"], **({"run": run} if run else {})))
 
     def _forget_job(self, job: asyncio.Task[Any]) -> None:
         self._jobs.discard(job)

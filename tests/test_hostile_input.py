@@ -80,7 +80,7 @@ SERVICES = [
 ]
 METHODS: dict[str, MethodDescriptor] = {f"{s.name}.{m.name}": m for s in SERVICES for m in s.methods}
 RPCS = sorted(METHODS)
-assert len(RPCS) == 27, RPCS  # 1 + 3 + 4 + 10 + 6 + 3
+assert len(RPCS) == 28, RPCS  # 1 + 3 + 4 + 10 + 6 + 4
 
 
 def path_of(rpc: str) -> str:
@@ -636,11 +636,12 @@ def garbage(draw: st.DrawFn, rpc: str, world: World) -> bytes:
     if kind == "groups":
         return _deep_groups(draw(st.integers(1, 300)))
     if kind == "wrong-wire-type":
-        fields = METHODS[rpc].input_type.fields
-        field = draw(st.sampled_from(list(fields)))
+        # A field the request has, or (a request with none, e.g. GetCallerToken's) one it has not.
+        numbers = [field.number for field in METHODS[rpc].input_type.fields] or [1]
+        number = draw(st.sampled_from(numbers))
         wire = draw(st.sampled_from([0, 1, 2, 5]))
         payload = {0: b"\x96\x01", 1: b"\x01" * 8, 2: b"\x03abc", 5: b"\x01" * 4}[wire]
-        return _varint((field.number << 3) | wire) + payload
+        return _varint((number << 3) | wire) + payload
     # mutated: a generated request's bytes with a few bytes flipped, cut or inserted.
     valid = bytearray(draw(_serialized_request(rpc, world)))
     for _ in range(draw(st.integers(1, 3))):

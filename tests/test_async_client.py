@@ -61,7 +61,7 @@ def test_async_client_has_every_call_of_client() -> None:
             "get_workflow", "list_workflows", "create_work_order", "get_work_order", "list_work_orders",
             "count_work_orders", "retry_work_order", "retry_work_orders", "get_run", "list_runs", "cancel_run",
             "watch", "create_token", "revoke_token", "list_tokens", "claim_runs", "heartbeat", "start_run",
-            "start_step", "complete_step", "complete_run"} == calls
+            "start_step", "complete_step", "complete_run", "caller"} == calls
 
     async def scenario() -> None:
         sync = Client("127.0.0.1:1")

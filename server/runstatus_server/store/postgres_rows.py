@@ -32,7 +32,7 @@ from runstatus.v1.work_order_pb2 import Run, StepRun, WorkOrder
 from runstatus.v1.workflow_pb2 import Workflow
 
 from .base import StoredRun
-from .postgres_schema import EVENT_LOCK, EVENTS_CHANNEL
+from .postgres_schema import EVENT_LOCK, EVENTS_CHANNEL, MERGE_LOCK
 from .schema import PENDING, REJECTED, RUNNING
 from .shared_sql import (
     EVENT_COLUMNS, IN_FLIGHT_SQL, PROJECT_COLUMNS, REQUEST_COLUMNS, RUN_COLUMNS, STEP_RUN_COLUMNS, STORED_RUN,
@@ -155,7 +155,11 @@ class PostgresTx(SharedRows):
     def merge_count_deltas(self, limit: int) -> int:
         """Merges the pending rows of up to `limit` hour buckets (postgres_schema.py, migration 3)
         into one row each, in one statement: a count reads the same sums before and after, and
-        rows inserted meanwhile stay pending for the next merge. Returns the buckets merged."""
+        rows inserted meanwhile stay pending for the next merge. Merges take turns (MERGE_LOCK):
+        two at once could each merge a part of a bucket, leaving it two rows that are not
+        pending, which no merge would join again. Returns the buckets merged."""
+        if not self._one("SELECT pg_try_advisory_xact_lock(%s)", MERGE_LOCK):
+            return 0  # another merge is at it
         return self._run(
             "WITH buckets AS (SELECT DISTINCT project_id, workflow_id, status, hour FROM work_order_counts "
             "WHERE pending LIMIT %s), "

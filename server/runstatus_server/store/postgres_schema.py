@@ -25,6 +25,7 @@ log = logging.getLogger("runstatus.store")
 MIGRATION_LOCK = 0x72756E5F6D696772  # "run_migr": one server migrates at a time
 EVENT_LOCK = 0x72756E5F65767473  # "run_evts": event appenders commit in sequence order (postgres_rows.py)
 SWEEP_LOCK = 0x72756E5F73776570  # "run_swep": held by the one server that sweeps (postgres.py: lead)
+MERGE_LOCK = 0x72756E5F6D657267  # "run_merg": one merge of the count buckets at a time (postgres_rows.py)
 # Sent once by each transaction that appended events (postgres.py); every server LISTENs.
 EVENTS_CHANNEL = "runstatus_events"
 

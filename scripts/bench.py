@@ -4,6 +4,8 @@ Run it with `make bench` (which installs ghz and the `bench` extra), from the
 repository root:
 
     make bench                                            # the side-by-side table
+    make bench ARGS="--concurrency 1,16 --seconds 3"      # quicker, both backends
+    make bench ARGS="--backends sqlite"                   # without PostgreSQL
     make bench ARGS="--concurrency 1,4,16 --seconds 3 --work-orders 100000"   # quicker
     make bench ARGS="--profile --no-table"                # py-spy profile only
     make bench ARGS="--soak 600 --no-table"               # memory soak only
@@ -13,12 +15,21 @@ What one invocation does:
 1. Servers, all started once and idle while another is measured:
    - the baseline, scripts/baseline_server.py: grpc.aio set up as runstatus sets it
      up, answering Health/Check with no work behind it;
-   - runstatus, one process, on a fresh database (the write workloads and Classify);
-   - runstatus --processes 2 on another fresh database (the same workloads);
-   - runstatus, one process, on a database of N work orders (default 1,000,000,
-     filled by scripts/bench_queries.py's fill and reused while it holds N) for
-     GetWorkOrder, ListWorkOrders and CountWorkOrders. Writes go to the fresh
-     databases, so the big file stays as bench_queries.py made it.
+   - for each backend of --backends (default sqlite,postgres):
+     - runstatus, one process, on a fresh database (the write workloads; Classify,
+       which never touches the database, on the first backend only);
+     - runstatus --processes 2 on another fresh database (the same workloads): two
+       server processes on one database, sharing the port;
+     - runstatus, one process, on a database of N work orders (default 1,000,000)
+       for GetWorkOrder, ListWorkOrders and CountWorkOrders. The SQLite file is
+       filled by scripts/bench_queries.py's fill and reused while it holds N; the
+       PostgreSQL database is a copy of it (bench_queries.fill_postgres: COPY), so
+       both backends answer the same requests about the same rows. Writes go to the
+       fresh databases, so the big ones stay as they were made.
+   PostgreSQL is a cluster of the script's own (scripts/postgres.py's LocalPostgres),
+   in the work directory, with fsync on, as in production; each server gets a
+   database of its own on it, and the cluster's CPU counts as the server's. It is
+   removed at the end (stopped and kept with --keep).
 2. For each concurrency level, each workload in turn, back to back, so a row's
    baseline was measured moments before it: an untimed warm-up, then a timed
    run of --seconds. Unary workloads are driven by ghz (--tool ghz, the
@@ -29,9 +40,12 @@ What one invocation does:
    same tool at the same concurrency. Each simulated client has its own
    connection (up to --max-connections), so --processes 2 gets connections
    spread by the kernel (SO_REUSEPORT) as it would from many real clients.
-3. Prints the table (RPC/s, p50, p99, x baseline, and where the CPU went), the
-   2-processes / 1-process ratios and the targets, and writes docs/benchmark.md
-   and docs/benchmark.png.
+3. Then bench_queries.py's reads (every List and Count filter) one at a time,
+   --read-samples calls of each, on each backend's big database, the backends
+   taking turns read by read.
+4. Prints the table (RPC/s, p50, p99, x baseline, and where the CPU went), the
+   PostgreSQL / SQLite and 2-processes / 1-process ratios, the reads one at a
+   time and the targets, and writes docs/benchmark.md and docs/benchmark.png.
 
 The machine may be shared (on a 2-core box another program's tests skew every
 figure), so each point records the cores used meanwhile by the server, by the
@@ -93,6 +107,7 @@ from grpc_health.v1 import health_pb2  # noqa: E402
 
 import bench_queries  # noqa: E402
 from harness import Client  # noqa: E402
+from postgres import LocalPostgres, PostgresUnavailable  # noqa: E402
 from runstatus.v1 import classifier_service_pb2, work_order_service_pb2  # noqa: E402
 
 TOOLS = ROOT / ".tools" / "bin"
@@ -105,6 +120,13 @@ CREATE_WORKFLOW = "bench-create"  # the workflow ghz's CreateWorkOrder calls use
 WRITE_RATIO_TARGET = 0.9
 PROCESSES_RATIO_TARGET = 1.6
 LATENCY_TARGETS_MS = {"get": 2.0, "list": 10.0, "count": 50.0}  # p99
+# PostgreSQL's (a "PostgreSQL backend" issue): a query is a round trip to another process.
+POSTGRES_LATENCY_TARGETS_MS = {"get": 3.0, "list": 10.0, "count": 50.0}
+
+# Each backend's runstatus servers: one process, two processes (--processes 2, on one database),
+# and one process on the big database of the reads.
+BACKENDS = {"sqlite": "SQLite", "postgres": "PostgreSQL"}
+TARGETS = {"sqlite": ("rs1", "rs2", "rs-big"), "postgres": ("pg1", "pg2", "pg-big")}
 
 
 # ---------------------------------------------------------------------------
@@ -195,6 +217,7 @@ class Server:
         self.name, self.cmd, self.log_path = name, cmd, log_path
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
+        self.database: LocalPostgres | None = None  # its PostgreSQL, whose CPU counts as the server's
 
     def start(self, timeout: float = 900) -> Server:
         # Generous: on first start runstatus migrates the big database.
@@ -232,14 +255,7 @@ class Server:
 
     def cpu_by_process(self) -> dict[int, float]:
         """CPU seconds of each process of the server so far."""
-        seconds = {}
-        for p in self.processes():
-            try:
-                t = p.cpu_times()
-                seconds[p.pid] = t.user + t.system
-            except psutil.NoSuchProcess:
-                pass
-        return seconds
+        return cpu_seconds(self.processes())
 
     def check_alive(self) -> None:
         assert self.proc is not None
@@ -258,9 +274,44 @@ class Server:
                 self.proc.wait()
 
 
-def runstatus_server(name: str, db: pathlib.Path, logs: pathlib.Path, *args: str) -> Server:
+def runstatus_server(name: str, db: pathlib.Path | str, logs: pathlib.Path, *args: str) -> Server:
     return Server(name, [sys.executable, "-m", "runstatus_server", "serve", "--port", "0", "--db", str(db), *args],
                   logs / f"{name}.log")
+
+
+DATABASES: list[LocalPostgres] = []  # the PostgreSQL clusters started (their CPU is not "other")
+
+
+def start_postgres(work: pathlib.Path) -> LocalPostgres:
+    """A PostgreSQL cluster of its own in the work directory, with fsync on, as in production."""
+    work.chmod(0o711)  # run as root, PostgreSQL runs as its own user, who must reach its folder
+    try:
+        pg = LocalPostgres(fsync=True, parent=str(work)).start()
+    except PostgresUnavailable as e:
+        sys.exit(f"no PostgreSQL for the benchmark: {e} (or say --backends sqlite)")
+    DATABASES.append(pg)
+    return pg
+
+
+def database_cpu(pg: LocalPostgres) -> dict[int, float]:
+    """CPU seconds so far of each process of the cluster (the postmaster and its backends)."""
+    try:
+        with open(os.path.join(pg.data, "postmaster.pid")) as f:
+            main = psutil.Process(int(f.readline()))
+        return cpu_seconds([main, *main.children(recursive=True)])
+    except (OSError, ValueError, psutil.NoSuchProcess):
+        return {}
+
+
+def cpu_seconds(procs: list[psutil.Process]) -> dict[int, float]:
+    seconds = {}
+    for p in procs:
+        try:
+            t = p.cpu_times()
+            seconds[p.pid] = t.user + t.system
+        except psutil.NoSuchProcess:
+            pass
+    return seconds
 
 
 def baseline_server(logs: pathlib.Path, processes: int = 1) -> Server:
@@ -368,8 +419,9 @@ def self_cpu() -> float:
 
 
 def ours_cpu() -> float:
-    """CPU seconds of this script and every server it runs."""
-    return self_cpu() + sum(sum(s.cpu_by_process().values()) for s in RUNNING)
+    """CPU seconds of this script, every server it runs and their PostgreSQL."""
+    return (self_cpu() + sum(sum(s.cpu_by_process().values()) for s in RUNNING)
+            + sum(sum(database_cpu(pg).values()) for pg in DATABASES))
 
 
 def wait_for_quiet(args: argparse.Namespace) -> None:
@@ -412,6 +464,7 @@ def measure_once(workload: Workload, server: Server, target: str, concurrency: i
     data = ghz_data(workload.key, files_ids(files)) if use_ghz else None
     if use_ghz and args.warmup > 0:
         run_ghz(workload.call, data, server.address, concurrency, args.warmup, connections, files)
+    db0 = database_cpu(server.database) if server.database else {}
     began, server0, loadgen0, busy0, ours0 = (time.monotonic(), server.cpu_by_process(), children_cpu(),
                                               machine_busy(), ours_cpu())
     if use_ghz:
@@ -421,8 +474,10 @@ def measure_once(workload: Workload, server: Server, target: str, concurrency: i
                                files)
     wall = time.monotonic() - began
     server1, loadgen1, busy1, ours1 = server.cpu_by_process(), children_cpu(), machine_busy(), ours_cpu()
+    db1 = database_cpu(server.database) if server.database else {}
     per_process = {pid: (server1[pid] - server0.get(pid, 0.0)) / wall for pid in server1}
-    server_cpu = sum(per_process.values())
+    database = sum(db1[pid] - db0.get(pid, 0.0) for pid in db1) / wall
+    server_cpu = sum(per_process.values()) + database
     loadgen_cpu = (loadgen1 - loadgen0) / wall
     other = (busy1 - busy0 - (loadgen1 - loadgen0) - (ours1 - ours0)) / wall
     result = Result(
@@ -430,6 +485,8 @@ def measure_once(workload: Workload, server: Server, target: str, concurrency: i
         rps=measured["rps"], p50=measured["p50"], p99=measured["p99"], ok=measured["ok"], errors=measured["errors"],
         server_cpu=server_cpu, loadgen_cpu=loadgen_cpu, other_cpu=max(other, 0.0),
     )
+    if server.database:
+        result.extra["database_cpu"] = database
     if len(per_process) > 1:  # runstatus --processes N: the parent only waits; show how the servers shared the load
         busy = sorted((v for v in per_process.values() if v > 0.02), reverse=True)
         result.extra["split"] = "/".join(f"{v:.2f}" for v in busy)
@@ -557,7 +614,39 @@ def sample_ids(db: pathlib.Path, n: int, count: int, seed: int) -> list[str]:
         conn.close()
 
 
-def run_table(args: argparse.Namespace, work: pathlib.Path, facts: dict[str, str]) -> None:
+def newest_create_time(db: pathlib.Path) -> int:
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        return int(conn.execute("SELECT create_time FROM work_orders ORDER BY seq DESC LIMIT 1").fetchone()[0])
+    finally:
+        conn.close()
+
+
+def write_targets(args: argparse.Namespace, key: str) -> list[str]:
+    """The servers a workload that is not a read runs on: each backend's one process, then its
+    two. Classify never touches the database: it runs on the first backend's only."""
+    targets = []
+    for backend in args.backends[:1] if key == "classify" else args.backends:
+        one, two, _ = TARGETS[backend]
+        targets += [one, two] if args.processes_compare else [one]
+    return targets
+
+
+def start_runstatus(backend: str, target: str, work: pathlib.Path, pg: LocalPostgres | None,
+                    db: pathlib.Path | str | None = None, *args: str) -> Server:
+    """runstatus on the backend: a fresh database (SQLite: a file; PostgreSQL: a database of the
+    bench's cluster), or `db`."""
+    if backend == "sqlite":
+        server = runstatus_server(f"runstatus-{target}", db or work / f"{target}.db", work, *args)
+    else:
+        assert pg is not None
+        server = runstatus_server(f"runstatus-{target}", db or pg.create_database(target.replace("-", "_")), work,
+                                  *args)
+        server.database = pg
+    return server.start()
+
+
+def run_table(args: argparse.Namespace, work: pathlib.Path, facts: dict[str, str], pg: LocalPostgres | None) -> None:
     keys = args.workloads
     reads = [k for k in keys if WORKLOADS[k].read]
     others = [k for k in keys if not WORKLOADS[k].read]
@@ -565,31 +654,40 @@ def run_table(args: argparse.Namespace, work: pathlib.Path, facts: dict[str, str
     files.mkdir(exist_ok=True)
     write_protoset(files / "runstatus.protoset")
 
-    big_db = None
+    big_db, big_url, ids = None, "", []
     if reads:
         big_db = prepare_big_db(args)
-        warm_page_cache(big_db)
+        if pg is not None:  # the same rows, so the same ids and filters, on both backends
+            big_url = pg.create_database("big")
+            print(f"copying {big_db.name} into PostgreSQL ({big_url})", flush=True)
+            bench_queries.fill_postgres(big_url, big_db)
+        if "sqlite" in args.backends:
+            warm_page_cache(big_db)
         ids = sample_ids(big_db, args.work_orders, 10_000, args.seed)
         (files / "ids.txt").write_text("\n".join(ids) + "\n")
 
     servers: dict[str, Server] = {}
+    results: list[Result] = []
+    one_at_a_time: dict[str, list[tuple[str, list[float], str]]] = {}
     try:
         print("\nstarting the servers", flush=True)
         servers["baseline"] = baseline_server(work).start()
         if args.processes_compare:  # how far the bare framework itself scales on this machine
             servers["baseline2"] = baseline_server(work, 2).start()
-        if others:
-            servers["rs1"] = runstatus_server("runstatus-1", work / "rs1.db", work).start()
-            if args.processes_compare:
-                servers["rs2"] = runstatus_server("runstatus-2", work / "rs2.db", work, "--processes", "2").start()
-        if reads:
-            assert big_db is not None
-            began = time.perf_counter()
-            servers["rs-big"] = runstatus_server("runstatus-big", big_db, work).start()
-            print(f"  runstatus on {big_db} up in {time.perf_counter() - began:.1f} s (migrations included)")
-        for name in ("rs1", "rs2"):
-            if name in servers:  # the workflow ghz's CreateWorkOrder requests name
-                client = Client(servers[name].address)
+        for backend in args.backends:
+            one, two, big = TARGETS[backend]
+            if others:
+                servers[one] = start_runstatus(backend, one, work, pg)
+                if args.processes_compare:
+                    servers[two] = start_runstatus(backend, two, work, pg, None, "--processes", "2")
+            if reads:
+                began = time.perf_counter()
+                servers[big] = start_runstatus(backend, big, work, pg, big_db if backend == "sqlite" else big_url)
+                print(f"  runstatus on the big {BACKENDS[backend]} database up in "
+                      f"{time.perf_counter() - began:.1f} s (migrations included)")
+        for name, server in servers.items():
+            if name in ("rs1", "rs2", "pg1", "pg2"):  # the workflow ghz's CreateWorkOrder requests name
+                client = Client(server.address)
                 try:
                     client.workflow(["main"], wid=CREATE_WORKFLOW)
                 finally:
@@ -597,7 +695,7 @@ def run_table(args: argparse.Namespace, work: pathlib.Path, facts: dict[str, str
         for name, s in servers.items():
             print(f"  {name:9} {s.address}  log {s.log_path}")
 
-        # The plan at each concurrency: baselines first, then each workload (1 process, then 2).
+        # The plan at each concurrency: baselines first, then each workload on each server.
         plan: list[tuple[str, str, str]] = [("baseline", "baseline", args.tool)]
         if args.processes_compare:
             plan.append(("baseline", "baseline2", args.tool))
@@ -610,13 +708,10 @@ def run_table(args: argparse.Namespace, work: pathlib.Path, facts: dict[str, str
             if WORKLOADS[key].floor:
                 plan.append((key, "baseline", tool))
                 continue
-            plan.append((key, "rs1", tool))
-            if args.processes_compare:
-                plan.append((key, "rs2", tool))
+            plan += [(key, target, tool) for target in write_targets(args, key)]
         for key in reads:
-            plan.append((key, "rs-big", args.tool))
+            plan += [(key, TARGETS[backend][2], args.tool) for backend in args.backends]
 
-        results: list[Result] = []
         total = len(plan) * len(args.concurrency)
         eta = total * (args.seconds + args.warmup + 0.7)
         print(f"\n{total} points of {args.seconds:g} s (+{args.warmup:g} s warm-up): about {eta / 60:.1f} min\n",
@@ -628,16 +723,45 @@ def run_table(args: argparse.Namespace, work: pathlib.Path, facts: dict[str, str
                 print(f"  c={c:<3} {target:8} {key:10} {r.tool:3} {r.rps:9.1f} RPC/s  p50 {r.p50:7.2f} ms  "
                       f"p99 {r.p99:7.2f} ms  cpu server {r.server_cpu:.2f} loadgen {r.loadgen_cpu:.2f} "
                       f"other {r.other_cpu:.2f}  {notes(r)}", flush=True)
-        (work / "results.json").write_text(json.dumps([r.__dict__ for r in results], indent=1))
+        if reads and args.read_samples:
+            assert big_db is not None
+            one_at_a_time = read_one_at_a_time(servers, ids, newest_create_time(big_db), args)
+        (work / "results.json").write_text(json.dumps({"points": [r.__dict__ for r in results],
+                                                       "one_at_a_time": one_at_a_time}, indent=1))
     finally:
         for s in servers.values():
             s.stop()
 
-    text, verdicts = table_markdown(results, args, facts, big_db)
+    text, verdicts = table_markdown(results, one_at_a_time, args, facts, big_db)
     print("\n" + text)
     replace_section(args.out_md, "table", text)
     plot(results, args)
     print(f"\nwrote {args.out_md} and {args.out_png}")
+
+
+def read_one_at_a_time(servers: dict[str, Server], ids: list[str], newest: int,
+                       args: argparse.Namespace) -> dict[str, list[tuple[str, list[float], str]]]:
+    """bench_queries.py's reads (each List and Count filter), --read-samples calls of each, one
+    at a time, on each backend's big database; the backends take turns workload by workload.
+    Per backend: (workload, sorted milliseconds, what the last call returned)."""
+    print(f"\nreads one at a time, {args.read_samples} calls each", flush=True)
+    clients = {b: Client(servers[TARGETS[b][2]].address) for b in args.backends}
+    try:
+        workloads = {b: bench_queries.read_workloads(clients[b], ids, newest) for b in args.backends}
+        out: dict[str, list[tuple[str, list[float], str]]] = {b: [] for b in args.backends}
+        for i in range(len(workloads[args.backends[0]])):
+            wait_for_quiet(args)
+            for backend in args.backends:
+                name, call = workloads[backend][i]
+                times, answer = bench_queries.measure(call, args.read_samples)
+                out[backend].append((name, sorted(times), bench_queries.describe(answer)))
+                print(f"  {BACKENDS[backend]:10} {name:40} p50 {bench_queries.percentile(sorted(times), 50):7.2f} ms"
+                      f"  p99 {bench_queries.percentile(sorted(times), 99):7.2f} ms  {out[backend][-1][2]}",
+                      flush=True)
+        return out
+    finally:
+        for client in clients.values():
+            client.close()
 
 
 def find(results: list[Result], key: str, target: str, c: int, tool: str | None = None) -> Result | None:
@@ -656,13 +780,25 @@ def notes(r: Result) -> str:
             parts.append(f"{r.extra.get('empty_claims')} empty claims, {r.extra.get('abandoned')} abandoned")
     if r.extra.get("split"):
         parts.append(f"CPU per process {r.extra['split']}")
+    if r.extra.get("database_cpu") is not None:
+        parts.append(f"of the server's CPU, PostgreSQL {r.extra['database_cpu']:.2f}")
     if r.errors:
         parts.append("errors " + ", ".join(f"{k} {v}" for k, v in r.errors.items()))
     return "; ".join(parts)
 
 
-def table_markdown(results: list[Result], args: argparse.Namespace, facts: dict[str, str],
-                   big_db: pathlib.Path | None) -> tuple[str, list[str]]:
+NAMES = {"baseline": "baseline", "baseline2": "baseline ×2 proc", "rs1": "runstatus SQLite",
+         "rs2": "runstatus SQLite ×2 proc", "rs-big": "runstatus SQLite", "pg1": "runstatus PostgreSQL",
+         "pg2": "runstatus PostgreSQL ×2 proc", "pg-big": "runstatus PostgreSQL"}
+
+
+def ratio_cell(top: Result | None, bottom: Result | None) -> str:
+    return f"{top.rps / bottom.rps:.2f}" if top and bottom and bottom.rps else "–"
+
+
+def table_markdown(results: list[Result], one_at_a_time: dict[str, list[tuple[str, list[float], str]]],
+                   args: argparse.Namespace, facts: dict[str, str], big_db: pathlib.Path | None) -> tuple[str, list[str]]:
+    postgres = "postgres" in args.backends
     lines = [
         "## Side by side",
         "",
@@ -674,93 +810,146 @@ def table_markdown(results: list[Result], args: argparse.Namespace, facts: dict[
         f"client (at most {args.max_connections}). Load from {'ghz' if args.tool == 'ghz' else 'the Go load generator'} "
         "(unary workloads) and the Go load generator `clients/go/cmd/loadgen` (the lifecycle). "
         "`× base` is the throughput over the baseline's, same tool, same concurrency, same run. "
-        "CPU columns are cores used meanwhile by the server (all its processes), the load generator, "
+        "CPU columns are cores used meanwhile by the server (all its processes"
+        + (", and on PostgreSQL the database's too" if postgres else "") + "), the load generator, "
         "and anything else on the machine.",
         "",
         f"Writes go to fresh databases; reads to a database of {args.work_orders:,} work orders"
         + (f" (`{big_db}`, read once into the OS page cache before the servers start)." if big_db else "."),
+    ]
+    if postgres:
+        lines += [
+            "",
+            "PostgreSQL: a cluster of the benchmark's own (scripts/postgres.py, in the work directory, removed "
+            "after the run), with fsync on as in production and its defaults otherwise (shared_buffers 128 MB); "
+            "every server on it commits durably (synchronous_commit on). Each server has a database of its own "
+            "on it; \"×2 proc\" is `runstatus serve --processes 2` on one database, two server processes that "
+            "share the port (the kernel spreads the connections). The big database is a copy of the SQLite one "
+            "(the same rows, by COPY, into the schema the store's migrations make, then VACUUM ANALYZE, as "
+            "autovacuum would have done), so both backends answer the same requests.",
+        ]
+    lines += [
         "",
         "| workload | server | c | RPC/s | p50 ms | p99 ms | × base | CPU server | CPU loadgen | CPU other | notes |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
-    names = {"baseline": "baseline", "baseline2": "baseline ×2 proc", "rs1": "runstatus", "rs2": "runstatus ×2 proc",
-             "rs-big": "runstatus"}
     order = ["baseline", *[k for k in args.workloads if k != "baseline"]]
     for key in order:
-        for target in ("baseline", "baseline2", "rs1", "rs2", "rs-big"):
+        for target in NAMES:
             for tool in ("ghz", "go"):
                 rows = [r for r in results if r.workload == key and r.target == target and r.tool == tool]
                 for r in sorted(rows, key=lambda r: r.concurrency):
                     base = find(results, "baseline", "baseline", r.concurrency, r.tool)
-                    ratio = f"{r.rps / base.rps:.2f}" if base and base.rps and key != "baseline" else "–"
+                    over_base = ratio_cell(r, base) if key != "baseline" else "–"
                     title = WORKLOADS[key].title + (f" ({r.tool})" if key == "baseline" else "")
                     lines.append(
-                        f"| {title} | {names[target]} | {r.concurrency} | {r.rps:,.0f} | {r.p50:.2f} | {r.p99:.2f} "
-                        f"| {ratio} | {r.server_cpu:.2f} | {r.loadgen_cpu:.2f} | {r.other_cpu:.2f} | {notes(r)} |"
+                        f"| {title} | {NAMES[target]} | {r.concurrency} | {r.rps:,.0f} | {r.p50:.2f} | {r.p99:.2f} "
+                        f"| {over_base} | {r.server_cpu:.2f} | {r.loadgen_cpu:.2f} | {r.other_cpu:.2f} | {notes(r)} |"
                     )
+
+    header = ["| workload | " + " | ".join(f"c={c}" for c in args.concurrency) + " |",
+              "|---|" + "---:|" * len(args.concurrency)]
+    writes = [k for k in args.workloads if not WORKLOADS[k].read and not WORKLOADS[k].floor and k != "baseline"]
+
+    # PostgreSQL over SQLite, workload by workload.
+    backend_lines: list[str] = []
+    if postgres and "sqlite" in args.backends:
+        backend_lines = ["", "### PostgreSQL / SQLite (throughput)", "", *header]
+        pairs = [(k, "rs1", "pg1", "") for k in writes if k != "classify"]
+        if args.processes_compare:
+            pairs += [(k, "rs2", "pg2", ", 2 processes") for k in writes if k != "classify"]
+        pairs += [(k, "rs-big", "pg-big", "") for k in args.workloads if WORKLOADS[k].read]
+        for key, sqlite_target, pg_target, label in pairs:
+            cells = [ratio_cell(find(results, key, pg_target, c), find(results, key, sqlite_target, c))
+                     for c in args.concurrency]
+            backend_lines.append(f"| {WORKLOADS[key].title}{label} | " + " | ".join(cells) + " |")
 
     # Two processes over one.
     proc_lines = []
     if args.processes_compare:
-        proc_lines = ["", "### 2 processes / 1 process (throughput)", "",
-                      "| workload | " + " | ".join(f"c={c}" for c in args.concurrency) + " |",
-                      "|---|" + "---:|" * len(args.concurrency)]
-        cells = []
-        for c in args.concurrency:
-            one, two = (find(results, "baseline", "baseline", c, args.tool),
-                        find(results, "baseline", "baseline2", c, args.tool))
-            cells.append(f"{two.rps / one.rps:.2f}" if one and two and one.rps else "–")
+        proc_lines = ["", "### 2 processes / 1 process (throughput)", "", *header]
+        cells = [ratio_cell(find(results, "baseline", "baseline2", c, args.tool),
+                            find(results, "baseline", "baseline", c, args.tool)) for c in args.concurrency]
         proc_lines.append(f"| {WORKLOADS['baseline'].title} (for scale) | " + " | ".join(cells) + " |")
-        for key in [k for k in args.workloads if not WORKLOADS[k].read and not WORKLOADS[k].floor and k != "baseline"]:
+        for backend in args.backends:
+            one_proc, two_proc, _ = TARGETS[backend]
+            for key in [k for k in writes if one_proc in write_targets(args, k)]:
+                cells = [ratio_cell(find(results, key, two_proc, c), find(results, key, one_proc, c))
+                         for c in args.concurrency]
+                proc_lines.append(f"| {WORKLOADS[key].title} ({BACKENDS[backend]}) | " + " | ".join(cells) + " |")
+
+    # Reads one at a time.
+    read_lines = []
+    if one_at_a_time:
+        backends = list(one_at_a_time)
+        read_lines = ["", "### Reads one at a time", "",
+                      f"bench_queries.py's reads, {args.read_samples} calls of each, one at a time from a Python "
+                      f"gRPC client, on each backend's database of {args.work_orders:,} work orders (the backends "
+                      "take turns read by read). Milliseconds; pages of 50.", "",
+                      "| read | " + " | ".join(f"{BACKENDS[b]} p50 | {BACKENDS[b]} p99" for b in backends)
+                      + " | answer |",
+                      "|---|" + "---:|---:|" * len(backends) + "---|"]
+        for i, (name, _, answer) in enumerate(one_at_a_time[backends[0]]):
             cells = []
-            for c in args.concurrency:
-                one, two = find(results, key, "rs1", c), find(results, key, "rs2", c)
-                cells.append(f"{two.rps / one.rps:.2f}" if one and two and one.rps else "–")
-            proc_lines.append(f"| {WORKLOADS[key].title} | " + " | ".join(cells) + " |")
+            for b in backends:
+                times = one_at_a_time[b][i][1]
+                cells.append(f"{bench_queries.percentile(times, 50):.2f} | {bench_queries.percentile(times, 99):.2f}")
+            read_lines.append(f"| {name} | " + " | ".join(cells) + f" | {answer} |")
 
     # Targets.
     verdicts = []
     top = max(args.concurrency)
     low = min(args.concurrency)
-    for key in ("create", "lifecycle"):
-        if key not in args.workloads:
-            continue
-        cells = []
-        met_all = True
-        for c in args.concurrency:
-            r, base = find(results, key, "rs1", c), find(results, "baseline", "baseline", c,
-                                                          "go" if key == "lifecycle" else args.tool)
-            if r and base and base.rps:
-                ratio = r.rps / base.rps
-                met_all &= ratio >= WRITE_RATIO_TARGET
-                cells.append(f"c={c}: {ratio:.2f}")
-        verdicts.append(f"{'MET' if met_all else 'NOT MET'}: {WORKLOADS[key].title} ≥ {WRITE_RATIO_TARGET}× baseline "
-                        f"at the same concurrency ({', '.join(cells)})")
+    for backend in args.backends:
+        one_proc, two_proc, big = TARGETS[backend]
+        db_name = BACKENDS[backend]
+        for key in ("create", "lifecycle"):
+            if key not in args.workloads:
+                continue
+            cells = []
+            met_all = True
+            for c in args.concurrency:
+                point, base = find(results, key, one_proc, c), find(results, "baseline", "baseline", c,
+                                                                    "go" if key == "lifecycle" else args.tool)
+                if point and base and base.rps:
+                    ratio = point.rps / base.rps
+                    met_all &= ratio >= WRITE_RATIO_TARGET
+                    cells.append(f"c={c}: {ratio:.2f}")
+            verdicts.append(f"{'MET' if met_all else 'NOT MET'}: {WORKLOADS[key].title} on {db_name} ≥ "
+                            f"{WRITE_RATIO_TARGET}× baseline at the same concurrency ({', '.join(cells)})")
+        limits = LATENCY_TARGETS_MS if backend == "sqlite" else POSTGRES_LATENCY_TARGETS_MS
+        for key, limit in limits.items():
+            point = find(results, key, big, low)
+            if key not in args.workloads or point is None:
+                continue
+            holds = [c for c in args.concurrency if (x := find(results, key, big, c)) and x.p99 <= limit]
+            verdicts.append(
+                f"{'MET' if point.p99 <= limit else 'NOT MET'}: {WORKLOADS[key].title} on {db_name} p99 ≤ {limit:g} "
+                f"ms at {args.work_orders:,} work orders: {point.p99:.2f} ms at c={low}"
+                f" (within the limit at c = {', '.join(map(str, holds)) or 'none'})"
+            )
+        for kind, key in (("List", "list"), ("Count", "count")):
+            p99s = [(name, bench_queries.percentile(times, 99)) for name, times, _ in one_at_a_time.get(backend, [])
+                    if name.startswith(kind)]
+            if p99s:
+                name, worst = max(p99s, key=lambda row: row[1])
+                verdicts.append(f"{'MET' if worst <= limits[key] else 'NOT MET'}: every {kind} above on {db_name}, "
+                                f"one at a time, p99 ≤ {limits[key]:g} ms: the slowest, {name}, {worst:.2f} ms")
+        if args.processes_compare:
+            for key in [k for k in writes if one_proc in write_targets(args, k)]:
+                r1, r2 = find(results, key, one_proc, top), find(results, key, two_proc, top)
+                if r1 and r2 and r1.rps:
+                    ratio = r2.rps / r1.rps
+                    verdicts.append(f"{'MET' if ratio >= PROCESSES_RATIO_TARGET else 'NOT MET'}: "
+                                    f"{WORKLOADS[key].title} on {db_name}, 2 processes ≥ {PROCESSES_RATIO_TARGET}× "
+                                    f"one at c={top}: {ratio:.2f}×")
     if "floor" in args.workloads:
-        cells = [f"c={c}: {r.rps / base.rps:.2f}" for c in args.concurrency
-                 if (r := find(results, "floor", "baseline", c)) and (base := find(results, "baseline", "baseline", c,
-                                                                                    r.tool)) and base.rps]
+        cells = [f"c={c}: {fl.rps / base.rps:.2f}" for c in args.concurrency
+                 if (fl := find(results, "floor", "baseline", c)) and (base := find(results, "baseline", "baseline", c,
+                                                                                     fl.tool)) and base.rps]
         verdicts.append("For scale, the floor: CreateWorkOrder as one durable INSERT on the bare server (no checks, "
                         f"ids, run or event) reached {', '.join(cells)} of the baseline.")
-    for key, limit in LATENCY_TARGETS_MS.items():
-        if key not in args.workloads:
-            continue
-        r = find(results, key, "rs-big", low)
-        if r is None:
-            continue
-        holds = [c for c in args.concurrency if (x := find(results, key, "rs-big", c)) and x.p99 <= limit]
-        verdicts.append(
-            f"{'MET' if r.p99 <= limit else 'NOT MET'}: {WORKLOADS[key].title} p99 ≤ {limit:g} ms at "
-            f"{args.work_orders:,} work orders: {r.p99:.2f} ms at c={low}"
-            f" (within the limit at c = {', '.join(map(str, holds)) or 'none'})"
-        )
     if args.processes_compare:
-        for key in [k for k in args.workloads if not WORKLOADS[k].read and not WORKLOADS[k].floor and k != "baseline"]:
-            one, two = find(results, key, "rs1", top), find(results, key, "rs2", top)
-            if one and two and one.rps:
-                ratio = two.rps / one.rps
-                verdicts.append(f"{'MET' if ratio >= PROCESSES_RATIO_TARGET else 'NOT MET'}: {WORKLOADS[key].title}, "
-                                f"2 processes ≥ {PROCESSES_RATIO_TARGET}× one at c={top}: {ratio:.2f}×")
         one, two = find(results, "baseline", "baseline", top, args.tool), find(results, "baseline", "baseline2", top,
                                                                                 args.tool)
         if one and two and one.rps:
@@ -773,8 +962,8 @@ def table_markdown(results: list[Result], args: argparse.Namespace, facts: dict[
         caveats = ["", f"Note: at {len(busy)} of {len(results)} points something else on the machine used more than "
                        f"{args.busy_threshold:g} cores (CPU other) even after {args.busy_retries} more tries; "
                        "those points are less trustworthy."]
-    text = "\n".join(lines + proc_lines + ["", "### Targets", ""] + [f"- {v}" for v in verdicts] + caveats
-                     + ["", "![throughput against concurrency](benchmark.png)"])
+    text = "\n".join(lines + backend_lines + proc_lines + read_lines + ["", "### Targets", ""]
+                     + [f"- {v}" for v in verdicts] + caveats + ["", "![throughput against concurrency](benchmark.png)"])
     return text, verdicts
 
 
@@ -800,15 +989,22 @@ def plot(results: list[Result], args: argparse.Namespace) -> None:
         line(left, "floor", "baseline", None, "baseline CreateWorkOrder: one durable INSERT", "-.", "black")
     colors = {"classify": "tab:blue", "create": "tab:orange", "lifecycle": "tab:green",
               "get": "tab:purple", "list": "tab:brown", "count": "tab:red"}
+    # SQLite solid, PostgreSQL dashed; 2 processes dotted (SQLite) and dash-dotted (PostgreSQL).
+    styles = {"rs1": ("-", ""), "rs2": (":", ", 2 processes"), "pg1": ("--", ", PostgreSQL"),
+              "pg2": ("-.", ", PostgreSQL, 2 processes"), "rs-big": ("-", ""), "pg-big": ("--", ", PostgreSQL")}
     for key in ("classify", "create", "lifecycle"):
         if key in args.workloads:
-            line(left, key, "rs1", None, WORKLOADS[key].title, "-", colors[key])
-            if args.processes_compare:
-                line(left, key, "rs2", None, WORKLOADS[key].title + ", 2 processes", ":", colors[key])
+            for target in write_targets(args, key):
+                style, label = styles[target]
+                line(left, key, target, None, WORKLOADS[key].title + label, style, colors[key])
     for key in ("get", "list", "count"):
         if key in args.workloads:
-            line(right, key, "rs-big", None, WORKLOADS[key].title, "-", colors[key])
-    left.set_title("Writes and Classify (1 and 2 processes)")
+            for backend in args.backends:
+                target = TARGETS[backend][2]
+                line(right, key, target, None, WORKLOADS[key].title + styles[target][1], styles[target][0],
+                     colors[key])
+    left.set_title("Writes and Classify (1 and 2 processes; PostgreSQL dashed)"
+                   if "postgres" in args.backends else "Writes and Classify (1 and 2 processes)")
     right.set_title(f"Reads on {args.work_orders:,} work orders")
     for ax in (left, right):
         ax.set_xscale("log", base=2)
@@ -1201,6 +1397,11 @@ def main() -> None:
                         help="work orders in the read database (default 1,000,000)")
     parser.add_argument("--db", type=pathlib.Path, default=None,
                         help="the read database (default <tempdir>/runstatus-bench/bench-N.db, as bench_queries.py)")
+    parser.add_argument("--backends", default="sqlite,postgres",
+                        help="comma-separated: runstatus on sqlite, postgres or both (default both; PostgreSQL's "
+                             "reads copy the SQLite database, which is filled either way)")
+    parser.add_argument("--read-samples", type=int, default=200,
+                        help="calls of each read measured one at a time on each backend (0: none; default 200)")
     parser.add_argument("--workloads", default=",".join(WORKLOADS),
                         help=f"comma-separated subset of {','.join(WORKLOADS)}")
     parser.add_argument("--tool", choices=["ghz", "go"], default="ghz" if shutil.which("ghz") else "go",
@@ -1235,7 +1436,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out-md", type=pathlib.Path, default=DOCS / "benchmark.md")
     parser.add_argument("--out-png", type=pathlib.Path, default=DOCS / "benchmark.png")
-    parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, databases, results)")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the work directory (logs, databases, results; PostgreSQL's cluster, stopped)")
     args = parser.parse_args()
 
     try:
@@ -1248,6 +1450,11 @@ def main() -> None:
         parser.error(f"unknown workloads {unknown}; choose from {','.join(WORKLOADS)}")
     if "baseline" not in args.workloads:
         args.workloads.insert(0, "baseline")
+    args.backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    if not args.backends or any(b not in BACKENDS for b in args.backends):
+        parser.error(f"--backends takes a comma-separated subset of {','.join(BACKENDS)}")
+    if args.read_samples < 0 or args.read_samples > 9_000:
+        parser.error("--read-samples must be between 0 and 9,000")
     if not args.concurrency or min(args.concurrency) < 1 or args.seconds <= 0 or args.work_orders < 1:
         parser.error("--concurrency, --seconds and --work-orders must be positive")
     try:
@@ -1264,9 +1471,14 @@ def main() -> None:
     print("machine: " + facts_line(facts), flush=True)
     work = pathlib.Path(tempfile.mkdtemp(prefix="runstatus-bench-"))
     print(f"work directory {work}")
+    pg = None
     try:
         if args.table:
-            run_table(args, work, facts)
+            if "postgres" in args.backends:
+                pg = start_postgres(work)
+                facts["postgresql"] = pg.psql("SHOW server_version").split()[0] + " (fsync on)"
+                print(f"PostgreSQL {facts['postgresql']} in {pg.root}", flush=True)
+            run_table(args, work, facts, pg)
         if args.watchers:
             run_watchers(args, work, facts)
         if args.profile:
@@ -1274,6 +1486,9 @@ def main() -> None:
         if args.soak:
             run_soak(args, work, facts)
     finally:
+        if pg is not None:
+            DATABASES.remove(pg)
+            pg.stop() if args.keep else pg.remove()
         if args.keep:
             print(f"kept {work}")
         else:

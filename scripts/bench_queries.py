@@ -13,13 +13,15 @@ What it does:
    in big executemany transactions with PRAGMA synchronous=OFF. A file that
    already holds N work orders made by this script is reused, so re-runs skip
    the fill. (The default file is <tempdir>/runstatus-bench/bench-N.db.)
+   fill_postgres copies it into a PostgreSQL database (scripts/bench.py does).
 2. Starts the real server on it (tests/harness.ServerProcess) and times each
    workload over gRPC, K samples after a few warm-up calls, next to the round
    trip of a gRPC health check on the same server as the baseline.
 3. Prints a table (p50, p99, max in ms, and p50 / health-check p50), and the
    EXPLAIN QUERY PLAN of the SQL the store runs for the listed queries.
 
-No ANALYZE is run: the planner sees the database as a production one would.
+No ANALYZE is run on the SQLite file: the planner sees it as a production one would.
+(The PostgreSQL copy gets VACUUM (ANALYZE), what autovacuum does to tables that grow.)
 """
 
 from __future__ import annotations
@@ -35,8 +37,10 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
+
+import psycopg
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))  # for harness.py
@@ -53,6 +57,8 @@ from runstatus.v1.status_pb2 import ErrorType, RunStatus  # noqa: E402
 from runstatus.v1.work_order_pb2 import Run, WorkOrder, WorkOrderFilter  # noqa: E402
 from runstatus.v1.workflow_pb2 import Step, Workflow  # noqa: E402
 from runstatus_server import projects  # noqa: E402
+from runstatus_server.store import sqlite_rows  # noqa: E402
+from runstatus_server.store.shared_sql import insert_sql  # noqa: E402
 from runstatus_server.store.sqlite import connect, migrate  # noqa: E402
 from runstatus_server.store.sqlite_rows import SqliteTx  # noqa: E402
 
@@ -119,18 +125,8 @@ def remove_db(db: pathlib.Path) -> None:
         pathlib.Path(f"{db}{suffix}").unlink(missing_ok=True)
 
 
-def fill(db: pathlib.Path, n: int, rnd: random.Random) -> None:
-    conn = connect(str(db))
-    migrate(conn)
-    # Only for the fill: no fsync, and a page cache big enough that the random
-    # uuid keys of the id indexes don't make every insert read a page.
-    conn.execute("PRAGMA synchronous = OFF")
-    conn.execute("PRAGMA cache_size = -1048576")  # 1 GiB
-    end = time.time_ns() // 1000
-    start = end - SPAN_US
-
-    conn.execute("BEGIN IMMEDIATE")
-    tx = SqliteTx(conn)
+def add_project_and_workflows(tx: Any, start: int) -> None:
+    """The 'default' project and the three workflows, through the store's own Tx."""
     projects.ensure_default(tx, start)
     for workflow_id in WORKFLOW_MIX:
         tx.insert_workflow(Workflow(
@@ -139,29 +135,24 @@ def fill(db: pathlib.Path, n: int, rnd: random.Random) -> None:
                         body="get('/patients/' + state.data.patient);")],
             create_time=ts(start),
         ))
-    conn.execute("COMMIT")
 
+
+Row = dict[str, Any]
+
+
+def batches(n: int, rnd: random.Random, start: int) -> Iterator[tuple[list[Row], list[Row]]]:
+    """N work orders with one run each, in batches of FILL_BATCH: (work order rows, run rows),
+    each row by column name, so that each backend takes the columns its rows module writes."""
     statuses, status_weights = list(STATUS_MIX), list(STATUS_MIX.values())
     workflow_ids, workflow_weights = list(WORKFLOW_MIX), list(WORKFLOW_MIX.values())
     errors = {status: run_error(status) for status in ERRORS}
     step = SPAN_US // n  # create_times rise with seq, as they do when work orders are created live
-
-    # The same SQL as SqliteTx.put_work_order and SqliteTx.put_run (new=True).
-    insert_work_order = (
-        "INSERT INTO work_orders (project_id, workflow_id, status, create_time, data, id) VALUES (?, ?, ?, ?, ?, ?)"
-    )
-    insert_run = (
-        "INSERT INTO runs (work_order_id, project_id, number, status, priority, create_time, claimed, "
-        "lease_token, lease_expire, deadline, data, id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    )
-
-    began = time.perf_counter()
     for first in range(0, n, FILL_BATCH):
         count = min(FILL_BATCH, n - first)
         batch_statuses = rnd.choices(statuses, status_weights, k=count)
         batch_workflows = rnd.choices(workflow_ids, workflow_weights, k=count)
-        work_order_rows: list[tuple[Any, ...]] = []
-        run_rows: list[tuple[Any, ...]] = []
+        work_order_rows: list[Row] = []
+        run_rows: list[Row] = []
         for i in range(count):
             number = first + i
             status, workflow_id = batch_statuses[i], batch_workflows[i]
@@ -186,31 +177,130 @@ def fill(db: pathlib.Path, n: int, rnd: random.Random) -> None:
                 run.lease_expire_time.CopyFrom(ts(lease_expire))
                 if status in errors:
                     run.error.CopyFrom(errors[status])
-            run_rows.append((
-                work_order_id, PROJECT, 1, status, 0, created, int(status != PENDING), lease_token, lease_expire, 0,
-                run.SerializeToString(), run_id,
-            ))
+            run_rows.append({
+                "work_order_id": work_order_id, "project_id": PROJECT, "number": 1, "status": status,
+                "priority": 0, "create_time": created, "claimed": int(status != PENDING),
+                "lease_token": lease_token, "lease_expire": lease_expire, "deadline": 0,
+                "data": run.SerializeToString(), "id": run_id,
+            })
 
             work_order = WorkOrder(
                 id=work_order_id, project_id=PROJECT, workflow_id=workflow_id, workflow_version=1,
                 input=Struct(fields={"patient": Value(number_value=100_000 + number)}),
                 status=status, latest_run_id=run_id, run_count=1, create_time=ts(created), update_time=ts(updated),
             )
-            work_order_rows.append(
-                (PROJECT, workflow_id, status, created, work_order.SerializeToString(), work_order_id)
-            )
+            work_order_rows.append({
+                "project_id": PROJECT, "workflow_id": workflow_id, "status": status, "create_time": created,
+                "update_time": updated, "data": work_order.SerializeToString(), "id": work_order_id,
+            })
+        yield work_order_rows, run_rows
 
+
+def in_order(rows: list[Row], columns: tuple[str, ...]) -> list[tuple[Any, ...]]:
+    """The rows as tuples in the order of a rows module's column list."""
+    unknown = [c for c in columns if c not in rows[0]]
+    if unknown:
+        sys.exit(f"the fill has no values for the column(s) {unknown}: add them to bench_queries.batches")
+    return [tuple(row[c] for c in columns) for row in rows]
+
+
+def fill(db: pathlib.Path, n: int, rnd: random.Random) -> None:
+    conn = connect(str(db))
+    migrate(conn)
+    # Only for the fill: no fsync, and a page cache big enough that the random
+    # uuid keys of the id indexes don't make every insert read a page.
+    conn.execute("PRAGMA synchronous = OFF")
+    conn.execute("PRAGMA cache_size = -1048576")  # 1 GiB
+    start = time.time_ns() // 1000 - SPAN_US
+
+    conn.execute("BEGIN IMMEDIATE")
+    add_project_and_workflows(SqliteTx(conn), start)
+    conn.execute("COMMIT")
+
+    # The same SQL as SqliteTx.put_work_order and SqliteTx.put_run (new=True).
+    insert_work_order = insert_sql("work_orders", sqlite_rows.WORK_ORDER_COLUMNS, "?")
+    insert_run = insert_sql("runs", sqlite_rows.RUN_COLUMNS, "?")
+    began = time.perf_counter()
+    done = 0
+    for work_order_rows, run_rows in batches(n, rnd, start):
         conn.execute("BEGIN IMMEDIATE")
-        conn.executemany(insert_work_order, work_order_rows)
-        conn.executemany(insert_run, run_rows)
+        conn.executemany(insert_work_order, in_order(work_order_rows, sqlite_rows.WORK_ORDER_COLUMNS))
+        conn.executemany(insert_run, in_order(run_rows, sqlite_rows.RUN_COLUMNS))
         conn.execute("COMMIT")
-        done = first + count
+        done += len(work_order_rows)
         elapsed = time.perf_counter() - began
         print(f"  {done:>10,} work orders  {elapsed:6.1f} s  ({done / elapsed:,.0f}/s)", flush=True)
 
     # Fold the WAL into the database file, so the server starts on a small WAL.
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
+
+
+# The trigger that keeps work_order_counts as work orders are inserted (postgres_schema.py).
+COUNT_TRIGGER = "work_orders_counted_rows"
+
+
+def fill_postgres(url: str, db: pathlib.Path) -> None:
+    """A copy of the SQLite database's rows into an empty PostgreSQL database, by COPY, in the
+    schema the store's migrate() makes: both backends then answer the same reads about the same
+    rows. The columns are those postgres_rows.py writes. The hour buckets (work_order_counts) are
+    copied too, as SQLite's triggers made them from the same rows, with PostgreSQL's trigger off
+    meanwhile: row by row, it made the copy twice as long (133 s for a million, against 70 s)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from runstatus_server import store
+    from runstatus_server.store import postgres_rows
+
+    store.prepare(url)
+    source = connect(str(db))
+    migrate(source)  # a file made by an older runstatus gets the columns this one writes
+    sqlite_counts_columns = {r[1] for r in source.execute("PRAGMA table_info(work_order_counts)")}
+    source.close()
+    began = time.perf_counter()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"ALTER TABLE work_orders DISABLE TRIGGER {COUNT_TRIGGER}")
+        # The bucket columns both backends have; any other takes its default.
+        counts_columns = tuple(r[0] for r in conn.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'work_order_counts' "
+            "ORDER BY ordinal_position") if r[0] in sqlite_counts_columns)
+    tables = [("projects", postgres_rows.PROJECT_COLUMNS), ("workflows", postgres_rows.WORKFLOW_COLUMNS),
+              ("work_orders", postgres_rows.WORK_ORDER_COLUMNS), ("runs", postgres_rows.RUN_COLUMNS),
+              ("work_order_counts", counts_columns)]
+    with ThreadPoolExecutor(2) as pool:  # two connections: the database has a core for each
+        for future in [pool.submit(copy_table, url, db, table, columns, began) for table, columns in tables]:
+            future.result()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"ALTER TABLE work_orders ENABLE TRIGGER {COUNT_TRIGGER}")
+        check = conn.execute("SELECT (SELECT count(*) FROM work_orders), "
+                             "(SELECT coalesce(sum(n), 0) FROM work_order_counts)").fetchone()
+        if check is None or check[0] != check[1]:
+            sys.exit(f"the copy's work orders and its buckets' counts differ: {check}")
+        # What autovacuum does to tables that grew this big: the planner's statistics, and the
+        # visibility map that lets a count read an index alone.
+        conn.execute("VACUUM (ANALYZE)")
+        conn.execute("CHECKPOINT")
+    print(f"  copied, VACUUM (ANALYZE) and CHECKPOINT in {time.perf_counter() - began:.1f} s", flush=True)
+
+
+def copy_table(url: str, db: pathlib.Path, table: str, columns: tuple[str, ...], began: float) -> None:
+    source = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        # In seq order, so that a work order has the same seq in both databases.
+        order = " ORDER BY seq" if table == "work_orders" else ""
+        rows = source.execute(f"SELECT {', '.join(columns)} FROM {table}{order}")
+        with psycopg.connect(url) as conn:
+            conn.execute("SET synchronous_commit = off")  # the fill's own commits; the servers' stay durable
+            done = 0
+            while chunk := rows.fetchmany(FILL_BATCH):
+                with conn.transaction(), conn.cursor() as cur, \
+                        cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+                    for row in chunk:
+                        copy.write_row(row)
+                done += len(chunk)
+                if len(chunk) == FILL_BATCH:
+                    print(f"  {table}: {done:>10,} rows  {time.perf_counter() - began:6.1f} s", flush=True)
+    finally:
+        source.close()
 
 
 def prepare(db: pathlib.Path, n: int, rnd: random.Random) -> None:
@@ -296,6 +386,57 @@ def describe(answer: Any) -> str:
     return ""
 
 
+def day_window(newest: int) -> WorkOrderFilter:
+    """A one-day window that ends a day before the newest work order."""
+    return WorkOrderFilter(create_time_start=ts(newest - 2 * DAY_US), create_time_end=ts(newest - DAY_US))
+
+
+def read_workloads(client: Client, ids: list[str], newest: int) -> list[tuple[str, Callable[[int], Any]]]:
+    """The reads timed one at a time (call i asks for ids[i]), after the round trip of a health
+    check on the same server, the baseline. `newest`: the newest work order's create_time."""
+    health = health_pb2_grpc.HealthStub(client.channel)
+    wo = client.work_orders
+    window = day_window(newest)
+    by_failed = WorkOrderFilter(statuses=[FAILED])
+    failed_in_window = WorkOrderFilter(statuses=[FAILED], create_time_start=window.create_time_start,
+                                       create_time_end=window.create_time_end)
+
+    def list_call(flt: WorkOrderFilter) -> Callable[[int], Any]:
+        return lambda i: wo.ListWorkOrders(wo_pb.ListWorkOrdersRequest(filter=flt, page_size=50))
+
+    def count_call(flt: WorkOrderFilter) -> Callable[[int], Any]:
+        return lambda i: wo.CountWorkOrders(wo_pb.CountWorkOrdersRequest(filter=flt))
+
+    # Next page: each call follows the token of the one before, paging deeper
+    # into the FAILED work orders (and starting over if it reaches the end).
+    token = {"next": ""}
+
+    def next_page(i: int) -> Any:
+        if not token["next"]:
+            token["next"] = list_call(by_failed)(i).next_page_token
+        answer = wo.ListWorkOrders(
+            wo_pb.ListWorkOrdersRequest(filter=by_failed, page_size=50, page_token=token["next"])
+        )
+        token["next"] = answer.next_page_token
+        return answer
+
+    return [
+        ("Health/Check (baseline)", lambda i: health.Check(health_pb2.HealthCheckRequest())),
+        ("GetWorkOrder random id", lambda i: wo.GetWorkOrder(wo_pb.GetWorkOrderRequest(work_order_id=ids[i]))),
+        ("List status=FAILED", list_call(by_failed)),
+        ("List status in (FAILED, CRASHED)", list_call(WorkOrderFilter(statuses=[FAILED, CRASHED]))),
+        (f"List workflow={BUSIEST_WORKFLOW} FAILED",
+         list_call(WorkOrderFilter(workflow_id=BUSIEST_WORKFLOW, statuses=[FAILED]))),
+        ("List FAILED next page (token)", next_page),
+        ("List create_time in 1 day", list_call(window)),
+        ("Count no filter", count_call(WorkOrderFilter())),
+        ("Count status=FAILED", count_call(by_failed)),
+        (f"Count workflow={BUSIEST_WORKFLOW}", count_call(WorkOrderFilter(workflow_id=BUSIEST_WORKFLOW))),
+        ("Count create_time in 1 day", count_call(window)),
+        ("Count FAILED, create_time in 1 day", count_call(failed_in_window)),
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work-orders", type=int, default=1_000_000, help="work orders in the database")
@@ -319,8 +460,7 @@ def main() -> None:
     ids = [conn.execute("SELECT id FROM work_orders WHERE seq = ?", (s,)).fetchone()[0] for s in seqs]
     newest = conn.execute("SELECT create_time FROM work_orders ORDER BY seq DESC LIMIT 1").fetchone()[0]
     conn.close()
-    window = WorkOrderFilter(create_time_start=ts(newest - 2 * DAY_US), create_time_end=ts(newest - DAY_US))
-
+    window = day_window(newest)
     by_failed = WorkOrderFilter(statuses=[FAILED])
     by_two = WorkOrderFilter(statuses=[FAILED, CRASHED])
     by_workflow_failed = WorkOrderFilter(workflow_id=BUSIEST_WORKFLOW, statuses=[FAILED])
@@ -329,40 +469,8 @@ def main() -> None:
     server = ServerProcess(db).start()
     print(f"\nserver on {server.address}, log in {server.log_path}")
     client = Client(server.address)
-    health = health_pb2_grpc.HealthStub(client.channel)
-    wo = client.work_orders
     try:
-        def list_call(flt: WorkOrderFilter) -> Callable[[int], Any]:
-            return lambda i: wo.ListWorkOrders(wo_pb.ListWorkOrdersRequest(filter=flt, page_size=50))
-
-        def count_call(flt: WorkOrderFilter) -> Callable[[int], Any]:
-            return lambda i: wo.CountWorkOrders(wo_pb.CountWorkOrdersRequest(filter=flt))
-
-        # Next page: each call follows the token of the one before, paging deeper
-        # into the FAILED work orders (and starting over if it reaches the end).
-        token = {"next": ""}
-
-        def next_page(i: int) -> Any:
-            if not token["next"]:
-                token["next"] = list_call(by_failed)(i).next_page_token
-            answer = wo.ListWorkOrders(
-                wo_pb.ListWorkOrdersRequest(filter=by_failed, page_size=50, page_token=token["next"])
-            )
-            token["next"] = answer.next_page_token
-            return answer
-
-        workloads: list[tuple[str, Callable[[int], Any]]] = [
-            ("Health/Check (baseline)", lambda i: health.Check(health_pb2.HealthCheckRequest())),
-            ("GetWorkOrder random id", lambda i: wo.GetWorkOrder(wo_pb.GetWorkOrderRequest(work_order_id=ids[i]))),
-            ("List status=FAILED", list_call(by_failed)),
-            ("List status in (FAILED, CRASHED)", list_call(by_two)),
-            (f"List workflow={BUSIEST_WORKFLOW} FAILED", list_call(by_workflow_failed)),
-            ("List FAILED next page (token)", next_page),
-            ("List create_time in 1 day", list_call(window)),
-            ("Count no filter", count_call(WorkOrderFilter())),
-            (f"Count workflow={BUSIEST_WORKFLOW}", count_call(by_workflow)),
-            ("Count create_time in 1 day", count_call(window)),
-        ]
+        workloads = read_workloads(client, ids, newest)
         results = []
         for name, call in workloads:
             began = time.perf_counter()

@@ -161,8 +161,8 @@ class PostgresStore:
         await asyncio.to_thread(self.prepare)
         self._idle = asyncio.Event()
         self._idle.set()
-        self._write_pool = self._pool("write", self._writer_count, None)
-        self._read_pool = self._pool("read", self._reader_count, self._configure_reader)
+        self._write_pool = self._pool("write", self._writer_count, None, checked=True)
+        self._read_pool = self._pool("read", self._reader_count, self._configure_reader, checked=False)
         try:
             await asyncio.to_thread(self._open_pools)
         except psycopg.Error as e:
@@ -172,17 +172,18 @@ class PostgresStore:
         self._listening = threading.Thread(target=self._listen_forever, name="runstatus-pg-listen", daemon=True)
         self._listening.start()
 
-    def _pool(self, name: str, size: int,
-              configure: Callable[[psycopg.Connection[Any]], None] | None) -> ConnectionPool[psycopg.Connection[Any]]:
+    def _pool(self, name: str, size: int, configure: Callable[[psycopg.Connection[Any]], None] | None,
+              checked: bool) -> ConnectionPool[psycopg.Connection[Any]]:
         return ConnectionPool(
             self.url, min_size=1, max_size=size, open=False, name=f"runstatus-{name}", timeout=POOL_TIMEOUT_S,
             reconnect_timeout=RECONNECT_TIMEOUT_S,
             kwargs={"autocommit": False, "connect_timeout": CONNECT_TIMEOUT_S, "options": OPTIONS},
             configure=configure,
-            # A connection the database dropped (a restart) is found out before a unit of work
-            # gets it: the store comes back with the database instead of failing once per
-            # connection it held.
-            check=ConnectionPool.check_connection,
+            # `checked`: a connection the database dropped (a restart) is found out before a
+            # unit of work gets it, so the store comes back with the database instead of failing
+            # once per connection it held. Writes need it (one is not tried again once it may
+            # have reached its COMMIT); reads try again instead (_read_now), saving a round trip.
+            check=ConnectionPool.check_connection if checked else None,
         )
 
     @staticmethod
@@ -439,17 +440,30 @@ class PostgresStore:
         return self._read_now(lambda tx: fn(tx, *args, **kwargs))
 
     def _read_now(self, job: Callable[[PostgresTx], T]) -> T:
+        """The job in a read-only transaction. Its connection is not checked first (a round
+        trip per read): a read that finds its connection dropped by the database (a restart)
+        is tried again on another, which the pool opens anew once the broken ones are gone."""
         if self._read_pool is None:
             raise StoreClosing("the server is shutting down")
-        try:
-            with self._read_pool.connection() as conn:
-                try:
-                    return job(PostgresTx(conn, writing=False))
-                finally:
-                    if not conn.closed:
-                        conn.rollback()  # read-only: nothing to commit
-        except psycopg.Error as e:
-            raise _storage_error(e, "read") from e
+        for attempt in range(self._reader_count + 1, -1, -1):
+            conn: psycopg.Connection[Any] | None = None
+            try:
+                with self._read_pool.connection() as conn:
+                    try:
+                        result = job(PostgresTx(conn, writing=False))
+                    except BaseException:
+                        if not conn.closed:
+                            conn.rollback()
+                        raise
+                    # COMMIT, not ROLLBACK, ends it: the same for a read-only transaction, and
+                    # psycopg keeps its prepared statements (a ROLLBACK drops them).
+                    conn.commit()
+                    return result
+            except psycopg.Error as e:
+                if conn is not None and conn.broken and attempt:
+                    continue
+                raise _storage_error(e, "read") from e
+        raise AssertionError("unreachable")
 
 
 __all__ = ["PostgresStore", "is_postgres_url", "redacted"]

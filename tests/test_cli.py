@@ -243,7 +243,8 @@ def test_one_json_style(server: ServerProcess, project: str, tmp: pathlib.Path) 
                      '"visits": [1, 2.0], "address": {"zip": 10115}}', project=project)
     assert order["input"] == {"patient": 123, "weight": 70.5, "visits": [1, 2], "address": {"zip": 10115}}
     raw = run(server, "work-orders", "get", order["id"], "--json", project=project).stdout
-    assert '"patient": 123,' in raw and "123.0" not in raw
+    # Whole numbers stay whole (a Struct holds doubles); the input's keys come in any order.
+    assert re.search(r'"patient": 123\s*[,}]', raw) and "123.0" not in raw
     outputs = [order] + [run_json(server, *args, project=project) for args in [
         ("classify", "KeyError"), ("workflows", "get", "referral"), ("workflows", "list"),
         ("projects", "get", project), ("work-orders", "get", order["id"]), ("work-orders", "list"),

@@ -236,15 +236,16 @@ def fill(db: pathlib.Path, n: int, rnd: random.Random) -> None:
     conn.close()
 
 
-# The trigger that keeps work_order_counts as work orders are inserted (postgres_schema.py).
-COUNT_TRIGGER = "work_orders_counted_rows"
+# The triggers that keep the hour buckets (work_order_counts, work_order_change_counts) as work
+# orders are inserted (postgres_schema.py).
+COUNT_TRIGGERS = ("work_orders_counted_rows", "work_orders_change_counted_rows")
 
 
 def fill_postgres(url: str, db: pathlib.Path) -> None:
     """A copy of the SQLite database's rows into an empty PostgreSQL database, by COPY, in the
     schema the store's migrate() makes: both backends then answer the same reads about the same
     rows. The columns are those postgres_rows.py writes. The hour buckets (work_order_counts) are
-    copied too, as SQLite's triggers made them from the same rows, with PostgreSQL's trigger off
+    copied too, as SQLite's triggers made them from the same rows, with PostgreSQL's triggers off
     meanwhile: row by row, it made the copy twice as long (133 s for a million, against 70 s)."""
     from concurrent.futures import ThreadPoolExecutor
 
@@ -258,22 +259,25 @@ def fill_postgres(url: str, db: pathlib.Path) -> None:
     source.close()
     began = time.perf_counter()
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f"ALTER TABLE work_orders DISABLE TRIGGER {COUNT_TRIGGER}")
+        for trigger in COUNT_TRIGGERS:
+            conn.execute(f"ALTER TABLE work_orders DISABLE TRIGGER {trigger}")
         # The bucket columns both backends have; any other takes its default.
         counts_columns = tuple(r[0] for r in conn.execute(
             "SELECT column_name FROM information_schema.columns WHERE table_name = 'work_order_counts' "
             "ORDER BY ordinal_position") if r[0] in sqlite_counts_columns)
     tables = [("projects", postgres_rows.PROJECT_COLUMNS), ("workflows", postgres_rows.WORKFLOW_COLUMNS),
               ("work_orders", postgres_rows.WORK_ORDER_COLUMNS), ("runs", postgres_rows.RUN_COLUMNS),
-              ("work_order_counts", counts_columns)]
+              ("work_order_counts", counts_columns), ("work_order_change_counts", counts_columns)]
     with ThreadPoolExecutor(2) as pool:  # two connections: the database has a core for each
         for future in [pool.submit(copy_table, url, db, table, columns, began) for table, columns in tables]:
             future.result()
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f"ALTER TABLE work_orders ENABLE TRIGGER {COUNT_TRIGGER}")
+        for trigger in COUNT_TRIGGERS:
+            conn.execute(f"ALTER TABLE work_orders ENABLE TRIGGER {trigger}")
         check = conn.execute("SELECT (SELECT count(*) FROM work_orders), "
-                             "(SELECT coalesce(sum(n), 0) FROM work_order_counts)").fetchone()
-        if check is None or check[0] != check[1]:
+                             "(SELECT coalesce(sum(n), 0) FROM work_order_counts), "
+                             "(SELECT coalesce(sum(n), 0) FROM work_order_change_counts)").fetchone()
+        if check is None or not check[0] == check[1] == check[2]:
             sys.exit(f"the copy's work orders and its buckets' counts differ: {check}")
         # What autovacuum does to tables that grew this big: the planner's statistics, and the
         # visibility map that lets a count read an index alone.

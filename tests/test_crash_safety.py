@@ -184,12 +184,14 @@ def check_file(db: pathlib.Path) -> Counter[str]:
             assert work_order.status == latest[0].status, (
                 f"work order {work_order_id} is {S.Name(work_order.status)}, its latest run {S.Name(latest[0].status)}")
 
-        # The count buckets match the rows.
-        buckets = dict(((p, w, s), n) for p, w, s, n in conn.execute(
-            "SELECT project_id, workflow_id, status, sum(n) FROM work_order_counts GROUP BY 1, 2, 3") if n)
-        rows = dict(((p, w, s), n) for p, w, s, n in conn.execute(
-            "SELECT project_id, workflow_id, status, count(*) FROM work_orders GROUP BY 1, 2, 3"))
-        assert buckets == rows, "work_order_counts does not match the work orders"
+        # The count buckets, by hour of creation and of last change, match the rows.
+        for table, hour in (("work_order_counts", "create_time"), ("work_order_change_counts", "update_time")):
+            buckets = dict(((p, w, s, h), n) for p, w, s, h, n in conn.execute(
+                f"SELECT project_id, workflow_id, status, hour, sum(n) FROM {table} GROUP BY 1, 2, 3, 4") if n)
+            rows = dict(((p, w, s, h), n) for p, w, s, h, n in conn.execute(
+                f"SELECT project_id, workflow_id, status, {hour} / 3600000000, count(*) FROM work_orders "
+                "GROUP BY 1, 2, 3, 4"))
+            assert buckets == rows, f"{table} does not match the work orders"
 
         # No lost event: each run's events end at its status, and it has its creation event.
         last: dict[str, Event] = {}

@@ -464,10 +464,11 @@ def test_counts_stay_exact_while_writers_change_statuses_at_once_and_the_buckets
         await b.write(lambda tx: tx.merge_count_deltas(1000))
         counted, rows = await b.scan(counts_and_rows)
         assert counted == rows
-        buckets = await b.scan(lambda tx: tx.conn.execute(
-            "SELECT count(*), count(DISTINCT (project_id, workflow_id, status, hour)), count(*) FILTER (WHERE pending) "
-            "FROM work_order_counts").fetchone())
-        assert buckets[0] == buckets[1] and buckets[2] == 0, buckets
+        for table in ("work_order_counts", "work_order_change_counts"):
+            buckets = await b.scan(lambda tx: tx.conn.execute(
+                "SELECT count(*), count(DISTINCT (project_id, workflow_id, status, hour)), "
+                f"count(*) FILTER (WHERE pending) FROM {table}").fetchone())
+            assert buckets[0] == buckets[1] and buckets[2] == 0, (table, buckets)
         await a.close()
         await b.close()
 

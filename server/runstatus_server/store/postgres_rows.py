@@ -35,9 +35,9 @@ from .base import StoredRun
 from .postgres_schema import EVENT_LOCK, EVENTS_CHANNEL, MERGE_LOCK
 from .schema import PENDING, REJECTED, RUNNING
 from .shared_sql import (
-    EVENT_COLUMNS, IN_FLIGHT_SQL, PROJECT_COLUMNS, REQUEST_COLUMNS, RUN_COLUMNS, STEP_RUN_COLUMNS, STORED_RUN,
-    TOKEN_COLUMNS, WORK_ORDER_COLUMNS, WORKFLOW_COLUMNS, SharedRows, insert_sql, run_row, step_run_row, update_sql,
-    work_order_row,
+    COUNT_TABLES, EVENT_COLUMNS, IN_FLIGHT_SQL, PROJECT_COLUMNS, REQUEST_COLUMNS, RUN_COLUMNS, STEP_RUN_COLUMNS,
+    STORED_RUN, TOKEN_COLUMNS, WORK_ORDER_COLUMNS, WORKFLOW_COLUMNS, SharedRows, insert_sql, run_row, step_run_row,
+    update_sql, work_order_row,
 )
 
 def _text(value: Any) -> Any:
@@ -153,24 +153,25 @@ class PostgresTx(SharedRows):
         return self._lock
 
     def merge_count_deltas(self, limit: int) -> int:
-        """Merges the pending rows of up to `limit` hour buckets (postgres_schema.py, migration 3)
-        into one row each, in one statement: a count reads the same sums before and after, and
-        rows inserted meanwhile stay pending for the next merge. Merges take turns (MERGE_LOCK):
-        two at once could each merge a part of a bucket, leaving it two rows that are not
-        pending, which no merge would join again. Returns the buckets merged."""
+        """Merges the pending rows of up to `limit` hour buckets of each count table
+        (postgres_schema.py, migrations 3 and 4) into one row each, a statement per table: a
+        count reads the same sums before and after, and rows inserted meanwhile stay pending for
+        the next merge. Merges take turns (MERGE_LOCK): two at once could each merge a part of a
+        bucket, leaving it two rows that are not pending, which no merge would join again.
+        Returns the buckets merged."""
         if not self._one("SELECT pg_try_advisory_xact_lock(%s)", MERGE_LOCK):
             return 0  # another merge is at it
-        return self._run(
-            "WITH buckets AS (SELECT DISTINCT project_id, workflow_id, status, hour FROM work_order_counts "
+        return sum(self._run(
+            f"WITH buckets AS (SELECT DISTINCT project_id, workflow_id, status, hour FROM {table} "
             "WHERE pending LIMIT %s), "
-            "merged AS (DELETE FROM work_order_counts c USING buckets b WHERE c.project_id = b.project_id "
+            f"merged AS (DELETE FROM {table} c USING buckets b WHERE c.project_id = b.project_id "
             "AND c.workflow_id = b.workflow_id AND c.status = b.status AND c.hour = b.hour "
             "RETURNING c.project_id, c.workflow_id, c.status, c.hour, c.n) "
-            "INSERT INTO work_order_counts (project_id, workflow_id, status, hour, n, pending) "
+            f"INSERT INTO {table} (project_id, workflow_id, status, hour, n, pending) "
             "SELECT project_id, workflow_id, status, hour, sum(n), false FROM merged "
             "GROUP BY project_id, workflow_id, status, hour HAVING sum(n) <> 0",
             limit,
-        )
+        ) for table in COUNT_TABLES)
 
     # Runs
     @staticmethod

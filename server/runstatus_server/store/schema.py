@@ -220,3 +220,43 @@ def _work_order_update_time(conn: sqlite3.Connection) -> None:
 
 
 MIGRATIONS.append(_work_order_update_time)
+
+# 7: work order counts by the hour of their last change too (work_order_change_counts, kept by
+# triggers as work_order_counts is by the hour of creation), so that CountWorkOrders over a
+# range of change times sums buckets instead of counting millions of rows.
+MIGRATIONS.append(
+    """
+    CREATE TABLE work_order_change_counts (
+        project_id TEXT NOT NULL,
+        workflow_id TEXT NOT NULL,
+        status INTEGER NOT NULL,
+        hour INTEGER NOT NULL,
+        n INTEGER NOT NULL,
+        PRIMARY KEY (project_id, workflow_id, status, hour)
+    ) WITHOUT ROWID;
+    INSERT INTO work_order_change_counts (project_id, workflow_id, status, hour, n)
+        SELECT project_id, workflow_id, status, update_time / 3600000000, count(*)
+        FROM work_orders GROUP BY 1, 2, 3, 4;
+    CREATE TRIGGER work_orders_change_counted_insert AFTER INSERT ON work_orders BEGIN
+        INSERT INTO work_order_change_counts (project_id, workflow_id, status, hour, n)
+            VALUES (NEW.project_id, NEW.workflow_id, NEW.status, NEW.update_time / 3600000000, 1)
+            ON CONFLICT DO UPDATE SET n = n + 1;
+    END;
+    CREATE TRIGGER work_orders_change_counted_update AFTER UPDATE ON work_orders
+        WHEN OLD.status != NEW.status OR OLD.project_id != NEW.project_id
+          OR OLD.workflow_id != NEW.workflow_id OR OLD.update_time / 3600000000 != NEW.update_time / 3600000000
+    BEGIN
+        UPDATE work_order_change_counts SET n = n - 1
+            WHERE project_id = OLD.project_id AND workflow_id = OLD.workflow_id
+              AND status = OLD.status AND hour = OLD.update_time / 3600000000;
+        INSERT INTO work_order_change_counts (project_id, workflow_id, status, hour, n)
+            VALUES (NEW.project_id, NEW.workflow_id, NEW.status, NEW.update_time / 3600000000, 1)
+            ON CONFLICT DO UPDATE SET n = n + 1;
+    END;
+    CREATE TRIGGER work_orders_change_counted_delete AFTER DELETE ON work_orders BEGIN
+        UPDATE work_order_change_counts SET n = n - 1
+            WHERE project_id = OLD.project_id AND workflow_id = OLD.workflow_id
+              AND status = OLD.status AND hour = OLD.update_time / 3600000000;
+    END
+    """
+)

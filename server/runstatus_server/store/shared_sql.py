@@ -5,6 +5,7 @@ What differs between the two (locks, sequences, claims) stays in each mapping.""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from runstatus.v1.event_pb2 import Event
@@ -72,20 +73,42 @@ def step_run_row(step_run: StepRun, data: bytes) -> tuple[Any, ...]:
     return step_run.run_id, step_run.step_id, step_run.previous_step_run_id, step_run.status, data, step_run.id
 
 
-def _updated_range(flt: WorkOrderFilter) -> bool:
-    return bool(flt.HasField("update_time_start") or flt.HasField("update_time_end"))
+@dataclass(frozen=True)
+class ByTime:
+    """A time a work order filter has a range of: its filter fields, its column, and the table
+    of hour buckets that counts work orders by project, workflow, status and that hour."""
+
+    start: str
+    end: str
+    column: str
+    buckets: str
+
+    def bounds(self, flt: WorkOrderFilter) -> tuple[int | None, int | None]:
+        return (getattr(flt, self.start).ToMicroseconds() if flt.HasField(self.start) else None,
+                getattr(flt, self.end).ToMicroseconds() if flt.HasField(self.end) else None)
+
+    def given(self, flt: WorkOrderFilter) -> bool:
+        return bool(flt.HasField(self.start) or flt.HasField(self.end))
+
+
+CREATED = ByTime("create_time_start", "create_time_end", "create_time", "work_order_counts")
+CHANGED = ByTime("update_time_start", "update_time_end", "update_time", "work_order_change_counts")
+COUNT_TABLES = (CREATED.buckets, CHANGED.buckets)
 
 
 class SharedRows:
     """The reads both row mappings make alike, for a mapping that supplies `_rows`, `_one` and
     its parameter mark; among them ListWorkOrders and CountWorkOrders over the work_orders
-    table and its hour buckets (work_order_counts)."""
+    table and its hour buckets (CREATED.buckets, CHANGED.buckets)."""
 
     MARK: ClassVar[str]
-    # Index hints for the row counts (SQLite's planner, without ANALYZE, may take a status
-    # index for a time range); PostgreSQL's planner has statistics and needs none.
-    BY_CREATED: ClassVar[str] = ""
-    BY_UPDATED: ClassVar[str] = ""
+    # Index hints, by time column, for the row counts (SQLite's planner, without ANALYZE, may
+    # take a status index for a time range); PostgreSQL's planner has statistics and needs none.
+    TIME_INDEX: ClassVar[dict[str, str]] = {}
+    # What a List's change-time bounds are written on: SQLite's planner would take the
+    # update_time index for them and sort every match ("+update_time" is no index's column);
+    # a List goes newest first, on the creation-time indexes.
+    LIST_CHANGED_COLUMN: ClassVar[str] = "update_time"
 
     def _rows(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
         raise NotImplementedError
@@ -174,10 +197,10 @@ class SharedRows:
         """What a List's SELECT ends with (PostgreSQL's write transactions lock the page)."""
         return ""
 
-    def _filter_sql(self, flt: WorkOrderFilter, *, statuses: bool = True,
-                    created: bool = True) -> tuple[str, list[Any]]:
-        """SQL conditions for a filter; a caller that handles the statuses or the created range
-        itself leaves them out."""
+    def _filter_sql(self, flt: WorkOrderFilter, *, statuses: bool = True, leave_out: ByTime | None = None,
+                    changed_column: str = "update_time") -> tuple[str, list[Any]]:
+        """SQL conditions for a filter; a caller that handles the statuses or one time range
+        itself leaves it out."""
         m = self.MARK
         sql, args = "", []
         if flt.workflow_id:
@@ -187,20 +210,23 @@ class SharedRows:
         if wanted:
             sql += f" AND status IN ({', '.join([m] * len(wanted))})"
             args += wanted
-        bounds = [("update_time_start", "update_time >="), ("update_time_end", "update_time <")]
-        if created:
-            bounds += [("create_time_start", "create_time >="), ("create_time_end", "create_time <")]
-        for field, condition in bounds:
-            if flt.HasField(field):
-                sql += f" AND {condition} {m}"
-                args.append(getattr(flt, field).ToMicroseconds())
+        for by, column in ((CREATED, "create_time"), (CHANGED, changed_column)):
+            if by is leave_out:
+                continue
+            start, end = by.bounds(flt)
+            if start is not None:
+                sql += f" AND {column} >= {m}"
+                args.append(start)
+            if end is not None:
+                sql += f" AND {column} < {m}"
+                args.append(end)
         return sql, args
 
     def list_work_orders(
         self, project_id: str, flt: WorkOrderFilter, after: WorkOrderKey | None, limit: int
     ) -> list[tuple[WorkOrder, WorkOrderKey]]:
         m = self.MARK
-        where, args = self._filter_sql(flt, statuses=False)
+        where, args = self._filter_sql(flt, statuses=False, changed_column=self.LIST_CHANGED_COLUMN)
         if after is not None:
             where += f" AND (create_time, seq) < ({m}, {m})"
             args += list(after)
@@ -225,19 +251,20 @@ class SharedRows:
         return {int(status): int(n) for status, n in rows}
 
     def count_work_orders(self, project_id: str, flt: WorkOrderFilter) -> dict[int, int]:
-        """Whole hours of creation come from the work_order_counts buckets; only the partial
-        hours at the ends of a created range are counted row by row. A range of change times
-        cuts across the buckets: it is counted row by row, over its own index."""
-        start = flt.create_time_start.ToMicroseconds() if flt.HasField("create_time_start") else None
-        end = flt.create_time_end.ToMicroseconds() if flt.HasField("create_time_end") else None
-        if _updated_range(flt):
-            return self._count_rows(project_id, flt, start, end, self.BY_UPDATED)
+        """Whole hours come from the hour buckets of the time the filter has a range of (when
+        it was created, or when it last changed); only the partial hours at the ends of the
+        range are counted row by row. A filter with both ranges is counted row by row, over the
+        created range (the buckets count by one time each)."""
+        by = CHANGED if CHANGED.given(flt) and not CREATED.given(flt) else CREATED
+        start, end = by.bounds(flt)
+        if CREATED.given(flt) and CHANGED.given(flt):
+            return self._count_rows(project_id, flt, by, start, end)
         first_hour = -(-start // HOUR_US) if start is not None else None  # first hour wholly inside
         end_hour = end // HOUR_US if end is not None else None  # hours before this one are inside
         if first_hour is not None and end_hour is not None and first_hour >= end_hour:
-            return self._count_rows(project_id, flt, start, end)  # less than two hours: rows
+            return self._count_rows(project_id, flt, by, start, end)  # less than two hours: rows
         m = self.MARK
-        where, args = self._filter_sql(flt, created=False)
+        where, args = self._filter_sql(flt, leave_out=by)
         if first_hour is not None:
             where += f" AND hour >= {m}"
             args.append(first_hour)
@@ -246,15 +273,14 @@ class SharedRows:
             args.append(end_hour)
         counts: dict[int, int] = {}
         for status, n in self._rows(
-            f"SELECT status, CAST(sum(n) AS BIGINT) FROM work_order_counts WHERE project_id = {m}{where} "
-            "GROUP BY status",
+            f"SELECT status, CAST(sum(n) AS BIGINT) FROM {by.buckets} WHERE project_id = {m}{where} GROUP BY status",
             project_id, *args,
         ):
             counts[int(status)] = int(n)
         if start is not None and first_hour is not None:
-            self._add(counts, self._count_rows(project_id, flt, start, first_hour * HOUR_US))
+            self._add(counts, self._count_rows(project_id, flt, by, start, first_hour * HOUR_US))
         if end is not None and end_hour is not None:
-            self._add(counts, self._count_rows(project_id, flt, end_hour * HOUR_US, end))
+            self._add(counts, self._count_rows(project_id, flt, by, end_hour * HOUR_US, end))
         return {status: n for status, n in counts.items() if n > 0}
 
     @staticmethod
@@ -262,13 +288,13 @@ class SharedRows:
         for status, n in more.items():
             counts[status] = counts.get(status, 0) + n
 
-    def _count_rows(self, project_id: str, flt: WorkOrderFilter, start: int | None, end: int | None,
-                    index: str | None = None) -> dict[int, int]:
+    def _count_rows(self, project_id: str, flt: WorkOrderFilter, by: ByTime, start: int | None,
+                    end: int | None) -> dict[int, int]:
         m = self.MARK
-        where, args = self._filter_sql(flt, created=False)
+        where, args = self._filter_sql(flt, leave_out=by)
         rows = self._rows(
-            f"SELECT status, count(*) FROM work_orders{self.BY_CREATED if index is None else index} "
-            f"WHERE project_id = {m} AND create_time >= {m} AND create_time < {m}{where} GROUP BY status",
+            f"SELECT status, count(*) FROM work_orders{self.TIME_INDEX.get(by.column, '')} "
+            f"WHERE project_id = {m} AND {by.column} >= {m} AND {by.column} < {m}{where} GROUP BY status",
             project_id, start if start is not None else 0, end if end is not None else 2**62, *args,
         )
         return {int(status): int(n) for status, n in rows}

@@ -35,8 +35,8 @@ class SqliteTx(SharedRows):
     """The rows of one SQLite connection, read and written inside the transaction its caller holds."""
 
     MARK = "?"
-    BY_CREATED = " INDEXED BY work_orders_by_time"
-    BY_UPDATED = " INDEXED BY work_orders_by_update"
+    TIME_INDEX = {"create_time": " INDEXED BY work_orders_by_time", "update_time": " INDEXED BY work_orders_by_update"}
+    LIST_CHANGED_COLUMN = "+update_time"
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn

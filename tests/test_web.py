@@ -181,6 +181,16 @@ def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Web]:
         server.stop()
 
 
+@pytest.fixture
+def c(web: Web) -> Iterator[Client]:
+    """A client of the web fixture's server in a project of its own, so that what a test adds
+    leaves the seeded project as it was."""
+    client = Client(web.server.address)
+    client.new_project()
+    yield client
+    client.close()
+
+
 def screenshot(page: Any, name: str) -> None:
     """Taken on every run (the page renders whole); written over the README's
     docs/screenshots/NAME only with RUNSTATUS_UPDATE_SCREENSHOTS=1, so that a test run leaves
@@ -449,61 +459,52 @@ def open_events(url: str, last_event_id: str = "") -> Any:
     return response
 
 
-def test_live_events_start_from_now_and_resume_after_the_last_event_id(web: Web) -> None:
-    c = Client(web.server.address)
-    try:
-        project = c.new_project()
-        workflow = c.workflow(["only"], wid="sse")
-        before = c.work_order(workflow).work_order.id
-        url = f"{web.url}/events?project={project}&workflow=sse"
-        made: list[str] = []
-        with open_events(url) as stream:
-            # The watch opens a moment after the stream: work orders are made until it sees two.
-            stop = threading.Event()
+def test_live_events_start_from_now_and_resume_after_the_last_event_id(web: Web, c: Client) -> None:
+    project = c.project_id
+    workflow = c.workflow(["only"], wid="sse")
+    before = c.work_order(workflow).work_order.id
+    url = f"{web.url}/events?project={project}&workflow=sse"
+    made: list[str] = []
+    with open_events(url) as stream:
+        # The watch opens a moment after the stream: work orders are made until it sees two.
+        stop = threading.Event()
 
-            def make() -> None:
-                while not stop.is_set() and len(made) < 100:
-                    made.append(c.work_order(workflow).work_order.id)
-                    time.sleep(0.1)
+        def make() -> None:
+            while not stop.is_set() and len(made) < 100:
+                made.append(c.work_order(workflow).work_order.id)
+                time.sleep(0.1)
 
-            maker = threading.Thread(target=make, daemon=True)
-            maker.start()
-            try:
-                events = sse(stream, 2)
-            finally:
-                stop.set()
-                maker.join()
-        ids = [e["work_order_id"] for _, e in events]
-        assert before not in ids  # from now: nothing before it is replayed
-        assert ids == made[made.index(ids[0]):][:2]  # in order, none missed
-        assert {e["type"] for _, e in events} == {"EVENT_TYPE_WORK_ORDER_CREATED"}
-        assert events[0][1]["work_order_status"] == "RUN_STATUS_PENDING" and all(i for i, _ in events)
-        # A browser that reconnects sends the last id it saw: the stream goes on right after it.
-        with open_events(url, last_event_id=events[0][0]) as stream:
-            assert sse(stream, 1) == [events[1]]
-    finally:
-        c.close()
+        maker = threading.Thread(target=make, daemon=True)
+        maker.start()
+        try:
+            events = sse(stream, 2)
+        finally:
+            stop.set()
+            maker.join()
+    ids = [e["work_order_id"] for _, e in events]
+    assert before not in ids  # from now: nothing before it is replayed
+    assert ids == made[made.index(ids[0]):][:2]  # in order, none missed
+    assert {e["type"] for _, e in events} == {"EVENT_TYPE_WORK_ORDER_CREATED"}
+    assert events[0][1]["work_order_status"] == "RUN_STATUS_PENDING" and all(i for i, _ in events)
+    # A browser that reconnects sends the last id it saw: the stream goes on right after it.
+    with open_events(url, last_event_id=events[0][0]) as stream:
+        assert sse(stream, 1) == [events[1]]
 
 
-def test_text_from_the_api_is_shown_as_text(web: Web, page: Any) -> None:
+def test_text_from_the_api_is_shown_as_text(web: Web, page: Any, c: Client) -> None:
     """Ids are plain by the API's rules; a worker's error is anything: it shows as text."""
-    c = Client(web.server.address)
-    try:
-        c.new_project()
-        workflow = c.workflow(["only"])
-        created = c.work_order(workflow)
-        lease = c.claim_run(created.run.id)
-        lease.start()
-        step = lease.step("only")
-        lease.done(step.id, error=error("Error<img src=x onerror=alert(1)>",
-                                        message="<script>document.title='owned'</script>"))
-        lease.complete()
-        page.goto(f"{web.url}/work-orders/{created.work_order.id}")
-        assert page.locator("li.step .error-name").inner_text() == "Error<img src=x onerror=alert(1)>"
-        assert page.locator("li.step .error-message").inner_text() == "<script>document.title='owned'</script>"
-        assert page.locator("li.step img").count() == 0 and "owned" not in page.title()
-    finally:
-        c.close()
+    workflow = c.workflow(["only"])
+    created = c.work_order(workflow)
+    lease = c.claim_run(created.run.id)
+    lease.start()
+    step = lease.step("only")
+    lease.done(step.id, error=error("Error<img src=x onerror=alert(1)>",
+                                    message="<script>document.title='owned'</script>"))
+    lease.complete()
+    page.goto(f"{web.url}/work-orders/{created.work_order.id}")
+    assert page.locator("li.step .error-name").inner_text() == "Error<img src=x onerror=alert(1)>"
+    assert page.locator("li.step .error-message").inner_text() == "<script>document.title='owned'</script>"
+    assert page.locator("li.step img").count() == 0 and "owned" not in page.title()
 
 
 def test_with_auth_a_worker_token_sees_what_its_role_may_not_call(auth_web: tuple[str, dict[str, Any]],
@@ -565,25 +566,21 @@ def test_a_created_range_narrows_the_list(web: Web, page: Any) -> None:
     assert "not a date and time" in page.locator(".error[role=alert]").inner_text()
 
 
-def test_a_changed_range_finds_what_changed_whenever_it_was_created(web: Web, page: Any) -> None:
+def test_a_changed_range_finds_what_changed_whenever_it_was_created(web: Web, page: Any, c: Client) -> None:
     """The "Changed from/to" range filters on when a work order last changed (update_time)."""
-    c = Client(web.server.address)
-    try:
-        project = c.new_project()
-        workflow = c.workflow(["a"])
-        old, untouched = c.work_order(workflow), c.work_order(workflow)
-        time.sleep(0.05)
-        cut = datetime.fromtimestamp(time.time(), timezone.utc).replace(tzinfo=None).isoformat()
-        time.sleep(0.05)
-        c.work_orders.CancelRun(wo_pb.CancelRunRequest(run_id=old.run.id))
-        page.goto(f"{web.url}/?project={project}&changed_after={cut}")
-        assert list(chips(page)) == [old.work_order.id]
-        assert page.locator('form.filter input[name="changed_after"]').count() == 1
-        page.goto(f"{web.url}/?project={project}&changed_before={cut}")
-        assert list(chips(page)) == [untouched.work_order.id]
-        assert page.locator("nav.counts a.total .n").inner_text() == "1"
-    finally:
-        c.close()
+    project = c.project_id
+    workflow = c.workflow(["a"])
+    old, untouched = c.work_order(workflow), c.work_order(workflow)
+    time.sleep(0.05)
+    cut = datetime.fromtimestamp(time.time(), timezone.utc).replace(tzinfo=None).isoformat()
+    time.sleep(0.05)
+    c.work_orders.CancelRun(wo_pb.CancelRunRequest(run_id=old.run.id))
+    page.goto(f"{web.url}/?project={project}&changed_after={cut}")
+    assert list(chips(page)) == [old.work_order.id]
+    assert page.locator('form.filter input[name="changed_after"]').count() == 1
+    page.goto(f"{web.url}/?project={project}&changed_before={cut}")
+    assert list(chips(page)) == [untouched.work_order.id]
+    assert page.locator("nav.counts a.total .n").inner_text() == "1"
 
 
 # Actions: retry, retry from a step, bulk retry, cancel. Each test makes its own project.
@@ -624,169 +621,141 @@ def post_from_page(page: Any, path: str, fields: dict[str, str]) -> dict[str, An
     }""", [path, fields])
 
 
-def test_retry_makes_a_new_run_that_the_work_order_page_shows(web: Web, page: Any) -> None:
-    c = Client(web.server.address)
-    try:
-        project = c.new_project()
-        workflow = c.workflow(["fetch", "notify"], [("fetch", "notify", ON_SUCCESS)], wid="referral")
-        work_order_id = cancelled(c, workflow)
-        page.goto(f"{web.url}/work-orders/{work_order_id}?project={project}")
-        assert page.locator("form.cancel").count() == 0  # its run has ended: nothing to cancel
-        form = page.locator("form.retry")
-        request_id = form.locator('input[name="request_id"]').input_value()
-        assert [o.strip() for o in form.locator("option").all_inner_texts()] == ["the start", "step fetch", "step notify"]
-        form.locator("button").click()
-        page.wait_for_selector('section.run h2:has-text("Run 2")')
-        assert unquote(page.url).endswith(f"/work-orders/{work_order_id}?project={project}")
-        assert re.sub(r"\s+", " ", page.locator("section.run dl.run-summary .chip").first.inner_text()) == "⚪ Pending"
-        assert [li.split()[:2] for li in page.locator("ol.runs li").all_inner_texts()] == [["Run", "2"], ["Run", "1"]]
-        runs = runs_of(c, work_order_id)
-        assert [r.number for r in runs] == [2, 1] and runs[0].start_step_id == ""
-        # The same form sent again (its request_id) is the same retry: no third run.
-        page.go_back()
-        again = post_from_page(page, f"/work-orders/{work_order_id}/retry?project={project}",
-                               {"request_id": request_id, "start_step_id": ""})
-        assert again["status"] in (0, 303), again  # fetch hides a redirect's status ("opaqueredirect": 0)
-        assert len(runs_of(c, work_order_id)) == 2
-    finally:
-        c.close()
+def test_retry_makes_a_new_run_that_the_work_order_page_shows(web: Web, page: Any, c: Client) -> None:
+    project = c.project_id
+    workflow = c.workflow(["fetch", "notify"], [("fetch", "notify", ON_SUCCESS)], wid="referral")
+    work_order_id = cancelled(c, workflow)
+    page.goto(f"{web.url}/work-orders/{work_order_id}?project={project}")
+    assert page.locator("form.cancel").count() == 0  # its run has ended: nothing to cancel
+    form = page.locator("form.retry")
+    request_id = form.locator('input[name="request_id"]').input_value()
+    assert [o.strip() for o in form.locator("option").all_inner_texts()] == ["the start", "step fetch", "step notify"]
+    form.locator("button").click()
+    page.wait_for_selector('section.run h2:has-text("Run 2")')
+    assert unquote(page.url).endswith(f"/work-orders/{work_order_id}?project={project}")
+    assert re.sub(r"\s+", " ", page.locator("section.run dl.run-summary .chip").first.inner_text()) == "⚪ Pending"
+    assert [li.split()[:2] for li in page.locator("ol.runs li").all_inner_texts()] == [["Run", "2"], ["Run", "1"]]
+    runs = runs_of(c, work_order_id)
+    assert [r.number for r in runs] == [2, 1] and runs[0].start_step_id == ""
+    # The same form sent again (its request_id) is the same retry: no third run.
+    page.go_back()
+    again = post_from_page(page, f"/work-orders/{work_order_id}/retry?project={project}",
+                           {"request_id": request_id, "start_step_id": ""})
+    assert again["status"] in (0, 303), again  # fetch hides a redirect's status ("opaqueredirect": 0)
+    assert len(runs_of(c, work_order_id)) == 2
 
 
-def test_retry_from_a_step_starts_the_new_run_at_that_step(web: Web, page: Any) -> None:
-    c = Client(web.server.address)
-    try:
-        c.new_project()
-        workflow = c.workflow(["fetch", "notify"], [("fetch", "notify", ON_SUCCESS)])
-        work_order_id = ended(c, workflow, [("fetch", None), ("notify", error("JobError", message="the mail server said no"))])
-        page.goto(f"{web.url}/work-orders/{work_order_id}")
-        page.locator('form.retry select[name="start_step_id"]').select_option("notify")
-        page.locator("form.retry button").click()
-        page.wait_for_selector('section.run h2:has-text("Run 2")')
-        summary = page.locator("section.run dl.run-summary")
-        assert "started at step" in summary.inner_text() and summary.locator("dd code").inner_text() == "notify"
-        # The step upstream kept its result from run 1; the run starts at notify.
-        fetch = page.locator('li.step[data-step="fetch"]')
-        assert fetch.get_attribute("data-status") == "RUN_STATUS_SUCCESS"
-        assert "reused from an earlier run" in fetch.inner_text()
-        assert page.locator('li.step[data-step="notify"]').count() == 0  # not started yet: the run is pending
-        latest = runs_of(c, work_order_id)[0]
-        assert latest.number == 2 and latest.start_step_id == "notify" and latest.status == RunStatus.RUN_STATUS_PENDING
-    finally:
-        c.close()
+def test_retry_from_a_step_starts_the_new_run_at_that_step(web: Web, page: Any, c: Client) -> None:
+    workflow = c.workflow(["fetch", "notify"], [("fetch", "notify", ON_SUCCESS)])
+    work_order_id = ended(c, workflow, [("fetch", None), ("notify", error("JobError", message="the mail server said no"))])
+    page.goto(f"{web.url}/work-orders/{work_order_id}")
+    page.locator('form.retry select[name="start_step_id"]').select_option("notify")
+    page.locator("form.retry button").click()
+    page.wait_for_selector('section.run h2:has-text("Run 2")')
+    summary = page.locator("section.run dl.run-summary")
+    assert "started at step" in summary.inner_text() and summary.locator("dd code").inner_text() == "notify"
+    # The step upstream kept its result from run 1; the run starts at notify.
+    fetch = page.locator('li.step[data-step="fetch"]')
+    assert fetch.get_attribute("data-status") == "RUN_STATUS_SUCCESS"
+    assert "reused from an earlier run" in fetch.inner_text()
+    assert page.locator('li.step[data-step="notify"]').count() == 0  # not started yet: the run is pending
+    latest = runs_of(c, work_order_id)[0]
+    assert latest.number == 2 and latest.start_step_id == "notify" and latest.status == RunStatus.RUN_STATUS_PENDING
 
 
-def test_cancel_ends_a_pending_run_as_cancelled(web: Web, page: Any) -> None:
-    c = Client(web.server.address)
-    try:
-        c.new_project()
-        workflow = c.workflow(["only"])
-        created = c.work_order(workflow)
-        page.goto(f"{web.url}/work-orders/{created.work_order.id}")
-        assert page.locator("form.retry button").is_disabled()  # its run has not ended
-        assert "Pending" in page.locator("#retry-why-not").inner_text()
-        page.locator('form.cancel input[name="reason"]').fill("not needed after all")
-        page.locator('form.cancel button:has-text("Cancel run 1")').click()
-        page.wait_for_selector('section.run dl.run-summary .chip[data-status="RUN_STATUS_CANCELLED"]')
-        chip = page.locator("section.run dl.run-summary .chip").first.inner_text()
-        assert re.sub(r"\s+", " ", chip) == "⚪ Cancelled"
-        assert "not needed after all" in page.locator(".status-reason").inner_text()
-        assert page.locator("form.cancel").count() == 0 and page.locator("form.retry button").is_enabled()
-        run = runs_of(c, created.work_order.id)[0]
-        assert run.status == RunStatus.RUN_STATUS_CANCELLED and run.status_reason == "cancelled: not needed after all"
-    finally:
-        c.close()
+def test_cancel_ends_a_pending_run_as_cancelled(web: Web, page: Any, c: Client) -> None:
+    workflow = c.workflow(["only"])
+    created = c.work_order(workflow)
+    page.goto(f"{web.url}/work-orders/{created.work_order.id}")
+    assert page.locator("form.retry button").is_disabled()  # its run has not ended
+    assert "Pending" in page.locator("#retry-why-not").inner_text()
+    page.locator('form.cancel input[name="reason"]').fill("not needed after all")
+    page.locator('form.cancel button:has-text("Cancel run 1")').click()
+    page.wait_for_selector('section.run dl.run-summary .chip[data-status="RUN_STATUS_CANCELLED"]')
+    chip = page.locator("section.run dl.run-summary .chip").first.inner_text()
+    assert re.sub(r"\s+", " ", chip) == "⚪ Cancelled"
+    assert "not needed after all" in page.locator(".status-reason").inner_text()
+    assert page.locator("form.cancel").count() == 0 and page.locator("form.retry button").is_enabled()
+    run = runs_of(c, created.work_order.id)[0]
+    assert run.status == RunStatus.RUN_STATUS_CANCELLED and run.status_reason == "cancelled: not needed after all"
 
 
-def test_bulk_retry_retries_exactly_the_matching_work_orders_to_the_end_of_its_progress(web: Web, page: Any) -> None:
-    c = Client(web.server.address)
-    try:
-        project = c.new_project()
-        batch = c.workflow(["only"], wid="batch")
-        other = c.workflow(["only"], wid="other")
-        # 120 matching: three pages of RetryWorkOrders (50 a page). Not matching: another
-        # workflow's cancelled ones, and this workflow's pending and succeeded ones.
-        matching = {cancelled(c, batch) for _ in range(120)}
-        unmatched = {cancelled(c, other) for _ in range(3)} | {c.work_order(batch).work_order.id for _ in range(2)}
-        unmatched.add(ended(c, batch, [("only", None)]))
-        page.goto(web.history())  # no status chosen: a bulk retry is not offered
-        assert page.locator("form.bulk-retry button").is_disabled()
-        assert "statuses" in page.locator("#bulk-retry-why-not").inner_text()
-        page.goto(f"{web.url}/?project={project}&status=CANCELLED&workflow=batch")
-        assert page.locator('[data-count-status="CANCELLED"] .n').inner_text() == "120"
-        # Every value the progress bar takes, as the page sets it.
-        page.evaluate("""() => {
-            const bar = document.querySelector("form.bulk-retry progress");
-            window.progress = [];
-            new MutationObserver(() => { if (bar.hasAttribute("value")) window.progress.push([bar.value, bar.max]); })
-                .observe(bar, {attributes: true, attributeFilter: ["value", "max"]});
-        }""")
-        page.locator("form.bulk-retry button").click()
-        page.wait_for_selector('form.bulk-retry[data-state="done"]')
-        result = page.locator("form.bulk-retry .bulk-result")
-        assert result.get_attribute("data-retried") == "120" and result.get_attribute("data-skipped") == "0"
-        bar = page.locator("form.bulk-retry progress")
-        assert bar.evaluate("b => [b.value, b.max]") == [120, 120]
-        seen = page.evaluate("window.progress")
-        assert seen and seen[-1] == [120, 120]
-        assert [v for v, _ in seen] == sorted(v for v, _ in seen)  # it only goes forward
-        listed = c.work_orders.ListWorkOrders(wo_pb.ListWorkOrdersRequest(project_id=project, page_size=1000)).work_orders
-        runs = {w.id: w.run_count for w in listed}
-        assert {i for i, n in runs.items() if n == 2} == matching
-        assert {i for i, n in runs.items() if n == 1} == unmatched
-        # A new request_id came with the answer: clicking again is a new bulk retry (nothing matches now).
-        page.locator("form.bulk-retry button").click()
-        page.wait_for_selector('form.bulk-retry .bulk-result[data-retried="0"]')
-    finally:
-        c.close()
+def test_bulk_retry_retries_exactly_the_matching_work_orders_to_the_end_of_its_progress(web: Web, page: Any, c: Client) -> None:
+    project = c.project_id
+    batch = c.workflow(["only"], wid="batch")
+    other = c.workflow(["only"], wid="other")
+    # 120 matching: three pages of RetryWorkOrders (50 a page). Not matching: another
+    # workflow's cancelled ones, and this workflow's pending and succeeded ones.
+    matching = {cancelled(c, batch) for _ in range(120)}
+    unmatched = {cancelled(c, other) for _ in range(3)} | {c.work_order(batch).work_order.id for _ in range(2)}
+    unmatched.add(ended(c, batch, [("only", None)]))
+    page.goto(web.history())  # no status chosen: a bulk retry is not offered
+    assert page.locator("form.bulk-retry button").is_disabled()
+    assert "statuses" in page.locator("#bulk-retry-why-not").inner_text()
+    page.goto(f"{web.url}/?project={project}&status=CANCELLED&workflow=batch")
+    assert page.locator('[data-count-status="CANCELLED"] .n').inner_text() == "120"
+    # Every value the progress bar takes, as the page sets it.
+    page.evaluate("""() => {
+        const bar = document.querySelector("form.bulk-retry progress");
+        window.progress = [];
+        new MutationObserver(() => { if (bar.hasAttribute("value")) window.progress.push([bar.value, bar.max]); })
+            .observe(bar, {attributes: true, attributeFilter: ["value", "max"]});
+    }""")
+    page.locator("form.bulk-retry button").click()
+    page.wait_for_selector('form.bulk-retry[data-state="done"]')
+    result = page.locator("form.bulk-retry .bulk-result")
+    assert result.get_attribute("data-retried") == "120" and result.get_attribute("data-skipped") == "0"
+    bar = page.locator("form.bulk-retry progress")
+    assert bar.evaluate("b => [b.value, b.max]") == [120, 120]
+    seen = page.evaluate("window.progress")
+    assert seen and seen[-1] == [120, 120]
+    assert [v for v, _ in seen] == sorted(v for v, _ in seen)  # it only goes forward
+    listed = c.work_orders.ListWorkOrders(wo_pb.ListWorkOrdersRequest(project_id=project, page_size=1000)).work_orders
+    runs = {w.id: w.run_count for w in listed}
+    assert {i for i, n in runs.items() if n == 2} == matching
+    assert {i for i, n in runs.items() if n == 1} == unmatched
+    # A new request_id came with the answer: clicking again is a new bulk retry (nothing matches now).
+    page.locator("form.bulk-retry button").click()
+    page.wait_for_selector('form.bulk-retry .bulk-result[data-retried="0"]')
 
 
-def test_a_refused_action_shows_the_servers_error_text(web: Web, page: Any) -> None:
-    c = Client(web.server.address)
-    try:
-        c.new_project()
-        workflow = c.workflow(["only"], wid="refusals")
-        running = c.work_order(workflow)
-        c.claim_run(running.run.id).start()
-        page.goto(f"{web.url}/work-orders/{running.work_order.id}")
-        page.wait_for_selector('.live[data-state="open"]')
-        # The page says why it will not retry; the server, asked anyway, says it in its words.
-        assert "Running" in page.locator("#retry-why-not").inner_text()
-        page.locator("form.retry button").evaluate("b => { b.disabled = false; }")
-        page.locator("form.retry button").click()
-        alert = page.locator(".error[role=alert]")
-        alert.wait_for()
-        text = re.sub(r"\s+", " ", alert.inner_text())
-        assert text == (f"FAILED_PRECONDITION: work order {running.work_order.id} has a RUN_STATUS_RUNNING run; "
-                        "retry it once that ends [LATEST_RUN_NOT_ENDED]"), text
-        # The address bar is the page's again: a reload reads it, and posts nothing.
-        assert page.url == f"{web.url}/work-orders/{running.work_order.id}"
-        # A step the workflow does not have, from a doctored form.
-        ended_id = cancelled(c, workflow)
-        page.goto(f"{web.url}/work-orders/{ended_id}")
-        page.locator('form.retry option[value=""]').evaluate("o => { o.value = 'no-such-step'; }")
-        page.locator("form.retry button").click()
-        alert.wait_for()
-        assert "INVALID_ARGUMENT" in alert.inner_text() and "no step 'no-such-step'" in alert.inner_text()
-        assert len(runs_of(c, running.work_order.id)) == 1 and len(runs_of(c, ended_id)) == 1
-    finally:
-        c.close()
+def test_a_refused_action_shows_the_servers_error_text(web: Web, page: Any, c: Client) -> None:
+    workflow = c.workflow(["only"], wid="refusals")
+    running = c.work_order(workflow)
+    c.claim_run(running.run.id).start()
+    page.goto(f"{web.url}/work-orders/{running.work_order.id}")
+    page.wait_for_selector('.live[data-state="open"]')
+    # The page says why it will not retry; the server, asked anyway, says it in its words.
+    assert "Running" in page.locator("#retry-why-not").inner_text()
+    page.locator("form.retry button").evaluate("b => { b.disabled = false; }")
+    page.locator("form.retry button").click()
+    alert = page.locator(".error[role=alert]")
+    alert.wait_for()
+    text = re.sub(r"\s+", " ", alert.inner_text())
+    assert text == (f"FAILED_PRECONDITION: work order {running.work_order.id} has a RUN_STATUS_RUNNING run; "
+                    "retry it once that ends [LATEST_RUN_NOT_ENDED]"), text
+    # The address bar is the page's again: a reload reads it, and posts nothing.
+    assert page.url == f"{web.url}/work-orders/{running.work_order.id}"
+    # A step the workflow does not have, from a doctored form.
+    ended_id = cancelled(c, workflow)
+    page.goto(f"{web.url}/work-orders/{ended_id}")
+    page.locator('form.retry option[value=""]').evaluate("o => { o.value = 'no-such-step'; }")
+    page.locator("form.retry button").click()
+    alert.wait_for()
+    assert "INVALID_ARGUMENT" in alert.inner_text() and "no step 'no-such-step'" in alert.inner_text()
+    assert len(runs_of(c, running.work_order.id)) == 1 and len(runs_of(c, ended_id)) == 1
 
 
-def test_a_post_from_another_site_is_refused(web: Web) -> None:
+def test_a_post_from_another_site_is_refused(web: Web, c: Client) -> None:
     """Without --auth there is no cookie for SameSite to hold back: the Origin check does."""
-    c = Client(web.server.address)
-    try:
-        c.new_project()
-        work_order_id = cancelled(c, c.workflow(["only"]))
-        for headers in ({"Origin": "http://evil.example"}, {"Origin": "null"}, {}):
-            request = urllib.request.Request(f"{web.url}/work-orders/{work_order_id}/retry", data=b"request_id=x",
-                                             headers=headers, method="POST")
-            with pytest.raises(urllib.error.HTTPError) as refused:
-                urllib.request.urlopen(request, timeout=10)
-            assert refused.value.code == 403, headers
-        assert len(runs_of(c, work_order_id)) == 1
-    finally:
-        c.close()
+    work_order_id = cancelled(c, c.workflow(["only"]))
+    for headers in ({"Origin": "http://evil.example"}, {"Origin": "null"}, {}):
+        request = urllib.request.Request(f"{web.url}/work-orders/{work_order_id}/retry", data=b"request_id=x",
+                                         headers=headers, method="POST")
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=10)
+        assert refused.value.code == 403, headers
+    assert len(runs_of(c, work_order_id)) == 1
 
 
 def test_with_auth_a_worker_token_cannot_retry_or_cancel(auth_web: tuple[str, dict[str, Any]], page: Any) -> None:
@@ -858,25 +827,21 @@ def test_the_web_ui_is_served_over_https_with_the_servers_certificate(tmp_path: 
                       "--tls-client-ca", str(tmp_path / "ca.pem"), "--web-port", str(free_port())).start()
 
 
-def test_without_the_script_a_bulk_retry_answers_with_the_history_page(web: Web) -> None:
+def test_without_the_script_a_bulk_retry_answers_with_the_history_page(web: Web, c: Client) -> None:
     """A plain form POST (no progress asked for) gets the history page with the server's answer."""
-    c = Client(web.server.address)
-    try:
-        project = c.new_project()
-        workflow = c.workflow(["only"])
-        work_order_id = cancelled(c, workflow)
-        request = urllib.request.Request(f"{web.url}/retry-matching?project={project}&status=CANCELLED",
-                                         data=b"request_id=plain-1", headers={"Origin": web.url}, method="POST")
-        with urllib.request.urlopen(request, timeout=10) as answer:
-            page = answer.read().decode()
-        assert 'class="bulk-result" role="status" data-retried="1" data-skipped="0"' in page
-        assert len(runs_of(c, work_order_id)) == 2
-        # Without a status the server refuses, and the page says so in its words.
-        request = urllib.request.Request(f"{web.url}/retry-matching?project={project}",
-                                         data=b"request_id=plain-2", headers={"Origin": web.url}, method="POST")
-        with pytest.raises(urllib.error.HTTPError) as refused:
-            urllib.request.urlopen(request, timeout=10)
-        assert refused.value.code == 400
-        assert "name at least one status, so that a bulk retry is deliberate" in refused.value.read().decode()
-    finally:
-        c.close()
+    project = c.project_id
+    workflow = c.workflow(["only"])
+    work_order_id = cancelled(c, workflow)
+    request = urllib.request.Request(f"{web.url}/retry-matching?project={project}&status=CANCELLED",
+                                     data=b"request_id=plain-1", headers={"Origin": web.url}, method="POST")
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        page = answer.read().decode()
+    assert 'class="bulk-result" role="status" data-retried="1" data-skipped="0"' in page
+    assert len(runs_of(c, work_order_id)) == 2
+    # Without a status the server refuses, and the page says so in its words.
+    request = urllib.request.Request(f"{web.url}/retry-matching?project={project}",
+                                     data=b"request_id=plain-2", headers={"Origin": web.url}, method="POST")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10)
+    assert refused.value.code == 400
+    assert "name at least one status, so that a bulk retry is deliberate" in refused.value.read().decode()

@@ -6,10 +6,12 @@ import json
 import os
 import pathlib
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -49,6 +51,18 @@ if BACKEND not in ("sqlite", "postgres"):
     raise ValueError(f"RUNSTATUS_TEST_DB={BACKEND!r}: sqlite or postgres")
 ON_POSTGRES = BACKEND == "postgres"
 _databases: dict[pathlib.Path, str] = {}
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now (for a server's --metrics-port or --web-port)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def scrape(metrics_port: int) -> str:
+    """The Prometheus text a server serves on its --metrics-port."""
+    return str(urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).read().decode())
 
 
 def db_arg(db: pathlib.Path | str) -> str:

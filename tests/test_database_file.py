@@ -9,12 +9,10 @@ from __future__ import annotations
 import os
 import pathlib
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Callable
 from typing import Any
 
@@ -22,7 +20,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from harness import Client, ServerProcess, details, rpc_error
+from harness import Client, ServerProcess, details, free_port, rpc_error, scrape
 from runstatus.v1 import work_order_service_pb2 as wo_pb
 from runstatus_server.store import schema
 
@@ -30,11 +28,6 @@ pytestmark = pytest.mark.sqlite_only("the database file deleted, renamed, replac
 
 SERVING, NOT_SERVING = health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def eventually(check: Callable[[], Any], timeout: float = 10) -> Any:
@@ -52,7 +45,7 @@ def _health(client: Client) -> int:
 
 def test_a_renamed_or_deleted_file_refuses_writes_and_flips_health(tmp_path: pathlib.Path) -> None:
     db = tmp_path / "runstatus.db"
-    metrics_port = _free_port()
+    metrics_port = free_port()
     server = ServerProcess(db, "--sweep-seconds", "0.2", "--metrics-port", str(metrics_port)).start()
     c = Client(server.address)
     try:
@@ -70,7 +63,7 @@ def test_a_renamed_or_deleted_file_refuses_writes_and_flips_health(tmp_path: pat
         # Reads go on; a metrics scrape works and leaves no empty database at the path.
         got = c.work_orders.GetWorkOrder(wo_pb.GetWorkOrderRequest(work_order_id=acknowledged[0]))
         assert got.work_order.id == acknowledged[0]
-        scraped = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).read().decode()
+        scraped = scrape(metrics_port)
         assert 'runstatus_work_orders{status="pending"} 5.0' in scraped
         assert not db.exists()
         # The file comes back: writes are accepted again, and health says so.

@@ -12,11 +12,10 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 
 import pytest
 
-from harness import ServerProcess
+from harness import ServerProcess, free_port, scrape
 from runstatus import Client
 from runstatus.v1.status_pb2 import RunStatus
 
@@ -27,15 +26,10 @@ pytest_plugins = ["pg"]
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
 
 def created_through(metrics_port: int) -> int:
     """How many CreateWorkOrder calls this server answered OK (its Prometheus metrics)."""
-    text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode()
+    text = scrape(metrics_port)
     found = re.search(r'runstatus_rpcs_total\{code="OK",method="WorkOrderService.CreateWorkOrder"\} ([0-9.e+]+)', text)
     return int(float(found.group(1))) if found else 0
 

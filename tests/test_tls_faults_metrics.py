@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import pathlib
-import socket
 import sqlite3
 import subprocess
 import time
-import urllib.request
 from collections.abc import Iterator
 
 import grpc
@@ -15,7 +13,7 @@ import pytest
 import trustme
 
 from harness import Client as StubClient
-from harness import ServerProcess, rpc_error
+from harness import ServerProcess, free_port, rpc_error, scrape
 from runstatus import Client
 from runstatus.errors import Unavailable
 from runstatus.v1 import work_order_service_pb2 as wo_pb
@@ -129,14 +127,9 @@ def test_a_full_disk_is_unavailable_and_recovers(small_disk: pathlib.Path) -> No
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
 
 def test_prometheus_metrics(tmp_path: pathlib.Path) -> None:
-    port = _free_port()
+    port = free_port()
     server = ServerProcess(tmp_path / "m.db", "--metrics-port", str(port), "--lease-seconds", "0.3",
                            "--sweep-seconds", "0.1").start()
     c = StubClient(server.address)
@@ -147,7 +140,7 @@ def test_prometheus_metrics(tmp_path: pathlib.Path) -> None:
         assert rpc_error(c.work_orders.GetRun, wo_pb.GetRunRequest(run_id="nope")).code() == grpc.StatusCode.NOT_FOUND
         deadline = time.monotonic() + 10
         while True:
-            text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+            text = scrape(port)
             if 'runstatus_leases_expired_total 1.0' in text or time.monotonic() > deadline:
                 break
             time.sleep(0.1)

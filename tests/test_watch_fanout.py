@@ -7,31 +7,24 @@ from __future__ import annotations
 import pathlib
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
 import grpc
 import pytest
 
-from harness import Client, ServerProcess, details, running_server
+from harness import Client, ServerProcess, details, free_port, running_server, scrape
 from runstatus.v1 import work_order_service_pb2 as wo_pb
 from runstatus.v1 import work_order_service_pb2_grpc as wo_grpc
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
 
 def metric(port: int, name: str) -> float:
-    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    text = scrape(port)
     match = re.search(rf"^{re.escape(name)} ([0-9.e+]+)$", text, re.MULTILINE)
     return float(match.group(1)) if match else 0.0
 

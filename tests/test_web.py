@@ -12,7 +12,6 @@ import os
 import pathlib
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
 import threading
@@ -26,7 +25,8 @@ from urllib.parse import unquote
 
 import pytest
 
-from harness import ON_FAILURE, ON_POSTGRES, ON_SUCCESS, RUNTIME, Client, ServerProcess, error, offline_admin_token
+from harness import (ON_FAILURE, ON_POSTGRES, ON_SUCCESS, RUNTIME, Client, ServerProcess, error, free_port,
+                     offline_admin_token)
 from runstatus.v1 import work_order_service_pb2 as wo_pb
 from runstatus.v1 import workflow_service_pb2 as wf_pb
 from runstatus.v1.project_pb2 import RunLimit
@@ -40,11 +40,6 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run
                   "--disable-component-update", "--disable-sync"]
 WAIT_MS = 10_000
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def chromium() -> str:

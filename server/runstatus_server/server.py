@@ -54,7 +54,6 @@ SERVICES = [
     (token_service_pb2.DESCRIPTOR.services_by_name["TokenService"], TokenService),
 ]
 SERVICE_NAMES = [service.full_name for service, _ in SERVICES]
-MERGED_BUCKETS = 5000  # count buckets merged per sweep (store.base.Tx.merge_count_deltas)
 
 
 @dataclass
@@ -221,7 +220,6 @@ class Server:
                         log.warning("runs lost: their leases expired", extra={"count": lost})
                     if killed < sweeper.BATCH and lost < sweeper.BATCH:
                         await self._prune_kept_answers()
-                        await self.store.write(lambda tx: tx.merge_count_deltas(MERGED_BUCKETS))
                         break
             except asyncio.CancelledError:
                 raise

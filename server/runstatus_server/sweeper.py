@@ -19,6 +19,8 @@ from .store.base import Tx
 # Runs per write; the server sweeps again at once while a pass fills it. Small, because writes
 # run on the event loop (store/sqlite.py): each run made LOST or KILLED costs about as much as a retry.
 BATCH = 50
+# Count buckets tidied per pass, where a backend keeps them as rows of changes (PostgreSQL).
+MERGED_BUCKETS = 5000
 # A sweeper's sleep that overran by more than this was the server standing still.
 STALL_SECONDS = 0.25
 
@@ -51,8 +53,9 @@ class Stalls:
 
 
 def sweep(tx: Tx, classifier: Classifier, now: int, lease_credit_us: int = 0) -> tuple[int, int]:
-    """One pass: (runs killed for timeouts, runs lost or cancelled for expired leases). A lease
-    expires `lease_credit_us` late: the time the server stood still lately (`Stalls`)."""
+    """One pass: (runs killed for timeouts, runs lost or cancelled for expired leases), and the
+    count buckets tidied (Tx.merge_count_deltas). A lease expires `lease_credit_us` late: the
+    time the server stood still lately (`Stalls`)."""
     killed = lost = 0
     for stored in tx.overdue_runs(now, BATCH):
         verdict = verdicts.overdue(classifier, stored.run, stored.deadline_us)
@@ -64,6 +67,7 @@ def sweep(tx: Tx, classifier: Classifier, now: int, lease_credit_us: int = 0) ->
         if verdict.status == LOST:
             tx.after_commit(LEASES_EXPIRED.inc)
             lost += 1
+    tx.merge_count_deltas(MERGED_BUCKETS)  # in the same write: one server at a time sweeps
     return killed, lost
 
 

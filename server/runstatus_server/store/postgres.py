@@ -445,7 +445,8 @@ class PostgresStore:
         is tried again on another, which the pool opens anew once the broken ones are gone."""
         if self._read_pool is None:
             raise StoreClosing("the server is shutting down")
-        for attempt in range(self._reader_count + 1, -1, -1):
+        attempts = self._reader_count + 2  # every pooled connection may be broken, then a new one
+        for attempt in range(1, attempts + 1):
             conn: psycopg.Connection[Any] | None = None
             try:
                 with self._read_pool.connection() as conn:
@@ -460,7 +461,7 @@ class PostgresStore:
                     conn.commit()
                     return result
             except psycopg.Error as e:
-                if conn is not None and conn.broken and attempt:
+                if conn is not None and conn.broken and attempt < attempts:
                     continue
                 raise _storage_error(e, "read") from e
         raise AssertionError("unreachable")

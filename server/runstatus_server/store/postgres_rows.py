@@ -69,6 +69,7 @@ def _insert(table: str, columns: tuple[str, ...], returning: str = "") -> str:
 def _update(table: str, columns: tuple[str, ...], condition: str = "") -> str:
     return update_sql(table, columns, "%s") + condition
 
+
 class PostgresTx(SharedRows):
     """The rows of one PostgreSQL connection, read and written inside the transaction its
     caller holds. `writing`: the transaction may write, and locks the rows it reads to change."""
@@ -287,13 +288,14 @@ class PostgresTx(SharedRows):
         if not self._events:
             return
         self._execute("SELECT pg_advisory_xact_lock(%s)", (EVENT_LOCK,))
-        values, args = [], []
+        args: list[Any] = []
         for event in self._events:
             event.ClearField("sequence")  # the sequence lives in the seq column only
-            values.append("(%s, %s, %s)")
-            args += [event.project_id, event.work_order_id, event.SerializeToString()]
+            args += [event.project_id, event.work_order_id, event.SerializeToString()]  # EVENT_COLUMNS
         # Rows of one VALUES list are numbered in their order: the transaction's events keep theirs.
-        self._execute(f"WITH appended AS (INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES {', '.join(values)}) "
+        row = f"({', '.join(['%s'] * len(EVENT_COLUMNS))})"
+        values = ", ".join([row] * len(self._events))
+        self._execute(f"WITH appended AS (INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES {values}) "
                       "SELECT pg_notify(%s, %s)", (*args, EVENTS_CHANNEL, notify_origin))
         self._events.clear()
 

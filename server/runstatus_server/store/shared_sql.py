@@ -16,7 +16,7 @@ from runstatus.v1.workflow_pb2 import Workflow
 
 from .base import IN_FLIGHT, StoredRun, WorkOrderKey
 
-HOUR_US = 3_600_000_000  # the bucket of work_order_counts
+HOUR_US = 3_600_000_000  # the bucket of the count tables (CREATED.buckets, CHANGED.buckets)
 
 # Each table's written columns, once: the row tuples of both mappings follow this order, key last.
 PROJECT_COLUMNS = ("data", "id")

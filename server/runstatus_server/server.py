@@ -9,7 +9,7 @@ import logging
 import signal
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -41,6 +41,9 @@ from .services.workflow_service import WorkflowService
 from .store import open_store
 from .util import now_us
 from .worker import Leases
+
+if TYPE_CHECKING:
+    from .web import WebServer
 
 log = logging.getLogger("runstatus.server")
 
@@ -119,7 +122,7 @@ class Server:
         self._grpc: grpc.aio.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._pending: set[asyncio.Future[None]] = set()
-        self.web: Any = None
+        self.web: WebServer | None = None  # imported when --web-port asks for it (aiohttp)
 
     async def start(self) -> int:
         await self.store.start()

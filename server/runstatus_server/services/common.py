@@ -33,8 +33,10 @@ log = logging.getLogger("runstatus.rpc")
 
 
 MAX_FILTER_STATUSES = 32
-# A WorkOrderFilter's time bounds: each checked as a timestamp; WatchWorkOrders takes none.
-TIME_RANGE_FIELDS = ("create_time_start", "create_time_end", "update_time_start", "update_time_end")
+# A WorkOrderFilter's time bounds (its Timestamp fields): each checked as a timestamp;
+# WatchWorkOrders takes none.
+TIME_RANGE_FIELDS = tuple(f.name for f in WorkOrderFilter.DESCRIPTOR.fields
+                          if f.message_type is not None and f.message_type.full_name == "google.protobuf.Timestamp")
 
 
 def struct_depth(value: Struct) -> int:

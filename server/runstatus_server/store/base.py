@@ -124,8 +124,8 @@ class Tx(Protocol):
         ...
 
     def merge_count_deltas(self, limit: int) -> int:
-        """Tidies the counts' buckets where a backend keeps them as rows of changes (the
-        sweeping server calls it); how many it tidied."""
+        """Tidies the counts' buckets where a backend keeps them as rows of changes (each
+        sweep pass does, sweeper.sweep); how many it tidied."""
         ...
 
     def get_run(self, run_id: str) -> StoredRun | None: ...

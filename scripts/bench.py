@@ -87,14 +87,12 @@ import re
 import resource
 import shutil
 import signal
-import socket
 import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -106,7 +104,7 @@ from google.protobuf import descriptor_pb2  # noqa: E402
 from grpc_health.v1 import health_pb2  # noqa: E402
 
 import bench_queries  # noqa: E402
-from harness import Client  # noqa: E402
+from harness import Client, free_port, scrape  # noqa: E402
 from postgres import LocalPostgres, PostgresUnavailable  # noqa: E402
 from runstatus.v1 import classifier_service_pb2, work_order_service_pb2  # noqa: E402
 
@@ -1026,14 +1024,8 @@ def plot(results: list[Result], args: argparse.Namespace) -> None:
 # Soak: memory under a long mixed write load
 # ---------------------------------------------------------------------------
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def open_watches(metrics_port: int) -> float:
-    text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode()
+    text = scrape(metrics_port)
     m = re.search(r"^runstatus_watches ([0-9.e+]+)$", text, re.M)
     return float(m.group(1)) if m else 0.0
 

@@ -12,13 +12,15 @@ import json
 import math
 import pathlib
 import re
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
 
 import yaml
 
 from runstatus.v1.status_pb2 import RunStatus
 from runstatus.v1.workflow_pb2 import Edge, EdgeCondition, Step
+
+R = TypeVar("R")  # what a file read returns (_read)
 
 # A JSON number is a double: integers beyond this lose digits on the way.
 EXACT_INTEGERS = 2**53
@@ -94,25 +96,22 @@ def cursor(where: str, value: str) -> str:
 
 def read_text(where: str, path: pathlib.Path) -> str:
     """A file's text, or an InputError saying why it cannot be read."""
+    return _read(where, path, lambda: path.read_text(encoding="utf-8"))
+
+
+def read_bytes(where: str, path: pathlib.Path) -> bytes:
+    return _read(where, path, path.read_bytes)
+
+
+def _read(where: str, path: pathlib.Path, read: Callable[[], R]) -> R:
     try:
-        return path.read_text(encoding="utf-8")
+        return read()
     except FileNotFoundError:
         raise InputError(where, f"{str(path)!r} does not exist") from None
     except IsADirectoryError:
         raise InputError(where, f"{str(path)!r} is a directory; give a file") from None
     except UnicodeDecodeError:
         raise InputError(where, f"{str(path)!r} is not UTF-8 text") from None
-    except (OSError, ValueError) as e:
-        raise InputError(where, f"cannot read {str(path)!r}: {getattr(e, 'strerror', None) or e}") from None
-
-
-def read_bytes(where: str, path: pathlib.Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise InputError(where, f"{str(path)!r} does not exist") from None
-    except IsADirectoryError:
-        raise InputError(where, f"{str(path)!r} is a directory; give a file") from None
     except (OSError, ValueError) as e:
         raise InputError(where, f"cannot read {str(path)!r}: {getattr(e, 'strerror', None) or e}") from None
 

@@ -1,39 +1,42 @@
 # The two commands: `make serve` starts runstatus, `make test` runs every test.
-# Both set up what they need first: a virtualenv in .venv with pinned Python tools, and
-# for code generation and the cross-language contract suite, pinned Go tools in
-# .tools/bin, the TypeScript client's npm packages, and the Java client's Maven build.
+# Both set up what they need first, every piece from a committed lock, so a clone installs
+# the same tools and libraries today and next year:
+#   Python   requirements/*.txt (pinned, with hashes; installed by uv, itself pinned by hash)
+#   Go       tools/go.mod + go.sum (code generators, grpcurl), tools/ghz/ (the benchmark's
+#            load generator), clients/go/go.sum
+#   npm      clients/ts/package-lock.json (npm ci)
+#   Maven    clients/java/pom.xml (every plugin and dependency at a fixed version)
+# `make lock` re-resolves them after a change to a dependency list; `make lock UPGRADE=1`
+# moves everything to the newest versions the lists allow. Either is a commit of its own.
 
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+UV := $(BIN)/uv
 TOOLS := $(abspath .tools/bin)
-GRPCURL_VERSION := v1.9.3
-GHZ_VERSION := v0.93.0
-PROTOC_GEN_GO_VERSION := v1.36.12
-PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
+# uv reads the machine's certificate store (a proxy's CA, as pip does with its cert setting).
+export UV_SYSTEM_CERTS := 1
+export GOFLAGS := -buildvcs=false
 
-.PHONY: setup tools postgres serve serve-postgres test lint unit generate contract fresh cross-language bench clean \
+.PHONY: setup tools postgres serve serve-postgres test lint unit generate contract fresh cross-language bench clean lock \
 	pytest-sqlite pytest-postgres cross-language-sqlite cross-language-postgres
 
 setup: $(VENV)/.installed
 
-# Two distributions, from this checkout: the client (clients/python: `runstatus`) and the
-# server (this folder: `runstatus-server`, which depends on the client).
-$(VENV)/.installed: pyproject.toml clients/python/pyproject.toml
+# The virtualenv holds exactly requirements/dev.txt (uv pip sync), then the two distributions
+# of this checkout, editable and without resolving anything: the client (clients/python:
+# `runstatus`) and the server (this folder: `runstatus-server`, which depends on the client).
+$(VENV)/.installed: requirements/dev.txt requirements/uv.txt pyproject.toml clients/python/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ./clients/python -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r requirements/uv.txt
+	$(UV) pip sync --quiet --python $(BIN)/python --require-hashes requirements/dev.txt
+	$(UV) pip install --quiet --python $(BIN)/python --no-deps --no-build-isolation -e ./clients/python -e .
 	touch $@
 
-# grpcurl, for the reflection test: a real third-party client.
-$(TOOLS)/grpcurl:
-	GOBIN=$(TOOLS) go install github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL_VERSION)
-
-$(TOOLS)/protoc-gen-go:
-	GOBIN=$(TOOLS) go install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
-
-$(TOOLS)/protoc-gen-go-grpc:
-	GOBIN=$(TOOLS) go install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
+# Go tools at the versions tools/go.mod (and its go.sum) lock, built into .tools/bin.
+GO_TOOLS := $(TOOLS)/protoc-gen-go $(TOOLS)/protoc-gen-go-grpc $(TOOLS)/grpcurl
+$(GO_TOOLS) &: tools/go.mod tools/go.sum
+	cd tools && GOBIN=$(TOOLS) go install tool
 
 clients/ts/node_modules/.installed: clients/ts/package.json clients/ts/package-lock.json
 	cd clients/ts && npm ci --no-audit --no-fund --loglevel=error
@@ -44,8 +47,9 @@ clients/ts/node_modules/.installed: clients/ts/package.json clients/ts/package-l
 postgres: setup
 	$(BIN)/python scripts/postgres.py --install
 
-# Everything `buf generate` runs (buf.gen.yaml) and the tests call.
-tools: setup $(TOOLS)/grpcurl $(TOOLS)/protoc-gen-go $(TOOLS)/protoc-gen-go-grpc clients/ts/node_modules/.installed
+# Everything `buf generate` runs (buf.gen.yaml) and the tests call (grpcurl: a real
+# third-party client, for the reflection test and the README's commands).
+tools: setup $(GO_TOOLS) clients/ts/node_modules/.installed
 
 # The history page on WEB_PORT (http://127.0.0.1:8080/); WEB_PORT=0 turns it off.
 WEB_PORT ?= 8080
@@ -66,6 +70,12 @@ contract: setup
 fresh: tools
 	PATH="$(TOOLS):$$PATH" scripts/check-generated.sh
 
+# Re-resolves every lock from the dependency lists (pyproject.toml files, requirements/*.in,
+# tools/, clients/*): keeps what still fits unless UPGRADE=1. Review the diff, then commit it
+# on its own; if a code generator moved, `make generate` and commit that too.
+lock: setup
+	UPGRADE=$(UPGRADE) scripts/lock.sh
+
 # The contract suite in Go, TypeScript and Java, against one server (Python's runs in pytest too),
 # on SQLite; cross-language-postgres: against a server on PostgreSQL.
 cross-language: cross-language-sqlite
@@ -85,14 +95,15 @@ unit: tools
 	cd clients/ts && npm test --silent
 	cd clients/java && mvn -q -B test
 
-# The pytest suite against servers on SQLite and on PostgreSQL at once (two jobs: most of a
+# Every stage in turn, timed (scripts/stages.py prints each stage's wall time at the end, pass
+# or fail): the pytest suite against servers on SQLite and on PostgreSQL at once (most of a
 # test is waiting on servers; RUNSTATUS_TEST_DB, tests/harness.py), then the contract suite
 # against each in turn (its Java runner builds in clients/java: one build at a time). Tests
 # about SQLite itself run in the SQLite run only (sqlite_only), those about PostgreSQL itself
 # in the PostgreSQL one (postgres).
-test: tools postgres contract fresh lint unit
-	$(MAKE) --no-print-directory -j2 --output-sync=target pytest-sqlite pytest-postgres
-	$(MAKE) --no-print-directory cross-language-sqlite cross-language-postgres
+test:
+	$(PYTHON) scripts/stages.py setup tools postgres contract fresh lint unit \
+		pytest-sqlite+pytest-postgres cross-language-sqlite cross-language-postgres
 
 pytest-sqlite: tools
 	PATH="$(TOOLS):$$PATH" RUNSTATUS_TEST_DB=sqlite $(BIN)/pytest -m "not postgres" $(PYTEST_ARGS)
@@ -100,12 +111,13 @@ pytest-sqlite: tools
 pytest-postgres: tools postgres
 	PATH="$(TOOLS):$$PATH" RUNSTATUS_TEST_DB=postgres $(BIN)/pytest $(PYTEST_ARGS)
 
-# The benchmark (not a test): runstatus beside a bare grpcio server, load from ghz.
-$(TOOLS)/ghz:
-	GOBIN=$(TOOLS) go install github.com/bojand/ghz/cmd/ghz@$(GHZ_VERSION)
+# The benchmark (not a test): runstatus beside a bare grpcio server, load from ghz (its own
+# lock in tools/ghz: it builds only against the older gRPC it asks for).
+$(TOOLS)/ghz: tools/ghz/go.mod tools/ghz/go.sum
+	cd tools/ghz && GOBIN=$(TOOLS) go install tool
 
-$(VENV)/.bench-installed: $(VENV)/.installed
-	$(BIN)/pip install --quiet -e '.[dev,bench]'
+$(VENV)/.bench-installed: $(VENV)/.installed requirements/bench.txt
+	$(UV) pip install --quiet --python $(BIN)/python --require-hashes -r requirements/bench.txt
 	touch $@
 
 bench: tools $(TOOLS)/ghz $(VENV)/.bench-installed
@@ -113,3 +125,19 @@ bench: tools $(TOOLS)/ghz $(VENV)/.bench-installed
 
 clean:
 	rm -rf $(VENV) .tools clients/ts/node_modules
+
+# Each client's example, run from its own folder (where its go.mod, package.json or pom.xml
+# is) against the server at ADDRESS: start one first with `make serve`. The commands are the
+# ones tests/test_examples.py runs (tests/test_readme.py checks that they stay so).
+ADDRESS ?= 127.0.0.1:50051
+
+.PHONY: example-go example-ts example-java
+
+example-go:
+	cd clients/go && go run ./cmd/example $(ADDRESS)
+
+example-ts: clients/ts/node_modules/.installed
+	cd clients/ts && npx --no-install tsx examples/example.ts $(ADDRESS)
+
+example-java:
+	cd clients/java && mvn -q -B compile exec:java -Dexec.mainClass=dev.runstatus.example.Example -Dexec.args=$(ADDRESS)

@@ -7,8 +7,9 @@ import time
 import uuid
 
 import grpc
+import pytest
 
-from harness import Client, ServerProcess, details, error, query, rpc_error, running_server
+from harness import ALWAYS, Client, ServerProcess, details, error, query, rpc_error, running_server
 from runstatus.v1 import work_order_service_pb2 as wo_pb
 from runstatus.v1 import worker_service_pb2 as worker_pb
 from runstatus.v1 import workflow_service_pb2 as wf_pb
@@ -120,3 +121,47 @@ def test_kept_answers_are_pruned_after_their_time(tmp: pathlib.Path) -> None:
         assert _kept(srv.db, "CreateWorkOrder") == []
         # Past it, the request id is free again: the same request makes a new work order.
         assert c.work_order(wf, request_id="short-lived").work_order.id != first.work_order.id
+
+
+# A report on a run whose cancel was requested ends the run CANCELLED (a change that commits)
+# and is refused RUN_CANCELLED. A repeat of that report, as after a lost answer, must get the
+# same refusal, word for word, not RUN_ENDED from the state the first one left; and it must
+# change nothing more (no second event). (StartRun cannot meet it: a cancel of a run not yet
+# started takes effect at once.)
+REFUSED_AFTER_A_CHANGE = {
+    "StartStep": lambda lease, steps, rid: lease.step("b", after=steps["a"], request_id=rid),
+    "CompleteStep": lambda lease, steps, rid: lease.done(steps["b"], request_id=rid),
+    "CompleteStep with an error": lambda lease, steps, rid: lease.done(steps["b"], error("TypeError"), request_id=rid),
+    "CompleteRun": lambda lease, steps, rid: lease.complete(request_id=rid),
+    "CompleteRun with an error": lambda lease, steps, rid: lease.complete(error("TypeError"), request_id=rid),
+}
+
+
+@pytest.mark.parametrize("method", list(REFUSED_AFTER_A_CHANGE))
+def test_a_refusal_that_changed_something_is_the_answer_every_repeat_gets(client: Client, method: str) -> None:
+    wf = client.workflow(["a", "b", "c"], edges=[("a", "b", ALWAYS), ("b", "c", ALWAYS)])
+    created = client.work_order(wf)
+    lease = client.claim_run(created.run.id)
+    lease.start()
+    steps = {"a": lease.step("a").id}
+    lease.done(steps["a"])
+    if method != "StartStep":
+        steps["b"] = lease.step("b", after=steps["a"]).id
+    client.work_orders.CancelRun(wo_pb.CancelRunRequest(run_id=created.run.id, reason="stop it"))
+    report = REFUSED_AFTER_A_CHANGE[method]
+    rid = str(uuid.uuid4())
+
+    first = rpc_error(report, lease, steps, rid)
+    info, _ = details(first)
+    assert (first.code(), info.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "RUN_CANCELLED"), first
+    run = client.work_orders.GetRun(wo_pb.GetRunRequest(run_id=created.run.id)).run
+    assert run.status == RunStatus.RUN_STATUS_CANCELLED  # the refusal's change committed
+    before = events(client, created.work_order.id)
+
+    for _ in range(2):
+        again = rpc_error(report, lease, steps, rid)
+        assert (again.code(), again.details(), details(again)) == (first.code(), first.details(), details(first))
+    assert events(client, created.work_order.id) == before
+    # Without a request_id, a report is simply refused by the state it finds.
+    info, _ = details(rpc_error(report, lease, steps, ""))
+    assert info.reason == "RUN_ENDED"

@@ -38,6 +38,12 @@ pytestmark = pytest.mark.sqlite_only("the SQLite store, in-process (test_store_p
 T = TypeVar("T")
 
 
+
+class KeptChanges(FailedPrecondition):
+    """A refusal whose changes the store commits anyway (store/base.py's keep_changes)."""
+
+    keep_changes = True
+
 def run(coro: Coroutine[Any, Any, T], timeout: float = 60) -> T:
     """Runs a test's coroutine; a hang fails the test instead of the whole run."""
     return asyncio.run(asyncio.wait_for(coro, timeout))
@@ -305,7 +311,7 @@ def test_answered_ok_if_and_only_if_committed_under_load_and_close(db: str, shar
         if kind == "fail":
             raise FailedPrecondition("refused", reason="TEST")
         if kind == "keep":
-            raise FailedPrecondition("refused, but kept", reason="TEST", keep_changes=True)
+            raise KeptChanges("refused, but kept", reason="TEST")
         if kind == "bug":
             raise KeyError("a bug in a job")
         return key

@@ -47,6 +47,12 @@ T = TypeVar("T")
 SUCCESS = 3  # RUN_STATUS_SUCCESS
 
 
+
+class KeptChanges(FailedPrecondition):
+    """A refusal whose changes the store commits anyway (store/base.py's keep_changes)."""
+
+    keep_changes = True
+
 def run(coro: Coroutine[Any, Any, T], timeout: float = 90) -> T:
     """Runs a test's coroutine; a hang fails the test instead of the whole run."""
     return asyncio.run(asyncio.wait_for(coro, timeout))
@@ -124,7 +130,7 @@ def test_a_keep_changes_error_commits_then_reaches_the_caller(db: str) -> None:
     def kept(tx: PostgresTx, key: str) -> None:
         insert(tx, key)
         tx.after_commit(lambda: hooks.append(key))
-        raise FailedPrecondition("refused, but kept", reason=ErrorReason.ERROR_REASON_RUN_ENDED, keep_changes=True)
+        raise KeptChanges("refused, but kept", reason=ErrorReason.ERROR_REASON_RUN_ENDED)
 
     async def main() -> None:
         store = await started(db)
@@ -219,7 +225,7 @@ def test_many_writers_at_once_answered_ok_if_and_only_if_committed(db: str) -> N
         if kind == "fail":
             raise FailedPrecondition("refused", reason=ErrorReason.ERROR_REASON_RUN_ENDED)
         if kind == "keep":
-            raise FailedPrecondition("refused, but kept", reason=ErrorReason.ERROR_REASON_RUN_ENDED, keep_changes=True)
+            raise KeptChanges("refused, but kept", reason=ErrorReason.ERROR_REASON_RUN_ENDED)
         return key
 
     async def main() -> None:

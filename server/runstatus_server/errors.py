@@ -8,11 +8,13 @@ with one violation per wrong field. Every reason is an ErrorReason of the contra
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import grpc
 from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
-from runstatus.errors import wire_reason
+from runstatus.errors import parse_reason, wire_reason
 from runstatus.v1.error_reason_pb2 import ErrorReason
 from runstatus.v1.status_pb2 import RunStatus
 
@@ -29,9 +31,6 @@ def short(text: str, limit: int = MAX_TEXT) -> str:
 class ApiError(Exception):
     code = grpc.StatusCode.INTERNAL
     rpc_code = code_pb2.INTERNAL
-    # A refusal may still have changed state worth keeping, e.g. a report on a
-    # run whose cancel was requested ends the run CANCELLED, then is refused.
-    keep_changes = False
 
     def __init__(
         self,
@@ -132,7 +131,7 @@ class FailedPrecondition(ApiError):
 
     def __init__(
         self, message: str, *, reason: ErrorReason.ValueType, current_status: RunStatus.ValueType | None = None,
-        run_id: str = "", metadata: dict[str, str] | None = None, keep_changes: bool = False,
+        run_id: str = "", metadata: dict[str, str] | None = None,
     ) -> None:
         about: dict[str, str] = {}
         if current_status is not None:
@@ -140,7 +139,36 @@ class FailedPrecondition(ApiError):
         if run_id:
             about["run_id"] = run_id
         super().__init__(message, reason=reason, metadata={**about, **(metadata or {})})
-        self.keep_changes = keep_changes
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A write's outcome when it refuses after changing something that must stay changed: a
+    report on a run whose cancel was requested ends the run CANCELLED, then is refused. The
+    write returns it like an answer, so its change commits; `idempotency.once` keeps it as
+    the request's answer (a repeat gets the same refusal); the service raises it after the
+    commit (`idempotency.answer_or_raise`)."""
+
+    error: ApiError
+
+
+class KeptRefusal(ApiError):
+    """A refusal given again, as it was kept (idempotency.once): the same status, word for word."""
+
+    _CODES = {code.value[0]: code for code in grpc.StatusCode}
+
+    def __init__(self, status: status_pb2.Status) -> None:
+        info = error_details_pb2.ErrorInfo()
+        for detail in status.details:
+            if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+                detail.Unpack(info)
+        super().__init__(status.message, reason=parse_reason(info.reason), metadata=dict(info.metadata))
+        self.code = self._CODES.get(status.code, grpc.StatusCode.UNKNOWN)
+        self.rpc_code = status.code
+        self.status = status
+
+    def to_status(self) -> status_pb2.Status:
+        return self.status
 
 
 class Unavailable(ApiError):

@@ -15,11 +15,12 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from google.protobuf.message import Message
+from google.rpc import status_pb2
 
 from runstatus.v1.error_reason_pb2 import ErrorReason
 
 from .auth import caller
-from .errors import FailedPrecondition, ResourceExhausted, invalid
+from .errors import FailedPrecondition, KeptRefusal, Refused, ResourceExhausted, invalid
 from .limits import MAX_ANSWER_BYTES
 from .store.base import Tx
 from .util import now_us
@@ -29,9 +30,11 @@ MAX_REQUEST_ID = 128
 DEFAULT_KEEP_SECONDS = 24 * 3600
 # Kept answers removed per write by the sweeper (writes run on the event loop: keep it short).
 PRUNE_BATCH = 500
-# Stored answers: plain protobuf (which never starts with byte 0 or 1: no field has number 0),
-# or b"\x01" and the zlib-compressed protobuf, for answers large enough to be worth it.
+# Stored answers: plain protobuf (which never starts with a byte below 8: no field has number
+# 0), or b"\x01" and the zlib-compressed protobuf, for answers large enough to be worth it, or
+# b"\x02" and a refusal's google.rpc.Status (errors.Refused: a refusal that changed something).
 _COMPRESSED = b"\x01"
+_REFUSED = b"\x02"
 _COMPRESS_FROM = 512
 
 
@@ -69,8 +72,9 @@ def _fingerprint(method: str, request: Message) -> bytes:
 
 
 def answered(tx: Tx, method: str, request: Message, response_type: type[M], key: str | None = None,
-             restore: Callable[[Tx, M], M] | None = None) -> M | None:
-    """The first answer to this request_id, if there was one (a different request with it is refused)."""
+             restore: Callable[[Tx, M], M] | None = None) -> M | Refused | None:
+    """The first answer to this request_id, if there was one (a different request with it is
+    refused): a response, or the refusal it was given."""
     key = _key(request) if key is None else key
     seen = tx.get_request(key) if key else None
     if seen is None:
@@ -81,6 +85,8 @@ def answered(tx: Tx, method: str, request: Message, response_type: type[M], key:
             f"request_id {getattr(request, 'request_id')!r} was already used for a different request",
             reason=ErrorReason.ERROR_REASON_REQUEST_ID_REUSED, metadata={"method": seen_method},
         )
+    if response[:1] == _REFUSED:
+        return Refused(KeptRefusal(status_pb2.Status.FromString(response[1:])))
     answer = response_type.FromString(unpack(response))
     return restore(tx, answer) if restore is not None else answer
 
@@ -99,22 +105,35 @@ def sized(method: str, answer: M) -> M:
     return answer
 
 
-def once(method: str, request: Message, response_type: type[M], op: Callable[[Tx], M],
-         kept: Callable[[M], M] | None = None, restore: Callable[[Tx, M], M] | None = None) -> Callable[[Tx], M]:
-    """Wraps a write so that it runs at most once per request_id. `kept` is what of the
+def once(method: str, request: Message, response_type: type[M], op: Callable[[Tx], M | Refused],
+         kept: Callable[[M], M] | None = None,
+         restore: Callable[[Tx, M], M] | None = None) -> Callable[[Tx], M | Refused]:
+    """Wraps a write so that it runs at most once per request_id: every repeat gets the first
+    answer, a refusal that changed something (errors.Refused) included. `kept` is what of the
     answer is stored for repeats (all of it unless given: a secret must not be, and what
-    the database holds anyway need not be), `restore` what puts the rest back on a repeat."""
+    the database holds anyway need not be), `restore` what puts the rest back on a repeat.
+    The service gives the outcome with `answer_or_raise`, after the commit."""
     key = _key(request)
 
-    def run(tx: Tx) -> M:
-        if not key:
-            return sized(method, op(tx))
-        earlier = answered(tx, method, request, response_type, key, restore)
+    def run(tx: Tx) -> M | Refused:
+        earlier = answered(tx, method, request, response_type, key, restore) if key else None
         if earlier is not None:
             return earlier
-        answer = sized(method, op(tx))
-        stored = kept(answer) if kept is not None else answer
-        tx.put_request(key, method, _fingerprint(method, request), pack(stored.SerializeToString()), now_us())
-        return answer
+        outcome = op(tx)
+        if isinstance(outcome, Refused):
+            stored = _REFUSED + outcome.error.to_status().SerializeToString()
+        else:
+            outcome = sized(method, outcome)
+            stored = pack((kept(outcome) if kept is not None else outcome).SerializeToString())
+        if key:
+            tx.put_request(key, method, _fingerprint(method, request), stored, now_us())
+        return outcome
 
     return run
+
+
+def answer_or_raise(outcome: M | Refused) -> M:
+    """A write's answer, or its refusal raised: after the commit, so the refusal's change stays."""
+    if isinstance(outcome, Refused):
+        raise outcome.error
+    return outcome

@@ -17,7 +17,7 @@ from runstatus.v1.work_order_pb2 import Run, WorkOrder
 
 from . import metrics, rules
 from .auth import check_visible
-from .errors import FailedPrecondition, NotFound
+from .errors import FailedPrecondition, NotFound, Refused
 from .rules import CANCELLED, LOST, PENDING, RUNNING, status_name
 from .store.base import StoredRun, Tx
 from .util import timestamp
@@ -151,19 +151,22 @@ def accepts_reports(run: Run) -> bool:
     return run.status in (PENDING, RUNNING) or takes_late_reports(run)
 
 
-def prepare_report(tx: Tx, run_id: str, lease_token: str, lease_us: int, now: int, *, late_ok: bool) -> StoredRun:
+def prepare_report(tx: Tx, run_id: str, lease_token: str, lease_us: int, now: int, *,
+                   late_ok: bool) -> StoredRun | Refused:
     """The checks every worker report starts with; refuses reports on ended runs.
 
     A run LOST while running still takes reports from its lease holder when `late_ok`, so
-    a late completion can correct it (`takes_late_reports`).
+    a late completion can correct it (`takes_late_reports`). A report that finds its run's
+    cancel requested ends the run CANCELLED and is refused: a refusal that keeps its change
+    (errors.Refused), which the report returns as its outcome.
     """
     stored = load(tx, run_id)
     check_lease(stored, lease_token)
     if cancel_if_requested(tx, stored, now):
-        raise FailedPrecondition(
-            f"run {run_id} was cancelled", reason=ErrorReason.ERROR_REASON_RUN_CANCELLED, keep_changes=True,
+        return Refused(FailedPrecondition(
+            f"run {run_id} was cancelled", reason=ErrorReason.ERROR_REASON_RUN_CANCELLED,
             current_status=CANCELLED, run_id=run_id,
-        )
+        ))
     run = stored.run
     if status_table.is_terminal(run.status) and not (late_ok and takes_late_reports(run)):
         raise ended(run)

@@ -27,7 +27,7 @@ from runstatus.v1.workflow_pb2 import EdgeCondition, Workflow
 
 from . import auth, projects, rules, verdicts
 from .classifier import Classifier
-from .errors import FailedPrecondition, NotFound, invalid
+from .errors import FailedPrecondition, NotFound, Refused, invalid
 from .limits import MAX_ANSWER_BYTES, Limits
 from .rules import LOST, PENDING, RUNNING, SUCCESS, status_name
 from .runs import (
@@ -144,8 +144,10 @@ def heartbeat(tx: Tx, run_id: str, lease_token: str, leases: Leases, now: int) -
     return HeartbeatResponse(lease_expire_time=run.lease_expire_time, status=run.status, stop=not accepts_reports(run))
 
 
-def start_run(tx: Tx, run_id: str, lease_token: str, leases: Leases, now: int) -> Run:
+def start_run(tx: Tx, run_id: str, lease_token: str, leases: Leases, now: int) -> Run | Refused:
     stored = prepare_report(tx, run_id, lease_token, leases.lease_us, now, late_ok=False)
+    if isinstance(stored, Refused):
+        return stored
     run = stored.run
     if run.status != PENDING:
         raise FailedPrecondition(
@@ -170,9 +172,11 @@ def _running_or_late(run: Run) -> None:
 def start_step(
     tx: Tx, run_id: str, lease_token: str, step_id: str, previous_step_run_id: str, leases: Leases,
     limits: Limits, now: int,
-) -> StepRun:
+) -> StepRun | Refused:
     """A step starts at a root, at a retry's start step, or along an edge whose condition fits."""
     stored = prepare_report(tx, run_id, lease_token, leases.lease_us, now, late_ok=True)
+    if isinstance(stored, Refused):
+        return stored
     run = stored.run
     _running_or_late(run)
     workflow = workflow_of(tx, run)
@@ -223,9 +227,11 @@ def start_step(
 def complete_step(
     tx: Tx, classifier: Classifier, run_id: str, lease_token: str, step_run_id: str,
     error: ErrorReport | None, output: Struct | None, leases: Leases, limits: Limits, now: int,
-) -> CompleteStepResponse:
+) -> CompleteStepResponse | Refused:
     """A step ends. A failure lets the run go on; an abort ends it at once (rule 2)."""
     stored = prepare_report(tx, run_id, lease_token, leases.lease_us, now, late_ok=True)
+    if isinstance(stored, Refused):
+        return stored
     run = stored.run
     _running_or_late(run)
     step_run = tx.get_step_run(step_run_id)
@@ -260,9 +266,11 @@ def complete_step(
 def complete_run(
     tx: Tx, classifier: Classifier, run_id: str, lease_token: str, error: ErrorReport | None,
     leases: Leases, now: int,
-) -> Run:
+) -> Run | Refused:
     """The run ends: with a run-level error's status, or by the leaf rule (verdicts.py)."""
     stored = prepare_report(tx, run_id, lease_token, leases.lease_us, now, late_ok=True)
+    if isinstance(stored, Refused):
+        return stored
     run = stored.run
     _running_or_late(run)
     if error is not None:

@@ -6,7 +6,7 @@ from runstatus.v1 import project_service_pb2 as pb
 from runstatus.v1 import project_service_pb2_grpc as pb_grpc
 
 from .. import pagination, projects
-from ..idempotency import once
+from ..idempotency import answer_or_raise, once
 from ..store.base import Tx
 from ..util import now_us
 from .common import App, Checks, unary
@@ -21,7 +21,7 @@ class ProjectService(pb_grpc.ProjectServiceServicer):
         def op(tx: Tx) -> pb.CreateProjectResponse:
             return pb.CreateProjectResponse(project=projects.create(tx, request.project, now_us()))
 
-        return await self.app.store.write(once("CreateProject", request, pb.CreateProjectResponse, op))
+        return answer_or_raise(await self.app.store.write(once("CreateProject", request, pb.CreateProjectResponse, op)))
 
     @unary
     async def GetProject(self, request: pb.GetProjectRequest, context: grpc.aio.ServicerContext) -> pb.GetProjectResponse:
@@ -36,7 +36,7 @@ class ProjectService(pb_grpc.ProjectServiceServicer):
         def op(tx: Tx) -> pb.UpdateProjectResponse:
             return pb.UpdateProjectResponse(project=projects.update(tx, request.project, request.update_mask, now_us()))
 
-        return await self.app.store.write(once("UpdateProject", request, pb.UpdateProjectResponse, op))
+        return answer_or_raise(await self.app.store.write(once("UpdateProject", request, pb.UpdateProjectResponse, op)))
 
     @unary
     async def ListProjects(self, request: pb.ListProjectsRequest, context: grpc.aio.ServicerContext) -> pb.ListProjectsResponse:

@@ -9,7 +9,7 @@ from runstatus.v1.token_pb2 import Token
 
 from .. import auth, pagination, projects, tokens
 from ..errors import FailedPrecondition
-from ..idempotency import once
+from ..idempotency import answer_or_raise, once
 from ..store.base import Tx
 from ..util import now_us
 from .common import App, Checks, unary
@@ -37,8 +37,8 @@ class TokenService(pb_grpc.TokenServiceServicer):
 
         # Only the secret's hash is ever stored, so a request_id's kept answer has no secret:
         # a repeat learns which token its first call made, and that the secret was shown then.
-        answer = await self.app.store.write(
-            once("CreateToken", request, pb.CreateTokenResponse, op, kept=_without_secret))
+        answer = answer_or_raise(await self.app.store.write(
+            once("CreateToken", request, pb.CreateTokenResponse, op, kept=_without_secret)))
         if not answer.secret:
             raise FailedPrecondition(
                 f"request_id {request.request_id!r} already created token {answer.token.id}; its secret is shown "
@@ -56,7 +56,7 @@ class TokenService(pb_grpc.TokenServiceServicer):
         def op(tx: Tx) -> pb.RevokeTokenResponse:
             return pb.RevokeTokenResponse(token=tokens.revoke(tx, request.token_id, now_us()))
 
-        answer = await self.app.store.write(once("RevokeToken", request, pb.RevokeTokenResponse, op))
+        answer = answer_or_raise(await self.app.store.write(once("RevokeToken", request, pb.RevokeTokenResponse, op)))
         if self.app.authenticator is not None:
             self.app.authenticator.forget(request.token_id)
         return answer

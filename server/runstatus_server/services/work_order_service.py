@@ -10,7 +10,7 @@ from runstatus.v1.work_order_pb2 import Run
 
 from .. import auth, events, pagination, projects, work_orders
 from ..errors import invalid
-from ..idempotency import answered, once
+from ..idempotency import answer_or_raise, answered, once
 from ..runs import load, load_work_order, with_step_runs
 from ..store.base import Tx
 from ..util import now_us
@@ -62,8 +62,8 @@ class WorkOrderService(pb_grpc.WorkOrderServiceServicer):
             )
             return pb.CreateWorkOrderResponse(work_order=work_order, run=run)
 
-        return await self.app.store.write(once("CreateWorkOrder", request, pb.CreateWorkOrderResponse, op,
-                                               kept=_kept_creation, restore=_restored_creation))
+        return answer_or_raise(await self.app.store.write(once("CreateWorkOrder", request, pb.CreateWorkOrderResponse, op,
+                                               kept=_kept_creation, restore=_restored_creation)))
 
     @unary
     async def GetWorkOrder(self, request: pb.GetWorkOrderRequest, context: grpc.aio.ServicerContext) -> pb.GetWorkOrderResponse:
@@ -120,7 +120,7 @@ class WorkOrderService(pb_grpc.WorkOrderServiceServicer):
             work_order, run = work_orders.retry(tx, request.work_order_id, request.start_step_id, now_us())
             return pb.RetryWorkOrderResponse(work_order=work_order, run=run)
 
-        return await self.app.store.write(once("RetryWorkOrder", request, pb.RetryWorkOrderResponse, op))
+        return answer_or_raise(await self.app.store.write(once("RetryWorkOrder", request, pb.RetryWorkOrderResponse, op)))
 
     @unary
     async def RetryWorkOrders(self, request: pb.RetryWorkOrdersRequest, context: grpc.aio.ServicerContext) -> pb.RetryWorkOrdersResponse:
@@ -145,7 +145,8 @@ class WorkOrderService(pb_grpc.WorkOrderServiceServicer):
             if after is None:
                 break
         answer = pb.RetryWorkOrdersResponse(retried_count=retried, skipped_count=skipped)
-        return await self.app.store.write(once("RetryWorkOrders", request, pb.RetryWorkOrdersResponse, lambda tx: answer))
+        kept = once("RetryWorkOrders", request, pb.RetryWorkOrdersResponse, lambda tx: answer)
+        return answer_or_raise(await self.app.store.write(kept))
 
     @unary
     async def GetRun(self, request: pb.GetRunRequest, context: grpc.aio.ServicerContext) -> pb.GetRunResponse:
@@ -183,7 +184,7 @@ class WorkOrderService(pb_grpc.WorkOrderServiceServicer):
         def op(tx: Tx) -> pb.CancelRunResponse:
             return pb.CancelRunResponse(run=work_orders.cancel(tx, request.run_id, request.reason, now_us()))
 
-        return await self.app.store.write(once("CancelRun", request, pb.CancelRunResponse, op))
+        return answer_or_raise(await self.app.store.write(once("CancelRun", request, pb.CancelRunResponse, op)))
 
     @streaming
     async def WatchWorkOrders(self, request: pb.WatchWorkOrdersRequest, context: grpc.aio.ServicerContext) -> None:

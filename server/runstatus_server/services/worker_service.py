@@ -6,7 +6,8 @@ from runstatus.v1 import worker_service_pb2 as pb
 from runstatus.v1 import worker_service_pb2_grpc as pb_grpc
 
 from .. import worker
-from ..idempotency import once
+from ..errors import Refused
+from ..idempotency import answer_or_raise, once
 from ..store.base import Tx
 from ..util import now_us
 from .common import App, Checks, unary
@@ -40,8 +41,8 @@ class WorkerService(pb_grpc.WorkerServiceServicer):
             )
             return pb.ClaimRunsResponse(runs=runs)
 
-        return await self.app.store.write(once("ClaimRuns", request, pb.ClaimRunsResponse, op,
-                                               kept=worker.kept_claims, restore=worker.restored_claims))
+        return answer_or_raise(await self.app.store.write(once("ClaimRuns", request, pb.ClaimRunsResponse, op,
+                                               kept=worker.kept_claims, restore=worker.restored_claims)))
 
     @unary
     async def Heartbeat(self, request: pb.HeartbeatRequest, context: grpc.aio.ServicerContext) -> pb.HeartbeatResponse:
@@ -54,11 +55,11 @@ class WorkerService(pb_grpc.WorkerServiceServicer):
     async def StartRun(self, request: pb.StartRunRequest, context: grpc.aio.ServicerContext) -> pb.StartRunResponse:
         self._checks(request).done()
 
-        def op(tx: Tx) -> pb.StartRunResponse:
+        def op(tx: Tx) -> pb.StartRunResponse | Refused:
             run = worker.start_run(tx, request.run_id, request.lease_token, self.app.leases, now_us())
-            return pb.StartRunResponse(run=run)
+            return run if isinstance(run, Refused) else pb.StartRunResponse(run=run)
 
-        return await self.app.store.write(once("StartRun", request, pb.StartRunResponse, op))
+        return answer_or_raise(await self.app.store.write(once("StartRun", request, pb.StartRunResponse, op)))
 
     @unary
     async def StartStep(self, request: pb.StartStepRequest, context: grpc.aio.ServicerContext) -> pb.StartStepResponse:
@@ -67,14 +68,14 @@ class WorkerService(pb_grpc.WorkerServiceServicer):
         checks.short("previous_step_run_id", request.previous_step_run_id)
         checks.done()
 
-        def op(tx: Tx) -> pb.StartStepResponse:
+        def op(tx: Tx) -> pb.StartStepResponse | Refused:
             step_run = worker.start_step(
                 tx, request.run_id, request.lease_token, request.step_id, request.previous_step_run_id,
                 self.app.leases, self.app.limits, now_us(),
             )
-            return pb.StartStepResponse(step_run=step_run)
+            return step_run if isinstance(step_run, Refused) else pb.StartStepResponse(step_run=step_run)
 
-        return await self.app.store.write(once("StartStep", request, pb.StartStepResponse, op))
+        return answer_or_raise(await self.app.store.write(once("StartStep", request, pb.StartStepResponse, op)))
 
     @unary
     async def CompleteStep(self, request: pb.CompleteStepRequest, context: grpc.aio.ServicerContext) -> pb.CompleteStepResponse:
@@ -85,7 +86,7 @@ class WorkerService(pb_grpc.WorkerServiceServicer):
         checks.struct("output", request.output, self.app.limits.max_output_bytes)
         checks.done()
 
-        def op(tx: Tx) -> pb.CompleteStepResponse:
+        def op(tx: Tx) -> pb.CompleteStepResponse | Refused:
             return worker.complete_step(
                 tx, self.app.classifier, request.run_id, request.lease_token, request.step_run_id,
                 request.error if request.HasField("error") else None,
@@ -93,7 +94,7 @@ class WorkerService(pb_grpc.WorkerServiceServicer):
                 self.app.leases, self.app.limits, now_us(),
             )
 
-        return await self.app.store.write(once("CompleteStep", request, pb.CompleteStepResponse, op))
+        return answer_or_raise(await self.app.store.write(once("CompleteStep", request, pb.CompleteStepResponse, op)))
 
     @unary
     async def CompleteRun(self, request: pb.CompleteRunRequest, context: grpc.aio.ServicerContext) -> pb.CompleteRunResponse:
@@ -102,11 +103,11 @@ class WorkerService(pb_grpc.WorkerServiceServicer):
             checks.error_report("error", request.error)
         checks.done()
 
-        def op(tx: Tx) -> pb.CompleteRunResponse:
+        def op(tx: Tx) -> pb.CompleteRunResponse | Refused:
             run = worker.complete_run(
                 tx, self.app.classifier, request.run_id, request.lease_token,
                 request.error if request.HasField("error") else None, self.app.leases, now_us(),
             )
-            return pb.CompleteRunResponse(run=run)
+            return run if isinstance(run, Refused) else pb.CompleteRunResponse(run=run)
 
-        return await self.app.store.write(once("CompleteRun", request, pb.CompleteRunResponse, op))
+        return answer_or_raise(await self.app.store.write(once("CompleteRun", request, pb.CompleteRunResponse, op)))

@@ -6,7 +6,7 @@ from runstatus.v1 import workflow_service_pb2 as pb
 from runstatus.v1 import workflow_service_pb2_grpc as pb_grpc
 
 from .. import pagination, projects, workflows
-from ..idempotency import once
+from ..idempotency import answer_or_raise, once
 from ..store.base import Tx
 from ..util import now_us
 from .common import App, Checks, unary
@@ -39,8 +39,8 @@ class WorkflowService(pb_grpc.WorkflowServiceServicer):
         def op(tx: Tx) -> pb.CreateWorkflowResponse:
             return pb.CreateWorkflowResponse(workflow=workflows.create(tx, request.workflow, now_us()))
 
-        return await self.app.store.write(once("CreateWorkflow", request, pb.CreateWorkflowResponse, op,
-                                               kept=_kept_workflow, restore=_restored_workflow))
+        return answer_or_raise(await self.app.store.write(once("CreateWorkflow", request, pb.CreateWorkflowResponse, op,
+                                               kept=_kept_workflow, restore=_restored_workflow)))
 
     @unary
     async def GetWorkflow(self, request: pb.GetWorkflowRequest, context: grpc.aio.ServicerContext) -> pb.GetWorkflowResponse:

@@ -129,6 +129,24 @@ def test_connection_settings_from_flags(server: ServerProcess) -> None:
     assert json.loads(out.stdout)["status"] == "RUN_STATUS_KILLED"
 
 
+def test_json_before_the_command_as_after_it(server: ServerProcess, project: str) -> None:
+    """--json is a global option too: `runstatus --json classify ...` is `runstatus classify ... --json`."""
+    expected = {"status": "RUN_STATUS_CRASHED", "error_type": "ERROR_TYPE_SYNTAX_ERROR", "aborts_run": True,
+                "rule": "seed:SyntaxError"}
+    before, after, nested, both = run_many(server, [
+        ("--json", "classify", "SyntaxError"), ("classify", "SyntaxError", "--json"),
+        ("--json", "work-orders", "count"), ("--json", "work-orders", "count", "--json")], project=project)
+    assert json.loads(before.stdout) == json.loads(after.stdout) == expected, (before.stderr, after.stderr)
+    assert json.loads(nested.stdout) == json.loads(both.stdout) == {"counts": {}, "total": 0}, nested.stderr
+    assert "--json" in run(server, "--help", columns=200).stdout
+    # tokens revoke, which printed only a line, has --json too (the revoked token), in either place.
+    first, second = (run_json(server, "tokens", "create", "--role", "client", project=project)["token"]["id"]
+                     for _ in range(2))
+    for revoked, args in ((first, ("--json", "tokens", "revoke", first)), (second, ("tokens", "revoke", second, "--json"))):
+        token = json.loads(run(server, *args, project=project).stdout)
+        assert token["id"] == revoked and token["revoke_time"], token
+
+
 # 1. A person's mistake is one line and exit 2, never a traceback.
 
 def one_line(out: subprocess.CompletedProcess[str]) -> str:
@@ -208,6 +226,31 @@ def test_edges_as_lists_and_as_mappings(server: ServerProcess, project: str, tmp
     assert [(e["source_step_id"], e["target_step_id"], e["condition"], e["expression"]) for e in edges] == [
         ("fetch", "notify", "EDGE_CONDITION_ON_SUCCESS", ""), ("fetch", "alert", "EDGE_CONDITION_ON_FAILURE", ""),
         ("notify", "audit", "EDGE_CONDITION_EXPRESSION", "state.ok"), ("alert", "audit", "EDGE_CONDITION_ALWAYS", "")]
+
+
+def test_an_address_with_a_url_scheme_is_named_as_the_mistake(server: ServerProcess) -> None:
+    """gRPC would read `http://host:port` as a host name ("Misformatted domain name"): one line
+    that says to drop the scheme, exit 2, for the flag and for RUNSTATUS_ADDRESS."""
+    host_port = server.address
+    cases = [
+        (["--address", f"http://{host_port}"], {}, f"error: --address: takes host:port without a scheme: drop "
+                                                   f"'http://'; give {host_port}"),
+        (["--address", f"https://{host_port}/"], {}, "error: --address: takes host:port without a scheme: drop "
+                                                     f"'https://' and add --tls; give {host_port}"),
+        (["--address", f"grpc://{host_port}"], {}, "error: --address: takes host:port without a scheme: drop "
+                                                   f"'grpc://'; give {host_port}"),
+        ([], {"RUNSTATUS_ADDRESS": f"http://{host_port}"}, "error: RUNSTATUS_ADDRESS: takes host:port without a "
+                                                           f"scheme: drop 'http://'; give {host_port}"),
+    ]
+    for args, env, expected in cases:
+        out = subprocess.run([str(RUNSTATUS), *args, "classify", "KeyError"], capture_output=True, text=True,
+                             timeout=60, env={**os.environ, "RUNSTATUS_ADDRESS": "127.0.0.1:1", **env})
+        assert out.returncode == 2, (args, env, out.stderr)
+        assert one_line(out) == expected
+    # gRPC's own target schemes still reach the server.
+    out = subprocess.run([str(RUNSTATUS), "--address", f"dns:///{host_port}", "classify", "KeyError", "--json"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and json.loads(out.stdout)["status"] == "RUN_STATUS_FAILED", out.stderr
 
 
 def test_connection_failure_is_one_line(server: ServerProcess) -> None:

@@ -5,17 +5,25 @@ from __future__ import annotations
 
 import http.server
 import json
+import os
 import pathlib
+import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 import grpc
+import pytest
+import trustme
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.field_mask_pb2 import FieldMask
 
-from harness import ALWAYS, ON_FAILURE, ON_SUCCESS, Client, details, error, fields, rpc_error, running_server
+import runstatus
+from harness import ALWAYS, ON_FAILURE, ON_SUCCESS, Client, db_arg, details, error, fields, rpc_error, running_server
 from runstatus.v1 import project_service_pb2 as project_pb
 from runstatus.v1 import work_order_service_pb2 as wo_pb
 from runstatus.v1.event_pb2 import EventType
@@ -531,3 +539,59 @@ def test_a_refused_bulk_retry_changes_nothing(client: Client) -> None:
         project_id=client.project_id, filter=WorkOrderFilter(statuses=[S.RUN_STATUS_FAILED]), request_id="x" * 200))
     assert fields(e) == ["request_id"]
     assert get_work_order(client, created.work_order.id).work_order.run_count == 1
+
+
+# The server's log: one JSON object per line, whoever wrote the line
+
+def test_every_line_the_server_writes_is_json_grpc_cores_own_lines_too(tmp: pathlib.Path) -> None:
+    """gRPC's C core logs straight to fd 2 (through absl), past Python's logging. A real
+    `runstatus serve` on TLS, with gRPC asked to say much (GRPC_VERBOSITY=info, GRPC_TRACE=http):
+    a plaintext HTTP/1 request to its port (a failed handshake, which the core logs), a call, and a
+    connection still open when SIGTERM stops it (its GOAWAY). Every line of its stderr is a JSON
+    object, the core's as logger grpc.core at their own level, and all of them, "stopped" too,
+    are written by the time the process has exited."""
+    ca = trustme.CA()
+    cert = ca.issue_cert("localhost", "127.0.0.1")
+    cert.cert_chain_pems[0].write_to_path(str(tmp / "server.pem"))
+    cert.private_key_pem.write_to_path(str(tmp / "server.key"))
+    stderr_path, stdout_path = tmp / "serve.stderr", tmp / "serve.stdout"
+    env = {**os.environ, "GRPC_VERBOSITY": "info", "GRPC_TRACE": "http"}
+    with open(stderr_path, "wb") as err, open(stdout_path, "wb") as out:
+        serve = subprocess.Popen(
+            [str(pathlib.Path(sys.executable).with_name("runstatus")), "serve", "--port", "0",
+             "--db", db_arg(tmp / "log.db"), "--tls-cert", str(tmp / "server.pem"), "--tls-key", str(tmp / "server.key")],
+            stdout=out, stderr=err, env=env)
+    try:
+        def listening() -> int | None:
+            for line in stderr_path.read_text().splitlines():
+                if line.startswith("{") and json.loads(line).get("message") == "listening":
+                    return int(json.loads(line)["port"])
+            assert serve.poll() is None, stderr_path.read_text()
+            return None
+
+        port = eventually(listening, timeout=30)
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as plain:
+            plain.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            while plain.recv(4096):  # until the server drops it
+                pass
+        with runstatus.Client(f"localhost:{port}", root_certificates=ca.cert_pem.bytes(), timeout=10) as rs:
+            assert rs.classify("TypeError").rule == "seed:TypeError"
+            serve.send_signal(signal.SIGTERM)
+            assert serve.wait(30) == 0
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+    records = []
+    for line in stderr_path.read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            pytest.fail(f"a line of the server's stderr is not JSON: {line!r}")
+        assert isinstance(records[-1], dict) and {"time", "level", "logger", "message"} <= set(records[-1]), line
+    core = [r for r in records if r["logger"] == "grpc.core"]
+    assert any(r["message"].startswith("Handshake failed") and r["source"].startswith("ssl_transport_security.cc:")
+               for r in core), records
+    assert any("GOAWAY" in r["message"] for r in core)
+    assert {r["level"] for r in core} <= {"debug", "info", "warning", "error", "critical"}
+    assert [r["message"] for r in records if r["logger"] == "runstatus.server"][-2:] == ["shutting down", "stopped"]
+    assert stdout_path.read_text() == ""

@@ -336,6 +336,34 @@ def test_errors_from_the_api_are_shown_as_the_server_worded_them(web: Web, page:
     assert "WORK_ORDER_NOT_FOUND" in page.locator(".error[role=alert]").inner_text()
 
 
+def test_an_unknown_work_order_is_a_404_with_the_page_and_its_banner(web: Web, page: Any) -> None:
+    unknown = "3f2b9c1e-0000-4000-8000-000000000000"
+    answer = page.goto(f"{web.url}/work-orders/{unknown}?project={web.project}")
+    assert answer is not None and answer.status == 404
+    assert "WORK_ORDER_NOT_FOUND" in page.locator(".error[role=alert]").inner_text()
+    assert page.locator("h1").inner_text() == f"Work order {unknown}"
+    assert page.locator("header.top").is_visible()  # the whole page, not a bare error
+    # Without a browser too: the status and the same banner.
+    with pytest.raises(urllib.error.HTTPError) as missing:
+        urllib.request.urlopen(f"{web.url}/work-orders/{unknown}", timeout=10)
+    assert missing.value.code == 404
+    assert 'role="alert"' in missing.value.read().decode()
+    # A work order that exists is still 200.
+    assert page.goto(f"{web.url}/work-orders/{web.orders['FAILED']}?project={web.project}").status == 200
+
+
+def test_the_work_order_id_box_shows_an_id_shaped_like_the_real_ones(web: Web, page: Any) -> None:
+    """The placeholder looks like the ids the box takes (UUIDs), and opening one goes to its page."""
+    page.goto(web.history())
+    box = page.locator('form.goto input[name="id"]')
+    example = str(box.get_attribute("placeholder"))
+    assert re.fullmatch(r"e\.g\. [0-9a-f]{8}-…", example), example
+    assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", web.orders["FAILED"])
+    box.fill(web.orders["FAILED"])
+    page.locator('form.goto button').click()
+    page.wait_for_url(re.compile(f"/work-orders/{web.orders['FAILED']}"))
+
+
 def test_a_new_work_order_and_a_status_change_appear_without_reload(web: Web, page: Any) -> None:
     page.goto(web.history("workflow=referral"))
     page.wait_for_selector('.live[data-state="open"]')

@@ -100,6 +100,9 @@ def serve_command(
         keepalive_timeout_seconds=keepalive_timeout_seconds,
     )
     processes = processes or os.cpu_count() or 1
+    # From here the log is the server's: every line JSON, gRPC core's own included (logs.py).
+    # (A mistake in the options above stays a line for the person who typed them.)
+    logs.relay_stderr()
     try:
         if processes > 1:
             raise typer.Exit(serve_processes(settings, processes, _given_options(ctx, leave_out=PER_PROCESS)))

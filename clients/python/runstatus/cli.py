@@ -89,6 +89,7 @@ class Unreachable(Exception):
 
 class _Connection:
     address = "localhost:50051"
+    address_from = "--address"  # or RUNSTATUS_ADDRESS, where a mistake in it came from
     token: str | None = None
     tls = False
     ca_file: pathlib.Path | None = None
@@ -96,10 +97,25 @@ class _Connection:
     timeout = 30.0
 
 
+# Target schemes gRPC itself resolves (`unix:///run/rs.sock`, `dns:///host:port`); any other
+# `scheme://` (http, https, grpc) gRPC reads as part of a host name: "Misformatted domain name".
+GRPC_SCHEMES = {"dns", "unix", "unix-abstract", "ipv4", "ipv6", "vsock"}
+
+
+def _check_address(address: str, where: str) -> None:
+    if not address.strip():
+        raise InputError(where, "is empty; give host:port, e.g. localhost:50051")
+    url = re.match(r"([A-Za-z][A-Za-z0-9+.-]*)://([^/]*)", address)
+    if url is None or url[1].lower() in GRPC_SCHEMES:
+        return
+    tls = " and add --tls" if url[1].lower() in ("https", "grpcs") and not _Connection.tls else ""
+    fixed = f"; give {url[2]}" if url[2] else ""
+    raise InputError(where, f"takes host:port without a scheme: drop '{url[1]}://'{tls}{fixed}")
+
+
 def client() -> Client:
     c = _Connection
-    if not c.address.strip():
-        raise InputError("--address", "is empty; give host:port, e.g. localhost:50051")
+    _check_address(c.address, c.address_from)
     check.positive_seconds("--timeout", c.timeout)
     roots = check.read_bytes("--ca-file", c.ca_file) if c.ca_file else None
     if roots is not None and b"-----BEGIN CERTIFICATE-----" not in roots:
@@ -111,16 +127,25 @@ def client() -> Client:
                   project_id=c.project)
 
 
+def _json_anywhere(ctx: typer.Context, value: bool) -> bool:
+    """A command's --json, or the one given before the command (`runstatus --json classify ...`)."""
+    return value or bool(ctx.find_root().params.get("as_json"))
+
+
 @app.callback()
 def connection(
+    ctx: typer.Context,
     address: Annotated[str, typer.Option(envvar="RUNSTATUS_ADDRESS", help="host:port of the server.")] = "localhost:50051",
     token: Annotated[Optional[str], typer.Option(envvar="RUNSTATUS_TOKEN", help="API token (bearer).")] = None,
     tls: Annotated[bool, typer.Option(envvar="RUNSTATUS_TLS", help="Connect with TLS.")] = False,
     ca_file: Annotated[Optional[pathlib.Path], typer.Option(envvar="RUNSTATUS_CA_FILE", help="CA certificates (PEM) for TLS.")] = None,
     project: Annotated[str, typer.Option(envvar="RUNSTATUS_PROJECT", help="Project id (default: the 'default' project).")] = "",
     timeout: Annotated[float, typer.Option(envvar="RUNSTATUS_TIMEOUT", help="Deadline of each call, in seconds.")] = 30.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts; also after the command.")] = False,
 ) -> None:
     """runstatus: work orders, runs and their statuses, over gRPC."""
+    source = ctx.get_parameter_source("address")
+    _Connection.address_from = "RUNSTATUS_ADDRESS" if source is not None and source.name == "ENVIRONMENT" else "--address"
     _Connection.address, _Connection.token, _Connection.tls = address, token, tls or ca_file is not None
     _Connection.ca_file, _Connection.project, _Connection.timeout = ca_file, project, timeout
 
@@ -253,7 +278,9 @@ def main() -> None:
 
 # Output
 
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts (proto field names; see runstatus --help).")]
+# Read through _json_anywhere: `runstatus --json CMD` (the callback's --json) is `runstatus CMD --json`.
+JsonOption = Annotated[bool, typer.Option("--json", callback=_json_anywhere,
+                                          help="Print JSON for scripts (proto field names; see runstatus --help).")]
 
 
 def chip(status: RunStatus.ValueType) -> Text:
@@ -771,11 +798,14 @@ def _create_token_offline(db: str, project_id: str, role: int, name: str) -> Any
 
 
 @tokens.command("revoke")
-def tokens_revoke(token_id: str) -> None:
-    """Revoke a token: it authenticates nothing from now on."""
+def tokens_revoke(token_id: str, as_json: JsonOption = False) -> None:
+    """Revoke a token: it authenticates nothing from now on. --json: the token, with its revoke_time."""
     with client() as c:
-        c.revoke_token(token_id)
-    console.print(f"token {token_id} revoked", markup=False, soft_wrap=True)
+        token = c.revoke_token(token_id)
+    if as_json:
+        print_json(token)
+    else:
+        console.print(f"token {token_id} revoked", markup=False, soft_wrap=True)
 
 
 @tokens.command("list")

@@ -298,9 +298,9 @@ class WebServer:
                 if run.work_order_id != order.id:
                     raise RunstatusError(f"run {chosen} is not a run of work order {order.id}",
                                          grpc.StatusCode.INVALID_ARGUMENT)
-        except RunstatusError as e:
+        except RunstatusError as e:  # the page with the refusal, under its HTTP status (an unknown id: 404)
             body = f"{back}<h1>{esc(title)}</h1>{notice}{render.api_error(e)}"
-            return await self.page(request, api, title, body, project, path=path, status=status)
+            return await self.page(request, api, title, body, project, path=path, status=refusal_status(e))
         edges: dict[tuple[str, str], int] = {}
         steps: list[str] = []
         with contextlib.suppress(RunstatusError):  # the workflow labels the timeline and offers its steps to retry from

@@ -185,7 +185,7 @@ def filter_form(flt: Filter) -> str:
 </div>
 </form>
 <form class="goto" method="get" action="/" aria-label="Go to a work order">
-{project}<label>Work order id <input name="id" required placeholder="wo-…"></label> <button>Open</button>
+{project}<label>Work order id <input name="id" required placeholder="e.g. 3f2b9c1e-…"></label> <button>Open</button>
 </form>"""
 
 

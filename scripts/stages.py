@@ -60,14 +60,14 @@ def main(stages: list[str]) -> int:
             continue
         print(f"== {' and '.join(targets)}", flush=True)
         for target, (seconds, code) in run_group(targets).items():
-            table.append((target, format_seconds(seconds) + ("  (at once)" if len(targets) > 1 else ""),
-                          "ok" if code == 0 else f"FAILED (exit {code})"))
+            table.append((target, format_seconds(seconds), ("ok" if code == 0 else f"FAILED (exit {code})")
+                          + (f"  (at once with {', '.join(t for t in targets if t != target)})" if len(targets) > 1 else "")))
             failed = failed or code != 0
     width = max(len(name) for name, _, _ in table)
     print("\nstage wall times (make test):")
     for name, seconds, result in table:
-        print(f"  {name:<{width}}  {seconds:>18}  {result}")
-    print(f"  {'total':<{width}}  {format_seconds(time.monotonic() - began):>18}  "
+        print(f"  {name:<{width}}  {seconds:>7}  {result}")
+    print(f"  {'total':<{width}}  {format_seconds(time.monotonic() - began):>7}  "
           f"{'FAILED' if failed else 'ok'}", flush=True)
     return 1 if failed else 0
 

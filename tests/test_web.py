@@ -37,7 +37,9 @@ playwright_api = pytest.importorskip("playwright.sync_api")
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SCREENSHOTS = ROOT / "docs" / "screenshots"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync"]
+                  "--disable-component-update", "--disable-sync",
+                  # A DNS-rebinding site's name, once rebound to this machine (test_a_page_on_a_rebound_name...).
+                  "--host-resolver-rules=MAP evil.example 127.0.0.1"]
 WAIT_MS = 10_000
 
 
@@ -636,10 +638,12 @@ def runs_of(c: Client, work_order_id: str) -> list[Any]:
 
 
 def post_from_page(page: Any, path: str, fields: dict[str, str]) -> dict[str, Any]:
-    """A POST made by the page's own script (so with its Origin and cookie), as a forged form
-    would be: {"status", "text"}."""
+    """A POST made by the page's own script (so with its Origin, cookies and its forms' CSRF
+    token, unless `fields` gives one), as a doctored form would be: {"status", "text"}."""
     return page.evaluate("""async ([path, fields]) => {
-        const answer = await fetch(path, {method: "POST", body: new URLSearchParams(fields), redirect: "manual"});
+        const csrf = document.querySelector('input[name="csrf_token"]');
+        const body = new URLSearchParams({csrf_token: csrf ? csrf.value : "", ...fields});
+        const answer = await fetch(path, {method: "POST", body, redirect: "manual"});
         return {status: answer.status, text: await answer.text()};
     }""", [path, fields])
 
@@ -781,6 +785,46 @@ def test_a_post_from_another_site_is_refused(web: Web, c: Client) -> None:
     assert len(runs_of(c, work_order_id)) == 1
 
 
+def test_a_page_on_a_rebound_name_is_refused_with_its_actions(web: Web, page: Any, c: Client) -> None:
+    """DNS rebinding in the browser: evil.example resolves to 127.0.0.1 (CHROMIUM_FLAGS), as a
+    rebinding site's name does once rebound. Its page would be same-origin with this port;
+    the server answers no Host but its own names, so neither the history page nor a POST its
+    script makes (Origin and Host both evil.example:PORT) is served."""
+    work_order_id = cancelled(c, c.workflow(["only"]))
+    port = web.url.rsplit(":", 1)[1]
+    answer = page.goto(f"http://evil.example:{port}/?project={c.project_id}")
+    assert answer is not None and answer.status == 421
+    assert "not a name of this server" in page.content() and work_order_id not in page.content()
+    posted = post_from_page(page, f"/work-orders/{work_order_id}/retry", {"request_id": "rebound"})
+    assert posted["status"] == 421, posted
+    assert len(runs_of(c, work_order_id)) == 1
+    # The server's own names are served.
+    for host in ("127.0.0.1", "localhost"):
+        assert page.goto(f"http://{host}:{port}/statuses").status == 200
+
+
+def test_every_form_that_posts_carries_the_sessions_csrf_token(web: Web, page: Any, browser: Any, c: Client) -> None:
+    created = c.work_order(c.workflow(["only"]))  # pending: its page has a retry and a cancel form
+    tokens = set()
+    for url in (f"{web.url}/?project={c.project_id}&status=PENDING", f"{web.url}/work-orders/{created.work_order.id}"):
+        page.goto(url)
+        forms = page.locator('form[method="post"]')
+        assert forms.count() >= 1
+        tokens |= {forms.nth(i).locator('input[name="csrf_token"]').input_value() for i in range(forms.count())}
+    assert len(tokens) == 1 and re.fullmatch(r"[0-9a-f]{64}", next(iter(tokens))), tokens
+    session = next(k for k in browser.cookies() if k["name"] == "runstatus_session")
+    assert session["httpOnly"] and session["sameSite"] == "Strict"
+    # From the page's own origin, a POST without the token or with another is refused.
+    cancel = f"/work-orders/{created.work_order.id}/runs/{created.run.id}/cancel"
+    for csrf in ("", "0" * 64):
+        answer = post_from_page(page, cancel, {"csrf_token": csrf, "request_id": f"no-token-{csrf}"})
+        assert answer["status"] == 403 and "csrf_token" in answer["text"], answer
+    assert runs_of(c, created.work_order.id)[0].status == RunStatus.RUN_STATUS_PENDING
+    # The form itself still works.
+    page.locator('form.cancel button:has-text("Cancel run 1")').click()
+    page.wait_for_selector('section.run dl.run-summary .chip[data-status="RUN_STATUS_CANCELLED"]')
+
+
 def test_with_auth_a_worker_token_cannot_retry_or_cancel(auth_web: tuple[str, dict[str, Any]], page: Any) -> None:
     from runstatus import Client as RsClient
 
@@ -855,16 +899,23 @@ def test_without_the_script_a_bulk_retry_answers_with_the_history_page(web: Web,
     project = c.project_id
     workflow = c.workflow(["only"])
     work_order_id = cancelled(c, workflow)
+    browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())  # keeps the session cookie
+    with browser.open(f"{web.url}/?project={project}&status=CANCELLED", timeout=10) as answer:
+        match = re.search(r'name="csrf_token" value="([^"]+)"', answer.read().decode())  # the form's
+    assert match is not None
+    csrf = match.group(1)
     request = urllib.request.Request(f"{web.url}/retry-matching?project={project}&status=CANCELLED",
-                                     data=b"request_id=plain-1", headers={"Origin": web.url}, method="POST")
-    with urllib.request.urlopen(request, timeout=10) as answer:
+                                     data=f"request_id=plain-1&csrf_token={csrf}".encode(), headers={"Origin": web.url},
+                                     method="POST")
+    with browser.open(request, timeout=10) as answer:
         page = answer.read().decode()
     assert 'class="bulk-result" role="status" data-retried="1" data-skipped="0"' in page
     assert len(runs_of(c, work_order_id)) == 2
     # Without a status the server refuses, and the page says so in its words.
     request = urllib.request.Request(f"{web.url}/retry-matching?project={project}",
-                                     data=b"request_id=plain-2", headers={"Origin": web.url}, method="POST")
+                                     data=f"request_id=plain-2&csrf_token={csrf}".encode(), headers={"Origin": web.url},
+                                     method="POST")
     with pytest.raises(urllib.error.HTTPError) as refused:
-        urllib.request.urlopen(request, timeout=10)
+        browser.open(request, timeout=10)
     assert refused.value.code == 400
     assert "name at least one status, so that a bulk retry is deliberate" in refused.value.read().decode()

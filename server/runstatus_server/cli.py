@@ -6,6 +6,8 @@ import asyncio
 import ipaddress
 import logging
 import os
+import re
+import secrets
 from collections.abc import Collection
 from pathlib import Path
 from typing import Annotated, Optional
@@ -20,6 +22,8 @@ from .store import is_postgres_url, sqlite_path
 from .store.base import CannotOpen
 
 log = logging.getLogger("runstatus.server")
+# A --web-allowed-hosts name: as a Host header gives it.
+HOST_HEADER = re.compile(r"([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?")
 
 app = typer.Typer(help="runstatus: work orders, runs and their statuses, over gRPC.", no_args_is_help=True, pretty_exceptions_enable=False)
 
@@ -53,6 +57,7 @@ def serve_command(
     tls_client_ca: Annotated[Optional[Path], typer.Option(envvar="RUNSTATUS_TLS_CLIENT_CA", help="Require client certificates signed by this CA (mTLS).")] = None,
     metrics_port: Annotated[int, typer.Option(envvar="RUNSTATUS_METRICS_PORT", help="Serve Prometheus metrics over HTTP on this port (0: off).")] = 0,
     web_port: Annotated[int, typer.Option(envvar="RUNSTATUS_WEB_PORT", help="Serve the web UI (history page) on this port (0: off); over HTTPS with --tls-cert.")] = 0,
+    web_allowed_hosts: Annotated[str, typer.Option(envvar="RUNSTATUS_WEB_ALLOWED_HOSTS", help="More names the web UI answers to, comma-separated, as a browser's Host header gives them (a proxy's: status.example.org, or status.example.org:8443); its own address, localhost, 127.0.0.1 and [::1] with --web-port always.")] = "",
     watch_buffer: Annotated[int, typer.Option(envvar="RUNSTATUS_WATCH_BUFFER", help="Events held for one watch; one that falls further behind reads the log instead.")] = 10_000,
     watch_send_timeout: Annotated[float, typer.Option(envvar="RUNSTATUS_WATCH_SEND_TIMEOUT", help="A watch that is behind and whose client takes no event for this long is cut off (RESOURCE_EXHAUSTED WATCH_TOO_SLOW; it resumes from its cursor).")] = 30.0,
     max_watches: Annotated[int, typer.Option(envvar="RUNSTATUS_MAX_WATCHES", help="Most watch streams open in one server process.")] = 10_000,
@@ -77,6 +82,10 @@ def serve_command(
         raise typer.BadParameter("--tls-cert and --tls-key go together; --tls-client-ca needs them", param_hint="--tls-cert")
     if web_port and tls_client_ca:
         raise typer.BadParameter("the web UI has no client certificate to call an mTLS gRPC port with", param_hint="--web-port")
+    allowed_hosts = [name.strip() for name in web_allowed_hosts.split(",") if name.strip()]
+    if bad := [name for name in allowed_hosts if not HOST_HEADER.fullmatch(name)]:
+        raise typer.BadParameter(f"{', '.join(bad)}: a Host header is a name or [IPv6 address], and a port maybe "
+                                 "(status.example.org:8443), not a URL", param_hint="--web-allowed-hosts")
     if not auth and not insecure and not _is_loopback(host):
         # Secure by default: a server others can reach requires tokens unless told otherwise.
         raise typer.BadParameter(
@@ -95,7 +104,10 @@ def serve_command(
         request_id_seconds=request_id_seconds,
         reuse_port=reuse_port, primary=role == "primary", auth=auth,
         tls_cert=str(tls_cert or ""), tls_key=str(tls_key or ""), tls_client_ca=str(tls_client_ca or ""),
-        metrics_port=metrics_port, web_port=web_port, watch_buffer=watch_buffer, watch_send_timeout=watch_send_timeout, max_watches=max_watches,
+        metrics_port=metrics_port, web_port=web_port, web_allowed_hosts=allowed_hosts,
+        # One key for the web UI's CSRF tokens in every process of this server: they inherit the environment.
+        web_secret=os.environ.setdefault("RUNSTATUS_WEB_SECRET", secrets.token_urlsafe(32)),
+        watch_buffer=watch_buffer, watch_send_timeout=watch_send_timeout, max_watches=max_watches,
         max_watches_per_caller=max_watches_per_caller, keepalive_seconds=keepalive_seconds,
         keepalive_timeout_seconds=keepalive_timeout_seconds,
     )

@@ -99,6 +99,10 @@ class Settings:
     metrics_port: int = 0
     # The web UI (web/) on this port (0: none), over HTTPS with tls_cert; it calls this server's gRPC port.
     web_port: int = 0
+    # The Host names the web UI answers to besides its own (a proxy's), and the key of its CSRF
+    # tokens ("": one made at start; cli.py gives every process of a server the same).
+    web_allowed_hosts: list[str] = field(default_factory=list)
+    web_secret: str = ""
 
 
 class Server:

@@ -24,9 +24,11 @@ Why it is built this way:
   the server for the same page again and swaps it in: one rendering path, no client templates.
 - **Actions are plain form POSTs** (retry, retry from a step, bulk retry, cancel), each
   answered with a redirect to the page it changed, or that page with the server's refusal.
-  A POST must carry this server's Origin (CSRF: the cookie is SameSite=Strict, and without
-  --auth there is no cookie to hold back), and a request_id made with the page (AIP-155: a
-  form sent twice is one action). What a token's role may not call the page learns by asking
+  A POST must carry this server's Origin and its form's CSRF token, an HMAC of the browser's
+  session cookie (the sign-in cookie is SameSite=Strict, but without --auth there is no
+  cookie to hold back), and a request_id made with the page (AIP-155: a form sent twice is
+  one action). Only the server's own Host names are answered (`--web-allowed-hosts` adds a
+  proxy's): a DNS-rebinding site, whose own name points at this address, gets nothing. What a token's role may not call the page learns by asking
   the server (GetCallerToken, in `WebServer.refusals`), never from a copy of its rules. A bulk retry's progress
   streams back in the answer to its POST (`WebServer.stream_bulk_retry` says why).
 - **TLS**: with the server's certificate the web port is HTTPS, and its client calls the

@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import hmac
 import json
 import logging
 import pathlib
+import re
+import secrets
 import ssl
 import time
 from collections.abc import Awaitable, Callable
@@ -43,6 +46,14 @@ log = logging.getLogger("runstatus.web")
 
 STATIC = pathlib.Path(__file__).with_name("static")
 COOKIE = "runstatus_token"
+# A random value each browser gets with its first page: the session its forms' CSRF tokens are
+# made for (WebServer.csrf).
+SESSION_COOKIE = "runstatus_session"
+SESSION_VALUE = re.compile(r"[A-Za-z0-9_-]{43}")  # secrets.token_urlsafe(32)
+# What a browser can keep as a token: one cookie holds about 4 KB, and a gRPC header value is
+# printable ASCII. (Longer ones made every later request too large for the web port.)
+MAX_TOKEN_CHARS = 4000
+TOKEN_CHARS = re.compile(r"[\x21-\x7e]+")
 CALL_TIMEOUT = 15.0
 SSE_PING_SECONDS = 15.0
 HEADERS = {
@@ -67,9 +78,19 @@ REFUSALS_SECONDS = 60.0  # how long a token's refusals are remembered
 PROGRESS_SECONDS = 0.25  # how often a bulk retry's progress is read
 
 
+class SignInAgain(Exception):
+    """The browser's token is none the server takes (revoked, made up, mangled): whatever it
+    asked for, it gets the sign-in form with `notice` (HTML) under `status`, and loses the cookie."""
+
+    def __init__(self, status: int, notice: str) -> None:
+        super().__init__(notice)
+        self.status, self.notice = status, notice
+
+
 class Api:
     """The public API with one caller's token: the web server's AsyncClient's stubs, with the
-    token's metadata on each call; a refusal is the server's RunstatusError."""
+    token's metadata on each call; a refusal is the server's RunstatusError, but for a token
+    the server does not take, which is SignInAgain."""
 
     def __init__(self, client: AsyncClient, token: str) -> None:
         self.client = client
@@ -80,7 +101,10 @@ class Api:
         try:
             return await method(request, timeout=CALL_TIMEOUT, metadata=self.metadata)
         except grpc.RpcError as e:
-            raise from_rpc_error(e) from None
+            error = from_rpc_error(e)
+        if isinstance(error, Unauthenticated):  # (only with --auth)
+            raise SignInAgain(401, render.api_error(error))
+        raise error
 
 
 class LoopbackClient(AsyncClient):
@@ -126,9 +150,17 @@ class WebServer:
         self._streams: set[asyncio.Task[Any]] = set()
         self._jobs: set[asyncio.Task[Any]] = set()  # bulk retries, which finish without their browser
         self._refusals: dict[str, tuple[float, dict[str, str]]] = {}
+        # The Host names answered (_own_host): the bind address, localhost, 127.0.0.1 and [::1]
+        # with the web port (a browser leaves out its scheme's default one), and a proxy's.
+        names = {f"[{n}]" if ":" in n else n for n in {settings.host, "localhost", "127.0.0.1", "::1"} if n}
+        default = names if self.port == (443 if self.tls_cert else 80) else set()
+        self.hosts = {f"{n}:{self.port}".lower() for n in names} | default
+        self.hosts |= {h.lower() for h in settings.web_allowed_hosts}
+        # The key of the forms' CSRF tokens: one per server, shared by its processes (cli.py).
+        self.secret = settings.web_secret.encode() or secrets.token_bytes(32)
 
     def application(self) -> web.Application:
-        app = web.Application(middlewares=[self._same_origin, self._headers])
+        app = web.Application(middlewares=[self._headers, self._own_host, self._same_origin, self._sign_in_again])
         app.router.add_get("/", self.history)
         app.router.add_get("/work-orders/{id}", self.work_order)
         app.router.add_get("/statuses", self.statuses)
@@ -166,26 +198,79 @@ class WebServer:
             await self.client.close()
 
     @web.middleware
-    async def _same_origin(self, request: web.Request,
-                           handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
-        """A POST only from this site's own pages: its Origin must be this host. The sign-in
-        cookie is SameSite=Strict already; without --auth there is no cookie, and any site
-        could post to a loopback port, which this refuses too. Browsers send the Origin of
-        every POST (Referrer-Policy same-origin: the real one, not "null")."""
-        if request.method not in ("GET", "HEAD", "OPTIONS"):
-            origin = request.headers.get("Origin", "")
-            if not origin or urlsplit(origin).netloc != request.host:
-                return web.Response(text=f"refused: a {request.method} from another site ({origin or 'no Origin'})",
-                                    status=403, headers=HEADERS)
-        return await handler(request)
-
-    @web.middleware
     async def _headers(self, request: web.Request,
                        handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+        """Every answer's security headers, and the session cookie of a browser that had none
+        (made by `csrf` for the page's forms)."""
         response = await handler(request)
         for name, value in HEADERS.items():
             response.headers.setdefault(name, value)
+        if (session := request.get(SESSION_COOKIE)) and not response.prepared:
+            response.set_cookie(SESSION_COOKIE, session, httponly=True, samesite="Strict", path="/",
+                                secure=request.secure)
         return response
+
+    @web.middleware
+    async def _own_host(self, request: web.Request,
+                        handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+        """DNS rebinding: a site can point its own name at 127.0.0.1, and its pages then reach
+        this port with that name as Host and as Origin (which so passes _same_origin). Only
+        this server's own names are answered (self.hosts; a proxy's: --web-allowed-hosts)."""
+        host = request.headers.get("Host", "")
+        if host.lower() not in self.hosts:
+            return web.Response(text=f"refused: {host or 'no Host'!r} is not a name of this server "
+                                     "(a proxy's name is allowed with --web-allowed-hosts)", status=421)
+        return await handler(request)
+
+    @web.middleware
+    async def _same_origin(self, request: web.Request,
+                           handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+        """A POST only from this site's own pages: its Origin must be this host, and its form
+        must carry this browser's CSRF token (`csrf`). The sign-in cookie is SameSite=Strict
+        already; without --auth there is no cookie, and any site could post to a loopback
+        port, which this refuses too. Browsers send the Origin of every POST
+        (Referrer-Policy same-origin: the real one, not "null")."""
+        if request.method not in ("GET", "HEAD", "OPTIONS"):
+            origin = request.headers.get("Origin", "")
+            try:
+                same = bool(origin) and urlsplit(origin).netloc == request.host
+            except ValueError:  # not a URL at all ("http://[x")
+                same = False
+            if not same:
+                return web.Response(text=f"refused: a {request.method} from another site ({origin or 'no Origin'!r})",
+                                    status=403)
+            try:
+                form = await request.post()  # kept: the handler reads the same
+            except ValueError as e:  # bytes that are not UTF-8, a broken multipart body
+                return web.Response(text=f"refused: the form could not be read ({e})", status=400)
+            sent = str(form.get("csrf_token", ""))
+            if not sent:
+                return web.Response(text="refused: a form without its csrf_token (send it from the page)", status=403)
+            if not hmac.compare_digest(sent.encode(errors="replace"), self.csrf(request).encode()):
+                return web.Response(text="refused: the form's csrf_token is not this browser session's "
+                                         "(a page from before the server restarted?): reload the page", status=403)
+        return await handler(request)
+
+    @web.middleware
+    async def _sign_in_again(self, request: web.Request,
+                             handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+        """A SignInAgain from any handler: the sign-in form, back to the page after (a GET's)."""
+        try:
+            return await handler(request)
+        except SignInAgain as e:
+            next_path = request.path_qs if request.method == "GET" else "/"
+            response = self.sign_in_page(request, e.notice, next_path, e.status)
+            response.del_cookie(COOKIE, path="/")
+            return response
+
+    def csrf(self, request: web.Request) -> str:
+        """The CSRF token of this browser's forms: an HMAC, with this server's secret, of its
+        session cookie (a random value it gets with its first page, _headers). Another site
+        can neither read it nor make one, even for a session cookie it planted."""
+        session = request.cookies.get(SESSION_COOKIE, "")
+        if not SESSION_VALUE.fullmatch(session):
+            session = request.setdefault(SESSION_COOKIE, secrets.token_urlsafe(32))
+        return hmac.new(self.secret, session.encode(), hashlib.sha256).hexdigest()
 
     # The caller
 
@@ -195,6 +280,8 @@ class WebServer:
         token = request.cookies.get(COOKIE, "") if self.auth else ""
         if self.auth and not token:
             raise web.HTTPSeeOther(f"/sign-in?{urlencode({'next': request.path_qs})}")
+        if problem := token_problem(token):
+            raise SignInAgain(400, render.notice(f"The sign-in cookie holds no API token: {problem}. Sign in again."))
         return Api(self.client, token)
 
     async def page(self, request: web.Request, api: Api, title: str, body: str, project: str, *,
@@ -206,7 +293,8 @@ class WebServer:
             projects = [p.id for p in answer.projects]
         signed_in = bool(request.cookies.get(COOKIE)) if self.auth else None
         return web.Response(text=render.page(title, body, project=project, projects=projects, signed_in=signed_in,
-                                             path=path or request.path), content_type="text/html", status=status)
+                                             path=path or request.path, csrf=self.csrf(request)),
+                            content_type="text/html", status=status)
 
     async def refusals(self, api: Api) -> dict[str, str]:
         """The actions this token's role may not call ({"CancelRun": why}), so the page can
@@ -244,7 +332,7 @@ class WebServer:
         body = [f'<h1>History</h1>{render.filter_form(flt)}']
         if not problems:
             refused = (await self.refusals(api)).get("RetryWorkOrders")
-            body.append(render.bulk_retry_form(flt, refused))
+            body.append(render.bulk_retry_form(flt, refused, self.csrf(request)))
         body.append(notice)
         if problems:
             body.append(f'<div class="error" role="alert">{esc("; ".join(problems))}</div>')
@@ -318,7 +406,7 @@ class WebServer:
             run_part = (f'<section class="run" data-run="{esc(run.id)}"><h2>Run {run.number} '
                         f'<span class="muted">{esc(run.id)}</span></h2>{render.run_summary(run)}{render.why(run)}'
                         f'<h3>Steps</h3>{render.timeline(run, edges)}</section>')
-        actions = render.work_order_actions(order, run, steps, project, refusals)
+        actions = render.work_order_actions(order, run, steps, project, refusals, self.csrf(request))
         live = f"/events?{urlencode({**page_query, 'work_order': order.id})}"
         here = f"{path}?{urlencode({**page_query, **({'run': chosen} if chosen else {})})}".rstrip("?")
         body = (f'{back}<h1>Work order <code>{esc(order.id)}</code></h1>{notice}'
@@ -407,7 +495,7 @@ class WebServer:
                 answer = await api.call(api.client.work_orders.CountWorkOrders, wo_pb.CountWorkOrdersRequest(
                     project_id=retry.project_id, filter=retry.filter))
                 return int(answer.total)
-            except RunstatusError:
+            except (RunstatusError, SignInAgain):
                 return None  # no progress to show; the retry's own answer still comes
 
         async def send(line: dict[str, Any]) -> None:
@@ -427,9 +515,9 @@ class WebServer:
                 await send({"total": total, "done": done})
         try:
             answer = job.result()
-        except RunstatusError as e:
-            await send({"total": total, "done": done, "html": render.api_error(e),
-                        "request_id": render.new_request_id()})
+        except (RunstatusError, SignInAgain) as e:  # (a token revoked meanwhile: said here, the answer has begun)
+            html = e.notice if isinstance(e, SignInAgain) else render.api_error(e)
+            await send({"total": total, "done": done, "html": html, "request_id": render.new_request_id()})
         else:
             await send({"total": total, "done": total, "retried": answer.retried_count, "skipped": answer.skipped_count,
                         "html": render.bulk_result(answer.retried_count, answer.skipped_count),
@@ -447,9 +535,15 @@ class WebServer:
         reconnects sends it back as Last-Event-ID and resumes after it; a new stream starts
         from now."""
         api = self.api(request)
+        if self.auth:  # a token the server does not take: the sign-in form, while the answer can still be one
+            await api.call(api.client.tokens.GetCallerToken, token_pb.GetCallerTokenRequest())
         q = request.query
         statuses = [s for s in (render.parse_status(v) for v in q.getall("status", [])) if s is not None]
         cursor = request.headers.get("Last-Event-ID", "") or q.get("after", "")
+        try:
+            cursor.encode()
+        except UnicodeEncodeError:  # aiohttp keeps a header's bytes that are not UTF-8 as surrogates
+            raise web.HTTPBadRequest(text="Last-Event-ID is not UTF-8: send an event's id back as it came") from None
         watch = wo_pb.WatchWorkOrdersRequest(
             project_id=q.get("project", ""), filter=WorkOrderFilter(statuses=statuses, workflow_id=q.get("workflow", "")),  # type: ignore[arg-type]
             after_cursor=cursor, from_now=not cursor, work_order_ids=q.getall("work_order", []))
@@ -504,11 +598,15 @@ class WebServer:
 
     # Signing in (with --auth)
 
+    def sign_in_page(self, request: web.Request, notice: str = "", next_path: str = "/",
+                     status: int = 200) -> web.Response:
+        body = render.sign_in(notice, next_path, self.csrf(request))
+        return web.Response(text=render.page("Sign in", body), content_type="text/html", status=status)
+
     async def sign_in_form(self, request: web.Request) -> web.StreamResponse:
         if not self.auth:
             raise web.HTTPSeeOther("/")
-        body = render.sign_in(next_path=_local(request.query.get("next", "/")))
-        return web.Response(text=render.page("Sign in", body), content_type="text/html")
+        return self.sign_in_page(request, next_path=_local(request.query.get("next", "/")))
 
     async def sign_in(self, request: web.Request) -> web.StreamResponse:
         if not self.auth:
@@ -517,12 +615,13 @@ class WebServer:
         form = await request.post()
         token = str(form.get("token", "")).strip()
         next_path = _local(str(form.get("next", "/")))
+        if problem := token_problem(token):
+            return self.sign_in_page(request, render.notice(f"That is no API token: {problem}."), next_path, 400)
         api = Api(self.client, token)
         try:  # any call tells whether the server knows the token; a role that may not count is still signed in
             await api.call(self.client.work_orders.CountWorkOrders, wo_pb.CountWorkOrdersRequest())
-        except Unauthenticated as e:
-            return web.Response(text=render.page("Sign in", render.sign_in(render.api_error(e), next_path)),
-                                content_type="text/html", status=401)
+        except SignInAgain as e:
+            return self.sign_in_page(request, e.notice, next_path, e.status)
         except RunstatusError:
             pass
         response = web.HTTPSeeOther(next_path)
@@ -537,8 +636,20 @@ class WebServer:
 
 
 def _local(path: str) -> str:
-    """A path on this server (never another site: no scheme, no //host)."""
-    return path if path.startswith("/") and not path.startswith("//") and "\\" not in path else "/"
+    r"""A path on this server, else "/" (never another site). Read as a browser reads a
+    Location: without tabs, newlines and other control characters, with backslashes as
+    slashes; so "/\t/evil.example" and "/\evil.example" are "//evil.example", another host."""
+    path = re.sub(r"[\x00-\x1f\x7f]", "", path).replace("\\", "/")
+    return path if path.startswith("/") and not path.startswith("//") else "/"
+
+
+def token_problem(token: str) -> str:
+    """Why `token` cannot be an API token a browser keeps, or "" (the server judges the rest)."""
+    if len(token) > MAX_TOKEN_CHARS:
+        return f"it is {len(token):,} characters long, and an API token is at most {MAX_TOKEN_CHARS:,}"
+    if token and not TOKEN_CHARS.fullmatch(token):
+        return "it has characters an API token has not (printable ASCII, no spaces)"
+    return ""
 
 
 def read_filter(q: Any) -> tuple[Filter, WorkOrderFilter, list[str]]:

@@ -69,13 +69,24 @@ def api_error(error: RunstatusError) -> str:
             f'<span class="message">{esc(error.message)}</span>{reason}</div>')
 
 
+def notice(text: str) -> str:
+    """A line of the web server's own, shown as an API error is."""
+    return f'<div class="error" role="alert">{esc(text)}</div>'
+
+
 def new_request_id() -> str:
     return str(uuid.uuid4())
 
 
-def request_id_field() -> str:
-    """An action form's request_id, made with the page: the form sent twice is one action."""
-    return f'<input type="hidden" name="request_id" value="{new_request_id()}">'
+def csrf_field(csrf: str) -> str:
+    """What every POST form carries: this browser's CSRF token (app.py: WebServer.csrf)."""
+    return f'<input type="hidden" name="csrf_token" value="{esc(csrf)}">'
+
+
+def action_fields(csrf: str) -> str:
+    """An action form's request_id, made with the page (the form sent twice is one action),
+    and the CSRF token."""
+    return f'<input type="hidden" name="request_id" value="{new_request_id()}">{csrf_field(csrf)}'
 
 
 def submit(label: str, why_not: str, name: str) -> str:
@@ -147,7 +158,7 @@ PAGE = """<!doctype html>
 
 
 def page(title: str, body: str, *, project: str = "", projects: Sequence[str] = (), signed_in: bool | None = None,
-         path: str = "/") -> str:
+         path: str = "/", csrf: str = "") -> str:
     """A whole page. `signed_in`: None without --auth (no sign-in at all)."""
     project_query = f"?{urlencode({'project': project})}" if project else ""
     picker = ""
@@ -159,7 +170,8 @@ def page(title: str, body: str, *, project: str = "", projects: Sequence[str] = 
                   f'</label> <noscript><button>Go</button></noscript></form>')
     account = ""
     if signed_in:
-        account = '<form class="account" method="post" action="/sign-out"><button>Sign out</button></form>'
+        account = (f'<form class="account" method="post" action="/sign-out">{csrf_field(csrf)}'
+                   '<button>Sign out</button></form>')
     return PAGE.format(title=esc(title), body=body, project_query=esc(project_query), projects=picker,
                        account=account)
 
@@ -189,12 +201,12 @@ def filter_form(flt: Filter) -> str:
 </form>"""
 
 
-def bulk_retry_form(flt: Filter, refused: str | None) -> str:
+def bulk_retry_form(flt: Filter, refused: str | None, csrf: str) -> str:
     """RetryWorkOrders over the filter; the script shows its progress in the <progress>."""
     why_not = refused if refused else "" if flt.statuses else \
         "Choose one or more statuses first: a bulk retry retries the work orders of the statuses it names."
     return (f'<form class="bulk-retry" method="post" action="/retry-matching?{esc(flt.query())}" data-progress>'
-            f'{request_id_field()}{submit("Retry every matching work order", why_not, "bulk-retry")} '
+            f'{action_fields(csrf)}{submit("Retry every matching work order", why_not, "bulk-retry")} '
             f'<progress hidden></progress> <output aria-live="polite"></output></form>')
 
 
@@ -243,7 +255,7 @@ def history_table(flt: Filter, orders: Iterable[WorkOrder], next_token: str, pag
 # A work order
 
 def work_order_actions(order: WorkOrder, run: Run | None, steps: Sequence[str], project: str,
-                       refusals: dict[str, str]) -> str:
+                       refusals: dict[str, str], csrf: str) -> str:
     """Retry (from the start or from a step), and cancel for a run not yet finished; each
     disabled, with the reason, when the token's role may not or the run's status rules it out."""
     base = f"/work-orders/{quote(order.id, safe='')}"
@@ -253,14 +265,14 @@ def work_order_actions(order: WorkOrder, run: Run | None, steps: Sequence[str], 
     if not why_not and latest is not None and not status_table.is_terminal(latest.status):
         why_not = f"Its latest run is {status_table.label(latest.status)}: a work order is retried once that has ended."
     options = "".join(f'<option value="{esc(s)}">step {esc(s)}</option>' for s in steps)
-    parts = [f'<form class="retry" method="post" action="{esc(base + "/retry" + query)}">{request_id_field()}'
+    parts = [f'<form class="retry" method="post" action="{esc(base + "/retry" + query)}">{action_fields(csrf)}'
              f'<label>Retry from <select name="start_step_id"><option value="">the start</option>{options}</select></label> '
              f'{submit("Retry", why_not, "retry")}</form>']
     if run is not None and not status_table.is_terminal(run.status):
         why_not = refusals.get("CancelRun") or \
             "A cancel was asked for; the worker learns it on its next report." if run.cancel_requested else ""
         action = f"{base}/runs/{quote(run.id, safe='')}/cancel{query}"
-        parts.append(f'<form class="cancel" method="post" action="{esc(action)}">{request_id_field()}'
+        parts.append(f'<form class="cancel" method="post" action="{esc(action)}">{action_fields(csrf)}'
                      f'<label>Reason <input name="reason" placeholder="optional"></label> '
                      f'{submit(f"Cancel run {run.number}", why_not, "cancel")}</form>')
     return f'<section class="actions" aria-label="Actions">{"".join(parts)}</section>'
@@ -405,13 +417,13 @@ def status_tables() -> str:
 <tbody>{type_rows}</tbody></table>"""
 
 
-def sign_in(message: str = "", next_path: str = "/") -> str:
+def sign_in(message: str, next_path: str, csrf: str) -> str:
     return f"""<h1>Sign in</h1>
 <p>This server requires an API token (<code>runstatus tokens create</code>). The page makes every call with it and
 sees only what the token may.</p>
 {message}
 <form class="sign-in" method="post" action="/sign-in">
-<input type="hidden" name="next" value="{esc(next_path)}">
+<input type="hidden" name="next" value="{esc(next_path)}">{csrf_field(csrf)}
 <label>API token <input type="password" name="token" autocomplete="off" required></label>
 <button type="submit">Sign in</button>
 </form>"""

@@ -57,10 +57,12 @@ from runstatus.v1.status_pb2 import ErrorType, RunStatus  # noqa: E402
 from runstatus.v1.work_order_pb2 import Run, WorkOrder, WorkOrderFilter  # noqa: E402
 from runstatus.v1.workflow_pb2 import Step, Workflow  # noqa: E402
 from runstatus_server import projects  # noqa: E402
-from runstatus_server.store import sqlite_rows  # noqa: E402
-from runstatus_server.store.shared_sql import insert_sql  # noqa: E402
-from runstatus_server.store.sqlite import connect, migrate  # noqa: E402
-from runstatus_server.store.sqlite_rows import SqliteTx  # noqa: E402
+from runstatus_server.store.rows import (  # noqa: E402
+    PROJECT_COLUMNS, RUN_COLUMNS, WORK_ORDER_COLUMNS, WORKFLOW_COLUMNS, insert_sql,
+)
+from runstatus_server.store.sqlite.engine import connect  # noqa: E402
+from runstatus_server.store.sqlite.migrations import migrate  # noqa: E402
+from runstatus_server.store.sqlite.rows import SqliteTx  # noqa: E402
 
 PROJECT = projects.DEFAULT
 PENDING, SUCCESS, FAILED, CRASHED, KILLED = (
@@ -218,14 +220,14 @@ def fill(db: pathlib.Path, n: int, rnd: random.Random) -> None:
     conn.execute("COMMIT")
 
     # The same SQL as SqliteTx.put_work_order and SqliteTx.put_run (new=True).
-    insert_work_order = insert_sql("work_orders", sqlite_rows.WORK_ORDER_COLUMNS, "?")
-    insert_run = insert_sql("runs", sqlite_rows.RUN_COLUMNS, "?")
+    insert_work_order = insert_sql("work_orders", WORK_ORDER_COLUMNS, "?")
+    insert_run = insert_sql("runs", RUN_COLUMNS, "?")
     began = time.perf_counter()
     done = 0
     for work_order_rows, run_rows in batches(n, rnd, start):
         conn.execute("BEGIN IMMEDIATE")
-        conn.executemany(insert_work_order, in_order(work_order_rows, sqlite_rows.WORK_ORDER_COLUMNS))
-        conn.executemany(insert_run, in_order(run_rows, sqlite_rows.RUN_COLUMNS))
+        conn.executemany(insert_work_order, in_order(work_order_rows, WORK_ORDER_COLUMNS))
+        conn.executemany(insert_run, in_order(run_rows, RUN_COLUMNS))
         conn.execute("COMMIT")
         done += len(work_order_rows)
         elapsed = time.perf_counter() - began
@@ -237,20 +239,19 @@ def fill(db: pathlib.Path, n: int, rnd: random.Random) -> None:
 
 
 # The triggers that keep the hour buckets (work_order_counts, work_order_change_counts) as work
-# orders are inserted (postgres_schema.py).
+# orders are inserted (store/postgres/migrations.py).
 COUNT_TRIGGERS = ("work_orders_counted_rows", "work_orders_change_counted_rows")
 
 
 def fill_postgres(url: str, db: pathlib.Path) -> None:
     """A copy of the SQLite database's rows into an empty PostgreSQL database, by COPY, in the
     schema the store's migrate() makes: both backends then answer the same reads about the same
-    rows. The columns are those postgres_rows.py writes. The hour buckets (work_order_counts) are
+    rows. The columns are those the rows module writes (store/rows.py). The hour buckets (work_order_counts) are
     copied too, as SQLite's triggers made them from the same rows, with PostgreSQL's triggers off
     meanwhile: row by row, it made the copy twice as long (133 s for a million, against 70 s)."""
     from concurrent.futures import ThreadPoolExecutor
 
     from runstatus_server import store
-    from runstatus_server.store import postgres_rows
 
     store.prepare(url)
     source = connect(str(db))
@@ -265,8 +266,8 @@ def fill_postgres(url: str, db: pathlib.Path) -> None:
         counts_columns = tuple(r[0] for r in conn.execute(
             "SELECT column_name FROM information_schema.columns WHERE table_name = 'work_order_counts' "
             "ORDER BY ordinal_position") if r[0] in sqlite_counts_columns)
-    tables = [("projects", postgres_rows.PROJECT_COLUMNS), ("workflows", postgres_rows.WORKFLOW_COLUMNS),
-              ("work_orders", postgres_rows.WORK_ORDER_COLUMNS), ("runs", postgres_rows.RUN_COLUMNS),
+    tables = [("projects", PROJECT_COLUMNS), ("workflows", WORKFLOW_COLUMNS),
+              ("work_orders", WORK_ORDER_COLUMNS), ("runs", RUN_COLUMNS),
               ("work_order_counts", counts_columns), ("work_order_change_counts", counts_columns)]
     with ThreadPoolExecutor(2) as pool:  # two connections: the database has a core for each
         for future in [pool.submit(copy_table, url, db, table, columns, began) for table, columns in tables]:

@@ -23,6 +23,18 @@ def _imports(path: pathlib.Path) -> set[str]:
     return found
 
 
+def _server_imports(path: pathlib.Path) -> set[str]:
+    """The server's modules a server file imports, relative imports by their full names
+    (`from .. import x` as `package.x`, which may be a module)."""
+    package = ["runstatus_server", *path.relative_to(SERVER).parent.parts]
+    found = {m for m in _imports(path) if m.split(".")[0] == "runstatus_server"}
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            base = ".".join(package[:len(package) - node.level + 1] + ([node.module] if node.module else []))
+            found |= {base} | {f"{base}.{alias.name}" for alias in node.names}
+    return found
+
+
 def _sources(folder: pathlib.Path) -> list[pathlib.Path]:
     return [p for p in folder.rglob("*.py") if "v1" not in p.relative_to(folder).parts]
 
@@ -49,3 +61,19 @@ def test_the_store_knows_nothing_of_the_rpc_layer() -> None:
     for path in _sources(SERVER / "store"):
         text = path.read_text()
         assert "from ..errors" not in text and "import grpc" not in text, path.name
+
+
+def test_the_database_packages_never_import_each_other() -> None:
+    """store/sqlite/ and store/postgres/ share only what store/ holds (base.py, rows.py)."""
+    for this, other in (("sqlite", "postgres"), ("postgres", "sqlite")):
+        for path in _sources(SERVER / "store" / this):
+            crossing = sorted(m for m in _server_imports(path) if m.startswith(f"runstatus_server.store.{other}"))
+            assert crossing == [], f"store/{this}/{path.name} imports {crossing}"
+
+
+def test_the_store_imports_nothing_else_of_the_server() -> None:
+    """The store is the bottom layer: what it must tell (commit sizes, faults) it tells through
+    listeners (Store.add_*_listener), never by reaching up (metrics, the domain)."""
+    for path in _sources(SERVER / "store"):
+        outside = sorted(m for m in _server_imports(path) if not m.startswith("runstatus_server.store"))
+        assert outside == [], f"{path.relative_to(SERVER)} imports {outside}"

@@ -26,8 +26,8 @@ from runstatus_server import work_orders, worker
 from runstatus_server.classifier import Classifier, load_aliases
 from runstatus_server.limits import MAX_MESSAGE_BYTES, Limits
 from runstatus_server.projects import ensure_default
-from runstatus_server.store.sqlite import SqliteStore
-from runstatus_server.store.sqlite_rows import SqliteTx
+from runstatus_server.store.sqlite.engine import SqliteStore
+from runstatus_server.store.sqlite.rows import SqliteTx
 
 MB = 1_000_000
 

@@ -22,7 +22,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from harness import Client, ServerProcess, details, free_port, rpc_error, scrape
 from runstatus.v1 import work_order_service_pb2 as wo_pb
-from runstatus_server.store import schema
+from runstatus_server.store.sqlite import migrations
 
 pytestmark = pytest.mark.sqlite_only("the database file deleted, renamed, replaced or of a newer schema")
 
@@ -109,13 +109,13 @@ def test_a_server_creates_a_missing_file(tmp_path: pathlib.Path) -> None:
 def test_a_database_of_a_newer_schema_is_refused_with_a_clear_message(tmp_path: pathlib.Path) -> None:
     db = tmp_path / "newer.db"
     with sqlite3.connect(db) as conn:
-        conn.execute(f"PRAGMA user_version = {len(schema.MIGRATIONS) + 7}")
+        conn.execute(f"PRAGMA user_version = {len(migrations.MIGRATIONS) + 7}")
     out = _start_and_fail(db)
     assert out.returncode == 2, out.stderr
     assert "Traceback" not in out.stderr
     assert "written by a newer runstatus" in out.stderr and "upgrade runstatus" in out.stderr
     with sqlite3.connect(db) as conn:  # and left as it was
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == len(schema.MIGRATIONS) + 7
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == len(migrations.MIGRATIONS) + 7
 
 
 def test_an_unwritable_shm_file_is_refused_at_start(tmp_path: pathlib.Path) -> None:

@@ -9,9 +9,13 @@ import pytest
 
 from harness import Client, ServerProcess
 from runstatus.v1 import work_order_service_pb2 as wo_pb
-from runstatus_server.store import schema, sqlite
+from runstatus_server.store.base import CannotOpen
+from runstatus_server.store.sqlite import engine, migrations
+from runstatus_server.store.sqlite.rows import SqliteTx
 
 pytestmark = pytest.mark.sqlite_only("SQLite's schema migrations")
+
+SHIPPED = migrations.MIGRATIONS  # the migrations as shipped (a test may put others in their place)
 
 
 def test_a_new_migration_upgrades_an_existing_file(tmp: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -22,34 +26,33 @@ def test_a_new_migration_upgrades_an_existing_file(tmp: pathlib.Path, monkeypatc
     server.stop()
 
     extra = "ALTER TABLE work_orders ADD COLUMN note TEXT; CREATE INDEX work_orders_note ON work_orders (note)"
-    monkeypatch.setattr(schema, "MIGRATIONS", [*schema.MIGRATIONS, extra])
-    monkeypatch.setattr(sqlite, "MIGRATIONS", schema.MIGRATIONS)
-    conn = sqlite.connect(str(tmp / "runstatus.db"))
-    assert sqlite.migrate(conn) == len(schema.MIGRATIONS)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == len(schema.MIGRATIONS)
+    monkeypatch.setattr(migrations, "MIGRATIONS", [*SHIPPED, extra])
+    conn = engine.connect(str(tmp / "runstatus.db"))
+    assert migrations.migrate(conn) == len(migrations.MIGRATIONS)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == len(migrations.MIGRATIONS)
     columns = [r[1] for r in conn.execute("PRAGMA table_info(work_orders)")]
     assert "note" in columns
     assert conn.execute("SELECT count(*) FROM work_orders WHERE id = ?", (created.work_order.id,)).fetchone()[0] == 1
     # Applying again changes nothing.
-    assert sqlite.migrate(conn) == len(schema.MIGRATIONS)
+    assert migrations.migrate(conn) == len(migrations.MIGRATIONS)
     conn.close()
 
 
 def test_a_failed_migration_leaves_the_file_as_it_was(tmp: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    conn = sqlite.connect(str(tmp / "x.db"))
-    sqlite.migrate(conn)
-    monkeypatch.setattr(sqlite, "MIGRATIONS", [*schema.MIGRATIONS, "CREATE TABLE t (x); SELECT nonsense FROM nowhere"])
+    conn = engine.connect(str(tmp / "x.db"))
+    migrations.migrate(conn)
+    monkeypatch.setattr(migrations, "MIGRATIONS", [*SHIPPED, "CREATE TABLE t (x); SELECT nonsense FROM nowhere"])
     with pytest.raises(sqlite3.OperationalError):
-        sqlite.migrate(conn)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == len(schema.MIGRATIONS)
+        migrations.migrate(conn)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == len(SHIPPED)
     assert conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 't'").fetchone()[0] == 0
 
 
 def test_a_newer_database_is_refused(tmp: pathlib.Path) -> None:
-    conn = sqlite.connect(str(tmp / "x.db"))
-    conn.execute(f"PRAGMA user_version = {len(schema.MIGRATIONS) + 1}")
-    with pytest.raises(sqlite.CannotOpen, match="newer"):
-        sqlite.migrate(conn)
+    conn = engine.connect(str(tmp / "x.db"))
+    conn.execute(f"PRAGMA user_version = {len(SHIPPED) + 1}")
+    with pytest.raises(CannotOpen, match="newer"):
+        migrations.migrate(conn)
 
 
 def test_the_server_reopens_its_file(tmp: pathlib.Path) -> None:
@@ -75,18 +78,18 @@ def test_migration_5_fills_the_step_run_columns_of_an_existing_file(tmp: pathlib
     from runstatus.v1.work_order_pb2 import Run, StepRun
 
     path = str(tmp / "v4.db")
-    monkeypatch.setattr(sqlite, "MIGRATIONS", schema.MIGRATIONS[:4])
-    conn = sqlite.connect(path)
-    assert sqlite.migrate(conn) == 4
+    monkeypatch.setattr(migrations, "MIGRATIONS", SHIPPED[:4])
+    conn = engine.connect(path)
+    assert migrations.migrate(conn) == 4
     steps = [StepRun(id=f"sr{i}", run_id="r1", step_id=f"s{i}", status=2 if i == 2 else 3,
                      previous_step_run_id=f"sr{i - 1}" if i else "") for i in range(3)]
     conn.execute("INSERT INTO runs (id, work_order_id, project_id, number, status, priority, create_time, data) "
                  "VALUES ('r1', 'w1', 'default', 1, 2, 0, 0, ?)", (Run(id="r1").SerializeToString(),))
     for s in steps:
         conn.execute("INSERT INTO step_runs (id, run_id, data) VALUES (?, ?, ?)", (s.id, s.run_id, s.SerializeToString()))
-    monkeypatch.setattr(sqlite, "MIGRATIONS", schema.MIGRATIONS)
-    assert sqlite.migrate(conn) == len(schema.MIGRATIONS)
-    tx = sqlite.SqliteTx(conn)
+    monkeypatch.setattr(migrations, "MIGRATIONS", SHIPPED)
+    assert migrations.migrate(conn) == len(SHIPPED)
+    tx = SqliteTx(conn)
     stored = tx.get_run("r1")
     assert stored is not None
     assert (stored.step_count, stored.step_bytes) == (3, sum(s.ByteSize() for s in steps))

@@ -30,8 +30,8 @@ import pytest
 
 from runstatus_server.errors import FailedPrecondition
 from runstatus_server.store.base import StorageBusy, StorageError, StorageFull, StoreClosing
-from runstatus_server.store.sqlite import MAX_BATCH, SqliteStore
-from runstatus_server.store.sqlite_rows import SqliteTx
+from runstatus_server.store.sqlite.engine import MAX_BATCH, SqliteStore
+from runstatus_server.store.sqlite.rows import SqliteTx
 
 pytestmark = pytest.mark.sqlite_only("the SQLite store, in-process (test_store_postgres.py holds PostgreSQL to the same contract)")
 

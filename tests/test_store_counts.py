@@ -14,9 +14,10 @@ import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from runstatus.v1.work_order_pb2 import WorkOrder, WorkOrderFilter
-from runstatus_server.store.sqlite import connect, migrate
-from runstatus_server.store.shared_sql import HOUR_US
-from runstatus_server.store.sqlite_rows import SqliteTx
+from runstatus_server.store.rows import HOUR_US
+from runstatus_server.store.sqlite.engine import connect
+from runstatus_server.store.sqlite.migrations import migrate
+from runstatus_server.store.sqlite.rows import SqliteTx
 
 pytestmark = pytest.mark.sqlite_only("SQLite's count tables, in-process")
 
@@ -88,10 +89,10 @@ def test_counts_match_the_rows(tmp_path: pathlib.Path) -> None:
 
 def test_the_migration_backfills_counts_for_an_existing_file(tmp_path: pathlib.Path) -> None:
     """A database made before the counts table gets its counts when it is migrated."""
-    from runstatus_server.store import schema
+    from runstatus_server.store.sqlite import migrations
 
     conn = connect(str(tmp_path / "old.db"))
-    conn.executescript(f"BEGIN; {schema.MIGRATIONS[0]}; PRAGMA user_version = 1; COMMIT;")
+    conn.executescript(f"BEGIN; {migrations.MIGRATIONS[0]}; PRAGMA user_version = 1; COMMIT;")
     conn.execute("BEGIN")
     for i in range(10):  # as version 1 wrote them
         order = WorkOrder(id=f"o{i}", project_id="p", workflow_id="w", status=3 if i % 2 else 4,

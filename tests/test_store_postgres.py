@@ -33,11 +33,12 @@ from runstatus.v1.workflow_pb2 import Step, Workflow
 
 from runstatus_server.errors import FailedPrecondition
 from runstatus_server.store import PostgresStore, SqliteStore, open_store, prepare
-from runstatus_server.store.base import CannotOpen, StorageBusy, StorageError, StorageUnavailable, StoredRun, StoreClosing
-from runstatus_server.store.postgres import LEAD_CHECK_S
-from runstatus_server.store.postgres_rows import PostgresTx
-from runstatus_server.store.postgres_schema import MIGRATIONS
-from runstatus_server.store.schema import PENDING, RUNNING
+from runstatus_server.store.base import (
+    PENDING, RUNNING, CannotOpen, StorageBusy, StorageError, StorageUnavailable, StoredRun, StoreClosing,
+)
+from runstatus_server.store.postgres.engine import LEAD_CHECK_S
+from runstatus_server.store.postgres.migrations import MIGRATIONS
+from runstatus_server.store.postgres.rows import PostgresTx
 
 pytestmark = pytest.mark.postgres
 

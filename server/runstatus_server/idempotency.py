@@ -28,8 +28,6 @@ from .util import now_us
 M = TypeVar("M", bound=Message)
 MAX_REQUEST_ID = 128
 DEFAULT_KEEP_SECONDS = 24 * 3600
-# Kept answers removed per write by the sweeper (writes run on the event loop: keep it short).
-PRUNE_BATCH = 500
 # Stored answers: plain protobuf (which never starts with a byte below 8: no field has number
 # 0), or b"\x01" and the zlib-compressed protobuf, for answers large enough to be worth it, or
 # b"\x02" and a refusal's google.rpc.Status (errors.Refused: a refusal that changed something).
@@ -49,7 +47,7 @@ def unpack(stored: bytes) -> bytes:
     return zlib.decompress(stored[1:]) if stored[:1] == _COMPRESSED else stored
 
 
-def prune(tx: Tx, before_us: int, limit: int = PRUNE_BATCH) -> int:
+def prune(tx: Tx, before_us: int, limit: int) -> int:
     """Removes up to `limit` kept answers older than before_us; how many it removed."""
     return tx.delete_requests_before(before_us, limit)
 

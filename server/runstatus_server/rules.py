@@ -15,16 +15,10 @@ from runstatus.v1.status_pb2 import RunStatus
 from runstatus.v1.workflow_pb2 import Workflow
 
 from .errors import FailedPrecondition
-
-PENDING = RunStatus.RUN_STATUS_PENDING
-RUNNING = RunStatus.RUN_STATUS_RUNNING
-SUCCESS = RunStatus.RUN_STATUS_SUCCESS
-FAILED = RunStatus.RUN_STATUS_FAILED
-CANCELLED = RunStatus.RUN_STATUS_CANCELLED
-KILLED = RunStatus.RUN_STATUS_KILLED
-EXCEPTION = RunStatus.RUN_STATUS_EXCEPTION
-LOST = RunStatus.RUN_STATUS_LOST
-REJECTED = RunStatus.RUN_STATUS_REJECTED
+from .store.base import (  # the statuses by name: defined once, beside the store's SQL that names them
+    CANCELLED as CANCELLED, FAILED as FAILED, LOST as LOST, PENDING as PENDING, REJECTED as REJECTED,
+    RUNNING as RUNNING, SUCCESS as SUCCESS,
+)
 
 # Rule 4: PENDING -> RUNNING -> terminal; PENDING -> CANCELLED or REJECTED; a
 # claimed run that is never started can be LOST. A terminal run never changes,

@@ -133,6 +133,7 @@ class Server:
         await self.store.write(projects.ensure_default, now_us())
         self.store.add_commit_listener(self.feed.notify)
         self.store.add_fault_listener(self._on_store_fault)
+        self.store.add_commit_size_listener(metrics.COMMIT_BATCH.observe)
         options = [
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -218,14 +219,16 @@ class Server:
         while True:
             try:
                 # One server at a time sweeps a database that several share (store.lead).
+                # A pass that fills its batch is followed by another at once.
+                batch = self.store.batch_size
                 while await self.store.lead():
                     killed, lost = await self.store.write(
-                        sweeper.sweep, self.classifier, now_us(), stalls.credit_us(now_us()))
+                        sweeper.sweep, self.classifier, now_us(), batch, stalls.credit_us(now_us()))
                     if killed:
                         log.warning("runs killed for outliving their max runtime", extra={"count": killed})
                     if lost:
                         log.warning("runs lost: their leases expired", extra={"count": lost})
-                    if killed < sweeper.BATCH and lost < sweeper.BATCH:
+                    if killed < batch and lost < batch:
                         await self._prune_kept_answers()
                         break
             except asyncio.CancelledError:
@@ -238,8 +241,8 @@ class Server:
 
     async def _prune_kept_answers(self) -> None:
         """Kept answers older than --request-id-seconds go, a batch per write."""
-        before = now_us() - int(self.settings.request_id_seconds * 1e6)
-        while await self.store.write(idempotency.prune, before) == idempotency.PRUNE_BATCH:
+        before, batch = now_us() - int(self.settings.request_id_seconds * 1e6), self.store.delete_batch_size
+        while await self.store.write(idempotency.prune, before, batch) == batch:
             pass
 
     async def stop(self) -> None:

@@ -16,9 +16,6 @@ from .rules import LOST
 from .runs import change_status
 from .store.base import Tx
 
-# Runs per write; the server sweeps again at once while a pass fills it. Small, because writes
-# run on the event loop (store/sqlite.py): each run made LOST or KILLED costs about as much as a retry.
-BATCH = 50
 # Count buckets tidied per pass, where a backend keeps them as rows of changes (PostgreSQL).
 MERGED_BUCKETS = 5000
 # A sweeper's sleep that overran by more than this was the server standing still.
@@ -52,16 +49,16 @@ class Stalls:
 
 
 
-def sweep(tx: Tx, classifier: Classifier, now: int, lease_credit_us: int = 0) -> tuple[int, int]:
+def sweep(tx: Tx, classifier: Classifier, now: int, batch: int, lease_credit_us: int = 0) -> tuple[int, int]:
     """One pass: (runs killed for timeouts, runs lost or cancelled for expired leases), and the
     count buckets tidied (Tx.merge_count_deltas). A lease expires `lease_credit_us` late: the
     time the server stood still lately (`Stalls`)."""
     killed = lost = 0
-    for stored in tx.overdue_runs(now, BATCH):
+    for stored in tx.overdue_runs(now, batch):
         verdict = verdicts.overdue(classifier, stored.run, stored.deadline_us)
         change_status(tx, stored, verdict.status, now, error=verdict.error, reason=verdict.reason)
         killed += 1
-    for stored in tx.expired_leases(now - lease_credit_us, BATCH):
+    for stored in tx.expired_leases(now - lease_credit_us, batch):
         verdict = verdicts.lease_expired(stored.run, now)  # CANCELLED if a cancel was requested
         change_status(tx, stored, verdict.status, now, error=verdict.error, reason=verdict.reason)
         if verdict.status == LOST:

@@ -1,15 +1,15 @@
 """Storage behind a narrow interface: `Store` runs units of work, `Tx` reads and writes rows.
 
-The run rules live in the domain modules and only see `Tx`, so a second
-backend implements these two classes and nothing else changes: SQLite
-(store/sqlite.py, the embedded default) and PostgreSQL (store/postgres.py,
-several servers on one database). What every backend promises is written in
-store/base.py.
+The run rules live in the domain modules and only see `Tx`. What every backend promises is
+written in base.py; the rows, once for every database, in rows.py. Each database is a package
+of the same files, which never import each other: engine.py (runs units of work), rows.py (the
+hooks of store/rows.py and what that database does its own way) and migrations.py (its schema):
+sqlite/ (the embedded default) and postgres/ (several servers on one database; locks.py too).
 """
 
 from .base import Store, StoredRun, Tx, WorkOrderKey
-from .postgres import PostgresStore, is_postgres_url
-from .sqlite import SqliteStore, open_database
+from .postgres.engine import PostgresStore, is_postgres_url
+from .sqlite.engine import SqliteStore, open_database
 
 
 def sqlite_path(db: str) -> str:

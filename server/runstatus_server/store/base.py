@@ -1,7 +1,8 @@
-"""The storage interface the domain code is written against.
+"""The storage interface the domain code is written against, and the constants it shares.
 
-A backend (store/sqlite.py today; PostgreSQL next) implements `Store` and hands each unit of
-work a `Tx`. What it promises the domain code, whatever the database:
+A backend (store/sqlite/, the embedded default; store/postgres/, several servers on one
+database) implements `Store` and hands each unit of work a `Tx`. What it promises the domain
+code, whatever the database:
 
 - **Each write is atomic on its own.** `Store.write(fn, ...)` runs `fn(tx, ...)` as one unit:
   a backend may commit several writes together (group commit), but each runs in a savepoint
@@ -36,6 +37,17 @@ from runstatus.v1.workflow_pb2 import Workflow
 
 T = TypeVar("T")
 P = ParamSpec("P")
+
+# The run statuses by name, once, for the domain (rules.py) and the store's SQL, which writes
+# them as literals: a partial index's condition cannot take a parameter, and a planner uses the
+# index only for queries that name the same literals.
+PENDING = RunStatus.RUN_STATUS_PENDING
+RUNNING = RunStatus.RUN_STATUS_RUNNING
+SUCCESS = RunStatus.RUN_STATUS_SUCCESS
+FAILED = RunStatus.RUN_STATUS_FAILED
+CANCELLED = RunStatus.RUN_STATUS_CANCELLED
+LOST = RunStatus.RUN_STATUS_LOST
+REJECTED = RunStatus.RUN_STATUS_REJECTED
 
 
 class CannotOpen(Exception):
@@ -165,6 +177,11 @@ class Tx(Protocol):
 class Store(Protocol):
     """Runs units of work. Writes are atomic and durable before `write` returns."""
 
+    # How much one write should take on, for a caller that splits a long job into writes (the
+    # pages of a bulk retry, the sweeper's passes): each backend's hint, for how it runs writes.
+    batch_size: int  # rows a write changes through the domain (runs retried, lost or killed)
+    delete_batch_size: int  # rows a write only deletes (kept answers pruned)
+
     async def start(self) -> None: ...
     async def close(self) -> None: ...
     async def write(self, fn: Callable[Concatenate[Tx, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
@@ -182,6 +199,10 @@ class Store(Protocol):
     def add_commit_listener(self, listener: Callable[[], None]) -> None:
         """Called on the event loop after each commit, this process's or (for a database that
         several servers share) another's: new events may be in the log."""
+    def add_commit_size_listener(self, listener: Callable[[int], None]) -> None:
+        """Called on the event loop with how many writes each COMMIT held, tried or done, where
+        a backend commits several writes together (SQLite's group commit; each PostgreSQL write
+        commits alone, and tells nothing)."""
     async def lead(self) -> bool:
         """Whether this process may sweep now (expire leases, kill overdue runs, prune kept
         answers). One process at a time among those sharing the database; asked before each pass."""
@@ -189,7 +210,3 @@ class Store(Protocol):
     def add_fault_listener(self, listener: Callable[[str], None]) -> None:
         """Called on the event loop with a reason when the store can no longer write the
         database it opened (its file was deleted or replaced), and with "" once it can again."""
-
-
-# Statuses of runs that count as in flight against a project's run limit.
-IN_FLIGHT = (RunStatus.RUN_STATUS_PENDING, RunStatus.RUN_STATUS_RUNNING)

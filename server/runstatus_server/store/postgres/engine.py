@@ -1,5 +1,5 @@
 """The PostgreSQL engine: several runstatus servers on one database. (The rows it reads and
-writes are mapped in store/postgres_rows.py, the schema in store/postgres_schema.py; the
+writes are mapped in rows.py, its schema in migrations.py, its advisory locks in locks.py; the
 contract it keeps, in store/base.py.)
 
 The domain code reads and writes through a synchronous `Tx`, so every unit of work runs on a
@@ -8,7 +8,7 @@ who is asking from a ContextVar). A write is one transaction: it commits (synchr
 on, so the COMMIT is durable when it returns) before its after-commit hooks run on the event
 loop, then its caller is answered, then the commit listeners hear of it. A write that raises
 is rolled back, unless its exception keeps its changes: then it commits and its caller gets
-the exception. Writers of the same rows take turns through row locks (postgres_rows.py); a
+the exception. Writers of the same rows take turns through row locks (rows.py); a
 write that lost a race (a deadlock, a serialization failure, a key another writer inserted
 first, a row changed since it was read) is tried again from the start, a few times.
 
@@ -48,9 +48,10 @@ import psycopg
 from psycopg import pq
 from psycopg_pool import ConnectionPool, PoolClosed
 
-from .base import CannotOpen, StorageBusy, StorageError, StorageFull, StorageUnavailable, StoreClosing
-from .postgres_rows import PostgresTx, WriteConflict
-from .postgres_schema import EVENTS_CHANNEL, SWEEP_LOCK, migrate
+from ..base import CannotOpen, StorageBusy, StorageError, StorageFull, StorageUnavailable, StoreClosing
+from .locks import EVENTS_CHANNEL, SWEEP_LOCK
+from .migrations import migrate
+from .rows import PostgresTx, WriteConflict
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -121,6 +122,11 @@ class _Outcome:
 
 
 class PostgresStore:
+    # Writes run on threads of their own here, not on the loop; the sizes are SQLite's until
+    # PostgreSQL's own are measured.
+    batch_size = 50
+    delete_batch_size = 500
+
     def __init__(self, url: str, *, writers: int = 8, readers: int = 4, shared: bool = False) -> None:
         # `shared` (server processes on one SQLite file) means nothing here: PostgreSQL is shared.
         self.url = url
@@ -217,6 +223,9 @@ class PostgresStore:
     def add_commit_listener(self, listener: Callable[[], None]) -> None:
         """Called on the event loop after every commit (e.g. to wake watchers)."""
         self._listeners.append(listener)
+
+    def add_commit_size_listener(self, listener: Callable[[int], None]) -> None:
+        """Nothing to tell: each write commits alone."""
 
     def _tell_listeners(self) -> None:
         for listener in self._listeners:

@@ -1,25 +1,24 @@
-"""The SQLite schema, as migrations applied in order; PRAGMA user_version counts them.
+"""SQLite's schema, as migrations applied in order; PRAGMA user_version counts them.
 
 Each entity is stored as its protobuf message (`data`) plus the columns the
 queries filter and sort on. Never edit a shipped migration: append a new one.
 A migration is SQL, or a function for what SQL cannot do (read the messages).
+(PostgreSQL's history, postgres/migrations.py, is numbered apart; tests/test_schema_parity.py
+holds the two schemas to the same tables, columns and indexes.)
 """
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections.abc import Callable
 
-from runstatus.v1.status_pb2 import RunStatus
 from runstatus.v1.work_order_pb2 import StepRun
 
-from .shared_sql import fill_work_order_update_times
+from ..base import PENDING, REJECTED, RUNNING, CannotOpen
+from ..rows import fill_work_order_update_times
 
-# Statuses, formatted into SQL as literals: a partial index's condition cannot take a
-# parameter, and SQLite uses the index only for queries that name the same literals.
-PENDING = RunStatus.RUN_STATUS_PENDING
-RUNNING = RunStatus.RUN_STATUS_RUNNING
-REJECTED = RunStatus.RUN_STATUS_REJECTED
+log = logging.getLogger("runstatus.store")
 
 Migration = str | Callable[[sqlite3.Connection], None]
 
@@ -260,3 +259,28 @@ MIGRATIONS.append(
     END
     """
 )
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Brings a database file of any earlier schema version up to date. Returns the version."""
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version > len(MIGRATIONS):
+        raise CannotOpen(f"the database was written by a newer runstatus (schema version {version}; this "
+                         f"server knows {len(MIGRATIONS)}): upgrade runstatus, or give it another --db")
+    for number in range(version, len(MIGRATIONS)):
+        migration = MIGRATIONS[number]
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            if isinstance(migration, str):
+                # executescript would COMMIT first: each statement goes on its own instead.
+                run_script(conn, migration)
+            else:
+                migration(conn)
+            conn.execute(f"PRAGMA user_version = {number + 1}")
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        log.info("migrated database schema to version %d", number + 1)
+    return len(MIGRATIONS)

@@ -1,11 +1,13 @@
-"""The PostgreSQL schema, as numbered migrations of its own, applied in order at start-up.
+"""PostgreSQL's schema, as numbered migrations of its own, applied in order at start-up.
 
-The same tables as the SQLite schema (store/schema.py) at its latest version, in PostgreSQL's
+The same tables as SQLite's schema (sqlite/migrations.py) at its latest version, in PostgreSQL's
 types: BYTEA for the protobuf messages (`data`), BIGINT for times in microseconds, identity
 columns for the sequences, and text in the "C" collation, so that ids sort by their bytes as in
-SQLite, whatever the database's locale (lists by id, and their page tokens, stay the same). `schema_version` holds how many migrations ran. Servers that start
-at once take turns through a session advisory lock, so each migration runs exactly once. Never
-edit a shipped migration: append a new one.
+SQLite, whatever the database's locale (lists by id, and their page tokens, stay the same).
+`schema_version` holds how many migrations ran. Servers that start at once take turns through a
+session advisory lock, so each migration runs exactly once. Never edit a shipped migration:
+append a new one. (tests/test_schema_parity.py holds the two schemas to the same tables,
+columns and indexes.)
 """
 
 from __future__ import annotations
@@ -15,19 +17,11 @@ from collections.abc import Callable
 
 import psycopg
 
-from .base import CannotOpen
-from .schema import PENDING, REJECTED, RUNNING
-from .shared_sql import fill_work_order_update_times
+from ..base import PENDING, REJECTED, RUNNING, CannotOpen
+from ..rows import fill_work_order_update_times
+from .locks import EVENT_LOCK, MIGRATION_LOCK
 
 log = logging.getLogger("runstatus.store")
-
-# Advisory lock keys (one 64-bit space per database, shared with whatever else uses it).
-MIGRATION_LOCK = 0x72756E5F6D696772  # "run_migr": one server migrates at a time
-EVENT_LOCK = 0x72756E5F65767473  # "run_evts": event appenders commit in sequence order (postgres_rows.py)
-SWEEP_LOCK = 0x72756E5F73776570  # "run_swep": held by the one server that sweeps (postgres.py: lead)
-MERGE_LOCK = 0x72756E5F6D657267  # "run_merg": one merge of the count buckets at a time (postgres_rows.py)
-# Sent once by each transaction that appended events (postgres.py); every server LISTENs.
-EVENTS_CHANNEL = "runstatus_events"
 
 # A migration is SQL, or a function for what SQL cannot do (read the messages).
 MIGRATIONS: list[str | Callable[[psycopg.Connection], None]] = [

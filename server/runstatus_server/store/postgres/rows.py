@@ -1,0 +1,168 @@
+"""PostgreSQL's rows: the hooks of store/rows.py, and what PostgreSQL does its own way. The
+schema is migrations.py's; the engine that runs `PostgresTx` in transactions, engine.py.
+
+SQLite has one writer at a time; PostgreSQL runs writes side by side, on several connections
+of several servers. What keeps them as if one at a time:
+
+- A write transaction reads the rows it may change (runs, work orders, step runs, tokens, kept
+  answers) `FOR UPDATE`: a second writer of the same row waits for the first to commit, then
+  reads what it wrote. A project, read by nearly every write and changed rarely, is not locked:
+  its update checks that the row is still the version it read (`xmin`), else the write is
+  tried again from the start (`WriteConflict`, retried by the engine).
+- Claims and the sweeper take their runs `FOR UPDATE SKIP LOCKED`: runs another transaction
+  holds are left to it, so no run is handed out twice.
+- Run limits (count_in_flight, count_created_since) are counted under a transaction advisory
+  lock of the project, so that two writers cannot both admit the last run a limit allows.
+- Events are written last, under one transaction advisory lock (EVENT_LOCK): see write_events.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import psycopg
+
+from runstatus.v1.event_pb2 import Event
+from runstatus.v1.project_pb2 import Project
+
+from ..base import PENDING, StoredRun
+from ..rows import COUNT_TABLES, EVENT_COLUMNS, PROJECT_COLUMNS, STORED_RUN, Rows, event_row
+from .locks import EVENT_LOCK, EVENTS_CHANNEL, MERGE_LOCK
+
+
+def _text(value: Any) -> Any:
+    """A string as a text column holds it. PostgreSQL's text cannot hold NUL, which a protobuf
+    string (an id a client chose, a filter) may: NUL and \\x01 are escaped as \\x01\\x01 and
+    \\x01\\x02, which keeps strings distinct and in the same order under the columns' "C"
+    collation, for keys written and keys looked up alike."""
+    if isinstance(value, str) and ("\x00" in value or "\x01" in value):
+        return value.replace("\x01", "\x01\x02").replace("\x00", "\x01\x01")
+    return value
+
+
+def _untext(value: str) -> str:
+    """A string read back from a text column (see _text)."""
+    if "\x01" not in value:
+        return value
+    return re.sub("\x01(.)", lambda m: "\x00" if m.group(1) == "\x01" else "\x01", value, flags=re.S)
+
+
+class WriteConflict(Exception):
+    """A row changed under this write since it read it: the engine tries the write again."""
+
+
+class PostgresTx(Rows):
+    """The rows of one PostgreSQL connection, read and written inside the transaction its
+    caller holds. `writing`: the transaction may write, and locks the rows it reads to change."""
+
+    MARK = "%s"
+    BYTE_LENGTH = "octet_length"
+    STEP_ORDER = "seq"
+
+    conn: psycopg.Connection[Any]
+
+    def __init__(self, conn: psycopg.Connection[Any], *, writing: bool) -> None:
+        super().__init__(conn)
+        self.writing = writing
+        self._lock = " FOR UPDATE" if writing else ""
+        self._skip_locked = " FOR UPDATE SKIP LOCKED" if writing else ""
+        self._project_versions: dict[str, str] = {}  # xmin of each project row read
+        self._events: list[Event] = []  # appended, written by write_events just before COMMIT
+
+    @property
+    def appended_events(self) -> bool:
+        """Whether this transaction appended an event (its commit must wake the watchers)."""
+        return bool(self._events)
+
+    def _execute(self, sql: str, args: tuple[Any, ...]) -> psycopg.Cursor[Any]:
+        """Every statement goes through here, its strings as text holds them."""
+        return self.conn.execute(sql, [_text(a) for a in args])
+
+    def _read_text(self, value: str) -> str:
+        return _untext(value)
+
+    def _limit_lock(self, project_id: str) -> None:
+        """A write that counts runs against a project's limit, to admit one more, does so one
+        at a time per project: each sees the runs the one before it admitted."""
+        if self.writing:
+            self._run("SELECT pg_advisory_xact_lock(hashtextextended('runstatus.limits:' || %s, 0))", project_id)
+
+    # Projects: not locked, but updated only as the version read.
+    def get_project(self, project_id: str) -> Project | None:
+        row = self._row("SELECT data, xmin::text FROM projects WHERE id = %s", project_id)
+        if row is None:
+            return None
+        self._project_versions[project_id] = row[1]
+        return Project.FromString(row[0])
+
+    def put_project(self, project: Project, *, new: bool) -> None:
+        version = None if new else self._project_versions.get(project.id)
+        if version is None:
+            super().put_project(project, new=new)
+        elif not self._run(self._update("projects", PROJECT_COLUMNS) + " AND xmin::text = %s",
+                           project.SerializeToString(), project.id, version):
+            raise WriteConflict(f"project {project.id} changed since this write read it")
+
+    def merge_count_deltas(self, limit: int) -> int:
+        """Merges the pending rows of up to `limit` hour buckets of each count table
+        (migrations.py, migrations 3 and 4) into one row each, a statement per table: a
+        count reads the same sums before and after, and rows inserted meanwhile stay pending for
+        the next merge. Merges take turns (MERGE_LOCK): two at once could each merge a part of a
+        bucket, leaving it two rows that are not pending, which no merge would join again.
+        Returns the buckets merged."""
+        if not self._one("SELECT pg_try_advisory_xact_lock(%s)", MERGE_LOCK):
+            return 0  # another merge is at it
+        return sum(self._run(
+            f"WITH buckets AS (SELECT DISTINCT project_id, workflow_id, status, hour FROM {table} "
+            "WHERE pending LIMIT %s), "
+            f"merged AS (DELETE FROM {table} c USING buckets b WHERE c.project_id = b.project_id "
+            "AND c.workflow_id = b.workflow_id AND c.status = b.status AND c.hour = b.hour "
+            "RETURNING c.project_id, c.workflow_id, c.status, c.hour, c.n) "
+            f"INSERT INTO {table} (project_id, workflow_id, status, hour, n, pending) "
+            "SELECT project_id, workflow_id, status, hour, sum(n), false FROM merged "
+            "GROUP BY project_id, workflow_id, status, hour HAVING sum(n) <> 0",
+            limit,
+        ) for table in COUNT_TABLES)
+
+    def claimable_runs(self, project_id: str, limit: int) -> list[StoredRun]:
+        # The CTE bounds the rows the claim locks to those it hands out; SKIP LOCKED leaves
+        # the runs another server is claiming right now to it (no run goes to two workers).
+        project_sql = "project_id = %s AND " if project_id else ""
+        args: list[Any] = [project_id] if project_id else []
+        rows = self._rows(
+            f"WITH taken AS (SELECT id FROM runs WHERE {project_sql}status = {PENDING} AND claimed = 0 "
+            f"ORDER BY priority DESC, create_time LIMIT %s{self._skip_locked}) "
+            f"SELECT {STORED_RUN} FROM runs JOIN taken USING (id) ORDER BY priority DESC, create_time",
+            *args, limit,
+        )
+        return [self._stored_run(r) for r in rows]
+
+    # Events
+    def append_event(self, event: Event) -> None:
+        self._events.append(event)
+
+    def write_events(self, notify_origin: str) -> None:
+        """Writes the events appended, and a NOTIFY for them, as the transaction's last
+        statements: the engine calls it just before COMMIT.
+
+        An identity column hands out numbers at INSERT, not at COMMIT: two transactions could
+        commit their events out of sequence order, and a watcher that read up to the later one
+        would skip the other for good. So a transaction with events first takes one
+        transaction-level advisory lock (EVENT_LOCK), held until its COMMIT (PostgreSQL makes
+        the commit visible before it releases the lock): its events are numbered only after
+        every earlier appender's are visible, and readers by sequence (events_after) never see
+        a later event before an earlier one. Appenders commit one at a time, so the lock is
+        taken last, by these two statements, which the engine sends in one pipeline with the
+        COMMIT: held for the database's own time to run them, never for a round trip back to a
+        server. The NOTIFY is delivered at the COMMIT, to every server listening, once."""
+        if not self._events:
+            return
+        self._execute("SELECT pg_advisory_xact_lock(%s)", (EVENT_LOCK,))
+        args = [value for event in self._events for value in event_row(event)]
+        # Rows of one VALUES list are numbered in their order: the transaction's events keep theirs.
+        row = f"({', '.join(['%s'] * len(EVENT_COLUMNS))})"
+        values = ", ".join([row] * len(self._events))
+        self._execute(f"WITH appended AS (INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES {values}) "
+                      "SELECT pg_notify(%s, %s)", (*args, EVENTS_CHANNEL, notify_origin))
+        self._events.clear()

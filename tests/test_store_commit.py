@@ -28,7 +28,8 @@ from typing import Any, TypeVar
 
 import pytest
 
-from runstatus_server.errors import FailedPrecondition
+from runstatus_server.errors import FailedPrecondition, Refused
+from runstatus_server.idempotency import answer_or_raise
 from runstatus_server.store.base import StorageBusy, StorageError, StorageFull, StoreClosing
 from runstatus_server.store.sqlite.engine import MAX_BATCH, SqliteStore
 from runstatus_server.store.sqlite.rows import SqliteTx
@@ -38,11 +39,6 @@ pytestmark = pytest.mark.sqlite_only("the SQLite store, in-process (test_store_p
 T = TypeVar("T")
 
 
-
-class KeptChanges(FailedPrecondition):
-    """A refusal whose changes the store commits anyway (store/base.py's keep_changes)."""
-
-    keep_changes = True
 
 def run(coro: Coroutine[Any, Any, T], timeout: float = 60) -> T:
     """Runs a test's coroutine; a hang fails the test instead of the whole run."""
@@ -299,19 +295,19 @@ def test_a_point_read_on_the_loop_sees_a_write_only_once_it_is_committed(db: str
 
 @pytest.mark.parametrize("shared", [False, True], ids=["one-process", "shared"])
 def test_answered_ok_if_and_only_if_committed_under_load_and_close(db: str, shared: bool) -> None:
-    """Many writers with random deadlines, some jobs failing (one keeping its changes), a
+    """Many writers with random deadlines, some jobs failing (one refusing with its changes kept), a
     rival holding the file lock now and then, and close() in the middle of it all. Every
     write answered OK is in the file, every one answered an error (but the one that keeps
     its changes) is not, and close() returns with the file lock free."""
     rng = random.Random(11)
     answers: dict[str, str] = {}
 
-    def job(tx: SqliteTx, key: str, kind: str) -> str:
+    def job(tx: SqliteTx, key: str, kind: str) -> str | Refused:
         insert(tx, key)
         if kind == "fail":
             raise FailedPrecondition("refused", reason="TEST")
         if kind == "keep":
-            raise KeptChanges("refused, but kept", reason="TEST")
+            return Refused(FailedPrecondition("refused, but kept", reason="TEST"))
         if kind == "bug":
             raise KeyError("a bug in a job")
         return key
@@ -323,7 +319,7 @@ def test_answered_ok_if_and_only_if_committed_under_load_and_close(db: str, shar
             key = f"{id(asyncio.current_task())}-{i}"
             kind = rng.choice(["ok"] * 6 + ["fail", "keep", "bug"])
             try:
-                await asyncio.wait_for(store.write(job, key, kind), rng.choice([0.001, 0.01, 0.1, 5]))
+                answer_or_raise(await asyncio.wait_for(store.write(job, key, kind), rng.choice([0.001, 0.01, 0.1, 5])))
                 answers[key] = "ok"
             except TimeoutError:
                 answers[key] = "cancelled"

@@ -1,7 +1,8 @@
 """The PostgreSQL store, driven in-process with asyncio against a real PostgreSQL (tests/pg.py).
 
 The write contract of store/base.py, as test_store_commit.py holds SQLite to it: a write is
-visible once answered, a write that raises changes nothing (unless its error keeps changes),
+visible once answered, a write that raises changes nothing (a refusal that keeps its changes
+is a value it returns, errors.Refused),
 after-commit hooks run once after the COMMIT and never for a write undone; and what only
 several writers at once can show: claims never hand a run out twice, events are read by
 sequence without a gap, read-modify-write loses no update, a request_id answered once. The
@@ -31,7 +32,8 @@ from runstatus.v1.token_pb2 import Token
 from runstatus.v1.work_order_pb2 import Run, StepRun, WorkOrder, WorkOrderFilter
 from runstatus.v1.workflow_pb2 import Step, Workflow
 
-from runstatus_server.errors import FailedPrecondition
+from runstatus_server.errors import FailedPrecondition, Refused
+from runstatus_server.idempotency import answer_or_raise
 from runstatus_server.store import PostgresStore, SqliteStore, open_store, prepare
 from runstatus_server.store.base import (
     PENDING, RUNNING, CannotOpen, StorageBusy, StorageError, StorageUnavailable, StoredRun, StoreClosing,
@@ -48,11 +50,6 @@ T = TypeVar("T")
 SUCCESS = 3  # RUN_STATUS_SUCCESS
 
 
-
-class KeptChanges(FailedPrecondition):
-    """A refusal whose changes the store commits anyway (store/base.py's keep_changes)."""
-
-    keep_changes = True
 
 def run(coro: Coroutine[Any, Any, T], timeout: float = 90) -> T:
     """Runs a test's coroutine; a hang fails the test instead of the whole run."""
@@ -125,18 +122,18 @@ def test_a_write_is_visible_once_answered_and_a_raising_write_changes_nothing(db
     run(main())
 
 
-def test_a_keep_changes_error_commits_then_reaches_the_caller(db: str) -> None:
+def test_a_refusal_that_keeps_its_changes_commits_then_reaches_the_caller(db: str) -> None:
     hooks: list[str] = []
 
-    def kept(tx: PostgresTx, key: str) -> None:
+    def kept(tx: PostgresTx, key: str) -> Refused:
         insert(tx, key)
         tx.after_commit(lambda: hooks.append(key))
-        raise KeptChanges("refused, but kept", reason=ErrorReason.ERROR_REASON_RUN_ENDED)
+        return Refused(FailedPrecondition("refused, but kept", reason=ErrorReason.ERROR_REASON_RUN_ENDED))
 
     async def main() -> None:
         store = await started(db)
         with pytest.raises(FailedPrecondition):
-            await store.write(kept, "kept")
+            answer_or_raise(await store.write(kept, "kept"))
         assert probe_rows(db) == {"kept"}
         assert hooks == ["kept"]
         await store.close()
@@ -221,12 +218,12 @@ def test_a_write_and_a_read_run_in_the_callers_context(db: str) -> None:
 def test_many_writers_at_once_answered_ok_if_and_only_if_committed(db: str) -> None:
     answers: dict[str, str] = {}
 
-    def job(tx: PostgresTx, key: str, kind: str) -> str:
+    def job(tx: PostgresTx, key: str, kind: str) -> str | Refused:
         insert(tx, key)
         if kind == "fail":
             raise FailedPrecondition("refused", reason=ErrorReason.ERROR_REASON_RUN_ENDED)
         if kind == "keep":
-            raise KeptChanges("refused, but kept", reason=ErrorReason.ERROR_REASON_RUN_ENDED)
+            return Refused(FailedPrecondition("refused, but kept", reason=ErrorReason.ERROR_REASON_RUN_ENDED))
         return key
 
     async def main() -> None:
@@ -235,7 +232,7 @@ def test_many_writers_at_once_answered_ok_if_and_only_if_committed(db: str) -> N
         async def one(i: int) -> None:
             kind = ("ok", "ok", "fail", "keep")[i % 4]
             try:
-                await store.write(job, f"k{i}", kind)
+                answer_or_raise(await store.write(job, f"k{i}", kind))
                 answers[f"k{i}"] = "ok"
             except FailedPrecondition:
                 answers[f"k{i}"] = "kept" if kind == "keep" else "error"

@@ -7,11 +7,10 @@ code, whatever the database:
 - **Each write is atomic on its own.** `Store.write(fn, ...)` runs `fn(tx, ...)` as one unit:
   a backend may commit several writes together (group commit), but each runs in a savepoint
   of its own, so a write that raises is undone alone and the writes beside it still commit.
-- **An error that keeps changes.** A write that raises an exception whose `keep_changes`
-  attribute is true is *not* undone: what it changed commits with its batch, and the caller
-  gets the exception once that commit is durable. (A refused report that still ended its run
-  CANCELLED, for one.) Any other exception undoes the write, and the caller gets it as raised.
-- **Acknowledged means durable.** `write` returns (or raises a keep-changes error) only after
+- **A write that raises changed nothing.** Its exception undoes it and reaches the caller as
+  raised. (A refusal that must keep a change is an outcome the write returns, errors.Refused,
+  which the service raises after the commit.)
+- **Acknowledged means durable.** `write` returns only after
   the COMMIT holding the write is durable. If the COMMIT fails, every write in it gets a
   `StorageError`, and none of them changed anything.
 - **After-commit hooks** (`Tx.after_commit`) run on the event loop once the commit holding

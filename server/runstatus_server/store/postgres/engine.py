@@ -7,8 +7,7 @@ thread of its own, with a connection from a psycopg pool, in the caller's contex
 who is asking from a ContextVar). A write is one transaction: it commits (synchronous_commit
 on, so the COMMIT is durable when it returns) before its after-commit hooks run on the event
 loop, then its caller is answered, then the commit listeners hear of it. A write that raises
-is rolled back, unless its exception keeps its changes: then it commits and its caller gets
-the exception. Writers of the same rows take turns through row locks (rows.py); a
+is rolled back, and its caller gets the exception. Writers of the same rows take turns through row locks (rows.py); a
 write that lost a race (a deadlock, a serialization failure, a key another writer inserted
 first, a row changed since it was read) is tried again from the start, a few times.
 
@@ -382,9 +381,6 @@ class PostgresStore:
             conn.rollback()
             raise
         except BaseException as e:  # noqa: BLE001 - the caller gets its own error
-            if getattr(e, "keep_changes", False) and conn.info.transaction_status != pq.TransactionStatus.INERROR:
-                PostgresStore._commit(conn, tx, origin)  # the contract in store/base.py: kept, then the error
-                return _Outcome(error=e, committed=True, hooks=tx.committed_hooks)
             conn.rollback()
             return _Outcome(error=e)
         if conn.info.transaction_status == pq.TransactionStatus.INERROR:

@@ -308,10 +308,7 @@ class SqliteStore:
             result = job()
         except BaseException as e:  # noqa: BLE001 - each caller gets its own error
             try:
-                if getattr(e, "keep_changes", False):  # the contract in store/base.py
-                    batch.hooks += tx.committed_hooks
-                else:
-                    conn.execute("ROLLBACK TO job")
+                conn.execute("ROLLBACK TO job")
                 conn.execute("RELEASE job")
             except sqlite3.Error as undone:
                 raise _storage_error(undone) from e

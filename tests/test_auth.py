@@ -14,7 +14,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from harness import Client, ServerProcess, details, offline_admin_token, query, rpc_error
+from harness import Client, ServerProcess, db_arg, details, offline_admin_token, query, rpc_error
 from runstatus.v1 import project_service_pb2 as project_pb
 from runstatus.v1 import token_service_pb2 as token_pb
 from runstatus.v1 import token_service_pb2_grpc
@@ -218,3 +218,53 @@ def test_refuses_a_public_address_without_auth(tmp_path: pathlib.Path) -> None:
     out = subprocess.run([str(RUNSTATUS), "serve", "--host", "0.0.0.0", "--port", "0", "--db", str(tmp_path / "x.db")],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "--auth" in out.stderr
+
+
+def test_an_unknown_token_id_costs_what_a_known_one_does(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No timing oracle: whether a token id exists must not show in how long the answer takes.
+    Measured on PostgreSQL before, unknown ids read the database on every call (1.55-1.64 ms)
+    while known ones came from the cache (1.00 ms). Now both do the same work: one database
+    read per id per cache period, one hash of the secret and one constant-time compare."""
+    import asyncio
+
+    from runstatus_server import auth, tokens
+    from runstatus_server.errors import Unauthenticated
+    from runstatus_server.store import open_store
+    from runstatus_server.util import now_us
+
+    hashed: list[str] = []
+    real_hash = auth._hash
+    monkeypatch.setattr(auth, "_hash", lambda secret: hashed.append(secret) or real_hash(secret))
+
+    async def main() -> tuple[int, int, list[int]]:
+        store = open_store(db_arg(tmp_path / "tokens.db"))
+        await store.start()
+        try:
+            _, secret = await store.write(lambda tx: tokens.create(tx, auth.INSTANCE, auth.ADMIN, "a", now_us()))
+            unknown = "rs_" + "0" * 16 + "_" + secret.split("_", 2)[2]
+            reads: list[str] = []
+            read = store.read
+
+            async def counted(fn: Any, *args: Any, **kw: Any) -> Any:
+                reads.append("read")
+                return await read(fn, *args, **kw)
+
+            store.read = counted  # type: ignore[method-assign]
+            checker = auth.Authenticator(store, ttl=60)
+            hashes = []
+            for _ in range(3):
+                before = len(hashed)
+                await checker.authenticate(f"Bearer {secret}")
+                known = len(hashed) - before
+                with pytest.raises(Unauthenticated, match="not valid"):
+                    await checker.authenticate(f"Bearer {unknown}")
+                hashes.append(len(hashed) - before - known - known)
+                assert known == 1
+            return len(reads), len(checker._cache), hashes
+        finally:
+            await store.close()
+
+    reads, cached, extra_hashes = asyncio.run(main())
+    assert reads == 2, "one read for each id, known or not, in the cache period"
+    assert cached == 2
+    assert extra_hashes == [0, 0, 0], "an unknown id's secret is hashed as a known one's is"

@@ -109,17 +109,29 @@ def new_secret(token_id: str) -> tuple[str, str]:
     return secret, _hash(secret)
 
 
+# What an unknown token id's secret is compared with: the same work as for a known id, so the
+# time of an answer does not tell whether an id exists (a hash no secret has).
+_NO_SECRET_HASH = _hash(secrets.token_urlsafe(32))
+
+
 class Authenticator:
     """Checks bearer secrets against the stored hashes, with a short cache so a token
     costs no database read on most calls; a revocation is seen within `ttl` seconds
-    in every process (at once in the process that revoked it)."""
+    in every process (at once in the process that revoked it).
+
+    Unknown ids are cached too, and their secrets hashed and compared like any other: a
+    known id and an unknown one cost the same (one read per `ttl`, one hash, one compare),
+    so an answer's latency does not reveal which token ids exist. (A token created in
+    another process under an id presented here just before would wait `ttl`: ids are 64
+    random bits.)"""
 
     MAX_CACHED = 10_000
 
     def __init__(self, store: Store, ttl: float = 5.0) -> None:
         self.store = store
         self.ttl = ttl
-        self._cache: dict[str, tuple[float, Token, str]] = {}  # known tokens only, never misses
+        # token id -> (when read, the token or None when unknown, its secret's hash)
+        self._cache: dict[str, tuple[float, Token | None, str]] = {}
         self._revoked: set[str] = set()  # revoked here: no read that raced the revoke brings them back
 
     def forget(self, token_id: str) -> None:
@@ -134,13 +146,11 @@ class Authenticator:
         cached = self._cache.get(token_id)
         if cached is None or time.monotonic() - cached[0] > self.ttl:
             found = await self.store.read(lambda tx: tx.get_token(token_id))
-            if found is None:
-                raise Unauthenticated("the API token is not valid")
             if len(self._cache) >= self.MAX_CACHED:
                 self._cache.clear()
-            cached = self._cache[token_id] = (time.monotonic(), *found)
+            cached = self._cache[token_id] = (time.monotonic(), *(found or (None, _NO_SECRET_HASH)))
         _, token, secret_hash = cached
-        if not hmac.compare_digest(secret_hash, _hash(secret)):
+        if not hmac.compare_digest(secret_hash, _hash(secret)) or token is None:
             raise Unauthenticated("the API token is not valid")
         if token.HasField("revoke_time") or token_id in self._revoked:
             raise Unauthenticated("the API token was revoked")

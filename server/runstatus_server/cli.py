@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import ipaddress
 import logging
 import os
@@ -115,6 +116,9 @@ def serve_command(
     # From here the log is the server's: every line JSON, gRPC core's own included (logs.py).
     # (A mistake in the options above stays a line for the person who typed them.)
     logs.relay_stderr()
+    # A crash in C says so in the log, with each thread's stack: a SIGBUS from a truncated -shm
+    # (store/sqlite/engine.py) would otherwise end the server without a word.
+    faulthandler.enable()
     try:
         if processes > 1:
             raise typer.Exit(serve_processes(settings, processes, _given_options(ctx, leave_out=PER_PROCESS)))

@@ -61,6 +61,15 @@ def connect(path: str, *, readonly: bool = False) -> sqlite3.Connection:
     return conn
 
 
+# A -shm truncated under a running server is a SIGBUS too, and the server dies of it (a line
+# "Fatal Python error: Bus error" in the log): there is no refusing it first. SQLite maps the
+# -shm once, with no size check after, and touches it in every transaction (the WAL index: its
+# header at each BEGIN, its hash tables at each page read, appended to at each COMMIT); every
+# connection of the process shares that mapping. A check before each transaction only narrows
+# the window: a writer and a reader that checked the size before every transaction still died
+# in 20 of 20 truncations under load, inside a transaction already under way.
+# Nothing is lost: the -shm only indexes the -wal, and the first connection after a restart
+# rebuilds it (tests/test_database_file.py).
 def check_writable(path: str) -> None:
     """The database and its -wal and -shm files must be writable before SQLite maps them:
     writing to a mapped -shm that cannot be written kills the process with SIGBUS, past
@@ -102,7 +111,12 @@ def open_database(path: str) -> sqlite3.Connection:
 
 
 class _FileFault(Exception):
-    """The COMMIT was not tried: the database file is not the one the store opened."""
+    """The database file or its -wal is not the one the store opened: before the COMMIT, which
+    was then not tried, or after it (`committed`), when a crash may lose what it wrote."""
+
+    def __init__(self, fault: str, *, committed: bool = False) -> None:
+        super().__init__(fault)
+        self.committed = committed
 
 
 def _storage_error(e: sqlite3.Error, doing: str = "written") -> StorageError:
@@ -119,7 +133,8 @@ def _storage_error(e: sqlite3.Error, doing: str = "written") -> StorageError:
 def _as_storage_error(e: BaseException) -> BaseException:
     """What the writes of a failed BEGIN or COMMIT are told."""
     if isinstance(e, _FileFault):
-        return DatabaseFileGone(f"{e}; writes are refused")
+        saved = ", and this write may or may not have been saved" if e.committed else ""
+        return DatabaseFileGone(f"{e}; writes are refused{saved}")
     return _storage_error(e) if isinstance(e, sqlite3.Error) else e
 
 
@@ -178,6 +193,7 @@ class SqliteStore:
         self._size_listeners: list[Callable[[int], None]] = []
         self._fault_listeners: list[Callable[[str], None]] = []
         self._identity: tuple[int, int] | None = None  # the file opened, as (device, inode)
+        self._wal_identity: tuple[int, int] | None = None  # its -wal, as the writer has it open
         self._fault = ""  # why the database cannot be written now ("" when it can)
         self._conn: sqlite3.Connection | None = None
         self._tx: SqliteTx | None = None
@@ -189,6 +205,9 @@ class SqliteStore:
     async def start(self) -> None:
         self._conn = open_database(self.path)
         self._identity = file_identity(self.path)
+        # In WAL mode the -wal exists while a connection is open (the last one to close deletes
+        # it), and this one has read the database: the file at the path now is the one it writes.
+        self._wal_identity = file_identity(f"{self.path}-wal")
         if self._turns is None:
             # BEGIN is tried on the loop, where it must never wait for another writer (see _begin).
             # Nothing else this connection runs waits for a lock: a write transaction holds the
@@ -239,19 +258,23 @@ class SqliteStore:
         self._fault_listeners.append(listener)
 
     def _file_fault(self) -> str:
-        """Why the file at the path is not the database this store opened ("" if it is). A
-        write committed into a deleted or replaced file would be acknowledged, then lost."""
-        now = file_identity(self.path)
-        if now == self._identity:
-            return ""
-        if now is None:
-            return f"the database file {self.path} was deleted or renamed while the server ran"
-        return f"the database file {self.path} was replaced by another file while the server ran"
+        """Why the database file or its -wal at the path is not the one this store opened (""
+        if both are). A write committed into a deleted or replaced file would be acknowledged,
+        then lost: a -wal deleted under the writer still takes its COMMITs, through the open
+        file, but a restart finds none (or another) and loses what was not checkpointed."""
+        for name, path, opened in (("database file", self.path, self._identity),
+                                   ("database's -wal file", f"{self.path}-wal", self._wal_identity)):
+            now = file_identity(path)
+            if now != opened:
+                how = "deleted or renamed" if now is None else "replaced by another file"
+                return f"the {name} {path} was {how} while the server ran"
+        return ""
 
     def _keep_moved_file_whole(self, mode: str = "PASSIVE") -> None:
         """Copies the WAL into the database file the server opened. Its WAL is named after the
         path, and SQLite neither checkpoints a moved file on close nor keeps a WAL that a new
-        empty file at the path finds: without this, a renamed file would lose its last writes."""
+        empty file at the path finds: without this, a renamed file would lose its last writes.
+        (A deleted -wal is read through the writer's open file: its writes reach the database.)"""
         assert self._conn is not None
         try:
             self._conn.execute(f"PRAGMA wal_checkpoint({mode})")
@@ -391,6 +414,11 @@ class SqliteStore:
                 self._keep_moved_file_whole()
                 raise _FileFault(fault)
             self._conn.execute("COMMIT")
+            # A file gone during the COMMIT: it may have gone into a -wal a restart will not see.
+            fault = self._file_fault()
+            if fault:
+                self._keep_moved_file_whole()
+                raise _FileFault(fault, committed=True)
         except sqlite3.Error:
             if self._conn.in_transaction:
                 self._conn.execute("ROLLBACK")

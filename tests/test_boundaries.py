@@ -77,3 +77,18 @@ def test_the_store_imports_nothing_else_of_the_server() -> None:
     for path in _sources(SERVER / "store"):
         outside = sorted(m for m in _server_imports(path) if not m.startswith("runstatus_server.store"))
         assert outside == [], f"{path.relative_to(SERVER)} imports {outside}"
+
+
+def test_the_domain_modules_make_no_answers() -> None:
+    """The services make every answer from the domain's values (services/__init__.py): the
+    domain modules import no service and no response, but for the event feed, which encodes
+    each event's WatchWorkOrdersResponse once for all its watchers."""
+    for path in SERVER.glob("*.py"):
+        if path.name == "server.py":  # it starts the services
+            continue
+        tree = ast.parse(path.read_text(), str(path))
+        names = {(node.module or "", alias.name) for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+                 for alias in node.names}
+        answers = {name for _, name in names if name.endswith("Response")} - {"WatchWorkOrdersResponse"}
+        services = {module for module, _ in names if module.startswith("services")}
+        assert (answers, services) == (set(), set()), path.name

@@ -22,7 +22,7 @@ from runstatus.v1 import work_order_service_pb2 as wo_pb
 from runstatus.v1 import workflow_service_pb2 as wf_pb
 from runstatus.v1.status_pb2 import RunStatus as S
 from runstatus.v1.workflow_pb2 import Step, Workflow
-from runstatus_server import work_orders, worker
+from runstatus_server import work_orders, worker_protocol
 from runstatus_server.classifier import Classifier, load_aliases
 from runstatus_server.limits import MAX_MESSAGE_BYTES, Limits
 from runstatus_server.projects import ensure_default
@@ -160,32 +160,31 @@ def test_reports_never_read_every_step_run(tmp_path: pathlib.Path) -> None:
         try:
             now = 1_700_000_000_000_000
             await store.write(ensure_default, now)
-            leases, limits = worker.Leases(30_000_000), Limits()
-            classifier = Classifier(load_aliases())
+            terms = worker_protocol.Terms(worker_protocol.Leases(30_000_000), Limits(), Classifier(load_aliases()), now)
             steps = [f"s{i}" for i in range(60)]
 
             def setup(tx: SqliteTx) -> tuple[str, str]:
                 from runstatus_server import workflows
                 wf = workflows.create(tx, Workflow(id="wide", steps=[Step(id=s) for s in steps]), now)
                 _, run = work_orders.create(tx, "", wf.id, 0, Struct(), 0, now)
-                claimed = worker.claim(tx, "", "w", 1, leases, now)
-                worker.start_run(tx, run.id, claimed[0].lease_token, leases, now)
+                claimed = worker_protocol.claim(tx, "", "w", 1, terms)
+                worker_protocol.start_run(tx, worker_protocol.Report(run.id, claimed[0].lease_token), terms)
                 return run.id, claimed[0].lease_token
 
             run_id, token = await store.write(setup)
             guarded = NoFullReads(store._conn)  # type: ignore[arg-type]  # the store's own connection
             for step in steps[:-1]:
                 def report(tx: SqliteTx, step: str = step) -> None:
-                    step_run = worker.start_step(guarded, run_id, token, step, "", leases, limits, now)
-                    worker.heartbeat(guarded, run_id, token, leases, now)
-                    worker.complete_step(guarded, classifier, run_id, token, step_run.id, None, _struct(n=1),
-                                         leases, limits, now)
+                    step_run = worker_protocol.start_step(guarded, worker_protocol.StepStart(run_id, token, step), terms)
+                    worker_protocol.heartbeat(guarded, worker_protocol.Report(run_id, token), terms)
+                    worker_protocol.complete_step(
+                        guarded, worker_protocol.StepEnd(run_id, token, step_run.id, output=_struct(n=1)), terms)
                 await store.write(report)
             # An abort ends the running step runs (the index finds them), still without a full read.
             def abort(tx: SqliteTx) -> None:
-                step_run = worker.start_step(guarded, run_id, token, steps[-1], "", leases, limits, now)
-                worker.complete_step(guarded, classifier, run_id, token, step_run.id,
-                                     error("SyntaxError"), None, leases, limits, now)
+                step_run = worker_protocol.start_step(guarded, worker_protocol.StepStart(run_id, token, steps[-1]), terms)
+                worker_protocol.complete_step(
+                    guarded, worker_protocol.StepEnd(run_id, token, step_run.id, error=error("SyntaxError")), terms)
             await store.write(abort)
             run = await store.read(lambda tx: tx.get_run(run_id))
             assert run.run.status == S.RUN_STATUS_CRASHED

@@ -1,7 +1,7 @@
 """The run rules (docs/design.md, rules 2 and 4), as pure functions over protos.
 
 Why was this report refused? `check_transition` (rule 4) says, or the edge rules
-`edge_allows` and `roots` (rule 2, shared with the Worker) as worker.start_step
+`edge_allows` and `roots` (rule 2, shared with the Worker) as worker_protocol.start_step
 applies them. Why is this run FAILED (or any other status)? verdicts.py says.
 """
 

@@ -69,9 +69,11 @@ def record_event(
 
 def change_status(
     tx: Tx, stored: StoredRun, new: RunStatus.ValueType, now: int, *,
-    error: RunError | None = None, reason: str = "",
+    error: RunError | None = None, reason: str = "", created: bool = False,
 ) -> None:
-    """Moves a run to a new status, if rule 4 allows it."""
+    """Moves a run to a new status, if rule 4 allows it. A run `created` by this write (one
+    REJECTED by its project's run limit as it is made) only takes the status: its creator
+    stores it, points its work order at it and records its creation as the event."""
     run = stored.run
     old = run.status
     rules.check_transition(old, new)
@@ -90,6 +92,8 @@ def change_status(
     corrected = old == LOST
     if corrected:
         run.corrected = True
+    if created:
+        return
     if status_table.is_terminal(new):
         # A run that ends (an abort, or a run-level error) ends its unfinished step runs with it.
         for step_run in tx.running_step_runs(run.id):

@@ -31,7 +31,7 @@ from .events import DEFAULT_BUFFER, DEFAULT_SEND_TIMEOUT, EventFeed
 from .notifier import Notify, log_notifier, run_notifier, webhook_notifier
 from .services.classifier_service import ClassifierService
 from .limits import MAX_MESSAGE_BYTES, Limits
-from .services.common import App
+from .services.rpc import App
 from .services.project_service import ProjectService
 from .services.registry import register
 from .services.token_service import TokenService
@@ -40,7 +40,7 @@ from .services.worker_service import WorkerService
 from .services.workflow_service import WorkflowService
 from .store import open_store
 from .util import now_us
-from .worker import Leases
+from .worker_protocol import Leases
 
 if TYPE_CHECKING:
     from .web import WebServer

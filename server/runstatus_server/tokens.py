@@ -9,7 +9,7 @@ from runstatus.v1.error_reason_pb2 import ErrorReason
 from runstatus.v1.token_pb2 import Role, Token
 
 from . import projects
-from .auth import ADMIN, CLIENT, INSTANCE, WORKER, caller, check_visible, new_secret
+from .auth import ADMIN, INSTANCE, Principal, caller, check_visible, new_secret, scope
 from .errors import FailedPrecondition, NotFound, PermissionDenied, invalid
 from .store import open_store
 from .store.base import Tx
@@ -17,9 +17,7 @@ from .util import now_us, timestamp
 
 
 def create(tx: Tx, project_id: str, role: int, name: str, now: int) -> tuple[Token, str]:
-    """A new token and its secret (shown once)."""
-    if role not in (WORKER, CLIENT, ADMIN):
-        raise invalid("role", "must be ROLE_WORKER, ROLE_CLIENT or ROLE_ADMIN")
+    """A new token and its secret (shown once), of a role checks.token_role accepts."""
     if project_id == INSTANCE:
         who = caller.get()
         if who is not None and not who.instance_admin:
@@ -46,6 +44,23 @@ def revoke(tx: Tx, token_id: str, now: int) -> Token:
     token.revoke_time.CopyFrom(timestamp(now))
     tx.put_token(token, "", new=False)
     return token
+
+
+def of_project(tx: Tx, project_id: str, after_id: str, limit: int) -> list[Token]:
+    """A page of a project's tokens (the caller's project if it names none; "*": the
+    instance's), by id."""
+    project_id = scope(project_id)
+    if project_id != INSTANCE:
+        project_id = projects.get(tx, project_id).id
+    else:
+        check_visible(INSTANCE, "project", INSTANCE)
+    return tx.list_tokens(project_id, after_id, limit)
+
+
+def of_caller(tx: Tx, who: Principal) -> Token:
+    """The token a call is made with: as stored, or as its principal says if the store has none."""
+    found = tx.get_token(who.token_id)
+    return found[0] if found is not None else Token(id=who.token_id, project_id=who.project_id, role=who.role)
 
 
 def create_offline(db: str, project_id: str, role: int, name: str) -> tuple[Token, str]:

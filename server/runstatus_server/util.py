@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import time
 import uuid
 
@@ -26,16 +25,3 @@ def duration_us(d: Duration) -> int:
 
 def new_id() -> str:
     return str(uuid.uuid4())
-
-
-# The ids users choose (projects, workflows, steps) and the names they give them.
-ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-ID_RULE = "must be 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit"
-MAX_NAME = 256
-
-
-def check_id(field: str, value: str, violations: list[tuple[str, str]]) -> None:
-    if not value:
-        violations.append((field, "is required"))
-    elif not ID_PATTERN.match(value):
-        violations.append((field, ID_RULE))

@@ -25,8 +25,8 @@ REJECTED   Its project was at its run limit when it was created (`rejected`, rul
 
 The other modules: `runs.change_status` sets a verdict's status and records the event;
 `rules` checks transitions (rule 4) and edges (rule 2); `classifier` maps an error to a
-status (rule 1). The worker protocol (worker.py), the sweeper (sweeper.py) and cancel and
-run limits (work_orders.py) ask this module for a verdict and apply it.
+status (rule 1). The worker protocol (worker_protocol.py), the sweeper (sweeper.py) and
+cancel and run limits (work_orders.py) ask this module for a verdict and apply it.
 """
 
 from __future__ import annotations

@@ -36,13 +36,12 @@ def _new_run(tx: Tx, project: Project, work_order: WorkOrder, number: int, prior
         create_time=timestamp(now), workflow_id=work_order.workflow_id,
         workflow_version=work_order.workflow_version,
     )
+    stored = StoredRun(run)
     over = projects.over_run_limit(tx, project, now)
     if over:
         verdict = verdicts.rejected(over)
-        run.status = verdict.status
-        run.status_reason = verdict.reason
-        run.end_time.CopyFrom(timestamp(now))
-    tx.put_run(StoredRun(run), new=True)
+        change_status(tx, stored, verdict.status, now, reason=verdict.reason, created=True)
+    tx.put_run(stored, new=True)
     return run
 
 
@@ -66,6 +65,29 @@ def create(
 
 def latest_run(tx: Tx, work_order: WorkOrder) -> Run:
     return with_step_runs(tx, load(tx, work_order.latest_run_id).run)
+
+
+def input_of(tx: Tx, work_order_id: str) -> Struct:
+    """A work order's input (empty if there is no such work order)."""
+    work_order = tx.get_work_order(work_order_id)
+    return work_order.input if work_order is not None else Struct()
+
+
+def matching(tx: Tx, project_id: str, flt: WorkOrderFilter, after: WorkOrderKey | None,
+             limit: int) -> list[tuple[WorkOrder, WorkOrderKey]]:
+    """A page of a project's work orders that match a filter, each with its position."""
+    return tx.list_work_orders(projects.get(tx, project_id).id, flt, after, limit)
+
+
+def count(tx: Tx, project_id: str, flt: WorkOrderFilter) -> dict[int, int]:
+    """How many of a project's work orders that match a filter have each status."""
+    return tx.count_work_orders(projects.get(tx, project_id).id, flt)
+
+
+def runs_of(tx: Tx, work_order_id: str, before_number: int, limit: int) -> list[Run]:
+    """A page of a work order's runs with their step runs, newest first, numbered below `before_number`."""
+    load_work_order(tx, work_order_id)
+    return [with_step_runs(tx, r) for r in tx.list_runs(work_order_id, before_number, limit)]
 
 
 def retry(tx: Tx, work_order_id: str, start_step_id: str, now: int) -> tuple[WorkOrder, Run]:

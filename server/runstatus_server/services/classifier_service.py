@@ -5,7 +5,8 @@ import grpc
 from runstatus.v1 import classifier_service_pb2 as pb
 from runstatus.v1 import classifier_service_pb2_grpc as pb_grpc
 
-from .common import App, Checks, unary
+from . import checks
+from .rpc import App, unary
 
 
 class ClassifierService(pb_grpc.ClassifierServiceServicer):
@@ -14,10 +15,5 @@ class ClassifierService(pb_grpc.ClassifierServiceServicer):
 
     @unary
     async def Classify(self, request: pb.ClassifyRequest, context: grpc.aio.ServicerContext) -> pb.ClassifyResponse:
-        checks = Checks(self.app.limits)
-        if not request.HasField("error"):
-            checks.add("error", "is required")
-        else:
-            checks.error_report("error", request.error)
-        checks.done()
+        checks.classify(request, self.app.limits)
         return pb.ClassifyResponse(classification=self.app.classifier.classify(request.error))

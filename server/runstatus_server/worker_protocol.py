@@ -1,8 +1,11 @@
-"""The worker protocol: claim, heartbeat, start run, start and complete steps, complete run.
+"""The server's rules of the worker calls: claim, heartbeat, start run, start and complete
+steps, complete run.
 
-Every function runs inside one write transaction (`tx`): it checks the report against the
+Every function runs inside one write transaction (`tx`) on a report (`Report` and the
+reports that carry more) and the `Terms` it is judged on: it checks the report against the
 run rules (`rules`), asks `verdicts` what the report makes of the run, and applies that
-through `runs.change_status`.
+through `runs.change_status`. It returns what came of it (the service makes the answer), or
+a refusal that keeps its change (errors.Refused).
 """
 
 from __future__ import annotations
@@ -13,19 +16,16 @@ from dataclasses import dataclass
 
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.struct_pb2 import Struct
+from google.protobuf.timestamp_pb2 import Timestamp
 
-from runstatus.v1.error_pb2 import ErrorReport
-from runstatus.v1.work_order_pb2 import Run, StepRun
-from runstatus.v1.worker_service_pb2 import (
-    ClaimedRun,
-    ClaimRunsResponse,
-    CompleteStepResponse,
-    HeartbeatResponse,
-)
+from runstatus.v1.error_pb2 import Classification, ErrorReport
 from runstatus.v1.error_reason_pb2 import ErrorReason
+from runstatus.v1.status_pb2 import RunStatus
+from runstatus.v1.work_order_pb2 import Run, StepRun
+from runstatus.v1.worker_service_pb2 import ClaimedRun
 from runstatus.v1.workflow_pb2 import EdgeCondition, Workflow
 
-from . import auth, projects, rules, verdicts
+from . import auth, projects, rules, verdicts, work_orders
 from .classifier import Classifier
 from .errors import FailedPrecondition, NotFound, Refused, invalid
 from .limits import MAX_ANSWER_BYTES, Limits
@@ -58,6 +58,62 @@ class Leases:
         return d
 
 
+@dataclass(frozen=True)
+class Terms:
+    """What a worker call is judged on beside its report: the server's leases, limits and
+    classifier, and the time of the call."""
+
+    leases: Leases
+    limits: Limits
+    classifier: Classifier
+    now: int
+
+
+@dataclass(frozen=True)
+class Report:
+    """What every report carries: the run it is on, and the lease its worker holds."""
+
+    run_id: str
+    lease_token: str
+
+
+@dataclass(frozen=True)
+class StepStart(Report):
+    step_id: str
+    previous_step_run_id: str = ""  # "": the step is where the run starts
+
+
+@dataclass(frozen=True)
+class StepEnd(Report):
+    step_run_id: str
+    error: ErrorReport | None = None  # None: the step succeeded
+    output: Struct | None = None
+
+
+@dataclass(frozen=True)
+class RunEnd(Report):
+    error: ErrorReport | None = None  # a run-level error; None: the leaf rule decides
+
+
+@dataclass(frozen=True)
+class Beat:
+    """What a heartbeat tells its worker: the run's status, whether to stop, and until when
+    its lease holds (None when the beat ended the run: its cancel was requested)."""
+
+    status: RunStatus.ValueType
+    stop: bool
+    lease_expire_time: Timestamp | None
+
+
+@dataclass(frozen=True)
+class StepEnded:
+    """A completed step run, its run's status after it, and its error's classification if it failed."""
+
+    step_run: StepRun
+    run_status: RunStatus.ValueType
+    classification: Classification | None
+
+
 def _check_run_bytes(stored: StoredRun, limits: Limits, grows: int, field: str) -> None:
     """A run's step runs are bounded together (limits.py), so that every answer carrying the
     run fits in one message. The report that would pass the bound is refused, changing nothing."""
@@ -73,8 +129,9 @@ def workflow_of(tx: Tx, run: Run) -> Workflow:
     return workflow
 
 
-def claim(tx: Tx, project_id: str, worker_id: str, max_runs: int, leases: Leases, now: int) -> list[ClaimedRun]:
+def claim(tx: Tx, project_id: str, worker_id: str, max_runs: int, terms: Terms) -> list[ClaimedRun]:
     """Hands out pending runs, highest priority then oldest first, each with a lease."""
+    now, leases = terms.now, terms.leases
     project_id = auth.scope(project_id)
     if project_id:
         projects.get(tx, project_id)  # exists, and the caller may see it
@@ -87,13 +144,12 @@ def claim(tx: Tx, project_id: str, worker_id: str, max_runs: int, leases: Leases
         run.claim_time.CopyFrom(timestamp(now))
         run.lease_expire_time.CopyFrom(timestamp(now + leases.lease_us))
         stored.lease_token = secrets.token_urlsafe(24)
-        work_order = tx.get_work_order(run.work_order_id)
         plan = (run.project_id, run.workflow_id, run.workflow_version)
         if plan not in plans:
             plans[plan] = workflow_of(tx, run)
         answer = ClaimedRun(
             run=with_step_runs(tx, run), workflow=plans[plan],
-            input=work_order.input if work_order else Struct(), lease_token=stored.lease_token,
+            input=work_orders.input_of(tx, run.work_order_id), lease_token=stored.lease_token,
             lease_expire_time=run.lease_expire_time, heartbeat_interval=leases.heartbeat_interval,
         )
         grows = answer.ByteSize() + 8  # its tag and length in the answer
@@ -111,53 +167,31 @@ def claim(tx: Tx, project_id: str, worker_id: str, max_runs: int, leases: Leases
     return claimed
 
 
-def kept_claims(answer: ClaimRunsResponse) -> ClaimRunsResponse:
-    """A claim's answer as kept for its request_id: without the workflows and inputs, which
-    the database holds anyway (a run pins its workflow version; an input never changes)."""
-    compact = ClaimRunsResponse()
-    compact.CopyFrom(answer)
-    for claimed in compact.runs:
-        claimed.ClearField("workflow")
-        claimed.ClearField("input")
-    return compact
-
-
-def restored_claims(tx: Tx, answer: ClaimRunsResponse) -> ClaimRunsResponse:
-    """A kept claim's answer, whole again."""
-    for claimed in answer.runs:
-        claimed.workflow.CopyFrom(workflow_of(tx, claimed.run))
-        work_order = tx.get_work_order(claimed.run.work_order_id)
-        claimed.input.SetInParent()
-        if work_order is not None:
-            claimed.input.CopyFrom(work_order.input)
-    return answer
-
-
-def heartbeat(tx: Tx, run_id: str, lease_token: str, leases: Leases, now: int) -> HeartbeatResponse:
-    stored = load(tx, run_id)
-    check_lease(stored, lease_token)
+def heartbeat(tx: Tx, report: Report, terms: Terms) -> Beat:
+    stored = load(tx, report.run_id)
+    check_lease(stored, report.lease_token)
     run = stored.run
-    if cancel_if_requested(tx, stored, now):
-        return HeartbeatResponse(status=run.status, stop=True)
-    extend_lease(tx, stored, leases.lease_us, now)
+    if cancel_if_requested(tx, stored, terms.now):
+        return Beat(run.status, stop=True, lease_expire_time=None)
+    extend_lease(tx, stored, terms.leases.lease_us, terms.now)
     # A worker goes on exactly as long as some report of its could still be accepted.
-    return HeartbeatResponse(lease_expire_time=run.lease_expire_time, status=run.status, stop=not accepts_reports(run))
+    return Beat(run.status, stop=not accepts_reports(run), lease_expire_time=run.lease_expire_time)
 
 
-def start_run(tx: Tx, run_id: str, lease_token: str, leases: Leases, now: int) -> Run | Refused:
-    stored = prepare_report(tx, run_id, lease_token, leases.lease_us, now, late_ok=False)
+def start_run(tx: Tx, report: Report, terms: Terms) -> Run | Refused:
+    stored = prepare_report(tx, report.run_id, report.lease_token, terms.leases.lease_us, terms.now, late_ok=False)
     if isinstance(stored, Refused):
         return stored
     run = stored.run
     if run.status != PENDING:
         raise FailedPrecondition(
-            f"run {run_id} is {status_name(run.status)}; only a PENDING run can start",
+            f"run {report.run_id} is {status_name(run.status)}; only a PENDING run can start",
             reason=ErrorReason.ERROR_REASON_ILLEGAL_TRANSITION,
             current_status=run.status, metadata={"requested_status": status_name(RUNNING)},
         )
     max_runtime = duration_us(projects.get(tx, run.project_id).max_runtime)
-    stored.deadline_us = now + max_runtime if max_runtime > 0 else 0
-    change_status(tx, stored, RUNNING, now)
+    stored.deadline_us = terms.now + max_runtime if max_runtime > 0 else 0
+    change_status(tx, stored, RUNNING, terms.now)
     return with_step_runs(tx, run)
 
 
@@ -169,16 +203,21 @@ def _running_or_late(run: Run) -> None:
         )
 
 
-def start_step(
-    tx: Tx, run_id: str, lease_token: str, step_id: str, previous_step_run_id: str, leases: Leases,
-    limits: Limits, now: int,
-) -> StepRun | Refused:
+def _late_report(tx: Tx, report: Report, terms: Terms) -> StoredRun | Refused:
+    """A step or run report: on a RUNNING run, or one LOST while running (a late report may correct it)."""
+    stored = prepare_report(tx, report.run_id, report.lease_token, terms.leases.lease_us, terms.now, late_ok=True)
+    if not isinstance(stored, Refused):
+        _running_or_late(stored.run)
+    return stored
+
+
+def start_step(tx: Tx, report: StepStart, terms: Terms) -> StepRun | Refused:
     """A step starts at a root, at a retry's start step, or along an edge whose condition fits."""
-    stored = prepare_report(tx, run_id, lease_token, leases.lease_us, now, late_ok=True)
+    stored = _late_report(tx, report, terms)
     if isinstance(stored, Refused):
         return stored
-    run = stored.run
-    _running_or_late(run)
+    run, step_id, previous_step_run_id = stored.run, report.step_id, report.previous_step_run_id
+    limits = terms.limits
     workflow = workflow_of(tx, run)
     if step_id not in {step.id for step in workflow.steps}:
         raise invalid("step_id", f"no step {step_id!r} in workflow {workflow.id} v{workflow.version}")
@@ -217,65 +256,55 @@ def start_step(
         )
     step_run = StepRun(
         id=new_id(), run_id=run.id, step_id=step_id, status=RUNNING,
-        previous_step_run_id=previous_step_run_id, start_time=timestamp(now),
+        previous_step_run_id=previous_step_run_id, start_time=timestamp(terms.now),
     )
     _check_run_bytes(stored, limits, step_run.ByteSize(), "step_id")
     tx.put_step_run(step_run, new=True)
     return step_run
 
 
-def complete_step(
-    tx: Tx, classifier: Classifier, run_id: str, lease_token: str, step_run_id: str,
-    error: ErrorReport | None, output: Struct | None, leases: Leases, limits: Limits, now: int,
-) -> CompleteStepResponse | Refused:
+def complete_step(tx: Tx, report: StepEnd, terms: Terms) -> StepEnded | Refused:
     """A step ends. A failure lets the run go on; an abort ends it at once (rule 2)."""
-    stored = prepare_report(tx, run_id, lease_token, leases.lease_us, now, late_ok=True)
+    stored = _late_report(tx, report, terms)
     if isinstance(stored, Refused):
         return stored
-    run = stored.run
-    _running_or_late(run)
-    step_run = tx.get_step_run(step_run_id)
+    run, now = stored.run, terms.now
+    step_run = tx.get_step_run(report.step_run_id)
     if step_run is None or step_run.run_id != run.id:
-        raise NotFound("step run", step_run_id)
+        raise NotFound("step run", report.step_run_id)
     before = step_run.ByteSize()
     if step_run.status != RUNNING and not (run.status == LOST and step_run.status == LOST):
         raise FailedPrecondition(
-            f"step run {step_run_id} has ended: it is {status_name(step_run.status)}",
+            f"step run {report.step_run_id} has ended: it is {status_name(step_run.status)}",
             reason=ErrorReason.ERROR_REASON_STEP_ENDED, current_status=step_run.status, run_id=run.id,
         )
     verdict: verdicts.StepVerdict | None = None
-    if error is not None:
-        verdict = verdicts.step_failed(classifier, error, step_run.step_id)
+    if report.error is not None:
+        verdict = verdicts.step_failed(terms.classifier, report.error, step_run.step_id)
         step_run.status = verdict.status
         step_run.error.CopyFrom(verdict.error)
     else:
         step_run.status = SUCCESS
-    if output is not None:
-        step_run.output.CopyFrom(output)
+    if report.output is not None:
+        step_run.output.CopyFrom(report.output)
     step_run.end_time.CopyFrom(timestamp(now))
-    _check_run_bytes(stored, limits, step_run.ByteSize() - before, "output" if output is not None else "error")
+    grows = step_run.ByteSize() - before
+    _check_run_bytes(stored, terms.limits, grows, "output" if report.output is not None else "error")
     tx.put_step_run(step_run, new=False)
     if verdict is not None and verdict.run is not None:  # the step aborts the run
         change_status(tx, stored, verdict.run.status, now, error=verdict.run.error)
-    response = CompleteStepResponse(step_run=step_run, run_status=run.status)
-    if verdict is not None:
-        response.classification.CopyFrom(verdict.classification)
-    return response
+    return StepEnded(step_run, run.status, verdict.classification if verdict is not None else None)
 
 
-def complete_run(
-    tx: Tx, classifier: Classifier, run_id: str, lease_token: str, error: ErrorReport | None,
-    leases: Leases, now: int,
-) -> Run | Refused:
+def complete_run(tx: Tx, report: RunEnd, terms: Terms) -> Run | Refused:
     """The run ends: with a run-level error's status, or by the leaf rule (verdicts.py)."""
-    stored = prepare_report(tx, run_id, lease_token, leases.lease_us, now, late_ok=True)
+    stored = _late_report(tx, report, terms)
     if isinstance(stored, Refused):
         return stored
     run = stored.run
-    _running_or_late(run)
-    if error is not None:
-        verdict = verdicts.run_error(classifier, error)
-        change_status(tx, stored, verdict.status, now, error=verdict.error)
+    if report.error is not None:
+        verdict = verdicts.run_error(terms.classifier, report.error)
+        change_status(tx, stored, verdict.status, terms.now, error=verdict.error)
         return with_step_runs(tx, run)
     step_runs = tx.step_runs(run.id)
     running = [s.step_id for s in step_runs if s.status == RUNNING]
@@ -286,10 +315,10 @@ def complete_run(
         )
     if not any(not s.reused for s in step_runs):
         raise FailedPrecondition(
-            f"run {run_id} executed no step", reason=ErrorReason.ERROR_REASON_NO_STEP_EXECUTED,
+            f"run {report.run_id} executed no step", reason=ErrorReason.ERROR_REASON_NO_STEP_EXECUTED,
             current_status=run.status,
         )
     verdict = verdicts.leaf_rule(workflow_of(tx, run), step_runs)
-    change_status(tx, stored, verdict.status, now, error=verdict.error)
+    change_status(tx, stored, verdict.status, terms.now, error=verdict.error)
     return with_step_runs(tx, run)
 

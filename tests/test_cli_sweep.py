@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 import typer
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from harness import ServerProcess
@@ -220,6 +220,7 @@ def test_any_workflow_file_is_a_workflow_or_one_line(tmp_path_factory: pytest.Te
 @settings(max_examples=400, deadline=None, database=None, suppress_health_check=list(HealthCheck))
 @given(st.one_of(st.text(max_size=40), YAML_VALUES.map(lambda v: __import__("json").dumps(v)),
                  st.sampled_from(['{"a": ' + "1" * 5000 + "}", "[" * 100000, '{"a": NaN}', '{"a": -Infinity}'])))
+@example('{"\\n": 9007199254740993}')  # a key with a newline in the error's path (found by this sweep)
 def test_any_input_is_an_object_or_one_line(text: str) -> None:
     from runstatus import _cli_input
     from runstatus.models import to_struct

@@ -137,6 +137,7 @@ def _check_values(where: str, value: Any, path: str = "") -> None:
     if isinstance(value, dict):
         for k, v in value.items():
             key = _unicode(f"{where}: {path}" if path else where, str(k))
+            key = key if key.isprintable() else json.dumps(key)  # a key with a newline: an error stays one line
             _check_values(where, v, f"{path}.{key}" if path else key)
     elif isinstance(value, list):
         for i, v in enumerate(value):

@@ -241,6 +241,8 @@ def test_a_silent_worker_makes_its_run_lost_and_a_late_completion_corrects_it(cl
     lease.done(a.id)
     run = lease.complete()
     assert (run.status, run.corrected) == (S.RUN_STATUS_SUCCESS, True)
+    assert run.status_reason.startswith("the last step of every branch succeeded")
+    assert run.status_reason.endswith("; a late completion from its worker corrected an earlier LOST")
     assert get_work_order(client, created.work_order.id).work_order.status == S.RUN_STATUS_SUCCESS
     # Corrected once, then final.
     assert rpc_error(lease.complete).code() == grpc.StatusCode.FAILED_PRECONDITION

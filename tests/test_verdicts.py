@@ -38,6 +38,14 @@ def step_run(step_id: str, status: RunStatus.ValueType, end_s: int, error: str =
     return s
 
 
+# A run's life before its end: created, then started
+
+def test_a_new_run_waits_and_a_started_one_names_its_worker() -> None:
+    assert verdicts.created() == verdicts.Verdict(S.RUN_STATUS_PENDING, None, "waiting for a worker to claim it and start it")
+    assert verdicts.started(Run(worker_id="w-1")) == verdicts.Verdict(S.RUN_STATUS_RUNNING, None,
+                                                                      "in progress on worker 'w-1'")
+
+
 # Rule 2: a step's error; a failure goes on, an abort ends the run
 
 def test_a_failing_step_does_not_end_the_run(classifier: Classifier) -> None:
@@ -58,7 +66,7 @@ def test_an_aborting_step_ends_the_run_with_its_status_and_error(
     v = verdicts.step_failed(classifier, ErrorReport(name=name, source=source), "b")
     assert v.status == status and v.classification.aborts_run
     assert v.run is not None
-    assert v.run.status == status and v.run.error == v.error and v.run.reason == ""
+    assert v.run.status == status and v.run.error == v.error and v.run.reason == "step b hit an error that aborts the run"
     assert v.run.error is not None and v.run.error.step_id == "b"
 
 
@@ -68,7 +76,7 @@ def test_an_aborting_step_ends_the_run_with_its_status_and_error(
 def test_a_run_level_error_decides(classifier: Classifier, name: str, status: RunStatus.ValueType) -> None:
     report = ErrorReport(name=name, source=JOB, message="the adaptor said no")
     v = verdicts.run_error(classifier, report)
-    assert v.status == status and v.reason == ""
+    assert v.status == status and v.reason == "its worker completed it with a run-level error, which decided it"
     assert v.error is not None
     assert (v.error.report, v.error.step_id, v.error.classification.rule) == (report, "", f"seed:{name}")
 
@@ -78,7 +86,8 @@ def test_a_run_level_error_decides(classifier: Classifier, name: str, status: Ru
 def test_every_leaf_succeeded_is_success() -> None:
     wf = workflow(["a", "b"], [("a", "b", EdgeCondition.EDGE_CONDITION_ON_SUCCESS)])
     v = verdicts.leaf_rule(wf, [step_run("a", S.RUN_STATUS_SUCCESS, 1), step_run("b", S.RUN_STATUS_SUCCESS, 2)])
-    assert v == verdicts.Verdict(S.RUN_STATUS_SUCCESS, None, "")
+    assert v == verdicts.Verdict(S.RUN_STATUS_SUCCESS, None,
+                                 "the last step of every branch succeeded: any error before it was handled downstream")
 
 
 def test_step_3_failed_its_on_failure_step_4_succeeded_is_success() -> None:
@@ -98,7 +107,8 @@ def test_a_failed_leaf_is_failed_with_the_first_failing_leafs_error() -> None:
     runs = [step_run("a", S.RUN_STATUS_SUCCESS, 1), step_run("c", S.RUN_STATUS_FAILED, 5, "RangeError"),
             step_run("b", S.RUN_STATUS_FAILED, 3, "TypeError")]
     v = verdicts.leaf_rule(wf, runs)
-    assert v.status == S.RUN_STATUS_FAILED and v.reason == ""
+    assert v.status == S.RUN_STATUS_FAILED and v.reason == \
+        "step b, the last step of its branch, failed and nothing downstream handled it; its error decided the run"
     assert v.error is not None
     assert (v.error.step_id, v.error.report.name, v.error.report.message) == ("b", "TypeError", "TypeError in b")
 
@@ -140,6 +150,11 @@ def test_an_expired_lease_is_lost_after_claim_or_after_start(status: RunStatus.V
 def test_an_expired_lease_of_a_run_being_cancelled_is_cancelled() -> None:
     assert verdicts.lease_expired(lease_run(S.RUN_STATUS_RUNNING, cancel_requested=True), 102 * SECOND) == \
         verdicts.Verdict(S.RUN_STATUS_CANCELLED, None, "")
+
+
+def test_a_late_completion_says_it_corrected_a_lost_run() -> None:
+    assert verdicts.corrected("step a hit an error that aborts the run") == \
+        "step a hit an error that aborts the run; a late completion from its worker corrected an earlier LOST"
 
 
 def test_a_run_past_its_max_runtime_is_killed_with_a_timeout_error(classifier: Classifier) -> None:

@@ -27,10 +27,12 @@ import pytest
 
 from harness import (ON_FAILURE, ON_POSTGRES, ON_SUCCESS, RUNTIME, Client, ServerProcess, error, free_port,
                      offline_admin_token)
+from runstatus import status_table
 from runstatus.v1 import work_order_service_pb2 as wo_pb
 from runstatus.v1 import workflow_service_pb2 as wf_pb
 from runstatus.v1.project_pb2 import RunLimit
 from runstatus.v1.status_pb2 import RunStatus
+from runstatus_server import verdicts
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 
@@ -321,6 +323,28 @@ def test_why_a_run_was_rejected_or_cancelled(web: Web, page: Any) -> None:
     assert "lease-expired:after-start" in page.locator("section.why").inner_text()
 
 
+def test_the_why_of_every_status_is_the_servers_reason_word_for_word(web: Web, page: Any, c: Client) -> None:
+    """The page explains a run with the status_reason the server stored when it decided the
+    status (verdicts.py), not with words of its own: the same text for every status, so the
+    two cannot drift."""
+    assert {f"RUN_STATUS_{s}" for s in web.orders} == {row.name for row in status_table.statuses().values()}
+    for status, work_order_id in web.orders.items():
+        run = runs_of(c, work_order_id)[0]
+        assert run.status_reason, status  # every status comes with its reason
+        page.goto(f"{web.url}/work-orders/{work_order_id}")
+        assert page.locator("section.why .status-reason").inner_text() == run.status_reason, status
+        assert page.locator("section.why .cancel-waits").count() == 0
+    # A running run asked to cancel carries its cancel's reason already; the cancel waits for the worker.
+    created = c.work_order(c.workflow(["only"]))
+    c.claim_run(created.run.id).start()
+    c.work_orders.CancelRun(wo_pb.CancelRunRequest(run_id=created.run.id, reason="wrong input"))
+    page.goto(f"{web.url}/work-orders/{created.work_order.id}")
+    why = page.locator("section.why")
+    assert why.locator(".cancel-waits").inner_text() == verdicts.CANCEL_WAITS
+    assert why.locator(".status-reason").inner_text() == runs_of(c, created.work_order.id)[0].status_reason == \
+        "cancelled: wrong input"
+
+
 def test_the_status_table_page(web: Web, page: Any) -> None:
     page.goto(f"{web.url}/statuses")
     assert page.locator("table.statuses tbody tr").count() == 10
@@ -545,7 +569,7 @@ def test_with_auth_a_worker_token_sees_what_its_role_may_not_call(auth_web: tupl
 
 def test_the_web_ui_reads_through_the_public_api_only() -> None:
     """web/ imports the client library, never the server's store, services or rules (only the
-    Settings it is started with, for its type)."""
+    Settings it is started with, for its type, and verdicts.py, whose words explain a run's status)."""
     import ast
 
     web_dir = ROOT / "server" / "runstatus_server" / "web"
@@ -553,12 +577,12 @@ def test_the_web_ui_reads_through_the_public_api_only() -> None:
     for source in web_dir.glob("*.py"):
         for node in ast.walk(ast.parse(source.read_text())):
             if isinstance(node, ast.ImportFrom) and node.level >= 2:
-                outside.add(node.module or "")
+                outside |= {node.module} if node.module else {a.name for a in node.names}
             elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("runstatus_server"):
                 outside.add(node.module or "")
             elif isinstance(node, ast.Import):
                 outside |= {a.name for a in node.names if a.name.startswith("runstatus_server")}
-    assert outside == {"server"}
+    assert outside == {"server", "verdicts"}
 
 
 def test_the_web_port_is_off_by_default_and_read_from_the_environment(tmp_path: pathlib.Path,

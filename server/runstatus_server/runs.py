@@ -15,7 +15,7 @@ from runstatus.v1.event_pb2 import Event, EventType
 from runstatus.v1.status_pb2 import RunStatus
 from runstatus.v1.work_order_pb2 import Run, WorkOrder
 
-from . import metrics, rules
+from . import metrics, rules, verdicts
 from .auth import check_visible
 from .errors import FailedPrecondition, NotFound, Refused
 from .rules import CANCELLED, LOST, PENDING, RUNNING, status_name
@@ -80,6 +80,10 @@ def change_status(
     run.status = new
     if error is not None:
         run.error.CopyFrom(error)
+    corrected = old == LOST
+    if corrected:  # a late completion (rule 4's one exception): its reason says so
+        run.corrected = True
+        reason = verdicts.corrected(reason)
     if reason:
         run.status_reason = reason
     if new == RUNNING:
@@ -89,9 +93,6 @@ def change_status(
         stored.deadline_us = 0
     if new == LOST:
         run.lost_from_status = old
-    corrected = old == LOST
-    if corrected:
-        run.corrected = True
     if created:
         return
     if status_table.is_terminal(new):

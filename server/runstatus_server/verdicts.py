@@ -1,8 +1,13 @@
 """Verdicts: why a run has its status. What happened to a run -> its status, its RunError
 and its status_reason, as pure functions over protos (docs/design.md, rules 1-3 and 5-7).
+Every status a run takes comes with its reason in words, stored as the run's status_reason:
+the history page shows that reason word for word (web/render.py: why), so the page and the
+rules cannot tell two stories.
 
 Why is this run
 
+PENDING    It was created (`created`): a new work order's run or a retry, waiting for a worker.
+RUNNING    Its worker started it (`started`).
 SUCCESS    It completed without a run-level error, and by the leaf rule (`leaf_rule`, rule 3)
            every leaf (an executed step none of whose downstream steps executed) ended
            SUCCESS. "Step 3 failed, its ON_FAILURE step 4 succeeded" is a SUCCESS.
@@ -21,7 +26,12 @@ LOST       Its lease expired: its worker stopped reporting after claim or after 
 CANCELLED  A user cancelled it (`cancelled`, rule 7): a pending run at once, a running one at
            its worker's next heartbeat or report (runs.cancel_if_requested), or when its
            lease expires (`lease_expired`: the cancel wins over LOST).
-REJECTED   Its project was at its run limit when it was created (`rejected`, rule 6).
+REJECTED   Its project was at its run limit when it was created (`rejected`, rule 6). Or
+           its claim is larger than one claimed run may be under the server's limits, lowered
+           since it was stored: a claim ends it instead of handing it out (`unclaimable`).
+
+A LOST run that its lease holder's late completion corrects keeps the new verdict's reason,
+which says so (`corrected`).
 
 The other modules: `runs.change_status` sets a verdict's status and records the event;
 `rules` checks transitions (rule 4) and edges (rule 2); `classifier` maps an error to a
@@ -40,7 +50,7 @@ from runstatus.v1.work_order_pb2 import Run, StepRun
 from runstatus.v1.workflow_pb2 import Workflow
 
 from .classifier import Classifier
-from .rules import CANCELLED, FAILED, LOST, PENDING, REJECTED, SUCCESS, status_name
+from .rules import CANCELLED, FAILED, LOST, PENDING, REJECTED, RUNNING, SUCCESS, status_name
 
 
 class Verdict(NamedTuple):
@@ -49,6 +59,16 @@ class Verdict(NamedTuple):
     status: RunStatus.ValueType
     error: RunError | None = None
     reason: str = ""
+
+
+def created() -> Verdict:
+    """A new run, of a new work order or a retry: PENDING until a worker claims and starts it."""
+    return Verdict(PENDING, None, "waiting for a worker to claim it and start it")
+
+
+def started(run: Run) -> Verdict:
+    """StartRun: the worker that claimed the run started it."""
+    return Verdict(RUNNING, None, f"in progress on worker {run.worker_id!r}")
 
 
 class StepVerdict(NamedTuple):
@@ -65,14 +85,16 @@ def step_failed(classifier: Classifier, report: ErrorReport, step_id: str) -> St
     aborts (CRASHED, KILLED, EXCEPTION, ...) ends the run with that status and error at once."""
     classification = classifier.classify(report)
     error = RunError(report=report, classification=classification, step_id=step_id)
-    run = Verdict(classification.status, error) if classification.aborts_run else None
+    run = Verdict(classification.status, error, f"step {step_id} hit an error that aborts the run") \
+        if classification.aborts_run else None
     return StepVerdict(classification.status, error, classification, run)
 
 
 def run_error(classifier: Classifier, report: ErrorReport) -> Verdict:
     """CompleteRun with a run-level error: the error's status, whatever the steps did."""
     classification = classifier.classify(report)
-    return Verdict(classification.status, RunError(report=report, classification=classification))
+    return Verdict(classification.status, RunError(report=report, classification=classification),
+                   "its worker completed it with a run-level error, which decided it")
 
 
 def leaf_rule(workflow: Workflow, step_runs: Iterable[StepRun]) -> Verdict:
@@ -91,12 +113,14 @@ def leaf_rule(workflow: Workflow, step_runs: Iterable[StepRun]) -> Verdict:
     leaves = [s for step, s in latest.items() if not children.get(step, set()) & latest.keys()]
     failing = [s for s in leaves if s.status != SUCCESS]
     if not failing:
-        return Verdict(SUCCESS)
+        return Verdict(SUCCESS, None,
+                       "the last step of every branch succeeded: any error before it was handled downstream")
     first = min(failing, key=lambda s: (s.end_time.ToMicroseconds(), s.id))
     error = RunError()
     error.CopyFrom(first.error)
     error.step_id = first.step_id
-    return Verdict(FAILED, error)
+    return Verdict(FAILED, error, f"step {first.step_id}, the last step of its branch, failed and nothing downstream "
+                   "handled it; its error decided the run")
 
 
 def lease_expired(run: Run, now_us: int) -> Verdict:
@@ -129,12 +153,31 @@ def overdue(classifier: Classifier, run: Run, deadline_us: int) -> Verdict:
                    report.message)
 
 
+def corrected(reason: str) -> str:
+    """Rule 4's one exception: the reason of a LOST run's late completion, which corrects it."""
+    return f"{reason}; a late completion from its worker corrected an earlier LOST"
+
+
 def cancelled(reason: str = "") -> Verdict:
     """Rule 7: a user cancelled the run, in their words or not. A pending run takes this
     verdict at once; a running one keeps its reason until its worker next reports."""
     return Verdict(CANCELLED, None, f"cancelled: {reason}" if reason else "cancelled by a user")
 
 
+# A running run asked to cancel already carries its cancel's reason (work_orders.cancel);
+# this says that the status waits for the worker (runs.cancel_if_requested).
+CANCEL_WAITS = "A cancel was asked for; the worker learns it on its next report."
+
+
 def rejected(over: str) -> Verdict:
     """Rule 6: the project was at its run limit (`over` says which) when the run was created."""
     return Verdict(REJECTED, None, f"the project has reached its run limit: {over}")
+
+
+def unclaimable(claim_bytes: int, carries: int) -> Verdict:
+    """A pending run whose claim (its workflow, input and step runs) no answer may carry under
+    the limits the server runs with now: lowered since the run was stored, they would leave it
+    pending for good, and its project's claims stuck behind it."""
+    return Verdict(REJECTED, None, f"its claim is {claim_bytes} bytes, over the {carries} one message carries "
+                   "under the server's current limits (--max-workflow-bytes, --max-input-bytes, --max-run-bytes); "
+                   "its work order can be retried once the limits allow it")

@@ -30,9 +30,10 @@ RETRY_PRIORITY_BOOST = 1000
 def _new_run(tx: Tx, project: Project, work_order: WorkOrder, number: int, priority: int, now: int,
              start_step_id: str = "") -> Run:
     """A PENDING run, or a REJECTED one if the project is at its run limit (rule 6)."""
+    waiting = verdicts.created()
     run = Run(
         id=new_id(), work_order_id=work_order.id, project_id=work_order.project_id, number=number,
-        status=PENDING, priority=priority, start_step_id=start_step_id,
+        status=waiting.status, status_reason=waiting.reason, priority=priority, start_step_id=start_step_id,
         create_time=timestamp(now), workflow_id=work_order.workflow_id,
         workflow_version=work_order.workflow_version,
     )

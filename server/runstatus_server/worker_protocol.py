@@ -191,7 +191,8 @@ def start_run(tx: Tx, report: Report, terms: Terms) -> Run | Refused:
         )
     max_runtime = duration_us(projects.get(tx, run.project_id).max_runtime)
     stored.deadline_us = terms.now + max_runtime if max_runtime > 0 else 0
-    change_status(tx, stored, RUNNING, terms.now)
+    verdict = verdicts.started(run)
+    change_status(tx, stored, verdict.status, terms.now, reason=verdict.reason)
     return with_step_runs(tx, run)
 
 
@@ -292,7 +293,7 @@ def complete_step(tx: Tx, report: StepEnd, terms: Terms) -> StepEnded | Refused:
     _check_run_bytes(stored, terms.limits, grows, "output" if report.output is not None else "error")
     tx.put_step_run(step_run, new=False)
     if verdict is not None and verdict.run is not None:  # the step aborts the run
-        change_status(tx, stored, verdict.run.status, now, error=verdict.run.error)
+        change_status(tx, stored, verdict.run.status, now, error=verdict.run.error, reason=verdict.run.reason)
     return StepEnded(step_run, run.status, verdict.classification if verdict is not None else None)
 
 
@@ -304,7 +305,7 @@ def complete_run(tx: Tx, report: RunEnd, terms: Terms) -> Run | Refused:
     run = stored.run
     if report.error is not None:
         verdict = verdicts.run_error(terms.classifier, report.error)
-        change_status(tx, stored, verdict.status, terms.now, error=verdict.error)
+        change_status(tx, stored, verdict.status, terms.now, error=verdict.error, reason=verdict.reason)
         return with_step_runs(tx, run)
     step_runs = tx.step_runs(run.id)
     running = [s.step_id for s in step_runs if s.status == RUNNING]
@@ -319,6 +320,6 @@ def complete_run(tx: Tx, report: RunEnd, terms: Terms) -> Run | Refused:
             current_status=run.status,
         )
     verdict = verdicts.leaf_rule(workflow_of(tx, run), step_runs)
-    change_status(tx, stored, verdict.status, terms.now, error=verdict.error)
+    change_status(tx, stored, verdict.status, terms.now, error=verdict.error, reason=verdict.reason)
     return with_step_runs(tx, run)
 

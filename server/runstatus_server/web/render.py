@@ -16,6 +16,8 @@ from runstatus.models import Run, RunError, StepRun, WorkOrder
 from runstatus.v1.status_pb2 import ErrorType, RunStatus
 from runstatus.v1.workflow_pb2 import EdgeCondition
 
+from .. import verdicts
+
 
 def esc(value: object) -> str:
     return html.escape(str(value), quote=True)
@@ -269,8 +271,7 @@ def work_order_actions(order: WorkOrder, run: Run | None, steps: Sequence[str], 
              f'<label>Retry from <select name="start_step_id"><option value="">the start</option>{options}</select></label> '
              f'{submit("Retry", why_not, "retry")}</form>']
     if run is not None and not status_table.is_terminal(run.status):
-        why_not = refusals.get("CancelRun") or \
-            "A cancel was asked for; the worker learns it on its next report." if run.cancel_requested else ""
+        why_not = refusals.get("CancelRun") or verdicts.CANCEL_WAITS if run.cancel_requested else ""
         action = f"{base}/runs/{quote(run.id, safe='')}/cancel{query}"
         parts.append(f'<form class="cancel" method="post" action="{esc(action)}">{action_fields(csrf)}'
                      f'<label>Reason <input name="reason" placeholder="optional"></label> '
@@ -302,40 +303,16 @@ def error_block(error: RunError) -> str:
 
 
 def why(run: Run) -> str:
-    """Why the run has its status, in words, from what the run carries."""
-    p = run.proto
+    """Why the run has its status: the reason the server stored when it decided it
+    (verdicts.py), word for word, and the error that decided it. A running run asked to
+    cancel already carries its cancel's reason; the cancel waits for its worker."""
     row = status_table.statuses().get(run.status)
-    parts = []
-    if run.status == RunStatus.RUN_STATUS_PENDING:
-        parts.append("Waiting for a worker to claim it.")
-    elif run.status == RunStatus.RUN_STATUS_RUNNING:
-        parts.append(f"In progress on worker <code>{esc(p.worker_id)}</code>." if p.worker_id else "In progress.")
-    elif run.status == RunStatus.RUN_STATUS_SUCCESS:
-        parts.append("The last step of every branch succeeded (or its error was handled downstream).")
-    elif run.status == RunStatus.RUN_STATUS_LOST:
-        after = {RunStatus.RUN_STATUS_PENDING: "after it was claimed, before it started",
-                 RunStatus.RUN_STATUS_RUNNING: "after it started"}.get(p.lost_from_status, "")
-        parts.append(f"The worker stopped reporting {after}: its lease expired." if after
-                     else "The worker stopped reporting: its lease expired.")
-    if run.error is not None:
-        step = f'<a href="#step-{esc(run.error.step_id)}"><code>{esc(run.error.step_id)}</code></a>'
-        if not run.error.step_id:
-            parts.append("The run itself reported the error that decided it:")
-        elif run.status == RunStatus.RUN_STATUS_FAILED:
-            parts.append(f"Step {step}, the last step of its branch, failed and nothing downstream handled it; "
-                         "its error decided the run:")
-        elif run.error.classification.aborts_run:
-            parts.append(f"Step {step} hit an error that aborts the run:")
-        else:
-            parts.append(f"The error of step {step} decided it:")
-    if run.cancel_requested and run.status == RunStatus.RUN_STATUS_RUNNING:
-        parts.append("A cancel was asked for; the worker learns it on its next report.")
-    if p.corrected:
-        parts.append("A late completion from its worker corrected an earlier LOST.")
-    reason = f'<p class="status-reason">Reason: {esc(run.status_reason)}</p>' if run.status_reason else ""
+    waits = f'<p class="cancel-waits">{esc(verdicts.CANCEL_WAITS)}</p>' \
+        if run.cancel_requested and run.status == RunStatus.RUN_STATUS_RUNNING else ""
+    reason = f'<p class="status-reason">{esc(run.status_reason)}</p>' if run.status_reason else ""
     detail = error_block(run.error) if run.error is not None else ""
     meaning = f'<p class="muted">{chip(run.status)} {esc(row.description)}</p>' if row else ""
-    return f'<section class="why"><h3>Why {chip(run.status)}</h3><p>{" ".join(parts)}</p>{reason}{detail}{meaning}</section>'
+    return f'<section class="why"><h3>Why {chip(run.status)}</h3>{waits}{reason}{detail}{meaning}</section>'
 
 
 def timeline(run: Run, edges: dict[tuple[str, str], int]) -> str:

@@ -13,7 +13,7 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -63,6 +63,18 @@ def free_port() -> int:
 def scrape(metrics_port: int) -> str:
     """The Prometheus text a server serves on its --metrics-port."""
     return str(urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).read().decode())
+
+
+def eventually(check: Callable[[], Any], what: str = "the condition held", timeout: float = 10.0) -> Any:
+    """check()'s first true value, asked every 50 ms; fails saying `what` did not happen in time."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting until {what}")
+        time.sleep(0.05)
 
 
 def db_arg(db: pathlib.Path | str) -> str:

@@ -16,15 +16,12 @@ import sqlite3
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable
-from typing import Any
 
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from harness import Client, ServerProcess, details, free_port, rpc_error, scrape
+from harness import Client, ServerProcess, details, eventually, free_port, rpc_error, scrape
 from runstatus.v1 import work_order_service_pb2 as wo_pb
 from runstatus.v1.workflow_pb2 import Workflow
 from runstatus_server.store.base import DatabaseFileGone
@@ -37,13 +34,6 @@ SERVING, NOT_SERVING = health_pb2.HealthCheckResponse.SERVING, health_pb2.Health
 
 
 
-def eventually(check: Callable[[], Any], timeout: float = 10) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result or time.monotonic() > deadline:
-            return result
-        time.sleep(0.05)
 
 
 def _health(client: Client) -> int:

@@ -13,7 +13,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -23,7 +22,9 @@ from google.protobuf.duration_pb2 import Duration
 from google.protobuf.field_mask_pb2 import FieldMask
 
 import runstatus
-from harness import ALWAYS, ON_FAILURE, ON_SUCCESS, Client, db_arg, details, error, fields, rpc_error, running_server
+from harness import (
+    ALWAYS, ON_FAILURE, ON_SUCCESS, Client, db_arg, details, error, eventually, fields, rpc_error, running_server,
+)
 from runstatus.v1 import project_service_pb2 as project_pb
 from runstatus.v1 import work_order_service_pb2 as wo_pb
 from runstatus.v1.event_pb2 import EventType
@@ -34,15 +35,6 @@ from runstatus.v1.work_order_pb2 import WorkOrderFilter
 S = RunStatus
 
 
-def eventually(check: Callable[[], Any], timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting")
-        time.sleep(0.05)
 
 
 def get_run(client: Client, run_id: str) -> Any:

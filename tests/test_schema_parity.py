@@ -145,11 +145,16 @@ def test_both_migrations_make_the_same_schema(tmp_path: pathlib.Path, pg_url: st
         assert lite.indexes.get(table, set()) == pg.indexes.get(table, set()), table
 
 
+def _plural(name: str) -> str:
+    """A table's name from its column list's (NOTIFICATION_DELIVERY_COLUMNS: notification_deliveries)."""
+    return f"{name[:-1]}ies" if name.endswith("y") else f"{name}s"
+
+
 def test_the_rows_module_column_lists_fit_both_schemas(tmp_path: pathlib.Path, pg_url: str) -> None:
     """Each `*_COLUMNS` list of store/rows.py (PROJECT_COLUMNS for projects, ...) names columns
     of its table on both backends, and every column an INSERT must give (one without a default);
     so do the columns a StoredRun is read from."""
-    written = {f"{name.removesuffix('_COLUMNS').lower()}s": columns
+    written = {_plural(name.removesuffix("_COLUMNS").lower()): columns
                for name, columns in vars(rows).items() if name.endswith("_COLUMNS")}
     for schema in (sqlite_schema(tmp_path / "lists.db"), postgres_schema(pg_url)):
         for table, columns in written.items():

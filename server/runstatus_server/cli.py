@@ -18,6 +18,7 @@ import typer
 from . import logs
 from .processes import PER_PROCESS, serve_processes
 from .limits import Limits
+from .notifications.retries import Retries
 from .server import Settings, serve
 from .store import is_postgres_url, sqlite_path
 from .store.base import CannotOpen
@@ -43,7 +44,11 @@ def serve_command(
     lease_seconds: Annotated[float, typer.Option(envvar="RUNSTATUS_LEASE_SECONDS", help="Lease length of a claimed run.")] = 30.0,
     sweep_seconds: Annotated[float, typer.Option(envvar="RUNSTATUS_SWEEP_SECONDS", help="How often expired leases and timeouts are swept.")] = 1.0,
     aliases: Annotated[Optional[list[Path]], typer.Option(envvar="RUNSTATUS_ALIASES", help="Extra alias table (YAML); repeatable.")] = None,
-    admin_webhook: Annotated[str, typer.Option(envvar="RUNSTATUS_ADMIN_WEBHOOK", help="URL that EXCEPTION and LOST runs are POSTed to.")] = "",
+    admin_webhook: Annotated[str, typer.Option(envvar="RUNSTATUS_ADMIN_WEBHOOK", help="URL that EXCEPTION and LOST runs are POSTed to, each until it is delivered (at least once) or the retry window ends.")] = "",
+    admin_webhook_secret: Annotated[str, typer.Option(envvar="RUNSTATUS_ADMIN_WEBHOOK_SECRET", help="Sign the admin webhook's deliveries with this secret (header Runstatus-Signature); without it they are unsigned. Prefer the environment variable: a command line is visible to other users.")] = "",
+    notify_retry_hours: Annotated[float, typer.Option(envvar="RUNSTATUS_NOTIFY_RETRY_HOURS", help="How long a notification that fails is retried before it is given up (dead, logged).")] = 24.0,
+    notify_backoff_min_seconds: Annotated[float, typer.Option(envvar="RUNSTATUS_NOTIFY_BACKOFF_MIN_SECONDS", help="The first wait before a failed notification is retried; it doubles, with jitter, after each failure.")] = 1.0,
+    notify_backoff_max_seconds: Annotated[float, typer.Option(envvar="RUNSTATUS_NOTIFY_BACKOFF_MAX_SECONDS", help="The longest wait between two attempts at a notification (a receiver's Retry-After may ask for longer).")] = 600.0,
     max_input_bytes: Annotated[int, typer.Option(envvar="RUNSTATUS_MAX_INPUT_BYTES", help="Largest work order input (encoded).")] = Limits.max_input_bytes,
     max_output_bytes: Annotated[int, typer.Option(envvar="RUNSTATUS_MAX_OUTPUT_BYTES", help="Largest output of one step (encoded).")] = Limits.max_output_bytes,
     max_run_bytes: Annotated[int, typer.Option(envvar="RUNSTATUS_MAX_RUN_BYTES", help="Largest step runs of one run together: outputs and errors (encoded).")] = Limits.max_run_bytes,
@@ -76,6 +81,9 @@ def serve_command(
         raise typer.BadParameter(
             "--lease-seconds, --sweep-seconds, --request-id-seconds, --keepalive-seconds, "
             "--keepalive-timeout-seconds and --watch-send-timeout must be positive")
+    if notify_retry_hours <= 0 or not 0 < notify_backoff_min_seconds <= notify_backoff_max_seconds:
+        raise typer.BadParameter("--notify-retry-hours must be positive, and 0 < --notify-backoff-min-seconds <= "
+                                 "--notify-backoff-max-seconds", param_hint="--notify-*")
     if watch_buffer < 1 or max_watches < 0 or max_watches_per_caller < 0:
         raise typer.BadParameter("--watch-buffer must be at least 1, --max-watches* at least 0",
                                  param_hint="--watch-buffer")
@@ -102,6 +110,9 @@ def serve_command(
     settings = Settings(
         host=host, port=port, db=db, lease_seconds=lease_seconds, sweep_seconds=sweep_seconds,
         aliases=[str(a) for a in aliases or []], admin_webhook=admin_webhook, limits=limits,
+        admin_webhook_secret=admin_webhook_secret,
+        notify_retries=Retries(window_seconds=notify_retry_hours * 3600, min_seconds=notify_backoff_min_seconds,
+                               max_seconds=notify_backoff_max_seconds),
         request_id_seconds=request_id_seconds,
         reuse_port=reuse_port, primary=role == "primary", auth=auth,
         tls_cert=str(tls_cert or ""), tls_key=str(tls_key or ""), tls_client_ca=str(tls_client_ca or ""),
@@ -121,7 +132,11 @@ def serve_command(
     faulthandler.enable()
     try:
         if processes > 1:
-            raise typer.Exit(serve_processes(settings, processes, _given_options(ctx, leave_out=PER_PROCESS)))
+            # The secret goes to the primary process through its environment, not its command line.
+            if admin_webhook_secret:
+                os.environ["RUNSTATUS_ADMIN_WEBHOOK_SECRET"] = admin_webhook_secret
+            raise typer.Exit(serve_processes(settings, processes, _given_options(
+                ctx, leave_out=(*PER_PROCESS, "admin_webhook_secret"))))
         asyncio.run(serve(settings))
     except CannotOpen as e:
         # A database the server must not serve: one clear line, no traceback, and a failing exit.

@@ -1,16 +1,14 @@
-"""Admin notification: EXCEPTION and LOST runs notify the instance admin.
+"""Admin notification in the log: EXCEPTION and LOST runs are logged at error level.
 
-The notifier follows the event log like any watcher (events.EventFeed), so a notification is
-sent only for a committed change. By default it logs at error level; with a
-webhook URL it also POSTs the event as JSON.
+The notifier follows the event log like any watcher (events.EventFeed), so a line is written
+only for a committed change. The --admin-webhook is a subscription of notifications/, whose
+deliveries are owed in the database and retried until delivered.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import urllib.request
 from collections.abc import Callable
 
 from google.protobuf import json_format
@@ -32,19 +30,6 @@ def log_notifier(event: Event) -> None:
         event.run_id, event.work_order_id, status_table.label(event.status).upper(),
         extra={"event": json_format.MessageToDict(event)},
     )
-
-
-def webhook_notifier(url: str, timeout: float = 5.0) -> Notify:
-    def post(event: Event) -> None:
-        body = json.dumps(json_format.MessageToDict(event)).encode()
-        request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
-                response.read()
-        except OSError as e:
-            log.error("admin webhook %s failed: %s", url, e)
-
-    return post
 
 
 def needs_admin(event: Event) -> bool:

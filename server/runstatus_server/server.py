@@ -1,4 +1,5 @@
-"""The gRPC server: services, health, reflection, the sweeper and the admin notifier."""
+"""The gRPC server: services, health, reflection, the sweeper, the admin notifier and the
+notifications' loops."""
 
 from __future__ import annotations
 
@@ -28,7 +29,10 @@ from . import idempotency, metrics, projects, sweeper
 from .auth import Authenticator
 from .classifier import Classifier, load_aliases
 from .events import DEFAULT_BUFFER, DEFAULT_SEND_TIMEOUT, EventFeed
-from .notifier import Notify, log_notifier, run_notifier, webhook_notifier
+from .notifier import log_notifier, run_notifier
+from .notifications import outbox
+from .notifications.delivery import Deliveries
+from .notifications.retries import Retries
 from .services.classifier_service import ClassifierService
 from .limits import MAX_MESSAGE_BYTES, Limits
 from .services.rpc import App
@@ -67,7 +71,11 @@ class Settings:
     lease_seconds: float = 30.0
     sweep_seconds: float = 1.0
     aliases: list[str] = field(default_factory=list)
+    # The admin webhook (notifications/): its URL, the secret its deliveries are signed with ("":
+    # unsigned), and how failed deliveries are retried.
     admin_webhook: str = ""
+    admin_webhook_secret: str = ""
+    notify_retries: Retries = field(default_factory=Retries)
     # How long the first answer to a request_id is kept (repeats within it get that answer).
     request_id_seconds: float = idempotency.DEFAULT_KEEP_SECONDS
     # What one request may store (limits.py): chosen so that every answer fits in a message.
@@ -168,14 +176,12 @@ class Server:
             await self.web.start()
         for name in ["", *SERVICE_NAMES]:
             await self._set_health(name, health_pb2.HealthCheckResponse.SERVING)
-        notifiers: list[Notify] = [log_notifier]
-        if self.settings.admin_webhook:
-            notifiers.append(webhook_notifier(self.settings.admin_webhook))
         self._tasks = [asyncio.create_task(self.feed.run(), name="event-feed")]
         if self.settings.primary:
             self._tasks += [
                 asyncio.create_task(self._sweep_forever(), name="sweeper"),
-                asyncio.create_task(run_notifier(self.feed, notifiers), name="notifier"),
+                asyncio.create_task(run_notifier(self.feed, [log_notifier]), name="notifier"),
+                *await self._start_notifications(),
             ]
         # Everything made so far (modules, descriptors, the classifier's tables) lives as long as
         # the server: out of the collector's sight, a full collection takes microseconds, not
@@ -186,6 +192,20 @@ class Server:
                                      "auth": self.settings.auth, "tls": bool(self.settings.tls_cert),
                                      "mtls": bool(self.settings.tls_client_ca)})
         return self.port
+
+    async def _start_notifications(self) -> list[asyncio.Task[None]]:
+        """The admin subscription as --admin-webhook says, and the loops that deliver what the
+        subscriptions are owed (they act while this server leads: Store.lead)."""
+        s = self.settings
+        dropped = await self.store.write(outbox.configure_admin, s.admin_webhook, s.admin_webhook_secret, now_us())
+        if dropped:
+            log.warning("no --admin-webhook: the notifications still owed to the admin webhook are dropped",
+                        extra={"count": dropped})
+        deliveries = Deliveries(self.store, s.notify_retries)
+        scanner = outbox.Outbox(self.store, deliveries.wake)
+        self.store.add_commit_listener(scanner.notify)
+        return [asyncio.create_task(scanner.run(), name="notification-outbox"),
+                asyncio.create_task(deliveries.run(), name="notification-delivery")]
 
     def _credentials(self) -> grpc.ServerCredentials | None:
         s = self.settings

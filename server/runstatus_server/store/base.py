@@ -107,6 +107,46 @@ class StoredRun:
 WorkOrderKey = tuple[int, int]
 
 
+# A notification delivery's state (notification_deliveries.state, written as literals in a
+# partial index like the run statuses above): owed, delivered, or given up after the retry window.
+DELIVERY_PENDING = 0
+DELIVERY_DELIVERED = 1
+DELIVERY_DEAD = 2
+
+
+@dataclass
+class NotificationSubscription:
+    """Who is told of which events, and how (notifications/). `target` is where to (a webhook's
+    URL for target_kind "webhook"); `event_filter` is JSON, as the filter's protobuf JSON would be
+    (eventTypes, statuses, workflowIds: enum names); `scan_cursor` is the last event sequence the
+    event log was scanned up to for it (every delivery owed up to there is written)."""
+
+    id: str
+    target_kind: str
+    target: str
+    secret: str
+    event_filter: str
+    project_id: str = ""  # "" for the instance's
+    scan_cursor: int = 0
+    create_time: int = 0  # microseconds
+    update_time: int = 0
+
+
+@dataclass
+class NotificationDelivery:
+    """One event owed to one subscription: `body` is what is POSTed, the same bytes every attempt."""
+
+    id: str  # stable: receivers dedupe by it
+    subscription_id: str
+    event_seq: int
+    body: bytes
+    create_time: int  # microseconds; the retry window runs from here
+    next_attempt_time: int
+    attempts: int = 0
+    state: int = DELIVERY_PENDING
+    last_error: str = ""
+
+
 class Tx(Protocol):
     """Rows, read and written inside one atomic unit of work."""
 
@@ -170,6 +210,30 @@ class Tx(Protocol):
     def put_request(self, request_id: str, method: str, fingerprint: bytes, response: bytes, now_us: int) -> None: ...
     def delete_requests_before(self, before_us: int, limit: int) -> int:
         """Removes up to limit kept answers stored before before_us, oldest first; how many."""
+        ...
+
+    def get_notification_subscription(self, subscription_id: str) -> NotificationSubscription | None: ...
+    def put_notification_subscription(self, subscription: NotificationSubscription, *, new: bool) -> None: ...
+    def delete_notification_subscription(self, subscription_id: str) -> int:
+        """Removes it and its deliveries; how many of them were still owed."""
+        ...
+    def notification_subscriptions(self) -> list[NotificationSubscription]: ...
+    def advance_notification_cursor(self, subscription_id: str, sequence: int) -> None:
+        """Moves its scan_cursor up to sequence (never back)."""
+        ...
+    def add_notification_deliveries(self, deliveries: list[NotificationDelivery]) -> int:
+        """Inserts those not already there (by subscription and event sequence); how many."""
+        ...
+    def due_notification_deliveries(self, subscription_id: str, now_us: int, limit: int) -> list[NotificationDelivery]:
+        """The subscription's owed deliveries whose next attempt is due, soonest first."""
+        ...
+    def put_notification_attempt(self, delivery: NotificationDelivery, now_us: int) -> None:
+        """Records an attempt's outcome (state, attempts, next_attempt_time, last_error) on a
+        delivery still owed."""
+        ...
+    def owed_notification_deliveries(self) -> dict[str, tuple[int, int | None]]:
+        """By target kind of every subscription: how many deliveries are owed, and the
+        create_time of the oldest (None when none is)."""
         ...
 
 

@@ -18,7 +18,10 @@ from runstatus.v1.token_pb2 import Token
 from runstatus.v1.work_order_pb2 import Run, StepRun, WorkOrder, WorkOrderFilter
 from runstatus.v1.workflow_pb2 import Workflow
 
-from .base import PENDING, REJECTED, RUNNING, StoredRun, WorkOrderKey
+from .base import (
+    DELIVERY_PENDING, PENDING, REJECTED, RUNNING, NotificationDelivery, NotificationSubscription, StoredRun,
+    WorkOrderKey,
+)
 
 M = TypeVar("M", bound=Message)
 
@@ -36,6 +39,12 @@ TOKEN_COLUMNS = ("id", "project_id", "secret_hash", "data")
 REQUEST_COLUMNS = ("request_id", "method", "fingerprint", "response", "create_time")
 # What a StoredRun is read from (step_count and step_bytes are kept by put_step_run).
 STORED_RUN = "data, lease_token, deadline, step_count, step_bytes"
+NOTIFICATION_SUBSCRIPTION_COLUMNS = ("project_id", "target_kind", "target", "secret", "event_filter", "scan_cursor",
+                                     "create_time", "update_time", "id")
+NOTIFICATION_DELIVERY_COLUMNS = ("id", "subscription_id", "event_seq", "next_attempt_time", "body", "create_time",
+                                 "update_time")
+# What a NotificationSubscription is read from.
+SUBSCRIPTION = "id, project_id, target_kind, target, secret, event_filter, scan_cursor, create_time, update_time"
 
 # Statuses of runs that count as in flight against a project's run limit, as an SQL literal
 # list: runs_in_flight is a partial index (see the statuses in store/base.py).
@@ -484,6 +493,75 @@ class Rows:
             f"ORDER BY create_time LIMIT {m}{self._skip_locked})",
             before_us, limit,
         )
+
+    # Notifications (notifications/): subscriptions, and the deliveries owed to them.
+    def _subscription(self, row: tuple[Any, ...]) -> NotificationSubscription:
+        sub_id, project_id, kind, target, secret, event_filter, cursor, created, updated = row
+        return NotificationSubscription(
+            self._read_text(sub_id), self._read_text(kind), self._read_text(target), self._read_text(secret),
+            self._read_text(event_filter), self._read_text(project_id), int(cursor), int(created), int(updated))
+
+    def get_notification_subscription(self, subscription_id: str) -> NotificationSubscription | None:
+        row = self._row(f"SELECT {SUBSCRIPTION} FROM notification_subscriptions WHERE id = {self.MARK}{self._lock}",
+                        subscription_id)
+        return self._subscription(row) if row else None
+
+    def put_notification_subscription(self, subscription: NotificationSubscription, *, new: bool) -> None:
+        s = subscription
+        self._put("notification_subscriptions", NOTIFICATION_SUBSCRIPTION_COLUMNS,
+                  (s.project_id, s.target_kind, s.target, s.secret, s.event_filter, s.scan_cursor, s.create_time,
+                   s.update_time, s.id), new=new)
+
+    def delete_notification_subscription(self, subscription_id: str) -> int:
+        m = self.MARK
+        owed = int(self._one(f"SELECT count(*) FROM notification_deliveries WHERE subscription_id = {m} "
+                             f"AND state = {DELIVERY_PENDING}", subscription_id))
+        self._run(f"DELETE FROM notification_deliveries WHERE subscription_id = {m}", subscription_id)
+        self._run(f"DELETE FROM notification_subscriptions WHERE id = {m}", subscription_id)
+        return owed
+
+    def notification_subscriptions(self) -> list[NotificationSubscription]:
+        return [self._subscription(r) for r in self._rows(
+            f"SELECT {SUBSCRIPTION} FROM notification_subscriptions ORDER BY id")]
+
+    def advance_notification_cursor(self, subscription_id: str, sequence: int) -> None:
+        m = self.MARK
+        self._run(f"UPDATE notification_subscriptions SET scan_cursor = {m} WHERE id = {m} AND scan_cursor < {m}",
+                  sequence, subscription_id, sequence)
+
+    def add_notification_deliveries(self, deliveries: list[NotificationDelivery]) -> int:
+        # A scan that read events already scanned (a new leader's, from the saved cursor) adds nothing.
+        sql = self._insert("notification_deliveries", NOTIFICATION_DELIVERY_COLUMNS) + " ON CONFLICT DO NOTHING"
+        return sum(self._run(sql, d.id, d.subscription_id, d.event_seq, d.next_attempt_time, d.body, d.create_time,
+                             d.create_time) for d in deliveries)
+
+    def due_notification_deliveries(self, subscription_id: str, now_us: int, limit: int) -> list[NotificationDelivery]:
+        m = self.MARK
+        rows = self._rows(
+            "SELECT id, subscription_id, event_seq, body, create_time, next_attempt_time, attempts "
+            f"FROM notification_deliveries WHERE subscription_id = {m} AND state = {DELIVERY_PENDING} "
+            f"AND next_attempt_time <= {m} ORDER BY next_attempt_time LIMIT {m}",
+            subscription_id, now_us, limit,
+        )
+        return [NotificationDelivery(self._read_text(i), self._read_text(s), int(seq), bytes(body), int(created),
+                                     int(due), int(attempts)) for i, s, seq, body, created, due, attempts in rows]
+
+    def put_notification_attempt(self, delivery: NotificationDelivery, now_us: int) -> None:
+        m = self.MARK
+        d = delivery
+        self._run(
+            f"UPDATE notification_deliveries SET state = {m}, attempts = {m}, next_attempt_time = {m}, "
+            f"last_error = {m}, update_time = {m} WHERE id = {m} AND state = {DELIVERY_PENDING}",
+            d.state, d.attempts, d.next_attempt_time, d.last_error, now_us, d.id,
+        )
+
+    def owed_notification_deliveries(self) -> dict[str, tuple[int, int | None]]:
+        rows = self._rows(
+            "SELECT s.target_kind, count(d.id), min(d.create_time) FROM notification_subscriptions s "
+            "LEFT JOIN notification_deliveries d ON d.subscription_id = s.id "
+            f"AND d.state = {DELIVERY_PENDING} GROUP BY s.target_kind")
+        return {self._read_text(kind): (int(n), int(oldest) if oldest is not None else None)
+                for kind, n, oldest in rows}
 
 
 def fill_work_order_update_times(conn: Any, mark: str) -> None:

@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 import psycopg
 
-from ..base import PENDING, REJECTED, RUNNING, CannotOpen
+from ..base import DELIVERY_PENDING, PENDING, REJECTED, RUNNING, CannotOpen
 from ..rows import fill_work_order_update_times
 from .locks import EVENT_LOCK, MIGRATION_LOCK
 
@@ -226,6 +226,40 @@ MIGRATIONS.append(
         WHEN (OLD.status != NEW.status OR OLD.project_id != NEW.project_id OR OLD.workflow_id != NEW.workflow_id
               OR div(OLD.update_time, 3600000000) != div(NEW.update_time, 3600000000))
         EXECUTE FUNCTION work_orders_change_counted();
+    """
+)
+
+
+# 5: notifications (SQLite's migration 8).
+MIGRATIONS.append(
+    f"""
+    CREATE TABLE notification_subscriptions (
+        id TEXT COLLATE "C" PRIMARY KEY,
+        project_id TEXT COLLATE "C" NOT NULL DEFAULT '',
+        target_kind TEXT COLLATE "C" NOT NULL,
+        target TEXT COLLATE "C" NOT NULL,
+        secret TEXT COLLATE "C" NOT NULL DEFAULT '',
+        event_filter TEXT COLLATE "C" NOT NULL,
+        scan_cursor BIGINT NOT NULL DEFAULT 0,
+        create_time BIGINT NOT NULL,
+        update_time BIGINT NOT NULL
+    );
+    CREATE INDEX notification_subscriptions_by_project ON notification_subscriptions (project_id, id);
+    CREATE TABLE notification_deliveries (
+        id TEXT COLLATE "C" PRIMARY KEY,
+        subscription_id TEXT COLLATE "C" NOT NULL,
+        event_seq BIGINT NOT NULL,
+        state INTEGER NOT NULL DEFAULT {DELIVERY_PENDING},
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_time BIGINT NOT NULL,
+        last_error TEXT COLLATE "C" NOT NULL DEFAULT '',
+        body BYTEA NOT NULL,
+        create_time BIGINT NOT NULL,
+        update_time BIGINT NOT NULL,
+        UNIQUE (subscription_id, event_seq)
+    );
+    CREATE INDEX notification_deliveries_owed ON notification_deliveries (subscription_id, next_attempt_time)
+        WHERE state = {DELIVERY_PENDING};
     """
 )
 

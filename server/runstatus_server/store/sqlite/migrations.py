@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from runstatus.v1.work_order_pb2 import StepRun
 
-from ..base import PENDING, REJECTED, RUNNING, CannotOpen
+from ..base import DELIVERY_PENDING, PENDING, REJECTED, RUNNING, CannotOpen
 from ..rows import fill_work_order_update_times
 
 log = logging.getLogger("runstatus.store")
@@ -257,6 +257,43 @@ MIGRATIONS.append(
             WHERE project_id = OLD.project_id AND workflow_id = OLD.workflow_id
               AND status = OLD.status AND hour = OLD.update_time / 3600000000;
     END
+    """
+)
+
+
+# 8: notifications (notifications/): subscriptions, each with its cursor over the event log, and
+# the deliveries owed to them, written with the cursor's advance in one transaction so that
+# nothing owed is held only in memory; a delivery is unique by subscription and event.
+MIGRATIONS.append(
+    f"""
+    CREATE TABLE notification_subscriptions (
+        id TEXT PRIMARY KEY,
+        project_id TEXT NOT NULL DEFAULT '',
+        target_kind TEXT NOT NULL,
+        target TEXT NOT NULL,
+        secret TEXT NOT NULL DEFAULT '',
+        event_filter TEXT NOT NULL,
+        scan_cursor INTEGER NOT NULL DEFAULT 0,
+        create_time INTEGER NOT NULL,
+        update_time INTEGER NOT NULL
+    );
+    CREATE INDEX notification_subscriptions_by_project ON notification_subscriptions (project_id, id);
+    CREATE TABLE notification_deliveries (
+        id TEXT PRIMARY KEY,
+        subscription_id TEXT NOT NULL,
+        event_seq INTEGER NOT NULL,
+        state INTEGER NOT NULL DEFAULT {DELIVERY_PENDING},
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_time INTEGER NOT NULL,
+        last_error TEXT NOT NULL DEFAULT '',
+        body BLOB NOT NULL,
+        create_time INTEGER NOT NULL,
+        update_time INTEGER NOT NULL,
+        UNIQUE (subscription_id, event_seq)
+    );
+    -- The deliveries owed, by subscription, soonest due first.
+    CREATE INDEX notification_deliveries_owed ON notification_deliveries (subscription_id, next_attempt_time)
+        WHERE state = {DELIVERY_PENDING};
     """
 )
 

@@ -1,0 +1,146 @@
+"""Sending what is owed: the leader's delivery loop picks each subscription's due deliveries and
+sends them concurrently, at most PER_TARGET of one subscription at a time, so that a receiver that
+hangs holds up no other subscription, and of its own deliveries only those past the bound. Each
+outcome is written back: delivered, retried later (retries.py), or dead after the retry window.
+
+Nothing is owed only in memory: a delivery is marked delivered only after its receiver's 2xx, so
+one in flight when the server stops, is killed or loses the lead is sent again (by the next
+leader): at least once, and receivers dedupe by its id. A fault of the database is a pause, never
+an end: the loop reads again after poll_seconds, and an outcome it cannot write is sent again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import Counter
+
+import aiohttp
+
+from ..metrics import NOTIFICATION_ATTEMPTS, NOTIFICATION_FAILURES, NOTIFICATIONS_DEAD
+from ..store.base import DELIVERY_DEAD, DELIVERY_DELIVERED, NotificationDelivery, NotificationSubscription, Store, Tx
+from ..util import now_us
+from . import sender, signing
+from .retries import Retries
+
+log = logging.getLogger("runstatus.notifications")
+
+PER_TARGET = 16  # deliveries of one subscription in flight at once
+
+
+def _subscriptions(tx: Tx) -> list[NotificationSubscription]:
+    return tx.notification_subscriptions()
+
+
+def _due(tx: Tx, subscription_id: str, now: int, limit: int) -> list[NotificationDelivery]:
+    return tx.due_notification_deliveries(subscription_id, now, limit)
+
+
+def _record(tx: Tx, delivery: NotificationDelivery, now: int) -> None:
+    tx.put_notification_attempt(delivery, now)
+
+
+class Deliveries:
+    def __init__(self, store: Store, retries: Retries, *, timeout: float = sender.TIMEOUT_SECONDS,
+                 poll_seconds: float = 1.0) -> None:
+        self.store = store
+        self.retries = retries
+        self.timeout = timeout
+        # Due deliveries are looked for this often at least: a retry is not much later than due.
+        self.poll_seconds = min(poll_seconds, retries.min_seconds)
+        self._sending: dict[str, asyncio.Task[None]] = {}  # by delivery id
+        self._busy: Counter[str] = Counter()  # deliveries in flight, by subscription
+        self._wake = asyncio.Event()
+        self._failing = False
+
+    def wake(self) -> None:
+        """Deliveries were written, or one finished: look for due ones now."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        # No limit of the connector's own: the bound is per subscription (PER_TARGET).
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+            try:
+                while True:
+                    self._wake.clear()
+                    try:
+                        if await self.store.lead():
+                            await self._send_due(session)
+                        if self._failing:
+                            log.info("the notifications owed are read again")
+                        self._failing = False
+                    except Exception:  # noqa: BLE001 - a database fault must not end the loop
+                        if not self._failing:
+                            log.warning("cannot read the notifications owed; trying again", exc_info=True)
+                        self._failing = True
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+            finally:
+                for task in self._sending.values():
+                    task.cancel()  # still owed: sent again after the restart
+                await asyncio.gather(*self._sending.values(), return_exceptions=True)
+
+    async def _send_due(self, session: aiohttp.ClientSession) -> None:
+        now = now_us()
+        for subscription in await self.store.read(_subscriptions):
+            busy = self._busy[subscription.id]
+            if busy >= PER_TARGET:
+                continue
+            # Those in flight are due too, and among the first: ask for as many more.
+            for delivery in await self.store.scan(_due, subscription.id, now, PER_TARGET + busy):
+                if busy >= PER_TARGET:
+                    break
+                if delivery.id not in self._sending:
+                    busy += 1
+                    self._busy[subscription.id] += 1
+                    self._sending[delivery.id] = asyncio.create_task(
+                        self._deliver(session, subscription, delivery), name=f"notification {delivery.id}")
+
+    async def _deliver(self, session: aiohttp.ClientSession, subscription: NotificationSubscription,
+                       delivery: NotificationDelivery) -> None:
+        try:
+            await self._attempt(session, subscription, delivery)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - one delivery's fault is its own
+            log.exception("a notification delivery failed", extra={"delivery": delivery.id})
+            await asyncio.sleep(self.retries.min_seconds)  # before it is picked again
+        finally:
+            del self._sending[delivery.id]
+            self._busy[subscription.id] -= 1
+            self.wake()
+
+    async def _attempt(self, session: aiohttp.ClientSession, subscription: NotificationSubscription,
+                       delivery: NotificationDelivery) -> None:
+        kind = subscription.target_kind
+        headers = signing.headers(delivery.id, delivery.event_seq, delivery.body, subscription.secret,
+                                  int(time.time()))
+        NOTIFICATION_ATTEMPTS.labels(kind).inc()
+        attempt = await sender.post(session, subscription.target, delivery.body, headers, self.timeout)
+        now = now_us()
+        delivery.attempts += 1
+        about = {"delivery": delivery.id, "subscription": subscription.id, "event_sequence": delivery.event_seq,
+                 "target": sender.origin(subscription.target), "attempts": delivery.attempts}
+        if attempt.ok:
+            delivery.state, delivery.last_error = DELIVERY_DELIVERED, ""
+            log.info("notification delivered", extra=about)
+        else:
+            NOTIFICATION_FAILURES.labels(kind).inc()
+            delivery.last_error = attempt.error[:500]
+            self.retries.after_failure(delivery, now, attempt.retry_after)
+            if delivery.state == DELIVERY_DEAD:
+                NOTIFICATIONS_DEAD.labels(kind).inc()
+                log.error("notification given up: not delivered within the retry window",
+                          extra={**about, "error": attempt.error})
+            else:
+                log.warning("notification not delivered; trying again",
+                            extra={**about, "error": attempt.error,
+                                   "retry_in_seconds": round((delivery.next_attempt_time - now) / 1e6, 3)})
+        try:
+            await self.store.write(_record, delivery, now)
+        except Exception:  # noqa: BLE001 - still owed in the database: it is sent again
+            log.warning("cannot record a notification's attempt; it will be sent again", exc_info=True,
+                        extra={"delivery": delivery.id})
+            await asyncio.sleep(self.retries.min_seconds)  # not at once: the database is struggling

@@ -1,4 +1,4 @@
-// Package client is a thin Go client for runstatus: a connection with the five
+// Package client is a thin Go client for runstatus: a connection with the six
 // service clients, and helpers that read the status table from the generated
 // descriptors (the runstatus.v1.status_info and runstatus.v1.error_type_info
 // enum-value options), so the table is never re-typed here.
@@ -41,6 +41,7 @@ type Client struct {
 	Projects   runstatusv1.ProjectServiceClient
 	WorkOrders runstatusv1.WorkOrderServiceClient
 	Worker     runstatusv1.WorkerServiceClient
+	Tokens     runstatusv1.TokenServiceClient
 }
 
 type options struct {
@@ -69,6 +70,8 @@ func WithDialOptions(opts ...grpc.DialOption) Option {
 }
 
 // Dial makes a client for the server at address (e.g. "127.0.0.1:50051").
+// Its calls retry UNAVAILABLE (up to 5 attempts) and its mutating requests
+// without a request_id get one (FillRequestID), so a retry is done once.
 // No I/O happens yet: the connection is made on the first RPC, and an RPC on
 // an unreachable server fails with codes.Unavailable. ctx is checked for
 // cancellation before the client is made.
@@ -83,7 +86,7 @@ func Dial(ctx context.Context, address string, opts ...Option) (*Client, error) 
 	for _, opt := range opts {
 		opt(&o)
 	}
-	var dialOptions []grpc.DialOption
+	dialOptions := defaultDialOptions()
 	if o.tls != nil {
 		dialOptions = append(dialOptions, grpc.WithTransportCredentials(credentials.NewTLS(o.tls)))
 	} else {
@@ -109,6 +112,7 @@ func New(conn *grpc.ClientConn) *Client {
 		Projects:   runstatusv1.NewProjectServiceClient(conn),
 		WorkOrders: runstatusv1.NewWorkOrderServiceClient(conn),
 		Worker:     runstatusv1.NewWorkerServiceClient(conn),
+		Tokens:     runstatusv1.NewTokenServiceClient(conn),
 	}
 }
 

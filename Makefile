@@ -38,6 +38,14 @@ GO_TOOLS := $(TOOLS)/protoc-gen-go $(TOOLS)/protoc-gen-go-grpc $(TOOLS)/grpcurl
 $(GO_TOOLS) &: tools/go.mod tools/go.sum
 	cd tools && GOBIN=$(TOOLS) go install tool
 
+# The client distribution's locked dependencies as wheels (requirements/client.txt, by hash):
+# tests/test_client_package.py installs the client from them offline, as a user's pip would.
+WHEELS := .tools/wheels
+$(WHEELS)/.downloaded: requirements/client.txt $(VENV)/.installed
+	$(BIN)/python -m pip download --quiet --disable-pip-version-check --require-hashes --only-binary=:all: \
+		--dest $(WHEELS) -r requirements/client.txt
+	touch $@
+
 clients/ts/node_modules/.installed: clients/ts/package.json clients/ts/package-lock.json
 	cd clients/ts && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
@@ -49,7 +57,7 @@ postgres: setup
 
 # Everything `buf generate` runs (buf.gen.yaml) and the tests call (grpcurl: a real
 # third-party client, for the reflection test and the README's commands).
-tools: setup $(GO_TOOLS) clients/ts/node_modules/.installed
+tools: setup $(GO_TOOLS) clients/ts/node_modules/.installed $(WHEELS)/.downloaded
 
 # The history page on WEB_PORT (http://127.0.0.1:8080/); WEB_PORT=0 turns it off.
 WEB_PORT ?= 8080

@@ -12,7 +12,7 @@ upgrade=()
 compile() {
   .venv/bin/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes \
     --custom-compile-command "make lock" "${upgrade[@]}" \
-    --no-emit-package runstatus --no-emit-package runstatus-server "$1" -o "${1%.in}.txt"
+    --no-emit-package runstatus-client --no-emit-package runstatus-server "$1" -o "${1%.in}.txt"
 }
 compile requirements/uv.in
 compile requirements/dev.in

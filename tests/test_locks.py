@@ -21,7 +21,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-LOCAL = {"runstatus", "runstatus-server"}  # this checkout's own distributions, never from an index
+LOCAL = {"runstatus-client", "runstatus-server"}  # this checkout's own distributions, never from an index
 
 
 def python_lock(name: str) -> dict[str, str]:
@@ -64,9 +64,10 @@ def versions_in(files: list[pathlib.Path], regex: str) -> set[str]:
 
 
 @pytest.mark.parametrize("lock, lists", [
-    ("dev", [("clients/python/pyproject.toml", None), ("pyproject.toml", None), ("pyproject.toml", "dev")]),
+    ("dev", [("clients/python/pyproject.toml", None), ("clients/python/pyproject.toml", "cli"), ("pyproject.toml", None),
+             ("pyproject.toml", "dev")]),
     ("bench", [("pyproject.toml", None), ("pyproject.toml", "dev"), ("pyproject.toml", "bench")]),
-    ("client", [("clients/python/pyproject.toml", None)]),
+    ("client", [("clients/python/pyproject.toml", None), ("clients/python/pyproject.toml", "cli")]),
 ])
 def test_each_python_lock_pins_every_declared_dependency_within_its_range(lock: str, lists: list) -> None:
     pins = python_lock(lock)

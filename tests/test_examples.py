@@ -16,7 +16,7 @@ EXAMPLES = {
     "go": (ROOT / "clients/go/cmd/example/main.go", ["go", "run", "./cmd/example"], ROOT / "clients/go"),
     "typescript": (ROOT / "clients/ts/examples/example.ts", ["npx", "--no-install", "tsx", "examples/example.ts"],
                    ROOT / "clients/ts"),
-    "java": (ROOT / "clients/java/src/main/java/dev/runstatus/example/Example.java",
+    "java": (ROOT / "clients/java/contract/src/main/java/dev/runstatus/example/Example.java",
              ["mvn", "-q", "-B", "compile", "exec:java", "-Dexec.mainClass=dev.runstatus.example.Example"],
              ROOT / "clients/java"),
 }

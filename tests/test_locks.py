@@ -156,21 +156,37 @@ def test_npm_dependencies_are_exact_and_the_lock_has_an_integrity_for_each() -> 
 
 
 def test_maven_plugins_and_dependencies_have_fixed_versions() -> None:
-    pom = (ROOT / "clients/java/pom.xml").read_text()
-    properties = dict(re.findall(r"<([\w.-]+)>([^<]+)</\1>", pom.split("<properties>")[1].split("</properties>")[0]))
-    for block in re.findall(r"<(?:plugin|dependency|extension)>(.*?)</(?:plugin|dependency|extension)>", pom, re.S):
-        artifact = re.search(r"<artifactId>([^<]+)</artifactId>", block)
-        version = re.search(r"<version>([^<]+)</version>", block)
-        assert artifact and version, f"pom.xml: {block.strip()[:80]} has no version"
-        value = re.sub(r"\$\{([^}]+)\}", lambda m: properties[m.group(1)], version.group(1))
-        assert re.fullmatch(r"\d+(\.\d+)*", value), f"pom.xml {artifact.group(1)}: {value} is not a fixed version"
-    # The executables the build runs (protoc, the grpc-java plugin) are versioned the same way.
-    for artifact in re.findall(r"<(?:protocArtifact|pluginArtifact)>([^<]+)<", pom):
-        assert re.search(r":\$\{[\w.-]+\}:exe:", artifact), artifact
-    # The default lifecycle's plugins (surefire, jar, …) are pinned too, not left to Maven's own choice.
-    for plugin in ("maven-clean-plugin", "maven-resources-plugin", "maven-compiler-plugin",
-                   "maven-surefire-plugin", "maven-jar-plugin", "maven-install-plugin"):
-        assert f"<artifactId>{plugin}</artifactId>" in pom, plugin
+    # clients/java/pom.xml is the parent of client/ and contract/: a module's plugin without a
+    # version takes the one the parent pins, and ${...} reads the parent's properties too.
+    parent = (ROOT / "clients/java/pom.xml").read_text()
+    managed = parent.split("<pluginManagement>")[1].split("</pluginManagement>")[0]
+    for path in ("clients/java/pom.xml", "clients/java/client/pom.xml", "clients/java/contract/pom.xml"):
+        pom = (ROOT / path).read_text()
+        properties = {"project.version": re.search(r"<version>([^<]+)</version>", parent).group(1)}
+        for text in (parent, pom):
+            if "<properties>" in text:
+                section = text.split("<properties>")[1].split("</properties>")[0]
+                properties.update(re.findall(r"<([\w.-]+)>([^<]+)</\1>", section))
+        for kind, block in re.findall(r"<(plugin|dependency|extension)>(.*?)</\1>", pom, re.S):
+            artifact = re.search(r"<artifactId>([^<]+)</artifactId>", block)
+            version = re.search(r"<version>([^<]+)</version>", block)
+            assert artifact, f"{path}: {block.strip()[:80]}"
+            if not version and kind == "plugin" and path != "clients/java/pom.xml":
+                in_parent = re.search(rf"<artifactId>{artifact.group(1)}</artifactId>\s*<version>", parent)
+                assert in_parent, f"{path} {artifact.group(1)}: no version here or in the parent"
+                continue
+            assert version, f"{path}: {block.strip()[:80]} has no version"
+            value = re.sub(r"\$\{([^}]+)\}", lambda m: properties[m.group(1)], version.group(1))
+            assert re.fullmatch(r"\d+(\.\d+)*", value), f"{path} {artifact.group(1)}: {value} is not a fixed version"
+        # The executables the build runs (protoc, the grpc-java plugin) are versioned the same way.
+        for artifact in re.findall(r"<(?:protocArtifact|pluginArtifact)>([^<]+)<", pom):
+            assert re.search(r":\$\{[\w.-]+\}:exe:", artifact), artifact
+    # The default lifecycle's plugins (surefire, jar, …) and the release's (sources, javadoc) are
+    # pinned in the parent, not left to Maven's own choice.
+    for plugin in ("maven-clean-plugin", "maven-resources-plugin", "maven-compiler-plugin", "maven-surefire-plugin",
+                   "maven-jar-plugin", "maven-install-plugin", "maven-deploy-plugin", "maven-source-plugin",
+                   "maven-javadoc-plugin"):
+        assert f"<artifactId>{plugin}</artifactId>" in managed, plugin
 
 
 def test_the_makefile_installs_only_from_the_locks() -> None:

@@ -10,11 +10,11 @@
 import { createClient, type Client, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 
-import { ClassifierService } from "./gen/runstatus/v1/classifier_service_pb";
-import { ProjectService } from "./gen/runstatus/v1/project_service_pb";
-import { WorkOrderService } from "./gen/runstatus/v1/work_order_service_pb";
-import { WorkerService } from "./gen/runstatus/v1/worker_service_pb";
-import { WorkflowService } from "./gen/runstatus/v1/workflow_service_pb";
+import { ClassifierService } from "./gen/runstatus/v1/classifier_service_pb.js";
+import { ProjectService } from "./gen/runstatus/v1/project_service_pb.js";
+import { WorkOrderService } from "./gen/runstatus/v1/work_order_service_pb.js";
+import { WorkerService } from "./gen/runstatus/v1/worker_service_pb.js";
+import { WorkflowService } from "./gen/runstatus/v1/workflow_service_pb.js";
 
 export interface ClientOptions {
   /** Speak gRPC over TLS (https). Default: plaintext HTTP/2 (h2c). */

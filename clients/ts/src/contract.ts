@@ -17,13 +17,13 @@ import { isDeepStrictEqual } from "node:util";
 import { create, fromJson, mergeFromJson, type JsonObject, type JsonValue } from "@bufbuild/protobuf";
 import { ConnectError } from "@connectrpc/connect";
 
-import { createClients, type Clients } from "./client";
-import { errorInfo, grpcCodeName, parseReason, wireReason } from "./errors";
-import { ClassificationSchema, ErrorReportSchema } from "./gen/runstatus/v1/error_pb";
-import { ErrorReason, ErrorReasonSchema } from "./gen/runstatus/v1/error_reason_pb";
-import { ProjectSchema } from "./gen/runstatus/v1/project_pb";
-import { ErrorTypeSchema, type RunStatus } from "./gen/runstatus/v1/status_pb";
-import { EdgeConditionSchema, type EdgeCondition } from "./gen/runstatus/v1/workflow_pb";
+import { createClients, type Clients } from "./client.js";
+import { errorInfo, grpcCodeName, parseReason, wireReason } from "./errors.js";
+import { ClassificationSchema, ErrorReportSchema } from "./gen/runstatus/v1/error_pb.js";
+import { ErrorReason, ErrorReasonSchema } from "./gen/runstatus/v1/error_reason_pb.js";
+import { ProjectSchema } from "./gen/runstatus/v1/project_pb.js";
+import { ErrorTypeSchema, type RunStatus } from "./gen/runstatus/v1/status_pb.js";
+import { EdgeConditionSchema, type EdgeCondition } from "./gen/runstatus/v1/workflow_pb.js";
 import {
   abortsRun,
   chip,
@@ -39,7 +39,7 @@ import {
   runStatusName,
   statusInfo,
   statusOf,
-} from "./statusTable";
+} from "./statusTable.js";
 
 const LANGUAGE = "ts";
 const HERE = dirname(fileURLToPath(import.meta.url));

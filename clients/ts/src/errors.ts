@@ -12,7 +12,7 @@
 import { BinaryReader, WireType } from "@bufbuild/protobuf/wire";
 import { Code, ConnectError } from "@connectrpc/connect";
 
-import { ErrorReason, ErrorReasonSchema } from "./gen/runstatus/v1/error_reason_pb";
+import { ErrorReason, ErrorReasonSchema } from "./gen/runstatus/v1/error_reason_pb.js";
 
 /** google.rpc.ErrorInfo (google/rpc/error_details.proto). */
 export interface ErrorInfo {

@@ -1,4 +1,4 @@
-export * from "./client";
-export * from "./errors";
-export * from "./statusTable";
-export { ErrorReason, ErrorReasonSchema } from "./gen/runstatus/v1/error_reason_pb";
+export * from "./client.js";
+export * from "./errors.js";
+export * from "./statusTable.js";
+export { ErrorReason, ErrorReasonSchema } from "./gen/runstatus/v1/error_reason_pb.js";

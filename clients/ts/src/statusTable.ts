@@ -17,7 +17,7 @@ import {
   type ErrorType,
   type ErrorTypeInfo,
   type StatusInfo,
-} from "./gen/runstatus/v1/status_pb";
+} from "./gen/runstatus/v1/status_pb.js";
 
 function valueOf(schema: DescEnum, n: number): DescEnumValue {
   const value = schema.value[n];

@@ -65,6 +65,13 @@ def scrape(metrics_port: int) -> str:
     return str(urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).read().decode())
 
 
+def rss_kib(pid: int) -> dict[str, int]:
+    """A process's memory in KiB from /proc/<pid>/status: VmRSS (resident now), VmHWM (its peak
+    since start, or since "5" was written to /proc/<pid>/clear_refs), ..."""
+    lines = pathlib.Path(f"/proc/{pid}/status").read_text().splitlines()
+    return {k: int(v.split()[0]) for k, v in (line.split(":", 1) for line in lines) if v.strip().endswith("kB")}
+
+
 def eventually(check: Callable[[], Any], what: str = "the condition held", timeout: float = 10.0) -> Any:
     """check()'s first true value, asked every 50 ms; fails saying `what` did not happen in time."""
     deadline = time.monotonic() + timeout

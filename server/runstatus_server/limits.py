@@ -39,11 +39,17 @@ class Limits:
         """A reported error with its classification, at most (its name and subtype each up to max_error_name)."""
         return 2 * self.max_error_name + self.max_error_message + self.max_error_stack + 4096
 
+    def largest_claim(self) -> int:
+        """The largest claimed run these limits allow: its workflow, its work order's input, the
+        step runs a retry reuses, and what surrounds them. A run stored under other limits whose
+        claim is larger is not handed out (worker_protocol.claim ends it REJECTED)."""
+        return (self.max_workflow_bytes + self.max_input_bytes + self.max_run_bytes + self.max_error_bytes
+                + OVERHEAD_BYTES)
+
     def largest_answer(self) -> int:
         """The largest answer these limits allow: a claimed run, or a work order with its run."""
-        claimed = self.max_workflow_bytes + self.max_input_bytes + self.max_run_bytes
-        work_order = self.max_input_bytes + self.max_run_bytes + self.max_error_bytes
-        return max(claimed, work_order) + self.max_error_bytes + OVERHEAD_BYTES
+        work_order = self.max_input_bytes + self.max_run_bytes + 2 * self.max_error_bytes + OVERHEAD_BYTES
+        return max(self.largest_claim(), work_order)
 
     def check(self) -> None:
         """Raises ValueError for limits that could store a record no answer can carry."""

@@ -10,11 +10,13 @@ from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
 from .errors import invalid
+from .store.base import Page
 
 T = TypeVar("T")
 K = TypeVar("K")
 F = TypeVar("F")
-# A page stops short of this many bytes (at least one item), inside the 4 MiB a client accepts.
+# A page stops short of this many bytes (at least one item), inside the 4 MiB a client accepts:
+# the store reads only the rows that fit (store/rows.py, within_bytes).
 MAX_PAGE_BYTES = 3 * 1024 * 1024
 
 DEFAULT_PAGE_SIZE = 50
@@ -52,18 +54,6 @@ def decode_ints(token: str, count: int) -> list[int]:
     return values
 
 
-def within_bytes(items: Sequence[T], size: Callable[[T], int], limit: int = MAX_PAGE_BYTES) -> list[T]:
-    """The longest head of `items` whose sizes add up to at most `limit` (never empty if items is not)."""
-    kept: list[T] = []
-    total = 0
-    for item in items:
-        total += size(item)
-        if kept and total > limit:
-            break
-        kept.append(item)
-    return kept
-
-
 class PageRequest(Protocol):
     """Any List request: AIP-158's two fields."""
 
@@ -73,29 +63,24 @@ class PageRequest(Protocol):
 
 @dataclass(frozen=True)
 class Pager(Generic[K]):
-    """One List call's paging: how many items to read (`size`), where this page starts
-    (`after`: the key in the request's token, or the first page's), and the answer's page
-    and next token (`cut`)."""
+    """One List call's paging: how many items to read (`size`) and bytes at most (`max_bytes`),
+    where this page starts (`after`: the key in the request's token, or the first page's), and
+    the answer's page and next token (`cut`)."""
 
     size: int
     after: K
+    max_bytes: int = MAX_PAGE_BYTES
 
-    def cut(
-        self,
-        found: Sequence[T],
-        key: Callable[[T], Sequence[object] | None],
-        size: Callable[[T], int] | None = None,
-    ) -> tuple[list[T], str]:
+    def cut(self, found: Page[T], key: Callable[[T], Sequence[object] | None]) -> tuple[list[T], str]:
         """The page to answer with and its next_page_token.
 
-        `found` is what the store gave for at most `self.size` items; with `size`, the page is
-        cut to the byte budget (`within_bytes`). The token names `key` of the page's last item
-        and is empty when there is nothing after it: the store found fewer than asked, nothing
-        was cut, or `key` says the item is the last one there is (None)."""
-        page = within_bytes(found, size) if size is not None else list(found)
-        more = len(page) < len(found) or len(found) == self.size
-        last = key(page[-1]) if page and more else None
-        return page, encode(*last) if last is not None else ""
+        `found` is what the store read for at most `self.size` items and `self.max_bytes`. The
+        token names `key` of the page's last item and is empty when there is nothing after it:
+        the store found fewer than asked without stopping at the byte budget, or `key` says
+        the item is the last one there is (None)."""
+        more = found.cut or len(found) == self.size
+        last = key(found[-1]) if found and more else None
+        return list(found), encode(*last) if last is not None else ""
 
 
 def by_id(request: PageRequest) -> Pager[str]:

@@ -8,7 +8,7 @@ from runstatus.v1.project_pb2 import Project
 
 from . import auth
 from .errors import AlreadyExists, NotFound
-from .store.base import Tx
+from .store.base import Page, Tx
 from .util import duration_us, timestamp
 
 DEFAULT = "default"
@@ -33,13 +33,13 @@ def get(tx: Tx, project_id: str) -> Project:
     return project
 
 
-def visible(tx: Tx, after_id: str, limit: int) -> list[Project]:
-    """The projects the caller may see, by id."""
+def visible(tx: Tx, after_id: str, limit: int, max_bytes: int) -> Page[Project]:
+    """The projects the caller may see, by id, within max_bytes (Tx.list_projects)."""
     who = auth.caller.get()
     if who is None or who.instance_admin:
-        return tx.list_projects(after_id, limit)
+        return tx.list_projects(after_id, limit, max_bytes)
     own = tx.get_project(who.project_id)
-    return [own] if own is not None and own.id > after_id else []
+    return Page([own] if own is not None and own.id > after_id else [])
 
 
 def create(tx: Tx, project: Project, now: int) -> Project:

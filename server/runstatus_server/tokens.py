@@ -12,7 +12,7 @@ from . import projects
 from .auth import ADMIN, INSTANCE, Principal, caller, check_visible, new_secret, scope
 from .errors import FailedPrecondition, NotFound, PermissionDenied, invalid
 from .store import open_store
-from .store.base import Tx
+from .store.base import Page, Tx
 from .util import now_us, timestamp
 
 
@@ -46,7 +46,7 @@ def revoke(tx: Tx, token_id: str, now: int) -> Token:
     return token
 
 
-def of_project(tx: Tx, project_id: str, after_id: str, limit: int) -> list[Token]:
+def of_project(tx: Tx, project_id: str, after_id: str, limit: int, max_bytes: int) -> Page[Token]:
     """A page of a project's tokens (the caller's project if it names none; "*": the
     instance's), by id."""
     project_id = scope(project_id)
@@ -54,7 +54,7 @@ def of_project(tx: Tx, project_id: str, after_id: str, limit: int) -> list[Token
         project_id = projects.get(tx, project_id).id
     else:
         check_visible(INSTANCE, "project", INSTANCE)
-    return tx.list_tokens(project_id, after_id, limit)
+    return tx.list_tokens(project_id, after_id, limit, max_bytes)
 
 
 def of_caller(tx: Tx, who: Principal) -> Token:

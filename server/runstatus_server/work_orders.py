@@ -18,9 +18,10 @@ from runstatus.v1.workflow_pb2 import Workflow
 
 from . import projects, rules, verdicts, workflows
 from .errors import FailedPrecondition, invalid
+from .pagination import MAX_PAGE_BYTES
 from .rules import FAILED, PENDING, REJECTED, RUNNING, SUCCESS, status_name
 from .runs import change_status, ended, load, load_work_order, record_event, with_step_runs
-from .store.base import StoredRun, Tx, WorkOrderKey
+from .store.base import Page, StoredRun, Tx, WorkOrderKey
 from .util import new_id, timestamp
 
 # Retries are claimed before new work of the same priority.
@@ -75,9 +76,9 @@ def input_of(tx: Tx, work_order_id: str) -> Struct:
 
 
 def matching(tx: Tx, project_id: str, flt: WorkOrderFilter, after: WorkOrderKey | None,
-             limit: int) -> list[tuple[WorkOrder, WorkOrderKey]]:
-    """A page of a project's work orders that match a filter, each with its position."""
-    return tx.list_work_orders(projects.get(tx, project_id).id, flt, after, limit)
+             limit: int, max_bytes: int) -> Page[tuple[WorkOrder, WorkOrderKey]]:
+    """A page of a project's work orders that match a filter, each with its position, within max_bytes."""
+    return tx.list_work_orders(projects.get(tx, project_id).id, flt, after, limit, max_bytes)
 
 
 def count(tx: Tx, project_id: str, flt: WorkOrderFilter) -> dict[int, int]:
@@ -85,10 +86,13 @@ def count(tx: Tx, project_id: str, flt: WorkOrderFilter) -> dict[int, int]:
     return tx.count_work_orders(projects.get(tx, project_id).id, flt)
 
 
-def runs_of(tx: Tx, work_order_id: str, before_number: int, limit: int) -> list[Run]:
-    """A page of a work order's runs with their step runs, newest first, numbered below `before_number`."""
+def runs_of(tx: Tx, work_order_id: str, before_number: int, limit: int, max_bytes: int) -> Page[Run]:
+    """A page of a work order's runs with their step runs, newest first, numbered below
+    `before_number`, within max_bytes."""
     load_work_order(tx, work_order_id)
-    return [with_step_runs(tx, r) for r in tx.list_runs(work_order_id, before_number, limit)]
+    page = tx.list_runs(work_order_id, before_number, limit, max_bytes)
+    page[:] = [with_step_runs(tx, r) for r in page]  # the same page (its cut), with step runs
+    return page
 
 
 def retry(tx: Tx, work_order_id: str, start_step_id: str, now: int) -> tuple[WorkOrder, Run]:
@@ -150,9 +154,10 @@ def retry_page(
 
     A work order whose latest run has not ended is skipped, and so is one whose new run is
     REJECTED by the project's run limit. The page already holds each work order, read in this
-    transaction, and the project: per work order only its latest run is read."""
+    transaction, and the project: per work order only its latest run is read. The page holds
+    at most a List page's bytes: work orders with large inputs come fewer to a page."""
     project = projects.get(tx, project_id)
-    page = tx.list_work_orders(project.id, flt, after, limit)
+    page = tx.list_work_orders(project.id, flt, after, limit, MAX_PAGE_BYTES)
     retried = skipped = 0
     for work_order, _ in page:
         latest = load(tx, work_order.latest_run_id).run
@@ -164,7 +169,7 @@ def retry_page(
             skipped += 1
         else:
             retried += 1
-    return retried, skipped, (page[-1][1] if len(page) == limit else None)
+    return retried, skipped, (page[-1][1] if len(page) == limit or page.cut else None)
 
 
 def cancel(tx: Tx, run_id: str, reason: str, now: int) -> Run:

@@ -129,42 +129,65 @@ def workflow_of(tx: Tx, run: Run) -> Workflow:
     return workflow
 
 
+# A claim ends at most about this many unclaimable runs (each is read whole to measure it), so
+# that its write stays short however many a change of limits left; the next claim goes on.
+UNCLAIMABLE_PER_CLAIM = 10
+
+
 def claim(tx: Tx, project_id: str, worker_id: str, max_runs: int, terms: Terms) -> list[ClaimedRun]:
-    """Hands out pending runs, highest priority then oldest first, each with a lease."""
+    """Hands out pending runs, highest priority then oldest first, each with a lease, as many
+    as one answer carries. A run whose claim alone is larger than one claimed run may be under
+    the current limits (stored under other limits) is ended instead (`_end_unclaimable`), and
+    the next run is handed out in its place: left pending, it would come first in every claim."""
     now, leases = terms.now, terms.leases
     project_id = auth.scope(project_id)
     if project_id:
         projects.get(tx, project_id)  # exists, and the caller may see it
+    one_run = min(terms.limits.largest_claim(), MAX_ANSWER_BYTES)
     claimed: list[ClaimedRun] = []
-    size = 0
+    size = ended = 0
     plans: dict[tuple[str, str, int], Workflow] = {}  # claimed runs mostly share a workflow: read it once
-    for stored in tx.claimable_runs(project_id, max_runs):
-        run = stored.run
-        run.worker_id = worker_id
-        run.claim_time.CopyFrom(timestamp(now))
-        run.lease_expire_time.CopyFrom(timestamp(now + leases.lease_us))
-        stored.lease_token = secrets.token_urlsafe(24)
-        plan = (run.project_id, run.workflow_id, run.workflow_version)
-        if plan not in plans:
-            plans[plan] = workflow_of(tx, run)
-        answer = ClaimedRun(
-            run=with_step_runs(tx, run), workflow=plans[plan],
-            input=work_orders.input_of(tx, run.work_order_id), lease_token=stored.lease_token,
-            lease_expire_time=run.lease_expire_time, heartbeat_interval=leases.heartbeat_interval,
-        )
-        grows = answer.ByteSize() + 8  # its tag and length in the answer
-        if size + grows > MAX_ANSWER_BYTES:
-            if claimed:
-                break  # a run this answer cannot carry stays unclaimed, for the next claim
-            # Alone too large (stored before the limits of limits.py): handing it out would
-            # commit a claim whose answer cannot be sent, and lose the run.
-            log.error("run %s cannot be handed out: its claim is %d bytes, over the %d an answer carries",
-                      run.id, grows, MAX_ANSWER_BYTES)
-            continue
-        size += grows
-        tx.put_run(stored, new=False)
-        claimed.append(answer)
-    return claimed
+    while True:
+        ended_before = ended
+        for stored in tx.claimable_runs(project_id, max_runs - len(claimed)):
+            run = stored.run
+            run.worker_id = worker_id
+            run.claim_time.CopyFrom(timestamp(now))
+            run.lease_expire_time.CopyFrom(timestamp(now + leases.lease_us))
+            stored.lease_token = secrets.token_urlsafe(24)
+            plan = (run.project_id, run.workflow_id, run.workflow_version)
+            if plan not in plans:
+                plans[plan] = workflow_of(tx, run)
+            answer = ClaimedRun(
+                run=with_step_runs(tx, run), workflow=plans[plan],
+                input=work_orders.input_of(tx, run.work_order_id), lease_token=stored.lease_token,
+                lease_expire_time=run.lease_expire_time, heartbeat_interval=leases.heartbeat_interval,
+            )
+            grows = answer.ByteSize() + 8  # its tag and length in the answer
+            if grows > one_run:
+                _end_unclaimable(tx, run.id, grows, one_run, now)
+                ended += 1
+                continue
+            if size + grows > MAX_ANSWER_BYTES:
+                return claimed  # a run this answer cannot carry stays unclaimed, for the next claim
+            size += grows
+            tx.put_run(stored, new=False)
+            claimed.append(answer)
+        # Every run ended left room for another one: look again.
+        if ended == ended_before or len(claimed) == max_runs or ended >= UNCLAIMABLE_PER_CLAIM:
+            return claimed
+
+
+def _end_unclaimable(tx: Tx, run_id: str, claim_bytes: int, carries: int, now: int) -> None:
+    """Ends a pending run that no claim may hand out under the current limits: REJECTED, saying
+    why (verdicts.unclaimable), logged once it is committed (it is never claimable again)."""
+    stored = load(tx, run_id)  # as stored, without the lease the claim was giving it
+    verdict = verdicts.unclaimable(claim_bytes, carries)
+    change_status(tx, stored, verdict.status, now, reason=verdict.reason)
+    run = stored.run
+    tx.after_commit(lambda: log.warning(
+        "run %s of work order %s ended %s: %s", run.id, run.work_order_id, status_name(run.status), run.status_reason,
+        extra={"run_id": run.id, "work_order_id": run.work_order_id, "claim_bytes": claim_bytes, "limit": carries}))
 
 
 def heartbeat(tx: Tx, report: Report, terms: Terms) -> Beat:

@@ -6,7 +6,7 @@ from runstatus.v1.workflow_pb2 import Workflow
 
 from . import projects
 from .errors import NotFound
-from .store.base import Tx
+from .store.base import Page, Tx
 from .util import timestamp
 
 
@@ -31,9 +31,9 @@ def get(tx: Tx, project_id: str, workflow_id: str, version: int = 0) -> Workflow
     return workflow
 
 
-def of_project(tx: Tx, project_id: str, after_id: str, limit: int) -> list[Workflow]:
-    """A page of a project's workflows, by id."""
-    return tx.list_workflows(projects.get(tx, project_id).id, after_id, limit)
+def of_project(tx: Tx, project_id: str, after_id: str, limit: int, max_bytes: int) -> Page[Workflow]:
+    """A page of a project's workflows, by id, within max_bytes."""
+    return tx.list_workflows(projects.get(tx, project_id).id, after_id, limit, max_bytes)
 
 
 def version_of(tx: Tx, project_id: str, workflow_id: str, version: int = 0) -> int:

@@ -45,6 +45,6 @@ class ProjectService(pb_grpc.ProjectServiceServicer):
     @unary
     async def ListProjects(self, request: pb.ListProjectsRequest, context: grpc.aio.ServicerContext) -> pb.ListProjectsResponse:
         pager = pagination.by_id(request)
-        found = await self.app.store.scan(projects.visible, pager.after, pager.size)
+        found = await self.app.store.scan(projects.visible, pager.after, pager.size, pager.max_bytes)
         page, token = pager.cut(found, lambda project: (project.id,))
         return pb.ListProjectsResponse(projects=page, next_page_token=token)

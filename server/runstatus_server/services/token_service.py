@@ -52,7 +52,8 @@ class TokenService(pb_grpc.TokenServiceServicer):
     @unary
     async def ListTokens(self, request: pb.ListTokensRequest, context: grpc.aio.ServicerContext) -> pb.ListTokensResponse:
         pager = pagination.by_id(request)
-        found = await self.app.store.scan(tokens.of_project, request.project_id, pager.after, pager.size)
+        found = await self.app.store.scan(tokens.of_project, request.project_id, pager.after, pager.size,
+                                          pager.max_bytes)
         page, token = pager.cut(found, lambda item: (item.id,))
         return pb.ListTokensResponse(tokens=page, next_page_token=token)
 

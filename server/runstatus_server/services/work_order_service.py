@@ -47,8 +47,8 @@ class WorkOrderService(pb_grpc.WorkOrderServiceServicer):
         checks.work_order_query(request, self.app.limits)
         pager = pagination.by_numbers(request, 2, None)
         found = await self.app.store.scan(work_orders.matching, request.project_id, request.filter,
-                                          pager.after, pager.size)  # type: ignore[arg-type]
-        page, token = pager.cut(found, lambda item: item[1], size=lambda item: item[0].ByteSize())
+                                          pager.after, pager.size, pager.max_bytes)  # type: ignore[arg-type]
+        page, token = pager.cut(found, lambda item: item[1])
         return pb.ListWorkOrdersResponse(work_orders=[w for w, _ in page], next_page_token=token)
 
     @unary
@@ -99,11 +99,9 @@ class WorkOrderService(pb_grpc.WorkOrderServiceServicer):
     async def ListRuns(self, request: pb.ListRunsRequest, context: grpc.aio.ServicerContext) -> pb.ListRunsResponse:
         checks.work_order_id(request, self.app.limits)
         pager = pagination.by_numbers(request, 1, (2**31,))  # newest first: the page runs before this number
-        found = await self.app.store.scan(work_orders.runs_of, request.work_order_id, pager.after[0], pager.size)
-        page, token = pager.cut(
-            found, lambda run: (run.number,) if run.number > 1 else None,  # nothing comes after run 1
-            size=lambda run: run.ByteSize(),
-        )
+        found = await self.app.store.scan(work_orders.runs_of, request.work_order_id, pager.after[0], pager.size,
+                                          pager.max_bytes)
+        page, token = pager.cut(found, lambda run: (run.number,) if run.number > 1 else None)  # nothing after run 1
         return pb.ListRunsResponse(runs=page, next_page_token=token)
 
     @unary

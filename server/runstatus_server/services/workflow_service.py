@@ -39,6 +39,7 @@ class WorkflowService(pb_grpc.WorkflowServiceServicer):
     async def ListWorkflows(self, request: pb.ListWorkflowsRequest, context: grpc.aio.ServicerContext) -> pb.ListWorkflowsResponse:
         checks.project_id(request, self.app.limits)
         pager = pagination.by_id(request)
-        found = await self.app.store.scan(workflows.of_project, request.project_id, pager.after, pager.size)
-        page, token = pager.cut(found, lambda workflow: (workflow.id,), size=lambda workflow: workflow.ByteSize())
+        found = await self.app.store.scan(workflows.of_project, request.project_id, pager.after, pager.size,
+                                          pager.max_bytes)
+        page, token = pager.cut(found, lambda workflow: (workflow.id,))
         return pb.ListWorkflowsResponse(workflows=page, next_page_token=token)

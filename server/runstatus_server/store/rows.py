@@ -6,7 +6,7 @@ column, ...) and writes only what really differs (claims, events, the count buck
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, TypeVar
 
@@ -19,11 +19,12 @@ from runstatus.v1.work_order_pb2 import Run, StepRun, WorkOrder, WorkOrderFilter
 from runstatus.v1.workflow_pb2 import Workflow
 
 from .base import (
-    DELIVERY_PENDING, PENDING, REJECTED, RUNNING, NotificationDelivery, NotificationSubscription, StoredRun,
+    DELIVERY_PENDING, PENDING, REJECTED, RUNNING, NotificationDelivery, NotificationSubscription, Page, StoredRun,
     WorkOrderKey,
 )
 
 M = TypeVar("M", bound=Message)
+T = TypeVar("T")
 
 HOUR_US = 3_600_000_000  # the bucket of the count tables (CREATED.buckets, CHANGED.buckets)
 
@@ -59,6 +60,20 @@ def update_sql(table: str, columns: tuple[str, ...], mark: str) -> str:
     """UPDATE of every column but the last, the key: takes the same row tuple as insert_sql."""
     *values, key = columns
     return f"UPDATE {table} SET {', '.join(f'{c} = {mark}' for c in values)} WHERE {key} = {mark}"
+
+
+def within_bytes(sized: Sequence[tuple[Any, ...]], max_bytes: int | None) -> Page[tuple[Any, ...]]:
+    """The head of `sized` (rows that each end with their size in bytes) whose sizes add up to
+    at most max_bytes (None: every row), never empty if `sized` is not; `cut` if it left rows out."""
+    kept: Page[tuple[Any, ...]] = Page()
+    total = 0
+    for row in sized:
+        total += row[-1]
+        if kept and max_bytes is not None and total > max_bytes:
+            kept.cut = True
+            break
+        kept.append(row)
+    return kept
 
 
 def work_order_row(work_order: WorkOrder) -> tuple[Any, ...]:
@@ -176,6 +191,27 @@ class Rows:
         """Each row's `data` (selected first), as its message."""
         return [message.FromString(r[0]) for r in self._rows(sql, *args)]
 
+    def _marks(self, values: Sequence[Any]) -> str:
+        return ", ".join([self.MARK] * len(values))
+
+    def _fitting(self, sized: list[tuple[Any, ...]], max_bytes: int | None,
+                 item: Callable[[tuple[Any, ...], bytes], T], sql: str, *args: Any) -> Page[T]:
+        """A list read within its byte budget. `sized` holds the rows it may take, in the list's
+        order, each ending with its key and its size in bytes; only the head that fits
+        max_bytes is read whole, by `sql`, which selects the key and `data` and ends with the
+        key column (`args`: its parameters before the keys). Each `item` is made of its row in
+        `sized` and its data. Memory then goes with the budget, not with the rows' count."""
+        fitting = within_bytes(sized, max_bytes)
+        page: Page[T] = Page()
+        page.cut = fitting.cut
+        if fitting:
+            keys = [row[-2] for row in fitting]
+            params = (*args, *(self._read_text(k) if isinstance(k, str) else k for k in keys))
+            # Put in the list's order here: an ORDER BY would have SQLite sort the data too.
+            found = {key: data for key, data in self._execute(f"{sql} IN ({self._marks(keys)})", params)}
+            page += [item(row, found[row[-2]]) for row in fitting]
+        return page
+
     def _insert(self, table: str, columns: tuple[str, ...]) -> str:
         return insert_sql(table, columns, self.MARK)
 
@@ -196,10 +232,12 @@ class Rows:
     def put_project(self, project: Project, *, new: bool) -> None:
         self._put("projects", PROJECT_COLUMNS, (project.SerializeToString(), project.id), new=new)
 
-    def list_projects(self, after_id: str, limit: int) -> list[Project]:
+    def list_projects(self, after_id: str, limit: int, max_bytes: int | None = None) -> Page[Project]:
         m = self.MARK
-        return self._messages(Project, f"SELECT data FROM projects WHERE id > {m} ORDER BY id LIMIT {m}",
-                              after_id, limit)
+        sized = self._rows(f"SELECT id, {self.BYTE_LENGTH}(data) FROM projects WHERE id > {m} ORDER BY id LIMIT {m}",
+                           after_id, limit)
+        return self._fitting(sized, max_bytes, lambda _, data: Project.FromString(data),
+                             "SELECT id, data FROM projects WHERE id")
 
     # Workflows: immutable versions, never locked.
     def get_workflow(self, project_id: str, workflow_id: str, version: int = 0) -> Workflow | None:
@@ -224,15 +262,17 @@ class Rows:
         self._run(self._insert("workflows", WORKFLOW_COLUMNS),
                   workflow.project_id, workflow.id, workflow.version, workflow.SerializeToString())
 
-    def list_workflows(self, project_id: str, after_id: str, limit: int) -> list[Workflow]:
+    def list_workflows(self, project_id: str, after_id: str, limit: int,
+                       max_bytes: int | None = None) -> Page[Workflow]:
         m = self.MARK
-        return self._messages(
-            Workflow,
-            f"SELECT data FROM workflows w WHERE project_id = {m} AND id > {m} AND version = "
-            "(SELECT max(version) FROM workflows WHERE project_id = w.project_id AND id = w.id) "
+        latest = "version = (SELECT max(version) FROM workflows WHERE project_id = w.project_id AND id = w.id)"
+        sized = self._rows(
+            f"SELECT id, {self.BYTE_LENGTH}(data) FROM workflows w WHERE project_id = {m} AND id > {m} AND {latest} "
             f"ORDER BY id LIMIT {m}",
             project_id, after_id, limit,
         )
+        return self._fitting(sized, max_bytes, lambda _, data: Workflow.FromString(data),
+                             f"SELECT id, data FROM workflows w WHERE project_id = {m} AND {latest} AND id", project_id)
 
     # Work orders
     def get_work_order(self, work_order_id: str) -> WorkOrder | None:
@@ -276,8 +316,9 @@ class Rows:
         return sql, args
 
     def list_work_orders(
-        self, project_id: str, flt: WorkOrderFilter, after: WorkOrderKey | None, limit: int
-    ) -> list[tuple[WorkOrder, WorkOrderKey]]:
+        self, project_id: str, flt: WorkOrderFilter, after: WorkOrderKey | None, limit: int,
+        max_bytes: int | None = None,
+    ) -> Page[tuple[WorkOrder, WorkOrderKey]]:
         m = self.MARK
         where, args = self._filter_sql(flt, statuses=False, changed_column=self.LIST_CHANGED_COLUMN)
         if after is not None:
@@ -286,7 +327,7 @@ class Rows:
         # One index range per status, each already newest first: merging the
         # heads beats sorting every match when a status has millions of rows.
         statuses: list[int | None] = [*sorted(set(flt.statuses))] or [None]
-        rows: list[tuple[Any, ...]] = []
+        sized: list[tuple[Any, ...]] = []
         for status in statuses:
             status_sql = f" AND status = {m}" if status is not None else ""
             status_args = [status] if status is not None else []
@@ -295,13 +336,15 @@ class Rows:
             # retry locks its work order before its run: no deadlock between them, and no work
             # order read before another writer's change to it commits (a row that no longer
             # matches once it may be locked is left out).
-            rows += self._rows(
-                f"SELECT create_time, seq, data FROM work_orders WHERE project_id = {m}{status_sql}{where} "
-                f"ORDER BY create_time DESC, seq DESC LIMIT {m}{self._lock}",
+            sized += self._rows(
+                f"SELECT create_time, seq, {self.BYTE_LENGTH}(data) FROM work_orders "
+                f"WHERE project_id = {m}{status_sql}{where} ORDER BY create_time DESC, seq DESC LIMIT {m}{self._lock}",
                 project_id, *status_args, *args, limit,
             )
-        rows.sort(key=lambda r: (r[0], r[1]), reverse=True)
-        return [(WorkOrder.FromString(data), (int(t), int(seq))) for t, seq, data in rows[:limit]]
+        sized.sort(key=lambda r: (r[0], r[1]), reverse=True)
+        return self._fitting(sized[:limit], max_bytes,
+                             lambda row, data: (WorkOrder.FromString(data), (int(row[0]), int(row[1]))),
+                             "SELECT seq, data FROM work_orders WHERE seq")
 
     def count_all_work_orders(self) -> dict[int, int]:
         rows = self._rows(
@@ -364,12 +407,17 @@ class Rows:
     def put_run(self, stored: StoredRun, *, new: bool) -> None:
         self._put("runs", RUN_COLUMNS, run_row(stored), new=new)
 
-    def list_runs(self, work_order_id: str, before_number: int, limit: int) -> list[Run]:
+    def list_runs(self, work_order_id: str, before_number: int, limit: int,
+                  max_bytes: int | None = None) -> Page[Run]:
         m = self.MARK
-        return self._messages(
-            Run, f"SELECT data FROM runs WHERE work_order_id = {m} AND number < {m} ORDER BY number DESC LIMIT {m}",
+        # A run is answered with its step runs: their bytes, and a tag and a length each (5 bytes at most).
+        sized = self._rows(
+            f"SELECT number, {self.BYTE_LENGTH}(data) + step_bytes + 5 * step_count FROM runs "
+            f"WHERE work_order_id = {m} AND number < {m} ORDER BY number DESC LIMIT {m}",
             work_order_id, before_number, limit,
         )
+        return self._fitting(sized, max_bytes, lambda _, data: Run.FromString(data),
+                             f"SELECT number, data FROM runs WHERE work_order_id = {m} AND number", work_order_id)
 
     def expired_leases(self, now_us: int, limit: int) -> list[StoredRun]:
         rows = self._rows(
@@ -468,12 +516,15 @@ class Rows:
             m = self.MARK
             self._run(f"UPDATE tokens SET data = {m} WHERE id = {m}", token.SerializeToString(), token.id)
 
-    def list_tokens(self, project_id: str, after_id: str, limit: int) -> list[Token]:
+    def list_tokens(self, project_id: str, after_id: str, limit: int,
+                    max_bytes: int | None = None) -> Page[Token]:
         m = self.MARK
-        return self._messages(
-            Token, f"SELECT data FROM tokens WHERE project_id = {m} AND id > {m} ORDER BY id LIMIT {m}",
-            project_id, after_id, limit,
+        sized = self._rows(
+            f"SELECT id, {self.BYTE_LENGTH}(data) FROM tokens WHERE project_id = {m} AND id > {m} "
+            f"ORDER BY id LIMIT {m}", project_id, after_id, limit,
         )
+        return self._fitting(sized, max_bytes, lambda _, data: Token.FromString(data),
+                             "SELECT id, data FROM tokens WHERE id")
 
     # Idempotency
     def get_request(self, request_id: str) -> tuple[str, bytes, bytes] | None:

@@ -70,6 +70,9 @@ OPTIONS = (f"-c synchronous_commit=on -c lock_timeout={BUSY_TIMEOUT_MS} "
 
 # SQLSTATEs of a lost race: the write is tried again from the start.
 RETRIED = {"40001", "40P01", "23505"}  # serialization failure, deadlock, unique violation
+# Point reads (Store.read) have threads and connections of their own beside the scans': a
+# GetProject does not wait behind lists that hold every reader.
+POINT_READERS = 2
 LISTEN_WAKE_S = 0.25  # how often the listening thread looks up from its connection (to stop)
 LISTEN_RETRY_S = (0.1, 2.0)  # the listening thread reconnects after this long, doubling up to the most
 # The sweeper asks `lead` before every pass; the leader's connection (and so its lock) is checked
@@ -132,6 +135,7 @@ class PostgresStore:
         self._writer_count, self._reader_count = writers, readers
         self._writers = ThreadPoolExecutor(max_workers=writers, thread_name_prefix="runstatus-pg-write")
         self._readers = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="runstatus-pg-read")
+        self._point_readers = ThreadPoolExecutor(max_workers=POINT_READERS, thread_name_prefix="runstatus-pg-get")
         self._write_pool: ConnectionPool[psycopg.Connection[Any]] | None = None
         self._read_pool: ConnectionPool[psycopg.Connection[Any]] | None = None
         self._listeners: list[Callable[[], None]] = []
@@ -167,7 +171,8 @@ class PostgresStore:
         self._idle = asyncio.Event()
         self._idle.set()
         self._write_pool = self._pool("write", self._writer_count, None, checked=True)
-        self._read_pool = self._pool("read", self._reader_count, self._configure_reader, checked=False)
+        self._read_pool = self._pool("read", self._reader_count + POINT_READERS, self._configure_reader,
+                                     checked=False)
         try:
             await asyncio.to_thread(self._open_pools)
         except psycopg.Error as e:
@@ -213,6 +218,7 @@ class PostgresStore:
             await self._idle.wait()
         await asyncio.to_thread(self._writers.shutdown, wait=True)
         await asyncio.to_thread(self._readers.shutdown, wait=True)
+        await asyncio.to_thread(self._point_readers.shutdown, wait=True)
         await asyncio.to_thread(self._close_pools)
         self._stop_listening.set()
         if self._listening is not None:
@@ -427,17 +433,19 @@ class PostgresStore:
     # --- reads ------------------------------------------------------------------------
 
     async def read(self, fn: Callable[Concatenate[PostgresTx, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
-        """A point read. (On a reader thread too: every query is a round trip to the database.)"""
-        return await self.scan(fn, *args, **kwargs)
+        """A point read. (On a thread too, a point reader's: every query is a round trip to the database.)"""
+        return await self._read_on(self._point_readers, lambda tx: fn(tx, *args, **kwargs))
 
     async def scan(self, fn: Callable[Concatenate[PostgresTx, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
         """A read that may walk many rows (lists, counts, event pages), on a reader thread."""
+        return await self._read_on(self._readers, lambda tx: fn(tx, *args, **kwargs))
+
+    async def _read_on(self, threads: ThreadPoolExecutor, job: Callable[[PostgresTx], T]) -> T:
         if self._read_pool is None:
             raise StoreClosing("the server is shutting down")
         loop = asyncio.get_running_loop()
         context = contextvars.copy_context()  # the caller's context (see auth.py) goes with the read
-        return await loop.run_in_executor(self._readers, context.run, self._read_now,
-                                          lambda tx: fn(tx, *args, **kwargs))
+        return await loop.run_in_executor(threads, context.run, self._read_now, job)
 
     def scan_now(self, fn: Callable[Concatenate[PostgresTx, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
         """A scan for a thread that is not the event loop's (the metrics server's): runs on the
@@ -450,7 +458,7 @@ class PostgresStore:
         is tried again on another, which the pool opens anew once the broken ones are gone."""
         if self._read_pool is None:
             raise StoreClosing("the server is shutting down")
-        attempts = self._reader_count + 2  # every pooled connection may be broken, then a new one
+        attempts = self._reader_count + POINT_READERS + 2  # every pooled connection may be broken, then a new one
         for attempt in range(1, attempts + 1):
             conn: psycopg.Connection[Any] | None = None
             try:

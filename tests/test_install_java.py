@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import pwd
 import re
 import shutil
 import subprocess
@@ -22,7 +23,8 @@ from harness import ServerProcess
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 VERSION = "0.1.0"
-INSTALLED = pathlib.Path.home() / ".m2/repository/dev/runstatus/runstatus-client" / VERSION
+# Maven's ~ is Java's user.home: the account's home directory, whatever $HOME says.
+INSTALLED = pathlib.Path(pwd.getpwuid(os.getuid()).pw_dir, ".m2/repository/dev/runstatus/runstatus-client", VERSION)
 
 APP_MAIN = """\
 package app;

@@ -52,6 +52,9 @@ class Deliveries:
         self.poll_seconds = min(poll_seconds, retries.min_seconds)
         self._sending: dict[str, asyncio.Task[None]] = {}  # by delivery id
         self._busy: Counter[str] = Counter()  # deliveries in flight, by subscription
+        # Deliveries whose outcome was recorded while _send_due read: its read may predate that
+        # write (a snapshot, on another connection) and show them due still; not sent twice.
+        self._finished_meanwhile: set[str] | None = None
         self._wake = asyncio.Event()
         self._failing = False
 
@@ -83,7 +86,13 @@ class Deliveries:
                 await asyncio.gather(*self._sending.values(), return_exceptions=True)
 
     async def _send_due(self, session: aiohttp.ClientSession) -> None:
-        now = now_us()
+        self._finished_meanwhile = set()
+        try:
+            await self._send_due_from(session, now_us(), self._finished_meanwhile)
+        finally:
+            self._finished_meanwhile = None
+
+    async def _send_due_from(self, session: aiohttp.ClientSession, now: int, finished: set[str]) -> None:
         for subscription in await self.store.read(_subscriptions):
             busy = self._busy[subscription.id]
             if busy >= PER_TARGET:
@@ -92,7 +101,7 @@ class Deliveries:
             for delivery in await self.store.scan(_due, subscription.id, now, PER_TARGET + busy):
                 if busy >= PER_TARGET:
                     break
-                if delivery.id not in self._sending:
+                if delivery.id not in self._sending and delivery.id not in finished:
                     busy += 1
                     self._busy[subscription.id] += 1
                     self._sending[delivery.id] = asyncio.create_task(
@@ -110,6 +119,8 @@ class Deliveries:
         finally:
             del self._sending[delivery.id]
             self._busy[subscription.id] -= 1
+            if self._finished_meanwhile is not None:
+                self._finished_meanwhile.add(delivery.id)
             self.wake()
 
     async def _attempt(self, session: aiohttp.ClientSession, subscription: NotificationSubscription,

@@ -41,23 +41,30 @@ func (f *flakyWorkOrders) taken() []string {
 	return attempts
 }
 
-var uuidV4 = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
-
-func TestRetryCarriesOneRequestID(t *testing.T) {
+// dialFlaky starts a flakyWorkOrders server in memory and dials it through Dial, with opts.
+func dialFlaky(t *testing.T, opts ...grpc.DialOption) (*Client, *flakyWorkOrders) {
+	t.Helper()
 	listener := bufconn.Listen(1 << 20)
 	server := grpc.NewServer()
 	fake := &flakyWorkOrders{}
 	runstatusv1.RegisterWorkOrderServiceServer(server, fake)
 	go func() { _ = server.Serve(listener) }()
-	defer server.Stop()
+	t.Cleanup(server.Stop)
 
-	ctx := context.Background()
 	dialer := grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return listener.DialContext(ctx) })
-	c, err := Dial(ctx, "passthrough:///bufnet", WithDialOptions(dialer))
+	c, err := Dial(context.Background(), "passthrough:///bufnet", WithDialOptions(append([]grpc.DialOption{dialer}, opts...)...))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	t.Cleanup(func() { _ = c.Close() })
+	return c, fake
+}
+
+var uuidV4 = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
+
+func TestRetryCarriesOneRequestID(t *testing.T) {
+	c, fake := dialFlaky(t)
+	ctx := context.Background()
 
 	req := &runstatusv1.CreateWorkOrderRequest{WorkflowId: "w"}
 	if _, err := c.WorkOrders.CreateWorkOrder(ctx, req); err != nil {
@@ -90,21 +97,9 @@ func TestRetryCarriesOneRequestID(t *testing.T) {
 }
 
 func TestRetriesDisabledByTheCaller(t *testing.T) {
-	listener := bufconn.Listen(1 << 20)
-	server := grpc.NewServer()
-	fake := &flakyWorkOrders{}
-	runstatusv1.RegisterWorkOrderServiceServer(server, fake)
-	go func() { _ = server.Serve(listener) }()
-	defer server.Stop()
-
+	c, fake := dialFlaky(t, grpc.WithDisableRetry())
 	ctx := context.Background()
-	dialer := grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return listener.DialContext(ctx) })
-	c, err := Dial(ctx, "passthrough:///bufnet", WithDialOptions(dialer, grpc.WithDisableRetry()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_, err = c.WorkOrders.CreateWorkOrder(ctx, &runstatusv1.CreateWorkOrderRequest{WorkflowId: "w"})
+	_, err := c.WorkOrders.CreateWorkOrder(ctx, &runstatusv1.CreateWorkOrderRequest{WorkflowId: "w"})
 	if status.Code(err) != codes.Unavailable || len(fake.taken()) != 1 {
 		t.Errorf("with grpc.WithDisableRetry: %v", err)
 	}

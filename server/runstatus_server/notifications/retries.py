@@ -27,7 +27,7 @@ class Retries:
     def after_failure(self, delivery: NotificationDelivery, now_us: int, retry_after: float | None) -> None:
         """Sets the delivery's next attempt, or makes it dead once its window has run out. The
         last attempt is at the window's end, however long Retry-After or the backoff asks for."""
-        end_us = delivery.create_time + int(self.window_seconds * 1e6)
+        end_us = delivery.owed_time + int(self.window_seconds * 1e6)
         if now_us >= end_us:
             delivery.state = DELIVERY_DEAD
             return

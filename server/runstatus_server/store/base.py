@@ -117,15 +117,23 @@ WorkOrderKey = tuple[int, int]
 
 # A notification delivery's state (notification_deliveries.state, written as literals in a
 # partial index like the run statuses above): owed, delivered, or given up after the retry window.
+# An owed one already attempted is "retrying" to the API (attempts > 0).
 DELIVERY_PENDING = 0
 DELIVERY_DELIVERED = 1
 DELIVERY_DEAD = 2
 
+# A delivery's kind (notification_deliveries.kind): the NotificationDeliveryKind values.
+DELIVERY_EVENT = 1  # one event
+DELIVERY_DIGEST = 2  # several events, past the subscription's rate cap
+DELIVERY_TEST = 3  # SendTestNotification's
+
 
 @dataclass
 class NotificationSubscription:
-    """Who is told of which events, and how (notifications/). `target` is where to (a webhook's
-    URL for target_kind "webhook"); `event_filter` is JSON, as the filter's protobuf JSON would be
+    """Who is told of which events, and how (notifications/). `target_kind` is "webhook", "slack"
+    or "email"; `target` is where to: a webhook's or Slack's URL, or for email a JSON object
+    ({"to": [...], "smtp": {...}} without its password); `secret` is the webhook's signing secret
+    or the SMTP password. `event_filter` is JSON, as the filter's protobuf JSON would be
     (eventTypes, statuses, workflowIds: enum names); `scan_cursor` is the last event sequence the
     event log was scanned up to for it (every delivery owed up to there is written)."""
 
@@ -138,21 +146,37 @@ class NotificationSubscription:
     scan_cursor: int = 0
     create_time: int = 0  # microseconds
     update_time: int = 0
+    name: str = ""
+    max_per_minute: int = 0  # messages per minute before a digest; 0: the default
 
 
 @dataclass
 class NotificationDelivery:
-    """One event owed to one subscription: `body` is what is POSTed, the same bytes every attempt."""
+    """One message owed to one subscription: `body` is what is sent (a webhook's JSON, the same
+    bytes every attempt; the sender renders it for Slack or email). A digest's body lists its
+    events and its event_seq is its first's; a test's event_seq is negative (unique, no event)."""
 
     id: str  # stable: receivers dedupe by it
     subscription_id: str
     event_seq: int
     body: bytes
-    create_time: int  # microseconds; the retry window runs from here
+    create_time: int  # microseconds
     next_attempt_time: int
     attempts: int = 0
     state: int = DELIVERY_PENDING
     last_error: str = ""
+    kind: int = DELIVERY_EVENT
+    event_count: int = 1
+    owed_time: int = 0  # when its retry window began: create_time, or its last redelivery; 0: create_time
+    update_time: int = 0
+
+    def __post_init__(self) -> None:
+        self.owed_time = self.owed_time or self.create_time
+        self.update_time = self.update_time or self.create_time
+
+
+# Keyset position in a subscription's delivery log, newest first: (create_time, id).
+DeliveryKey = tuple[int, str]
 
 
 class Tx(Protocol):
@@ -252,6 +276,32 @@ class Tx(Protocol):
     def owed_notification_deliveries(self) -> dict[str, tuple[int, int | None]]:
         """By target kind of every subscription: how many deliveries are owed, and the
         create_time of the oldest (None when none is)."""
+        ...
+    def list_notification_subscriptions(self, project_id: str | None, after_id: str,
+                                         limit: int) -> list[NotificationSubscription]:
+        """By id, after after_id: a project's ("" the instance's), or every one (None)."""
+        ...
+    def get_notification_delivery(self, delivery_id: str) -> NotificationDelivery | None: ...
+    def put_notification_delivery(self, delivery: NotificationDelivery) -> None:
+        """Writes every field of an existing delivery but its id and subscription: a digest's
+        growing body, a redelivery owed anew."""
+        ...
+    def list_notification_deliveries(self, subscription_id: str, states: list[tuple[int, bool | None]],
+                                     after: DeliveryKey | None, limit: int) -> list[NotificationDelivery]:
+        """The subscription's deliveries, newest first, after the key. `states`: (state, attempted)
+        pairs that match ("attempted" True/False tells RETRYING from PENDING, None either); empty:
+        every delivery."""
+        ...
+    def count_notification_deliveries_since(self, subscription_id: str, since_us: int) -> int:
+        """How many deliveries of events and digests (not tests) were created at since_us or later:
+        a subscription's rate against its cap."""
+        ...
+    def open_notification_digest(self, subscription_id: str) -> NotificationDelivery | None:
+        """The subscription's digest still collecting events: owed, never attempted."""
+        ...
+    def delete_notification_deliveries_before(self, before_us: int, limit: int) -> int:
+        """Removes up to limit deliveries delivered or dead whose state last changed before
+        before_us, oldest first; how many."""
         ...
 
 

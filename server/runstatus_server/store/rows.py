@@ -19,8 +19,8 @@ from runstatus.v1.work_order_pb2 import Run, StepRun, WorkOrder, WorkOrderFilter
 from runstatus.v1.workflow_pb2 import Workflow
 
 from .base import (
-    DELIVERY_PENDING, PENDING, REJECTED, RUNNING, NotificationDelivery, NotificationSubscription, Page, StoredRun,
-    WorkOrderKey,
+    DELIVERY_DIGEST, DELIVERY_PENDING, DELIVERY_TEST, PENDING, REJECTED, RUNNING, DeliveryKey, NotificationDelivery,
+    NotificationSubscription, Page, StoredRun, WorkOrderKey,
 )
 
 M = TypeVar("M", bound=Message)
@@ -41,11 +41,15 @@ REQUEST_COLUMNS = ("request_id", "method", "fingerprint", "response", "create_ti
 # What a StoredRun is read from (step_count and step_bytes are kept by put_step_run).
 STORED_RUN = "data, lease_token, deadline, step_count, step_bytes"
 NOTIFICATION_SUBSCRIPTION_COLUMNS = ("project_id", "target_kind", "target", "secret", "event_filter", "scan_cursor",
-                                     "create_time", "update_time", "id")
+                                     "create_time", "update_time", "name", "max_per_minute", "id")
 NOTIFICATION_DELIVERY_COLUMNS = ("id", "subscription_id", "event_seq", "next_attempt_time", "body", "create_time",
-                                 "update_time")
+                                 "update_time", "state", "attempts", "last_error", "kind", "event_count", "owed_time")
 # What a NotificationSubscription is read from.
-SUBSCRIPTION = "id, project_id, target_kind, target, secret, event_filter, scan_cursor, create_time, update_time"
+SUBSCRIPTION = ("id, project_id, target_kind, target, secret, event_filter, scan_cursor, create_time, update_time, "
+                "name, max_per_minute")
+# What a NotificationDelivery is read from.
+DELIVERY = ("id, subscription_id, event_seq, body, create_time, next_attempt_time, attempts, state, last_error, kind, "
+            "event_count, owed_time, update_time")
 
 # Statuses of runs that count as in flight against a project's run limit, as an SQL literal
 # list: runs_in_flight is a partial index (see the statuses in store/base.py).
@@ -547,10 +551,17 @@ class Rows:
 
     # Notifications (notifications/): subscriptions, and the deliveries owed to them.
     def _subscription(self, row: tuple[Any, ...]) -> NotificationSubscription:
-        sub_id, project_id, kind, target, secret, event_filter, cursor, created, updated = row
+        sub_id, project_id, kind, target, secret, event_filter, cursor, created, updated, name, per_minute = row
         return NotificationSubscription(
             self._read_text(sub_id), self._read_text(kind), self._read_text(target), self._read_text(secret),
-            self._read_text(event_filter), self._read_text(project_id), int(cursor), int(created), int(updated))
+            self._read_text(event_filter), self._read_text(project_id), int(cursor), int(created), int(updated),
+            self._read_text(name), int(per_minute))
+
+    def _delivery(self, row: tuple[Any, ...]) -> NotificationDelivery:
+        i, s, seq, body, created, due, attempts, state, error, kind, count, owed, updated = row
+        return NotificationDelivery(self._read_text(i), self._read_text(s), int(seq), bytes(body), int(created),
+                                    int(due), int(attempts), int(state), self._read_text(error), int(kind),
+                                    int(count), int(owed), int(updated))
 
     def get_notification_subscription(self, subscription_id: str) -> NotificationSubscription | None:
         row = self._row(f"SELECT {SUBSCRIPTION} FROM notification_subscriptions WHERE id = {self.MARK}{self._lock}",
@@ -561,7 +572,7 @@ class Rows:
         s = subscription
         self._put("notification_subscriptions", NOTIFICATION_SUBSCRIPTION_COLUMNS,
                   (s.project_id, s.target_kind, s.target, s.secret, s.event_filter, s.scan_cursor, s.create_time,
-                   s.update_time, s.id), new=new)
+                   s.update_time, s.name, s.max_per_minute, s.id), new=new)
 
     def delete_notification_subscription(self, subscription_id: str) -> int:
         m = self.MARK
@@ -575,27 +586,40 @@ class Rows:
         return [self._subscription(r) for r in self._rows(
             f"SELECT {SUBSCRIPTION} FROM notification_subscriptions ORDER BY id")]
 
+    def list_notification_subscriptions(self, project_id: str | None, after_id: str,
+                                        limit: int) -> list[NotificationSubscription]:
+        m = self.MARK
+        if project_id is None:
+            rows = self._rows(f"SELECT {SUBSCRIPTION} FROM notification_subscriptions WHERE id > {m} "
+                              f"ORDER BY id LIMIT {m}", after_id, limit)
+        else:
+            rows = self._rows(f"SELECT {SUBSCRIPTION} FROM notification_subscriptions WHERE project_id = {m} "
+                              f"AND id > {m} ORDER BY project_id, id LIMIT {m}", project_id, after_id, limit)
+        return [self._subscription(r) for r in rows]
+
     def advance_notification_cursor(self, subscription_id: str, sequence: int) -> None:
         m = self.MARK
         self._run(f"UPDATE notification_subscriptions SET scan_cursor = {m} WHERE id = {m} AND scan_cursor < {m}",
                   sequence, subscription_id, sequence)
 
+    @staticmethod
+    def _delivery_row(d: NotificationDelivery) -> tuple[Any, ...]:
+        return (d.id, d.subscription_id, d.event_seq, d.next_attempt_time, d.body, d.create_time, d.update_time,
+                d.state, d.attempts, d.last_error, d.kind, d.event_count, d.owed_time)
+
     def add_notification_deliveries(self, deliveries: list[NotificationDelivery]) -> int:
         # A scan that read events already scanned (a new leader's, from the saved cursor) adds nothing.
         sql = self._insert("notification_deliveries", NOTIFICATION_DELIVERY_COLUMNS) + " ON CONFLICT DO NOTHING"
-        return sum(self._run(sql, d.id, d.subscription_id, d.event_seq, d.next_attempt_time, d.body, d.create_time,
-                             d.create_time) for d in deliveries)
+        return sum(self._run(sql, *self._delivery_row(d)) for d in deliveries)
 
     def due_notification_deliveries(self, subscription_id: str, now_us: int, limit: int) -> list[NotificationDelivery]:
         m = self.MARK
         rows = self._rows(
-            "SELECT id, subscription_id, event_seq, body, create_time, next_attempt_time, attempts "
-            f"FROM notification_deliveries WHERE subscription_id = {m} AND state = {DELIVERY_PENDING} "
-            f"AND next_attempt_time <= {m} ORDER BY next_attempt_time LIMIT {m}",
+            f"SELECT {DELIVERY} FROM notification_deliveries WHERE subscription_id = {m} "
+            f"AND state = {DELIVERY_PENDING} AND next_attempt_time <= {m} ORDER BY next_attempt_time LIMIT {m}",
             subscription_id, now_us, limit,
         )
-        return [NotificationDelivery(self._read_text(i), self._read_text(s), int(seq), bytes(body), int(created),
-                                     int(due), int(attempts)) for i, s, seq, body, created, due, attempts in rows]
+        return [self._delivery(r) for r in rows]
 
     def put_notification_attempt(self, delivery: NotificationDelivery, now_us: int) -> None:
         m = self.MARK
@@ -606,6 +630,57 @@ class Rows:
             d.state, d.attempts, d.next_attempt_time, d.last_error, now_us, d.id,
         )
 
+    def get_notification_delivery(self, delivery_id: str) -> NotificationDelivery | None:
+        row = self._row(f"SELECT {DELIVERY} FROM notification_deliveries WHERE id = {self.MARK}{self._lock}",
+                        delivery_id)
+        return self._delivery(row) if row else None
+
+    def put_notification_delivery(self, delivery: NotificationDelivery) -> None:
+        m = self.MARK
+        d = delivery
+        self._run(
+            f"UPDATE notification_deliveries SET event_seq = {m}, next_attempt_time = {m}, body = {m}, "
+            f"create_time = {m}, update_time = {m}, state = {m}, attempts = {m}, last_error = {m}, kind = {m}, "
+            f"event_count = {m}, owed_time = {m} WHERE id = {m}",
+            *self._delivery_row(d)[2:], d.id,
+        )
+
+    def list_notification_deliveries(self, subscription_id: str, states: list[tuple[int, bool | None]],
+                                     after: DeliveryKey | None, limit: int) -> list[NotificationDelivery]:
+        m = self.MARK
+        where, args = [f"subscription_id = {m}"], [subscription_id]
+        if after is not None:
+            where.append(f"(create_time < {m} OR (create_time = {m} AND id < {m}))")
+            args += [after[0], after[0], after[1]]
+        if states:
+            either = []
+            for state, attempted in states:
+                attempts = "" if attempted is None else (" AND attempts > 0" if attempted else " AND attempts = 0")
+                either.append(f"(state = {int(state)}{attempts})")
+            where.append("(" + " OR ".join(either) + ")")
+        rows = self._rows(f"SELECT {DELIVERY} FROM notification_deliveries WHERE {' AND '.join(where)} "
+                          f"ORDER BY subscription_id DESC, create_time DESC, id DESC LIMIT {m}", *args, limit)
+        return [self._delivery(r) for r in rows]
+
+    def count_notification_deliveries_since(self, subscription_id: str, since_us: int) -> int:
+        m = self.MARK
+        return int(self._one(f"SELECT count(*) FROM notification_deliveries WHERE subscription_id = {m} "
+                             f"AND create_time >= {m} AND kind <> {DELIVERY_TEST}", subscription_id, since_us))
+
+    def open_notification_digest(self, subscription_id: str) -> NotificationDelivery | None:
+        m = self.MARK
+        row = self._row(f"SELECT {DELIVERY} FROM notification_deliveries WHERE subscription_id = {m} "
+                        f"AND state = {DELIVERY_PENDING} AND kind = {DELIVERY_DIGEST} AND attempts = 0 "
+                        f"ORDER BY next_attempt_time DESC LIMIT 1{self._lock}", subscription_id)
+        return self._delivery(row) if row else None
+
+    def delete_notification_deliveries_before(self, before_us: int, limit: int) -> int:
+        m = self.MARK
+        return self._run(
+            f"DELETE FROM notification_deliveries WHERE id IN (SELECT id FROM notification_deliveries "
+            f"WHERE state <> {DELIVERY_PENDING} AND update_time < {m} ORDER BY update_time LIMIT {m}"
+            f"{self._skip_locked})", before_us, limit)
+
     def owed_notification_deliveries(self) -> dict[str, tuple[int, int | None]]:
         rows = self._rows(
             "SELECT s.target_kind, count(d.id), min(d.create_time) FROM notification_subscriptions s "
@@ -613,7 +688,6 @@ class Rows:
             f"AND d.state = {DELIVERY_PENDING} GROUP BY s.target_kind")
         return {self._read_text(kind): (int(n), int(oldest) if oldest is not None else None)
                 for kind, n, oldest in rows}
-
 
 def fill_work_order_update_times(conn: Any, mark: str) -> None:
     """Copies each work order's update_time from its message into the column a migration

@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 import psycopg
 
-from ..base import DELIVERY_PENDING, PENDING, REJECTED, RUNNING, CannotOpen
+from ..base import DELIVERY_EVENT, DELIVERY_PENDING, PENDING, REJECTED, RUNNING, CannotOpen
 from ..rows import fill_work_order_update_times
 from .locks import EVENT_LOCK, MIGRATION_LOCK
 
@@ -260,6 +260,22 @@ MIGRATIONS.append(
     );
     CREATE INDEX notification_deliveries_owed ON notification_deliveries (subscription_id, next_attempt_time)
         WHERE state = {DELIVERY_PENDING};
+    """
+)
+
+
+# 6: notification subscriptions through the API (SQLite's migration 9).
+MIGRATIONS.append(
+    f"""
+    ALTER TABLE notification_subscriptions ADD COLUMN name TEXT COLLATE "C" NOT NULL DEFAULT '';
+    ALTER TABLE notification_subscriptions ADD COLUMN max_per_minute INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE notification_deliveries ADD COLUMN kind INTEGER NOT NULL DEFAULT {DELIVERY_EVENT};
+    ALTER TABLE notification_deliveries ADD COLUMN event_count INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE notification_deliveries ADD COLUMN owed_time BIGINT NOT NULL DEFAULT 0;
+    UPDATE notification_deliveries SET owed_time = create_time;
+    CREATE INDEX notification_deliveries_log ON notification_deliveries (subscription_id, create_time, id);
+    CREATE INDEX notification_deliveries_done ON notification_deliveries (update_time)
+        WHERE state <> {DELIVERY_PENDING};
     """
 )
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from runstatus.v1.work_order_pb2 import StepRun
 
-from ..base import DELIVERY_PENDING, PENDING, REJECTED, RUNNING, CannotOpen
+from ..base import DELIVERY_EVENT, DELIVERY_PENDING, PENDING, REJECTED, RUNNING, CannotOpen
 from ..rows import fill_work_order_update_times
 
 log = logging.getLogger("runstatus.store")
@@ -294,6 +294,25 @@ MIGRATIONS.append(
     -- The deliveries owed, by subscription, soonest due first.
     CREATE INDEX notification_deliveries_owed ON notification_deliveries (subscription_id, next_attempt_time)
         WHERE state = {DELIVERY_PENDING};
+    """
+)
+
+
+# 9: subscriptions through the API (NotificationService): a name and a rate cap; deliveries of
+# three kinds (an event, a digest of several, a test), with how many events each carries, and
+# owed_time, when its retry window began (its create_time, or its last redelivery's). Indexes for
+# the delivery log (newest first) and for dropping what is done past its retention.
+MIGRATIONS.append(
+    f"""
+    ALTER TABLE notification_subscriptions ADD COLUMN name TEXT NOT NULL DEFAULT '';
+    ALTER TABLE notification_subscriptions ADD COLUMN max_per_minute INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE notification_deliveries ADD COLUMN kind INTEGER NOT NULL DEFAULT {DELIVERY_EVENT};
+    ALTER TABLE notification_deliveries ADD COLUMN event_count INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE notification_deliveries ADD COLUMN owed_time INTEGER NOT NULL DEFAULT 0;
+    UPDATE notification_deliveries SET owed_time = create_time;
+    CREATE INDEX notification_deliveries_log ON notification_deliveries (subscription_id, create_time, id);
+    CREATE INDEX notification_deliveries_done ON notification_deliveries (update_time)
+        WHERE state <> {DELIVERY_PENDING};
     """
 )
 

@@ -42,6 +42,8 @@ type Client struct {
 	WorkOrders runstatusv1.WorkOrderServiceClient
 	Worker     runstatusv1.WorkerServiceClient
 	Tokens     runstatusv1.TokenServiceClient
+	// Notifications manages webhook, Slack and email subscriptions to run events.
+	Notifications runstatusv1.NotificationServiceClient
 }
 
 type options struct {
@@ -113,6 +115,8 @@ func New(conn *grpc.ClientConn) *Client {
 		WorkOrders: runstatusv1.NewWorkOrderServiceClient(conn),
 		Worker:     runstatusv1.NewWorkerServiceClient(conn),
 		Tokens:     runstatusv1.NewTokenServiceClient(conn),
+
+		Notifications: runstatusv1.NewNotificationServiceClient(conn),
 	}
 }
 

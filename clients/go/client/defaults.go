@@ -26,7 +26,8 @@ const serviceConfig = `{
       {"service": "runstatus.v1.ProjectService"},
       {"service": "runstatus.v1.WorkOrderService"},
       {"service": "runstatus.v1.WorkerService"},
-      {"service": "runstatus.v1.TokenService"}
+      {"service": "runstatus.v1.TokenService"},
+      {"service": "runstatus.v1.NotificationService"}
     ],
     "retryPolicy": {
       "maxAttempts": 5,

@@ -83,6 +83,33 @@ func ErrorInfo(err error) *errdetails.ErrorInfo {
 	return nil
 }
 
+// FieldViolations are the wrong fields an INVALID_ARGUMENT names: the
+// google.rpc.BadRequest among the details of a gRPC error's status, one
+// violation per field (Field is its path, e.g. "workflow.edges[0].target_step_id";
+// Description says what is wrong). Nil if err is not a gRPC status error or has
+// no BadRequest.
+//
+//	for _, v := range client.FieldViolations(err) {
+//		fmt.Printf("%s: %s\n", v.GetField(), v.GetDescription())
+//	}
+func FieldViolations(err error) []*errdetails.BadRequest_FieldViolation {
+	if err == nil {
+		return nil
+	}
+	st, ok := status.FromError(err)
+	if !ok {
+		return nil
+	}
+	var violations []*errdetails.BadRequest_FieldViolation
+	for _, detail := range st.Proto().GetDetails() {
+		bad := &errdetails.BadRequest{}
+		if detail.MessageIs(bad) && detail.UnmarshalTo(bad) == nil {
+			violations = append(violations, bad.GetFieldViolations()...)
+		}
+	}
+	return violations
+}
+
 // reasonPrefix is what an ErrorReason value's name has and ErrorInfo.reason lacks.
 const reasonPrefix = "ERROR_REASON_"
 

@@ -1,6 +1,9 @@
 // Command contract is the Go runner of the contract suite (tests/contract/README.md):
 // it runs every case of status_table.json, error_reasons.json, classification.json
 // and lifecycle.json against a live server, the same way tests/contract/runner.py does.
+// The lifecycle actions of a worker (claim, start_run, start_step, complete_step,
+// complete_run, heartbeat) go through the client's worker helper, client.Claim
+// and client.Lease, so the scenarios check the helper as well as the server.
 //
 //	go run ./cmd/contract -addr 127.0.0.1:50051 -cases ../../tests/contract
 //
@@ -340,12 +343,18 @@ type action struct {
 	} `json:"expect_error"`
 }
 
-// tracked is what the runner remembers about one work order.
+// tracked is what the runner remembers about one work order. Its worker calls
+// go through the client's worker helper: a client.Lease on the latest run,
+// holding the token from the last claim (none before a claim).
 type tracked struct {
 	workOrderID string
-	runID       string
-	leaseToken  string
+	lease       *client.Lease
 	stepRuns    map[string]string // step id -> step run id in the current run
+}
+
+// unclaimed is a lease handle on a run not claimed (yet): its reports carry no token.
+func unclaimed(cl *client.Client, runID string) *client.Lease {
+	return cl.Lease(&runstatusv1.ClaimedRun{Run: &runstatusv1.Run{Id: runID}})
 }
 
 func runScenario(ctx context.Context, cl *client.Client, raw json.RawMessage) error {
@@ -430,7 +439,7 @@ func step(ctx context.Context, cl *client.Client, projectID string, orders map[s
 			if err != nil {
 				return nil, nil, rpcFailure(err)
 			}
-			orders[alias] = &tracked{workOrderID: answer.GetWorkOrder().GetId(), runID: answer.GetRun().GetId(), stepRuns: map[string]string{}}
+			orders[alias] = &tracked{workOrderID: answer.GetWorkOrder().GetId(), lease: unclaimed(cl, answer.GetRun().GetId()), stepRuns: map[string]string{}}
 			return some(answer.GetWorkOrder().GetStatus()), nil, nil
 		}
 		if w == nil {
@@ -439,20 +448,17 @@ func step(ctx context.Context, cl *client.Client, projectID string, orders map[s
 		switch a.Do {
 		case "claim":
 			for range 100 {
-				answer, err := cl.Worker.ClaimRuns(ctx, &runstatusv1.ClaimRunsRequest{
-					ProjectId: projectID, WorkerId: "contract-" + language, MaxRuns: 1,
-				})
+				leases, err := cl.Claim(ctx, projectID, "contract-"+language, 1)
 				if err != nil {
 					return nil, nil, rpcFailure(err)
 				}
-				claimed := answer.GetRuns()
-				if len(claimed) == 0 {
-					return nil, nil, fmt.Errorf("run %s was never handed out", w.runID)
+				if len(leases) == 0 {
+					return nil, nil, fmt.Errorf("run %s was never handed out", w.lease.RunID())
 				}
-				if claimed[0].GetRun().GetId() == w.runID {
-					w.leaseToken = claimed[0].GetLeaseToken()
+				if leases[0].RunID() == w.lease.RunID() {
+					w.lease = leases[0]
 					w.stepRuns = map[string]string{}
-					for _, s := range claimed[0].GetRun().GetStepRuns() {
+					for _, s := range leases[0].Claimed().GetRun().GetStepRuns() {
 						w.stepRuns[s.GetStepId()] = s.GetId()
 					}
 					return nil, nil, nil
@@ -460,7 +466,7 @@ func step(ctx context.Context, cl *client.Client, projectID string, orders map[s
 			}
 			return nil, nil, errors.New("claim gave up")
 		case "start_run":
-			answer, err := cl.Worker.StartRun(ctx, &runstatusv1.StartRunRequest{RunId: w.runID, LeaseToken: w.leaseToken})
+			answer, err := w.lease.StartRun(ctx)
 			if err != nil {
 				return nil, nil, rpcFailure(err)
 			}
@@ -473,9 +479,7 @@ func step(ctx context.Context, cl *client.Client, projectID string, orders map[s
 			if a.After != nil {
 				previous = w.stepRuns[*a.After]
 			}
-			answer, err := cl.Worker.StartStep(ctx, &runstatusv1.StartStepRequest{
-				RunId: w.runID, LeaseToken: w.leaseToken, StepId: *a.Step, PreviousStepRunId: previous,
-			})
+			answer, err := w.lease.StartStep(ctx, *a.Step, previous)
 			if err != nil {
 				return nil, nil, rpcFailure(err)
 			}
@@ -489,27 +493,21 @@ func step(ctx context.Context, cl *client.Client, projectID string, orders map[s
 			if !ok {
 				return nil, nil, fmt.Errorf("no step run of step %q", *a.Step)
 			}
-			request := &runstatusv1.CompleteStepRequest{RunId: w.runID, LeaseToken: w.leaseToken, StepRunId: stepRunID}
-			if a.Error != nil {
-				request.Error = &runstatusv1.ErrorReport{}
-				if err := protojson.Unmarshal(a.Error, request.Error); err != nil {
-					return nil, nil, fmt.Errorf("error report: %w", err)
-				}
+			report, err := errorReport(a.Error)
+			if err != nil {
+				return nil, nil, err
 			}
-			answer, err := cl.Worker.CompleteStep(ctx, request)
+			answer, err := w.lease.CompleteStep(ctx, stepRunID, nil, report)
 			if err != nil {
 				return nil, nil, rpcFailure(err)
 			}
 			return some(answer.GetRunStatus()), nil, nil
 		case "complete_run":
-			request := &runstatusv1.CompleteRunRequest{RunId: w.runID, LeaseToken: w.leaseToken}
-			if a.Error != nil {
-				request.Error = &runstatusv1.ErrorReport{}
-				if err := protojson.Unmarshal(a.Error, request.Error); err != nil {
-					return nil, nil, fmt.Errorf("error report: %w", err)
-				}
+			report, err := errorReport(a.Error)
+			if err != nil {
+				return nil, nil, err
 			}
-			answer, err := cl.Worker.CompleteRun(ctx, request)
+			answer, err := w.lease.CompleteRun(ctx, report)
 			if err != nil {
 				return nil, nil, rpcFailure(err)
 			}
@@ -523,16 +521,16 @@ func step(ctx context.Context, cl *client.Client, projectID string, orders map[s
 			if err != nil {
 				return nil, nil, rpcFailure(err)
 			}
-			orders[alias] = &tracked{workOrderID: w.workOrderID, runID: answer.GetRun().GetId(), stepRuns: map[string]string{}}
+			orders[alias] = &tracked{workOrderID: w.workOrderID, lease: unclaimed(cl, answer.GetRun().GetId()), stepRuns: map[string]string{}}
 			return some(answer.GetRun().GetStatus()), nil, nil
 		case "cancel":
-			answer, err := cl.WorkOrders.CancelRun(ctx, &runstatusv1.CancelRunRequest{RunId: w.runID})
+			answer, err := cl.WorkOrders.CancelRun(ctx, &runstatusv1.CancelRunRequest{RunId: w.lease.RunID()})
 			if err != nil {
 				return nil, nil, rpcFailure(err)
 			}
 			return some(answer.GetRun().GetStatus()), nil, nil
 		case "heartbeat":
-			answer, err := cl.Worker.Heartbeat(ctx, &runstatusv1.HeartbeatRequest{RunId: w.runID, LeaseToken: w.leaseToken})
+			answer, err := w.lease.Heartbeat(ctx)
 			if err != nil {
 				return nil, nil, rpcFailure(err)
 			}
@@ -597,6 +595,18 @@ func step(ctx context.Context, cl *client.Client, projectID string, orders map[s
 		}
 	}
 	return nil
+}
+
+// errorReport is an action's "error" (nil if none) as an ErrorReport.
+func errorReport(raw json.RawMessage) (*runstatusv1.ErrorReport, error) {
+	if raw == nil {
+		return nil, nil
+	}
+	report := &runstatusv1.ErrorReport{}
+	if err := protojson.Unmarshal(raw, report); err != nil {
+		return nil, fmt.Errorf("error report: %w", err)
+	}
+	return report, nil
 }
 
 func randomHex(n int) string {

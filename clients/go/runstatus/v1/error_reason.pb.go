@@ -123,6 +123,16 @@ const (
 	// or for this caller (token, or project without authentication: "scope": "caller").
 	// Metadata "scope", "limit".
 	ErrorReason_ERROR_REASON_TOO_MANY_WATCHES ErrorReason = 36
+	// NOT_FOUND: no notification subscription has that id (or it is another project's).
+	// Metadata "resource", "name".
+	ErrorReason_ERROR_REASON_NOTIFICATION_SUBSCRIPTION_NOT_FOUND ErrorReason = 37
+	// NOT_FOUND: no notification delivery has that id (or its subscription is another
+	// project's). Metadata "resource", "name".
+	ErrorReason_ERROR_REASON_NOTIFICATION_DELIVERY_NOT_FOUND ErrorReason = 38
+	// FAILED_PRECONDITION: the subscription is the server's own (the admin webhook follows the
+	// server's --admin-webhook option) and cannot be changed or deleted through the API.
+	// Metadata "subscription_id".
+	ErrorReason_ERROR_REASON_NOTIFICATION_SUBSCRIPTION_READ_ONLY ErrorReason = 39
 )
 
 // Enum value maps for ErrorReason.
@@ -165,45 +175,51 @@ var (
 		34: "ERROR_REASON_INTERNAL",
 		35: "ERROR_REASON_WATCH_TOO_SLOW",
 		36: "ERROR_REASON_TOO_MANY_WATCHES",
+		37: "ERROR_REASON_NOTIFICATION_SUBSCRIPTION_NOT_FOUND",
+		38: "ERROR_REASON_NOTIFICATION_DELIVERY_NOT_FOUND",
+		39: "ERROR_REASON_NOTIFICATION_SUBSCRIPTION_READ_ONLY",
 	}
 	ErrorReason_value = map[string]int32{
-		"ERROR_REASON_UNSPECIFIED":             0,
-		"ERROR_REASON_INVALID_ARGUMENT":        1,
-		"ERROR_REASON_MALFORMED_REQUEST":       2,
-		"ERROR_REASON_PROJECT_NOT_FOUND":       3,
-		"ERROR_REASON_WORKFLOW_NOT_FOUND":      4,
-		"ERROR_REASON_WORK_ORDER_NOT_FOUND":    5,
-		"ERROR_REASON_RUN_NOT_FOUND":           6,
-		"ERROR_REASON_STEP_RUN_NOT_FOUND":      7,
-		"ERROR_REASON_TOKEN_NOT_FOUND":         8,
-		"ERROR_REASON_PROJECT_ALREADY_EXISTS":  9,
-		"ERROR_REASON_ILLEGAL_TRANSITION":      10,
-		"ERROR_REASON_RUN_ENDED":               11,
-		"ERROR_REASON_RUN_CANCELLED":           12,
-		"ERROR_REASON_RUN_NOT_RUNNING":         13,
-		"ERROR_REASON_RUN_NOT_CLAIMED":         14,
-		"ERROR_REASON_LEASE_MISMATCH":          15,
-		"ERROR_REASON_STEP_ENDED":              16,
-		"ERROR_REASON_STEP_ALREADY_STARTED":    17,
-		"ERROR_REASON_EDGE_CONDITION_NOT_MET":  18,
-		"ERROR_REASON_STEPS_STILL_RUNNING":     19,
-		"ERROR_REASON_NO_STEP_EXECUTED":        20,
-		"ERROR_REASON_STEP_RUN_LIMIT":          21,
-		"ERROR_REASON_LATEST_RUN_NOT_ENDED":    22,
-		"ERROR_REASON_TOKEN_REVOKED":           23,
-		"ERROR_REASON_TOKEN_SECRET_SHOWN_ONCE": 24,
-		"ERROR_REASON_REQUEST_ID_REUSED":       25,
-		"ERROR_REASON_ANSWER_TOO_LARGE":        26,
-		"ERROR_REASON_UNAUTHENTICATED":         27,
-		"ERROR_REASON_PERMISSION_DENIED":       28,
-		"ERROR_REASON_STORAGE_UNAVAILABLE":     29,
-		"ERROR_REASON_STORAGE_BUSY":            30,
-		"ERROR_REASON_STORAGE_FULL":            31,
-		"ERROR_REASON_DATABASE_FILE_GONE":      32,
-		"ERROR_REASON_SHUTTING_DOWN":           33,
-		"ERROR_REASON_INTERNAL":                34,
-		"ERROR_REASON_WATCH_TOO_SLOW":          35,
-		"ERROR_REASON_TOO_MANY_WATCHES":        36,
+		"ERROR_REASON_UNSPECIFIED":                         0,
+		"ERROR_REASON_INVALID_ARGUMENT":                    1,
+		"ERROR_REASON_MALFORMED_REQUEST":                   2,
+		"ERROR_REASON_PROJECT_NOT_FOUND":                   3,
+		"ERROR_REASON_WORKFLOW_NOT_FOUND":                  4,
+		"ERROR_REASON_WORK_ORDER_NOT_FOUND":                5,
+		"ERROR_REASON_RUN_NOT_FOUND":                       6,
+		"ERROR_REASON_STEP_RUN_NOT_FOUND":                  7,
+		"ERROR_REASON_TOKEN_NOT_FOUND":                     8,
+		"ERROR_REASON_PROJECT_ALREADY_EXISTS":              9,
+		"ERROR_REASON_ILLEGAL_TRANSITION":                  10,
+		"ERROR_REASON_RUN_ENDED":                           11,
+		"ERROR_REASON_RUN_CANCELLED":                       12,
+		"ERROR_REASON_RUN_NOT_RUNNING":                     13,
+		"ERROR_REASON_RUN_NOT_CLAIMED":                     14,
+		"ERROR_REASON_LEASE_MISMATCH":                      15,
+		"ERROR_REASON_STEP_ENDED":                          16,
+		"ERROR_REASON_STEP_ALREADY_STARTED":                17,
+		"ERROR_REASON_EDGE_CONDITION_NOT_MET":              18,
+		"ERROR_REASON_STEPS_STILL_RUNNING":                 19,
+		"ERROR_REASON_NO_STEP_EXECUTED":                    20,
+		"ERROR_REASON_STEP_RUN_LIMIT":                      21,
+		"ERROR_REASON_LATEST_RUN_NOT_ENDED":                22,
+		"ERROR_REASON_TOKEN_REVOKED":                       23,
+		"ERROR_REASON_TOKEN_SECRET_SHOWN_ONCE":             24,
+		"ERROR_REASON_REQUEST_ID_REUSED":                   25,
+		"ERROR_REASON_ANSWER_TOO_LARGE":                    26,
+		"ERROR_REASON_UNAUTHENTICATED":                     27,
+		"ERROR_REASON_PERMISSION_DENIED":                   28,
+		"ERROR_REASON_STORAGE_UNAVAILABLE":                 29,
+		"ERROR_REASON_STORAGE_BUSY":                        30,
+		"ERROR_REASON_STORAGE_FULL":                        31,
+		"ERROR_REASON_DATABASE_FILE_GONE":                  32,
+		"ERROR_REASON_SHUTTING_DOWN":                       33,
+		"ERROR_REASON_INTERNAL":                            34,
+		"ERROR_REASON_WATCH_TOO_SLOW":                      35,
+		"ERROR_REASON_TOO_MANY_WATCHES":                    36,
+		"ERROR_REASON_NOTIFICATION_SUBSCRIPTION_NOT_FOUND": 37,
+		"ERROR_REASON_NOTIFICATION_DELIVERY_NOT_FOUND":     38,
+		"ERROR_REASON_NOTIFICATION_SUBSCRIPTION_READ_ONLY": 39,
 	}
 )
 
@@ -238,8 +254,7 @@ var File_runstatus_v1_error_reason_proto protoreflect.FileDescriptor
 
 const file_runstatus_v1_error_reason_proto_rawDesc = "" +
 	"\n" +
-	"\x1frunstatus/v1/error_reason.proto\x12\frunstatus.v1*\x95\n" +
-	"\n" +
+	"\x1frunstatus/v1/error_reason.proto\x12\frunstatus.v1*\xb3\v\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12!\n" +
 	"\x1dERROR_REASON_INVALID_ARGUMENT\x10\x01\x12\"\n" +
@@ -278,7 +293,10 @@ const file_runstatus_v1_error_reason_proto_rawDesc = "" +
 	"\x1aERROR_REASON_SHUTTING_DOWN\x10!\x12\x19\n" +
 	"\x15ERROR_REASON_INTERNAL\x10\"\x12\x1f\n" +
 	"\x1bERROR_REASON_WATCH_TOO_SLOW\x10#\x12!\n" +
-	"\x1dERROR_REASON_TOO_MANY_WATCHES\x10$By\n" +
+	"\x1dERROR_REASON_TOO_MANY_WATCHES\x10$\x124\n" +
+	"0ERROR_REASON_NOTIFICATION_SUBSCRIPTION_NOT_FOUND\x10%\x120\n" +
+	",ERROR_REASON_NOTIFICATION_DELIVERY_NOT_FOUND\x10&\x124\n" +
+	"0ERROR_REASON_NOTIFICATION_SUBSCRIPTION_READ_ONLY\x10'By\n" +
 	"\x10dev.runstatus.v1B\x10ErrorReasonProtoP\x01ZBgithub.com/runstatus/runstatus/clients/go/runstatus/v1;runstatusv1\xaa\x02\fRunstatus.V1b\x06proto3"
 
 var (

@@ -131,6 +131,19 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     or for this caller (token, or project without authentication: "scope": "caller").
     Metadata "scope", "limit".
     """
+    ERROR_REASON_NOTIFICATION_SUBSCRIPTION_NOT_FOUND: _ErrorReason.ValueType  # 37
+    """NOT_FOUND: no notification subscription has that id (or it is another project's).
+    Metadata "resource", "name".
+    """
+    ERROR_REASON_NOTIFICATION_DELIVERY_NOT_FOUND: _ErrorReason.ValueType  # 38
+    """NOT_FOUND: no notification delivery has that id (or its subscription is another
+    project's). Metadata "resource", "name".
+    """
+    ERROR_REASON_NOTIFICATION_SUBSCRIPTION_READ_ONLY: _ErrorReason.ValueType  # 39
+    """FAILED_PRECONDITION: the subscription is the server's own (the admin webhook follows the
+    server's --admin-webhook option) and cannot be changed or deleted through the API.
+    Metadata "subscription_id".
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Why the server refused a call: every error it answers carries a google.rpc.ErrorInfo
@@ -250,5 +263,18 @@ ERROR_REASON_TOO_MANY_WATCHES: ErrorReason.ValueType  # 36
 """RESOURCE_EXHAUSTED: too many watch streams are open, on this server ("scope": "server")
 or for this caller (token, or project without authentication: "scope": "caller").
 Metadata "scope", "limit".
+"""
+ERROR_REASON_NOTIFICATION_SUBSCRIPTION_NOT_FOUND: ErrorReason.ValueType  # 37
+"""NOT_FOUND: no notification subscription has that id (or it is another project's).
+Metadata "resource", "name".
+"""
+ERROR_REASON_NOTIFICATION_DELIVERY_NOT_FOUND: ErrorReason.ValueType  # 38
+"""NOT_FOUND: no notification delivery has that id (or its subscription is another
+project's). Metadata "resource", "name".
+"""
+ERROR_REASON_NOTIFICATION_SUBSCRIPTION_READ_ONLY: ErrorReason.ValueType  # 39
+"""FAILED_PRECONDITION: the subscription is the server's own (the admin webhook follows the
+server's --admin-webhook option) and cannot be changed or deleted through the API.
+Metadata "subscription_id".
 """
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015

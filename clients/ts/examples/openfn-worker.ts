@@ -8,22 +8,20 @@
 //
 // A step's `body` is its job code as an ES module exporting an array of operations, the form
 // OpenFn's compiler produces (`export default [fn(...), ...]`); `--adaptor` maps an import
-// specifier (e.g. @openfn/language-http) to an installed adaptor's folder. Steps run from the
-// run's start step (or the workflow's roots), each on the state its upstream step left;
-// ON_SUCCESS/ON_FAILURE/ALWAYS edges are followed as the server's rule says, EXPRESSION edges
-// are not (the worker does not evaluate them). The runtime needs --experimental-vm-modules,
-// which the npm script passes.
-import { randomUUID } from "node:crypto";
+// specifier (e.g. @openfn/language-http) to an installed adaptor's folder. The client's Worker
+// does the rest: steps run from the run's start step (or the workflow's roots), each on the
+// state its upstream step left; ON_SUCCESS/ON_FAILURE/ALWAYS edges are followed as the server's
+// rule says, EXPRESSION edges are not (no condition is registered); a heartbeat answering
+// `stop` (a cancel) ends the run. The runtime needs --experimental-vm-modules, which the npm
+// script passes.
 import { parseArgs } from "node:util";
 
 import { createMockLogger } from "@openfn/logger";
 import type { JsonObject, MessageInitShape } from "@bufbuild/protobuf";
 
-import { createClients, type Clients } from "../src/index";
+import { createClients, StepFailure, Worker, type Clients } from "../src/index";
 import { ErrorSeverity, ErrorSource, type ErrorReportSchema } from "../src/gen/runstatus/v1/error_pb";
 import { RunStatus } from "../src/gen/runstatus/v1/status_pb";
-import { EdgeCondition, type Workflow } from "../src/gen/runstatus/v1/workflow_pb";
-import type { ClaimedRun } from "../src/gen/runstatus/v1/worker_service_pb";
 
 export interface OpenFnOptions {
   /** The runtime's time limit for one step, in milliseconds (OpenFn's TimeoutError). */
@@ -125,71 +123,32 @@ function utf8Head(text: string, maxBytes: number): string {
   return bytes.length <= maxBytes ? text : bytes.subarray(0, maxBytes).toString("utf8").replace(/\uFFFD$/, "");
 }
 
-/** The steps to run first: the run's start step, else the steps no edge leads to. */
-function starts(workflow: Workflow, startStepId: string): string[] {
-  if (startStepId) return [startStepId];
-  const targets = new Set(workflow.edges.map((e) => e.targetStepId));
-  return workflow.steps.map((s) => s.id).filter((id) => !targets.has(id));
+/**
+ * A runstatus Worker whose every step runs its own job code (the step's `body`) with OpenFn's
+ * runtime: the Worker claims, follows the edges (ON_SUCCESS/ON_FAILURE/ALWAYS; EXPRESSION
+ * edges are not followed, no condition being registered), heartbeats and reports; a step the
+ * runtime failed passes on the state the runtime left (StepFailure), reported the ws-worker way.
+ */
+export function openFnWorker(rs: Clients, projectId: string, workerId: string, options: OpenFnOptions = {}): Worker {
+  return new Worker(rs, {
+    projectId,
+    workerId,
+    report: (e) => errorReport(e as OpenFnError),
+    defaultStep: async (state, { step }) => {
+      const result = await runJob(step?.body ?? "", state, options);
+      if (result.error) throw new StepFailure(result.error, result.state);
+      return result.state;
+    },
+  });
 }
 
-function follows(condition: EdgeCondition, failed: boolean): boolean {
-  if (condition === EdgeCondition.ALWAYS) return true;
-  if (condition === EdgeCondition.ON_SUCCESS) return !failed;
-  if (condition === EdgeCondition.ON_FAILURE) return failed;
-  return false; // EXPRESSION (not evaluated here) and unspecified
-}
-
-/** Executes one claimed run, reporting every step; returns the run's final status. */
-export async function executeRun(rs: Clients, claimed: ClaimedRun, options: OpenFnOptions = {}): Promise<RunStatus> {
-  const run_ = claimed.run!;
-  const workflow = claimed.workflow!;
-  const auth = { runId: run_.id, leaseToken: claimed.leaseToken };
-  const bodies = new Map(workflow.steps.map((s) => [s.id, s.body]));
-  const everyMs = Math.max(1000, Number(claimed.heartbeatInterval?.seconds ?? 5n) * 1000);
-  const beat = setInterval(() => void rs.worker.heartbeat(auth).catch(() => {}), everyMs);
-  try {
-    await rs.worker.startRun({ ...auth, requestId: randomUUID() });
-    const input = (claimed.input ?? {}) as JsonObject;
-    const queue = starts(workflow, run_.startStepId).map((id) => ({ id, previous: "", state: input }));
-    while (queue.length) {
-      const branch = queue.shift()!;
-      const started = await rs.worker.startStep({
-        ...auth, stepId: branch.id, previousStepRunId: branch.previous, requestId: randomUUID(),
-      });
-      const stepRunId = started.stepRun!.id;
-      const result = await runJob(bodies.get(branch.id) ?? "", branch.state, options);
-      const answer = await rs.worker.completeStep({
-        ...auth,
-        stepRunId,
-        requestId: randomUUID(),
-        ...(result.error ? { error: errorReport(result.error) } : { output: result.state }),
-      });
-      if (answer.runStatus !== RunStatus.RUNNING) return answer.runStatus; // an abort ended the run
-      for (const edge of workflow.edges) {
-        if (edge.sourceStepId === branch.id && follows(edge.condition, result.error !== undefined)) {
-          queue.push({ id: edge.targetStepId, previous: stepRunId, state: result.state });
-        }
-      }
-    }
-    const done = await rs.worker.completeRun({ ...auth, requestId: randomUUID() });
-    return done.run!.status;
-  } finally {
-    clearInterval(beat);
-  }
-}
-
-/** Claims and executes runs of a project one at a time; with untilIdle, stops when none is left. */
+/** Claims and executes runs of a project; with untilIdle, stops when none is left. */
 export async function work(rs: Clients, projectId: string, workerId: string, options: OpenFnOptions & { untilIdle?: boolean } = {}):
   Promise<RunStatus[]> {
-  const statuses: RunStatus[] = [];
-  for (;;) {
-    const { runs } = await rs.worker.claimRuns({ projectId, workerId, maxRuns: 1, requestId: randomUUID() });
-    for (const claimed of runs) statuses.push(await executeRun(rs, claimed, options));
-    if (runs.length === 0) {
-      if (options.untilIdle) return statuses;
-      await new Promise((resolve) => setTimeout(resolve, 1000));
-    }
-  }
+  const worker = openFnWorker(rs, projectId, workerId, options);
+  if (options.untilIdle) return (await worker.runUntilIdle()).map((outcome) => outcome.status);
+  await worker.run(new AbortController().signal); // until the process is stopped
+  return [];
 }
 
 async function main(): Promise<void> {

@@ -5,7 +5,9 @@
  *     npm run --silent contract -- ADDRESS [CASES_DIR]
  *
  * Prints `ok   NAME` or `FAIL NAME: reason` per case, then `N passed, N failed`, and
- * exits 1 if any case failed.
+ * exits 1 if any case failed. The lifecycle actions of a worker (claim, start_run,
+ * start_step, complete_step, complete_run, heartbeat) go through the worker helper's
+ * claim() and Lease, so the scenarios exercise what a worker built on this client calls.
  */
 
 import { randomBytes } from "node:crypto";
@@ -19,9 +21,10 @@ import { ConnectError } from "@connectrpc/connect";
 
 import { createClients, type Clients } from "./client.js";
 import { errorInfo, grpcCodeName, parseReason, wireReason } from "./errors.js";
-import { ClassificationSchema, ErrorReportSchema } from "./gen/runstatus/v1/error_pb.js";
+import { ClassificationSchema, ErrorReportSchema, type ErrorReport } from "./gen/runstatus/v1/error_pb.js";
 import { ErrorReason, ErrorReasonSchema } from "./gen/runstatus/v1/error_reason_pb.js";
 import { ProjectSchema } from "./gen/runstatus/v1/project_pb.js";
+import { claim, Lease } from "./worker.js";
 import { ErrorTypeSchema, type RunStatus } from "./gen/runstatus/v1/status_pb.js";
 import { EdgeConditionSchema, type EdgeCondition } from "./gen/runstatus/v1/workflow_pb.js";
 import {
@@ -129,15 +132,16 @@ async function checkClassification(clients: Clients, c: Json): Promise<void> {
 interface Tracked {
   workOrderId: string;
   runId: string;
-  leaseToken: string;
+  /** The latest run's lease: from the last claim, or one with no token before any. */
+  lease: Lease;
   /** The step run id of each step id in the current run. */
   stepRuns: Map<string, string>;
 }
 
-const tracked = (workOrderId: string, runId: string): Tracked => ({
+const tracked = (clients: Clients, workOrderId: string, runId: string): Tracked => ({
   workOrderId,
   runId,
-  leaseToken: "",
+  lease: new Lease(clients.worker, runId, ""),
   stepRuns: new Map(),
 });
 
@@ -185,56 +189,42 @@ async function step(clients: Clients, projectId: string, orders: Map<string, Tra
         workflowId: "contract",
         input: { patient: 123 },
       });
-      orders.set(alias, tracked(answer.workOrder?.id ?? "", answer.run?.id ?? ""));
+      orders.set(alias, tracked(clients, answer.workOrder?.id ?? "", answer.run?.id ?? ""));
       return [answer.workOrder?.status ?? 0, {}];
     }
     check(w !== undefined, () => `no work order ${show(alias)} yet`);
     if (what === "claim") {
       for (let i = 0; i < 100; i++) {
-        const { runs } = await clients.worker.claimRuns({
-          projectId,
-          workerId: `contract-${LANGUAGE}`,
-          maxRuns: 1,
-        });
-        const claimed = runs[0];
-        check(claimed !== undefined, () => `run ${w.runId} was never handed out`);
-        if (claimed.run?.id === w.runId) {
-          w.leaseToken = claimed.leaseToken;
-          w.stepRuns = new Map((claimed.run.stepRuns ?? []).map((s) => [s.stepId, s.id]));
+        const [lease] = await claim(clients.worker, { projectId, workerId: `contract-${LANGUAGE}`, maxRuns: 1 });
+        check(lease !== undefined, () => `run ${w.runId} was never handed out`);
+        if (lease.runId === w.runId) {
+          w.lease = lease;
+          w.stepRuns = new Map((lease.claimed?.run?.stepRuns ?? []).map((s) => [s.stepId, s.id]));
           return [undefined, {}];
         }
       }
       throw new CaseFailure("claim gave up");
     }
-    const lease = { runId: w.runId, leaseToken: w.leaseToken };
+    const lease = w.lease;
+    const error = (): { error?: ErrorReport } =>
+      "error" in action ? { error: fromJson(ErrorReportSchema, action.error as JsonValue) } : {};
     switch (what) {
       case "start_run":
-        return [(await clients.worker.startRun(lease)).run?.status ?? 0, {}];
+        return [(await lease.startRun()).run?.status ?? 0, {}];
       case "start_step": {
         const previous = "after" in action ? (w.stepRuns.get(action.after as string) ?? "") : "";
-        const { stepRun } = await clients.worker.startStep({
-          ...lease,
-          stepId: action.step as string,
-          previousStepRunId: previous,
-        });
+        const { stepRun } = await lease.startStep(action.step as string, previous);
         w.stepRuns.set(action.step as string, stepRun?.id ?? "");
         return [stepRun?.status ?? 0, {}];
       }
       case "complete_step": {
         const stepRunId = w.stepRuns.get(action.step as string);
         check(stepRunId !== undefined, () => `no step run of step ${show(action.step)}`);
-        const answer = await clients.worker.completeStep({
-          ...lease,
-          stepRunId,
-          ...("error" in action ? { error: fromJson(ErrorReportSchema, action.error as JsonValue) } : {}),
-        });
+        const answer = await lease.completeStep(stepRunId, error());
         return [answer.runStatus, {}];
       }
       case "complete_run": {
-        const answer = await clients.worker.completeRun({
-          ...lease,
-          ...("error" in action ? { error: fromJson(ErrorReportSchema, action.error as JsonValue) } : {}),
-        });
+        const answer = await lease.completeRun(error());
         return [answer.run?.status ?? 0, {}];
       }
       case "retry": {
@@ -242,13 +232,13 @@ async function step(clients: Clients, projectId: string, orders: Map<string, Tra
           workOrderId: w.workOrderId,
           startStepId: (action.start_step as string | undefined) ?? "",
         });
-        orders.set(alias, tracked(w.workOrderId, answer.run?.id ?? ""));
+        orders.set(alias, tracked(clients, w.workOrderId, answer.run?.id ?? ""));
         return [answer.run?.status ?? 0, {}];
       }
       case "cancel":
         return [(await clients.workOrders.cancelRun({ runId: w.runId })).run?.status ?? 0, {}];
       case "heartbeat": {
-        const answer = await clients.worker.heartbeat(lease);
+        const answer = await lease.heartbeat();
         return [answer.status, { expect_stop: answer.stop }];
       }
       case "get": {

@@ -7,6 +7,9 @@
  * ErrorInfo.reason is an ErrorReason (error_reason.proto) named without its
  * "ERROR_REASON_" prefix: "RUN_ENDED" for ErrorReason.RUN_ENDED. parseReason and
  * wireReason convert between the two; reasonOf gives the reason of a thrown error.
+ * fieldViolations gives the BadRequest's field violations: every wrong field of a request.
+ *
+ * @module
  */
 
 import { BinaryReader, WireType } from "@bufbuild/protobuf/wire";
@@ -21,7 +24,21 @@ export interface ErrorInfo {
   metadata: Record<string, string>;
 }
 
+/** The type name of an ErrorInfo detail. */
 export const ERROR_INFO_TYPE = "google.rpc.ErrorInfo";
+
+/** The type name of a BadRequest detail. */
+export const BAD_REQUEST_TYPE = "google.rpc.BadRequest";
+
+/** One wrong field of a request (google.rpc.BadRequest.FieldViolation). */
+export interface FieldViolation {
+  /** The field's path, e.g. "workflow.steps[1].id". */
+  field: string;
+  /** What is wrong with it. */
+  description: string;
+  /** A machine-readable reason, when the server gives one; "" otherwise. */
+  reason: string;
+}
 
 /** The gRPC status code names, e.g. Code.FailedPrecondition → "FAILED_PRECONDITION". */
 const GRPC_CODE_NAMES: Record<Code, string> = {
@@ -75,6 +92,44 @@ export function decodeErrorInfo(bytes: Uint8Array): ErrorInfo {
     }
   }
   return info;
+}
+
+/** Decodes a serialized google.rpc.BadRequest into its field violations. */
+export function decodeBadRequest(bytes: Uint8Array): FieldViolation[] {
+  const violations: FieldViolation[] = [];
+  const reader = new BinaryReader(bytes);
+  while (reader.pos < reader.len) {
+    const [field, wireType] = reader.tag();
+    if (field !== 1 || wireType !== WireType.LengthDelimited) {
+      reader.skip(wireType, field);
+      continue;
+    }
+    const violation: FieldViolation = { field: "", description: "", reason: "" };
+    const entry = new BinaryReader(reader.bytes());
+    while (entry.pos < entry.len) {
+      const [n, w] = entry.tag();
+      if (n === 1 && w === WireType.LengthDelimited) violation.field = entry.string();
+      else if (n === 2 && w === WireType.LengthDelimited) violation.description = entry.string();
+      else if (n === 3 && w === WireType.LengthDelimited) violation.reason = entry.string();
+      else entry.skip(w, n);
+    }
+    violations.push(violation);
+  }
+  return violations;
+}
+
+/**
+ * The field violations of the google.rpc.BadRequest in an error's status details: every wrong
+ * field of the request the server refused (INVALID_ARGUMENT). [] if the error is not a
+ * ConnectError or carries no BadRequest.
+ *
+ *     try { await rs.workflows.createWorkflow({ workflow: { id: "" } }); }
+ *     catch (e) { for (const v of fieldViolations(e)) console.log(v.field, v.description); }
+ */
+export function fieldViolations(err: unknown): FieldViolation[] {
+  if (!(err instanceof ConnectError)) return [];
+  return err.details.flatMap((detail) =>
+    "type" in detail && detail.type === BAD_REQUEST_TYPE ? decodeBadRequest(detail.value) : []);
 }
 
 /**

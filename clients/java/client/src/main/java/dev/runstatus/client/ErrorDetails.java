@@ -3,11 +3,13 @@ package dev.runstatus.client;
 import com.google.protobuf.Any;
 import com.google.protobuf.Descriptors.EnumValueDescriptor;
 import com.google.protobuf.InvalidProtocolBufferException;
+import com.google.rpc.BadRequest;
 import com.google.rpc.ErrorInfo;
 import com.google.rpc.Status;
 import dev.runstatus.v1.ErrorReason;
 import io.grpc.StatusRuntimeException;
 import io.grpc.protobuf.StatusProto;
+import java.util.List;
 import java.util.Optional;
 
 /**
@@ -19,6 +21,10 @@ import java.util.Optional;
  * the value's name without the {@code ERROR_REASON_} prefix; {@link #parseReason} and
  * {@link #wireReason} convert between the two, and {@link #reasonOf} gives the reason of a failed
  * call to branch on: {@code if (ErrorDetails.reasonOf(e) == ErrorReason.ERROR_REASON_RUN_ENDED)}.
+ *
+ * <p>Bad input (INVALID_ARGUMENT) also carries a {@code google.rpc.BadRequest} naming every wrong
+ * field: {@link #fieldViolations} lists them ({@code field} is the field's path, e.g.
+ * "work_order.input", {@code description} what is wrong with it).
  */
 public final class ErrorDetails {
   /** What every ErrorReason name starts with, and its wire form does not. */
@@ -96,5 +102,40 @@ public final class ErrorDetails {
   /** An ErrorInfo metadata value, e.g. {@code metadata(e, "current_status")}. */
   public static Optional<String> metadata(StatusRuntimeException e, String key) {
     return Optional.ofNullable(errorInfo(e).getMetadataMap().get(key));
+  }
+
+  /**
+   * The {@code google.rpc.BadRequest} of a failed call (any Throwable gRPC raised), if it carried
+   * one.
+   *
+   * @param e the failure
+   * @return its BadRequest, or empty
+   */
+  public static Optional<BadRequest> badRequest(Throwable e) {
+    Status status = e == null ? null : StatusProto.fromThrowable(e);
+    if (status == null) {
+      return Optional.empty();
+    }
+    for (Any detail : status.getDetailsList()) {
+      if (detail.is(BadRequest.class)) {
+        try {
+          return Optional.of(detail.unpack(BadRequest.class));
+        } catch (InvalidProtocolBufferException malformed) {
+          return Optional.empty();
+        }
+      }
+    }
+    return Optional.empty();
+  }
+
+  /**
+   * Every wrong field a refused request named (its BadRequest's field violations), in the
+   * server's order; empty if the call carried no BadRequest.
+   *
+   * @param e the failure, usually INVALID_ARGUMENT
+   * @return the field violations
+   */
+  public static List<BadRequest.FieldViolation> fieldViolations(Throwable e) {
+    return badRequest(e).map(BadRequest::getFieldViolationsList).orElse(List.of());
   }
 }

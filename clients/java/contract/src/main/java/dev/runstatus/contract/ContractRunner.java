@@ -14,15 +14,12 @@ import com.google.protobuf.Value;
 import com.google.protobuf.util.JsonFormat;
 import com.google.rpc.ErrorInfo;
 import dev.runstatus.client.ErrorDetails;
+import dev.runstatus.client.Lease;
 import dev.runstatus.client.RunstatusClient;
 import dev.runstatus.client.StatusTable;
 import dev.runstatus.v1.CancelRunRequest;
-import dev.runstatus.v1.ClaimRunsRequest;
-import dev.runstatus.v1.ClaimedRun;
 import dev.runstatus.v1.Classification;
 import dev.runstatus.v1.ClassifyRequest;
-import dev.runstatus.v1.CompleteRunRequest;
-import dev.runstatus.v1.CompleteStepRequest;
 import dev.runstatus.v1.CreateProjectRequest;
 import dev.runstatus.v1.CreateWorkOrderRequest;
 import dev.runstatus.v1.CreateWorkOrderResponse;
@@ -34,14 +31,11 @@ import dev.runstatus.v1.ErrorReport;
 import dev.runstatus.v1.ErrorType;
 import dev.runstatus.v1.GetWorkOrderRequest;
 import dev.runstatus.v1.GetWorkOrderResponse;
-import dev.runstatus.v1.HeartbeatRequest;
 import dev.runstatus.v1.HeartbeatResponse;
 import dev.runstatus.v1.Project;
 import dev.runstatus.v1.RetryWorkOrderRequest;
 import dev.runstatus.v1.RetryWorkOrderResponse;
 import dev.runstatus.v1.RunStatus;
-import dev.runstatus.v1.StartRunRequest;
-import dev.runstatus.v1.StartStepRequest;
 import dev.runstatus.v1.StatusInfo;
 import dev.runstatus.v1.Step;
 import dev.runstatus.v1.StepRun;
@@ -183,16 +177,21 @@ public final class ContractRunner {
 
   // (c) Lifecycle scenarios.
 
-  /** What the runner remembers of one work order. */
+  /**
+   * What the runner remembers of one work order. Its run's worker calls go through the client's
+   * lease handle ({@link Lease}, the Worker's own), so the lifecycle scenarios exercise it: before
+   * a claim, a lease with an empty token.
+   */
   static final class Tracked {
     final String workOrderId;
     final String runId;
-    String leaseToken = "";
+    Lease lease;
     final Map<String, String> stepRuns = new HashMap<>();
 
-    Tracked(String workOrderId, String runId) {
+    Tracked(RunstatusClient client, String workOrderId, String runId) {
       this.workOrderId = workOrderId;
       this.runId = runId;
+      this.lease = new Lease(client, runId, "");
     }
   }
 
@@ -291,23 +290,20 @@ public final class ContractRunner {
           .setWorkflowId("contract")
           .setInput(Struct.newBuilder().putFields("patient", Value.newBuilder().setNumberValue(123).build()))
           .build());
-      orders.put(alias, new Tracked(answer.getWorkOrder().getId(), answer.getRun().getId()));
+      orders.put(alias, new Tracked(client, answer.getWorkOrder().getId(), answer.getRun().getId()));
       return Outcome.of(answer.getWorkOrder().getStatus());
     }
     check(w != null, "no work order '" + alias + "' yet");
     switch (act) {
       case "claim": {
         for (int attempt = 0; attempt < 100; attempt++) {
-          List<ClaimedRun> claimed = client.worker().claimRuns(ClaimRunsRequest.newBuilder()
-              .setProjectId(projectId)
-              .setWorkerId("contract-" + LANGUAGE)
-              .setMaxRuns(1)
-              .build()).getRunsList();
+          List<Lease> claimed = Lease.claim(client, projectId, "contract-" + LANGUAGE, 1);
           check(!claimed.isEmpty(), "run " + w.runId + " was never handed out");
-          if (claimed.get(0).getRun().getId().equals(w.runId)) {
-            w.leaseToken = claimed.get(0).getLeaseToken();
+          Lease lease = claimed.get(0);
+          if (lease.runId().equals(w.runId)) {
+            w.lease = lease;
             w.stepRuns.clear();
-            for (StepRun s : claimed.get(0).getRun().getStepRunsList()) {
+            for (StepRun s : lease.claimed().orElseThrow().getRun().getStepRunsList()) {
               w.stepRuns.put(s.getStepId(), s.getId());
             }
             return Outcome.of(null);
@@ -316,14 +312,11 @@ public final class ContractRunner {
         throw new Failure("claim gave up");
       }
       case "start_run":
-        return Outcome.of(client.worker().startRun(StartRunRequest.newBuilder()
-            .setRunId(w.runId).setLeaseToken(w.leaseToken).build()).getRun().getStatus());
+        return Outcome.of(w.lease.startRun().getRun().getStatus());
       case "start_step": {
         String previous = action.has("after") ? w.stepRuns.getOrDefault(action.get("after").getAsString(), "") : "";
         String stepId = action.get("step").getAsString();
-        StepRun stepRun = client.worker().startStep(StartStepRequest.newBuilder()
-            .setRunId(w.runId).setLeaseToken(w.leaseToken)
-            .setStepId(stepId).setPreviousStepRunId(previous).build()).getStepRun();
+        StepRun stepRun = w.lease.startStep(stepId, previous).getStepRun();
         w.stepRuns.put(stepId, stepRun.getId());
         return Outcome.of(stepRun.getStatus());
       }
@@ -331,35 +324,26 @@ public final class ContractRunner {
         String stepId = action.get("step").getAsString();
         String stepRunId = w.stepRuns.get(stepId);
         check(stepRunId != null, "no step run of step '" + stepId + "'");
-        CompleteStepRequest.Builder request = CompleteStepRequest.newBuilder()
-            .setRunId(w.runId).setLeaseToken(w.leaseToken).setStepRunId(stepRunId);
-        if (action.has("error")) {
-          parse(action.get("error"), request.getErrorBuilder());
-        }
-        return Outcome.of(client.worker().completeStep(request.build()).getRunStatus());
+        ErrorReport error = action.has("error") ? parse(action.get("error"), ErrorReport.newBuilder()).build() : null;
+        return Outcome.of(w.lease.completeStep(stepRunId, null, error).getRunStatus());
       }
       case "complete_run": {
-        CompleteRunRequest.Builder request = CompleteRunRequest.newBuilder()
-            .setRunId(w.runId).setLeaseToken(w.leaseToken);
-        if (action.has("error")) {
-          parse(action.get("error"), request.getErrorBuilder());
-        }
-        return Outcome.of(client.worker().completeRun(request.build()).getRun().getStatus());
+        ErrorReport error = action.has("error") ? parse(action.get("error"), ErrorReport.newBuilder()).build() : null;
+        return Outcome.of(w.lease.completeRun(error).getRun().getStatus());
       }
       case "retry": {
         RetryWorkOrderResponse answer = client.workOrders().retryWorkOrder(RetryWorkOrderRequest.newBuilder()
             .setWorkOrderId(w.workOrderId)
             .setStartStepId(action.has("start_step") ? action.get("start_step").getAsString() : "")
             .build());
-        orders.put(alias, new Tracked(w.workOrderId, answer.getRun().getId()));
+        orders.put(alias, new Tracked(client, w.workOrderId, answer.getRun().getId()));
         return Outcome.of(answer.getRun().getStatus());
       }
       case "cancel":
         return Outcome.of(client.workOrders().cancelRun(CancelRunRequest.newBuilder()
             .setRunId(w.runId).build()).getRun().getStatus());
       case "heartbeat": {
-        HeartbeatResponse answer = client.worker().heartbeat(HeartbeatRequest.newBuilder()
-            .setRunId(w.runId).setLeaseToken(w.leaseToken).build());
+        HeartbeatResponse answer = w.lease.heartbeat();
         return new Outcome(answer.getStatus(), Map.of("expect_stop", new JsonPrimitive(answer.getStop())));
       }
       case "get": {

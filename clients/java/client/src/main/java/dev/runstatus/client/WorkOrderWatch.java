@@ -1,0 +1,210 @@
+package dev.runstatus.client;
+
+import dev.runstatus.v1.ErrorReason;
+import dev.runstatus.v1.WatchWorkOrdersRequest;
+import dev.runstatus.v1.WatchWorkOrdersResponse;
+import dev.runstatus.v1.WorkOrderServiceGrpc;
+import io.grpc.Context;
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
+import java.util.Iterator;
+import java.util.NoSuchElementException;
+import java.util.Set;
+
+/**
+ * A watch of work order events ({@code WatchWorkOrders}) that reopens the stream after the last
+ * cursor it received when the connection breaks (UNAVAILABLE, CANCELLED or INTERNAL: a server
+ * restart, a proxy, a lost network), so across a disconnect no event is lost or repeated. Made by
+ * {@link RunstatusClient#watch}.
+ *
+ * <pre>{@code
+ * try (WorkOrderWatch watch = client.watch(WatchWorkOrdersRequest.newBuilder().setProjectId("p").build())) {
+ *   while (watch.hasNext()) {
+ *     WatchWorkOrdersResponse item = watch.next();
+ *     System.out.println(item.getEvent().getStatus() + " after " + item.getCursor());
+ *   }
+ * }
+ * }</pre>
+ *
+ * <p>{@link #hasNext} blocks until an event arrives; it is false once the watch is closed (from any
+ * thread) or the server ended the stream. Any other failure is thrown as the
+ * StatusRuntimeException it was. The stream has no deadline, whatever the client's default.
+ */
+public final class WorkOrderWatch implements Iterator<WatchWorkOrdersResponse>, AutoCloseable {
+  /** A stream that ends with these codes resumes from its cursor. */
+  static final Set<Status.Code> RECONNECT_CODES =
+      Set.of(Status.Code.UNAVAILABLE, Status.Code.CANCELLED, Status.Code.INTERNAL);
+  /** Waits between attempts to reopen, in milliseconds; the last one repeats (as Python's). */
+  static final long[] RECONNECT_DELAYS_MS = {100, 200, 500, 1000, 2000};
+
+  private final RunstatusClient client;
+  private final WatchWorkOrdersRequest request;
+  private final boolean reconnect;
+  private final WorkOrderServiceGrpc.WorkOrderServiceBlockingStub stub;
+  private volatile boolean closed;
+  private Context.CancellableContext context;
+  private Iterator<WatchWorkOrdersResponse> stream;
+  private WatchWorkOrdersResponse next;
+  private String cursor;
+  private int failures;
+  private int reconnects;
+
+  WorkOrderWatch(RunstatusClient client, WatchWorkOrdersRequest request, boolean reconnect) {
+    this.client = client;
+    this.request = request;
+    this.reconnect = reconnect;
+    this.stub = WorkOrderServiceGrpc.newBlockingStub(client.interceptedChannel());
+    this.cursor = request.getAfterCursor();
+  }
+
+  /**
+   * The cursor of the last event received (the request's {@code after_cursor} before any): pass
+   * it as {@code after_cursor} to resume after it elsewhere.
+   *
+   * @return the cursor
+   */
+  public synchronized String cursor() {
+    return cursor;
+  }
+
+  /**
+   * How many times the stream was reopened after a break.
+   *
+   * @return the number of reconnects
+   */
+  public synchronized int reconnects() {
+    return reconnects;
+  }
+
+  /**
+   * Waits for the next event; reopens the stream from the cursor after a break.
+   *
+   * @return true when an event is there for {@link #next}; false once closed or ended
+   * @throws StatusRuntimeException a failure the watch does not resume after (e.g.
+   *     PERMISSION_DENIED), or CANCELLED if the waiting thread was interrupted
+   */
+  @Override
+  public boolean hasNext() {
+    while (true) {
+      Iterator<WatchWorkOrdersResponse> open;
+      synchronized (this) {
+        if (next != null) {
+          return true;
+        }
+        if (closed) {
+          return false;
+        }
+        if (stream == null) {
+          open();
+        }
+        open = stream;
+      }
+      try {
+        if (!open.hasNext()) {
+          return false; // the server ended the stream
+        }
+        WatchWorkOrdersResponse item = open.next();
+        synchronized (this) {
+          next = item;
+          cursor = item.getCursor();
+          failures = 0;
+        }
+        return true;
+      } catch (StatusRuntimeException e) {
+        long delay;
+        synchronized (this) {
+          drop();
+          if (closed) {
+            return false;
+          }
+          delay = backoff(e);
+          reconnects++;
+        }
+        sleep(delay);
+        // Reconnect now rather than at the end of gRPC's backoff (up to two minutes).
+        client.channel().resetConnectBackoff();
+      }
+    }
+  }
+
+  /**
+   * The next event and its cursor.
+   *
+   * @return the stream's next answer
+   * @throws NoSuchElementException if there is none ({@link #hasNext} is false)
+   */
+  @Override
+  public WatchWorkOrdersResponse next() {
+    // Not under the lock while waiting: close() from another thread must get in.
+    if (!hasNext()) {
+      throw new NoSuchElementException("the watch is closed");
+    }
+    synchronized (this) {
+      WatchWorkOrdersResponse item = next;
+      next = null;
+      return item;
+    }
+  }
+
+  /** Cancels the stream; a {@link #hasNext} waiting in another thread returns false. */
+  @Override
+  public void close() {
+    closed = true;
+    Context.CancellableContext open;
+    synchronized (this) {
+      open = context;
+    }
+    if (open != null) {
+      open.cancel(null);
+    }
+  }
+
+  private void open() {
+    WatchWorkOrdersRequest.Builder resume = request.toBuilder();
+    if (!cursor.isEmpty()) {
+      // After an event, resume after it: from_now would skip what came meanwhile.
+      resume.setAfterCursor(cursor).setFromNow(false);
+    }
+    WatchWorkOrdersRequest opened = resume.build();
+    // The blocking stub's stream is cancelled through its context: close() cancels it.
+    context = Context.current().withCancellation();
+    Context previous = context.attach();
+    try {
+      stream = stub.watchWorkOrders(opened);
+    } finally {
+      context.detach(previous);
+    }
+  }
+
+  private void drop() {
+    if (context != null) {
+      context.cancel(null);
+    }
+    context = null;
+    stream = null;
+  }
+
+  /** The milliseconds to wait before reopening, or the failure itself if it is not one to resume. */
+  private long backoff(StatusRuntimeException e) {
+    // A watch cut off for reading too slowly resumes at once: its backlog comes from the log.
+    if (reconnect && ErrorDetails.reasonOf(e) == ErrorReason.ERROR_REASON_WATCH_TOO_SLOW) {
+      return 0;
+    }
+    if (!reconnect || !RECONNECT_CODES.contains(e.getStatus().getCode())) {
+      throw e;
+    }
+    long delay = RECONNECT_DELAYS_MS[Math.min(failures, RECONNECT_DELAYS_MS.length - 1)];
+    failures++;
+    return delay;
+  }
+
+  private void sleep(long millis) {
+    try {
+      Thread.sleep(millis);
+    } catch (InterruptedException interrupted) {
+      Thread.currentThread().interrupt();
+      close();
+      throw Status.CANCELLED.withDescription("interrupted while waiting to reconnect").asRuntimeException();
+    }
+  }
+}

@@ -50,6 +50,7 @@ from hypothesis.configuration import set_hypothesis_home_dir
 from harness import ON_FAILURE, ON_SUCCESS, Client, ServerProcess, details, error
 from runstatus.v1 import (
     classifier_service_pb2,
+    notification_service_pb2,
     project_service_pb2,
     work_order_service_pb2,
     token_service_pb2,
@@ -77,10 +78,11 @@ SERVICES = [
     work_order_service_pb2.DESCRIPTOR.services_by_name["WorkOrderService"],
     worker_service_pb2.DESCRIPTOR.services_by_name["WorkerService"],
     token_service_pb2.DESCRIPTOR.services_by_name["TokenService"],
+    notification_service_pb2.DESCRIPTOR.services_by_name["NotificationService"],
 ]
 METHODS: dict[str, MethodDescriptor] = {f"{s.name}.{m.name}": m for s in SERVICES for m in s.methods}
 RPCS = sorted(METHODS)
-assert len(RPCS) == 28, RPCS  # 1 + 3 + 4 + 10 + 6 + 4
+assert len(RPCS) == 36, RPCS  # 1 + 3 + 4 + 10 + 6 + 4 + 8
 
 
 def path_of(rpc: str) -> str:
@@ -207,6 +209,8 @@ class World:
         self.page_tokens: list[str] = []
         self.cursors: list[str] = ["0", "1"]
         self.request_ids: list[str] = []
+        self.subscription_ids: list[str] = ["admin-webhook"]
+        self.delivery_ids: list[str] = []
         self.examples = 0
 
         # A project of the pools (hostile calls may change its run limit), and a project
@@ -288,6 +292,11 @@ class World:
                 self._add(self.workflow_ids, answer.workflow.id)  # type: ignore[attr-defined]
             elif rpc == "ProjectService.CreateProject":
                 self._add(self.project_ids, answer.project.id)  # type: ignore[attr-defined]
+            elif rpc in ("NotificationService.CreateNotificationSubscription",
+                         "NotificationService.UpdateNotificationSubscription"):
+                self._add(self.subscription_ids, answer.subscription.id)  # type: ignore[attr-defined]
+            elif rpc in ("NotificationService.SendTestNotification", "NotificationService.RedeliverNotification"):
+                self._add(self.delivery_ids, answer.delivery.id)  # type: ignore[attr-defined]
             elif rpc == "WorkOrderService.WatchWorkOrders":
                 self._add(self.cursors, answer.cursor)  # type: ignore[attr-defined]
                 self._add(self.work_order_ids, answer.event.work_order_id)  # type: ignore[attr-defined]
@@ -380,6 +389,12 @@ def string_strategy(field: FieldDescriptor, world: World) -> st.SearchStrategy[s
         return mixed(world.workflow_ids + [f"wf-{uuid.uuid4().hex[:6]}"])
     if name == "project_id" or (owner == "Project" and name == "id"):
         return mixed(world.project_ids + [f"p-{uuid.uuid4().hex[:8]}"])
+    if name == "subscription_id" or (owner == "NotificationSubscription" and name == "id"):
+        return mixed(world.subscription_ids)
+    if name == "delivery_id":
+        return mixed(world.delivery_ids)
+    if name in ("url", "webhook_url"):
+        return mixed(["http://127.0.0.1:9/hook", "https://[::1]/x", "http://10.0.0.1/", "ftp://x/", "http://a:b@c/"])
     if name == "worker_id":
         return mixed(["worker-1", "worker-2"])
     if name == "page_token":

@@ -51,6 +51,11 @@ ALLOWED: dict[str, set[int]] = {
         "ClaimRuns", "Heartbeat", "StartRun", "StartStep", "CompleteStep", "CompleteRun")},
     **{f"TokenService.{m}": {ADMIN} for m in ("CreateToken", "RevokeToken", "ListTokens")},
     "TokenService.GetCallerToken": {WORKER, CLIENT, ADMIN},
+    # A project's admins manage its subscriptions; the instance's are its admins' (the service checks).
+    **{f"NotificationService.{m}": {ADMIN} for m in (
+        "CreateNotificationSubscription", "GetNotificationSubscription", "ListNotificationSubscriptions",
+        "UpdateNotificationSubscription", "DeleteNotificationSubscription", "ListNotificationDeliveries",
+        "RedeliverNotification", "SendTestNotification")},
 }
 
 

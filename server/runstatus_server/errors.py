@@ -93,6 +93,8 @@ NOT_FOUND = {
     "run": ErrorReason.ERROR_REASON_RUN_NOT_FOUND,
     "step run": ErrorReason.ERROR_REASON_STEP_RUN_NOT_FOUND,
     "token": ErrorReason.ERROR_REASON_TOKEN_NOT_FOUND,
+    "notification subscription": ErrorReason.ERROR_REASON_NOTIFICATION_SUBSCRIPTION_NOT_FOUND,
+    "notification delivery": ErrorReason.ERROR_REASON_NOTIFICATION_DELIVERY_NOT_FOUND,
 }
 ALREADY_EXISTS = {"project": ErrorReason.ERROR_REASON_PROJECT_ALREADY_EXISTS}
 

@@ -18,6 +18,7 @@ from grpc_reflection.v1alpha import reflection
 
 from runstatus.v1 import (
     classifier_service_pb2,
+    notification_service_pb2,
     project_service_pb2,
     token_service_pb2,
     work_order_service_pb2,
@@ -35,6 +36,7 @@ from .notifications.delivery import Deliveries
 from .notifications.retries import Retries
 from .services.classifier_service import ClassifierService
 from .limits import MAX_MESSAGE_BYTES, Limits
+from .services.notification_service import NotificationService
 from .services.rpc import App
 from .services.project_service import ProjectService
 from .services.registry import register
@@ -59,6 +61,7 @@ SERVICES = [
     (work_order_service_pb2.DESCRIPTOR.services_by_name["WorkOrderService"], WorkOrderService),
     (worker_service_pb2.DESCRIPTOR.services_by_name["WorkerService"], WorkerService),
     (token_service_pb2.DESCRIPTOR.services_by_name["TokenService"], TokenService),
+    (notification_service_pb2.DESCRIPTOR.services_by_name["NotificationService"], NotificationService),
 ]
 SERVICE_NAMES = [service.full_name for service, _ in SERVICES]
 
@@ -76,6 +79,8 @@ class Settings:
     admin_webhook: str = ""
     admin_webhook_secret: str = ""
     notify_retries: Retries = field(default_factory=Retries)
+    # Subscriptions' targets may be on loopback, private or link-local addresses (addresses.py).
+    notify_allow_private: bool = False
     # How long the first answer to a request_id is kept (repeats within it get that answer).
     request_id_seconds: float = idempotency.DEFAULT_KEEP_SECONDS
     # What one request may store (limits.py): chosen so that every answer fits in a message.
@@ -128,6 +133,7 @@ class Server:
             leases=Leases(int(settings.lease_seconds * 1e6)),
             limits=settings.limits,
             authenticator=Authenticator(self.store) if settings.auth else None,
+            notify_allow_private=settings.notify_allow_private,
         )
         self.health = health.aio.HealthServicer() if hasattr(health, "aio") else health.HealthServicer()
         self.port = 0
@@ -202,6 +208,7 @@ class Server:
             log.warning("no --admin-webhook: the notifications still owed to the admin webhook are dropped",
                         extra={"count": dropped})
         deliveries = Deliveries(self.store, s.notify_retries)
+        self.app.wake_deliveries = deliveries.wake  # a redelivery or a test is sent at once
         scanner = outbox.Outbox(self.store, deliveries.wake)
         self.store.add_commit_listener(scanner.notify)
         return [asyncio.create_task(scanner.run(), name="notification-outbox"),

@@ -15,12 +15,15 @@ from typing import Any
 from google.protobuf.struct_pb2 import Struct
 
 from runstatus.v1 import classifier_service_pb2 as classifier_pb
+from runstatus.v1 import notification_pb2 as notification_pb
+from runstatus.v1 import notification_service_pb2 as notification_service_pb
 from runstatus.v1 import project_service_pb2 as project_pb
 from runstatus.v1 import token_service_pb2 as token_pb
 from runstatus.v1 import work_order_service_pb2 as work_order_pb
 from runstatus.v1 import worker_service_pb2 as worker_pb
 from runstatus.v1 import workflow_service_pb2 as workflow_pb
 from runstatus.v1.error_pb2 import ErrorReport, ErrorSeverity, ErrorSource
+from runstatus.v1.event_pb2 import EventType
 from runstatus.v1.project_pb2 import Project
 from runstatus.v1.status_pb2 import RunStatus
 from runstatus.v1.work_order_pb2 import WorkOrderFilter
@@ -29,6 +32,7 @@ from runstatus.v1.workflow_pb2 import EdgeCondition, Workflow
 from ..auth import ADMIN, CLIENT, WORKER
 from ..errors import InvalidArgument, invalid
 from ..limits import Limits
+from ..notifications.addresses import url_shape_refusal
 from ..projects import UPDATABLE
 from ..util import duration_us
 
@@ -442,3 +446,144 @@ def complete_run(request: worker_pb.CompleteRunRequest, limits: Limits) -> None:
     if request.HasField("error"):
         checks.error_report("error", request.error)
     checks.done()
+
+
+# --- NotificationService
+
+MAX_URL = 2048
+MAX_SECRET = 512
+MAX_RECIPIENTS = 50
+MAX_FILTER_ENTRIES = 100
+MAX_PER_MINUTE = 100_000
+NOTIFICATION_UPDATABLE = ("name", "target", "filter", "max_messages_per_minute")
+# An email address as a header may carry it: no spaces or line breaks (no header injection).
+EMAIL_ADDRESS = re.compile(r"[^\s@<>,;\"]{1,64}@[A-Za-z0-9.-]{1,253}")
+SMTP_HOST = re.compile(r"[A-Za-z0-9.-]{1,253}|\[?[0-9A-Fa-f:.]{2,45}\]?")
+
+
+def _url(checks: Checks, field: str, url: str) -> None:
+    if not url:
+        checks.add(field, "is required")
+    elif len(url) > MAX_URL or not url.isprintable():
+        checks.add(field, f"must be at most {MAX_URL} printable characters")
+    elif why := url_shape_refusal(url):
+        checks.add(field, why)
+
+
+def _printable(checks: Checks, field: str, value: str, most: int) -> None:
+    if len(value) > most or not value.isprintable():
+        checks.add(field, f"must be at most {most} printable characters")
+
+
+def _email(checks: Checks, field: str, email: notification_pb.EmailTarget) -> None:
+    if not email.to:
+        checks.add(f"{field}.to", "is required: at least one recipient")
+    elif len(email.to) > MAX_RECIPIENTS:
+        checks.add(f"{field}.to", f"at most {MAX_RECIPIENTS} recipients")
+    for i, address in enumerate(email.to[:MAX_RECIPIENTS]):
+        if not EMAIL_ADDRESS.fullmatch(address):
+            checks.add(f"{field}.to[{i}]", "must be an email address, e.g. oncall@example.org")
+    if not email.HasField("smtp"):
+        return
+    smtp, where = email.smtp, f"{field}.smtp"
+    if not smtp.host:
+        checks.add(f"{where}.host", "is required with smtp (leave smtp unset for the server's own)")
+    elif not SMTP_HOST.fullmatch(smtp.host):
+        checks.add(f"{where}.host", "must be a host name or an IP address")
+    if not 0 <= smtp.port <= 65535:
+        checks.add(f"{where}.port", "must be a port (1-65535), or 0 for the security's usual one")
+    checks.enum(f"{where}.security", smtp.security, notification_pb.SmtpSecurity)
+    _printable(checks, f"{where}.username", smtp.username, MAX_NAME)
+    _printable(checks, f"{where}.password", smtp.password, MAX_SECRET)
+    if smtp.from_address and not EMAIL_ADDRESS.fullmatch(smtp.from_address):
+        checks.add(f"{where}.from_address", "must be an email address, e.g. runstatus@example.org")
+
+
+def _target(checks: Checks, field: str, target: notification_pb.NotificationTarget) -> None:
+    kind = target.WhichOneof("kind")
+    if kind is None:
+        checks.add(field, "is required: a webhook, slack or email target")
+    elif kind == "webhook":
+        _url(checks, f"{field}.webhook.url", target.webhook.url)
+        _printable(checks, f"{field}.webhook.secret", target.webhook.secret, MAX_SECRET)
+    elif kind == "slack":
+        _url(checks, f"{field}.slack.webhook_url", target.slack.webhook_url)
+    else:
+        _email(checks, f"{field}.email", target.email)
+
+
+def _notification_filter(checks: Checks, field: str, flt: notification_pb.NotificationFilter) -> None:
+    for name, values in (("event_types", flt.event_types), ("statuses", flt.statuses),
+                         ("workflow_ids", flt.workflow_ids)):
+        if len(values) > MAX_FILTER_ENTRIES:
+            checks.add(f"{field}.{name}", f"at most {MAX_FILTER_ENTRIES} entries")
+    for i, event_type in enumerate(flt.event_types[:MAX_FILTER_ENTRIES]):
+        checks.enum(f"{field}.event_types[{i}]", event_type, EventType, allow_unspecified=False)
+    for i, status in enumerate(flt.statuses[:MAX_FILTER_ENTRIES]):
+        checks.enum(f"{field}.statuses[{i}]", status, RunStatus, allow_unspecified=False)
+    for i, workflow_id in enumerate(flt.workflow_ids[:MAX_FILTER_ENTRIES]):
+        checks.id(f"{field}.workflow_ids[{i}]", workflow_id)
+
+
+def _subscription(checks: Checks, value: notification_pb.NotificationSubscription, fields: tuple[str, ...]) -> None:
+    """The fields of a subscription as created (all) or updated (those in its mask)."""
+    if "name" in fields:
+        checks.name("subscription.name", value.name)
+    if "target" in fields:
+        _target(checks, "subscription.target", value.target)
+    if "filter" in fields:
+        _notification_filter(checks, "subscription.filter", value.filter)
+    if "max_messages_per_minute" in fields and not 0 <= value.max_messages_per_minute <= MAX_PER_MINUTE:
+        checks.add("subscription.max_messages_per_minute", f"must be between 0 (the default, 10) and {MAX_PER_MINUTE}")
+
+
+def create_notification_subscription(request: notification_service_pb.CreateNotificationSubscriptionRequest,
+                                     limits: Limits) -> None:
+    checks = Checks(limits)
+    project = request.subscription.project_id
+    if project != "*":
+        checks.id("subscription.project_id", project)
+    if request.subscription.id:
+        checks.add("subscription.id", "is assigned by the server: leave it empty")
+    _subscription(checks, request.subscription, NOTIFICATION_UPDATABLE)
+    checks.done()
+
+
+def update_notification_subscription(request: notification_service_pb.UpdateNotificationSubscriptionRequest,
+                                     limits: Limits) -> tuple[str, ...]:
+    """The fields it updates (its mask; empty: all), checked."""
+    checks = Checks(limits)
+    checks.short("subscription.id", request.subscription.id, required=True)
+    paths = tuple(request.update_mask.paths) or NOTIFICATION_UPDATABLE
+    if bad := [p for p in paths if p not in NOTIFICATION_UPDATABLE]:
+        checks.add("update_mask", f"cannot update {', '.join(bad)}; only {', '.join(NOTIFICATION_UPDATABLE)}")
+    else:
+        _subscription(checks, request.subscription, paths)
+    checks.done()
+    return paths
+
+
+def list_notification_subscriptions(request: notification_service_pb.ListNotificationSubscriptionsRequest,
+                                    limits: Limits) -> None:
+    """A project's ("*": the instance's), or every one the caller manages (empty)."""
+    _one_id(limits, "project_id", request.project_id, required=False)
+
+
+def subscription_id(request: notification_service_pb.GetNotificationSubscriptionRequest
+                    | notification_service_pb.DeleteNotificationSubscriptionRequest
+                    | notification_service_pb.SendTestNotificationRequest, limits: Limits) -> None:
+    """A request about one subscription (get, delete, its deliveries, a test)."""
+    _one_id(limits, "subscription_id", request.subscription_id)
+
+
+def list_notification_deliveries(request: notification_service_pb.ListNotificationDeliveriesRequest,
+                                 limits: Limits) -> None:
+    checks = Checks(limits)
+    checks.short("subscription_id", request.subscription_id, required=True)
+    for i, state in enumerate(request.states):
+        checks.enum(f"states[{i}]", state, notification_pb.NotificationDeliveryState, allow_unspecified=False)
+    checks.done()
+
+
+def redeliver_notification(request: notification_service_pb.RedeliverNotificationRequest, limits: Limits) -> None:
+    _one_id(limits, "delivery_id", request.delivery_id)

@@ -39,6 +39,10 @@ class App:
     limits: Limits
     # None: no authentication (loopback only, or explicitly insecure).
     authenticator: Authenticator | None = None
+    # Notification targets on loopback, private or link-local addresses (--notify-allow-private).
+    notify_allow_private: bool = False
+    # Wakes this process's delivery loop (the primary's; elsewhere the leader's poll finds them).
+    wake_deliveries: Callable[[], None] = lambda: None
 
 
 async def _admit(servicer: Any, method: str, request: Message, context: grpc.aio.ServicerContext) -> None:

@@ -20,9 +20,13 @@ from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar,
 
 import grpc
 import grpc.aio
+from google.protobuf.field_mask_pb2 import FieldMask
 
 from runstatus.v1 import classifier_service_pb2 as classifier_pb
 from runstatus.v1 import classifier_service_pb2_grpc as classifier_grpc
+from runstatus.v1 import notification_pb2
+from runstatus.v1 import notification_service_pb2 as notification_pb
+from runstatus.v1 import notification_service_pb2_grpc as notification_grpc
 from runstatus.v1 import project_service_pb2 as project_pb
 from runstatus.v1 import project_service_pb2_grpc as project_grpc
 from runstatus.v1 import token_pb2
@@ -53,6 +57,8 @@ Resp = TypeVar("Resp")
 Ch = TypeVar("Ch", grpc.Channel, grpc.aio.Channel)
 
 Token = token_pb2.Token
+Subscription = notification_pb2.NotificationSubscription
+Delivery = notification_pb2.NotificationDelivery
 RoleLike = Union[Role.ValueType, str]
 
 DEFAULT_ADDRESS = "localhost:50051"
@@ -60,7 +66,7 @@ RECONNECT_DELAYS = (0.1, 0.2, 0.5, 1.0, 2.0)
 # A watch that ends with these resumes from its cursor (a restart, a proxy, a lost network).
 RECONNECT_CODES = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED, grpc.StatusCode.INTERNAL)
 SERVICES = ("ClassifierService", "WorkflowService", "ProjectService", "WorkOrderService", "WorkerService",
-            "TokenService")
+            "TokenService", "NotificationService")
 
 
 def service_config(retries: int) -> str:
@@ -270,6 +276,7 @@ class Calls(Generic[Ch]):
     work_orders: wo_grpc.WorkOrderServiceStub
     worker: worker_grpc.WorkerServiceStub
     tokens: token_grpc.TokenServiceStub
+    notifications: notification_grpc.NotificationServiceStub
 
     def __init__(self, address: str = DEFAULT_ADDRESS, *, tls: bool | grpc.ChannelCredentials = False,
                  root_certificates: bytes | None = None, client_certificate: tuple[bytes, bytes] | None = None,
@@ -285,6 +292,7 @@ class Calls(Generic[Ch]):
         self.work_orders = wo_grpc.WorkOrderServiceStub(self.channel)
         self.worker = worker_grpc.WorkerServiceStub(self.channel)
         self.tokens = token_grpc.TokenServiceStub(self.channel)
+        self.notifications = notification_grpc.NotificationServiceStub(self.channel)
 
     def _open(self, address: str, credentials: grpc.ChannelCredentials | None,
               options: list[tuple[str, Any]]) -> Ch:
@@ -501,6 +509,104 @@ class Calls(Generic[Ch]):
         return UnaryCall(self.tokens.GetCallerToken, token_pb.GetCallerTokenRequest(),
                          lambda answer: (answer.token if answer.HasField("token") else None,
                                          frozenset(answer.allowed_methods)))
+
+    # Notifications (a project's admins; the instance's, project "*", its admins)
+    @unary
+    def create_notification_subscription(
+            self, *, webhook_url: str = "", secret: str = "", slack_url: str = "", email_to: Sequence[str] = (),
+            smtp: notification_pb2.SmtpServer | None = None, project_id: str | None = None, name: str = "",
+            statuses: Iterable[req.StatusLike] = (), event_types: Iterable[req.EventTypeLike] = (),
+            workflow_ids: Iterable[str] = (), max_messages_per_minute: int = 0,
+            request_id: str | None = None) -> UnaryCall[Subscription]:
+        """A subscription of the project ("*": the instance) to its events, sent to one target: a
+        webhook (signed with `secret`), a Slack incoming webhook, or email to `email_to` (through
+        `smtp`, or the server's own). Without a filter: run status changes to EXCEPTION or LOST."""
+        target = req.notification_target(webhook_url=webhook_url, secret=secret, slack_url=slack_url,
+                                         email_to=email_to, smtp=smtp)
+        subscription = Subscription(
+            project_id=self._project(project_id), name=name, target=target,
+            filter=req.notification_filter(statuses, event_types, workflow_ids),
+            max_messages_per_minute=max_messages_per_minute)
+        request = notification_pb.CreateNotificationSubscriptionRequest(subscription=subscription,
+                                                                        request_id=req.request_id(request_id))
+        return UnaryCall(self.notifications.CreateNotificationSubscription, request, lambda a: a.subscription)
+
+    @unary
+    def get_notification_subscription(self, subscription_id: str) -> UnaryCall[Subscription]:
+        """A subscription; its secrets are never shown (has_secret, has_password say one is set)."""
+        request = notification_pb.GetNotificationSubscriptionRequest(subscription_id=subscription_id)
+        return UnaryCall(self.notifications.GetNotificationSubscription, request, lambda a: a.subscription)
+
+    @paged
+    def list_notification_subscriptions(self, *, project_id: str | None = None,
+                                        page_size: int = 100) -> PagedCall[Subscription]:
+        """The project's subscriptions ("*": the instance's; "": every one the caller manages)."""
+        project = self._project(project_id)
+        return PagedCall(self.notifications.ListNotificationSubscriptions,
+                         lambda token: notification_pb.ListNotificationSubscriptionsRequest(
+                             project_id=project, page_size=page_size, page_token=token),
+                         lambda page: page.subscriptions)
+
+    @unary
+    def update_notification_subscription(
+            self, subscription_id: str, *, name: str | None = None, webhook_url: str = "", secret: str = "",
+            slack_url: str = "", email_to: Sequence[str] = (), smtp: notification_pb2.SmtpServer | None = None,
+            statuses: Iterable[req.StatusLike] | None = None, event_types: Iterable[req.EventTypeLike] | None = None,
+            workflow_ids: Iterable[str] | None = None, max_messages_per_minute: int | None = None,
+            request_id: str | None = None) -> UnaryCall[Subscription]:
+        """Changes what is given, nothing else. A target given without its secret keeps the stored
+        one if it goes to the same URL (or SMTP host). A filter given (any of statuses,
+        event_types, workflow_ids) replaces the whole filter; empty lists mean the defaults."""
+        subscription = Subscription(id=subscription_id, name=name or "")
+        paths = ["name"] if name is not None else []
+        target = req.notification_target(webhook_url=webhook_url, secret=secret, slack_url=slack_url,
+                                         email_to=email_to, smtp=smtp)
+        if target is not None:
+            subscription.target.CopyFrom(target)
+            paths.append("target")
+        if statuses is not None or event_types is not None or workflow_ids is not None:
+            subscription.filter.CopyFrom(req.notification_filter(statuses or (), event_types or (), workflow_ids or ()))
+            paths.append("filter")
+        if max_messages_per_minute is not None:
+            subscription.max_messages_per_minute = max_messages_per_minute
+            paths.append("max_messages_per_minute")
+        if not paths:
+            raise ValueError("nothing to update: give a name, a target, a filter or max_messages_per_minute")
+        request = notification_pb.UpdateNotificationSubscriptionRequest(
+            subscription=subscription, update_mask=FieldMask(paths=paths), request_id=req.request_id(request_id))
+        return UnaryCall(self.notifications.UpdateNotificationSubscription, request, lambda a: a.subscription)
+
+    @unary
+    def delete_notification_subscription(self, subscription_id: str, *,
+                                         request_id: str | None = None) -> UnaryCall[None]:
+        """Deletes it, and the deliveries it is still owed."""
+        request = notification_pb.DeleteNotificationSubscriptionRequest(subscription_id=subscription_id,
+                                                                        request_id=req.request_id(request_id))
+        return UnaryCall(self.notifications.DeleteNotificationSubscription, request, lambda a: None)
+
+    @paged
+    def list_notification_deliveries(self, subscription_id: str, *, states: Iterable[req.DeliveryStateLike] = (),
+                                     page_size: int = 100) -> PagedCall[Delivery]:
+        """Its deliveries, newest first; `states` ("pending", "retrying", "delivered", "dead") filter them."""
+        wanted = [req.delivery_state(s) for s in states]
+        return PagedCall(self.notifications.ListNotificationDeliveries,
+                         lambda token: notification_pb.ListNotificationDeliveriesRequest(
+                             subscription_id=subscription_id, states=wanted, page_size=page_size, page_token=token),
+                         lambda page: page.deliveries)
+
+    @unary
+    def redeliver_notification(self, delivery_id: str, *, request_id: str | None = None) -> UnaryCall[Delivery]:
+        """Owes the delivery anew (a dead one, or one a receiver lost): same id, a new retry window."""
+        request = notification_pb.RedeliverNotificationRequest(delivery_id=delivery_id,
+                                                               request_id=req.request_id(request_id))
+        return UnaryCall(self.notifications.RedeliverNotification, request, lambda a: a.delivery)
+
+    @unary
+    def send_test_notification(self, subscription_id: str, *, request_id: str | None = None) -> UnaryCall[Delivery]:
+        """Owes the subscription a test message; its delivery (listed like any) says how it went."""
+        request = notification_pb.SendTestNotificationRequest(subscription_id=subscription_id,
+                                                              request_id=req.request_id(request_id))
+        return UnaryCall(self.notifications.SendTestNotification, request, lambda a: a.delivery)
 
     # Workers: claim runs, heartbeat them, report what each step did. `Worker` and
     # `AsyncWorker` (runstatus.worker) go through these; each returns the response message.

@@ -14,6 +14,16 @@ from runstatus.v1 import project_service_pb2 as project_pb
 from runstatus.v1 import work_order_service_pb2 as wo_pb
 from runstatus.v1 import workflow_service_pb2 as wf_pb
 from runstatus.v1.error_pb2 import ErrorReport, ErrorSeverity, ErrorSource
+from runstatus.v1.event_pb2 import EventType
+from runstatus.v1.notification_pb2 import (
+    EmailTarget,
+    NotificationDeliveryState,
+    NotificationFilter,
+    NotificationTarget,
+    SlackTarget,
+    SmtpServer,
+    WebhookTarget,
+)
 from runstatus.v1.project_pb2 import Project, RunLimit
 from runstatus.v1.status_pb2 import RunStatus
 from runstatus.v1.work_order_pb2 import WorkOrderFilter
@@ -137,3 +147,49 @@ def create_work_order(workflow_id: str, input_: dict[str, Any] | None, project_i
                       priority: int, rid: str | None) -> wo_pb.CreateWorkOrderRequest:
     return wo_pb.CreateWorkOrderRequest(project_id=project_id, workflow_id=workflow_id, workflow_version=version,
                                         input=to_struct(input_), priority=priority, request_id=request_id(rid))
+
+
+# Notifications
+
+EventTypeLike = Union[EventType.ValueType, str]
+DeliveryStateLike = Union[NotificationDeliveryState.ValueType, str]
+
+
+def _enum_value(enum: Any, prefix: str, value: int | str) -> Any:
+    """An enum's value from itself, its full name, or its name without the prefix in any case."""
+    if isinstance(value, str):
+        name = value.upper().replace("-", "_")
+        return enum.Value(name if name.startswith(prefix) else prefix + name)
+    return value
+
+
+def event_type(value: EventTypeLike) -> EventType.ValueType:
+    """EventType.EVENT_TYPE_RUN_STATUS_CHANGED, "EVENT_TYPE_RUN_STATUS_CHANGED" or "run_status_changed"."""
+    return _enum_value(EventType, "EVENT_TYPE_", value)  # type: ignore[no-any-return]
+
+
+def delivery_state(value: DeliveryStateLike) -> NotificationDeliveryState.ValueType:
+    """NOTIFICATION_DELIVERY_STATE_DEAD, or "dead"."""
+    return _enum_value(NotificationDeliveryState, "NOTIFICATION_DELIVERY_STATE_", value)  # type: ignore[no-any-return]
+
+
+def notification_target(*, webhook_url: str = "", secret: str = "", slack_url: str = "",
+                        email_to: Sequence[str] = (), smtp: SmtpServer | None = None) -> NotificationTarget | None:
+    """The one target given (a webhook with its signing secret, a Slack incoming webhook, or
+    email through `smtp`, the server's own when None); None when none is."""
+    given = [bool(webhook_url), bool(slack_url), bool(email_to)]
+    if sum(given) > 1:
+        raise ValueError("give one target: a webhook URL, a Slack URL or email recipients")
+    if webhook_url:
+        return NotificationTarget(webhook=WebhookTarget(url=webhook_url, secret=secret))
+    if slack_url:
+        return NotificationTarget(slack=SlackTarget(webhook_url=slack_url))
+    if email_to:
+        return NotificationTarget(email=EmailTarget(to=list(email_to), smtp=smtp))
+    return None
+
+
+def notification_filter(statuses: Iterable[StatusLike] = (), event_types: Iterable[EventTypeLike] = (),
+                        workflow_ids: Iterable[str] = ()) -> NotificationFilter:
+    return NotificationFilter(statuses=[status(s) for s in statuses], event_types=[event_type(t) for t in event_types],
+                              workflow_ids=list(workflow_ids))

@@ -22,6 +22,7 @@ import grpc
 import grpc.aio
 
 from runstatus.v1 import classifier_service_pb2_grpc as classifier_grpc
+from runstatus.v1 import notification_service_pb2_grpc as notification_grpc
 from runstatus.v1 import project_service_pb2_grpc as project_grpc
 from runstatus.v1 import token_service_pb2_grpc as token_grpc
 from runstatus.v1 import work_order_service_pb2_grpc as wo_grpc
@@ -92,6 +93,7 @@ class AsyncClient(Calls[grpc.aio.Channel]):
     work_orders: wo_grpc.WorkOrderServiceAsyncStub
     worker: worker_grpc.WorkerServiceAsyncStub
     tokens: token_grpc.TokenServiceAsyncStub
+    notifications: notification_grpc.NotificationServiceAsyncStub
 
     def _open(self, address: str, credentials: grpc.ChannelCredentials | None,
               options: list[tuple[str, Any]]) -> grpc.aio.Channel:

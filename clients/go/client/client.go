@@ -1,22 +1,3 @@
-// Package client is a thin Go client for runstatus: a connection with the six
-// service clients, and helpers that read the status table from the generated
-// descriptors (the runstatus.v1.status_info and runstatus.v1.error_type_info
-// enum-value options), so the table is never re-typed here.
-//
-// For an error a call returns: ErrorInfo is its google.rpc.ErrorInfo (reason and
-// metadata, e.g. "current_status"); ReasonOf is that reason as the contract's
-// runstatusv1.ErrorReason (error_reason.proto), to branch on; ParseReason and
-// WireReason convert between ErrorInfo.reason ("RUN_ENDED") and the enum
-// (ERROR_REASON_RUN_ENDED).
-//
-//	c, err := client.Dial(ctx, "127.0.0.1:50051")
-//	if err != nil { ... }
-//	defer c.Close()
-//	got, err := c.Classifier.Classify(ctx, &runstatusv1.ClassifyRequest{...})
-//	fmt.Println(client.Chip(got.GetClassification().GetStatus()))
-//
-//	_, err = c.Worker.Heartbeat(ctx, &runstatusv1.HeartbeatRequest{...})
-//	if client.ReasonOf(err) == runstatusv1.ErrorReason_ERROR_REASON_LEASE_MISMATCH { ... }
 package client
 
 import (
@@ -36,13 +17,22 @@ import (
 type Client struct {
 	conn *grpc.ClientConn
 
+	// Classifier classifies an error report as the server would (Classify).
 	Classifier runstatusv1.ClassifierServiceClient
-	Workflows  runstatusv1.WorkflowServiceClient
-	Projects   runstatusv1.ProjectServiceClient
+	// Workflows creates and reads workflows (steps and edges), versioned.
+	Workflows runstatusv1.WorkflowServiceClient
+	// Projects creates, reads and updates projects (run limits, max runtime).
+	Projects runstatusv1.ProjectServiceClient
+	// WorkOrders creates, lists, counts, retries, cancels and watches work
+	// orders and their runs. See Watch for a watch that resumes.
 	WorkOrders runstatusv1.WorkOrderServiceClient
-	Worker     runstatusv1.WorkerServiceClient
-	Tokens     runstatusv1.TokenServiceClient
-	// Notifications manages webhook, Slack and email subscriptions to run events.
+	// Worker is the worker protocol's raw calls; Claim, Lease and Worker
+	// wrap them.
+	Worker runstatusv1.WorkerServiceClient
+	// Tokens creates, revokes and lists API tokens, and says who the caller is.
+	Tokens runstatusv1.TokenServiceClient
+	// Notifications manages webhook, Slack and email subscriptions to run
+	// events and their deliveries.
 	Notifications runstatusv1.NotificationServiceClient
 }
 
@@ -133,8 +123,10 @@ type bearerToken struct {
 	secure bool
 }
 
+// GetRequestMetadata sends the token as "authorization: Bearer TOKEN".
 func (b bearerToken) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
 	return map[string]string{"authorization": "Bearer " + b.token}, nil
 }
 
+// RequireTransportSecurity is true when the client was given TLS.
 func (b bearerToken) RequireTransportSecurity() bool { return b.secure }

@@ -1,0 +1,112 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"io"
+	"iter"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	runstatusv1 "github.com/runstatus/runstatus/clients/go/runstatus/v1"
+)
+
+// reconnectDelays are the waits before reopening a broken watch, the Python
+// client's: the n-th failure in a row waits the n-th (the last, from then on).
+var reconnectDelays = []time.Duration{
+	100 * time.Millisecond, 200 * time.Millisecond, 500 * time.Millisecond, time.Second, 2 * time.Second,
+}
+
+// Watch yields the events WatchWorkOrders streams for req (the log after
+// req.AfterCursor, then live events), each with the cursor to resume after it.
+// When the stream breaks (UNAVAILABLE: a server restart or a lost network;
+// INTERNAL; CANCELLED not by ctx; or cut off as too slow, WATCH_TOO_SLOW) it is
+// reopened after the last cursor yielded, so across a restart no event is
+// missed and none is yielded twice. It retries for as long as ctx lasts: the
+// watch has no deadline of its own (give ctx one to bound it).
+//
+// Any other error is yielded once, with a nil event, and ends the sequence, as
+// does ctx being done (its error as a gRPC status) or the server ending the
+// stream. Breaking out of the loop closes the stream.
+//
+//	for item, err := range rs.Watch(ctx, &runstatusv1.WatchWorkOrdersRequest{ProjectId: "p"}) {
+//		if err != nil {
+//			return err
+//		}
+//		fmt.Println(item.GetEvent().GetWorkOrderId(), item.GetEvent().GetStatus(), item.GetCursor())
+//	}
+func (c *Client) Watch(ctx context.Context, req *runstatusv1.WatchWorkOrdersRequest) iter.Seq2[*runstatusv1.WatchWorkOrdersResponse, error] {
+	return func(yield func(*runstatusv1.WatchWorkOrdersResponse, error) bool) {
+		cursor := req.GetAfterCursor()
+		failures := 0
+		for {
+			request := proto.Clone(req).(*runstatusv1.WatchWorkOrdersRequest)
+			if cursor != "" {
+				// Resuming: from the cursor, never "from now" (which would skip what came meanwhile).
+				request.AfterCursor, request.FromNow = cursor, false
+			}
+			stopped, err := c.watchOnce(ctx, request, func(item *runstatusv1.WatchWorkOrdersResponse) bool {
+				cursor, failures = item.GetCursor(), 0
+				return yield(item, nil)
+			})
+			if stopped || errors.Is(err, io.EOF) {
+				return
+			}
+			delay, resume := reconnectDelay(ctx, err, failures)
+			if !resume {
+				yield(nil, err)
+				return
+			}
+			failures++
+			timer := time.NewTimer(delay)
+			select {
+			case <-ctx.Done():
+				timer.Stop()
+				yield(nil, status.FromContextError(ctx.Err()).Err())
+				return
+			case <-timer.C:
+			}
+		}
+	}
+}
+
+// watchOnce opens one stream and hands each item to each until the stream
+// breaks (its error) or each returns false (stopped).
+func (c *Client) watchOnce(ctx context.Context, request *runstatusv1.WatchWorkOrdersRequest,
+	each func(*runstatusv1.WatchWorkOrdersResponse) bool) (stopped bool, err error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // closes the stream
+	stream, err := c.WorkOrders.WatchWorkOrders(ctx, request)
+	if err != nil {
+		return false, err
+	}
+	for {
+		item, err := stream.Recv()
+		if err != nil {
+			return false, err
+		}
+		if !each(item) {
+			return true, nil
+		}
+	}
+}
+
+// reconnectDelay is how long to wait before reopening a watch that broke with
+// err, and whether to reopen it at all.
+func reconnectDelay(ctx context.Context, err error, failures int) (time.Duration, bool) {
+	if ctx.Err() != nil {
+		return 0, false
+	}
+	// Cut off for reading too slowly: resume at once, the backlog comes from the log.
+	if ReasonOf(err) == runstatusv1.ErrorReason_ERROR_REASON_WATCH_TOO_SLOW {
+		return 0, true
+	}
+	switch status.Code(err) {
+	case codes.Unavailable, codes.Canceled, codes.Internal:
+		return reconnectDelays[min(failures, len(reconnectDelays)-1)], true
+	}
+	return 0, false
+}

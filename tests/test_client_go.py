@@ -1,0 +1,84 @@
+"""The Go client's helpers against a real server on a real port: the Live tests of
+clients/go/client (live_test.go), run by `go test` with the server's address in RUNSTATUS_ADDR.
+
+The watch test asks for a server restart by writing `restart` into RUNSTATUS_CONTROL; this
+driver stops the server, starts it again on the same database and port, and answers
+`restarted`."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from harness import ServerProcess
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+MODULE_DIR = ROOT / "clients/go"
+
+LIVE_TESTS = [
+    "TestLiveWorkerRunsAWorkflowToSuccess",
+    "TestLiveFailingStepsAreReportedAndClassified",
+    "TestLiveCancelStopsTheRunningStep",
+    "TestLiveWatchResumesAcrossARestart",
+    "TestLiveRetryAfterUnavailableIsDoneOnce",
+    "TestLiveFieldViolations",
+    "TestLiveTokensAndNotificationsAreReachable",
+]
+
+
+@pytest.fixture(scope="module")
+def go_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A server with short leases (heartbeats every fraction of a second), its own database."""
+    tmp = tmp_path_factory.mktemp("go-client")
+    server = ServerProcess(tmp / "runstatus.db", "--lease-seconds", "2", "--sweep-seconds", "0.2").start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def restarts(server: ServerProcess, control: pathlib.Path, done: threading.Event) -> None:
+    """Restarts the server on the same database and port whenever the Go test asks."""
+    request = control / "restart"
+    while not done.is_set():
+        if request.exists():
+            request.unlink()
+            server.stop()
+            server.restart()
+            (control / "restarted").touch()
+        time.sleep(0.05)
+
+
+def test_go_test_programs_list_matches() -> None:
+    """Every Live test of live_test.go is run here, so none is silently left out."""
+    source = (MODULE_DIR / "client/live_test.go").read_text(encoding="utf-8")
+    declared = sorted(line.split("(")[0].removeprefix("func ") for line in source.splitlines()
+                      if line.startswith("func TestLive"))
+    assert declared == sorted(LIVE_TESTS)
+
+
+@pytest.mark.parametrize("name", LIVE_TESTS)
+def test_go_client_live(go_server: ServerProcess, tmp_path: pathlib.Path, name: str) -> None:
+    control = tmp_path / "control"
+    control.mkdir()
+    done = threading.Event()
+    driver = threading.Thread(target=restarts, args=(go_server, control, done), daemon=True)
+    driver.start()
+    env = {**os.environ, "RUNSTATUS_ADDR": go_server.address, "RUNSTATUS_CONTROL": str(control),
+           "GOFLAGS": "-mod=readonly", "GOWORK": "off"}
+    try:
+        out = subprocess.run(["go", "test", "./client", "-run", f"^{name}$", "-count=1", "-v", "-timeout", "300s"],
+                             cwd=MODULE_DIR, env=env, capture_output=True, text=True, timeout=400)
+    finally:
+        done.set()
+        driver.join()
+    report = out.stdout + out.stderr
+    assert out.returncode == 0, report
+    assert f"--- PASS: {name} " in report, report  # it ran, and was not skipped
+    assert "--- SKIP" not in report, report

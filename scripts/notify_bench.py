@@ -6,10 +6,12 @@ CreateWorkOrder throughput (a grpc.aio load from this process, one project) agai
 runstatus on SQLite (or the PostgreSQL database --db-url names, emptied between servers), in
 turns: without any subscription (no scan), with --admin-webhook (the leader scans every commit's
 events; none of them is owed anything), and with ten more subscriptions written into the
-database (the proto has no NotificationService yet). Each configuration runs --rounds times,
-interleaved; the median is reported, and its ratio to no subscription. Then, with the webhook:
-200 runs go LOST at once, and the time from each event (its `time`) to its arrival at a receiver
-on loopback (p50, p99). A figure of a shared 2-core machine: the load generator shares it.
+database. Each configuration runs --rounds times, interleaved; the median is reported, and its
+ratio to no subscription. Then, with the webhook: 200 runs go LOST at once, and the time from
+each event (its `time`) to its arrival at a receiver on loopback (p50, p99); and the same with
+one more subscription beside it whose receiver hangs on every request (it must delay the
+healthy one's deliveries not at all). A figure of a shared 2-core machine: the load generator
+shares it.
 """
 
 from __future__ import annotations
@@ -37,6 +39,31 @@ sys.path.insert(0, str(ROOT / "tests"))
 from harness import Client, ServerProcess, query  # noqa: E402
 from runstatus.v1 import work_order_service_pb2 as wo_pb  # noqa: E402
 from runstatus.v1 import work_order_service_pb2_grpc as wo_grpc  # noqa: E402
+
+
+class Hung(http.server.ThreadingHTTPServer):
+    """Reads every POST and never answers (until shut down)."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        self.stopping = threading.Event()
+        hung = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                self.rfile.read(int(self.headers["Content-Length"]))
+                hung.stopping.wait()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/hung"
 
 
 class Receiver(http.server.ThreadingHTTPServer):
@@ -88,7 +115,7 @@ async def create_load(address: str, project_id: str, workflow_id: str, concurren
 
 
 def add_subscriptions(db: str, url: str, n: int) -> None:
-    """n more subscriptions to LOST runs, straight into the database (no API for them yet)."""
+    """n more subscriptions to LOST runs, straight into the database."""
     now = int(time.time() * 1e6)
     rows = [(f"bench-{i}", "", "webhook", url, "", json.dumps({"statuses": ["RUN_STATUS_LOST"]}), now, now)
             for i in range(n)]
@@ -122,7 +149,7 @@ def fresh_db(args: argparse.Namespace, work: pathlib.Path) -> str:
 def measure(args: argparse.Namespace, work: pathlib.Path, receiver: Receiver, config: str) -> tuple[float, float]:
     """Creates a second, and the server's CPU microseconds per create."""
     db = fresh_db(args, work)
-    webhook = ("--admin-webhook", receiver.url) if config != "none" else ()
+    webhook = ("--admin-webhook", receiver.url, "--notify-allow-private") if config != "none" else ()
     server = ServerProcess(db, *webhook, log_dir=work).start(timeout=60)
     try:
         if config == "webhook+10":
@@ -146,12 +173,16 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def latency(args: argparse.Namespace, work: pathlib.Path, receiver: Receiver, runs: int = 200) -> list[float]:
-    """Seconds from each LOST event to its arrival, for `runs` runs lost at once."""
+def latency(args: argparse.Namespace, work: pathlib.Path, receiver: Receiver, runs: int = 200,
+            hung_url: str = "") -> list[float]:
+    """Seconds from each LOST event to its arrival at the admin webhook, for `runs` runs lost at
+    once; with `hung_url`, one more subscription to them goes there."""
     receiver.arrivals.clear()
     server = ServerProcess(fresh_db(args, work), "--admin-webhook", receiver.url, "--lease-seconds", "1",
-                           "--sweep-seconds", "0.2", log_dir=work).start(timeout=60)
+                           "--sweep-seconds", "0.2", "--notify-allow-private", log_dir=work).start(timeout=60)
     try:
+        if hung_url:
+            add_subscriptions(server.db, hung_url, 1)
         client = Client(server.address)
         client.new_project()
         workflow = client.workflow(["a"])
@@ -165,7 +196,8 @@ def latency(args: argparse.Namespace, work: pathlib.Path, receiver: Receiver, ru
         while len(receiver.arrivals) < runs and time.monotonic() < deadline:
             time.sleep(0.1)
         assert len(receiver.arrivals) == runs, f"{len(receiver.arrivals)} of {runs} arrived"
-        while query(server.db, "SELECT count(*) FROM notification_deliveries WHERE state = 1")[0][0] < runs:
+        while query(server.db, "SELECT count(*) FROM notification_deliveries WHERE state = 1 AND "
+                               "subscription_id = 'admin-webhook'")[0][0] < runs:
             assert time.monotonic() < deadline, "not all recorded delivered"
             time.sleep(0.1)
         return sorted(arrived - happened for happened, arrived in receiver.arrivals.values())
@@ -194,6 +226,10 @@ def main() -> None:
                 print(f"round {round_ + 1} {config:>10}: {rate:7.0f} creates/s, {cost:5.0f} us server CPU each",
                       flush=True)
         delays = latency(args, work, receiver)
+        hung = Hung()
+        delays_hung = latency(args, work, receiver, hung_url=hung.url)
+        hung.stopping.set()
+        hung.shutdown()
     base, base_cost = statistics.median(rates["none"]), statistics.median(costs["none"])
     print(f"\nCreateWorkOrder, {args.concurrency} callers, {args.seconds:g} s x {args.rounds} "
           f"({'PostgreSQL' if args.db_url else 'SQLite'}; {os.cpu_count()} cores):")
@@ -201,9 +237,10 @@ def main() -> None:
         median, cost = statistics.median(rates[config]), statistics.median(costs[config])
         print(f"  {config:>10}: {median:7.0f} creates/s  {median / base:.2f}x   server CPU {cost:4.0f} us/create "
               f"{cost / base_cost:.2f}x   (rates: {', '.join(f'{r:.0f}' for r in rates[config])})")
-    p = statistics.quantiles(delays, n=100)
-    print(f"LOST event -> received, {len(delays)} runs lost at once: p50 {p[49] * 1000:.0f} ms, "
-          f"p99 {p[98] * 1000:.0f} ms, max {delays[-1] * 1000:.0f} ms")
+    for what, seconds in (("", delays), (", a hung subscription beside", delays_hung)):
+        p = statistics.quantiles(seconds, n=100)
+        print(f"LOST event -> received, {len(seconds)} runs lost at once{what}: p50 {p[49] * 1000:.0f} ms, "
+              f"p99 {p[98] * 1000:.0f} ms, max {seconds[-1] * 1000:.0f} ms")
     receiver.shutdown()
 
 

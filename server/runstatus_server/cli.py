@@ -18,6 +18,7 @@ import typer
 from . import logs
 from .processes import PER_PROCESS, serve_processes
 from .limits import Limits
+from .notifications.mail import SECURITIES, SmtpServer
 from .notifications.retries import Retries
 from .server import Settings, serve
 from .store import is_postgres_url, sqlite_path
@@ -49,6 +50,15 @@ def serve_command(
     notify_retry_hours: Annotated[float, typer.Option(envvar="RUNSTATUS_NOTIFY_RETRY_HOURS", help="How long a notification that fails is retried before it is given up (dead, logged).")] = 24.0,
     notify_backoff_min_seconds: Annotated[float, typer.Option(envvar="RUNSTATUS_NOTIFY_BACKOFF_MIN_SECONDS", help="The first wait before a failed notification is retried; it doubles, with jitter, after each failure.")] = 1.0,
     notify_backoff_max_seconds: Annotated[float, typer.Option(envvar="RUNSTATUS_NOTIFY_BACKOFF_MAX_SECONDS", help="The longest wait between two attempts at a notification (a receiver's Retry-After may ask for longer).")] = 600.0,
+    smtp_host: Annotated[str, typer.Option(envvar="RUNSTATUS_SMTP_HOST", help="The SMTP server email notifications go through, unless a subscription names its own (none: such subscriptions are retried, and fail).")] = "",
+    smtp_port: Annotated[int, typer.Option(envvar="RUNSTATUS_SMTP_PORT", help="Its port (0: 25, 587 or 465 as --smtp-security says).")] = 0,
+    smtp_security: Annotated[str, typer.Option(envvar="RUNSTATUS_SMTP_SECURITY", help="none, starttls or tls (TLS from the first byte).")] = "starttls",
+    smtp_username: Annotated[str, typer.Option(envvar="RUNSTATUS_SMTP_USERNAME", help="Log in to the SMTP server as this user (none: no login).")] = "",
+    smtp_password_file: Annotated[Optional[Path], typer.Option(envvar="RUNSTATUS_SMTP_PASSWORD_FILE", help="A file holding the SMTP password (never on the command line).")] = None,
+    smtp_from: Annotated[str, typer.Option(envvar="RUNSTATUS_SMTP_FROM", help="The From address of email notifications.")] = "",
+    public_url: Annotated[str, typer.Option(envvar="RUNSTATUS_PUBLIC_URL", help="The history page's public base URL (https://status.example.org): Slack and email notifications link each run's page under it; none: no links.")] = "",
+    notify_retention_days: Annotated[float, typer.Option(envvar="RUNSTATUS_NOTIFY_RETENTION_DAYS", help="How long delivered and dead notification deliveries are kept (then deleted).")] = 30.0,
+    notify_rate_window_seconds: Annotated[float, typer.Option(hidden=True)] = 60.0,
     notify_allow_private: Annotated[bool, typer.Option("--notify-allow-private", envvar="RUNSTATUS_NOTIFY_ALLOW_PRIVATE", help="Allow notification subscriptions whose webhook, Slack URL or SMTP host resolves to a loopback, private or link-local address (refused by default: a project admin could reach the server's own network). --admin-webhook is never checked.")] = False,
     max_input_bytes: Annotated[int, typer.Option(envvar="RUNSTATUS_MAX_INPUT_BYTES", help="Largest work order input (encoded).")] = Limits.max_input_bytes,
     max_output_bytes: Annotated[int, typer.Option(envvar="RUNSTATUS_MAX_OUTPUT_BYTES", help="Largest output of one step (encoded).")] = Limits.max_output_bytes,
@@ -85,6 +95,11 @@ def serve_command(
     if notify_retry_hours <= 0 or not 0 < notify_backoff_min_seconds <= notify_backoff_max_seconds:
         raise typer.BadParameter("--notify-retry-hours must be positive, and 0 < --notify-backoff-min-seconds <= "
                                  "--notify-backoff-max-seconds", param_hint="--notify-*")
+    smtp = _smtp_server(smtp_host, smtp_port, smtp_security, smtp_username, smtp_password_file, smtp_from)
+    if public_url and not re.fullmatch(r"https?://[^/?#\s]+(/[^?#\s]*)?", public_url):
+        raise typer.BadParameter("an http:// or https:// URL, without query or fragment", param_hint="--public-url")
+    if notify_retention_days <= 0 or notify_rate_window_seconds <= 0:
+        raise typer.BadParameter("must be positive", param_hint="--notify-retention-days")
     if watch_buffer < 1 or max_watches < 0 or max_watches_per_caller < 0:
         raise typer.BadParameter("--watch-buffer must be at least 1, --max-watches* at least 0",
                                  param_hint="--watch-buffer")
@@ -114,6 +129,8 @@ def serve_command(
         admin_webhook_secret=admin_webhook_secret,
         notify_retries=Retries(window_seconds=notify_retry_hours * 3600, min_seconds=notify_backoff_min_seconds,
                                max_seconds=notify_backoff_max_seconds),
+        smtp=smtp, public_url=public_url.rstrip("/"), notify_retention_days=notify_retention_days,
+        notify_rate_window_seconds=notify_rate_window_seconds,
         notify_allow_private=notify_allow_private,
         request_id_seconds=request_id_seconds,
         reuse_port=reuse_port, primary=role == "primary", auth=auth,
@@ -144,6 +161,23 @@ def serve_command(
         # A database the server must not serve: one clear line, no traceback, and a failing exit.
         log.error("cannot start: %s", e)
         raise typer.Exit(2) from None
+
+
+def _smtp_server(host: str, port: int, security: str, username: str, password_file: Path | None,
+                 from_address: str) -> SmtpServer:
+    """The default SMTP server of email notifications; its password read from a file (a command
+    line is visible to other users, and every process of the server reads the same file)."""
+    if security not in SECURITIES:
+        raise typer.BadParameter(f"one of {', '.join(SECURITIES)}", param_hint="--smtp-security")
+    if not 0 <= port < 65536:
+        raise typer.BadParameter("a port number", param_hint="--smtp-port")
+    password = ""
+    if password_file is not None:
+        try:
+            password = password_file.read_text().rstrip("\r\n")
+        except OSError as e:
+            raise typer.BadParameter(f"cannot read it: {e.strerror}", param_hint="--smtp-password-file") from None
+    return SmtpServer(host, port, SECURITIES[security], username, password, from_address)
 
 
 def _given_options(ctx: typer.Context, leave_out: Collection[str]) -> list[str]:

@@ -31,8 +31,9 @@ from .auth import Authenticator
 from .classifier import Classifier, load_aliases
 from .events import DEFAULT_BUFFER, DEFAULT_SEND_TIMEOUT, EventFeed
 from .notifier import log_notifier, run_notifier
-from .notifications import outbox
+from .notifications import outbox, retention
 from .notifications.delivery import Deliveries
+from .notifications.mail import SmtpServer
 from .notifications.retries import Retries
 from .services.classifier_service import ClassifierService
 from .limits import MAX_MESSAGE_BYTES, Limits
@@ -79,6 +80,13 @@ class Settings:
     admin_webhook: str = ""
     admin_webhook_secret: str = ""
     notify_retries: Retries = field(default_factory=Retries)
+    # Email (--smtp-*: the default SMTP server), links to the history page in messages
+    # (--public-url; "": none), how long delivered and dead deliveries are kept, and the
+    # window of each subscription's rate cap (a minute; shorter in the tests).
+    smtp: SmtpServer = field(default_factory=SmtpServer)
+    public_url: str = ""
+    notify_retention_days: float = retention.DEFAULT_DAYS
+    notify_rate_window_seconds: float = 60.0
     # Subscriptions' targets may be on loopback, private or link-local addresses (addresses.py).
     notify_allow_private: bool = False
     # How long the first answer to a request_id is kept (repeats within it get that answer).
@@ -207,9 +215,10 @@ class Server:
         if dropped:
             log.warning("no --admin-webhook: the notifications still owed to the admin webhook are dropped",
                         extra={"count": dropped})
-        deliveries = Deliveries(self.store, s.notify_retries)
+        deliveries = Deliveries(self.store, s.notify_retries, smtp=s.smtp, public_url=s.public_url,
+                                allow_private=s.notify_allow_private)
         self.app.wake_deliveries = deliveries.wake  # a redelivery or a test is sent at once
-        scanner = outbox.Outbox(self.store, deliveries.wake)
+        scanner = outbox.Outbox(self.store, deliveries.wake, rate_window_seconds=s.notify_rate_window_seconds)
         self.store.add_commit_listener(scanner.notify)
         return [asyncio.create_task(scanner.run(), name="notification-outbox"),
                 asyncio.create_task(deliveries.run(), name="notification-delivery")]
@@ -257,6 +266,7 @@ class Server:
                         log.warning("runs lost: their leases expired", extra={"count": lost})
                     if killed < batch and lost < batch:
                         await self._prune_kept_answers()
+                        await self._prune_notifications()
                         break
             except asyncio.CancelledError:
                 raise
@@ -271,6 +281,18 @@ class Server:
         before, batch = now_us() - int(self.settings.request_id_seconds * 1e6), self.store.delete_batch_size
         while await self.store.write(idempotency.prune, before, batch) == batch:
             pass
+
+    async def _prune_notifications(self) -> None:
+        """Deliveries delivered or dead longer ago than --notify-retention-days go, a batch per write."""
+        before = now_us() - int(self.settings.notify_retention_days * 86400 * 1e6)
+        batch, deleted = self.store.delete_batch_size, 0
+        while (gone := await self.store.write(retention.prune, before, batch)):
+            deleted += gone
+            if gone < batch:
+                break
+        if deleted:
+            log.info("notification deliveries past their retention deleted",
+                     extra={"count": deleted, "retention_days": self.settings.notify_retention_days})
 
     async def stop(self) -> None:
         """Graceful: refuse new RPCs, let in-flight ones (and their writes) finish, then close."""

@@ -14,16 +14,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections import Counter
 
 import aiohttp
 
 from ..metrics import NOTIFICATION_ATTEMPTS, NOTIFICATION_FAILURES, NOTIFICATIONS_DEAD
-from ..store.base import DELIVERY_DEAD, DELIVERY_DELIVERED, NotificationDelivery, NotificationSubscription, Store, Tx
+from ..store.base import (DELIVERY_DEAD, DELIVERY_DELIVERED, DELIVERY_DIGEST, NotificationDelivery,
+                          NotificationSubscription, Store, Tx)
 from ..util import now_us
-from . import sender, signing
+from . import digests, mail, sender
+
 from .retries import Retries
+from .targets import Targets, public_session
 
 log = logging.getLogger("runstatus.notifications")
 
@@ -44,10 +46,14 @@ def _record(tx: Tx, delivery: NotificationDelivery, now: int) -> None:
 
 class Deliveries:
     def __init__(self, store: Store, retries: Retries, *, timeout: float = sender.TIMEOUT_SECONDS,
-                 poll_seconds: float = 1.0) -> None:
+                 poll_seconds: float = 1.0, smtp: mail.SmtpServer | None = None, public_url: str = "",
+                 allow_private: bool = False) -> None:
         self.store = store
         self.retries = retries
         self.timeout = timeout
+        self.smtp = smtp or mail.SmtpServer()
+        self.public_url = public_url
+        self.allow_private = allow_private
         # Due deliveries are looked for this often at least: a retry is not much later than due.
         self.poll_seconds = min(poll_seconds, retries.min_seconds)
         self._sending: dict[str, asyncio.Task[None]] = {}  # by delivery id
@@ -64,13 +70,16 @@ class Deliveries:
 
     async def run(self) -> None:
         # No limit of the connector's own: the bound is per subscription (PER_TARGET).
-        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+        async with contextlib.AsyncExitStack() as stack:
+            session = await stack.enter_async_context(aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)))
+            public = None if self.allow_private else await stack.enter_async_context(public_session())
+            targets = Targets(session, public, self.smtp, self.public_url, self.timeout)
             try:
                 while True:
                     self._wake.clear()
                     try:
                         if await self.store.lead():
-                            await self._send_due(session)
+                            await self._send_due(targets)
                         if self._failing:
                             log.info("the notifications owed are read again")
                         self._failing = False
@@ -85,14 +94,14 @@ class Deliveries:
                     task.cancel()  # still owed: sent again after the restart
                 await asyncio.gather(*self._sending.values(), return_exceptions=True)
 
-    async def _send_due(self, session: aiohttp.ClientSession) -> None:
+    async def _send_due(self, targets: Targets) -> None:
         self._finished_meanwhile = set()
         try:
-            await self._send_due_from(session, now_us(), self._finished_meanwhile)
+            await self._send_due_from(targets, now_us(), self._finished_meanwhile)
         finally:
             self._finished_meanwhile = None
 
-    async def _send_due_from(self, session: aiohttp.ClientSession, now: int, finished: set[str]) -> None:
+    async def _send_due_from(self, targets: Targets, now: int, finished: set[str]) -> None:
         for subscription in await self.store.read(_subscriptions):
             busy = self._busy[subscription.id]
             if busy >= PER_TARGET:
@@ -105,12 +114,19 @@ class Deliveries:
                     busy += 1
                     self._busy[subscription.id] += 1
                     self._sending[delivery.id] = asyncio.create_task(
-                        self._deliver(session, subscription, delivery), name=f"notification {delivery.id}")
+                        self._deliver(targets, subscription, delivery), name=f"notification {delivery.id}")
 
-    async def _deliver(self, session: aiohttp.ClientSession, subscription: NotificationSubscription,
+    async def _deliver(self, targets: Targets, subscription: NotificationSubscription,
                        delivery: NotificationDelivery) -> None:
         try:
-            await self._attempt(session, subscription, delivery)
+            begun = False
+            if delivery.kind == DELIVERY_DIGEST and delivery.attempts == 0:
+                # It collects no more events from here on; sent as the seal read it.
+                sealed = await self.store.write(digests.seal, delivery.id, now_us())
+                if sealed is None:
+                    return
+                delivery, begun = sealed, True
+            await self._attempt(targets, subscription, delivery, begun)
         except asyncio.CancelledError:
             raise
         except Exception:  # noqa: BLE001 - one delivery's fault is its own
@@ -123,17 +139,16 @@ class Deliveries:
                 self._finished_meanwhile.add(delivery.id)
             self.wake()
 
-    async def _attempt(self, session: aiohttp.ClientSession, subscription: NotificationSubscription,
-                       delivery: NotificationDelivery) -> None:
+    async def _attempt(self, targets: Targets, subscription: NotificationSubscription,
+                       delivery: NotificationDelivery, begun: bool) -> None:
+        """One attempt and its outcome written; `begun`: its attempt was counted already (a digest's seal)."""
         kind = subscription.target_kind
-        headers = signing.headers(delivery.id, delivery.event_seq, delivery.body, subscription.secret,
-                                  int(time.time()))
         NOTIFICATION_ATTEMPTS.labels(kind).inc()
-        attempt = await sender.post(session, subscription.target, delivery.body, headers, self.timeout)
+        attempt = await targets.send(subscription, delivery)
         now = now_us()
-        delivery.attempts += 1
+        delivery.attempts += 0 if begun else 1
         about = {"delivery": delivery.id, "subscription": subscription.id, "event_sequence": delivery.event_seq,
-                 "target": sender.origin(subscription.target), "attempts": delivery.attempts}
+                 "target": targets.where(subscription), "attempts": delivery.attempts}
         if attempt.ok:
             delivery.state, delivery.last_error = DELIVERY_DELIVERED, ""
             log.info("notification delivered", extra=about)

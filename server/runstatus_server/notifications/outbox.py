@@ -6,7 +6,9 @@ An event is owed once it is committed and scanned; once written, a delivery is n
 The cursor is saved with every delivery written, and over stretches of events nobody wants at
 most every SAVE_SECONDS (in memory meanwhile). A new leader, or this one after a restart, scans
 again from the saved cursor: a delivery already written is not written twice (deliveries are
-unique by subscription and event), so what it reads again costs a read, never a duplicate.
+unique by subscription and event, and an event at or below the cursor read in the writing
+transaction is owed nothing more), so what it reads again costs a read, never a duplicate. Past a
+subscription's rate cap, events go into its digest instead (digests.py), in the same transaction.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from runstatus.v1.status_pb2 import RunStatus
 from ..metrics import EVENT_LOG_READS
 from ..store.base import NotificationDelivery, NotificationSubscription, Store, Tx
 from ..util import new_id, now_us
+from . import digests
 
 log = logging.getLogger("runstatus.notifications")
 READS = EVENT_LOG_READS.labels("notifications")
@@ -80,20 +83,28 @@ class Filter:
                    frozenset(spec.get("workflowIds", [])))
 
     def wants(self, event: Event) -> bool:
-        return ((not self.project_id or event.project_id == self.project_id)
+        return ((self.project_id in ("", "*") or event.project_id == self.project_id)
                 and (not self.event_types or event.type in self.event_types)
                 and (not self.statuses or event.status in self.statuses)
                 and (not self.workflow_ids or event.workflow_id in self.workflow_ids))
 
 
-def record(tx: Tx, owed: dict[str, list[NotificationDelivery]], upto: int) -> int:
-    """Writes the deliveries owed to each subscription and moves its cursor to `upto`, in one
-    transaction; a subscription removed meanwhile gets nothing. How many deliveries are new."""
+def record(tx: Tx, owed: dict[str, list[NotificationDelivery]], upto: int, now: int,
+           window_seconds: float = digests.WINDOW_SECONDS) -> int:
+    """Writes the deliveries owed to each subscription (each event its own, or into a digest past
+    the rate cap) and moves its cursor to `upto`, in one transaction; a subscription removed
+    meanwhile gets nothing, and events its cursor has passed (another leader's scan, written
+    meanwhile) are not owed again. How many deliveries are new."""
     added = 0
     for subscription_id, deliveries in owed.items():
-        if tx.get_notification_subscription(subscription_id) is None:
+        current = tx.get_notification_subscription(subscription_id)  # locked: leaders write one at a time
+        if current is None:
             continue
-        added += tx.add_notification_deliveries(deliveries)
+        fresh = [d for d in deliveries if d.event_seq > current.scan_cursor]
+        if subscription_id == ADMIN_ID:  # every event its own POST, as --admin-webhook always was: no cap
+            added += tx.add_notification_deliveries(fresh)
+        else:
+            added += digests.owe(tx, current, fresh, now, window_seconds)
         tx.advance_notification_cursor(subscription_id, upto)
     return added
 
@@ -109,8 +120,10 @@ def _events_after(tx: Tx, sequence: int) -> list[Event]:
 class Outbox:
     """The leader's scan: after commits (and every poll_seconds), while Store.lead() says so."""
 
-    def __init__(self, store: Store, owed: Callable[[], None], *, poll_seconds: float = 1.0) -> None:
+    def __init__(self, store: Store, owed: Callable[[], None], *, poll_seconds: float = 1.0,
+                 rate_window_seconds: float = digests.WINDOW_SECONDS) -> None:
         self.store = store
+        self.rate_window_seconds = rate_window_seconds
         self.owed = owed  # told when deliveries were written (the delivery loop wakes)
         self.poll_seconds = poll_seconds
         self._scanned: dict[str, int] = {}  # how far each subscription was scanned, saved or not
@@ -154,7 +167,7 @@ class Outbox:
         owed = {s.id: [self._delivery(s, event, now) for event in events
                        if event.sequence > at[s.id] and filters[s.id].wants(event)] for s in subscriptions}
         if any(owed.values()) or time.monotonic() - self._saved >= SAVE_SECONDS:
-            if await self.store.write(record, owed, upto):
+            if await self.store.write(record, owed, upto, now, self.rate_window_seconds):
                 self.owed()
             self._saved = time.monotonic()
         for s in subscriptions:

@@ -133,3 +133,18 @@ def test_typescript_client_against_real_servers(built: None, servers: tuple[dict
     assert out.returncode == 0, out.stdout[-20_000:] + out.stderr[-5_000:]
     assert "ℹ fail 0" in out.stdout, out.stdout[-5_000:]
     assert control.restarts == 1, "the watch test restarted the server once"
+
+
+def test_api_reference_builds_without_warnings(tmp_path: pathlib.Path) -> None:
+    """typedoc (typedoc.config.mjs treats warnings as errors): every export documented, no broken link."""
+    out = subprocess.run(["npx", "--no-install", "typedoc", "--out", str(tmp_path / "api")], cwd=TS,
+                         capture_output=True, text=True, timeout=300, env={**os.environ, "NO_COLOR": "1"})
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "warning" not in out.stdout + out.stderr
+    assert (tmp_path / "api" / "classes" / "Worker.html").is_file()
+
+
+def test_readme_gives_the_install_line_and_the_worker_example() -> None:
+    readme = (TS / "README.md").read_text(encoding="utf-8")
+    assert "npm install @runstatus/client @bufbuild/protobuf" in readme
+    assert "new Worker(rs" in readme and "npm run docs" in readme

@@ -19,8 +19,11 @@ import { ErrorReason, ErrorReasonSchema } from "./gen/runstatus/v1/error_reason_
 
 /** google.rpc.ErrorInfo (google/rpc/error_details.proto). */
 export interface ErrorInfo {
+  /** The reason, an ErrorReason's name without its prefix, e.g. "RUN_ENDED" (see {@link parseReason}). */
   reason: string;
+  /** "runstatus.v1" for the server's own errors. */
   domain: string;
+  /** Facts about the error, e.g. `current_status` for a refused transition. */
   metadata: Record<string, string>;
 }
 

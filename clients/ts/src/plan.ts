@@ -28,7 +28,9 @@ export function roots(workflow: Workflow): Set<string> {
 
 /** A step to start, and the step run that leads there (undefined: none). */
 export interface Start {
+  /** The step to start. */
   stepId: string;
+  /** The reused step run whose edge leads there: its id is StartStep's previous_step_run_id. */
   previous: StepRun | undefined;
 }
 

@@ -3,6 +3,8 @@
  * `runstatus.v1.status_info` option on each RunStatus value and the
  * `runstatus.v1.error_type_info` option on each ErrorType value (status.proto).
  * Nothing here is re-typed from the table.
+ *
+ * @module
  */
 
 import { getOption, hasOption, isFieldSet, type DescEnum, type DescEnumValue } from "@bufbuild/protobuf";
@@ -37,9 +39,13 @@ export function enumValue(schema: DescEnum, name: string): number {
   return value.number;
 }
 
+/** A RunStatus's proto name, e.g. "RUN_STATUS_FAILED". */
 export const runStatusName = (status: RunStatus): string => enumName(RunStatusSchema, status);
+/** The RunStatus of a proto name ("RUN_STATUS_FAILED"); throws a RangeError for an unknown one. */
 export const runStatusFromName = (name: string): RunStatus => enumValue(RunStatusSchema, name) as RunStatus;
+/** An ErrorType's proto name, e.g. "ERROR_TYPE_TYPE_ERROR" ({@link errorTypeName} gives the seed's "TypeError"). */
 export const errorTypeEnumName = (errorType: ErrorType): string => enumName(ErrorTypeSchema, errorType);
+/** The ErrorType of a proto name ("ERROR_TYPE_TYPE_ERROR"); throws a RangeError for an unknown one. */
 export const errorTypeFromName = (name: string): ErrorType => enumValue(ErrorTypeSchema, name) as ErrorType;
 
 /** The StatusInfo of a run status; undefined for a value without one (UNSPECIFIED). */

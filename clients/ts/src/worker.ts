@@ -61,9 +61,13 @@ export class Lease {
    * a call the server will refuse). `claimed` is the claim it came from, if any.
    */
   constructor(
+    /** The worker service the reports go to. */
     readonly worker: WorkerClient,
+    /** The run this lease is on. */
     readonly runId: string,
+    /** The token the claim handed out, sent with every report. */
     readonly leaseToken: string,
+    /** The claim (run, workflow, input, heartbeat interval), if the lease came from one. */
     readonly claimed?: ClaimedRun,
   ) {}
 
@@ -166,7 +170,9 @@ export type Condition = (state: JsonObject) => boolean;
 export class StepFailure extends Error {
   /** The step failed with `error` (reported as the step's error), leaving `state`. */
   constructor(
+    /** What the step failed with: reported as its error. */
     readonly error: unknown,
+    /** The state to pass to the steps downstream. */
     readonly state: JsonObject,
   ) {
     super(String((error as { message?: unknown } | null)?.message ?? error));
@@ -248,6 +254,7 @@ export class Worker {
 
   /** A worker over `rs`'s worker and work order services. */
   constructor(
+    /** The clients it claims, reports and reads runs through. */
     readonly rs: Pick<Clients, "worker" | "workOrders">,
     private readonly options: WorkerOptions = {},
   ) {

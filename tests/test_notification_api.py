@@ -562,3 +562,55 @@ def test_the_python_clients_manage_subscriptions(server: ServerProcess, api: Api
             assert [s async for s in rs.list_notification_subscriptions()] == []
 
     asyncio.run(from_asyncio())
+
+
+# --- the command line ---------------------------------------------------------------------------
+
+def runstatus(server: ServerProcess, project: str, *args: str, check: bool = True, **env: str) -> Any:
+    import os
+    import subprocess
+    import sys
+
+    command = pathlib.Path(sys.executable).with_name("runstatus")
+    done = subprocess.run([str(command), *args], capture_output=True, text=True, timeout=60, env={
+        **os.environ, "RUNSTATUS_ADDRESS": server.address, "RUNSTATUS_PROJECT": project, "COLUMNS": "250", **env})
+    if check:
+        assert done.returncode == 0, done.stderr
+    return done
+
+
+def test_the_notifications_commands(server: ServerProcess, api: Api, receiver: Receiver) -> None:
+    def as_json(*args: str, **env: str) -> Any:
+        return json.loads(runstatus(server, api.project_id, "notifications", *args, "--json", **env).stdout)
+
+    made = as_json("create", "--webhook", receiver.url("cli"), "--name", "cli hook", "--status", "failed,lost",
+                   "--event-type", "run_status_changed", "--max-per-minute", "7", RUNSTATUS_NOTIFY_SECRET=SECRET)
+    assert made["target"]["webhook"]["has_secret"] and made["target"]["webhook"]["secret"] == ""
+    assert made["filter"]["statuses"] == ["RUN_STATUS_FAILED", "RUN_STATUS_LOST"]
+    assert made["max_messages_per_minute"] == 7
+    slack = as_json("create", "--slack", receiver.url("services/T/B/slack-secret-path"))
+    assert slack["target"]["slack"]["webhook_url"] == f"http://127.0.0.1:{receiver.port}"
+    assert [s["id"] for s in as_json("list")] == sorted([made["id"], slack["id"]])
+    table = runstatus(server, api.project_id, "notifications", "list").stdout
+    assert made["id"] in table and "cli hook" in table and "(signed)" in table and "slack-secret-path" not in table
+
+    assert as_json("update", made["id"], "--name", "renamed")["name"] == "renamed"
+    assert as_json("get", made["id"])["target"]["webhook"]["has_secret"], "the secret is kept"
+    test = as_json("test", made["id"])
+    wait(lambda: receiver.at("cli"), "the test arrived")
+    assert receiver.at("cli")[0].signed_with(SECRET)
+    wait(lambda: as_json("deliveries", made["id"], "--state", "delivered"), "the test is delivered")
+    table = runstatus(server, api.project_id, "notifications", "deliveries", made["id"]).stdout
+    assert test["id"] in table and "delivered" in table and "test" in table
+    assert as_json("redeliver", test["id"])["id"] == test["id"]
+    runstatus(server, api.project_id, "notifications", "delete", slack["id"])
+    assert [s["id"] for s in as_json("list")] == [made["id"]]
+
+    mistake = runstatus(server, api.project_id, "notifications", "create", "--webhook", "http://x/",
+                        "--slack", "http://y/", check=False)
+    assert mistake.returncode == 2 and "give one target" in mistake.stderr
+    refused = runstatus(server, api.project_id, "notifications", "create", "--webhook", "ftp://x/", check=False)
+    assert refused.returncode == 1 and "subscription.target.webhook.url" in refused.stderr
+    bad_state = runstatus(server, api.project_id, "notifications", "deliveries", made["id"], "--state", "deed",
+                          check=False)
+    assert bad_state.returncode == 2 and "dead" in bad_state.stderr

@@ -1,5 +1,5 @@
-"""The `runstatus` command line: classify, workflows, projects, work orders, runs, tokens (and
-`serve`, when the server is installed too).
+"""The `runstatus` command line: classify, workflows, projects, work orders, runs, tokens,
+notifications (and `serve`, when the server is installed too).
 
 Connection settings come from flags or the environment (see HELP). Human output is a table
 with the status chips; `--json` prints JSON for scripts, in one style (`_cli_output`). What a
@@ -819,3 +819,10 @@ def tokens_list(as_json: JsonOption = False) -> None:
     out.show_table(console, ("token", "project", "role", "name", "revoked"),
                    [(t.id, t.project_id, _name(Role, t.role, "ROLE_").lower(), t.name,
                      "yes" if t.HasField("revoke_time") else "") for t in listed])
+
+
+# notifications (their commands are in _cli_notifications, which reads this module's helpers)
+
+from runstatus._cli_notifications import notifications  # noqa: E402
+
+app.add_typer(notifications, name="notifications")

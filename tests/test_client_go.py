@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import re
 import subprocess
 import threading
 import time
@@ -16,10 +17,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from harness import ServerProcess
+from harness import ON_SUCCESS, Client, ServerProcess
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 MODULE_DIR = ROOT / "clients/go"
+MODULE = "github.com/runstatus/runstatus/clients/go"
+README = MODULE_DIR / "README.md"
 
 LIVE_TESTS = [
     "TestLiveWorkerRunsAWorkflowToSuccess",
@@ -82,3 +85,46 @@ def test_go_client_live(go_server: ServerProcess, tmp_path: pathlib.Path, name: 
     assert out.returncode == 0, report
     assert f"--- PASS: {name} " in report, report  # it ran, and was not skipped
     assert "--- SKIP" not in report, report
+
+
+def version() -> str:
+    text = (MODULE_DIR / "client/version.go").read_text(encoding="utf-8")
+    match = re.search(r'const Version = "([^"]+)"', text)
+    assert match
+    return match.group(1)
+
+
+def test_readme_gives_the_install_line_and_the_reference() -> None:
+    text = README.read_text(encoding="utf-8")
+    assert f"go get {MODULE}@v{version()}" in text
+    assert f"clients/go/v{version()}" in text
+    assert f"go doc {MODULE}/client" in text
+
+
+def test_readme_worker_example_runs_a_workflow(tmp_path: pathlib.Path) -> None:
+    """The README's example, as a program of a project of its own that requires this module
+    (replaced by the folder), run against a real server: it executes a work order to SUCCESS."""
+    blocks = re.findall(r"```go\n(.*?)```", README.read_text(encoding="utf-8"), re.S)
+    assert blocks and "client.NewWorker" in blocks[0]
+    project = tmp_path / "example"
+    project.mkdir()
+    (project / "main.go").write_text(blocks[0])
+    (project / "go.mod").write_text(
+        f"module example.com/readme\n\ngo 1.26.0\n\nrequire {MODULE} v{version()}\n\nreplace {MODULE} => {MODULE_DIR}\n")
+    (project / "go.sum").write_text((MODULE_DIR / "go.sum").read_text())
+    env = {**os.environ, "GOFLAGS": "-mod=mod", "GOPROXY": "off", "GOWORK": "off", "GOTOOLCHAIN": "local"}
+    built = subprocess.run(["go", "build", "-o", "example", "."], cwd=project, env=env, capture_output=True,
+                           text=True, timeout=300)
+    assert built.returncode == 0, built.stdout + built.stderr
+
+    server = ServerProcess(tmp_path / "runstatus.db").start()
+    try:
+        stubs = Client(server.address)
+        workflow = stubs.workflow(["fetch", "notify"], [("fetch", "notify", ON_SUCCESS)], project_id="default")
+        run_id = stubs.work_order(workflow, {"patient_id": 7}).run.id
+        stubs.close()
+        out = subprocess.run([str(project / "example"), server.address], capture_output=True, text=True, timeout=60)
+    finally:
+        server.stop()
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.stdout.strip() == f"{run_id} 🟢 RUN_STATUS_SUCCESS"

@@ -229,7 +229,8 @@ func (w *Worker) execute(ctx, stepCtx context.Context, lease *Lease, stopAsked f
 		var report *runstatusv1.ErrorReport
 		if failure != nil {
 			report = ReportOf(failure)
-			state = maps.Clone(b.state)
+			state = make(map[string]any, len(b.state)+1)
+			maps.Copy(state, b.state)
 			state["error"] = map[string]any{"name": report.GetName(), "message": report.GetMessage()}
 		}
 		answer, err := lease.CompleteStep(ctx, stepRunID, output, report)

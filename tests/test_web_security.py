@@ -333,7 +333,8 @@ def test_a_last_event_id_that_is_not_utf8_is_a_400(plain: Site) -> None:
 # 4. The sweep
 
 ROUTES = ("/", "/work-orders/{}", "/work-orders/{}/retry", "/work-orders/{}/runs/{}/cancel", "/retry-matching",
-          "/statuses", "/events", "/sign-in", "/sign-out", "/static/{}", "/{}")
+          "/statuses", "/events", "/sign-in", "/sign-out", "/static/{}", "/{}", "/notifications",
+          "/notifications/subscriptions/{}/test", "/notifications/deliveries/{}/redeliver")
 NAMES = ("project", "status", "workflow", "size", "page", "id", "run", "runs_page", "after", "work_order",
          "created_after", "created_before", "changed_after", "changed_before", "next")
 ODD = ("", "x", "%", "%ff", "%00", "%0d%0a", "é", "\x00", "\t", " ", "/", "\\", "//evil.example", "/\t/evil.example",
@@ -436,3 +437,14 @@ def test_a_sweep_of_the_web_surface_without_auth(plain: Site) -> None:
 
 def test_a_sweep_of_the_web_surface_with_auth(authed: Site) -> None:
     sweep(authed, authed.session("/sign-in"))
+
+
+def test_the_sweep_covers_every_route_the_web_server_serves() -> None:
+    from runstatus_server.server import Settings
+    from runstatus_server.web import WebServer
+
+    app = WebServer(Settings(web_port=1), 1).application()
+    served = {re.sub(r"\{[^}]*\}", "{}", route.resource.canonical) for route in app.router.routes()
+              if route.resource is not None}
+    swept = {path.removesuffix("/{}") if path.startswith("/static") else path for path in ROUTES}
+    assert served <= swept, served - swept

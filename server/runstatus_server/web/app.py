@@ -37,6 +37,7 @@ from runstatus.v1.token_pb2 import Role
 from runstatus.v1.work_order_pb2 import WorkOrderFilter
 
 from . import render
+from .notifications_page import NotificationsPage
 from .render import Filter, esc
 
 if TYPE_CHECKING:
@@ -168,6 +169,7 @@ class WebServer:
         app.router.add_post("/work-orders/{id}/retry", self.retry)
         app.router.add_post("/work-orders/{id}/runs/{run}/cancel", self.cancel)
         app.router.add_post("/retry-matching", self.retry_matching)
+        NotificationsPage(self).add_routes(app)
         app.router.add_get("/sign-in", self.sign_in_form)
         app.router.add_post("/sign-in", self.sign_in)
         app.router.add_post("/sign-out", self.sign_out)

@@ -147,7 +147,7 @@ PAGE = """<!doctype html>
 <body>
 <header class="top">
 <a class="brand" href="/{project_query}">runstatus</a>
-<nav><a href="/{project_query}">History</a> <a href="/statuses{project_query}">Statuses</a></nav>
+<nav><a href="/{project_query}">History</a> <a href="/statuses{project_query}">Statuses</a> <a href="/notifications{project_query}">Notifications</a></nav>
 {projects}
 {account}
 </header>

@@ -133,6 +133,11 @@ const (
 	// server's --admin-webhook option) and cannot be changed or deleted through the API.
 	// Metadata "subscription_id".
 	ErrorReason_ERROR_REASON_NOTIFICATION_SUBSCRIPTION_READ_ONLY ErrorReason = 39
+	// OUT_OF_RANGE: the watch's after_cursor is older than the oldest event the server keeps
+	// (the event log was pruned past it by retention): the events after it are gone. Re-read
+	// what you need (ListWorkOrders), then watch with from_now. Metadata "oldest_cursor": the
+	// oldest cursor that can still be resumed from.
+	ErrorReason_ERROR_REASON_CURSOR_EXPIRED ErrorReason = 40
 )
 
 // Enum value maps for ErrorReason.
@@ -178,6 +183,7 @@ var (
 		37: "ERROR_REASON_NOTIFICATION_SUBSCRIPTION_NOT_FOUND",
 		38: "ERROR_REASON_NOTIFICATION_DELIVERY_NOT_FOUND",
 		39: "ERROR_REASON_NOTIFICATION_SUBSCRIPTION_READ_ONLY",
+		40: "ERROR_REASON_CURSOR_EXPIRED",
 	}
 	ErrorReason_value = map[string]int32{
 		"ERROR_REASON_UNSPECIFIED":                         0,
@@ -220,6 +226,7 @@ var (
 		"ERROR_REASON_NOTIFICATION_SUBSCRIPTION_NOT_FOUND": 37,
 		"ERROR_REASON_NOTIFICATION_DELIVERY_NOT_FOUND":     38,
 		"ERROR_REASON_NOTIFICATION_SUBSCRIPTION_READ_ONLY": 39,
+		"ERROR_REASON_CURSOR_EXPIRED":                      40,
 	}
 )
 
@@ -254,7 +261,7 @@ var File_runstatus_v1_error_reason_proto protoreflect.FileDescriptor
 
 const file_runstatus_v1_error_reason_proto_rawDesc = "" +
 	"\n" +
-	"\x1frunstatus/v1/error_reason.proto\x12\frunstatus.v1*\xb3\v\n" +
+	"\x1frunstatus/v1/error_reason.proto\x12\frunstatus.v1*\xd4\v\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12!\n" +
 	"\x1dERROR_REASON_INVALID_ARGUMENT\x10\x01\x12\"\n" +
@@ -296,7 +303,8 @@ const file_runstatus_v1_error_reason_proto_rawDesc = "" +
 	"\x1dERROR_REASON_TOO_MANY_WATCHES\x10$\x124\n" +
 	"0ERROR_REASON_NOTIFICATION_SUBSCRIPTION_NOT_FOUND\x10%\x120\n" +
 	",ERROR_REASON_NOTIFICATION_DELIVERY_NOT_FOUND\x10&\x124\n" +
-	"0ERROR_REASON_NOTIFICATION_SUBSCRIPTION_READ_ONLY\x10'By\n" +
+	"0ERROR_REASON_NOTIFICATION_SUBSCRIPTION_READ_ONLY\x10'\x12\x1f\n" +
+	"\x1bERROR_REASON_CURSOR_EXPIRED\x10(By\n" +
 	"\x10dev.runstatus.v1B\x10ErrorReasonProtoP\x01ZBgithub.com/runstatus/runstatus/clients/go/runstatus/v1;runstatusv1\xaa\x02\fRunstatus.V1b\x06proto3"
 
 var (

@@ -95,9 +95,11 @@ type Project struct {
 	RunLimit *RunLimit `protobuf:"bytes,3,opt,name=run_limit,json=runLimit,proto3" json:"run_limit,omitempty"`
 	// A run older than this (since it started) is KILLED with a TimeoutError.
 	// Unset or zero means no limit.
-	MaxRuntime    *durationpb.Duration   `protobuf:"bytes,4,opt,name=max_runtime,json=maxRuntime,proto3" json:"max_runtime,omitempty"`
-	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
-	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	MaxRuntime *durationpb.Duration   `protobuf:"bytes,4,opt,name=max_runtime,json=maxRuntime,proto3" json:"max_runtime,omitempty"`
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	// How long its ended work orders are kept. Unset: the instance's default (--retention).
+	Retention     *RetentionPolicy `protobuf:"bytes,7,opt,name=retention,proto3" json:"retention,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -174,15 +176,148 @@ func (x *Project) GetUpdateTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Project) GetRetention() *RetentionPolicy {
+	if x != nil {
+		return x.Retention
+	}
+	return nil
+}
+
+// How long ended work orders are kept, by outcome. A work order is ended when its latest run
+// has a terminal status; one with a run pending or running is never removed. When its time is
+// up it is deleted with its runs, step runs and events (the status counts follow), written
+// first to the archive when `archive` is set.
+type RetentionPolicy struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// How long an ended work order is kept after its last change, by its latest run's status.
+	// A status not listed here is kept as the instance's default says; a zero duration: for ever.
+	// Each duration is at least the server's --request-id-seconds (a repeated request id must
+	// never create again what was removed).
+	Statuses []*StatusRetention `protobuf:"bytes,1,rep,name=statuses,proto3" json:"statuses,omitempty"`
+	// How long after its last change an ended work order keeps its payloads: its input, its
+	// step runs' outputs, and its errors' messages and stacks. Then they are erased and the work
+	// order says so (payloads_erase_time); its statuses, steps and classifications stay. Unset
+	// or zero: as long as the work order is kept.
+	Payloads *durationpb.Duration `protobuf:"bytes,2,opt,name=payloads,proto3" json:"payloads,omitempty"`
+	// Write each work order to the server's archive (--archive-dir) before removing it.
+	Archive       bool `protobuf:"varint,3,opt,name=archive,proto3" json:"archive,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetentionPolicy) Reset() {
+	*x = RetentionPolicy{}
+	mi := &file_runstatus_v1_project_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetentionPolicy) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetentionPolicy) ProtoMessage() {}
+
+func (x *RetentionPolicy) ProtoReflect() protoreflect.Message {
+	mi := &file_runstatus_v1_project_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetentionPolicy.ProtoReflect.Descriptor instead.
+func (*RetentionPolicy) Descriptor() ([]byte, []int) {
+	return file_runstatus_v1_project_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *RetentionPolicy) GetStatuses() []*StatusRetention {
+	if x != nil {
+		return x.Statuses
+	}
+	return nil
+}
+
+func (x *RetentionPolicy) GetPayloads() *durationpb.Duration {
+	if x != nil {
+		return x.Payloads
+	}
+	return nil
+}
+
+func (x *RetentionPolicy) GetArchive() bool {
+	if x != nil {
+		return x.Archive
+	}
+	return false
+}
+
+type StatusRetention struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A terminal status.
+	Status        RunStatus            `protobuf:"varint,1,opt,name=status,proto3,enum=runstatus.v1.RunStatus" json:"status,omitempty"`
+	Keep          *durationpb.Duration `protobuf:"bytes,2,opt,name=keep,proto3" json:"keep,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StatusRetention) Reset() {
+	*x = StatusRetention{}
+	mi := &file_runstatus_v1_project_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StatusRetention) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StatusRetention) ProtoMessage() {}
+
+func (x *StatusRetention) ProtoReflect() protoreflect.Message {
+	mi := &file_runstatus_v1_project_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StatusRetention.ProtoReflect.Descriptor instead.
+func (*StatusRetention) Descriptor() ([]byte, []int) {
+	return file_runstatus_v1_project_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *StatusRetention) GetStatus() RunStatus {
+	if x != nil {
+		return x.Status
+	}
+	return RunStatus_RUN_STATUS_UNSPECIFIED
+}
+
+func (x *StatusRetention) GetKeep() *durationpb.Duration {
+	if x != nil {
+		return x.Keep
+	}
+	return nil
+}
+
 var File_runstatus_v1_project_proto protoreflect.FileDescriptor
 
 const file_runstatus_v1_project_proto_rawDesc = "" +
 	"\n" +
-	"\x1arunstatus/v1/project.proto\x12\frunstatus.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x87\x01\n" +
+	"\x1arunstatus/v1/project.proto\x12\frunstatus.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19runstatus/v1/status.proto\"\x87\x01\n" +
 	"\bRunLimit\x12\"\n" +
 	"\rmax_in_flight\x18\x01 \x01(\x05R\vmaxInFlight\x12$\n" +
 	"\x0emax_per_window\x18\x02 \x01(\x05R\fmaxPerWindow\x121\n" +
-	"\x06window\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x06window\"\x98\x02\n" +
+	"\x06window\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x06window\"\xd5\x02\n" +
 	"\aProject\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x123\n" +
@@ -192,7 +327,15 @@ const file_runstatus_v1_project_proto_rawDesc = "" +
 	"\vcreate_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12;\n" +
 	"\vupdate_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTimeBu\n" +
+	"updateTime\x12;\n" +
+	"\tretention\x18\a \x01(\v2\x1d.runstatus.v1.RetentionPolicyR\tretention\"\x9d\x01\n" +
+	"\x0fRetentionPolicy\x129\n" +
+	"\bstatuses\x18\x01 \x03(\v2\x1d.runstatus.v1.StatusRetentionR\bstatuses\x125\n" +
+	"\bpayloads\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\bpayloads\x12\x18\n" +
+	"\aarchive\x18\x03 \x01(\bR\aarchive\"q\n" +
+	"\x0fStatusRetention\x12/\n" +
+	"\x06status\x18\x01 \x01(\x0e2\x17.runstatus.v1.RunStatusR\x06status\x12-\n" +
+	"\x04keep\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x04keepBu\n" +
 	"\x10dev.runstatus.v1B\fProjectProtoP\x01ZBgithub.com/runstatus/runstatus/clients/go/runstatus/v1;runstatusv1\xaa\x02\fRunstatus.V1b\x06proto3"
 
 var (
@@ -207,24 +350,32 @@ func file_runstatus_v1_project_proto_rawDescGZIP() []byte {
 	return file_runstatus_v1_project_proto_rawDescData
 }
 
-var file_runstatus_v1_project_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
+var file_runstatus_v1_project_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_runstatus_v1_project_proto_goTypes = []any{
 	(*RunLimit)(nil),              // 0: runstatus.v1.RunLimit
 	(*Project)(nil),               // 1: runstatus.v1.Project
-	(*durationpb.Duration)(nil),   // 2: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 3: google.protobuf.Timestamp
+	(*RetentionPolicy)(nil),       // 2: runstatus.v1.RetentionPolicy
+	(*StatusRetention)(nil),       // 3: runstatus.v1.StatusRetention
+	(*durationpb.Duration)(nil),   // 4: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 5: google.protobuf.Timestamp
+	(RunStatus)(0),                // 6: runstatus.v1.RunStatus
 }
 var file_runstatus_v1_project_proto_depIdxs = []int32{
-	2, // 0: runstatus.v1.RunLimit.window:type_name -> google.protobuf.Duration
-	0, // 1: runstatus.v1.Project.run_limit:type_name -> runstatus.v1.RunLimit
-	2, // 2: runstatus.v1.Project.max_runtime:type_name -> google.protobuf.Duration
-	3, // 3: runstatus.v1.Project.create_time:type_name -> google.protobuf.Timestamp
-	3, // 4: runstatus.v1.Project.update_time:type_name -> google.protobuf.Timestamp
-	5, // [5:5] is the sub-list for method output_type
-	5, // [5:5] is the sub-list for method input_type
-	5, // [5:5] is the sub-list for extension type_name
-	5, // [5:5] is the sub-list for extension extendee
-	0, // [0:5] is the sub-list for field type_name
+	4,  // 0: runstatus.v1.RunLimit.window:type_name -> google.protobuf.Duration
+	0,  // 1: runstatus.v1.Project.run_limit:type_name -> runstatus.v1.RunLimit
+	4,  // 2: runstatus.v1.Project.max_runtime:type_name -> google.protobuf.Duration
+	5,  // 3: runstatus.v1.Project.create_time:type_name -> google.protobuf.Timestamp
+	5,  // 4: runstatus.v1.Project.update_time:type_name -> google.protobuf.Timestamp
+	2,  // 5: runstatus.v1.Project.retention:type_name -> runstatus.v1.RetentionPolicy
+	3,  // 6: runstatus.v1.RetentionPolicy.statuses:type_name -> runstatus.v1.StatusRetention
+	4,  // 7: runstatus.v1.RetentionPolicy.payloads:type_name -> google.protobuf.Duration
+	6,  // 8: runstatus.v1.StatusRetention.status:type_name -> runstatus.v1.RunStatus
+	4,  // 9: runstatus.v1.StatusRetention.keep:type_name -> google.protobuf.Duration
+	10, // [10:10] is the sub-list for method output_type
+	10, // [10:10] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_runstatus_v1_project_proto_init() }
@@ -232,13 +383,14 @@ func file_runstatus_v1_project_proto_init() {
 	if File_runstatus_v1_project_proto != nil {
 		return
 	}
+	file_runstatus_v1_status_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_runstatus_v1_project_proto_rawDesc), len(file_runstatus_v1_project_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   2,
+			NumMessages:   4,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

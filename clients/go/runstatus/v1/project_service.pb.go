@@ -209,7 +209,7 @@ func (x *GetProjectResponse) GetProject() *Project {
 type UpdateProjectRequest struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Project *Project               `protobuf:"bytes,1,opt,name=project,proto3" json:"project,omitempty"`
-	// The fields to change: "name", "run_limit", "max_runtime". Empty: all three.
+	// The fields to change: "name", "run_limit", "max_runtime", "retention". Empty: all four.
 	UpdateMask    *fieldmaskpb.FieldMask `protobuf:"bytes,2,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
 	RequestId     string                 `protobuf:"bytes,3,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields

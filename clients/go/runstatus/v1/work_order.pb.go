@@ -32,13 +32,17 @@ type WorkOrder struct {
 	WorkflowVersion int32                  `protobuf:"varint,4,opt,name=workflow_version,json=workflowVersion,proto3" json:"workflow_version,omitempty"`
 	Input           *structpb.Struct       `protobuf:"bytes,5,opt,name=input,proto3" json:"input,omitempty"`
 	// The status of the latest run (the highest run number).
-	Status        RunStatus              `protobuf:"varint,6,opt,name=status,proto3,enum=runstatus.v1.RunStatus" json:"status,omitempty"`
-	LatestRunId   string                 `protobuf:"bytes,7,opt,name=latest_run_id,json=latestRunId,proto3" json:"latest_run_id,omitempty"`
-	RunCount      int32                  `protobuf:"varint,8,opt,name=run_count,json=runCount,proto3" json:"run_count,omitempty"`
-	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
-	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Status      RunStatus              `protobuf:"varint,6,opt,name=status,proto3,enum=runstatus.v1.RunStatus" json:"status,omitempty"`
+	LatestRunId string                 `protobuf:"bytes,7,opt,name=latest_run_id,json=latestRunId,proto3" json:"latest_run_id,omitempty"`
+	RunCount    int32                  `protobuf:"varint,8,opt,name=run_count,json=runCount,proto3" json:"run_count,omitempty"`
+	CreateTime  *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	UpdateTime  *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	// Set once its payloads (its input, its step runs' outputs, its errors' messages and
+	// stacks) were erased by its project's retention (RetentionPolicy.payloads); the statuses,
+	// steps and classifications stay.
+	PayloadsEraseTime *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=payloads_erase_time,json=payloadsEraseTime,proto3" json:"payloads_erase_time,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *WorkOrder) Reset() {
@@ -137,6 +141,13 @@ func (x *WorkOrder) GetCreateTime() *timestamppb.Timestamp {
 func (x *WorkOrder) GetUpdateTime() *timestamppb.Timestamp {
 	if x != nil {
 		return x.UpdateTime
+	}
+	return nil
+}
+
+func (x *WorkOrder) GetPayloadsEraseTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.PayloadsEraseTime
 	}
 	return nil
 }
@@ -573,7 +584,7 @@ var File_runstatus_v1_work_order_proto protoreflect.FileDescriptor
 
 const file_runstatus_v1_work_order_proto_rawDesc = "" +
 	"\n" +
-	"\x1drunstatus/v1/work_order.proto\x12\frunstatus.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18runstatus/v1/error.proto\x1a\x19runstatus/v1/status.proto\"\xa1\x03\n" +
+	"\x1drunstatus/v1/work_order.proto\x12\frunstatus.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18runstatus/v1/error.proto\x1a\x19runstatus/v1/status.proto\"\xed\x03\n" +
 	"\tWorkOrder\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
 	"\n" +
@@ -589,7 +600,8 @@ const file_runstatus_v1_work_order_proto_rawDesc = "" +
 	"createTime\x12;\n" +
 	"\vupdate_time\x18\n" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTime\"\x8f\a\n" +
+	"updateTime\x12J\n" +
+	"\x13payloads_erase_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\x11payloadsEraseTime\"\x8f\a\n" +
 	"\x03Run\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\"\n" +
 	"\rwork_order_id\x18\x02 \x01(\tR\vworkOrderId\x12\x1d\n" +
@@ -669,30 +681,31 @@ var file_runstatus_v1_work_order_proto_depIdxs = []int32{
 	5,  // 1: runstatus.v1.WorkOrder.status:type_name -> runstatus.v1.RunStatus
 	6,  // 2: runstatus.v1.WorkOrder.create_time:type_name -> google.protobuf.Timestamp
 	6,  // 3: runstatus.v1.WorkOrder.update_time:type_name -> google.protobuf.Timestamp
-	5,  // 4: runstatus.v1.Run.status:type_name -> runstatus.v1.RunStatus
-	7,  // 5: runstatus.v1.Run.error:type_name -> runstatus.v1.RunError
-	5,  // 6: runstatus.v1.Run.lost_from_status:type_name -> runstatus.v1.RunStatus
-	2,  // 7: runstatus.v1.Run.step_runs:type_name -> runstatus.v1.StepRun
-	6,  // 8: runstatus.v1.Run.create_time:type_name -> google.protobuf.Timestamp
-	6,  // 9: runstatus.v1.Run.claim_time:type_name -> google.protobuf.Timestamp
-	6,  // 10: runstatus.v1.Run.start_time:type_name -> google.protobuf.Timestamp
-	6,  // 11: runstatus.v1.Run.end_time:type_name -> google.protobuf.Timestamp
-	6,  // 12: runstatus.v1.Run.lease_expire_time:type_name -> google.protobuf.Timestamp
-	5,  // 13: runstatus.v1.StepRun.status:type_name -> runstatus.v1.RunStatus
-	7,  // 14: runstatus.v1.StepRun.error:type_name -> runstatus.v1.RunError
-	4,  // 15: runstatus.v1.StepRun.output:type_name -> google.protobuf.Struct
-	6,  // 16: runstatus.v1.StepRun.start_time:type_name -> google.protobuf.Timestamp
-	6,  // 17: runstatus.v1.StepRun.end_time:type_name -> google.protobuf.Timestamp
-	5,  // 18: runstatus.v1.WorkOrderFilter.statuses:type_name -> runstatus.v1.RunStatus
-	6,  // 19: runstatus.v1.WorkOrderFilter.create_time_start:type_name -> google.protobuf.Timestamp
-	6,  // 20: runstatus.v1.WorkOrderFilter.create_time_end:type_name -> google.protobuf.Timestamp
-	6,  // 21: runstatus.v1.WorkOrderFilter.update_time_start:type_name -> google.protobuf.Timestamp
-	6,  // 22: runstatus.v1.WorkOrderFilter.update_time_end:type_name -> google.protobuf.Timestamp
-	23, // [23:23] is the sub-list for method output_type
-	23, // [23:23] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	6,  // 4: runstatus.v1.WorkOrder.payloads_erase_time:type_name -> google.protobuf.Timestamp
+	5,  // 5: runstatus.v1.Run.status:type_name -> runstatus.v1.RunStatus
+	7,  // 6: runstatus.v1.Run.error:type_name -> runstatus.v1.RunError
+	5,  // 7: runstatus.v1.Run.lost_from_status:type_name -> runstatus.v1.RunStatus
+	2,  // 8: runstatus.v1.Run.step_runs:type_name -> runstatus.v1.StepRun
+	6,  // 9: runstatus.v1.Run.create_time:type_name -> google.protobuf.Timestamp
+	6,  // 10: runstatus.v1.Run.claim_time:type_name -> google.protobuf.Timestamp
+	6,  // 11: runstatus.v1.Run.start_time:type_name -> google.protobuf.Timestamp
+	6,  // 12: runstatus.v1.Run.end_time:type_name -> google.protobuf.Timestamp
+	6,  // 13: runstatus.v1.Run.lease_expire_time:type_name -> google.protobuf.Timestamp
+	5,  // 14: runstatus.v1.StepRun.status:type_name -> runstatus.v1.RunStatus
+	7,  // 15: runstatus.v1.StepRun.error:type_name -> runstatus.v1.RunError
+	4,  // 16: runstatus.v1.StepRun.output:type_name -> google.protobuf.Struct
+	6,  // 17: runstatus.v1.StepRun.start_time:type_name -> google.protobuf.Timestamp
+	6,  // 18: runstatus.v1.StepRun.end_time:type_name -> google.protobuf.Timestamp
+	5,  // 19: runstatus.v1.WorkOrderFilter.statuses:type_name -> runstatus.v1.RunStatus
+	6,  // 20: runstatus.v1.WorkOrderFilter.create_time_start:type_name -> google.protobuf.Timestamp
+	6,  // 21: runstatus.v1.WorkOrderFilter.create_time_end:type_name -> google.protobuf.Timestamp
+	6,  // 22: runstatus.v1.WorkOrderFilter.update_time_start:type_name -> google.protobuf.Timestamp
+	6,  // 23: runstatus.v1.WorkOrderFilter.update_time_end:type_name -> google.protobuf.Timestamp
+	24, // [24:24] is the sub-list for method output_type
+	24, // [24:24] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_runstatus_v1_work_order_proto_init() }

@@ -1075,7 +1075,9 @@ type WatchWorkOrdersRequest struct {
 	// Empty: every project the caller may see (with authentication, the token's project).
 	ProjectId string           `protobuf:"bytes,1,opt,name=project_id,json=projectId,proto3" json:"project_id,omitempty"`
 	Filter    *WorkOrderFilter `protobuf:"bytes,2,opt,name=filter,proto3" json:"filter,omitempty"`
-	// The cursor of the last event seen; empty: from the start of the log.
+	// The cursor of the last event seen; empty: from the start of the log (its oldest event kept).
+	// A cursor older than the oldest event kept (retention pruned the log past it) is refused:
+	// OUT_OF_RANGE, ERROR_REASON_CURSOR_EXPIRED.
 	AfterCursor string `protobuf:"bytes,3,opt,name=after_cursor,json=afterCursor,proto3" json:"after_cursor,omitempty"`
 	// Only the work orders with these ids; empty: all.
 	WorkOrderIds []string `protobuf:"bytes,4,rep,name=work_order_ids,json=workOrderIds,proto3" json:"work_order_ids,omitempty"`

@@ -144,6 +144,12 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     server's --admin-webhook option) and cannot be changed or deleted through the API.
     Metadata "subscription_id".
     """
+    ERROR_REASON_CURSOR_EXPIRED: _ErrorReason.ValueType  # 40
+    """OUT_OF_RANGE: the watch's after_cursor is older than the oldest event the server keeps
+    (the event log was pruned past it by retention): the events after it are gone. Re-read
+    what you need (ListWorkOrders), then watch with from_now. Metadata "oldest_cursor": the
+    oldest cursor that can still be resumed from.
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Why the server refused a call: every error it answers carries a google.rpc.ErrorInfo
@@ -276,5 +282,11 @@ ERROR_REASON_NOTIFICATION_SUBSCRIPTION_READ_ONLY: ErrorReason.ValueType  # 39
 """FAILED_PRECONDITION: the subscription is the server's own (the admin webhook follows the
 server's --admin-webhook option) and cannot be changed or deleted through the API.
 Metadata "subscription_id".
+"""
+ERROR_REASON_CURSOR_EXPIRED: ErrorReason.ValueType  # 40
+"""OUT_OF_RANGE: the watch's after_cursor is older than the oldest event the server keeps
+(the event log was pruned past it by retention): the events after it are gone. Re-read
+what you need (ListWorkOrders), then watch with from_now. Metadata "oldest_cursor": the
+oldest cursor that can still be resumed from.
 """
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015

@@ -24,9 +24,10 @@ _sym_db = _symbol_database.Default()
 
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from runstatus.v1 import status_pb2 as runstatus_dot_v1_dot_status__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1arunstatus/v1/project.proto\x12\x0crunstatus.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x87\x01\n\x08RunLimit\x12\"\n\rmax_in_flight\x18\x01 \x01(\x05R\x0bmaxInFlight\x12$\n\x0emax_per_window\x18\x02 \x01(\x05R\x0cmaxPerWindow\x12\x31\n\x06window\x18\x03 \x01(\x0b\x32\x19.google.protobuf.DurationR\x06window\"\x98\x02\n\x07Project\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name\x12\x33\n\trun_limit\x18\x03 \x01(\x0b\x32\x16.runstatus.v1.RunLimitR\x08runLimit\x12:\n\x0bmax_runtime\x18\x04 \x01(\x0b\x32\x19.google.protobuf.DurationR\nmaxRuntime\x12;\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\x12;\n\x0bupdate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nupdateTimeBu\n\x10\x64\x65v.runstatus.v1B\x0cProjectProtoP\x01ZBgithub.com/runstatus/runstatus/clients/go/runstatus/v1;runstatusv1\xaa\x02\x0cRunstatus.V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1arunstatus/v1/project.proto\x12\x0crunstatus.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19runstatus/v1/status.proto\"\x87\x01\n\x08RunLimit\x12\"\n\rmax_in_flight\x18\x01 \x01(\x05R\x0bmaxInFlight\x12$\n\x0emax_per_window\x18\x02 \x01(\x05R\x0cmaxPerWindow\x12\x31\n\x06window\x18\x03 \x01(\x0b\x32\x19.google.protobuf.DurationR\x06window\"\xd5\x02\n\x07Project\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name\x12\x33\n\trun_limit\x18\x03 \x01(\x0b\x32\x16.runstatus.v1.RunLimitR\x08runLimit\x12:\n\x0bmax_runtime\x18\x04 \x01(\x0b\x32\x19.google.protobuf.DurationR\nmaxRuntime\x12;\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\x12;\n\x0bupdate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nupdateTime\x12;\n\tretention\x18\x07 \x01(\x0b\x32\x1d.runstatus.v1.RetentionPolicyR\tretention\"\x9d\x01\n\x0fRetentionPolicy\x12\x39\n\x08statuses\x18\x01 \x03(\x0b\x32\x1d.runstatus.v1.StatusRetentionR\x08statuses\x12\x35\n\x08payloads\x18\x02 \x01(\x0b\x32\x19.google.protobuf.DurationR\x08payloads\x12\x18\n\x07\x61rchive\x18\x03 \x01(\x08R\x07\x61rchive\"q\n\x0fStatusRetention\x12/\n\x06status\x18\x01 \x01(\x0e\x32\x17.runstatus.v1.RunStatusR\x06status\x12-\n\x04keep\x18\x02 \x01(\x0b\x32\x19.google.protobuf.DurationR\x04keepBu\n\x10\x64\x65v.runstatus.v1B\x0cProjectProtoP\x01ZBgithub.com/runstatus/runstatus/clients/go/runstatus/v1;runstatusv1\xaa\x02\x0cRunstatus.V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,8 +35,12 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'runstatus.v1.project_pb2', 
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\020dev.runstatus.v1B\014ProjectProtoP\001ZBgithub.com/runstatus/runstatus/clients/go/runstatus/v1;runstatusv1\252\002\014Runstatus.V1'
-  _globals['_RUNLIMIT']._serialized_start=110
-  _globals['_RUNLIMIT']._serialized_end=245
-  _globals['_PROJECT']._serialized_start=248
-  _globals['_PROJECT']._serialized_end=528
+  _globals['_RUNLIMIT']._serialized_start=137
+  _globals['_RUNLIMIT']._serialized_end=272
+  _globals['_PROJECT']._serialized_start=275
+  _globals['_PROJECT']._serialized_end=616
+  _globals['_RETENTIONPOLICY']._serialized_start=619
+  _globals['_RETENTIONPOLICY']._serialized_end=776
+  _globals['_STATUSRETENTION']._serialized_start=778
+  _globals['_STATUSRETENTION']._serialized_end=891
 # @@protoc_insertion_point(module_scope)

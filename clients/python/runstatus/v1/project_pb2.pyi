@@ -3,10 +3,13 @@
 isort:skip_file
 """
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
+from runstatus.v1 import status_pb2 as _status_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -60,6 +63,7 @@ class Project(_message.Message):
     MAX_RUNTIME_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    RETENTION_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """e.g. "default", "referrals". A project named "default" always exists."""
     name: _builtins.str
@@ -75,6 +79,10 @@ class Project(_message.Message):
     def create_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def update_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def retention(self) -> Global___RetentionPolicy:
+        """How long its ended work orders are kept. Unset: the instance's default (--retention)."""
+
     def __init__(
         self,
         *,
@@ -84,11 +92,82 @@ class Project(_message.Message):
         max_runtime: _duration_pb2.Duration | None = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
+        retention: Global___RetentionPolicy | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "max_runtime", b"max_runtime", "run_limit", b"run_limit", "update_time", b"update_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "max_runtime", b"max_runtime", "retention", b"retention", "run_limit", b"run_limit", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "id", b"id", "max_runtime", b"max_runtime", "name", b"name", "run_limit", b"run_limit", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "id", b"id", "max_runtime", b"max_runtime", "name", b"name", "retention", b"retention", "run_limit", b"run_limit", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Project: _TypeAlias = Project  # noqa: Y015
+
+@_typing.final
+class RetentionPolicy(_message.Message):
+    """How long ended work orders are kept, by outcome. A work order is ended when its latest run
+    has a terminal status; one with a run pending or running is never removed. When its time is
+    up it is deleted with its runs, step runs and events (the status counts follow), written
+    first to the archive when `archive` is set.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATUSES_FIELD_NUMBER: _builtins.int
+    PAYLOADS_FIELD_NUMBER: _builtins.int
+    ARCHIVE_FIELD_NUMBER: _builtins.int
+    archive: _builtins.bool
+    """Write each work order to the server's archive (--archive-dir) before removing it."""
+    @_builtins.property
+    def statuses(self) -> _containers.RepeatedCompositeFieldContainer[Global___StatusRetention]:
+        """How long an ended work order is kept after its last change, by its latest run's status.
+        A status not listed here is kept as the instance's default says; a zero duration: for ever.
+        Each duration is at least the server's --request-id-seconds (a repeated request id must
+        never create again what was removed).
+        """
+
+    @_builtins.property
+    def payloads(self) -> _duration_pb2.Duration:
+        """How long after its last change an ended work order keeps its payloads: its input, its
+        step runs' outputs, and its errors' messages and stacks. Then they are erased and the work
+        order says so (payloads_erase_time); its statuses, steps and classifications stay. Unset
+        or zero: as long as the work order is kept.
+        """
+
+    def __init__(
+        self,
+        *,
+        statuses: _abc.Iterable[Global___StatusRetention] | None = ...,
+        payloads: _duration_pb2.Duration | None = ...,
+        archive: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["payloads", b"payloads"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["archive", b"archive", "payloads", b"payloads", "statuses", b"statuses"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RetentionPolicy: _TypeAlias = RetentionPolicy  # noqa: Y015
+
+@_typing.final
+class StatusRetention(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATUS_FIELD_NUMBER: _builtins.int
+    KEEP_FIELD_NUMBER: _builtins.int
+    status: _status_pb2.RunStatus.ValueType
+    """A terminal status."""
+    @_builtins.property
+    def keep(self) -> _duration_pb2.Duration: ...
+    def __init__(
+        self,
+        *,
+        status: _status_pb2.RunStatus.ValueType = ...,
+        keep: _duration_pb2.Duration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["keep", b"keep"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["keep", b"keep", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StatusRetention: _TypeAlias = StatusRetention  # noqa: Y015

@@ -114,7 +114,7 @@ class UpdateProjectRequest(_message.Message):
     def project(self) -> _project_pb2.Project: ...
     @_builtins.property
     def update_mask(self) -> _field_mask_pb2.FieldMask:
-        """The fields to change: "name", "run_limit", "max_runtime". Empty: all three."""
+        """The fields to change: "name", "run_limit", "max_runtime", "retention". Empty: all four."""
 
     def __init__(
         self,

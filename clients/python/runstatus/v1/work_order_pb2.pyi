@@ -38,6 +38,7 @@ class WorkOrder(_message.Message):
     RUN_COUNT_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    PAYLOADS_ERASE_TIME_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     project_id: _builtins.str
     workflow_id: _builtins.str
@@ -52,6 +53,13 @@ class WorkOrder(_message.Message):
     def create_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def update_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def payloads_erase_time(self) -> _timestamp_pb2.Timestamp:
+        """Set once its payloads (its input, its step runs' outputs, its errors' messages and
+        stacks) were erased by its project's retention (RetentionPolicy.payloads); the statuses,
+        steps and classifications stay.
+        """
+
     def __init__(
         self,
         *,
@@ -65,10 +73,11 @@ class WorkOrder(_message.Message):
         run_count: _builtins.int = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
+        payloads_erase_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "input", b"input", "update_time", b"update_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "input", b"input", "payloads_erase_time", b"payloads_erase_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "id", b"id", "input", b"input", "latest_run_id", b"latest_run_id", "project_id", b"project_id", "run_count", b"run_count", "status", b"status", "update_time", b"update_time", "workflow_id", b"workflow_id", "workflow_version", b"workflow_version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "id", b"id", "input", b"input", "latest_run_id", b"latest_run_id", "payloads_erase_time", b"payloads_erase_time", "project_id", b"project_id", "run_count", b"run_count", "status", b"status", "update_time", b"update_time", "workflow_id", b"workflow_id", "workflow_version", b"workflow_version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

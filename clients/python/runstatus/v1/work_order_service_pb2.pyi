@@ -502,7 +502,10 @@ class WatchWorkOrdersRequest(_message.Message):
     project_id: _builtins.str
     """Empty: every project the caller may see (with authentication, the token's project)."""
     after_cursor: _builtins.str
-    """The cursor of the last event seen; empty: from the start of the log."""
+    """The cursor of the last event seen; empty: from the start of the log (its oldest event kept).
+    A cursor older than the oldest event kept (retention pruned the log past it) is refused:
+    OUT_OF_RANGE, ERROR_REASON_CURSOR_EXPIRED.
+    """
     from_now: _builtins.bool
     """Start with what is committed from now on, instead of the start of the log (after_cursor
     must then be empty). The first event received gives the cursor to resume from.

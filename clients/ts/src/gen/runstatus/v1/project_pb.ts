@@ -6,13 +6,15 @@ import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_duration, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { RunStatus } from "./status_pb.js";
+import { file_runstatus_v1_status } from "./status_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file runstatus/v1/project.proto.
  */
 export const file_runstatus_v1_project: GenFile = /*@__PURE__*/
-  fileDesc("ChpydW5zdGF0dXMvdjEvcHJvamVjdC5wcm90bxIMcnVuc3RhdHVzLnYxImQKCFJ1bkxpbWl0EhUKDW1heF9pbl9mbGlnaHQYASABKAUSFgoObWF4X3Blcl93aW5kb3cYAiABKAUSKQoGd2luZG93GAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIuABCgdQcm9qZWN0EgoKAmlkGAEgASgJEgwKBG5hbWUYAiABKAkSKQoJcnVuX2xpbWl0GAMgASgLMhYucnVuc3RhdHVzLnYxLlJ1bkxpbWl0Ei4KC21heF9ydW50aW1lGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEi8KC2NyZWF0ZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCdQoQZGV2LnJ1bnN0YXR1cy52MUIMUHJvamVjdFByb3RvUAFaQmdpdGh1Yi5jb20vcnVuc3RhdHVzL3J1bnN0YXR1cy9jbGllbnRzL2dvL3J1bnN0YXR1cy92MTtydW5zdGF0dXN2MaoCDFJ1bnN0YXR1cy5WMWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("ChpydW5zdGF0dXMvdjEvcHJvamVjdC5wcm90bxIMcnVuc3RhdHVzLnYxImQKCFJ1bkxpbWl0EhUKDW1heF9pbl9mbGlnaHQYASABKAUSFgoObWF4X3Blcl93aW5kb3cYAiABKAUSKQoGd2luZG93GAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIpICCgdQcm9qZWN0EgoKAmlkGAEgASgJEgwKBG5hbWUYAiABKAkSKQoJcnVuX2xpbWl0GAMgASgLMhYucnVuc3RhdHVzLnYxLlJ1bkxpbWl0Ei4KC21heF9ydW50aW1lGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEi8KC2NyZWF0ZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoJcmV0ZW50aW9uGAcgASgLMh0ucnVuc3RhdHVzLnYxLlJldGVudGlvblBvbGljeSKAAQoPUmV0ZW50aW9uUG9saWN5Ei8KCHN0YXR1c2VzGAEgAygLMh0ucnVuc3RhdHVzLnYxLlN0YXR1c1JldGVudGlvbhIrCghwYXlsb2FkcxgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIPCgdhcmNoaXZlGAMgASgIImMKD1N0YXR1c1JldGVudGlvbhInCgZzdGF0dXMYASABKA4yFy5ydW5zdGF0dXMudjEuUnVuU3RhdHVzEicKBGtlZXAYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25CdQoQZGV2LnJ1bnN0YXR1cy52MUIMUHJvamVjdFByb3RvUAFaQmdpdGh1Yi5jb20vcnVuc3RhdHVzL3J1bnN0YXR1cy9jbGllbnRzL2dvL3J1bnN0YXR1cy92MTtydW5zdGF0dXN2MaoCDFJ1bnN0YXR1cy5WMWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_runstatus_v1_status]);
 
 /**
  * How many runs a project may have. Zero means no limit. A work order created
@@ -86,6 +88,13 @@ export type Project = Message<"runstatus.v1.Project"> & {
    * @generated from field: google.protobuf.Timestamp update_time = 6;
    */
   updateTime?: Timestamp | undefined;
+
+  /**
+   * How long its ended work orders are kept. Unset: the instance's default (--retention).
+   *
+   * @generated from field: runstatus.v1.RetentionPolicy retention = 7;
+   */
+  retention?: RetentionPolicy | undefined;
 };
 
 /**
@@ -94,4 +103,72 @@ export type Project = Message<"runstatus.v1.Project"> & {
  */
 export const ProjectSchema: GenMessage<Project> = /*@__PURE__*/
   messageDesc(file_runstatus_v1_project, 1);
+
+/**
+ * How long ended work orders are kept, by outcome. A work order is ended when its latest run
+ * has a terminal status; one with a run pending or running is never removed. When its time is
+ * up it is deleted with its runs, step runs and events (the status counts follow), written
+ * first to the archive when `archive` is set.
+ *
+ * @generated from message runstatus.v1.RetentionPolicy
+ */
+export type RetentionPolicy = Message<"runstatus.v1.RetentionPolicy"> & {
+  /**
+   * How long an ended work order is kept after its last change, by its latest run's status.
+   * A status not listed here is kept as the instance's default says; a zero duration: for ever.
+   * Each duration is at least the server's --request-id-seconds (a repeated request id must
+   * never create again what was removed).
+   *
+   * @generated from field: repeated runstatus.v1.StatusRetention statuses = 1;
+   */
+  statuses: StatusRetention[];
+
+  /**
+   * How long after its last change an ended work order keeps its payloads: its input, its
+   * step runs' outputs, and its errors' messages and stacks. Then they are erased and the work
+   * order says so (payloads_erase_time); its statuses, steps and classifications stay. Unset
+   * or zero: as long as the work order is kept.
+   *
+   * @generated from field: google.protobuf.Duration payloads = 2;
+   */
+  payloads?: Duration | undefined;
+
+  /**
+   * Write each work order to the server's archive (--archive-dir) before removing it.
+   *
+   * @generated from field: bool archive = 3;
+   */
+  archive: boolean;
+};
+
+/**
+ * Describes the message runstatus.v1.RetentionPolicy.
+ * Use `create(RetentionPolicySchema)` to create a new message.
+ */
+export const RetentionPolicySchema: GenMessage<RetentionPolicy> = /*@__PURE__*/
+  messageDesc(file_runstatus_v1_project, 2);
+
+/**
+ * @generated from message runstatus.v1.StatusRetention
+ */
+export type StatusRetention = Message<"runstatus.v1.StatusRetention"> & {
+  /**
+   * A terminal status.
+   *
+   * @generated from field: runstatus.v1.RunStatus status = 1;
+   */
+  status: RunStatus;
+
+  /**
+   * @generated from field: google.protobuf.Duration keep = 2;
+   */
+  keep?: Duration | undefined;
+};
+
+/**
+ * Describes the message runstatus.v1.StatusRetention.
+ * Use `create(StatusRetentionSchema)` to create a new message.
+ */
+export const StatusRetentionSchema: GenMessage<StatusRetention> = /*@__PURE__*/
+  messageDesc(file_runstatus_v1_project, 3);
 

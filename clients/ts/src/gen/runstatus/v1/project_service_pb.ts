@@ -99,7 +99,7 @@ export type UpdateProjectRequest = Message<"runstatus.v1.UpdateProjectRequest"> 
   project?: Project | undefined;
 
   /**
-   * The fields to change: "name", "run_limit", "max_runtime". Empty: all three.
+   * The fields to change: "name", "run_limit", "max_runtime", "retention". Empty: all four.
    *
    * @generated from field: google.protobuf.FieldMask update_mask = 2;
    */

@@ -506,7 +506,9 @@ export type WatchWorkOrdersRequest = Message<"runstatus.v1.WatchWorkOrdersReques
   filter?: WorkOrderFilter | undefined;
 
   /**
-   * The cursor of the last event seen; empty: from the start of the log.
+   * The cursor of the last event seen; empty: from the start of the log (its oldest event kept).
+   * A cursor older than the oldest event kept (retention pruned the log past it) is refused:
+   * OUT_OF_RANGE, ERROR_REASON_CURSOR_EXPIRED.
    *
    * @generated from field: string after_cursor = 3;
    */

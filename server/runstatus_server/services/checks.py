@@ -461,6 +461,19 @@ EMAIL_ADDRESS = re.compile(r"[^\s@<>,;\"]{1,64}@[A-Za-z0-9.-]{1,253}")
 SMTP_HOST = re.compile(r"[A-Za-z0-9.-]{1,253}|\[?[0-9A-Fa-f:.]{2,45}\]?")
 
 
+def _each(checks: Checks, field: str, values: Any, most: int, check_one: Any) -> None:
+    """A list's entries, at most `most`: the first wrong one is named (a list of a thousand
+    wrong entries is one violation, not a thousand)."""
+    if len(values) > most:
+        checks.add(field, f"at most {most} entries")
+        return
+    for i, value in enumerate(values):
+        before = len(checks.violations)
+        check_one(f"{field}[{i}]", value)
+        if len(checks.violations) > before:
+            return
+
+
 def _url(checks: Checks, field: str, url: str) -> None:
     if not url:
         checks.add(field, "is required")
@@ -476,13 +489,13 @@ def _printable(checks: Checks, field: str, value: str, most: int) -> None:
 
 
 def _email(checks: Checks, field: str, email: notification_pb.EmailTarget) -> None:
+    def recipient(where: str, address: str) -> None:
+        if not EMAIL_ADDRESS.fullmatch(address):
+            checks.add(where, "must be an email address, e.g. oncall@example.org")
+
     if not email.to:
         checks.add(f"{field}.to", "is required: at least one recipient")
-    elif len(email.to) > MAX_RECIPIENTS:
-        checks.add(f"{field}.to", f"at most {MAX_RECIPIENTS} recipients")
-    for i, address in enumerate(email.to[:MAX_RECIPIENTS]):
-        if not EMAIL_ADDRESS.fullmatch(address):
-            checks.add(f"{field}.to[{i}]", "must be an email address, e.g. oncall@example.org")
+    _each(checks, f"{field}.to", email.to, MAX_RECIPIENTS, recipient)
     if not email.HasField("smtp"):
         return
     smtp, where = email.smtp, f"{field}.smtp"
@@ -513,16 +526,11 @@ def _target(checks: Checks, field: str, target: notification_pb.NotificationTarg
 
 
 def _notification_filter(checks: Checks, field: str, flt: notification_pb.NotificationFilter) -> None:
-    for name, values in (("event_types", flt.event_types), ("statuses", flt.statuses),
-                         ("workflow_ids", flt.workflow_ids)):
-        if len(values) > MAX_FILTER_ENTRIES:
-            checks.add(f"{field}.{name}", f"at most {MAX_FILTER_ENTRIES} entries")
-    for i, event_type in enumerate(flt.event_types[:MAX_FILTER_ENTRIES]):
-        checks.enum(f"{field}.event_types[{i}]", event_type, EventType, allow_unspecified=False)
-    for i, status in enumerate(flt.statuses[:MAX_FILTER_ENTRIES]):
-        checks.enum(f"{field}.statuses[{i}]", status, RunStatus, allow_unspecified=False)
-    for i, workflow_id in enumerate(flt.workflow_ids[:MAX_FILTER_ENTRIES]):
-        checks.id(f"{field}.workflow_ids[{i}]", workflow_id)
+    _each(checks, f"{field}.event_types", flt.event_types, MAX_FILTER_ENTRIES,
+          lambda where, value: checks.enum(where, value, EventType, allow_unspecified=False))
+    _each(checks, f"{field}.statuses", flt.statuses, MAX_FILTER_ENTRIES,
+          lambda where, value: checks.enum(where, value, RunStatus, allow_unspecified=False))
+    _each(checks, f"{field}.workflow_ids", flt.workflow_ids, MAX_FILTER_ENTRIES, checks.id)
 
 
 def _subscription(checks: Checks, value: notification_pb.NotificationSubscription, fields: tuple[str, ...]) -> None:
@@ -580,8 +588,9 @@ def list_notification_deliveries(request: notification_service_pb.ListNotificati
                                  limits: Limits) -> None:
     checks = Checks(limits)
     checks.short("subscription_id", request.subscription_id, required=True)
-    for i, state in enumerate(request.states):
-        checks.enum(f"states[{i}]", state, notification_pb.NotificationDeliveryState, allow_unspecified=False)
+    _each(checks, "states", request.states, len(notification_pb.NotificationDeliveryState.keys()),
+          lambda where, value: checks.enum(where, value, notification_pb.NotificationDeliveryState,
+                                           allow_unspecified=False))
     checks.done()
 
 

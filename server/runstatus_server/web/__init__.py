@@ -1,5 +1,6 @@
 """The web UI (`runstatus serve --web-port PORT`): the history page, a work order's runs and
-steps, and the status table, in a browser (issue 16).
+steps, the status table (issue 16), and the notification subscriptions with their deliveries
+(issue 27: notifications_page.py), in a browser.
 
 Why it is built this way:
 

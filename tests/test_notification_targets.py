@@ -251,7 +251,7 @@ def test_an_email_through_starttls_with_a_login_has_the_runs_subject_and_a_stabl
         assert message["Subject"].startswith("[runstatus] LOST: workflow wf-") and message["Subject"].endswith(" run #1")
         text = message.get_content()
         run = next(iter(runs))
-        assert f"LOST: workflow wf-" in text and run in text and f"{PUBLIC_URL}/work-orders/" in text
+        assert "LOST: workflow wf-" in text and run in text and f"{PUBLIC_URL}/work-orders/" in text
         wait_for(lambda: deliveries(server, sid)[0][0] == DELIVERY_DELIVERED, "recorded delivered")
         assert SMTP_PASSWORD not in server.log_path.read_text()
 

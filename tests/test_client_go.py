@@ -37,9 +37,11 @@ LIVE_TESTS = [
 
 @pytest.fixture(scope="module")
 def go_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """A server with short leases (heartbeats every fraction of a second), its own database."""
+    """A server with short leases (heartbeats every fraction of a second), its own database, and
+    loopback webhooks allowed (the notification test subscribes one)."""
     tmp = tmp_path_factory.mktemp("go-client")
-    server = ServerProcess(tmp / "runstatus.db", "--lease-seconds", "2", "--sweep-seconds", "0.2").start()
+    server = ServerProcess(tmp / "runstatus.db", "--lease-seconds", "2", "--sweep-seconds", "0.2",
+                           "--notify-allow-private").start()
     try:
         yield server
     finally:

@@ -616,12 +616,27 @@ func TestLiveTokensAndNotificationsAreReachable(t *testing.T) {
 	if _, err := c.Tokens.ListTokens(ctx, &runstatusv1.ListTokensRequest{}); err != nil {
 		t.Error(err)
 	}
-	// The server answers: a list, or UNIMPLEMENTED from a server without the service yet.
-	_, err = c.Notifications.ListNotificationSubscriptions(ctx, &runstatusv1.ListNotificationSubscriptionsRequest{})
-	if err != nil && status.Code(err) != codes.Unimplemented {
-		t.Errorf("ListNotificationSubscriptions: %v", err)
+	// NotificationService round trip (the server must allow private webhook
+	// addresses, --notify-allow-private, for the loopback URL).
+	project := liveProject(ctx, t, c)
+	created, err := c.Notifications.CreateNotificationSubscription(ctx, &runstatusv1.CreateNotificationSubscriptionRequest{
+		Subscription: &runstatusv1.NotificationSubscription{ProjectId: project, Name: "go-live", Target: &runstatusv1.NotificationTarget{
+			Kind: &runstatusv1.NotificationTarget_Webhook{Webhook: &runstatusv1.WebhookTarget{Url: "http://127.0.0.1:9/hook"}},
+		}},
+	})
+	if err != nil {
+		t.Fatalf("CreateNotificationSubscription: %v %v", err, FieldViolations(err))
 	}
-	if status.Code(err) == codes.Unimplemented {
-		t.Logf("this server does not serve NotificationService yet: %v", err)
+	id := created.GetSubscription().GetId()
+	listed, err := c.Notifications.ListNotificationSubscriptions(ctx, &runstatusv1.ListNotificationSubscriptionsRequest{ProjectId: project})
+	if err != nil || len(listed.GetSubscriptions()) != 1 || listed.GetSubscriptions()[0].GetId() != id {
+		t.Errorf("ListNotificationSubscriptions: %v %v", listed, err)
+	}
+	if _, err := c.Notifications.DeleteNotificationSubscription(ctx, &runstatusv1.DeleteNotificationSubscriptionRequest{SubscriptionId: id}); err != nil {
+		t.Error(err)
+	}
+	_, err = c.Notifications.GetNotificationSubscription(ctx, &runstatusv1.GetNotificationSubscriptionRequest{SubscriptionId: id})
+	if ReasonOf(err) != runstatusv1.ErrorReason_ERROR_REASON_NOTIFICATION_SUBSCRIPTION_NOT_FOUND {
+		t.Errorf("a deleted subscription: %v", err)
 	}
 }

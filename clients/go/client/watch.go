@@ -30,7 +30,10 @@ var reconnectDelays = []time.Duration{
 //
 // Any other error is yielded once, with a nil event, and ends the sequence, as
 // does ctx being done (its error as a gRPC status) or the server ending the
-// stream. Breaking out of the loop closes the stream.
+// stream. A cursor older than the log the server keeps is one such error
+// (OUT_OF_RANGE, ERROR_REASON_CURSOR_EXPIRED): the events after it are gone,
+// so it is never resumed past silently. Breaking out of the loop closes the
+// stream.
 //
 //	for item, err := range rs.Watch(ctx, &runstatusv1.WatchWorkOrdersRequest{ProjectId: "p"}) {
 //		if err != nil {

@@ -61,7 +61,10 @@ def test_async_client_has_every_call_of_client() -> None:
             "get_workflow", "list_workflows", "create_work_order", "get_work_order", "list_work_orders",
             "count_work_orders", "retry_work_order", "retry_work_orders", "get_run", "list_runs", "cancel_run",
             "watch", "create_token", "revoke_token", "list_tokens", "claim_runs", "heartbeat", "start_run",
-            "start_step", "complete_step", "complete_run", "caller"} == calls
+            "start_step", "complete_step", "complete_run", "caller", "create_notification_subscription",
+            "get_notification_subscription", "list_notification_subscriptions", "update_notification_subscription",
+            "delete_notification_subscription", "list_notification_deliveries", "redeliver_notification",
+            "send_test_notification"} == calls
 
     async def scenario() -> None:
         sync = Client("127.0.0.1:1")

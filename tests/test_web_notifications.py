@@ -6,6 +6,7 @@ buttons; the refusal of a token that may not manage notifications, as the server
 
 from __future__ import annotations
 
+import concurrent.futures
 import pathlib
 import re
 from collections.abc import Iterator
@@ -89,7 +90,9 @@ def test_the_page_shows_subscriptions_and_its_buttons_act(site: tuple[ServerProc
 def test_a_token_that_may_not_manage_notifications_sees_the_servers_refusal(tmp: pathlib.Path, page: Any,
                                                                           receiver: Receiver) -> None:
     db = tmp / "auth.db"
-    root_secret = offline_admin_token(db)
+    # In a thread of its own: on PostgreSQL it runs asyncio, and Playwright's loop runs in this one.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        root_secret = pool.submit(offline_admin_token, db).result()
     port = free_port()
     server = ServerProcess(db, "--auth", ALLOW, "--web-port", str(port)).start()
     try:

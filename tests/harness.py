@@ -14,7 +14,7 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from typing import Any
 
 import grpc
@@ -128,7 +128,8 @@ def query(db: str, sql: str, *args: Any) -> list[tuple[Any, ...]]:
         with psycopg.connect(db) as conn:
             return [tuple(bytes(v) if isinstance(v, memoryview) else v for v in row)
                     for row in conn.execute(sql.replace("?", "%s"), args)]  # type: ignore[arg-type]
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+    # closing: sqlite3's own context manager only commits, and an open reader holds the file shared.
+    with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
         return conn.execute(sql, args).fetchall()
 
 

@@ -137,7 +137,7 @@ def backup_sqlite(source: Path, dest: Path) -> Summary:
 
 
 @contextlib.contextmanager
-def _unused(path: Path) -> Iterator[None]:
+def unused(path: Path) -> Iterator[sqlite3.Connection]:
     """Holds the database at path exclusively: every server connected to it holds it shared
     (WAL mode), so this fails while one runs, and none can open it meanwhile."""
     conn = sqlite3.connect(str(path), isolation_level=None, timeout=0)
@@ -149,9 +149,10 @@ def _unused(path: Path) -> Iterator[None]:
         conn.close()
         raise BackupError(f"{path} is in use (a runstatus server has it open): stop it first") from None
     try:
-        yield
+        yield conn
     finally:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
         conn.close()
 
 
@@ -166,7 +167,7 @@ def restore_sqlite(backup: Path, target: Path) -> tuple[Summary, Path | None]:
     try:
         if target.exists():
             aside = target.with_name(f"{target.name}.replaced-{time.strftime('%Y%m%dT%H%M%S')}")
-            with _unused(target):
+            with unused(target):
                 for suffix in ("-wal", "-shm", ""):  # the database last: its -wal is its own until then
                     with contextlib.suppress(FileNotFoundError):
                         Path(f"{target}{suffix}").rename(f"{aside}{suffix}")

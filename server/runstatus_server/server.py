@@ -45,7 +45,7 @@ from .services.token_service import TokenService
 from .services.work_order_service import WorkOrderService
 from .services.worker_service import WorkerService
 from .services.workflow_service import WorkflowService
-from .store import open_store
+from .store import Tx, open_store
 from .util import now_us
 from .worker_protocol import Leases
 
@@ -53,6 +53,11 @@ if TYPE_CHECKING:
     from .web import WebServer
 
 log = logging.getLogger("runstatus.server")
+FREE_PAGES_PER_WRITE = 1000  # SQLite pages (4 KiB each) given back to the file system per write
+
+
+def _free_pages(tx: Tx, limit: int) -> int:
+    return tx.free_pages(limit)
 
 # Each service's descriptor and the class that implements it.
 SERVICES = [
@@ -267,6 +272,7 @@ class Server:
                     if killed < batch and lost < batch:
                         await self._prune_kept_answers()
                         await self._prune_notifications()
+                        await self._free_pages()
                         break
             except asyncio.CancelledError:
                 raise
@@ -281,6 +287,17 @@ class Server:
         before, batch = now_us() - int(self.settings.request_id_seconds * 1e6), self.store.delete_batch_size
         while await self.store.write(idempotency.prune, before, batch) == batch:
             pass
+
+    async def _free_pages(self) -> None:
+        """What pruning freed goes back to the file system in steps (SQLite), a write per step:
+        writers wait for one step (~1,000 pages, milliseconds), never for all of it."""
+        freed = 0
+        while (step := await self.store.write(_free_pages, FREE_PAGES_PER_WRITE)):
+            freed += step
+            if step < FREE_PAGES_PER_WRITE:
+                break
+        if freed:
+            log.info("database pages given back to the file system", extra={"pages": freed})
 
     async def _prune_notifications(self) -> None:
         """Deliveries delivered or dead longer ago than --notify-retention-days go, a batch per write."""

@@ -211,6 +211,11 @@ class Tx(Protocol):
         """Work orders by status over every project (the metrics gauge)."""
         ...
 
+    def free_pages(self, limit: int) -> int:
+        """Gives up to limit free pages of the database file back to the file system, when the
+        database does that in steps (SQLite's incremental auto-vacuum); how many. PostgreSQL's
+        autovacuum keeps its tables' space for reuse itself: 0."""
+        ...
     def merge_count_deltas(self, limit: int) -> int:
         """Tidies the counts' buckets where a backend keeps them as rows of changes (each
         sweep pass does, sweeper.sweep); how many it tidied."""

@@ -104,6 +104,9 @@ class PostgresTx(Rows):
                            project.SerializeToString(), project.id, version):
             raise WriteConflict(f"project {project.id} changed since this write read it")
 
+    def free_pages(self, limit: int) -> int:
+        return 0  # autovacuum makes deleted rows' space reusable (migration 7 tunes it for retention)
+
     def merge_count_deltas(self, limit: int) -> int:
         """Merges the pending rows of up to `limit` hour buckets of each count table
         (migrations.py, migrations 3 and 4) into one row each, a statement per table: a

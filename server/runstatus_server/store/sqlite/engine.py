@@ -55,6 +55,10 @@ def connect(path: str, *, readonly: bool = False) -> sqlite3.Connection:
         conn.execute("PRAGMA query_only = 1")
         return conn
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000)
+    # Only a new file takes it (before its first page is written, which WAL mode does): pages that
+    # retention frees can then be given back to the file system (free_pages). An older file keeps
+    # its setting until `runstatus vacuum` (README: "Retention").
+    conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = FULL")
     conn.execute("PRAGMA foreign_keys = ON")

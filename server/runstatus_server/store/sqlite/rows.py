@@ -30,6 +30,15 @@ class SqliteTx(Rows):
     def _execute(self, sql: str, args: tuple[Any, ...]) -> sqlite3.Cursor:
         return self.conn.execute(sql, args)
 
+    def free_pages(self, limit: int) -> int:
+        if self.conn.execute("PRAGMA auto_vacuum").fetchone()[0] != 2:  # not INCREMENTAL: an older file
+            return 0
+        free = min(limit, int(self.conn.execute("PRAGMA freelist_count").fetchone()[0]))
+        # Python's sqlite3 steps a PRAGMA once, and each step of incremental_vacuum frees one page.
+        for _ in range(free):
+            self.conn.execute("PRAGMA incremental_vacuum(1)")
+        return free
+
     def merge_count_deltas(self, limit: int) -> int:
         """Nothing to merge: SQLite's buckets are one row each (one writer at a time)."""
         return 0

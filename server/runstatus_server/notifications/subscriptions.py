@@ -17,8 +17,13 @@ from runstatus.v1 import notification_pb2 as pb
 from runstatus.v1.event_pb2 import EventType
 from runstatus.v1.status_pb2 import RunStatus
 
-from ..store.base import DELIVERY_DEAD, DELIVERY_DELIVERED, DELIVERY_PENDING, NotificationDelivery, \
-    NotificationSubscription
+from ..store.base import (
+    DELIVERY_DEAD,
+    DELIVERY_DELIVERED,
+    DELIVERY_PENDING,
+    NotificationDelivery,
+    NotificationSubscription,
+)
 from ..util import timestamp
 from . import sender
 
@@ -127,7 +132,7 @@ def shown(stored: NotificationSubscription) -> pb.NotificationSubscription:
         create_time=timestamp(stored.create_time), update_time=timestamp(stored.update_time))
 
 
-def delivery_state(delivery: NotificationDelivery) -> State.ValueType:
+def delivery_state(delivery: NotificationDelivery) -> pb.NotificationDeliveryState.ValueType:
     if delivery.state == DELIVERY_DELIVERED:
         return State.NOTIFICATION_DELIVERY_STATE_DELIVERED
     if delivery.state == DELIVERY_DEAD:

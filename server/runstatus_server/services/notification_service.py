@@ -210,7 +210,7 @@ class NotificationService(pb_grpc.NotificationServiceServicer):
 
         def op(tx: Tx) -> pb.RedeliverNotificationResponse:
             delivery = tx.get_notification_delivery(request.delivery_id)
-            subscription = delivery and tx.get_notification_subscription(delivery.subscription_id)
+            subscription = tx.get_notification_subscription(delivery.subscription_id) if delivery else None
             if delivery is None or subscription is None:
                 raise NotFound(DELIVERY, request.delivery_id)
             _check_manages(subs.api_project(subscription.project_id), DELIVERY, request.delivery_id)

@@ -37,6 +37,9 @@ public final class ErrorDetails {
    * {@code ERROR_REASON_UNSPECIFIED} for null, "", "UNSPECIFIED", a string that already starts
    * with "ERROR_REASON_", or a reason this client does not know (a newer server's); never
    * {@code UNRECOGNIZED}. The match is exact (case-sensitive).
+   *
+   * @param wire the reason as ErrorInfo says it, e.g. "RUN_ENDED"
+   * @return the ErrorReason
    */
   public static ErrorReason parseReason(String wire) {
     if (wire == null || wire.isEmpty() || wire.startsWith(REASON_PREFIX) || wire.equals("UNSPECIFIED")) {
@@ -50,6 +53,9 @@ public final class ErrorDetails {
    * What ErrorInfo.reason says for an ErrorReason: its name without the prefix, e.g. "RUN_ENDED"
    * for {@code ERROR_REASON_RUN_ENDED} ("UNSPECIFIED" for {@code ERROR_REASON_UNSPECIFIED}, as the
    * other clients say); "" for {@code UNRECOGNIZED} (a number this build's enum does not have).
+   *
+   * @param reason the reason
+   * @return the wire form
    */
   public static String wireReason(ErrorReason reason) {
     if (reason == null || reason == ErrorReason.UNRECOGNIZED) {
@@ -63,6 +69,9 @@ public final class ErrorDetails {
    * The ErrorReason of a failed call (any Throwable gRPC raised), parsed from its ErrorInfo with
    * {@link #parseReason}; {@code ERROR_REASON_UNSPECIFIED} if it carried no ErrorInfo or names a
    * reason this client does not know.
+   *
+   * @param error the failed call
+   * @return the ErrorReason
    */
   public static ErrorReason reasonOf(Throwable error) {
     if (error == null) {
@@ -71,12 +80,22 @@ public final class ErrorDetails {
     return parseReason(findErrorInfo(error).map(ErrorInfo::getReason).orElse(""));
   }
 
-  /** The ErrorInfo of a failed call; the empty default if the call carried none. */
+  /**
+   * The ErrorInfo of a failed call; the empty default if the call carried none.
+   *
+   * @param e the failed call
+   * @return the ErrorInfo
+   */
   public static ErrorInfo errorInfo(StatusRuntimeException e) {
     return findErrorInfo(e).orElse(ErrorInfo.getDefaultInstance());
   }
 
-  /** The ErrorInfo of a failed call (any Throwable gRPC raised), if it carried one. */
+  /**
+   * The ErrorInfo of a failed call (any Throwable gRPC raised), if it carried one.
+   *
+   * @param e the failed call
+   * @return the ErrorInfo, if any
+   */
   public static Optional<ErrorInfo> findErrorInfo(Throwable e) {
     Status status = StatusProto.fromThrowable(e);
     if (status == null) {
@@ -94,12 +113,23 @@ public final class ErrorDetails {
     return Optional.empty();
   }
 
-  /** The ErrorInfo's reason, e.g. "EDGE_CONDITION_NOT_MET"; empty if none. */
+  /**
+   * The ErrorInfo's reason, e.g. "EDGE_CONDITION_NOT_MET"; empty if none.
+   *
+   * @param e the failed call
+   * @return the reason
+   */
   public static String reason(StatusRuntimeException e) {
     return errorInfo(e).getReason();
   }
 
-  /** An ErrorInfo metadata value, e.g. {@code metadata(e, "current_status")}. */
+  /**
+   * An ErrorInfo metadata value, e.g. {@code metadata(e, "current_status")}.
+   *
+   * @param e the failed call
+   * @param key the metadata key, e.g. "current_status"
+   * @return the value, if any
+   */
   public static Optional<String> metadata(StatusRuntimeException e, String key) {
     return Optional.ofNullable(errorInfo(e).getMetadataMap().get(key));
   }

@@ -16,6 +16,7 @@ import io.grpc.ChannelCredentials;
 import io.grpc.ClientCall;
 import io.grpc.ClientInterceptor;
 import io.grpc.ClientInterceptors;
+import io.grpc.ConnectivityState;
 import io.grpc.ForwardingClientCall.SimpleForwardingClientCall;
 import io.grpc.Grpc;
 import io.grpc.InsecureChannelCredentials;
@@ -31,7 +32,10 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.Objects;
 import java.util.UUID;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.regex.Pattern;
 
 /**
@@ -65,8 +69,17 @@ public final class RunstatusClient implements AutoCloseable {
       "ClassifierService", "WorkflowService", "ProjectService", "WorkOrderService", "WorkerService",
       "TokenService", "NotificationService");
 
+  /** While the channel cannot connect, it tries again at least this often (grpc-java waits up to 2 minutes). */
+  static final long RECONNECT_MILLIS = 1000;
+  private static final ScheduledExecutorService RECONNECTS = Executors.newSingleThreadScheduledExecutor(task -> {
+    Thread thread = new Thread(task, "runstatus-reconnect");
+    thread.setDaemon(true);
+    return thread;
+  });
+
   private final ManagedChannel channel;
   private final Channel intercepted;
+  private final AtomicBoolean reconnecting = new AtomicBoolean();
   private final ClassifierServiceGrpc.ClassifierServiceBlockingStub classifier;
   private final WorkflowServiceGrpc.WorkflowServiceBlockingStub workflows;
   private final ProjectServiceGrpc.ProjectServiceBlockingStub projects;
@@ -85,6 +98,36 @@ public final class RunstatusClient implements AutoCloseable {
     this.worker = WorkerServiceGrpc.newBlockingStub(intercepted);
     this.tokens = TokenServiceGrpc.newBlockingStub(intercepted);
     this.notifications = NotificationServiceGrpc.newBlockingStub(intercepted);
+    onStateChange(channel.getState(false));
+  }
+
+  /**
+   * After a server restart, reconnect within a second rather than at the end of grpc-java's
+   * connect backoff (up to two minutes, with no public setting): while the channel is in
+   * TRANSIENT_FAILURE its backoff is reset every {@link #RECONNECT_MILLIS}, so the retries of
+   * UNAVAILABLE find the server again. The Go and Python clients cap their backoff likewise.
+   */
+  private void onStateChange(ConnectivityState seen) {
+    channel.notifyWhenStateChanged(seen, () -> {
+      ConnectivityState now = channel.getState(false);
+      if (now == ConnectivityState.SHUTDOWN) {
+        return;
+      }
+      if (now == ConnectivityState.TRANSIENT_FAILURE && reconnecting.compareAndSet(false, true)) {
+        RECONNECTS.schedule(this::reconnectWhileFailing, RECONNECT_MILLIS, TimeUnit.MILLISECONDS);
+      }
+      onStateChange(now);
+    });
+  }
+
+  private void reconnectWhileFailing() {
+    // round_robin keeps the channel in TRANSIENT_FAILURE while it retries: check again until it is not.
+    if (channel.getState(false) == ConnectivityState.TRANSIENT_FAILURE) {
+      channel.resetConnectBackoff();
+      RECONNECTS.schedule(this::reconnectWhileFailing, RECONNECT_MILLIS, TimeUnit.MILLISECONDS);
+    } else {
+      reconnecting.set(false);
+    }
   }
 
   /**
@@ -282,7 +325,11 @@ public final class RunstatusClient implements AutoCloseable {
         "methodConfig", List.of(Map.of("name", names, "retryPolicy", retryPolicy)));
   }
 
-  /** A new request id: a random (version 4) UUID. */
+  /**
+   * A new request id: a random (version 4) UUID.
+   *
+   * @return the id
+   */
   public static String newRequestId() {
     return UUID.randomUUID().toString();
   }

@@ -14,7 +14,9 @@ import java.util.Objects;
  */
 public class StepError extends Exception implements ReportedError {
   private static final long serialVersionUID = 1L;
+  /** The wrapped error's class name; empty if none. */
   private final String subtype;
+  /** The runtime's verdict; ERROR_SEVERITY_UNSPECIFIED if none. */
   private final ErrorSeverity severity;
 
   /**

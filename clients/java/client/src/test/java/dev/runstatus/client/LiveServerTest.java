@@ -301,8 +301,14 @@ class LiveServerTest {
         assertTrue(System.nanoTime() < deadline, "the harness never restarted the server");
         Thread.sleep(50);
       }
+      // The client reconnects within a second of the server's return; the retries of a call
+      // cover about that long, so wait for it here rather than race it.
+      while (client.channel().getState(true) != io.grpc.ConnectivityState.READY) {
+        assertTrue(System.nanoTime() < deadline, "the client never reconnected");
+        Thread.sleep(50);
+      }
       for (int i = 0; i < 3; i++) {
-        order(wf); // retried on UNAVAILABLE while the client reconnects
+        order(wf);
       }
       readUntil(watch, events, got -> created(got) >= 6);
       assertTrue(watch.reconnects() >= 1, "the watch never broke: was the server restarted?");

@@ -15,7 +15,10 @@ from typing import Annotated, Optional
 
 import typer
 
+from runstatus.v1.project_pb2 import RetentionPolicy
+
 from . import logs
+from . import retention as retention_rules
 from .processes import PER_PROCESS, serve_processes
 from .limits import Limits
 from .notifications.mail import SECURITIES, SmtpServer
@@ -66,6 +69,7 @@ def serve_command(
     max_step_runs: Annotated[int, typer.Option(envvar="RUNSTATUS_MAX_STEP_RUNS", help="Most step runs in one run.")] = Limits.max_step_runs,
     max_workflow_bytes: Annotated[int, typer.Option(envvar="RUNSTATUS_MAX_WORKFLOW_BYTES", help="Largest workflow version (encoded).")] = Limits.max_workflow_bytes,
     request_id_seconds: Annotated[float, typer.Option(envvar="RUNSTATUS_REQUEST_ID_SECONDS", help="How long the first answer to a request_id is kept; a repeat within it gets that answer.")] = 86400.0,
+    retention: Annotated[str, typer.Option(envvar="RUNSTATUS_RETENTION", help="How long ended work orders are kept after their last change, by status, where a project's own policy does not say: e.g. SUCCESS=30d,FAILED=365d,CANCELLED=30d,payloads=7d (s, m, h, d; 0 for ever; each at least --request-id-seconds). Empty: kept for ever.")] = "",
     log_level: Annotated[str, typer.Option(envvar="RUNSTATUS_LOG_LEVEL")] = "info",
     auth: Annotated[bool, typer.Option("--auth", envvar="RUNSTATUS_AUTH", help="Require an API token on every call (health checks stay open).")] = False,
     insecure: Annotated[bool, typer.Option("--insecure", envvar="RUNSTATUS_INSECURE", help="Allow a non-loopback address without --auth.")] = False,
@@ -115,6 +119,7 @@ def serve_command(
         # Secure by default: a server others can reach requires tokens unless told otherwise.
         raise typer.BadParameter(
             f"{host} is not a loopback address: serve it with --auth, or say --insecure", param_hint="--host")
+    retention_policy = _retention_policy(retention, request_id_seconds)
     limits = Limits(max_input_bytes=max_input_bytes, max_output_bytes=max_output_bytes, max_run_bytes=max_run_bytes,
                     max_step_runs=max_step_runs, max_workflow_bytes=max_workflow_bytes)
     try:
@@ -132,7 +137,7 @@ def serve_command(
         smtp=smtp, public_url=public_url.rstrip("/"), notify_retention_days=notify_retention_days,
         notify_rate_window_seconds=notify_rate_window_seconds,
         notify_allow_private=notify_allow_private,
-        request_id_seconds=request_id_seconds,
+        request_id_seconds=request_id_seconds, retention=retention_policy,
         reuse_port=reuse_port, primary=role == "primary", auth=auth,
         tls_cert=str(tls_cert or ""), tls_key=str(tls_key or ""), tls_client_ca=str(tls_client_ca or ""),
         metrics_port=metrics_port, web_port=web_port, web_allowed_hosts=allowed_hosts,
@@ -161,6 +166,17 @@ def serve_command(
         # A database the server must not serve: one clear line, no traceback, and a failing exit.
         log.error("cannot start: %s", e)
         raise typer.Exit(2) from None
+
+
+def _retention_policy(spec: str, request_id_seconds: float) -> RetentionPolicy:
+    """The instance's default retention (--retention), checked as a project's is."""
+    try:
+        policy = retention_rules.parse(spec)
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="--retention") from None
+    if wrong := retention_rules.check(policy, "retention", int(request_id_seconds * 1e6)):
+        raise typer.BadParameter("; ".join(f"{where} {why}" for where, why in wrong), param_hint="--retention")
+    return policy
 
 
 def _smtp_server(host: str, port: int, security: str, username: str, password_file: Path | None,

@@ -56,6 +56,14 @@ NOTIFICATIONS_DEAD = Counter("runstatus_notifications_dead",
                              "Notifications given up, not delivered within the retry window, by target kind.",
                              ["target_kind"], registry=REGISTRY)
 
+# Retention (pruner.py): ended work orders deleted, by their status; work orders whose payloads were erased.
+WORK_ORDERS_PRUNED = Counter("runstatus_work_orders_pruned",
+                             "Ended work orders deleted by retention (with their runs, step runs and events), by status.",
+                             ["status"], registry=REGISTRY)
+PAYLOADS_ERASED = Counter("runstatus_payloads_erased",
+                          "Work orders whose payloads (input, outputs, error messages) retention erased.",
+                          registry=REGISTRY)
+
 
 def status_label(status: int) -> str:
     return RunStatus.Name(status).removeprefix("RUN_STATUS_").lower() if status in RunStatus.values() else "unknown"

@@ -1,4 +1,4 @@
-"""Projects: their run limit and max runtime, and the default project."""
+"""Projects: their run limit, max runtime and retention, and the default project."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from .store.base import Page, Tx
 from .util import duration_us, timestamp
 
 DEFAULT = "default"
-UPDATABLE = ("name", "run_limit", "max_runtime")
+UPDATABLE = ("name", "run_limit", "max_runtime", "retention")
 
 
 def ensure_default(tx: Tx, now: int) -> None:

@@ -25,8 +25,9 @@ from runstatus.v1 import (
     worker_service_pb2,
     workflow_service_pb2,
 )
+from runstatus.v1.project_pb2 import RetentionPolicy
 
-from . import idempotency, metrics, projects, sweeper
+from . import idempotency, metrics, projects, pruner, sweeper
 from .auth import Authenticator
 from .classifier import Classifier, load_aliases
 from .events import DEFAULT_BUFFER, DEFAULT_SEND_TIMEOUT, EventFeed
@@ -96,6 +97,10 @@ class Settings:
     notify_allow_private: bool = False
     # How long the first answer to a request_id is kept (repeats within it get that answer).
     request_id_seconds: float = idempotency.DEFAULT_KEEP_SECONDS
+    # Retention (pruner.py): the instance's default policy (--retention; empty: keep for ever), and
+    # the archive that projects asking for one write to before deletion (None: such are not pruned).
+    retention: RetentionPolicy = field(default_factory=RetentionPolicy)
+    archive: pruner.Archive | None = None
     # What one request may store (limits.py): chosen so that every answer fits in a message.
     limits: Limits = field(default_factory=Limits)
     grace_seconds: float = 10.0
@@ -147,6 +152,7 @@ class Server:
             limits=settings.limits,
             authenticator=Authenticator(self.store) if settings.auth else None,
             notify_allow_private=settings.notify_allow_private,
+            retention_min_us=int(settings.request_id_seconds * 1e6),
         )
         self.health = health.aio.HealthServicer() if hasattr(health, "aio") else health.HealthServicer()
         self.port = 0
@@ -199,6 +205,7 @@ class Server:
         if self.settings.primary:
             self._tasks += [
                 asyncio.create_task(self._sweep_forever(), name="sweeper"),
+                asyncio.create_task(self._prune_forever(), name="retention"),
                 asyncio.create_task(run_notifier(self.feed, [log_notifier]), name="notifier"),
                 *await self._start_notifications(),
             ]
@@ -281,6 +288,20 @@ class Server:
             asleep = time.monotonic()
             await asyncio.sleep(self.settings.sweep_seconds)
             stalls.slept(self.settings.sweep_seconds, time.monotonic() - asleep, now_us())
+
+    async def _prune_forever(self) -> None:
+        """Retention (pruner.py), while this server leads: a pass every --sweep-seconds, beside
+        the sweeper (a long pass never delays a lease's expiry)."""
+        work = pruner.Pruner(self.store, self.settings.retention, self.settings.archive)
+        while True:
+            try:
+                if await self.store.lead():
+                    await work.run_pass(now_us())
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - as the sweeper: the next pass tries again
+                log.exception("retention pass failed; trying again")
+            await asyncio.sleep(self.settings.sweep_seconds)
 
     async def _prune_kept_answers(self) -> None:
         """Kept answers older than --request-id-seconds go, a batch per write."""

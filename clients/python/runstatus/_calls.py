@@ -41,9 +41,11 @@ from runstatus.v1 import workflow_service_pb2_grpc as wf_grpc
 from runstatus.v1.error_pb2 import ErrorReport
 from runstatus.v1.error_reason_pb2 import ErrorReason
 from runstatus.v1.status_pb2 import RunStatus
+from runstatus.v1.project_pb2 import RetentionPolicy
 from runstatus.v1.token_pb2 import Role
 
 from . import _requests as req
+from . import retention as retention_policy
 from .errors import from_rpc_error
 from .models import Classification, Event, Project, Run, WorkOrder, Workflow, to_struct
 
@@ -363,9 +365,17 @@ class Calls(Generic[Ch]):
     @unary
     def update_project(self, project_id: str, *, name: str | None = None, max_in_flight: int | None = None,
                        max_per_window: int | None = None, window: timedelta | None = None,
-                       max_runtime: timedelta | None = None, request_id: str | None = None) -> UnaryCall[Project]:
-        """Changes only what is given."""
+                       max_runtime: timedelta | None = None, retention: RetentionPolicy | str | None = None,
+                       request_id: str | None = None) -> UnaryCall[Project]:
+        """Changes only what is given. `retention`: how long ended work orders are kept, by
+        status (a RetentionPolicy, or its text: "SUCCESS=30d,FAILED=365d,payloads=7d", see
+        runstatus.retention; "" clears it: the server's default applies)."""
         project, paths = req.project(project_id, name, max_in_flight, max_per_window, window, max_runtime)
+        if retention is not None:
+            project.retention.CopyFrom(retention_policy.parse(retention) if isinstance(retention, str) else retention)
+            if not project.retention.ByteSize():
+                project.ClearField("retention")
+            paths.append("retention")
         if not paths:
             return UnaryCall(self.projects.GetProject, project_pb.GetProjectRequest(project_id=project_id),
                              lambda answer: answer.project)
@@ -466,7 +476,9 @@ class Calls(Generic[Ch]):
         """Events after the cursor (none: from the start of the log; `from_now`: only what is
         committed from now on), then live ones, until you stop iterating. On a lost
         connection it reconnects from the last cursor it gave you, so nothing is missed
-        and nothing is seen twice."""
+        and nothing is seen twice. A cursor older than the oldest event the server keeps
+        (retention pruned the log past it) ends the watch with errors.CursorExpired: re-read
+        what you need, then watch from_now."""
         if from_now and after_cursor:
             raise ValueError("give after_cursor or from_now, not both")
         flt = req.work_order_filter(statuses, workflow_id)

@@ -32,6 +32,7 @@ from typer._click import exceptions as click_errors
 
 from runstatus import _cli_input as check
 from runstatus import _cli_output as out
+from runstatus import retention as retention_text
 from runstatus import status_table
 from runstatus._cli_input import InputError
 from runstatus.client import Client
@@ -64,7 +65,7 @@ Exit status: 0 done; 1 the server refused or could not be reached; 2 a mistake i
 
 app = typer.Typer(help=escape(HELP), no_args_is_help=True, pretty_exceptions_enable=False)
 workflows = typer.Typer(help="Create and read workflows.", no_args_is_help=True)
-projects = typer.Typer(help="Create and read projects, their run limits and max runtimes.", no_args_is_help=True)
+projects = typer.Typer(help="Create, read and update projects: their run limits, max runtimes and retention.", no_args_is_help=True)
 work_orders = typer.Typer(help="Create, read, list, count, retry and watch work orders.", no_args_is_help=True)
 runs = typer.Typer(help="Read, list and cancel runs.", no_args_is_help=True)
 tokens = typer.Typer(help="API tokens: create, revoke, list.", no_args_is_help=True)
@@ -516,9 +517,34 @@ def projects_create(
 
 @projects.command("get")
 def projects_get(project_id: str, as_json: JsonOption = False) -> None:
-    """A project, as JSON (--json is accepted for symmetry with the other commands)."""
+    """A project, as JSON (--json is accepted for symmetry with the other commands); its retention
+    policy under "retention" (none: the server's --retention applies)."""
     with client() as c:
         print_json(c.get_project(project_id))
+
+
+@projects.command("update")
+def projects_update(
+    project_id: str,
+    name: Annotated[Optional[str], typer.Option(help="A name for people.")] = None,
+    retention: Annotated[Optional[str], typer.Option(help=(
+        "How long ended work orders are kept after their last change, by status, and their payloads: "
+        "SUCCESS=30d,FAILED=365d,CANCELLED=30d,payloads=7d (s, m, h, d; 0 for ever; add ,archive to archive "
+        "before deletion). A status not listed follows the server's --retention; \"\" clears the policy."))] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Change a project's name or retention (only what is given)."""
+    try:
+        policy = retention_text.parse(retention) if retention is not None else None
+    except ValueError as e:
+        raise InputError("--retention", str(e)) from None
+    with client() as c:
+        project = c.update_project(project_id, name=name, retention=policy)
+    if as_json:
+        print_json(project)
+    else:
+        kept = retention_text.describe(project.retention) or "the server's default"
+        console.print(Text.assemble("project ", (project.id, "bold"), f" updated; retention: {kept}"))
 
 
 # work orders

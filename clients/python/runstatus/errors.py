@@ -92,6 +92,21 @@ class DeadlineExceeded(RunstatusError):
     pass
 
 
+class OutOfRange(RunstatusError):
+    pass
+
+
+class CursorExpired(OutOfRange):
+    """A watch's cursor is older than the oldest event the server keeps (retention pruned the
+    log past it): the events after it are gone. Re-read what you need (list_work_orders), then
+    watch with from_now=True. A watch ends with this; it never resumes by itself."""
+
+    @property
+    def oldest_cursor(self) -> str:
+        """The oldest cursor a watch can still resume after."""
+        return self.metadata.get("oldest_cursor", "")
+
+
 _BY_CODE: dict[grpc.StatusCode, type[RunstatusError]] = {
     grpc.StatusCode.INVALID_ARGUMENT: InvalidArgument,
     grpc.StatusCode.NOT_FOUND: NotFound,
@@ -101,6 +116,7 @@ _BY_CODE: dict[grpc.StatusCode, type[RunstatusError]] = {
     grpc.StatusCode.PERMISSION_DENIED: PermissionDenied,
     grpc.StatusCode.UNAVAILABLE: Unavailable,
     grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceeded,
+    grpc.StatusCode.OUT_OF_RANGE: OutOfRange,
 }
 
 
@@ -130,4 +146,7 @@ def from_rpc_error(error: grpc.RpcError) -> RunstatusError:
             bad = error_details_pb2.BadRequest()
             detail.Unpack(bad)
             violations = [FieldViolation(v.field, v.description) for v in bad.field_violations]
-    return _BY_CODE.get(code, RunstatusError)(message, code, reason, metadata, violations)
+    kind = _BY_CODE.get(code, RunstatusError)
+    if reason == wire_reason(ErrorReason.ERROR_REASON_CURSOR_EXPIRED):
+        kind = CursorExpired
+    return kind(message, code, reason, metadata, violations)

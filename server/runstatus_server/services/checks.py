@@ -34,6 +34,7 @@ from ..errors import InvalidArgument, invalid
 from ..limits import Limits
 from ..notifications.addresses import url_shape_refusal
 from ..projects import UPDATABLE
+from ..retention import check as retention_violations
 from ..util import duration_us
 
 MAX_CLAIM = 100
@@ -196,8 +197,9 @@ def project_id(request: project_pb.GetProjectRequest | workflow_pb.ListWorkflows
     _one_id(limits, "project_id", request.project_id, required=False)
 
 
-def project(value: Project, limits: Limits) -> None:
-    """A project as created or updated: its id, name, run limit and max runtime."""
+def project(value: Project, limits: Limits, min_retention_us: int = 0) -> None:
+    """A project as created or updated: its id, name, run limit, max runtime and retention
+    (each period at least min_retention_us, the server's --request-id-seconds)."""
     checks = Checks(limits)
     checks.id("project.id", value.id)
     checks.name("project.name", value.name)
@@ -211,15 +213,16 @@ def project(value: Project, limits: Limits) -> None:
     for field, duration in (("project.run_limit.window", limit.window), ("project.max_runtime", value.max_runtime)):
         if not 0 <= duration_us(duration) <= MAX_DURATION_US or not 0 <= duration.nanos < 1_000_000_000:
             checks.add(field, "must be between 0 and 366 days")
+    checks.violations += retention_violations(value.retention, "project.retention", min_retention_us)
     checks.done()
 
 
-def update_project(request: project_pb.UpdateProjectRequest, limits: Limits) -> None:
+def update_project(request: project_pb.UpdateProjectRequest, limits: Limits, min_retention_us: int = 0) -> None:
     """The fields it updates (its mask), then the project as it would be."""
     bad = [p for p in request.update_mask.paths if p not in UPDATABLE]
     if bad:
         raise invalid("update_mask", f"cannot update {', '.join(bad)}; only {', '.join(UPDATABLE)}")
-    project(request.project, limits)
+    project(request.project, limits, min_retention_us)
 
 
 # --- TokenService

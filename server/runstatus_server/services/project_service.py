@@ -23,7 +23,7 @@ class ProjectService(pb_grpc.ProjectServiceServicer):
     @unary
     async def CreateProject(self, request: pb.CreateProjectRequest, context: grpc.aio.ServicerContext) -> pb.CreateProjectResponse:
         def op(tx: Tx) -> pb.CreateProjectResponse:
-            checks.project(request.project, self.app.limits)
+            checks.project(request.project, self.app.limits, self.app.retention_min_us)
             return pb.CreateProjectResponse(project=projects.create(tx, request.project, now_us()))
 
         return await write_once(self.app.store, "CreateProject", request, pb.CreateProjectResponse, op)
@@ -37,7 +37,7 @@ class ProjectService(pb_grpc.ProjectServiceServicer):
     @unary
     async def UpdateProject(self, request: pb.UpdateProjectRequest, context: grpc.aio.ServicerContext) -> pb.UpdateProjectResponse:
         def op(tx: Tx) -> pb.UpdateProjectResponse:
-            checks.update_project(request, self.app.limits)
+            checks.update_project(request, self.app.limits, self.app.retention_min_us)
             return pb.UpdateProjectResponse(project=projects.update(tx, request.project, request.update_mask, now_us()))
 
         return await write_once(self.app.store, "UpdateProject", request, pb.UpdateProjectResponse, op)

@@ -43,6 +43,8 @@ class App:
     notify_allow_private: bool = False
     # Wakes this process's delivery loop (the primary's; elsewhere the leader's poll finds them).
     wake_deliveries: Callable[[], None] = lambda: None
+    # The shortest retention period a project may set (--request-id-seconds), in microseconds.
+    retention_min_us: int = 0
 
 
 async def _admit(servicer: Any, method: str, request: Message, context: grpc.aio.ServicerContext) -> None:

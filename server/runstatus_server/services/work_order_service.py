@@ -5,7 +5,7 @@ import grpc
 from runstatus.v1 import work_order_service_pb2 as pb
 from runstatus.v1 import work_order_service_pb2_grpc as pb_grpc
 
-from .. import auth, pagination, projects, work_orders
+from .. import auth, log_horizon, pagination, projects, work_orders
 from ..idempotency import answered
 from ..runs import load, load_work_order, with_step_runs
 from ..store.base import Tx
@@ -123,6 +123,8 @@ class WorkOrderService(pb_grpc.WorkOrderServiceServicer):
         feed = self.app.feed
         if request.from_now:
             after = await feed.last_sequence()
+        elif request.after_cursor:  # an empty cursor starts at the oldest event kept
+            await self.app.store.read(log_horizon.check_cursor, after)
         who = auth.caller.get()
         with feed.admit(f"token:{who.token_id}" if who else f"project:{project_id}"):
             sub = feed.subscription(project_id, request.filter, request.work_order_ids)

@@ -22,6 +22,7 @@ from .base import (
     DELIVERY_DIGEST, DELIVERY_PENDING, DELIVERY_TEST, PENDING, REJECTED, RUNNING, DeliveryKey, NotificationDelivery,
     NotificationSubscription, Page, StoredRun, WorkOrderKey,
 )
+from .retention_rows import RetentionRows
 
 M = TypeVar("M", bound=Message)
 T = TypeVar("T")
@@ -137,8 +138,9 @@ CHANGED = ByTime("update_time_start", "update_time_end", "update_time", "work_or
 COUNT_TABLES = (CREATED.buckets, CHANGED.buckets)
 
 
-class Rows:
-    """The rows of one connection, read and written inside the transaction its caller holds."""
+class Rows(RetentionRows):
+    """The rows of one connection, read and written inside the transaction its caller holds
+    (retention's: retention_rows.py)."""
 
     # --- a dialect's hooks ---
     MARK: ClassVar[str]  # the parameter mark: "?" or "%s"
@@ -505,7 +507,9 @@ class Rows:
         return events
 
     def last_event_sequence(self) -> int:
-        return int(self._one("SELECT coalesce(max(seq), 0) FROM events"))
+        # Retention may have deleted every event: the sequence then is the horizon it reached.
+        return int(self._one("SELECT coalesce(max(seq), (SELECT max(pruned_through) FROM event_log_horizon), 0) "
+                             "FROM events"))
 
     # Tokens
     def get_token(self, token_id: str) -> tuple[Token, str] | None:

@@ -293,6 +293,24 @@ MIGRATIONS.append(
 )
 
 
+# 8: retention (SQLite's migration 10).
+MIGRATIONS.append(
+    """
+    CREATE INDEX work_orders_by_status_update ON work_orders (project_id, status, update_time);
+    CREATE INDEX events_by_work_order ON events (work_order_id);
+    CREATE TABLE event_log_horizon (
+        pruned_through BIGINT NOT NULL
+    );
+    INSERT INTO event_log_horizon (pruned_through) VALUES (0);
+    CREATE TABLE payload_erase_marks (
+        project_id TEXT COLLATE "C" PRIMARY KEY,
+        update_time BIGINT NOT NULL,
+        seq BIGINT NOT NULL
+    );
+    """
+)
+
+
 def migrate(conn: psycopg.Connection) -> int:
     """Brings the database's schema up to date, whatever servers start beside this one: they
     take turns through a session advisory lock, and each finds the version the last left.

@@ -317,6 +317,28 @@ MIGRATIONS.append(
 )
 
 
+# 10: retention (retention.py, pruner.py). The pruner finds a project's ended work orders of one
+# status by their last change (work_orders_by_status_update) and deletes each with its events
+# (events_by_work_order); event_log_horizon holds, in its one row, the highest event sequence it has
+# deleted (a watch cursor below it is expired); payload_erase_marks holds, per project, how far
+# by (update_time, seq) the payload eraser has gone, so that it never reads the same rows twice.
+MIGRATIONS.append(
+    """
+    CREATE INDEX work_orders_by_status_update ON work_orders (project_id, status, update_time);
+    CREATE INDEX events_by_work_order ON events (work_order_id);
+    CREATE TABLE event_log_horizon (
+        pruned_through INTEGER NOT NULL
+    );
+    INSERT INTO event_log_horizon (pruned_through) VALUES (0);
+    CREATE TABLE payload_erase_marks (
+        project_id TEXT PRIMARY KEY,
+        update_time INTEGER NOT NULL,
+        seq INTEGER NOT NULL
+    );
+    """
+)
+
+
 def migrate(conn: sqlite3.Connection) -> int:
     """Brings a database file of any earlier schema version up to date. Returns the version."""
     version = conn.execute("PRAGMA user_version").fetchone()[0]

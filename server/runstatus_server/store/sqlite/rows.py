@@ -24,6 +24,9 @@ class SqliteTx(Rows):
     # Its planner would take the update_time index for a List's change-time bounds and sort every
     # match ("+update_time" is no index's column); a List goes newest first, on the creation-time indexes.
     LIST_CHANGED_COLUMN = "+update_time"
+    # Retention's reads (retention_rows.py), on the indexes made for them.
+    STATUS_UPDATE_INDEX = " INDEXED BY work_orders_by_status_update"
+    UPDATE_INDEX = " INDEXED BY work_orders_by_update"
 
     conn: sqlite3.Connection
 

@@ -35,6 +35,10 @@ TESTS = [
     "tokensAndNotificationsAreReachable",
 ]
 
+# Maven builds and runs the suite in the module fixture: 30 s on a quiet machine, over 100 s on
+# a busy one, past pytest's default of 120 s for the first test.
+pytestmark = pytest.mark.timeout(900)
+
 
 def run_suite(tmp: pathlib.Path, server: ServerProcess, secured: ServerProcess, token: str) -> dict[str, str]:
     """Runs LiveServerTest once; answers each test's outcome ('passed', or why it did not)."""

@@ -95,6 +95,7 @@ def mvn(*args: str, cwd: pathlib.Path) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.sqlite_only("the install does not depend on the backend; two runs at once would share ~/.m2")
+@pytest.mark.timeout(900)  # two Maven builds: ~50 s on a quiet machine, past 120 s on a busy one
 def test_the_installed_client_builds_and_runs_from_a_fresh_project_offline(
         server: ServerProcess, tmp_path: pathlib.Path) -> None:
     source = tmp_path / "checkout"

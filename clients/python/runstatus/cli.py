@@ -389,7 +389,11 @@ def _needs_plugins(args: Sequence[str]) -> bool:
 def load_plugins() -> None:
     for name, entry in sorted(_plugins("runstatus.commands").items()):
         if name not in _loaded:
-            app.command(name)(entry.load())
+            command = entry.load()
+            if isinstance(command, typer.Typer):  # a group of commands (runstatus archive verify|show)
+                app.add_typer(command, name=name)
+            else:
+                app.command(name)(command)
             _loaded.append(name)
 
 

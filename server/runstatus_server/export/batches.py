@@ -1,0 +1,196 @@
+"""Work orders read a keyset page at a time (by `seq`, the order they were inserted in), each page
+with its runs, step runs and (if asked) events in one query each, inside one read transaction, so
+that each line is one consistent state of its work order. A page's lines are encoded by the fast
+path of archive/message_json.py."""
+
+from __future__ import annotations
+
+import operator
+import os
+import sqlite3
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from runstatus.v1.event_pb2 import Event
+from runstatus.v1.work_order_pb2 import Run, StepRun, WorkOrder
+
+from ..archive.records import encode_line
+from ..store import is_postgres_url, sqlite_path
+from .filters import ExportFilter
+
+
+class SourceError(Exception):
+    """The database cannot be read: the command says why and exits 1."""
+
+
+@dataclass
+class Batch:
+    """A page of work orders as NDJSON lines, and the cursor after it (its last work order's seq)."""
+
+    data: bytes = b""
+    cursor: int = 0
+    work_orders: int = 0
+    runs: int = 0
+    step_runs: int = 0
+    events: int = 0
+
+
+class Source:
+    """A database an export reads (not the store: no server, no migrations, read only)."""
+
+    MARK = "?"
+    STEP_ORDER = "s.rowid"
+    ERRORS: tuple[type[Exception], ...] = (sqlite3.Error,)  # the driver's, said as SourceError
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+
+    @staticmethod
+    def open(db: str) -> Source:
+        if is_postgres_url(db):
+            return PostgresSource.connect(db)
+        return SqliteSource.connect(sqlite_path(db))
+
+    def _param(self, value: Any) -> Any:
+        return value
+
+    def _rows(self, sql: str, args: list[Any]) -> list[tuple[Any, ...]]:
+        try:
+            return list(self.conn.execute(sql, [self._param(a) for a in args]).fetchall())
+        except self.ERRORS as e:
+            raise SourceError(f"cannot read the database: {e}") from None
+
+    def _begin(self) -> None:
+        self.conn.execute("BEGIN")
+
+    def _end(self) -> None:
+        if self.conn.in_transaction:  # a read: nothing to commit
+            self.conn.execute("ROLLBACK")
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def count(self, flt: ExportFilter, after: int) -> int:
+        where, args = flt.sql(self.MARK)
+        self._begin()
+        try:
+            return int(self._rows(f"SELECT count(*) FROM work_orders w WHERE w.seq > {self.MARK}{where}",
+                                  [after, *args])[0][0])
+        finally:
+            self._end()
+
+    def event_index(self) -> bool:
+        """Whether events can be found by work order without reading the whole log."""
+        raise NotImplementedError
+
+    def batch(self, flt: ExportFilter, after: int, limit: int, *, events: bool = False) -> Batch:
+        """Up to limit work orders after the cursor `after`, encoded."""
+        m = self.MARK
+        where, args = flt.sql(m)
+        self._begin()
+        try:
+            found = self._rows(f"SELECT w.seq, w.data FROM work_orders w WHERE w.seq > {m}{where} "
+                               f"ORDER BY w.seq LIMIT {m}", [after, *args, limit])
+            if not found:
+                return Batch(cursor=after)
+            # The page's rows again, by their seq range and the same filter: runs and step runs
+            # joined to them, one query each, whatever the page holds.
+            page = f"w.seq > {m} AND w.seq <= {m}{where}"
+            page_args = [after, found[-1][0], *args]
+            # No ORDER BY: a planner would walk the whole step_runs (or events) table in that order
+            # rather than join from the page's rows; a page's rows are put in order here instead.
+            run_rows = self._rows(f"SELECT r.number, r.data FROM work_orders w JOIN runs r "
+                                  f"ON r.work_order_id = w.id WHERE {page}", page_args)
+            step_rows = self._rows(f"SELECT {self.STEP_ORDER}, s.data FROM work_orders w JOIN runs r "
+                                   f"ON r.work_order_id = w.id JOIN step_runs s ON s.run_id = r.id WHERE {page}",
+                                   page_args)
+            event_rows = self._rows(f"SELECT e.seq, e.data FROM work_orders w JOIN events e "
+                                    f"ON e.work_order_id = w.id WHERE {page}", page_args) if events else []
+        finally:
+            self._end()
+        return _encode(found, run_rows, step_rows, event_rows if events else None)
+
+
+def _encode(found: list[tuple[Any, ...]], run_rows: list[tuple[Any, ...]], step_rows: list[tuple[Any, ...]],
+            event_rows: list[tuple[Any, ...]] | None) -> Batch:
+    first = operator.itemgetter(0)
+    runs: dict[str, list[Run]] = defaultdict(list)
+    for _, data in sorted(run_rows, key=first):
+        run = Run.FromString(data)
+        runs[run.work_order_id].append(run)
+    step_runs: dict[str, list[StepRun]] = defaultdict(list)
+    for _, data in sorted(step_rows, key=first):
+        step_run = StepRun.FromString(data)
+        step_runs[step_run.run_id].append(step_run)
+    events: dict[str, list[Event]] | None = None
+    if event_rows is not None:
+        events = defaultdict(list)
+        for seq, data in sorted(event_rows, key=first):
+            event = Event.FromString(data)
+            event.sequence = int(seq)  # kept in the seq column only (store/rows.py: event_row)
+            events[event.work_order_id].append(event)
+    lines = []
+    no_runs: list[Run] = []
+    for _, data in found:
+        work_order = WorkOrder.FromString(data)
+        lines.append(encode_line(work_order, runs.get(work_order.id, no_runs),
+                                 None if events is None else events.get(work_order.id, []), step_runs))
+    return Batch(b"".join(lines), int(found[-1][0]), len(found), len(run_rows), len(step_rows),
+                 len(event_rows or ()))
+
+
+class SqliteSource(Source):
+    @classmethod
+    def connect(cls, path: str) -> SqliteSource:
+        from ..store.sqlite.engine import connect
+
+        if not os.path.isfile(path):
+            raise SourceError(f"there is no database at {path}")
+        try:
+            return cls(connect(path, readonly=True))
+        except sqlite3.Error as e:
+            raise SourceError(f"cannot open {path}: {e}") from None
+
+    def event_index(self) -> bool:
+        for _, name, *_ in self._rows("PRAGMA index_list(events)", []):
+            columns = self._rows(f"PRAGMA index_info({name!r})", [])
+            if columns and columns[0][2] == "work_order_id":
+                return True
+        return False
+
+
+class PostgresSource(Source):
+    MARK = "%s"
+    STEP_ORDER = "s.seq"
+
+    @classmethod
+    def connect(cls, url: str) -> PostgresSource:
+        import psycopg
+
+        try:
+            conn = psycopg.connect(url, autocommit=False)
+        except psycopg.Error as e:
+            raise SourceError(f"cannot connect to the database: {e}") from None
+        cls.ERRORS = (psycopg.Error,)
+        # Each page in a snapshot of its own: a consistent page, and no transaction held open for
+        # the whole export (which would hold back vacuum).
+        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        conn.read_only = True
+        return cls(conn)
+
+    def _param(self, value: Any) -> Any:
+        from ..store.postgres.rows import _text  # text as the store writes it (NUL escaped)
+
+        return _text(value)
+
+    def _begin(self) -> None:
+        pass  # psycopg begins a transaction at the first statement
+
+    def _end(self) -> None:
+        self.conn.rollback()  # a read: nothing to commit
+
+    def event_index(self) -> bool:
+        rows = self._rows("SELECT indexdef FROM pg_indexes WHERE tablename = 'events'", [])
+        self._end()
+        return any("(work_order_id" in d for (d,) in rows)

@@ -2,45 +2,21 @@
 freed pages back to the file system (incremental auto-vacuum, set on every new file since).
 
 SQLite records auto-vacuum in the file when its first table is made; an older file can only take
-it by being rewritten whole (VACUUM), which needs the database to itself: the servers stopped.
-After that, the leading server gives back in steps what retention frees (Tx.free_pages).
+it by being rewritten whole, which needs the database to itself: the servers stopped. After that,
+the leading server gives back in steps what retention frees (Tx.free_pages).
 """
 
 from __future__ import annotations
 
-import sqlite3
 import time
-from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from .backup import DB_HELP, BackupError, err, unused
-from .store import is_postgres_url, sqlite_path
-
-INCREMENTAL = 2  # PRAGMA auto_vacuum's value
-
-
-def convert(path: Path) -> tuple[int, int] | None:
-    """Rewrites the database at path with incremental auto-vacuum: (bytes before, after), or
-    None if it has it already."""
-    if not path.is_file():
-        raise BackupError(f"there is no database at {path}")
-    before = path.stat().st_size
-    with unused(path) as conn:
-        if conn.execute("PRAGMA auto_vacuum").fetchone()[0] == INCREMENTAL:
-            return None
-        conn.execute("COMMIT")  # the exclusive lock stays: locking_mode is EXCLUSIVE
-        conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
-        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err,
-                      transient=True) as progress:
-            progress.add_task(f"rewriting {path}", total=None)
-            conn.execute("VACUUM")
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        if conn.execute("PRAGMA auto_vacuum").fetchone()[0] != INCREMENTAL:
-            raise BackupError(f"{path} was rewritten but did not take incremental auto-vacuum")
-    return before, path.stat().st_size
+from . import store
+from .backup import DB_HELP, err
+from .store import CopyError, is_postgres_url, sqlite_path
 
 
 def vacuum_command(
@@ -52,8 +28,11 @@ def vacuum_command(
         return
     started = time.monotonic()
     try:
-        done = convert(Path(sqlite_path(db)))
-    except (BackupError, sqlite3.Error, OSError) as e:
+        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err,
+                      transient=True) as progress:
+            progress.add_task(f"rewriting {sqlite_path(db)}", total=None)
+            done = store.give_back_freed_space(db)
+    except (CopyError, OSError) as e:
         err.print(f"[red]cannot vacuum:[/] {e}", highlight=False)
         raise typer.Exit(1) from None
     if done is None:

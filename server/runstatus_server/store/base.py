@@ -53,6 +53,24 @@ class CannotOpen(Exception):
     """The database cannot be served: the server refuses to start, with this message."""
 
 
+class CopyError(Exception):
+    """Why a backup, a restore or a rewrite of the database was not made; nothing was changed."""
+
+
+@dataclass(frozen=True)
+class CopySummary:
+    """What a backup holds."""
+
+    schema_version: int
+    last_event_sequence: int
+    work_orders: int
+    size_bytes: int
+
+    def line(self) -> str:
+        return (f"schema version {self.schema_version}, {self.work_orders:,} work orders, events up to "
+                f"sequence {self.last_event_sequence:,}, {self.size_bytes:,} bytes")
+
+
 class StorageError(Exception):
     """The database could not be used for this unit of work; it changed nothing. The RPC layer
     answers UNAVAILABLE with `reason` (a client may retry: each of these may pass)."""

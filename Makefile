@@ -18,7 +18,7 @@ TOOLS := $(abspath .tools/bin)
 export UV_SYSTEM_CERTS := 1
 export GOFLAGS := -buildvcs=false
 
-.PHONY: setup tools postgres serve serve-postgres test lint unit generate contract fresh cross-language bench clean lock \
+.PHONY: setup tools postgres serve serve-postgres test lint unit generate contract fresh cross-language bench clean lock docs \
 	pytest-sqlite pytest-postgres cross-language-sqlite cross-language-postgres
 
 setup: $(VENV)/.installed
@@ -132,7 +132,14 @@ bench: tools $(TOOLS)/ghz $(VENV)/.bench-installed
 	PATH="$(TOOLS):$$PATH" $(BIN)/python scripts/bench.py $(ARGS)
 
 clean:
-	rm -rf $(VENV) .tools clients/ts/node_modules
+	rm -rf $(VENV) .tools clients/ts/node_modules docs-api
+
+# The clients' API references, as HTML: Python (pdoc) into docs-api/python, TypeScript (typedoc)
+# into clients/ts/docs-api; Go's is its doc comments (`go doc`, pkg.go.dev), Java's the javadoc
+# jar `mvn package` builds in clients/java/client/target.
+docs: tools
+	$(BIN)/pdoc runstatus runstatus.client runstatus.worker runstatus.errors runstatus.models runstatus.plan runstatus.status_table --docformat google -o docs-api/python
+	cd clients/ts && npm run --silent docs
 
 # Each client's example, run from its own folder (where its go.mod, package.json or pom.xml
 # is) against the server at ADDRESS: start one first with `make serve`. The commands are the

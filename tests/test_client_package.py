@@ -79,3 +79,19 @@ def test_the_client_distribution_works_without_the_server(server: ServerProcess,
                              capture_output=True, text=True, timeout=60, env={**os.environ, "COLUMNS": "300"})
     assert offline.returncode == 2 and "pip install runstatus-server" in offline.stderr, offline.stderr
     assert not (tmp_path / "x.db").exists()
+
+
+def test_the_api_reference_builds(tmp_path: pathlib.Path) -> None:
+    """`make docs`' Python half: pdoc documents every public module of the client. Its only
+    warnings are about the generated async stubs, which exist for type checkers alone (.pyi)."""
+    command = re.search(r"\$\(BIN\)/pdoc (.*)", (ROOT / "Makefile").read_text())
+    assert command is not None
+    args = command.group(1).replace("docs-api/python", str(tmp_path)).split()
+    built = subprocess.run([str(pathlib.Path(sys.executable).with_name("pdoc")), *args],
+                           capture_output=True, text=True, timeout=300)
+    assert built.returncode == 0, built.stderr
+    warnings = [line for line in built.stderr.splitlines() if line.startswith("Warn")]
+    assert all("AsyncStub" in line for line in warnings), warnings
+    for page in ("runstatus/client.html", "runstatus/worker.html", "runstatus/errors.html"):
+        assert (tmp_path / page).stat().st_size > 10_000, page
+    assert 'id="Worker"' in (tmp_path / "runstatus/worker.html").read_text()

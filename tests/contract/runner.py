@@ -32,11 +32,14 @@ from runstatus.v1 import (
     workflow_service_pb2 as wf_pb,
     workflow_service_pb2_grpc,
 )
-from runstatus.errors import parse_reason, wire_reason
+from runstatus import Client
+from runstatus.errors import RunstatusError, parse_reason, wire_reason
+from runstatus.worker import Lease, claim
 from runstatus.v1.error_pb2 import ErrorReport
 from runstatus.v1.error_reason_pb2 import ErrorReason
 from runstatus.v1.project_pb2 import Project
 from runstatus.v1.status_pb2 import ErrorType, RunStatus
+from runstatus.v1.work_order_pb2 import Run
 from runstatus.v1.workflow_pb2 import Edge, EdgeCondition, Step, Workflow
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -99,6 +102,9 @@ def check_classification(stubs: Stubs, case: dict[str, Any]) -> None:
 @dataclass
 class Stubs:
     channel: grpc.Channel
+    # The worker's side of the lifecycle goes through the client's worker helper (runstatus.worker:
+    # claim and Lease), as the other languages' runners go through theirs.
+    client: Client
     classifier: Any = None
     projects: Any = None
     workflows: Any = None
@@ -117,7 +123,7 @@ class Stubs:
 class Tracked:
     work_order_id: str
     run_id: str
-    lease_token: str = ""
+    lease: Lease | None = None
     step_runs: dict[str, str] = field(default_factory=dict)
 
 
@@ -158,33 +164,27 @@ def step(stubs: Stubs, project_id: str, orders: dict[str, Tracked], action: dict
         assert w is not None, f"no work order {alias!r} yet"
         if do == "claim":
             for _ in range(100):
-                claimed = stubs.worker.ClaimRuns(worker_pb.ClaimRunsRequest(
-                    project_id=project_id, worker_id=f"contract-{LANGUAGE}", max_runs=1)).runs
+                claimed = claim(stubs.client, f"contract-{LANGUAGE}", max_runs=1, project_id=project_id)
                 assert claimed, f"run {w.run_id} was never handed out"
-                if claimed[0].run.id == w.run_id:
-                    w.lease_token = claimed[0].lease_token
-                    w.step_runs = {s.step_id: s.id for s in claimed[0].run.step_runs}
+                if claimed[0].run_id == w.run_id:
+                    w.lease = claimed[0]
+                    w.step_runs = {s.step_id: s.id for s in claimed[0].claimed.run.step_runs}
                     return None, {}
             raise AssertionError("claim gave up")
-        lease = {"run_id": w.run_id, "lease_token": w.lease_token}
+        if do in ("start_run", "start_step", "complete_step", "complete_run", "heartbeat"):
+            # Before any claim, the run's id with no lease token: the server's refusal is the point.
+            lease = w.lease or Lease(stubs.client, worker_pb.ClaimedRun(run=Run(id=w.run_id)))
         if do == "start_run":
-            return stubs.worker.StartRun(worker_pb.StartRunRequest(**lease)).run.status, {}
+            return lease.start_run().status, {}
         if do == "start_step":
             previous = w.step_runs.get(action["after"], "") if "after" in action else ""
-            step_run = stubs.worker.StartStep(worker_pb.StartStepRequest(
-                **lease, step_id=action["step"], previous_step_run_id=previous)).step_run
+            step_run = lease.start_step(action["step"], previous)
             w.step_runs[action["step"]] = step_run.id
             return step_run.status, {}
         if do == "complete_step":
-            request = worker_pb.CompleteStepRequest(**lease, step_run_id=w.step_runs[action["step"]])
-            if "error" in action:
-                json_format.ParseDict(action["error"], request.error)
-            return stubs.worker.CompleteStep(request).run_status, {}
+            return lease.complete_step(w.step_runs[action["step"]], error=_report(action)).run_status, {}
         if do == "complete_run":
-            request = worker_pb.CompleteRunRequest(**lease)
-            if "error" in action:
-                json_format.ParseDict(action["error"], request.error)
-            return stubs.worker.CompleteRun(request).run.status, {}
+            return lease.complete_run(error=_report(action)).status, {}
         if do == "retry":
             answer = stubs.work_orders.RetryWorkOrder(wo_pb.RetryWorkOrderRequest(
                 work_order_id=w.work_order_id, start_step_id=action.get("start_step", "")))
@@ -193,7 +193,7 @@ def step(stubs: Stubs, project_id: str, orders: dict[str, Tracked], action: dict
         if do == "cancel":
             return stubs.work_orders.CancelRun(wo_pb.CancelRunRequest(run_id=w.run_id)).run.status, {}
         if do == "heartbeat":
-            answer = stubs.worker.Heartbeat(worker_pb.HeartbeatRequest(**lease))
+            answer = lease.heartbeat()
             return answer.status, {"expect_stop": answer.stop}
         if do == "get":
             answer = stubs.work_orders.GetWorkOrder(wo_pb.GetWorkOrderRequest(work_order_id=w.work_order_id))
@@ -204,14 +204,14 @@ def step(stubs: Stubs, project_id: str, orders: dict[str, Tracked], action: dict
         expected = action["expect_error"]
         try:
             call()
-        except grpc.RpcError as e:
-            assert e.code().name == expected["code"], f"got {e.code().name}: {e.details()}"
-            info = _error_info(e)
+        except (grpc.RpcError, RunstatusError) as e:
+            code, reason, metadata = _refusal(e)
+            assert code == expected["code"], f"got {code}: {e}"
             if "reason" in expected:
-                got = ErrorReason.Name(parse_reason(info.reason))
-                assert got == expected["reason"], f"reason {info.reason!r} ({got})"
+                got = ErrorReason.Name(parse_reason(reason))
+                assert got == expected["reason"], f"reason {reason!r} ({got})"
             if "current_status" in expected:
-                assert info.metadata.get("current_status") == expected["current_status"], dict(info.metadata)
+                assert metadata.get("current_status") == expected["current_status"], metadata
             return
         raise AssertionError(f"expected {expected['code']}, the call succeeded")
     status, extras = call()
@@ -221,6 +221,19 @@ def step(stubs: Stubs, project_id: str, orders: dict[str, Tracked], action: dict
     for key, value in extras.items():
         if key in action:
             assert value == action[key], f"{key}: expected {action[key]}, got {value}"
+
+
+def _report(action: dict[str, Any]) -> ErrorReport | None:
+    return json_format.ParseDict(action["error"], ErrorReport()) if "error" in action else None
+
+
+def _refusal(e: grpc.RpcError | RunstatusError) -> tuple[str, str, dict[str, str]]:
+    """(gRPC code name, ErrorInfo reason, its metadata): from the stubs' error, or from the
+    client's (which carries the ErrorInfo it read)."""
+    if isinstance(e, RunstatusError):
+        return e.code.name, e.reason, dict(e.metadata)
+    info = _error_info(e)
+    return e.code().name, info.reason, dict(info.metadata)
 
 
 def _error_info(e: grpc.RpcError) -> error_details_pb2.ErrorInfo:
@@ -259,12 +272,12 @@ def cases(cases_dir: pathlib.Path) -> Iterator[tuple[str, Callable[[Stubs], None
 def main(argv: list[str]) -> int:
     address = argv[1]
     cases_dir = pathlib.Path(argv[2]) if len(argv) > 2 else HERE
-    stubs = Stubs(grpc.insecure_channel(address))
+    stubs = Stubs(grpc.insecure_channel(address), Client(address))
     passed = failed = 0
     for name, run in cases(cases_dir):
         try:
             run(stubs)
-        except (AssertionError, grpc.RpcError, KeyError, ValueError) as e:
+        except (AssertionError, grpc.RpcError, RunstatusError, KeyError, ValueError) as e:
             failed += 1
             print(f"FAIL {name}: {e}")
         else:

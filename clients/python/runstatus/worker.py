@@ -365,6 +365,46 @@ class AsyncWorker(_Worker):
         return await result if inspect.isawaitable(result) else result
 
 
+class Lease:
+    """One claimed run and the reports its worker makes on it, for a worker that runs steps its
+    own way (an engine of its own; the contract suite's lifecycle scenarios): each report fills
+    in the run id, the lease token and a request id of its own, so the channel's retries of it
+    are applied once. `Worker` makes the same calls."""
+
+    def __init__(self, client: Client, claimed: pb.ClaimedRun) -> None:
+        self.client = client
+        self.claimed = claimed
+        self.run_id = claimed.run.id
+        self.lease_token = claimed.lease_token
+
+    def start_run(self) -> Any:
+        """PENDING -> RUNNING; the run."""
+        return self.client.start_run(self.run_id, self.lease_token).run
+
+    def start_step(self, step_id: str, previous_step_run_id: str = "") -> Any:
+        """A step run starts (at a root, or along the edge from previous_step_run_id); the step run."""
+        return self.client.start_step(self.run_id, self.lease_token, step_id,
+                                      previous_step_run_id=previous_step_run_id).step_run
+
+    def complete_step(self, step_run_id: str, *, output: dict[str, Any] | None = None,
+                      error: ErrorReport | None = None) -> pb.CompleteStepResponse:
+        return self.client.complete_step(self.run_id, self.lease_token, step_run_id, output=output, error=error)
+
+    def complete_run(self, *, error: ErrorReport | None = None) -> Any:
+        """The run ends (by the leaf rule, or with a run-level error); the run."""
+        return self.client.complete_run(self.run_id, self.lease_token, error=error).run
+
+    def heartbeat(self) -> pb.HeartbeatResponse:
+        """Extends the lease; its `stop` says to stop working on the run."""
+        return self.client.heartbeat(self.run_id, self.lease_token)
+
+
+def claim(client: Client, worker_id: str, *, max_runs: int = 1, project_id: str | None = None) -> list[Lease]:
+    """Claims up to max_runs pending runs of the project (the client's, when None): a Lease each."""
+    return [Lease(client, claimed) for claimed in client.claim_runs(worker_id, max_runs=max_runs,
+                                                                    project_id=project_id).runs]
+
+
 class _Unregistered(Exception):
     """A step the worker cannot run (no function, or one of the wrong kind): the runtime's
     fault, not the job's."""

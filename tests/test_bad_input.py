@@ -107,3 +107,15 @@ def test_a_request_too_deep_to_parse_is_invalid_not_unknown(client: Client) -> N
     assert garbage.code() == grpc.StatusCode.INVALID_ARGUMENT
     # The server is fine afterwards.
     assert client.workflow(["a"]).version == 1
+
+
+def test_past_twenty_violations_each_listed_one_still_names_a_field(client: Client) -> None:
+    """A request with 30 wrong fields lists 20 and a 21st, a real field, that says how many more."""
+    from runstatus.v1.workflow_pb2 import Step, Workflow
+    workflow = Workflow(id="w", project_id="default", steps=[Step(id=f"bad id {i}!") for i in range(30)])
+    e = rpc_error(client.workflows.CreateWorkflow, wf_pb.CreateWorkflowRequest(workflow=workflow))
+    assert e.code() == grpc.StatusCode.INVALID_ARGUMENT
+    _, violations = details(e)
+    assert len(violations) == 21
+    assert all(field.startswith("workflow.steps[") for field, _ in violations), violations
+    assert violations[-1][1].endswith("and 9 more not listed")

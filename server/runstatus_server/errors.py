@@ -48,7 +48,10 @@ class ApiError(Exception):
         found = list(violations or [])
         self.violations = [(short(f), short(d)) for f, d in found[:MAX_VIOLATIONS]]
         if len(found) > MAX_VIOLATIONS:
-            self.violations.append(("", f"and {len(found) - MAX_VIOLATIONS} more"))
+            # Every violation names a field (AIP-193): the first one not listed stands for the rest.
+            (field, description), left = found[MAX_VIOLATIONS], len(found) - MAX_VIOLATIONS - 1
+            self.violations.append((short(field), short(f"{description}; and {left} more not listed" if left
+                                                        else description)))
 
     def to_status(self) -> status_pb2.Status:
         details = [error_details_pb2.ErrorInfo(reason=self.reason, domain=DOMAIN, metadata=self.metadata)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import faulthandler
 import gc
 import logging
 import signal
@@ -54,6 +55,7 @@ if TYPE_CHECKING:
     from .web import WebServer
 
 log = logging.getLogger("runstatus.server")
+STOP_STACKS_SECONDS = 20.0  # past the grace period: a stop this late logs every thread's stack
 FREE_PAGES_PER_WRITE = 1000  # SQLite pages (4 KiB each) given back to the file system per write
 
 
@@ -333,21 +335,39 @@ class Server:
                      extra={"count": deleted, "retention_days": self.settings.notify_retention_days})
 
     async def stop(self) -> None:
-        """Graceful: refuse new RPCs, let in-flight ones (and their writes) finish, then close."""
-        for name in ["", *SERVICE_NAMES]:
-            await self._set_health(name, health_pb2.HealthCheckResponse.NOT_SERVING)
-        if self.web is not None:
-            await self.web.stop()
-        self.feed.close()  # watches end at once; unary calls get the grace period
-        if self._grpc is not None:
-            await self._grpc.stop(self.settings.grace_seconds)
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        await self.store.close()
-        log.info("stopped")
+        """Graceful: refuse new RPCs, let in-flight ones (and their writes) finish, then close.
+        Each phase's seconds are logged with "stopped"; a stop that outlasts the grace period by
+        STOP_STACKS_SECONDS dumps every thread's stack to the log (faulthandler), to say where."""
+        faulthandler.dump_traceback_later(self.settings.grace_seconds + STOP_STACKS_SECONDS)
+        took: dict[str, float] = {}
+        started = time.monotonic()
+
+        def done(phase: str) -> None:
+            nonlocal started
+            took[f"{phase}_seconds"] = round(time.monotonic() - started, 3)
+            started = time.monotonic()
+
+        try:
+            for name in ["", *SERVICE_NAMES]:
+                await self._set_health(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+            if self.web is not None:
+                await self.web.stop()
+            done("web")
+            self.feed.close()  # watches end at once; unary calls get the grace period
+            if self._grpc is not None:
+                await self._grpc.stop(self.settings.grace_seconds)
+            done("grpc")
+            for task in self._tasks:
+                task.cancel()
+            for task in self._tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            done("tasks")
+            await self.store.close()
+            done("store")
+        finally:
+            faulthandler.cancel_dump_traceback_later()
+        log.info("stopped", extra=took)
 
 
 async def serve(settings: Settings) -> None:

@@ -190,7 +190,14 @@ class ServerProcess:
         assert self.proc is not None
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
-        return self.proc.wait(timeout)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            # The server dumps its threads' stacks into its log when a stop runs late: show them.
+            self.proc.kill()
+            self.proc.wait()
+            tail = self.log_path.read_text(errors="replace")[-20_000:]
+            raise AssertionError(f"the server did not stop within {timeout} s; its log ends:\n{tail}") from None
 
     def kill(self) -> None:
         self.stop(signal.SIGKILL)

@@ -448,3 +448,19 @@ def test_the_sweep_covers_every_route_the_web_server_serves() -> None:
               if route.resource is not None}
     swept = {path.removesuffix("/{}") if path.startswith("/static") else path for path in ROUTES}
     assert served <= swept, served - swept
+
+
+def test_requests_that_are_not_http_do_not_fill_the_log(plain: Site) -> None:
+    """aiohttp logs each request it cannot parse with a traceback at error level: anyone could fill
+    the log. Now: one warning line a minute saying how many, without the traceback."""
+    import socket
+
+    before = len(plain.server.log_entries())
+    for _ in range(50):
+        with socket.create_connection(("127.0.0.1", plain.port), timeout=5) as s:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: abc\r\n\r\n")
+            s.recv(1000)
+    answered = http(plain.port)  # and the site still answers
+    assert answered.status == 200
+    new = [e for e in plain.server.log_entries()[before:] if e.get("logger") == "aiohttp.server"]
+    assert len(new) <= 1 and all("exception" not in e and e["level"] == "warning" for e in new), new

@@ -48,12 +48,41 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+class UnparsableRequests(logging.Filter):
+    """aiohttp logs every HTTP request it cannot parse at error level, with a traceback: the
+    client's fault, not the server's, and a way for anyone to fill the log (about 2 KB a request).
+    Such records become one warning line without the traceback, at most once per `every` seconds,
+    saying how many there were since the last one."""
+
+    def __init__(self, every: float = 60.0) -> None:
+        super().__init__()
+        self.every = every
+        self._last = -every
+        self._since = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if error is None or type(error).__module__ != "aiohttp.http_exceptions":
+            return True
+        self._since += 1
+        now = time.monotonic()
+        if now - self._last < self.every:
+            return False
+        self._last, count, self._since = now, self._since, 0
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        record.msg, record.args = "unparsable HTTP requests on the web port", None
+        record.exc_info = record.exc_text = None
+        record.requests, record.last_error = count, " ".join(str(error).split())[:200]
+        return True
+
+
 def setup(level: str = "info") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    logging.getLogger("aiohttp.server").addFilter(UnparsableRequests())
 
 
 def wrap(line: str) -> str:

@@ -3,8 +3,8 @@ up (retention.py says when), with their runs, step runs and events, erases paylo
 own period, and prunes the event log to one horizon.
 
 Writers must not feel it: every change is a small write of its own (a batch of work orders),
-and after each the pruner waits as long as the write took, so that it takes at most about half
-of the database's time however much is due; a pass stops at a bound and the next pass goes on.
+and after each the pruner waits nine times as long as the write ran, so that it takes at most a
+tenth of the writer's time however much is due; a pass stops at a bound and the next goes on.
 The status counts stay exact: the count buckets follow every deleted work order through the
 work_orders triggers (both backends), as they follow every insert and change.
 
@@ -44,6 +44,9 @@ Archive = Callable[[Tx, list[str]], None]
 BATCH = 200  # work orders deleted per write
 ERASE_BATCH = 100  # work orders whose payloads are erased per write (each reads its runs)
 EVENT_BATCH = 2000  # events below the horizon deleted per write
+# After each write the pruner waits this many times as long as the write itself ran: it takes at
+# most a tenth of the writer's time (SQLite runs writes on the event loop, beside every RPC).
+PAUSE = 9.0
 MAX_PER_PASS = 20_000  # work orders a pass deletes (or erases) at most; the next pass goes on
 PROJECT_PAGE = 1000
 
@@ -153,10 +156,18 @@ class Pruner:
         self._warned: set[str] = set()
 
     async def _write(self, fn: Callable[..., object], *args: object) -> object:
-        """A write, then a pause as long as it took: the pruner leaves writers at least half the time."""
-        began = time.monotonic()
-        outcome = await self.store.write(fn, *args)
-        await asyncio.sleep(time.monotonic() - began)
+        """A write, then a pause of PAUSE times its own running time (not its wait for a commit)."""
+        ran = [0.0]
+
+        def timed(tx: Tx, *more: object) -> object:
+            began = time.perf_counter()
+            try:
+                return fn(tx, *more)
+            finally:
+                ran[0] = time.perf_counter() - began
+
+        outcome = await self.store.write(timed, *args)
+        await asyncio.sleep(ran[0] * PAUSE)
         return outcome
 
     async def run_pass(self, now: int) -> Pass:

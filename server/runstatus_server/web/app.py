@@ -25,6 +25,7 @@ from cryptography import x509
 from runstatus import AsyncClient
 from runstatus.client import RECONNECT_CODES
 from runstatus.errors import RunstatusError, Unauthenticated, from_rpc_error
+from runstatus.retention import describe as describe_retention
 from runstatus.v1.error_reason_pb2 import ErrorReason
 from runstatus.models import Run, WorkOrder
 from runstatus.v1 import project_service_pb2 as project_pb
@@ -298,6 +299,17 @@ class WebServer:
                                              path=path or request.path, csrf=self.csrf(request)),
                             content_type="text/html", status=status)
 
+    async def retention_line(self, api: Api, project: str) -> str:
+        """How long the project keeps ended work orders (Project.retention), in a line; "" when
+        the token may not read the project."""
+        try:
+            answer = await api.call(api.client.projects.GetProject, project_pb.GetProjectRequest(project_id=project))
+        except RunstatusError:
+            return ""
+        said = describe_retention(answer.project.retention)
+        kept = f"{esc(said)}; other statuses as the server's default" if said else "as the server's default says"
+        return f'<p class="retention">Retention: {kept}.</p>'
+
     async def refusals(self, api: Api) -> dict[str, str]:
         """The actions this token's role may not call ({"CancelRun": why}), so the page can
         leave their buttons disabled, with the reason: the server says which methods the token
@@ -331,7 +343,7 @@ class WebServer:
         api = self.api(request)
         flt, proto, problems = read_filter(q)
         page_token = q.get("page", "")
-        body = [f'<h1>History</h1>{render.filter_form(flt)}']
+        body = [f'<h1>History</h1>{await self.retention_line(api, project)}{render.filter_form(flt)}']
         if not problems:
             refused = (await self.refusals(api)).get("RetryWorkOrders")
             body.append(render.bulk_retry_form(flt, refused, self.csrf(request)))

@@ -6,6 +6,7 @@ checks and reads back what the Archiver wrote of them.
   json_format prints it, to what GetWorkOrder and ListRuns answer (and to the event log).
 - Its filters select what the same filter over the served work orders does.
 - Cut short (--limit) and resumed from the cursor it printed, it writes the rest exactly once.
+- The pruner's hook reads a batch in a store transaction as the export writes it, and archives it.
 - An archive verifies; a byte flipped in a file or a manifest, a file gone, a file without its
   manifest, each fails verify naming the file; show reads it back.
 """
@@ -30,6 +31,7 @@ from runstatus.v1.work_order_pb2 import WorkOrder
 
 from harness import ON_FAILURE, ON_SUCCESS, Client, ServerProcess, error, query
 from runstatus_server.archive import ArchivedWorkOrder, Archiver, DirectorySink
+from runstatus_server.archive.pruning import pruner_archive, read_records
 
 RUNSTATUS = str(pathlib.Path(sys.executable).with_name("runstatus"))
 OUTPUT = {"rows": [1, 2.5, None, True, "é ✓"], "nested": {"k": "v", "empty": {}}, "n": -3}
@@ -271,3 +273,37 @@ def test_verify_catches_a_flipped_byte_a_missing_file_and_an_orphan(data: Data, 
 
     result = damaged(rewritten)
     assert result.returncode == 1 and "does not parse" in result.stdout and "SHA-256" in result.stdout
+
+
+def store_tx(db: str) -> tuple[Any, Any]:
+    """A read transaction of the store's own rows on the server's database, as the pruner has."""
+    if db.startswith("postgresql://"):
+        import psycopg
+
+        from runstatus_server.store.postgres.rows import PostgresTx
+
+        conn = psycopg.connect(db)
+        return PostgresTx(conn, writing=False), conn
+    from runstatus_server.store.sqlite.engine import connect
+    from runstatus_server.store.sqlite.rows import SqliteTx
+
+    conn = connect(db, readonly=True)
+    return SqliteTx(conn), conn
+
+
+def test_the_pruners_hook_archives_a_batch_as_the_export_has_it(data: Data, tmp_path: pathlib.Path) -> None:
+    exported = {line["work_order"]["id"]: ArchivedWorkOrder.parse(json.dumps(line))
+                for line in export(data, "--project", data.a, "--events")[0]}
+    tx, conn = store_tx(data.db)
+    try:
+        records = read_records(tx, [*data.ids_a[3:], "no-such-work-order"])
+        assert [r.work_order.id for r in records] == data.ids_a[3:]
+        for record in records:
+            assert record == exported[record.work_order.id]
+        pruner_archive(Archiver(DirectorySink(tmp_path)))(tx, data.ids_a[:7])
+    finally:
+        conn.close()
+    ok = runstatus("archive", "verify", str(tmp_path))
+    assert ok.returncode == 0 and "7 work orders" in ok.stderr, ok.stdout + ok.stderr
+    shown = runstatus("archive", "show", str(tmp_path)).stdout.splitlines()
+    assert sorted(ArchivedWorkOrder.parse(line).work_order.id for line in shown) == sorted(data.ids_a[:7])

@@ -84,8 +84,8 @@ class Source:
         """Whether events can be found by work order without reading the whole log."""
         raise NotImplementedError
 
-    def batch(self, flt: ExportFilter, after: int, limit: int, *, events: bool = False) -> Batch:
-        """Up to limit work orders after the cursor `after`, encoded."""
+    def page(self, flt: ExportFilter, after: int, limit: int, *, events: bool = False) -> Page | None:
+        """The rows of up to limit work orders after the cursor `after` (None: there are none)."""
         m = self.MARK
         where, args = flt.sql(m)
         self._begin()
@@ -93,7 +93,7 @@ class Source:
             found = self._rows(f"SELECT w.seq, w.data FROM work_orders w WHERE w.seq > {m}{where} "
                                f"ORDER BY w.seq LIMIT {m}", [after, *args, limit])
             if not found:
-                return Batch(cursor=after)
+                return None
             # The page's rows again, by their seq range and the same filter: runs and step runs
             # joined to them, one query each, whatever the page holds.
             page = f"w.seq > {m} AND w.seq <= {m}{where}"
@@ -109,11 +109,29 @@ class Source:
                                     f"ON e.work_order_id = w.id WHERE {page}", page_args) if events else []
         finally:
             self._end()
-        return _encode(found, run_rows, step_rows, event_rows if events else None)
+        return Page(found, run_rows, step_rows, event_rows if events else None)
+
+    def batch(self, flt: ExportFilter, after: int, limit: int, *, events: bool = False) -> Batch:
+        """Up to limit work orders after the cursor `after`, encoded."""
+        page = self.page(flt, after, limit, events=events)
+        return encode(page) if page is not None else Batch(cursor=after)
 
 
-def _encode(found: list[tuple[Any, ...]], run_rows: list[tuple[Any, ...]], step_rows: list[tuple[Any, ...]],
-            event_rows: list[tuple[Any, ...]] | None) -> Batch:
+@dataclass
+class Page:
+    """A page's rows as read: (seq, data) of its work orders, (order, data) of their runs, step
+    runs and events (None: events not asked for). Plain values: a worker process encodes it."""
+
+    found: list[tuple[Any, ...]]
+    run_rows: list[tuple[Any, ...]]
+    step_rows: list[tuple[Any, ...]]
+    event_rows: list[tuple[Any, ...]] | None
+
+
+def encode(page: Page) -> Batch:
+    """A page's lines: each work order with its runs (by number), their step runs (in the order
+    they were started) and its events (by sequence)."""
+    found, run_rows, step_rows, event_rows = page.found, page.run_rows, page.step_rows, page.event_rows
     first = operator.itemgetter(0)
     runs: dict[str, list[Run]] = defaultdict(list)
     for _, data in sorted(run_rows, key=first):

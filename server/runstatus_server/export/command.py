@@ -13,14 +13,16 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Iterator
 from typing import Annotated, BinaryIO, Optional
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from .batches import Source, SourceError
+from .batches import Page, Source, SourceError
 from .filters import ExportFilter, FilterError, parse_status, parse_time
+from .pipeline import default_jobs, encoded
 
 DB_HELP = "The database: an SQLite file (a path, or sqlite:PATH), or a PostgreSQL URL."
 err = Console(stderr=True, soft_wrap=True, highlight=False)
@@ -34,19 +36,32 @@ def _interrupt(signum: int, frame: object) -> None:
     raise Interrupted(signal.Signals(signum).name)
 
 
+def pages(source: Source, flt: ExportFilter, after: int, limit: int | None, batch_size: int,
+          events: bool) -> Iterator[Page]:
+    """The keyset walk: pages of work orders after the cursor, up to limit in all."""
+    taken = 0
+    while limit is None or taken < limit:
+        want = batch_size if limit is None else min(batch_size, limit - taken)
+        page = source.page(flt, after, want, events=events)
+        if page is None:
+            return
+        yield page
+        taken += len(page.found)
+        after = int(page.found[-1][0])
+        if len(page.found) < want:
+            return
+
+
 def export(source: Source, flt: ExportFilter, out: BinaryIO, *, after: int = 0, limit: int | None = None,
-           batch_size: int = 2000, events: bool = False, progress: Progress | None = None) -> dict[str, int]:
+           batch_size: int = 2000, events: bool = False, jobs: int = 1,
+           progress: Progress | None = None) -> dict[str, int]:
     """Writes the matching work orders after the cursor `after` to out; their counts and the
     cursor after the last one written ("cursor"). Interrupted propagates with `.counts` set."""
     counts = {"work_orders": 0, "runs": 0, "step_runs": 0, "events": 0, "cursor": after}
-    task = progress.add_task("exporting", total=source.count(flt, after) if progress else None) if progress else None
+    task = progress.add_task("exporting", total=source.count(flt, after)) if progress is not None else None
     held = {signal.SIGINT, signal.SIGTERM}
     try:
-        while limit is None or counts["work_orders"] < limit:
-            want = batch_size if limit is None else min(batch_size, limit - counts["work_orders"])
-            batch = source.batch(flt, counts["cursor"], want, events=events)
-            if not batch.work_orders:
-                break
+        for batch in encoded(pages(source, flt, after, limit, batch_size, events), jobs):
             # A page goes out whole, or not at all, before the cursor moves past it.
             signal.pthread_sigmask(signal.SIG_BLOCK, held)
             try:
@@ -59,8 +74,6 @@ def export(source: Source, flt: ExportFilter, out: BinaryIO, *, after: int = 0, 
                 signal.pthread_sigmask(signal.SIG_UNBLOCK, held)  # a signal held off is raised here
             if progress is not None and task is not None:
                 progress.update(task, advance=batch.work_orders)
-            if batch.work_orders < want:
-                break
     except (Interrupted, KeyboardInterrupt, BrokenPipeError) as e:
         e.counts = counts  # type: ignore[union-attr]
         raise
@@ -88,6 +101,7 @@ def export_command(
     limit: Annotated[Optional[int], typer.Option(help="Stop after this many work orders (the cursor says where).", min=1)] = None,
     events: Annotated[bool, typer.Option("--events", help="Each work order's events too.")] = False,
     batch_size: Annotated[int, typer.Option(help="Work orders read per page.", min=1, max=20000)] = 2000,
+    jobs: Annotated[int, typer.Option(help="Processes encoding pages (0: one per CPU, up to 4).", min=0)] = 0,
 ) -> None:
     """Work orders with their runs and step runs, as NDJSON on stdout in the archive's shape
     (one work order per line), straight from the database. Resumable: the cursor printed on
@@ -121,7 +135,7 @@ def export_command(
     try:
         with progress or contextlib.nullcontext():
             counts = export(source, flt, out, after=after, limit=limit, batch_size=batch_size, events=events,
-                            progress=progress)
+                            jobs=jobs or default_jobs(), progress=progress)
     except (Interrupted, KeyboardInterrupt, BrokenPipeError) as e:
         counts = e.counts  # type: ignore[union-attr]
         why = "interrupted"

@@ -49,11 +49,13 @@ def test_pages_freed_by_deletes_go_back_to_the_file_system(tmp_path: pathlib.Pat
     server = ServerProcess(db, "--sweep-seconds", "0.2").start()
     client = Client(server.address)
     try:
-        # Given back in steps by the sweeping server: the file's pages fall to about a quarter.
-        _, shrunk, free = eventually(lambda: (p := pages(db))[1] < grown * 0.4 and p,
+        # Given back in steps by the sweeping server: the file's pages fall to about a third.
+        # A tenth of the file stays free, for the writers to reuse.
+        _, shrunk, free = eventually(lambda: (p := pages(db))[1] < grown * 0.4 and p[2] <= p[1] // 10 + 1 and p,
                                      "freed pages were given back", timeout=30)
-        assert free == 0
-        steps = [e["pages"] for e in server.log_entries() if e.get("message") == "database pages given back to the file system"]
+        steps = eventually(lambda: [e["pages"] for e in server.log_entries()
+                                    if e.get("message") == "database pages given back to the file system"],
+                           "the pages given back were logged")
         assert abs(sum(steps) - (grown - shrunk)) < 50  # what was given back (the server wrote a few pages too)
         listed = client.work_orders.ListWorkOrders(wo_pb.ListWorkOrdersRequest(project_id="default", page_size=100))
         assert {w.id for w in listed.work_orders} == kept

@@ -56,7 +56,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("runstatus.server")
 STOP_STACKS_SECONDS = 20.0  # past the grace period: a stop this late logs every thread's stack
-FREE_PAGES_PER_WRITE = 1000  # SQLite pages (4 KiB each) given back to the file system per write
+FREE_PAGES_PER_WRITE = 256  # SQLite pages (4 KiB each) given back to the file system per write
+FREE_PAGES_PAUSE = 9  # after each, a pause this many times as long as it took
 
 
 def _free_pages(tx: Tx, limit: int) -> int:
@@ -312,13 +313,17 @@ class Server:
             pass
 
     async def _free_pages(self) -> None:
-        """What pruning freed goes back to the file system in steps (SQLite), a write per step:
-        writers wait for one step (~1,000 pages, milliseconds), never for all of it."""
+        """What pruning freed goes back to the file system in steps (SQLite), a write per step,
+        paced as the pruner is: after each, a pause FREE_PAGES_PAUSE times as long as it took, so
+        the writers have the database most of the time (a step holds it for milliseconds)."""
         freed = 0
-        while (step := await self.store.write(_free_pages, FREE_PAGES_PER_WRITE)):
+        while True:
+            started = time.monotonic()
+            step = await self.store.write(_free_pages, FREE_PAGES_PER_WRITE)
             freed += step
             if step < FREE_PAGES_PER_WRITE:
                 break
+            await asyncio.sleep(FREE_PAGES_PAUSE * (time.monotonic() - started))
         if freed:
             log.info("database pages given back to the file system", extra={"pages": freed})
 

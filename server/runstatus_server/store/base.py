@@ -231,8 +231,9 @@ class Tx(Protocol):
 
     def free_pages(self, limit: int) -> int:
         """Gives up to limit free pages of the database file back to the file system, when the
-        database does that in steps (SQLite's incremental auto-vacuum); how many. PostgreSQL's
-        autovacuum keeps its tables' space for reuse itself: 0."""
+        database does that in steps (SQLite's incremental auto-vacuum), keeping a tenth of the file
+        free for the writers to reuse; how many. PostgreSQL's autovacuum keeps its tables' space
+        for reuse itself: 0."""
         ...
     def merge_count_deltas(self, limit: int) -> int:
         """Tidies the counts' buckets where a backend keeps them as rows of changes (each

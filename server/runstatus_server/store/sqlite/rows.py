@@ -36,7 +36,10 @@ class SqliteTx(Rows):
     def free_pages(self, limit: int) -> int:
         if self.conn.execute("PRAGMA auto_vacuum").fetchone()[0] != 2:  # not INCREMENTAL: an older file
             return 0
-        free = min(limit, int(self.conn.execute("PRAGMA freelist_count").fetchone()[0]))
+        # A tenth of the file stays free: the writers fill it again, instead of the file growing
+        # back page by page after each step (what pruning frees in a steady state, writers reuse).
+        reserve = int(self.conn.execute("PRAGMA page_count").fetchone()[0]) // 10
+        free = max(0, min(limit, int(self.conn.execute("PRAGMA freelist_count").fetchone()[0]) - reserve))
         # Python's sqlite3 steps a PRAGMA once, and each step of incremental_vacuum frees one page.
         for _ in range(free):
             self.conn.execute("PRAGMA incremental_vacuum(1)")

@@ -307,3 +307,40 @@ def test_the_pruners_hook_archives_a_batch_as_the_export_has_it(data: Data, tmp_
     assert ok.returncode == 0 and "7 work orders" in ok.stderr, ok.stdout + ok.stderr
     shown = runstatus("archive", "show", str(tmp_path)).stdout.splitlines()
     assert sorted(ArchivedWorkOrder.parse(line).work_order.id for line in shown) == sorted(data.ids_a[:7])
+
+
+def test_an_export_interrupted_mid_page_says_exactly_what_it_wrote(data: Data) -> None:
+    """SIGTERM arrives while a page is being written: that page still goes out whole, the export
+    stops, and the cursor it reports resumes with the next work order."""
+    import io
+    import os
+    import signal
+
+    from runstatus_server.export.batches import Source
+    from runstatus_server.export.command import Interrupted, _interrupt, export as export_to
+    from runstatus_server.export.filters import ExportFilter
+
+    class SignalledOnThirdPage(io.BytesIO):
+        writes = 0
+
+        def write(self, data: Any) -> int:
+            self.writes += 1
+            if self.writes == 3:
+                os.kill(os.getpid(), signal.SIGTERM)  # held off until the page is written
+            return super().write(data)
+
+    whole, _ = export(data, "--project", data.a)
+    out = SignalledOnThirdPage()
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    source = Source.open(data.db)
+    try:
+        with pytest.raises(Interrupted) as stopped:
+            export_to(source, ExportFilter(projects=[data.a]), out, batch_size=2, jobs=2)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        source.close()
+    counts = stopped.value.counts  # type: ignore[attr-defined]
+    written = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert counts["work_orders"] == len(written) == 6 and written == whole[:6]
+    rest, _ = export(data, "--project", data.a, "--after", str(counts["cursor"]))
+    assert written + rest == whole

@@ -6,8 +6,6 @@ path of archive/message_json.py."""
 from __future__ import annotations
 
 import operator
-import os
-import sqlite3
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
@@ -16,12 +14,10 @@ from runstatus.v1.event_pb2 import Event
 from runstatus.v1.work_order_pb2 import Run, StepRun, WorkOrder
 
 from ..archive.records import encode_line
-from ..store import is_postgres_url, sqlite_path
+from ..store.reader import DatabaseReader, ReadError, open_reader
 from .filters import ExportFilter
 
-
-class SourceError(Exception):
-    """The database cannot be read: the command says why and exits 1."""
+SourceError = ReadError  # the database cannot be opened or read: the command says why, exit 1
 
 
 @dataclass
@@ -37,58 +33,40 @@ class Batch:
 
 
 class Source:
-    """A database an export reads (not the store: no server, no migrations, read only)."""
+    """A database an export reads (not the store: no server, no migrations, read only), through
+    the store's DatabaseReader: the SQL here is both databases'."""
 
-    MARK = "?"
-    STEP_ORDER = "s.rowid"
-    ERRORS: tuple[type[Exception], ...] = (sqlite3.Error,)  # the driver's, said as SourceError
-
-    def __init__(self, conn: Any) -> None:
-        self.conn = conn
+    def __init__(self, reader: DatabaseReader) -> None:
+        self.reader = reader
 
     @staticmethod
     def open(db: str) -> Source:
-        if is_postgres_url(db):
-            return PostgresSource.connect(db)
-        return SqliteSource.connect(sqlite_path(db))
-
-    def _param(self, value: Any) -> Any:
-        return value
+        return Source(open_reader(db))
 
     def _rows(self, sql: str, args: list[Any]) -> list[tuple[Any, ...]]:
-        try:
-            return list(self.conn.execute(sql, [self._param(a) for a in args]).fetchall())
-        except self.ERRORS as e:
-            raise SourceError(f"cannot read the database: {e}") from None
-
-    def _begin(self) -> None:
-        self.conn.execute("BEGIN")
-
-    def _end(self) -> None:
-        if self.conn.in_transaction:  # a read: nothing to commit
-            self.conn.execute("ROLLBACK")
+        return self.reader.rows(sql, args)
 
     def close(self) -> None:
-        self.conn.close()
+        self.reader.close()
 
     def count(self, flt: ExportFilter, after: int) -> int:
-        where, args = flt.sql(self.MARK)
-        self._begin()
+        where, args = flt.sql(self.reader.MARK)
+        self.reader.begin()
         try:
-            return int(self._rows(f"SELECT count(*) FROM work_orders w WHERE w.seq > {self.MARK}{where}",
+            return int(self._rows(f"SELECT count(*) FROM work_orders w WHERE w.seq > {self.reader.MARK}{where}",
                                   [after, *args])[0][0])
         finally:
-            self._end()
+            self.reader.end()
 
     def event_index(self) -> bool:
         """Whether events can be found by work order without reading the whole log."""
-        raise NotImplementedError
+        return self.reader.has_index("events", "work_order_id")
 
     def page(self, flt: ExportFilter, after: int, limit: int, *, events: bool = False) -> Page | None:
         """The rows of up to limit work orders after the cursor `after` (None: there are none)."""
-        m = self.MARK
+        m = self.reader.MARK
         where, args = flt.sql(m)
-        self._begin()
+        self.reader.begin()
         try:
             found = self._rows(f"SELECT w.seq, w.data FROM work_orders w WHERE w.seq > {m}{where} "
                                f"ORDER BY w.seq LIMIT {m}", [after, *args, limit])
@@ -102,13 +80,13 @@ class Source:
             # rather than join from the page's rows; a page's rows are put in order here instead.
             run_rows = self._rows(f"SELECT r.number, r.data FROM work_orders w JOIN runs r "
                                   f"ON r.work_order_id = w.id WHERE {page}", page_args)
-            step_rows = self._rows(f"SELECT {self.STEP_ORDER}, s.data FROM work_orders w JOIN runs r "
+            step_rows = self._rows(f"SELECT {self.reader.STEP_ORDER}, s.data FROM work_orders w JOIN runs r "
                                    f"ON r.work_order_id = w.id JOIN step_runs s ON s.run_id = r.id WHERE {page}",
                                    page_args)
             event_rows = self._rows(f"SELECT e.seq, e.data FROM work_orders w JOIN events e "
                                     f"ON e.work_order_id = w.id WHERE {page}", page_args) if events else []
         finally:
-            self._end()
+            self.reader.end()
         return Page(found, run_rows, step_rows, event_rows if events else None)
 
     def batch(self, flt: ExportFilter, after: int, limit: int, *, events: bool = False) -> Batch:
@@ -156,59 +134,3 @@ def encode(page: Page) -> Batch:
                                  None if events is None else events.get(work_order.id, []), step_runs))
     return Batch(b"".join(lines), int(found[-1][0]), len(found), len(run_rows), len(step_rows),
                  len(event_rows or ()))
-
-
-class SqliteSource(Source):
-    @classmethod
-    def connect(cls, path: str) -> SqliteSource:
-        from ..store.sqlite.engine import connect
-
-        if not os.path.isfile(path):
-            raise SourceError(f"there is no database at {path}")
-        try:
-            return cls(connect(path, readonly=True))
-        except sqlite3.Error as e:
-            raise SourceError(f"cannot open {path}: {e}") from None
-
-    def event_index(self) -> bool:
-        for _, name, *_ in self._rows("PRAGMA index_list(events)", []):
-            columns = self._rows(f"PRAGMA index_info({name!r})", [])
-            if columns and columns[0][2] == "work_order_id":
-                return True
-        return False
-
-
-class PostgresSource(Source):
-    MARK = "%s"
-    STEP_ORDER = "s.seq"
-
-    @classmethod
-    def connect(cls, url: str) -> PostgresSource:
-        import psycopg
-
-        try:
-            conn = psycopg.connect(url, autocommit=False)
-        except psycopg.Error as e:
-            raise SourceError(f"cannot connect to the database: {e}") from None
-        cls.ERRORS = (psycopg.Error,)
-        # Each page in a snapshot of its own: a consistent page, and no transaction held open for
-        # the whole export (which would hold back vacuum).
-        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
-        conn.read_only = True
-        return cls(conn)
-
-    def _param(self, value: Any) -> Any:
-        from ..store.postgres.rows import _text  # text as the store writes it (NUL escaped)
-
-        return _text(value)
-
-    def _begin(self) -> None:
-        pass  # psycopg begins a transaction at the first statement
-
-    def _end(self) -> None:
-        self.conn.rollback()  # a read: nothing to commit
-
-    def event_index(self) -> bool:
-        rows = self._rows("SELECT indexdef FROM pg_indexes WHERE tablename = 'events'", [])
-        self._end()
-        return any("(work_order_id" in d for (d,) in rows)

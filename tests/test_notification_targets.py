@@ -116,6 +116,7 @@ class HttpReceiver:
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
+        self.server.socket.listen(128)  # not socketserver's 5: a dropped SYN is sent again 1 s later
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/services/T000/B000/secretpath"
 

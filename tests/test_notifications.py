@@ -132,6 +132,7 @@ class Receiver:
 
         self._server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         self._server.daemon_threads = True
+        self._server.socket.listen(128)  # not socketserver's 5: a dropped SYN is sent again 1 s later
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
 

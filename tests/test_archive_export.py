@@ -344,3 +344,32 @@ def test_an_export_interrupted_mid_page_says_exactly_what_it_wrote(data: Data) -
     assert counts["work_orders"] == len(written) == 6 and written == whole[:6]
     rest, _ = export(data, "--project", data.a, "--after", str(counts["cursor"]))
     assert written + rest == whole
+
+
+def test_the_fast_json_path_writes_what_json_format_writes() -> None:
+    """message_json against json_format on every kind of field: proto2 presence, int64 and
+    uint64, bytes, doubles (left to json_format), unknown enum values, timestamps at each
+    precision, Struct values of every kind, deep nesting (a whole file descriptor)."""
+    from google.protobuf import descriptor_pb2
+    from google.protobuf.struct_pb2 import Struct, Value
+
+    from runstatus.v1 import work_order_pb2
+    from runstatus.v1.work_order_pb2 import Run
+    from runstatus_server.archive.message_json import to_dict
+
+    file = descriptor_pb2.FileDescriptorProto()
+    work_order_pb2.DESCRIPTOR.CopyToProto(file)
+    option = descriptor_pb2.UninterpretedOption(positive_int_value=2**63 + 5, negative_int_value=-2**62,
+                                                double_value=-0.0, string_value=b"\x00\xffbytes", identifier_value="")
+    option.name.add(name_part="x", is_extension=False)  # a proto2 bool set to its default: printed
+    run = Run(id="r", status=99, number=3)  # 99: no such status, printed as the number
+    for seconds, nanos in ((0, 0), (1715000000, 123000000), (1715000000, 123456000), (1715000000, 123456789),
+                           (253402300799, 999999999)):
+        run.create_time.seconds, run.create_time.nanos = seconds, nanos
+        assert to_dict(run) == as_json(run)
+    struct = Struct()
+    struct.update({"s": "é ✓", "n": 1.5, "i": -3, "b": False, "null": None, "list": [1, [2, {"k": []}], None],
+                   "obj": {"deep": {"deeper": True}}})
+    event = Event(sequence=2**40, work_order_id="w")
+    for message in (file, option, run, struct, Value(list_value=struct["list"]), event, Run()):
+        assert to_dict(message) == as_json(message), type(message).__name__

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from .reader import lines, verify
 from .sink import DirectorySink
@@ -28,10 +29,17 @@ def _sink(directory: Path) -> DirectorySink:
 
 @app.command("verify")
 def verify_command(directory: DirArgument) -> None:
-    """Re-reads every file: its size and SHA-256, every line, and its counts against its manifest.
-    Exit 1 when anything is wrong (each problem on a line of its own)."""
+    """Re-reads every file against its manifest: size, SHA-256, every line, counts.
+
+    Exit 1 when anything is wrong, each problem on a line of its own."""
     sink = _sink(directory)
-    result = verify(sink)
+    if err.is_terminal:  # a large archive takes a while: files done of files in all
+        with Progress(TextColumn("verifying"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                      console=err, transient=True) as progress:
+            task = progress.add_task("verifying", total=None)
+            result = verify(sink, lambda done, total: progress.update(task, completed=done, total=total))
+    else:
+        result = verify(sink)
     for partial in sink.partials():
         err.print(f"note: {partial} is a write that never finished (not part of the archive; may be deleted)")
     counts = ", ".join(f"{n:,} {key.replace('_', ' ')}" for key, n in result.counts.items())
@@ -59,8 +67,9 @@ def show_command(
     project: Annotated[Optional[str], typer.Option("--project", help="Only this project's work orders.")] = None,
     table: Annotated[bool, typer.Option("--table", help="A short table instead of the JSON lines.")] = False,
 ) -> None:
-    """The archive's work orders, oldest file first: each line as it is stored (JSON: the work
-    order, its runs with their step runs, its events), or a short table. Streams."""
+    """The archive's work orders as stored (JSON lines), or a short table; oldest file first, streaming.
+
+    Each line: the work order, its runs with their step runs, its events."""
     out = sys.stdout
     if table:
         out.write(f"{'updated':<28} {'work order':<38} {'project':<16} {'workflow':<20} {'status':<10} "

@@ -23,7 +23,7 @@ class ManifestError(ValueError):
 @dataclass(frozen=True)
 class Manifest:
     file: str  # the data file's name in the archive, e.g. 2024-05-01/20240502T031500.123456Z-1a2b3c4d.ndjson.gz
-    bytes: int  # its size, compressed
+    size: int  # its size in bytes, compressed
     sha256: str  # of its bytes, compressed (hex)
     work_orders: int
     runs: int

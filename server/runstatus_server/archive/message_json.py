@@ -12,6 +12,7 @@ every case (tests/test_archive_export.py compares them).
 from __future__ import annotations
 
 import base64
+import keyword
 import math
 import time
 from collections.abc import Callable
@@ -29,7 +30,7 @@ _FLOAT = {FieldDescriptor.CPPTYPE_FLOAT, FieldDescriptor.CPPTYPE_DOUBLE}
 
 def to_dict(message: Message) -> dict[str, Any]:
     """The message as json_format's dict (proto field names, enums by name, int64 as strings)."""
-    return converter(message.DESCRIPTOR)(message)  # type: ignore[no-any-return]
+    return converter(message.DESCRIPTOR)(message)  # type: ignore[arg-type, no-any-return]
 
 
 def whole(message: Message) -> Any:
@@ -104,7 +105,7 @@ def _plain(field: FieldDescriptor) -> bool:
     """Whether the generated code converts the field itself (else json_format does the message)."""
     if field.cpp_type in _FLOAT:
         return False  # -0.0 is set, 0.0 is not: left to json_format
-    if field.cpp_type == FieldDescriptor.CPPTYPE_MESSAGE:
+    if field.message_type is not None:
         return not field.message_type.GetOptions().map_entry
     return True
 
@@ -115,12 +116,13 @@ def _write(descriptor: Descriptor) -> Converter:
     env: dict[str, Any] = {"b64": base64.b64encode}
     lines = ["def convert(m):", "    d = {}"]
     for i, f in enumerate(descriptor.fields):
-        value = f"m.{f.name}" if f.name.isidentifier() else f"getattr(m, {f.name!r})"
+        plain_name = f.name.isidentifier() and not keyword.iskeyword(f.name)
+        value = f"m.{f.name}" if plain_name else f"getattr(m, {f.name!r})"
         item = "v"
-        if f.cpp_type == FieldDescriptor.CPPTYPE_MESSAGE:
+        if f.message_type is not None:
             env[f"c{i}"] = converter(f.message_type)
             item = f"c{i}(v)"
-        elif f.cpp_type == FieldDescriptor.CPPTYPE_ENUM:
+        elif f.enum_type is not None:
             if f.enum_type.full_name == "google.protobuf.NullValue":
                 item = "None"
             else:

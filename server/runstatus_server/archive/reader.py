@@ -7,7 +7,7 @@ import gzip
 import hashlib
 import io
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -59,12 +59,16 @@ def manifests(sink: ArchiveSink) -> Iterator[tuple[str, Manifest | ManifestError
                 yield name, e
 
 
-def verify(sink: ArchiveSink) -> Verified:
+def verify(sink: ArchiveSink, on_file: Callable[[int, int], None] | None = None) -> Verified:
     """Every file read whole: its size and SHA-256, every line parsed, and its counts, each against
-    its manifest; a manifest whose file is gone, and a file no manifest vouches for."""
+    its manifest; a manifest whose file is gone, and a file no manifest vouches for. `on_file` is
+    told (files done, files in all) as it goes."""
     result = Verified()
     vouched = set()
-    for name, manifest in manifests(sink):
+    found = list(manifests(sink))
+    for done, (name, manifest) in enumerate(found, 1):
+        if on_file is not None:
+            on_file(done, len(found))
         vouched.add(data_name(name))
         if isinstance(manifest, ManifestError):
             result.problems.append(f"{name}: {manifest}")
@@ -88,7 +92,7 @@ def _verify_file(sink: ArchiveSink, manifest: Manifest) -> list[str]:
         raw = sink.open(manifest.file)
     except FileNotFoundError:
         return ["missing (its manifest is there)"]
-    problems = []
+    problems: list[str] = []
     counts = dict.fromkeys(COUNTS, 0)
     with raw:
         hashing = _Hashing(raw)
@@ -108,8 +112,8 @@ def _verify_file(sink: ArchiveSink, manifest: Manifest) -> list[str]:
         except (OSError, EOFError, zlib.error) as e:
             problems.append(f"not a whole gzip file: {e}")
         hashing.drain()
-    if hashing.size != manifest.bytes:
-        problems.append(f"{hashing.size:,} bytes, its manifest says {manifest.bytes:,}")
+    if hashing.size != manifest.size:
+        problems.append(f"{hashing.size:,} bytes, its manifest says {manifest.size:,}")
     if hashing.sha256.hexdigest() != manifest.sha256:
         problems.append("SHA-256 does not match its manifest's: the file was changed or damaged")
     for key in COUNTS:

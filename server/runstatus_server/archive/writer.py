@@ -54,7 +54,7 @@ class Archiver:
         first = min(times, key=lambda t: (t.seconds, t.nanos))
         last = max(times, key=lambda t: (t.seconds, t.nanos))
         manifest = Manifest(
-            file=name + DATA_SUFFIX, bytes=len(data), sha256=hashlib.sha256(data).hexdigest(),
+            file=name + DATA_SUFFIX, size=len(data), sha256=hashlib.sha256(data).hexdigest(),
             work_orders=len(records), runs=sum(len(r.runs) for r in records),
             step_runs=sum(r.step_run_count for r in records), events=sum(len(r.events or ()) for r in records),
             day=day, first_update_time=timestamp(first), last_update_time=timestamp(last),

@@ -51,7 +51,7 @@ class ExportFilter:
 
     def sql(self, mark: str) -> tuple[str, list[Any]]:
         """" AND ..." conditions on the alias w, and their parameters."""
-        sql, args = "", []
+        sql, args = "", list[Any]()
         for column, values in (("project_id", self.projects), ("workflow_id", self.workflows),
                                ("status", self.statuses)):
             if values:

@@ -31,7 +31,7 @@ class PostgresReader:
     def rows(self, sql: str, args: list[Any]) -> list[tuple[Any, ...]]:
         try:
             # Text as the store writes it (NUL escaped): ids and names compare as stored.
-            return self.conn.execute(sql, [_text(a) for a in args]).fetchall()  # type: ignore[arg-type]
+            return self.conn.execute(sql, [_text(a) for a in args]).fetchall()
         except psycopg.Error as e:
             raise ReadError(f"cannot read the database: {e}") from None
 

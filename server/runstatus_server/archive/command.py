@@ -74,10 +74,11 @@ def show_command(
     if table:
         out.write(f"{'updated':<28} {'work order':<38} {'project':<16} {'workflow':<20} {'status':<10} "
                   f"{'runs':>4} {'steps':>5} {'events':>6}\n")
+    # A cheap look for the id first (as the lines spell it, JSON-escaped): most lines are not the one asked for.
+    needles = [json.dumps(v, ensure_ascii=False)[1:-1].encode() for v in (work_order, project) if v]
     try:
         for line in lines(_sink(directory)):
-            # A cheap look for the id first: most lines are not the one asked for.
-            if (work_order and work_order.encode() not in line) or (project and project.encode() not in line):
+            if any(n not in line for n in needles):
                 continue
             record = json.loads(line) if (work_order or project or table) else None
             if record is not None:

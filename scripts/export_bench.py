@@ -1,6 +1,6 @@
 """The export benchmark (issue 29, item 5: >= 20,000 work orders per second from a database of 1M).
 
-Fills an SQLite database with N work orders (by default 1,000,000), inserted in bulk straight in the
+Fills a database (SQLite, or PostgreSQL) with N work orders (by default 1,000,000), inserted in bulk straight in the
 store's format (store/rows.py's row functions, big transactions; a gRPC load would take hours), then
 times `runstatus export --db DB > /dev/null` and prints work orders per second, wall and CPU.
 
@@ -9,6 +9,7 @@ ran to completion (SUCCESS or FAILED with a classified error), with three step r
 and has the events of its run's changes. A filled database is kept and reused (--db).
 
     .venv/bin/python scripts/export_bench.py [--work-orders 1000000] [--db /tmp/export-bench.db] [--events]
+    .venv/bin/python scripts/export_bench.py --postgres [--work-orders 200000]   # on a throwaway PostgreSQL
 """
 
 from __future__ import annotations
@@ -37,6 +38,34 @@ from runstatus_server.store.sqlite.engine import open_database
 
 CHUNK = 20_000
 START_US = 1_714_521_600_000_000  # 2024-05-01T00:00:00Z; one work order every 50 ms from there
+
+
+def fill_postgres(url: str, count: int) -> None:
+    """The same rows into a PostgreSQL database (its schema made by the store), by COPY."""
+    import psycopg
+
+    from runstatus_server.store import prepare
+
+    prepare(url)
+    columns = {"work_orders": WORK_ORDER_COLUMNS, "runs": RUN_COLUMNS, "step_runs": STEP_RUN_COLUMNS,
+               "events": EVENT_COLUMNS}
+    started = time.monotonic()
+    with psycopg.connect(url) as conn:
+        have = conn.execute("SELECT count(*) FROM work_orders").fetchone()[0]  # type: ignore[index]
+        for first in range(have, count, CHUNK):
+            rows: dict[str, list[tuple[object, ...]]] = {t: [] for t in columns}
+            for i in range(first, min(first + CHUNK, count)):
+                for table, row in records(i):
+                    rows[table].append(row)
+            with conn.transaction(), conn.cursor() as cursor:
+                for table, names in columns.items():
+                    with cursor.copy(f"COPY {table} ({', '.join(names)}) FROM STDIN") as copy:
+                        for row in rows[table]:
+                            copy.write_row(row)
+            done = min(first + CHUNK, count)
+            print(f"\rfilled {done:,} of {count:,} work orders ({done / (time.monotonic() - started + 1e-9):,.0f}/s)",
+                  end="", file=sys.stderr, flush=True)
+    print(file=sys.stderr)
 
 
 def fill(path: Path, count: int) -> None:
@@ -124,11 +153,29 @@ def records(i: int) -> list[tuple[str, tuple[object, ...]]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--work-orders", type=int, default=1_000_000)
-    parser.add_argument("--db", type=Path, default=Path("/tmp/runstatus-export-bench.db"))
+    parser.add_argument("--db", default="/tmp/runstatus-export-bench.db",
+                        help="an SQLite file, or a PostgreSQL URL (an empty database, or one this filled)")
+    parser.add_argument("--postgres", action="store_true",
+                        help="on a throwaway PostgreSQL (scripts/postgres.py) instead of --db")
     parser.add_argument("--events", action="store_true", help="export with --events too")
     parser.add_argument("--out", default=os.devnull, help="where the export goes (default: /dev/null)")
     args = parser.parse_args()
-    fill(args.db, args.work_orders)
+    if args.postgres:
+        sys.path.insert(0, str(Path(__file__).parent))
+        from postgres import LocalPostgres
+
+        with LocalPostgres(fsync=False) as server:
+            args.db = server.create_database("export_bench")
+            run(args)
+        return
+    run(args)
+
+
+def run(args: argparse.Namespace) -> None:
+    if args.db.startswith(("postgresql://", "postgres://")):
+        fill_postgres(args.db, args.work_orders)
+    else:
+        fill(Path(args.db), args.work_orders)
     command = [str(Path(sys.executable).with_name("runstatus")), "export", "--db", str(args.db)]
     if args.events:
         command.append("--events")

@@ -259,3 +259,43 @@ def test_bad_instance_retention_refused_at_start(tmp_path: pathlib.Path) -> None
         proc = ServerProcess(tmp_path / "bad.db", "--retention", spec)
         with pytest.raises(RuntimeError, match="--retention"):
             proc.start()
+
+
+def test_a_project_that_archives_has_what_is_pruned_in_the_archive_first(tmp_path: pathlib.Path) -> None:
+    """--archive-dir: a project whose policy says archive has its pruned work orders written there
+    first (runstatus archive verify passes, show lists them with their runs); without the option
+    its work orders are kept, not lost."""
+    import json
+    import subprocess
+    import sys
+
+    runstatus_command = str(pathlib.Path(sys.executable).with_name("runstatus"))
+    archive = tmp_path / "archive"
+    keep = policy((SUCCESS, 1), (FAILED, 1))
+    keep.archive = True
+    for archiving in (False, True):
+        db = tmp_path / f"archiving-{archiving}.db"
+        args = ["--request-id-seconds", "1", "--sweep-seconds", "0.2"] + (["--archive-dir", str(archive)] if archiving else [])
+        server = ServerProcess(db, *args).start()
+        c = Client(server.address)
+        try:
+            c.new_project(retention=keep)
+            workflow = c.workflow(["a"])
+            made = {ended(c, workflow, SUCCESS), ended(c, workflow, FAILED)}
+            if not archiving:
+                time.sleep(3)  # well past their period: kept, for want of an archive
+                assert all(exists(c, w) for w in made)
+                continue
+            eventually(lambda: not any(exists(c, w) for w in made), "the work orders were pruned", timeout=30)
+        finally:
+            c.close()
+            server.stop()
+    verified = subprocess.run([runstatus_command, "archive", "verify", str(archive)], capture_output=True, text=True,
+                              timeout=120)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    shown = subprocess.run([runstatus_command, "archive", "show", str(archive)], capture_output=True, text=True,
+                           timeout=120)
+    assert shown.returncode == 0, shown.stderr
+    lines = [json.loads(line) for line in shown.stdout.splitlines() if line.strip()]
+    assert {line["work_order"]["id"] for line in lines} == made
+    assert all(line["runs"] and line["runs"][0]["step_runs"] for line in lines)

@@ -19,6 +19,8 @@ from runstatus.v1.project_pb2 import RetentionPolicy
 
 from . import logs
 from . import retention as retention_rules
+from .archive import Archiver, DirectorySink
+from .archive.pruning import pruner_archive
 from .processes import PER_PROCESS, serve_processes
 from .limits import Limits
 from .notifications.mail import SECURITIES, SmtpServer
@@ -70,6 +72,7 @@ def serve_command(
     max_workflow_bytes: Annotated[int, typer.Option(envvar="RUNSTATUS_MAX_WORKFLOW_BYTES", help="Largest workflow version (encoded).")] = Limits.max_workflow_bytes,
     request_id_seconds: Annotated[float, typer.Option(envvar="RUNSTATUS_REQUEST_ID_SECONDS", help="How long the first answer to a request_id is kept; a repeat within it gets that answer.")] = 86400.0,
     retention: Annotated[str, typer.Option(envvar="RUNSTATUS_RETENTION", help="How long ended work orders are kept after their last change, by status, where a project's own policy does not say: e.g. SUCCESS=30d,FAILED=365d,CANCELLED=30d,payloads=7d (s, m, h, d; 0 for ever; each at least --request-id-seconds). Empty: kept for ever.")] = "",
+    archive_dir: Annotated[Optional[Path], typer.Option(envvar="RUNSTATUS_ARCHIVE_DIR", help="Where work orders are archived before retention removes them, for projects whose retention says archive (gzip NDJSON files with manifests; `runstatus archive verify DIR`). Without it, those projects' work orders are kept.")] = None,
     log_level: Annotated[str, typer.Option(envvar="RUNSTATUS_LOG_LEVEL")] = "info",
     auth: Annotated[bool, typer.Option("--auth", envvar="RUNSTATUS_AUTH", help="Require an API token on every call (health checks stay open).")] = False,
     insecure: Annotated[bool, typer.Option("--insecure", envvar="RUNSTATUS_INSECURE", help="Allow a non-loopback address without --auth.")] = False,
@@ -128,6 +131,10 @@ def serve_command(
         raise typer.BadParameter(str(e), param_hint="--max-*-bytes") from None
     if not is_postgres_url(db):
         Path(sqlite_path(db)).parent.mkdir(parents=True, exist_ok=True)
+    if archive_dir is not None:
+        archive_dir.mkdir(parents=True, exist_ok=True)
+        if not os.access(archive_dir, os.W_OK):
+            raise typer.BadParameter(f"cannot write {archive_dir}", param_hint="--archive-dir")
     settings = Settings(
         host=host, port=port, db=db, lease_seconds=lease_seconds, sweep_seconds=sweep_seconds,
         aliases=[str(a) for a in aliases or []], admin_webhook=admin_webhook, limits=limits,
@@ -138,6 +145,7 @@ def serve_command(
         notify_rate_window_seconds=notify_rate_window_seconds,
         notify_allow_private=notify_allow_private,
         request_id_seconds=request_id_seconds, retention=retention_policy,
+        archive=pruner_archive(Archiver(DirectorySink(archive_dir))) if archive_dir is not None else None,
         reuse_port=reuse_port, primary=role == "primary", auth=auth,
         tls_cert=str(tls_cert or ""), tls_key=str(tls_key or ""), tls_client_ca=str(tls_client_ca or ""),
         metrics_port=metrics_port, web_port=web_port, web_allowed_hosts=allowed_hosts,

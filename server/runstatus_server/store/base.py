@@ -22,7 +22,7 @@ code, whatever the database:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Concatenate, ParamSpec, Protocol, TypeVar
 
@@ -195,6 +195,8 @@ class NotificationDelivery:
 
 # Keyset position in a subscription's delivery log, newest first: (create_time, id).
 DeliveryKey = tuple[int, str]
+# A position in a project's work orders by their last change (retention): (update_time, seq).
+ChangeKey = tuple[int, int]
 
 
 class Tx(Protocol):
@@ -326,6 +328,34 @@ class Tx(Protocol):
     def delete_notification_deliveries_before(self, before_us: int, limit: int) -> int:
         """Removes up to limit deliveries delivered or dead whose state last changed before
         before_us, oldest first; how many."""
+        ...
+
+    # Retention (pruner.py; store/retention_rows.py has them for every database).
+    def due_work_orders(self, project_id: str, status: int, before_us: int, limit: int) -> list[str]:
+        """Up to `limit` of a project's work orders of `status` last changed before `before_us`,
+        oldest change first, none with a run pending or running: their ids."""
+        ...
+    def delete_work_orders(self, ids: Sequence[str]) -> int:
+        """Deletes the work orders with their runs, step runs and events; raises the event log's
+        horizon to the highest event sequence deleted, and returns it (0: none)."""
+        ...
+    def event_log_horizon(self) -> int:
+        """The highest event sequence retention deleted (0: none)."""
+        ...
+    def delete_events_through(self, sequence: int, limit: int) -> int:
+        """Deletes up to `limit` events at or below `sequence`, oldest first; how many."""
+        ...
+    def lowest_notification_cursor(self) -> int | None:
+        """How far in the event log the notifications' least advanced subscription has scanned."""
+        ...
+    def payload_erase_mark(self, project_id: str) -> ChangeKey:
+        """Where payload erasure stopped in the project's work orders ((0, 0): at the start)."""
+        ...
+    def put_payload_erase_mark(self, project_id: str, mark: ChangeKey) -> None: ...
+    def work_orders_changed(self, project_id: str, after: ChangeKey, before_us: int,
+                            limit: int) -> list[tuple[WorkOrder, ChangeKey]]:
+        """Up to `limit` of a project's work orders last changed after `after` and before
+        `before_us`, by (update_time, seq), each with its position; locked to be changed."""
         ...
 
 

@@ -4,14 +4,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from runstatus.v1.work_order_pb2 import WorkOrder
 
-from .base import PENDING, RUNNING
-
-# A position in a project's work orders by their last change: (update_time, seq).
-ChangeKey = tuple[int, int]
+from .base import PENDING, RUNNING, ChangeKey
 
 
 class RetentionRows:
@@ -25,11 +22,12 @@ class RetentionRows:
     _lock: str
     _skip_locked: str
 
-    def _rows(self, sql: str, *args: Any) -> list[tuple[Any, ...]]: ...
-    def _one(self, sql: str, *args: Any) -> Any: ...
-    def _run(self, sql: str, *args: Any) -> int: ...
-    def _marks(self, values: Sequence[Any]) -> str: ...
-    def _read_text(self, value: str) -> str: ...
+    if TYPE_CHECKING:  # Rows's statement helpers, declared for the type checker only
+        def _rows(self, sql: str, *args: Any) -> list[tuple[Any, ...]]: ...
+        def _one(self, sql: str, *args: Any) -> Any: ...
+        def _run(self, sql: str, *args: Any) -> int: ...
+        def _marks(self, values: Sequence[Any]) -> str: ...
+        def _read_text(self, value: str) -> str: ...
 
     def due_work_orders(self, project_id: str, status: int, before_us: int, limit: int) -> list[str]:
         """Up to `limit` of a project's work orders of `status` last changed before `before_us`,

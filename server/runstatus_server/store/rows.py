@@ -652,7 +652,8 @@ class Rows(RetentionRows):
     def list_notification_deliveries(self, subscription_id: str, states: list[tuple[int, bool | None]],
                                      after: DeliveryKey | None, limit: int) -> list[NotificationDelivery]:
         m = self.MARK
-        where, args = [f"subscription_id = {m}"], [subscription_id]
+        where = [f"subscription_id = {m}"]
+        args: list[str | int] = [subscription_id]
         if after is not None:
             where.append(f"(create_time < {m} OR (create_time = {m} AND id < {m}))")
             args += [after[0], after[0], after[1]]

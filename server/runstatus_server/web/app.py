@@ -25,7 +25,6 @@ from cryptography import x509
 from runstatus import AsyncClient
 from runstatus.client import RECONNECT_CODES
 from runstatus.errors import RunstatusError, Unauthenticated, from_rpc_error
-from runstatus.retention import describe as describe_retention
 from runstatus.v1.error_reason_pb2 import ErrorReason
 from runstatus.models import Run, WorkOrder
 from runstatus.v1 import project_service_pb2 as project_pb
@@ -39,6 +38,7 @@ from runstatus.v1.work_order_pb2 import WorkOrderFilter
 
 from . import render
 from .notifications_page import NotificationsPage
+from .retention_page import RetentionPage
 from .render import Filter, esc
 
 if TYPE_CHECKING:
@@ -152,6 +152,7 @@ class WebServer:
         self._streams: set[asyncio.Task[Any]] = set()
         self._jobs: set[asyncio.Task[Any]] = set()  # bulk retries, which finish without their browser
         self._refusals: dict[str, tuple[float, dict[str, str]]] = {}
+        self.retention = RetentionPage(self)
         # The Host names answered (_own_host): the bind address, localhost, 127.0.0.1 and [::1]
         # with the web port (a browser leaves out its scheme's default one), and a proxy's.
         names = {f"[{n}]" if ":" in n else n for n in {settings.host, "localhost", "127.0.0.1", "::1"} if n}
@@ -171,6 +172,7 @@ class WebServer:
         app.router.add_post("/work-orders/{id}/runs/{run}/cancel", self.cancel)
         app.router.add_post("/retry-matching", self.retry_matching)
         NotificationsPage(self).add_routes(app)
+        self.retention.add_routes(app)
         app.router.add_get("/sign-in", self.sign_in_form)
         app.router.add_post("/sign-in", self.sign_in)
         app.router.add_post("/sign-out", self.sign_out)
@@ -299,17 +301,6 @@ class WebServer:
                                              path=path or request.path, csrf=self.csrf(request)),
                             content_type="text/html", status=status)
 
-    async def retention_line(self, api: Api, project: str) -> str:
-        """How long the project keeps ended work orders (Project.retention), in a line; "" when
-        the token may not read the project."""
-        try:
-            answer = await api.call(api.client.projects.GetProject, project_pb.GetProjectRequest(project_id=project))
-        except RunstatusError:
-            return ""
-        said = describe_retention(answer.project.retention)
-        kept = f"{esc(said)}; other statuses as the server's default" if said else "as the server's default says"
-        return f'<p class="retention">Retention: {kept}.</p>'
-
     async def refusals(self, api: Api) -> dict[str, str]:
         """The actions this token's role may not call ({"CancelRun": why}), so the page can
         leave their buttons disabled, with the reason: the server says which methods the token
@@ -333,8 +324,10 @@ class WebServer:
 
     # Pages
 
-    async def history(self, request: web.Request, notice: str = "", status: int = 200) -> web.StreamResponse:
-        """The history page; `notice`: an action's answer or refusal, shown above the list."""
+    async def history(self, request: web.Request, notice: str = "", status: int = 200,
+                      retention: str = "") -> web.StreamResponse:
+        """The history page; `notice`: an action's answer or refusal, shown above the list;
+        `retention`: the retention form as a refused POST left it (retention_page.py)."""
         q = request.query
         project = q.get("project", "").strip()
         if work_order_id := q.get("id", "").strip():
@@ -343,7 +336,8 @@ class WebServer:
         api = self.api(request)
         flt, proto, problems = read_filter(q)
         page_token = q.get("page", "")
-        body = [f'<h1>History</h1>{await self.retention_line(api, project)}{render.filter_form(flt)}']
+        retention = retention or await self.retention.show(request, api, project)
+        body = [f'<h1>History</h1>{retention}{render.filter_form(flt)}']
         if not problems:
             refused = (await self.refusals(api)).get("RetryWorkOrders")
             body.append(render.bulk_retry_form(flt, refused, self.csrf(request)))

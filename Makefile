@@ -18,7 +18,7 @@ TOOLS := $(abspath .tools/bin)
 export UV_SYSTEM_CERTS := 1
 export GOFLAGS := -buildvcs=false
 
-.PHONY: setup tools postgres serve serve-postgres test lint unit generate contract fresh cross-language bench clean lock docs \
+.PHONY: setup tools postgres serve serve-postgres test lint unit generate contract fresh cross-language bench bench-soak clean lock docs \
 	pytest-sqlite pytest-postgres cross-language-sqlite cross-language-postgres
 
 setup: $(VENV)/.installed
@@ -130,6 +130,14 @@ $(VENV)/.bench-installed: $(VENV)/.installed requirements/bench.txt
 
 bench: tools $(TOOLS)/ghz $(VENV)/.bench-installed
 	PATH="$(TOOLS):$$PATH" $(BIN)/python scripts/bench.py $(ARGS)
+
+# The retention soak (issue 29; a benchmark, not a test): 15 minutes of steady writes against a
+# server keeping ended work orders 2 minutes, pruning off for the first 3; the database's size,
+# the writes and their p99 over time, plotted to docs/soak-BACKEND.png (scripts/soak.py).
+#   make bench-soak                               # SQLite
+#   make bench-soak ARGS="--backend postgres"     # a throwaway PostgreSQL
+bench-soak: $(VENV)/.bench-installed postgres
+	$(BIN)/python scripts/soak.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) .tools clients/ts/node_modules docs-api

@@ -14,6 +14,48 @@ import (
 	runstatusv1 "github.com/runstatus/runstatus/clients/go/runstatus/v1"
 )
 
+// ErrCursorExpired matches (errors.Is) the error a watch ends with when its
+// cursor is older than the oldest event the server keeps: the events after your
+// cursor were pruned by retention, so the watch cannot resume from it. Re-read
+// what you need (ListWorkOrders), then watch with FromNow. errors.As gives the
+// *CursorExpiredError, with the oldest cursor the server can still resume after.
+var ErrCursorExpired = errors.New("runstatus: watch cursor expired")
+
+// CursorExpiredError is how Client.Watch ends on OUT_OF_RANGE with reason
+// CURSOR_EXPIRED: the events after your cursor were pruned by retention. Re-read
+// what you need (ListWorkOrders), then watch with FromNow; never resume from
+// OldestCursor to skip the gap unless losing those events is fine. It is
+// ErrCursorExpired to errors.Is, and still the server's gRPC status to
+// status.Code, ErrorInfo and ReasonOf.
+type CursorExpiredError struct {
+	// OldestCursor is the oldest cursor a watch can still resume after (the
+	// ErrorInfo metadata "oldest_cursor").
+	OldestCursor string
+	// Err is the server's error as it came.
+	Err error
+}
+
+func (e *CursorExpiredError) Error() string {
+	return "watch cursor expired (the events after it were pruned by retention; list work orders again, then watch from now): " + e.Err.Error()
+}
+
+func (e *CursorExpiredError) Unwrap() error { return e.Err }
+
+// Is makes errors.Is(err, ErrCursorExpired) true.
+func (e *CursorExpiredError) Is(target error) bool { return target == ErrCursorExpired }
+
+// GRPCStatus keeps status.Code and status.FromError working on it.
+func (e *CursorExpiredError) GRPCStatus() *status.Status { return status.Convert(e.Err) }
+
+// cursorExpired is err as a *CursorExpiredError when the server says the
+// cursor expired, else err.
+func cursorExpired(err error) error {
+	if ReasonOf(err) != runstatusv1.ErrorReason_ERROR_REASON_CURSOR_EXPIRED {
+		return err
+	}
+	return &CursorExpiredError{OldestCursor: ErrorInfo(err).GetMetadata()["oldest_cursor"], Err: err}
+}
+
 // reconnectDelays are the waits before reopening a broken watch, the Python
 // client's: the n-th failure in a row waits the n-th (the last, from then on).
 var reconnectDelays = []time.Duration{
@@ -31,8 +73,10 @@ var reconnectDelays = []time.Duration{
 // Any other error is yielded once, with a nil event, and ends the sequence, as
 // does ctx being done (its error as a gRPC status) or the server ending the
 // stream. A cursor older than the log the server keeps is one such error
-// (OUT_OF_RANGE, ERROR_REASON_CURSOR_EXPIRED): the events after it are gone,
-// so it is never resumed past silently. Breaking out of the loop closes the
+// (OUT_OF_RANGE, ERROR_REASON_CURSOR_EXPIRED), yielded as a *CursorExpiredError
+// (errors.Is(err, ErrCursorExpired)): the events after it were pruned by
+// retention, so it is never resumed past silently; re-read what you need
+// (ListWorkOrders), then watch with FromNow. Breaking out of the loop closes the
 // stream.
 //
 //	for item, err := range rs.Watch(ctx, &runstatusv1.WatchWorkOrdersRequest{ProjectId: "p"}) {
@@ -60,7 +104,7 @@ func (c *Client) Watch(ctx context.Context, req *runstatusv1.WatchWorkOrdersRequ
 			}
 			delay, resume := reconnectDelay(ctx, err, failures)
 			if !resume {
-				yield(nil, err)
+				yield(nil, cursorExpired(err))
 				return
 			}
 			failures++

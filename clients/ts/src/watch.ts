@@ -15,7 +15,7 @@ import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Client } from "@connectrpc/connect";
 
 import { sleep } from "./defaults.js";
-import { reasonOf } from "./errors.js";
+import { errorInfo, reasonOf } from "./errors.js";
 import { ErrorReason } from "./gen/runstatus/v1/error_reason_pb.js";
 import type { Event } from "./gen/runstatus/v1/event_pb.js";
 import {
@@ -41,6 +41,33 @@ export interface WatchOptions {
   delaysMs?: readonly number[];
 }
 
+/**
+ * How a watch ends when its cursor is older than the oldest event the server keeps
+ * (OUT_OF_RANGE, reason CURSOR_EXPIRED): the events after your cursor were pruned by
+ * retention, so it cannot resume from it. Re-read what you need (listWorkOrders), then
+ * watch with `fromNow`. Still the server's ConnectError (its code, details, `reasonOf`).
+ *
+ *     try { for await (const e of rs.watch({ afterCursor })) handle(e); }
+ *     catch (e) { if (e instanceof CursorExpiredError) { await reload(); afterCursor = ""; fromNow = true; } else throw e; }
+ */
+export class CursorExpiredError extends ConnectError {
+  /** The oldest cursor a watch can still resume after (the ErrorInfo metadata "oldest_cursor"). */
+  readonly oldestCursor: string;
+
+  constructor(cause: ConnectError) {
+    super(cause.rawMessage, cause.code, cause.metadata, undefined, cause);
+    // connect-es tells its errors by this name (ConnectError's instanceof), so it stays.
+    this.name = "ConnectError";
+    this.details = cause.details;
+    this.oldestCursor = errorInfo(cause)?.metadata["oldest_cursor"] ?? "";
+  }
+
+  /** Plain prototype-chain instanceof (ConnectError's own matches any error named ConnectError). */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return Function.prototype[Symbol.hasInstance].call(this, value);
+  }
+}
+
 /** The waits of the Python client's watch between reopenings. */
 const RECONNECT_DELAYS_MS = [100, 200, 500, 1000, 2000] as const;
 
@@ -55,7 +82,9 @@ const RECONNECT_CODES = new Set([Code.Unavailable, Code.Canceled, Code.Internal,
  * Events after `request.afterCursor` (empty: from the start of the log; `fromNow`: only what
  * is committed from now on), then live ones, until `options.signal` aborts. The stream has
  * no deadline (a client's `timeoutMs` is for unary calls). On a broken stream it reopens from
- * the last cursor it gave you, waiting a little longer after each failure in a row.
+ * the last cursor it gave you, waiting a little longer after each failure in a row. A cursor
+ * older than the log the server keeps ends it with a {@link CursorExpiredError}: re-list, then
+ * watch from now.
  */
 export async function* watchWorkOrders(
   workOrders: Client<typeof WorkOrderService>,
@@ -79,6 +108,7 @@ export async function* watchWorkOrders(
       return; // the server ended the stream
     } catch (e) {
       if (signal?.aborted) return;
+      if (e instanceof ConnectError && reasonOf(e) === ErrorReason.CURSOR_EXPIRED) throw new CursorExpiredError(e);
       if (!reconnect || !(e instanceof ConnectError)) throw e;
       // A watch cut off for reading too slowly resumes at once: its backlog is in the log.
       if (reasonOf(e) === ErrorReason.WATCH_TOO_SLOW) continue;

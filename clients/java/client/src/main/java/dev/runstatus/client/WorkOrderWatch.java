@@ -27,8 +27,11 @@ import java.util.Set;
  * }</pre>
  *
  * <p>{@link #hasNext} blocks until an event arrives; it is false once the watch is closed (from any
- * thread) or the server ended the stream. Any other failure is thrown as the
- * StatusRuntimeException it was. The stream has no deadline, whatever the client's default.
+ * thread) or the server ended the stream. A cursor older than the event log the server keeps ends
+ * it with a {@link CursorExpiredException}: the events after it were pruned by retention; re-read
+ * what you need ({@code ListWorkOrders}), then watch with {@code from_now}. Any other failure is
+ * thrown as the StatusRuntimeException it was. The stream has no deadline, whatever the client's
+ * default.
  */
 public final class WorkOrderWatch implements Iterator<WatchWorkOrdersResponse>, AutoCloseable {
   /** A stream that ends with these codes resumes from its cursor. */
@@ -80,6 +83,7 @@ public final class WorkOrderWatch implements Iterator<WatchWorkOrdersResponse>, 
    * Waits for the next event; reopens the stream from the cursor after a break.
    *
    * @return true when an event is there for {@link #next}; false once closed or ended
+   * @throws CursorExpiredException if the cursor is older than the log the server keeps
    * @throws StatusRuntimeException a failure the watch does not resume after (e.g.
    *     PERMISSION_DENIED), or CANCELLED if the waiting thread was interrupted
    */
@@ -186,6 +190,10 @@ public final class WorkOrderWatch implements Iterator<WatchWorkOrdersResponse>, 
 
   /** The milliseconds to wait before reopening, or the failure itself if it is not one to resume. */
   private long backoff(StatusRuntimeException e) {
+    // The events after the cursor are gone: never resumed past, whatever `reconnect` says.
+    if (ErrorDetails.reasonOf(e) == ErrorReason.ERROR_REASON_CURSOR_EXPIRED) {
+      throw new CursorExpiredException(e);
+    }
     // A watch cut off for reading too slowly resumes at once: its backlog comes from the log.
     if (reconnect && ErrorDetails.reasonOf(e) == ErrorReason.ERROR_REASON_WATCH_TOO_SLOW) {
       return 0;

@@ -6,11 +6,14 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import com.google.protobuf.Any;
 import com.google.protobuf.Timestamp;
+import com.google.rpc.ErrorInfo;
 import dev.runstatus.v1.CreateWorkOrderRequest;
 import dev.runstatus.v1.CreateWorkOrderResponse;
 import dev.runstatus.v1.Edge;
 import dev.runstatus.v1.EdgeCondition;
+import dev.runstatus.v1.ErrorReason;
 import dev.runstatus.v1.ErrorReport;
 import dev.runstatus.v1.ErrorSeverity;
 import dev.runstatus.v1.ErrorSource;
@@ -34,6 +37,7 @@ import io.grpc.ServerInterceptor;
 import io.grpc.ServerInterceptors;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
+import io.grpc.protobuf.StatusProto;
 import io.grpc.stub.StreamObserver;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -70,6 +74,14 @@ class DefaultsTest {
     @Override
     public void watchWorkOrders(WatchWorkOrdersRequest request, StreamObserver<WatchWorkOrdersResponse> answer) {
       watchCursors.add(request.getAfterCursor());
+      if (request.getAfterCursor().equals("pruned")) {
+        answer.onError(StatusProto.toStatusRuntimeException(com.google.rpc.Status.newBuilder()
+            .setCode(Status.Code.OUT_OF_RANGE.value()).setMessage("cursor expired")
+            .addDetails(Any.pack(ErrorInfo.newBuilder().setReason("CURSOR_EXPIRED").setDomain("runstatus.v1")
+                .putMetadata("oldest_cursor", "41").build()))
+            .build()));
+        return;
+      }
       int from = request.getAfterCursor().isEmpty() ? 0 : Integer.parseInt(request.getAfterCursor());
       for (int i = from + 1; i <= from + 2; i++) {
         answer.onNext(WatchWorkOrdersResponse.newBuilder().setCursor(String.valueOf(i))
@@ -158,6 +170,18 @@ class DefaultsTest {
       watchTimeouts.forEach(timeout -> assertNull(timeout, "a watch is sent no deadline"));
       watch.close();
       assertFalse(watch.hasNext(), "closed");
+    }
+  }
+
+  @Test
+  void anExpiredCursorEndsTheWatchWithCursorExpiredException() {
+    try (RunstatusClient client = RunstatusClient.builder(address).build();
+         WorkOrderWatch watch = client.watch(WatchWorkOrdersRequest.newBuilder().setAfterCursor("pruned").build())) {
+      CursorExpiredException expired = assertThrows(CursorExpiredException.class, watch::hasNext);
+      assertEquals("41", expired.oldestCursor());
+      assertEquals(Status.Code.OUT_OF_RANGE, expired.getStatus().getCode());
+      assertEquals(ErrorReason.ERROR_REASON_CURSOR_EXPIRED, ErrorDetails.reasonOf(expired));
+      assertEquals(List.of("pruned"), watchCursors, "never reopened");
     }
   }
 

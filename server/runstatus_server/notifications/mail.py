@@ -37,7 +37,7 @@ DEFAULT_PORTS = {SmtpSecurity.SMTP_SECURITY_NONE: 25, SmtpSecurity.SMTP_SECURITY
 class SmtpServer:
     host: str = ""
     port: int = 0  # 0: the security's usual port (25, 587, 465)
-    security: int = SmtpSecurity.SMTP_SECURITY_STARTTLS
+    security: SmtpSecurity.ValueType = SmtpSecurity.SMTP_SECURITY_STARTTLS
     username: str = ""
     password: str = ""  # never logged, never in a message
     from_address: str = ""

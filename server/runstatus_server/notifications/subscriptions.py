@@ -143,9 +143,9 @@ def delivery_state(delivery: NotificationDelivery) -> pb.NotificationDeliverySta
 def delivery_shown(delivery: NotificationDelivery) -> pb.NotificationDelivery:
     d = delivery
     shown_delivery = pb.NotificationDelivery(
-        id=d.id, subscription_id=d.subscription_id, kind=d.kind, state=delivery_state(d), event_sequence=d.event_seq,
-        event_count=d.event_count, attempts=d.attempts, last_error=d.last_error,
-        create_time=timestamp(d.create_time), update_time=timestamp(d.update_time))
+        id=d.id, subscription_id=d.subscription_id, kind=pb.NotificationDeliveryKind.ValueType(d.kind),
+        state=delivery_state(d), event_sequence=d.event_seq, event_count=d.event_count, attempts=d.attempts,
+        last_error=d.last_error, create_time=timestamp(d.create_time), update_time=timestamp(d.update_time))
     if d.state == DELIVERY_PENDING:
         shown_delivery.next_attempt_time.CopyFrom(timestamp(d.next_attempt_time))
     return shown_delivery

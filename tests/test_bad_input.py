@@ -119,3 +119,13 @@ def test_past_twenty_violations_each_listed_one_still_names_a_field(client: Clie
     assert len(violations) == 21
     assert all(field.startswith("workflow.steps[") for field, _ in violations), violations
     assert violations[-1][1].endswith("and 9 more not listed")
+
+
+def test_the_checked_time_bounds_are_the_filters_timestamp_fields() -> None:
+    """checks.TIME_RANGE_FIELDS is spelled out (a type checker reads it): it is every Timestamp
+    field of WorkOrderFilter, in their order, and nothing else."""
+    from runstatus_server.services.checks import TIME_RANGE_FIELDS
+
+    assert TIME_RANGE_FIELDS == tuple(
+        f.name for f in WorkOrderFilter.DESCRIPTOR.fields
+        if f.message_type is not None and f.message_type.full_name == "google.protobuf.Timestamp")

@@ -10,7 +10,7 @@ the write instead, once the request_id is looked up (project_service.py says why
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Literal, get_args
 
 from google.protobuf.struct_pb2 import Struct
 
@@ -40,9 +40,9 @@ from ..util import duration_us
 MAX_CLAIM = 100
 MAX_FILTER_STATUSES = 32
 # A WorkOrderFilter's time bounds (its Timestamp fields): each checked as a timestamp;
-# WatchWorkOrders takes none.
-TIME_RANGE_FIELDS = tuple(f.name for f in WorkOrderFilter.DESCRIPTOR.fields
-                          if f.message_type is not None and f.message_type.full_name == "google.protobuf.Timestamp")
+# WatchWorkOrders takes none. (tests/test_bad_input.py holds them to the filter's Timestamp fields.)
+TimeRangeField = Literal["create_time_start", "create_time_end", "update_time_start", "update_time_end"]
+TIME_RANGE_FIELDS: tuple[TimeRangeField, ...] = get_args(TimeRangeField)
 # The ids users choose (projects, workflows, steps) and the names they give them.
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 ID_RULE = "must be 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit"

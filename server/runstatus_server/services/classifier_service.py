@@ -14,6 +14,9 @@ class ClassifierService(pb_grpc.ClassifierServiceServicer):
         self.app = app
 
     @unary
-    async def Classify(self, request: pb.ClassifyRequest, context: grpc.aio.ServicerContext) -> pb.ClassifyResponse:
+    async def Classify(
+        self, request: pb.ClassifyRequest,
+        context: grpc.aio.ServicerContext[pb.ClassifyRequest, pb.ClassifyResponse],
+    ) -> pb.ClassifyResponse:
         checks.classify(request, self.app.limits)
         return pb.ClassifyResponse(classification=self.app.classifier.classify(request.error))

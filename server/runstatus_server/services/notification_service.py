@@ -95,8 +95,10 @@ class NotificationService(pb_grpc.NotificationServiceServicer):
         self.app = app
 
     @unary
-    async def CreateNotificationSubscription(self, request: pb.CreateNotificationSubscriptionRequest,
-                                             context: grpc.aio.ServicerContext) -> pb.CreateNotificationSubscriptionResponse:
+    async def CreateNotificationSubscription(
+        self, request: pb.CreateNotificationSubscriptionRequest,
+        context: grpc.aio.ServicerContext[pb.CreateNotificationSubscriptionRequest, pb.CreateNotificationSubscriptionResponse],
+    ) -> pb.CreateNotificationSubscriptionResponse:
         checks.create_notification_subscription(request, self.app.limits)
         given = request.subscription
         _may_create_in(given.project_id)
@@ -119,15 +121,19 @@ class NotificationService(pb_grpc.NotificationServiceServicer):
                                 pb.CreateNotificationSubscriptionResponse, op)
 
     @unary
-    async def GetNotificationSubscription(self, request: pb.GetNotificationSubscriptionRequest,
-                                          context: grpc.aio.ServicerContext) -> pb.GetNotificationSubscriptionResponse:
+    async def GetNotificationSubscription(
+        self, request: pb.GetNotificationSubscriptionRequest,
+        context: grpc.aio.ServicerContext[pb.GetNotificationSubscriptionRequest, pb.GetNotificationSubscriptionResponse],
+    ) -> pb.GetNotificationSubscriptionResponse:
         checks.subscription_id(request, self.app.limits)
         found = await self.app.store.read(_subscription, request.subscription_id)
         return pb.GetNotificationSubscriptionResponse(subscription=subs.shown(found))
 
     @unary
-    async def ListNotificationSubscriptions(self, request: pb.ListNotificationSubscriptionsRequest,
-                                            context: grpc.aio.ServicerContext) -> pb.ListNotificationSubscriptionsResponse:
+    async def ListNotificationSubscriptions(
+        self, request: pb.ListNotificationSubscriptionsRequest,
+        context: grpc.aio.ServicerContext[pb.ListNotificationSubscriptionsRequest, pb.ListNotificationSubscriptionsResponse],
+    ) -> pb.ListNotificationSubscriptionsResponse:
         checks.list_notification_subscriptions(request, self.app.limits)
         project = _listed_project(request.project_id)
         pager = pagination.by_id(request)
@@ -141,8 +147,10 @@ class NotificationService(pb_grpc.NotificationServiceServicer):
                                                         next_page_token=token)
 
     @unary
-    async def UpdateNotificationSubscription(self, request: pb.UpdateNotificationSubscriptionRequest,
-                                             context: grpc.aio.ServicerContext) -> pb.UpdateNotificationSubscriptionResponse:
+    async def UpdateNotificationSubscription(
+        self, request: pb.UpdateNotificationSubscriptionRequest,
+        context: grpc.aio.ServicerContext[pb.UpdateNotificationSubscriptionRequest, pb.UpdateNotificationSubscriptionResponse],
+    ) -> pb.UpdateNotificationSubscriptionResponse:
         paths = checks.update_notification_subscription(request, self.app.limits)
         given = request.subscription
         if "target" in paths:
@@ -169,8 +177,10 @@ class NotificationService(pb_grpc.NotificationServiceServicer):
                                 pb.UpdateNotificationSubscriptionResponse, op)
 
     @unary
-    async def DeleteNotificationSubscription(self, request: pb.DeleteNotificationSubscriptionRequest,
-                                             context: grpc.aio.ServicerContext) -> pb.DeleteNotificationSubscriptionResponse:
+    async def DeleteNotificationSubscription(
+        self, request: pb.DeleteNotificationSubscriptionRequest,
+        context: grpc.aio.ServicerContext[pb.DeleteNotificationSubscriptionRequest, pb.DeleteNotificationSubscriptionResponse],
+    ) -> pb.DeleteNotificationSubscriptionResponse:
         checks.subscription_id(request, self.app.limits)
 
         def op(tx: Tx) -> pb.DeleteNotificationSubscriptionResponse:
@@ -182,8 +192,10 @@ class NotificationService(pb_grpc.NotificationServiceServicer):
                                 pb.DeleteNotificationSubscriptionResponse, op)
 
     @unary
-    async def ListNotificationDeliveries(self, request: pb.ListNotificationDeliveriesRequest,
-                                         context: grpc.aio.ServicerContext) -> pb.ListNotificationDeliveriesResponse:
+    async def ListNotificationDeliveries(
+        self, request: pb.ListNotificationDeliveriesRequest,
+        context: grpc.aio.ServicerContext[pb.ListNotificationDeliveriesRequest, pb.ListNotificationDeliveriesResponse],
+    ) -> pb.ListNotificationDeliveriesResponse:
         checks.list_notification_deliveries(request, self.app.limits)
         size = pagination.page_size(request.page_size)
         after: tuple[int, str] | None = None
@@ -204,8 +216,10 @@ class NotificationService(pb_grpc.NotificationServiceServicer):
                                                      next_page_token=token)
 
     @unary
-    async def RedeliverNotification(self, request: pb.RedeliverNotificationRequest,
-                                    context: grpc.aio.ServicerContext) -> pb.RedeliverNotificationResponse:
+    async def RedeliverNotification(
+        self, request: pb.RedeliverNotificationRequest,
+        context: grpc.aio.ServicerContext[pb.RedeliverNotificationRequest, pb.RedeliverNotificationResponse],
+    ) -> pb.RedeliverNotificationResponse:
         checks.redeliver_notification(request, self.app.limits)
 
         def op(tx: Tx) -> pb.RedeliverNotificationResponse:
@@ -226,8 +240,10 @@ class NotificationService(pb_grpc.NotificationServiceServicer):
         return answer
 
     @unary
-    async def SendTestNotification(self, request: pb.SendTestNotificationRequest,
-                                   context: grpc.aio.ServicerContext) -> pb.SendTestNotificationResponse:
+    async def SendTestNotification(
+        self, request: pb.SendTestNotificationRequest,
+        context: grpc.aio.ServicerContext[pb.SendTestNotificationRequest, pb.SendTestNotificationResponse],
+    ) -> pb.SendTestNotificationResponse:
         checks.subscription_id(request, self.app.limits)
 
         def op(tx: Tx) -> pb.SendTestNotificationResponse:

@@ -21,7 +21,10 @@ class ProjectService(pb_grpc.ProjectServiceServicer):
     # before for another request is told so (REQUEST_ID_REUSED) before what is wrong with this one.
 
     @unary
-    async def CreateProject(self, request: pb.CreateProjectRequest, context: grpc.aio.ServicerContext) -> pb.CreateProjectResponse:
+    async def CreateProject(
+        self, request: pb.CreateProjectRequest,
+        context: grpc.aio.ServicerContext[pb.CreateProjectRequest, pb.CreateProjectResponse],
+    ) -> pb.CreateProjectResponse:
         def op(tx: Tx) -> pb.CreateProjectResponse:
             checks.project(request.project, self.app.limits, self.app.retention_min_us)
             return pb.CreateProjectResponse(project=projects.create(tx, request.project, now_us()))
@@ -29,13 +32,19 @@ class ProjectService(pb_grpc.ProjectServiceServicer):
         return await write_once(self.app.store, "CreateProject", request, pb.CreateProjectResponse, op)
 
     @unary
-    async def GetProject(self, request: pb.GetProjectRequest, context: grpc.aio.ServicerContext) -> pb.GetProjectResponse:
+    async def GetProject(
+        self, request: pb.GetProjectRequest,
+        context: grpc.aio.ServicerContext[pb.GetProjectRequest, pb.GetProjectResponse],
+    ) -> pb.GetProjectResponse:
         checks.project_id(request, self.app.limits)
         project = await self.app.store.read(projects.get, request.project_id)
         return pb.GetProjectResponse(project=project)
 
     @unary
-    async def UpdateProject(self, request: pb.UpdateProjectRequest, context: grpc.aio.ServicerContext) -> pb.UpdateProjectResponse:
+    async def UpdateProject(
+        self, request: pb.UpdateProjectRequest,
+        context: grpc.aio.ServicerContext[pb.UpdateProjectRequest, pb.UpdateProjectResponse],
+    ) -> pb.UpdateProjectResponse:
         def op(tx: Tx) -> pb.UpdateProjectResponse:
             checks.update_project(request, self.app.limits, self.app.retention_min_us)
             return pb.UpdateProjectResponse(project=projects.update(tx, request.project, request.update_mask, now_us()))
@@ -43,7 +52,10 @@ class ProjectService(pb_grpc.ProjectServiceServicer):
         return await write_once(self.app.store, "UpdateProject", request, pb.UpdateProjectResponse, op)
 
     @unary
-    async def ListProjects(self, request: pb.ListProjectsRequest, context: grpc.aio.ServicerContext) -> pb.ListProjectsResponse:
+    async def ListProjects(
+        self, request: pb.ListProjectsRequest,
+        context: grpc.aio.ServicerContext[pb.ListProjectsRequest, pb.ListProjectsResponse],
+    ) -> pb.ListProjectsResponse:
         pager = pagination.by_id(request)
         found = await self.app.store.scan(projects.visible, pager.after, pager.size, pager.max_bytes)
         page, token = pager.cut(found, lambda project: (project.id,))

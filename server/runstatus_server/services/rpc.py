@@ -9,7 +9,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn, Protocol, TypeVar
 
 import grpc
 from google.protobuf.message import Message
@@ -29,6 +29,12 @@ from .registry import Undecodable
 
 log = logging.getLogger("runstatus.rpc")
 
+# A servicer method: (servicer, request, context) -> its answer (None: a stream it writes).
+S = TypeVar("S", bound="Servicer")
+Req = TypeVar("Req", bound=Message)
+Ctx = TypeVar("Ctx", bound="grpc.aio.ServicerContext[Any, Any]")
+R = TypeVar("R")
+
 
 @dataclass
 class App:
@@ -47,10 +53,17 @@ class App:
     retention_min_us: int = 0
 
 
-async def _admit(servicer: Any, method: str, request: Message, context: grpc.aio.ServicerContext) -> None:
+class Servicer(Protocol):
+    """Every service's servicer: it holds the app."""
+
+    app: App
+
+
+async def _admit(servicer: Servicer, method: str, request: Message,
+                 context: grpc.aio.ServicerContext[Any, Any]) -> None:
     """Before every RPC: who is calling and may they call this method (auth.py has the rules),
     kept for the call's task (each RPC runs in a task of its own); and a request that parsed."""
-    authenticator: Authenticator | None = servicer.app.authenticator
+    authenticator = servicer.app.authenticator
     who: Principal | None = None
     if authenticator is not None:
         metadata = {key: value for key, value in context.invocation_metadata() or ()}
@@ -61,7 +74,7 @@ async def _admit(servicer: Any, method: str, request: Message, context: grpc.aio
         raise InvalidArgument([("request", f"cannot be parsed: {request.reason}")], reason=ErrorReason.ERROR_REASON_MALFORMED_REQUEST)
 
 
-async def _abort(context: grpc.aio.ServicerContext, error: ApiError) -> None:
+async def _abort(context: grpc.aio.ServicerContext[Any, Any], error: ApiError) -> NoReturn:
     await context.abort_with_status(rpc_status.to_status(error.to_status()))
 
 
@@ -103,13 +116,13 @@ def _method(fn: Callable[..., Any]) -> str:
     return f"{fn.__qualname__.split('.')[0]}.{fn.__name__}"
 
 
-def unary(fn: Callable[..., Any]) -> Callable[..., Any]:
+def unary(fn: Callable[[S, Req, Ctx], Awaitable[R]]) -> Callable[[S, Req, Ctx], Awaitable[R]]:
     """Wraps a unary RPC with auth, input parsing, error mapping and metrics. (Plain
     try/finally rather than a context manager: this runs on every call.)"""
     method = _method(fn)
 
     @functools.wraps(fn)
-    async def wrapper(self: Any, request: Message, context: grpc.aio.ServicerContext) -> Any:
+    async def wrapper(self: S, request: Req, context: Ctx) -> R:
         started, code = time.perf_counter(), "OK"
         try:
             await _admit(self, method, request, context)
@@ -125,7 +138,7 @@ def unary(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def streaming(fn: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
+def streaming(fn: Callable[[S, Req, Ctx], Awaitable[None]]) -> Callable[[S, Req, Ctx], Awaitable[None]]:
     """As `unary`, for a server-streaming RPC that sends its messages with `context.write`
     (so that a send can be given up on: see events.Subscription.sending)."""
     return unary(fn)

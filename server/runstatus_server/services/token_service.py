@@ -20,7 +20,10 @@ class TokenService(pb_grpc.TokenServiceServicer):
         self.app = app
 
     @unary
-    async def CreateToken(self, request: pb.CreateTokenRequest, context: grpc.aio.ServicerContext) -> pb.CreateTokenResponse:
+    async def CreateToken(
+        self, request: pb.CreateTokenRequest,
+        context: grpc.aio.ServicerContext[pb.CreateTokenRequest, pb.CreateTokenResponse],
+    ) -> pb.CreateTokenResponse:
         checks.create_token(request, self.app.limits)
 
         def op(tx: Tx) -> pb.CreateTokenResponse:
@@ -38,7 +41,10 @@ class TokenService(pb_grpc.TokenServiceServicer):
         return answer
 
     @unary
-    async def RevokeToken(self, request: pb.RevokeTokenRequest, context: grpc.aio.ServicerContext) -> pb.RevokeTokenResponse:
+    async def RevokeToken(
+        self, request: pb.RevokeTokenRequest,
+        context: grpc.aio.ServicerContext[pb.RevokeTokenRequest, pb.RevokeTokenResponse],
+    ) -> pb.RevokeTokenResponse:
         checks.revoke_token(request, self.app.limits)
 
         def op(tx: Tx) -> pb.RevokeTokenResponse:
@@ -50,7 +56,10 @@ class TokenService(pb_grpc.TokenServiceServicer):
         return answer
 
     @unary
-    async def ListTokens(self, request: pb.ListTokensRequest, context: grpc.aio.ServicerContext) -> pb.ListTokensResponse:
+    async def ListTokens(
+        self, request: pb.ListTokensRequest,
+        context: grpc.aio.ServicerContext[pb.ListTokensRequest, pb.ListTokensResponse],
+    ) -> pb.ListTokensResponse:
         pager = pagination.by_id(request)
         found = await self.app.store.scan(tokens.of_project, request.project_id, pager.after, pager.size,
                                           pager.max_bytes)
@@ -58,8 +67,10 @@ class TokenService(pb_grpc.TokenServiceServicer):
         return pb.ListTokensResponse(tokens=page, next_page_token=token)
 
     @unary
-    async def GetCallerToken(self, request: pb.GetCallerTokenRequest,
-                             context: grpc.aio.ServicerContext) -> pb.GetCallerTokenResponse:
+    async def GetCallerToken(
+        self, request: pb.GetCallerTokenRequest,
+        context: grpc.aio.ServicerContext[pb.GetCallerTokenRequest, pb.GetCallerTokenResponse],
+    ) -> pb.GetCallerTokenResponse:
         who = auth.caller.get()
         allowed = [f"runstatus.v1.{method}" for method in auth.allowed_methods(who)]
         if who is None:

@@ -6,7 +6,7 @@ from runstatus.v1 import work_order_service_pb2 as pb
 from runstatus.v1 import work_order_service_pb2_grpc as pb_grpc
 
 from .. import auth, log_horizon, pagination, projects, work_orders
-from ..idempotency import answered
+from ..idempotency import answer_or_raise, answered
 from ..runs import load, load_work_order, with_step_runs
 from ..store.base import Tx
 from ..util import now_us
@@ -20,7 +20,10 @@ class WorkOrderService(pb_grpc.WorkOrderServiceServicer):
         self.app = app
 
     @unary
-    async def CreateWorkOrder(self, request: pb.CreateWorkOrderRequest, context: grpc.aio.ServicerContext) -> pb.CreateWorkOrderResponse:
+    async def CreateWorkOrder(
+        self, request: pb.CreateWorkOrderRequest,
+        context: grpc.aio.ServicerContext[pb.CreateWorkOrderRequest, pb.CreateWorkOrderResponse],
+    ) -> pb.CreateWorkOrderResponse:
         checks.create_work_order(request, self.app.limits)
 
         def op(tx: Tx) -> pb.CreateWorkOrderResponse:
@@ -33,7 +36,10 @@ class WorkOrderService(pb_grpc.WorkOrderServiceServicer):
         return await write_once(self.app.store, "CreateWorkOrder", request, pb.CreateWorkOrderResponse, op)
 
     @unary
-    async def GetWorkOrder(self, request: pb.GetWorkOrderRequest, context: grpc.aio.ServicerContext) -> pb.GetWorkOrderResponse:
+    async def GetWorkOrder(
+        self, request: pb.GetWorkOrderRequest,
+        context: grpc.aio.ServicerContext[pb.GetWorkOrderRequest, pb.GetWorkOrderResponse],
+    ) -> pb.GetWorkOrderResponse:
         checks.work_order_id(request, self.app.limits)
 
         def op(tx: Tx) -> pb.GetWorkOrderResponse:
@@ -43,7 +49,10 @@ class WorkOrderService(pb_grpc.WorkOrderServiceServicer):
         return await self.app.store.read(op)
 
     @unary
-    async def ListWorkOrders(self, request: pb.ListWorkOrdersRequest, context: grpc.aio.ServicerContext) -> pb.ListWorkOrdersResponse:
+    async def ListWorkOrders(
+        self, request: pb.ListWorkOrdersRequest,
+        context: grpc.aio.ServicerContext[pb.ListWorkOrdersRequest, pb.ListWorkOrdersResponse],
+    ) -> pb.ListWorkOrdersResponse:
         checks.work_order_query(request, self.app.limits)
         pager = pagination.by_numbers(request, 2, None)
         found = await self.app.store.scan(work_orders.matching, request.project_id, request.filter,
@@ -52,7 +61,10 @@ class WorkOrderService(pb_grpc.WorkOrderServiceServicer):
         return pb.ListWorkOrdersResponse(work_orders=[w for w, _ in page], next_page_token=token)
 
     @unary
-    async def CountWorkOrders(self, request: pb.CountWorkOrdersRequest, context: grpc.aio.ServicerContext) -> pb.CountWorkOrdersResponse:
+    async def CountWorkOrders(
+        self, request: pb.CountWorkOrdersRequest,
+        context: grpc.aio.ServicerContext[pb.CountWorkOrdersRequest, pb.CountWorkOrdersResponse],
+    ) -> pb.CountWorkOrdersResponse:
         checks.work_order_query(request, self.app.limits)
         counts = await self.app.store.scan(work_orders.count, request.project_id, request.filter)
         return pb.CountWorkOrdersResponse(
@@ -61,7 +73,10 @@ class WorkOrderService(pb_grpc.WorkOrderServiceServicer):
         )
 
     @unary
-    async def RetryWorkOrder(self, request: pb.RetryWorkOrderRequest, context: grpc.aio.ServicerContext) -> pb.RetryWorkOrderResponse:
+    async def RetryWorkOrder(
+        self, request: pb.RetryWorkOrderRequest,
+        context: grpc.aio.ServicerContext[pb.RetryWorkOrderRequest, pb.RetryWorkOrderResponse],
+    ) -> pb.RetryWorkOrderResponse:
         checks.retry_work_order(request, self.app.limits)
 
         def op(tx: Tx) -> pb.RetryWorkOrderResponse:
@@ -71,12 +86,15 @@ class WorkOrderService(pb_grpc.WorkOrderServiceServicer):
         return await write_once(self.app.store, "RetryWorkOrder", request, pb.RetryWorkOrderResponse, op)
 
     @unary
-    async def RetryWorkOrders(self, request: pb.RetryWorkOrdersRequest, context: grpc.aio.ServicerContext) -> pb.RetryWorkOrdersResponse:
+    async def RetryWorkOrders(
+        self, request: pb.RetryWorkOrdersRequest,
+        context: grpc.aio.ServicerContext[pb.RetryWorkOrdersRequest, pb.RetryWorkOrdersResponse],
+    ) -> pb.RetryWorkOrdersResponse:
         checks.retry_work_orders(request, self.app.limits)
         # A repeat gets the first answer; the pages below are separate transactions.
         earlier = await self.app.store.read(answered, "RetryWorkOrders", request, pb.RetryWorkOrdersResponse)
         if earlier is not None:
-            return earlier
+            return answer_or_raise(earlier)
         # One page per write, so a bulk retry of thousands never holds the event loop long.
         retried = skipped = 0
         after = None
@@ -91,12 +109,18 @@ class WorkOrderService(pb_grpc.WorkOrderServiceServicer):
         return await write_once(self.app.store, "RetryWorkOrders", request, pb.RetryWorkOrdersResponse, lambda tx: answer)
 
     @unary
-    async def GetRun(self, request: pb.GetRunRequest, context: grpc.aio.ServicerContext) -> pb.GetRunResponse:
+    async def GetRun(
+        self, request: pb.GetRunRequest,
+        context: grpc.aio.ServicerContext[pb.GetRunRequest, pb.GetRunResponse],
+    ) -> pb.GetRunResponse:
         checks.get_run(request, self.app.limits)
         return pb.GetRunResponse(run=await self.app.store.read(lambda tx: with_step_runs(tx, load(tx, request.run_id).run)))
 
     @unary
-    async def ListRuns(self, request: pb.ListRunsRequest, context: grpc.aio.ServicerContext) -> pb.ListRunsResponse:
+    async def ListRuns(
+        self, request: pb.ListRunsRequest,
+        context: grpc.aio.ServicerContext[pb.ListRunsRequest, pb.ListRunsResponse],
+    ) -> pb.ListRunsResponse:
         checks.work_order_id(request, self.app.limits)
         pager = pagination.by_numbers(request, 1, (2**31,))  # newest first: the page runs before this number
         found = await self.app.store.scan(work_orders.runs_of, request.work_order_id, pager.after[0], pager.size,
@@ -105,7 +129,10 @@ class WorkOrderService(pb_grpc.WorkOrderServiceServicer):
         return pb.ListRunsResponse(runs=page, next_page_token=token)
 
     @unary
-    async def CancelRun(self, request: pb.CancelRunRequest, context: grpc.aio.ServicerContext) -> pb.CancelRunResponse:
+    async def CancelRun(
+        self, request: pb.CancelRunRequest,
+        context: grpc.aio.ServicerContext[pb.CancelRunRequest, pb.CancelRunResponse],
+    ) -> pb.CancelRunResponse:
         checks.cancel_run(request, self.app.limits)
 
         def op(tx: Tx) -> pb.CancelRunResponse:
@@ -113,8 +140,14 @@ class WorkOrderService(pb_grpc.WorkOrderServiceServicer):
 
         return await write_once(self.app.store, "CancelRun", request, pb.CancelRunResponse, op)
 
+    # A coroutine that writes its messages with context.write, which grpc.aio takes for a
+    # server-streaming method; the generated servicer declares only an iterator. Its messages
+    # may be encoded already (registry._encoded): one event goes to every watcher.
     @streaming
-    async def WatchWorkOrders(self, request: pb.WatchWorkOrdersRequest, context: grpc.aio.ServicerContext) -> None:
+    async def WatchWorkOrders(  # type: ignore[override]
+        self, request: pb.WatchWorkOrdersRequest,
+        context: grpc.aio.ServicerContext[pb.WatchWorkOrdersRequest, pb.WatchWorkOrdersResponse | bytes],
+    ) -> None:
         checks.watch_work_orders(request, self.app.limits)
         after = checks.after_cursor(request)
         project_id = auth.scope(request.project_id)

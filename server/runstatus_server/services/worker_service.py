@@ -22,7 +22,10 @@ class WorkerService(pb_grpc.WorkerServiceServicer):
         return protocol.Terms(self.app.leases, self.app.limits, self.app.classifier, now_us())
 
     @unary
-    async def ClaimRuns(self, request: pb.ClaimRunsRequest, context: grpc.aio.ServicerContext) -> pb.ClaimRunsResponse:
+    async def ClaimRuns(
+        self, request: pb.ClaimRunsRequest,
+        context: grpc.aio.ServicerContext[pb.ClaimRunsRequest, pb.ClaimRunsResponse],
+    ) -> pb.ClaimRunsResponse:
         checks.claim_runs(request, self.app.limits)
 
         def op(tx: Tx) -> pb.ClaimRunsResponse:
@@ -32,7 +35,10 @@ class WorkerService(pb_grpc.WorkerServiceServicer):
         return await write_once(self.app.store, "ClaimRuns", request, pb.ClaimRunsResponse, op)
 
     @unary
-    async def Heartbeat(self, request: pb.HeartbeatRequest, context: grpc.aio.ServicerContext) -> pb.HeartbeatResponse:
+    async def Heartbeat(
+        self, request: pb.HeartbeatRequest,
+        context: grpc.aio.ServicerContext[pb.HeartbeatRequest, pb.HeartbeatResponse],
+    ) -> pb.HeartbeatResponse:
         checks.report(request, self.app.limits)
         terms = self._terms()  # a beat counts from when it came, not from when its write runs
 
@@ -43,7 +49,10 @@ class WorkerService(pb_grpc.WorkerServiceServicer):
         return await self.app.store.write(op)
 
     @unary
-    async def StartRun(self, request: pb.StartRunRequest, context: grpc.aio.ServicerContext) -> pb.StartRunResponse:
+    async def StartRun(
+        self, request: pb.StartRunRequest,
+        context: grpc.aio.ServicerContext[pb.StartRunRequest, pb.StartRunResponse],
+    ) -> pb.StartRunResponse:
         checks.report(request, self.app.limits)
 
         def op(tx: Tx) -> pb.StartRunResponse | Refused:
@@ -53,7 +62,10 @@ class WorkerService(pb_grpc.WorkerServiceServicer):
         return await write_once(self.app.store, "StartRun", request, pb.StartRunResponse, op)
 
     @unary
-    async def StartStep(self, request: pb.StartStepRequest, context: grpc.aio.ServicerContext) -> pb.StartStepResponse:
+    async def StartStep(
+        self, request: pb.StartStepRequest,
+        context: grpc.aio.ServicerContext[pb.StartStepRequest, pb.StartStepResponse],
+    ) -> pb.StartStepResponse:
         checks.start_step(request, self.app.limits)
         report = protocol.StepStart(request.run_id, request.lease_token, request.step_id, request.previous_step_run_id)
 
@@ -64,7 +76,10 @@ class WorkerService(pb_grpc.WorkerServiceServicer):
         return await write_once(self.app.store, "StartStep", request, pb.StartStepResponse, op)
 
     @unary
-    async def CompleteStep(self, request: pb.CompleteStepRequest, context: grpc.aio.ServicerContext) -> pb.CompleteStepResponse:
+    async def CompleteStep(
+        self, request: pb.CompleteStepRequest,
+        context: grpc.aio.ServicerContext[pb.CompleteStepRequest, pb.CompleteStepResponse],
+    ) -> pb.CompleteStepResponse:
         checks.complete_step(request, self.app.limits)
         report = protocol.StepEnd(
             request.run_id, request.lease_token, request.step_run_id,
@@ -82,7 +97,10 @@ class WorkerService(pb_grpc.WorkerServiceServicer):
         return await write_once(self.app.store, "CompleteStep", request, pb.CompleteStepResponse, op)
 
     @unary
-    async def CompleteRun(self, request: pb.CompleteRunRequest, context: grpc.aio.ServicerContext) -> pb.CompleteRunResponse:
+    async def CompleteRun(
+        self, request: pb.CompleteRunRequest,
+        context: grpc.aio.ServicerContext[pb.CompleteRunRequest, pb.CompleteRunResponse],
+    ) -> pb.CompleteRunResponse:
         checks.complete_run(request, self.app.limits)
         report = protocol.RunEnd(request.run_id, request.lease_token,
                                  error=request.error if request.HasField("error") else None)

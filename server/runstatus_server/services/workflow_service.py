@@ -18,7 +18,10 @@ class WorkflowService(pb_grpc.WorkflowServiceServicer):
         self.app = app
 
     @unary
-    async def CreateWorkflow(self, request: pb.CreateWorkflowRequest, context: grpc.aio.ServicerContext) -> pb.CreateWorkflowResponse:
+    async def CreateWorkflow(
+        self, request: pb.CreateWorkflowRequest,
+        context: grpc.aio.ServicerContext[pb.CreateWorkflowRequest, pb.CreateWorkflowResponse],
+    ) -> pb.CreateWorkflowResponse:
         checks.create_workflow(request, self.app.limits)
 
         def op(tx: Tx) -> pb.CreateWorkflowResponse:
@@ -28,7 +31,10 @@ class WorkflowService(pb_grpc.WorkflowServiceServicer):
         return await write_once(self.app.store, "CreateWorkflow", request, pb.CreateWorkflowResponse, op)
 
     @unary
-    async def GetWorkflow(self, request: pb.GetWorkflowRequest, context: grpc.aio.ServicerContext) -> pb.GetWorkflowResponse:
+    async def GetWorkflow(
+        self, request: pb.GetWorkflowRequest,
+        context: grpc.aio.ServicerContext[pb.GetWorkflowRequest, pb.GetWorkflowResponse],
+    ) -> pb.GetWorkflowResponse:
         checks.get_workflow(request, self.app.limits)
         workflow = await self.app.store.read(
             workflows.get, request.project_id, request.workflow_id, request.version
@@ -36,7 +42,10 @@ class WorkflowService(pb_grpc.WorkflowServiceServicer):
         return pb.GetWorkflowResponse(workflow=workflow)
 
     @unary
-    async def ListWorkflows(self, request: pb.ListWorkflowsRequest, context: grpc.aio.ServicerContext) -> pb.ListWorkflowsResponse:
+    async def ListWorkflows(
+        self, request: pb.ListWorkflowsRequest,
+        context: grpc.aio.ServicerContext[pb.ListWorkflowsRequest, pb.ListWorkflowsResponse],
+    ) -> pb.ListWorkflowsResponse:
         checks.project_id(request, self.app.limits)
         pager = pagination.by_id(request)
         found = await self.app.store.scan(workflows.of_project, request.project_id, pager.after, pager.size,

@@ -35,7 +35,7 @@ WORKER, CLIENT, ADMIN = Role.ROLE_WORKER, Role.ROLE_CLIENT, Role.ROLE_ADMIN
 # (an ADMIN token of project "*") may create projects.
 _WORK_ORDERS = {CLIENT, ADMIN}
 _WORKERS = {WORKER, ADMIN}
-ALLOWED: dict[str, set[int]] = {
+ALLOWED: dict[str, set[Role.ValueType]] = {
     "ClassifierService.Classify": {WORKER, CLIENT, ADMIN},
     "WorkflowService.CreateWorkflow": {ADMIN},
     "WorkflowService.GetWorkflow": {WORKER, CLIENT, ADMIN},
@@ -68,7 +68,7 @@ def allowed_methods(who: Principal | None) -> list[str]:
 class Principal:
     token_id: str
     project_id: str
-    role: int
+    role: Role.ValueType
 
     @property
     def instance_admin(self) -> bool:

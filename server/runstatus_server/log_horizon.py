@@ -26,7 +26,7 @@ class CursorExpired(ApiError):
 
 
 def horizon(tx: Tx) -> int:
-    return int(tx.event_log_horizon())  # type: ignore[attr-defined]
+    return tx.event_log_horizon()
 
 
 def check_cursor(tx: Tx, cursor: int) -> None:

@@ -66,7 +66,9 @@ PAYLOADS_ERASED = Counter("runstatus_payloads_erased",
 
 
 def status_label(status: int) -> str:
-    return RunStatus.Name(status).removeprefix("RUN_STATUS_").lower() if status in RunStatus.values() else "unknown"
+    if status not in RunStatus.values():
+        return "unknown"
+    return RunStatus.Name(RunStatus.ValueType(status)).removeprefix("RUN_STATUS_").lower()
 
 
 class StoreGauges(Collector):

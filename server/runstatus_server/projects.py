@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 from google.protobuf.field_mask_pb2 import FieldMask
 
 from runstatus.v1.project_pb2 import Project
@@ -12,7 +14,9 @@ from .store.base import Page, Tx
 from .util import duration_us, timestamp
 
 DEFAULT = "default"
-UPDATABLE = ("name", "run_limit", "max_runtime", "retention")
+# The fields UpdateProject sets (its update_mask names them).
+Updatable = Literal["name", "run_limit", "max_runtime", "retention"]
+UPDATABLE: tuple[Updatable, ...] = get_args(Updatable)
 
 
 def ensure_default(tx: Tx, now: int) -> None:
@@ -59,6 +63,8 @@ def update(tx: Tx, project: Project, mask: FieldMask, now: int) -> Project:
     paths = list(mask.paths) or list(UPDATABLE)
     current = get(tx, project.id)
     for path in paths:
+        if path not in UPDATABLE:  # checks.update_project refuses it first
+            raise ValueError(f"UpdateProject does not set {path!r}")
         if path == "name":
             current.name = project.name
         elif project.HasField(path):

@@ -82,7 +82,7 @@ def describe_rules(rules: Rules) -> str:
     """Rules in force, as a line (for logs)."""
     policy = RetentionPolicy()
     for status, us in sorted(rules.keep_us.items()):
-        rule = policy.statuses.add(status=status)  # type: ignore[arg-type]
+        rule = policy.statuses.add(status=status)
         rule.keep.FromMicroseconds(us)
     if rules.payloads_us:
         policy.payloads.FromMicroseconds(rules.payloads_us)

@@ -16,7 +16,7 @@ from .store.base import Page, Tx
 from .util import now_us, timestamp
 
 
-def create(tx: Tx, project_id: str, role: int, name: str, now: int) -> tuple[Token, str]:
+def create(tx: Tx, project_id: str, role: Role.ValueType, name: str, now: int) -> tuple[Token, str]:
     """A new token and its secret (shown once), of a role checks.token_role accepts."""
     if project_id == INSTANCE:
         who = caller.get()
@@ -69,7 +69,7 @@ def create_offline(db: str, project_id: str, role: int, name: str) -> tuple[Toke
 
     def write(tx: Tx, now: int) -> tuple[Token, str]:
         projects.ensure_default(tx, now)
-        return create(tx, project_id, role, name, now)
+        return create(tx, project_id, Role.ValueType(role), name, now)
 
     async def main() -> tuple[Token, str]:
         store = open_store(db)

@@ -32,7 +32,10 @@ LIVE_TESTS = [
     "TestLiveRetryAfterUnavailableIsDoneOnce",
     "TestLiveFieldViolations",
     "TestLiveTokensAndNotificationsAreReachable",
+    "TestLiveWatchCursorExpired",
 ]
+# Run against `pruning_server` instead.
+PRUNING_TESTS = {"TestLiveWatchCursorExpired"}
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +45,18 @@ def go_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProces
     tmp = tmp_path_factory.mktemp("go-client")
     server = ServerProcess(tmp / "runstatus.db", "--lease-seconds", "2", "--sweep-seconds", "0.2",
                            "--notify-allow-private").start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def pruning_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A server where a project may keep ended work orders for a second (request ids are kept
+    for one), pruning often: a watch's cursor expires within a test."""
+    tmp = tmp_path_factory.mktemp("go-client-pruning")
+    server = ServerProcess(tmp / "runstatus.db", "--request-id-seconds", "1", "--sweep-seconds", "0.2").start()
     try:
         yield server
     finally:
@@ -69,7 +84,8 @@ def test_go_test_programs_list_matches() -> None:
 
 
 @pytest.mark.parametrize("name", LIVE_TESTS)
-def test_go_client_live(go_server: ServerProcess, tmp_path: pathlib.Path, name: str) -> None:
+def test_go_client_live(request: pytest.FixtureRequest, tmp_path: pathlib.Path, name: str) -> None:
+    go_server: ServerProcess = request.getfixturevalue("pruning_server" if name in PRUNING_TESTS else "go_server")
     control = tmp_path / "control"
     control.mkdir()
     done = threading.Event()

@@ -22,6 +22,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	runstatusv1 "github.com/runstatus/runstatus/clients/go/runstatus/v1"
@@ -638,5 +640,57 @@ func TestLiveTokensAndNotificationsAreReachable(t *testing.T) {
 	_, err = c.Notifications.GetNotificationSubscription(ctx, &runstatusv1.GetNotificationSubscriptionRequest{SubscriptionId: id})
 	if ReasonOf(err) != runstatusv1.ErrorReason_ERROR_REASON_NOTIFICATION_SUBSCRIPTION_NOT_FOUND {
 		t.Errorf("a deleted subscription: %v", err)
+	}
+}
+
+// TestLiveWatchCursorExpired needs a server whose --request-id-seconds is 1, so
+// a project may keep its cancelled work orders for a second (it skips on
+// another): the pruner deletes one with its events, and a watch from the
+// cursor before them ends with ErrCursorExpired.
+func TestLiveWatchCursorExpired(t *testing.T) {
+	c := liveClient(t, liveAddress(t))
+	ctx := liveContext(t)
+	project := liveProject(ctx, t, c)
+	_, err := c.Projects.UpdateProject(ctx, &runstatusv1.UpdateProjectRequest{
+		Project: &runstatusv1.Project{Id: project, Retention: &runstatusv1.RetentionPolicy{Statuses: []*runstatusv1.StatusRetention{{
+			Status: runstatusv1.RunStatus_RUN_STATUS_CANCELLED, Keep: durationpb.New(time.Second)}}}},
+		UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"retention"}},
+	})
+	if status.Code(err) == codes.InvalidArgument {
+		t.Skipf("the server keeps request ids longer than a second: %v", err)
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	runID := liveWorkOrder(ctx, t, c, project, []string{"a"}, nil, nil)
+	workOrderID := getRun(ctx, t, c, runID).GetWorkOrderId()
+	if _, err := c.WorkOrders.CancelRun(ctx, &runstatusv1.CancelRunRequest{RunId: runID, Reason: "to be pruned"}); err != nil {
+		t.Fatal(err)
+	}
+	var old string
+	for item, err := range c.Watch(ctx, &runstatusv1.WatchWorkOrdersRequest{ProjectId: project}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		old = item.GetCursor()
+		break
+	}
+	for {
+		_, err := c.WorkOrders.GetWorkOrder(ctx, &runstatusv1.GetWorkOrderRequest{WorkOrderId: workOrderID})
+		if status.Code(err) == codes.NotFound {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("the cancelled work order was not pruned: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	var last error
+	for _, err := range c.Watch(ctx, &runstatusv1.WatchWorkOrdersRequest{ProjectId: project, AfterCursor: old}) {
+		last = err
+		break
+	}
+	var expired *CursorExpiredError
+	if !errors.Is(last, ErrCursorExpired) || !errors.As(last, &expired) || expired.OldestCursor == "" {
+		t.Fatalf("a watch after a pruned cursor ended with %v", last)
 	}
 }

@@ -3,8 +3,10 @@ up (retention.py says when), with their runs, step runs and events, erases paylo
 own period, and prunes the event log to one horizon.
 
 Writers must not feel it: every change is a small write of its own (a batch of work orders),
-and after each the pruner waits nine times as long as the write ran, so that it takes at most a
-tenth of the writer's time however much is due; a pass stops at a bound and the next goes on.
+and after each the pruner waits nine times as long as the write held the writers up (its run and
+the COMMIT it made longer), so that it takes at most a tenth of the writer's time however much is
+due; a pass stops at a bound and the next goes on, and stops at once when the project's policy
+changes under it.
 The status counts stay exact: the count buckets follow every deleted work order through the
 work_orders triggers (both backends), as they follow every insert and change.
 
@@ -20,6 +22,7 @@ that way (the horizon pass stops at the least advanced subscription's cursor).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -44,8 +47,9 @@ Archive = Callable[[Tx, list[str]], None]
 BATCH = 200  # work orders deleted per write
 ERASE_BATCH = 100  # work orders whose payloads are erased per write (each reads its runs)
 EVENT_BATCH = 2000  # events below the horizon deleted per write
-# After each write the pruner waits this many times as long as the write itself ran: it takes at
-# most a tenth of the writer's time (SQLite runs writes on the event loop, beside every RPC).
+# After each write the pruner waits this many times as long as the write held the writers up (its
+# run and its COMMIT): it takes at most a tenth of the writer's time (SQLite runs writes on the event
+# loop, beside every RPC, and the writes that arrive during a COMMIT wait for it).
 PAUSE = 9.0
 MAX_PER_PASS = 20_000  # work orders a pass deletes (or erases) at most; the next pass goes on
 PROJECT_PAGE = 1000
@@ -71,9 +75,13 @@ def _all_projects(tx: Tx) -> list[Project]:
 
 
 def prune_batch(tx: Tx, project_id: str, status: int, before_us: int, limit: int,
-                archive: Archive | None) -> int:
+                archive: Archive | None, still: Callable[[Tx], bool] | None = None) -> int:
     """Deletes up to `limit` of a project's work orders of `status` last changed before
-    `before_us` (none with a run in flight), archived first when `archive` is given; how many."""
+    `before_us` (none with a run in flight), archived first when `archive` is given; how many.
+    `still`, when given, is asked first, in the same write: does the policy that set `before_us`
+    still hold? If not (UpdateProject changed it during the pass), nothing is deleted."""
+    if still is not None and not still(tx):
+        return 0
     ids = tx.due_work_orders(project_id, status, before_us, limit)
     if ids:
         if archive is not None:
@@ -155,19 +163,29 @@ class Pruner:
         self.max_per_pass = max_per_pass
         self._warned: set[str] = set()
 
+    def _still(self, tx: Tx, *, project_id: str, status: int, keep_us: int, archive: bool) -> bool:
+        """Whether the project's retention still keeps work orders of `status` for `keep_us`
+        (and archives them as it did): a pass is long (its writes are paced), and a policy changed
+        meanwhile must stop the deletions it no longer asks for at once, not at the next pass."""
+        project = tx.get_project(project_id)
+        if project is None:
+            return False
+        rules = retention.effective(project, self.default)
+        return rules.keep_us.get(status) == keep_us and rules.archive == archive
+
     async def _write(self, fn: Callable[..., object], *args: object) -> object:
-        """A write, then a pause of PAUSE times its own running time (not its wait for a commit)."""
-        ran = [0.0]
+        """A write, then a pause of PAUSE times as long as it held the writers up: from the moment
+        it began to run (not its wait for a turn) to the end of the COMMIT that holds it. The COMMIT
+        is counted: a batch deleted makes the writers' COMMIT longer (its pages go through the WAL
+        and a checkpoint; on SQLite ~3 pages a work order at 200 a batch), and writers wait for it."""
+        began = [0.0]
 
         def timed(tx: Tx, *more: object) -> object:
-            began = time.perf_counter()
-            try:
-                return fn(tx, *more)
-            finally:
-                ran[0] = time.perf_counter() - began
+            began[0] = time.perf_counter()
+            return fn(tx, *more)
 
         outcome = await self.store.write(timed, *args)
-        await asyncio.sleep(ran[0] * PAUSE)
+        await asyncio.sleep((time.perf_counter() - began[0]) * PAUSE)
         return outcome
 
     async def run_pass(self, now: int) -> Pass:
@@ -181,9 +199,11 @@ class Pruner:
                 done.skipped.add(project.id)
                 continue
             for status, keep_us in sorted(rules.keep_us.items()):
+                still = functools.partial(self._still, project_id=project.id, status=status, keep_us=keep_us,
+                                          archive=rules.archive)
                 while budget > 0:
                     n = int(await self._write(prune_batch, project.id, status, now - keep_us, min(BATCH, budget),
-                                              self.archive if rules.archive else None))
+                                              self.archive if rules.archive else None, still))
                     done.pruned += n
                     budget -= n
                     if n < BATCH:

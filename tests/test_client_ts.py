@@ -108,10 +108,12 @@ def servers(tmp_path: pathlib.Path, certs: dict[str, pathlib.Path]) -> Iterator[
     mtls = ServerProcess(tmp_path / "mtls.db", *tls_args, "--tls-client-ca", str(certs["ca.pem"]))
     admin_token = offline_admin_token(tmp_path / "auth.db")
     auth = ServerProcess(tmp_path / "auth.db", "--auth")
+    # Request ids kept a second, so a project may keep its ended work orders a second: a cursor expires.
+    pruning = ServerProcess(tmp_path / "pruning.db", "--request-id-seconds", "1", "--sweep-seconds", "0.2")
     started: list[ServerProcess] = []
     control: Control | None = None
     try:
-        for server in (plain, tls, mtls, auth):
+        for server in (plain, tls, mtls, auth, pruning):
             started.append(server.start())
         control = Control(plain)
         yield {
@@ -124,6 +126,7 @@ def servers(tmp_path: pathlib.Path, certs: dict[str, pathlib.Path]) -> Iterator[
             "RUNSTATUS_CLIENT_KEY": str(certs["client.key"]),
             "RUNSTATUS_AUTH_ADDRESS": auth.address,
             "RUNSTATUS_ADMIN_TOKEN": admin_token,
+            "RUNSTATUS_PRUNING_ADDRESS": pruning.address,
         }, control
     finally:
         if control is not None:

@@ -5,6 +5,7 @@
 //   RUNSTATUS_TLS_ADDRESS      a TLS server; RUNSTATUS_MTLS_ADDRESS one requiring client certificates
 //   RUNSTATUS_CA, RUNSTATUS_CLIENT_CERT, RUNSTATUS_CLIENT_KEY  PEM files (a private CA, a client's)
 //   RUNSTATUS_AUTH_ADDRESS, RUNSTATUS_ADMIN_TOKEN              a server with --auth and its admin
+//   RUNSTATUS_PRUNING_ADDRESS  a server with --request-id-seconds 1: a project may keep work orders a second
 //
 //   node --test test/live/client.live.test.mjs
 import assert from "node:assert/strict";
@@ -15,7 +16,7 @@ import { after, before, describe, it } from "node:test";
 
 import { Code, ConnectError } from "@connectrpc/connect";
 
-import { createClients, fieldViolations, reasonOf, ErrorReason, Worker } from "../../dist/index.js";
+import { createClients, CursorExpiredError, fieldViolations, reasonOf, ErrorReason, Worker } from "../../dist/index.js";
 import { ErrorSeverity } from "../../dist/gen/runstatus/v1/error_pb.js";
 import { RunStatus } from "../../dist/gen/runstatus/v1/status_pb.js";
 import { Role } from "../../dist/gen/runstatus/v1/token_pb.js";
@@ -272,6 +273,39 @@ describe("watch", () => {
     assert.equal(events.length, 1);
     assert.equal(events[0].status, RunStatus.PENDING);
     quick.close();
+  });
+});
+
+describe("watch after pruning", () => {
+  it("ends with a CursorExpiredError when the events after its cursor were pruned", async () => {
+    const pruning = createClients(env("RUNSTATUS_PRUNING_ADDRESS"), { timeoutMs: 20_000 });
+    const projectId = `ts-live-${randomBytes(4).toString("hex")}`;
+    await pruning.projects.createProject({ project: { id: projectId } });
+    await pruning.projects.updateProject({
+      project: { id: projectId, retention: { statuses: [{ status: RunStatus.CANCELLED, keep: { seconds: 1n } }] } },
+      updateMask: { paths: ["retention"] },
+    });
+    await pruning.workflows.createWorkflow({ workflow: { id: "wf", projectId, steps: [{ id: "a" }] } });
+    const { workOrder, run } = await pruning.workOrders.createWorkOrder({ projectId, workflowId: "wf" });
+    await pruning.workOrders.cancelRun({ runId: run.id, reason: "to be pruned" });
+    let old = "";
+    for await (const { cursor } of pruning.watch({ projectId })) {
+      old = cursor;
+      break;
+    }
+    for (let gone = false; !gone;) {
+      try {
+        await pruning.workOrders.getWorkOrder({ workOrderId: workOrder.id });
+        await new Promise((r) => setTimeout(r, 100));
+      } catch (e) {
+        assert.ok(e instanceof ConnectError && e.code === Code.NotFound, String(e));
+        gone = true;
+      }
+    }
+    await assert.rejects(async () => {
+      for await (const _ of pruning.watch({ projectId, afterCursor: old })) assert.fail("no event after a pruned cursor");
+    }, (e) => e instanceof CursorExpiredError && e.oldestCursor !== "" && e.code === Code.OutOfRange);
+    pruning.close();
   });
 });
 

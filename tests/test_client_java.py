@@ -33,6 +33,7 @@ TESTS = [
     "fieldViolationsNameEveryWrongField",
     "asyncAndFutureStubsSendTheTokenUnderAuth",
     "tokensAndNotificationsAreReachable",
+    "aWatchAfterAPrunedCursorThrowsCursorExpired",
 ]
 
 # Maven builds and runs the suite in the module fixture: 30 s on a quiet machine, over 100 s on
@@ -40,7 +41,8 @@ TESTS = [
 pytestmark = pytest.mark.timeout(900)
 
 
-def run_suite(tmp: pathlib.Path, server: ServerProcess, secured: ServerProcess, token: str) -> dict[str, str]:
+def run_suite(tmp: pathlib.Path, server: ServerProcess, secured: ServerProcess, token: str,
+              pruning: ServerProcess) -> dict[str, str]:
     """Runs LiveServerTest once; answers each test's outcome ('passed', or why it did not)."""
     source = tmp / "checkout"
     shutil.copytree(ROOT / "clients/java", source / "clients/java", ignore=shutil.ignore_patterns("target"))
@@ -54,7 +56,8 @@ def run_suite(tmp: pathlib.Path, server: ServerProcess, secured: ServerProcess, 
         ["mvn", "-q", "-B", "test", "-pl", "client", f"-Dtest={SUITE.rsplit('.', 1)[1]}",
          "-Dsurefire.failIfNoSpecifiedTests=false",
          f"-Drunstatus.address={server.address}", f"-Drunstatus.control={control}",
-         f"-Drunstatus.authAddress={secured.address}", f"-Drunstatus.token={token}"],
+         f"-Drunstatus.authAddress={secured.address}", f"-Drunstatus.token={token}",
+         f"-Drunstatus.pruningAddress={pruning.address}"],
         cwd=source / "clients/java", env=env, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 900
     try:
@@ -91,11 +94,14 @@ def outcomes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str
     server = ServerProcess(tmp / "plain.db", "--lease-seconds", "2", "--sweep-seconds", "0.2").start()
     token = offline_admin_token(tmp / "auth.db")
     secured = ServerProcess(tmp / "auth.db", "--auth").start()
+    # Request ids kept a second, so a project may keep its ended work orders a second: a cursor expires.
+    pruning = ServerProcess(tmp / "pruning.db", "--request-id-seconds", "1", "--sweep-seconds", "0.2").start()
     try:
-        yield run_suite(tmp, server, secured, token)
+        yield run_suite(tmp, server, secured, token, pruning)
     finally:
         server.stop()
         secured.stop()
+        pruning.stop()
 
 
 @pytest.mark.parametrize("name", TESTS)

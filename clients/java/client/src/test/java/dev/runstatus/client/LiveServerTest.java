@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
+import com.google.protobuf.FieldMask;
 import com.google.protobuf.Struct;
 import com.google.protobuf.Value;
 import com.google.rpc.BadRequest;
@@ -24,13 +25,17 @@ import dev.runstatus.v1.Event;
 import dev.runstatus.v1.EventType;
 import dev.runstatus.v1.GetCallerTokenRequest;
 import dev.runstatus.v1.GetRunRequest;
+import dev.runstatus.v1.GetWorkOrderRequest;
 import dev.runstatus.v1.ListNotificationSubscriptionsRequest;
 import dev.runstatus.v1.ListWorkOrdersRequest;
 import dev.runstatus.v1.Project;
+import dev.runstatus.v1.RetentionPolicy;
 import dev.runstatus.v1.Run;
 import dev.runstatus.v1.RunStatus;
+import dev.runstatus.v1.StatusRetention;
 import dev.runstatus.v1.Step;
 import dev.runstatus.v1.StepRun;
+import dev.runstatus.v1.UpdateProjectRequest;
 import dev.runstatus.v1.WatchWorkOrdersRequest;
 import dev.runstatus.v1.WatchWorkOrdersResponse;
 import dev.runstatus.v1.WorkOrder;
@@ -420,6 +425,50 @@ class LiveServerTest {
       flaky.workOrders().createWorkOrder(request);
       CreateWorkOrderRequest third = CreateWorkOrderRequest.parseFrom(proxy.creates.get(2));
       assertNotEquals(first.getRequestId(), third.getRequestId());
+    }
+  }
+
+  @Test
+  void aWatchAfterAPrunedCursorThrowsCursorExpired() throws InterruptedException {
+    String address = System.getProperty("runstatus.pruningAddress", "");
+    assumeTrue(!address.isEmpty(), "needs -Drunstatus.pruningAddress (a server with --request-id-seconds 1)");
+    try (RunstatusClient pruning = RunstatusClient.connect(address)) {
+      String project = "java-live-" + UUID.randomUUID().toString().substring(0, 8);
+      pruning.projects().createProject(CreateProjectRequest.newBuilder()
+          .setProject(Project.newBuilder().setId(project)).build());
+      // Cancelled work orders kept a second: the server allows it as its request ids are kept a second.
+      pruning.projects().updateProject(UpdateProjectRequest.newBuilder()
+          .setProject(Project.newBuilder().setId(project).setRetention(RetentionPolicy.newBuilder()
+              .addStatuses(StatusRetention.newBuilder().setStatus(RunStatus.RUN_STATUS_CANCELLED)
+                  .setKeep(com.google.protobuf.Duration.newBuilder().setSeconds(1)))))
+          .setUpdateMask(FieldMask.newBuilder().addPaths("retention")).build());
+      pruning.workflows().createWorkflow(CreateWorkflowRequest.newBuilder().setWorkflow(Workflow.newBuilder()
+          .setId("wf").setProjectId(project).addSteps(Step.newBuilder().setId("a"))).build());
+      CreateWorkOrderResponse created = pruning.workOrders().createWorkOrder(CreateWorkOrderRequest.newBuilder()
+          .setProjectId(project).setWorkflowId("wf").build());
+      pruning.workOrders().cancelRun(CancelRunRequest.newBuilder().setRunId(created.getRun().getId())
+          .setReason("to be pruned").build());
+      String old;
+      try (WorkOrderWatch watch = pruning.watch(WatchWorkOrdersRequest.newBuilder().setProjectId(project).build())) {
+        old = watch.next().getCursor();
+      }
+      long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
+      while (true) {
+        try {
+          pruning.workOrders().getWorkOrder(GetWorkOrderRequest.newBuilder()
+              .setWorkOrderId(created.getWorkOrder().getId()).build());
+        } catch (StatusRuntimeException e) {
+          assertEquals(Status.Code.NOT_FOUND, e.getStatus().getCode());
+          break;
+        }
+        assertTrue(System.nanoTime() < deadline, "the cancelled work order was not pruned");
+        Thread.sleep(100);
+      }
+      try (WorkOrderWatch watch = pruning.watch(WatchWorkOrdersRequest.newBuilder()
+               .setProjectId(project).setAfterCursor(old).build())) {
+        CursorExpiredException expired = assertThrows(CursorExpiredException.class, watch::hasNext);
+        assertFalse(expired.oldestCursor().isEmpty());
+      }
     }
   }
 

@@ -27,6 +27,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Concatenate, ParamSpec, TypeVar
 
 from runstatus import status_table
 from runstatus.v1.project_pb2 import Project, RetentionPolicy
@@ -39,6 +40,9 @@ from .store.base import Store, Tx
 from .util import timestamp
 
 log = logging.getLogger("runstatus.retention")
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 # Writes the work orders about to be deleted (their ids) to the archive, inside the write that
 # deletes them: if it raises, nothing is deleted. See Pruner.archive.
@@ -173,18 +177,18 @@ class Pruner:
         rules = retention.effective(project, self.default)
         return rules.keep_us.get(status) == keep_us and rules.archive == archive
 
-    async def _write(self, fn: Callable[..., object], *args: object) -> object:
+    async def _write(self, fn: Callable[Concatenate[Tx, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
         """A write, then a pause of PAUSE times as long as it held the writers up: from the moment
         it began to run (not its wait for a turn) to the end of the COMMIT that holds it. The COMMIT
         is counted: a batch deleted makes the writers' COMMIT longer (its pages go through the WAL
         and a checkpoint; on SQLite ~3 pages a work order at 200 a batch), and writers wait for it."""
         began = [0.0]
 
-        def timed(tx: Tx, *more: object) -> object:
+        def timed(tx: Tx, /, *more: P.args, **named: P.kwargs) -> T:
             began[0] = time.perf_counter()
-            return fn(tx, *more)
+            return fn(tx, *more, **named)
 
-        outcome = await self.store.write(timed, *args)
+        outcome = await self.store.write(timed, *args, **kwargs)
         await asyncio.sleep((time.perf_counter() - began[0]) * PAUSE)
         return outcome
 
@@ -209,7 +213,7 @@ class Pruner:
                     if n < BATCH:
                         break
             while rules.payloads_us and budget > 0:
-                erased, more = await self._write(erase_batch, project.id, now - rules.payloads_us,  # type: ignore[misc]
+                erased, more = await self._write(erase_batch, project.id, now - rules.payloads_us,
                                                  min(ERASE_BATCH, budget), now)
                 done.erased += erased
                 budget -= max(erased, 1)

@@ -94,6 +94,7 @@ cross-language-sqlite cross-language-postgres: cross-language-%: tools
 # Types and formatting in every language.
 lint: tools
 	$(BIN)/mypy clients/python/runstatus
+	$(BIN)/mypy server/runstatus_server
 	cd clients/go && test -z "$$(gofmt -l .)" && go vet ./...
 	cd clients/ts && npm run --silent typecheck
 

@@ -359,9 +359,9 @@ def plot(samples: list[dict[str, Any]], f: dict[str, float], args: argparse.Name
     lines = write_ax.get_legend_handles_labels()[0] + pruned_ax.get_legend_handles_labels()[0]
     write_ax.legend(lines, [str(line.get_label()) for line in lines], loc="center right")
     lat_ax.plot(t, [s["p99_ms"] for s in samples], color="tab:purple")
-    lat_ax.set_ylabel("CreateWorkOrder p99 (ms)")
+    lat_ax.set_ylabel("CreateWorkOrder p99 (ms, log)")
     lat_ax.set_xlabel("minutes")
-    lat_ax.set_ylim(bottom=0)
+    lat_ax.set_yscale("log")
     for ax in (size_ax, write_ax, lat_ax):
         ax.axvspan(0, args.off_minutes, color="grey", alpha=0.12, label="pruning off")
         ax.grid(alpha=0.3)
@@ -386,9 +386,13 @@ def main() -> int:
     parser.add_argument("--interval", type=float, default=5.0, help="seconds between samples")
     parser.add_argument("--png", type=pathlib.Path, default=None, help="the plot (default docs/soak-BACKEND.png)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (database, server log)")
+    parser.add_argument("--replot", type=pathlib.Path, default=None,
+                        help="no run: plot and judge the samples a run saved (give its other options too)")
     args = parser.parse_args()
     args.rate = args.rate or (60.0 if args.backend == "sqlite" else 25.0)
     png = args.png or ROOT / "docs" / f"soak-{args.backend}.png"
+    if args.replot:
+        return report(json.loads(args.replot.read_text()), args, png)
     work = pathlib.Path(tempfile.mkdtemp(prefix="runstatus-soak-"))
     pg = None
     if args.backend == "postgres":
@@ -413,7 +417,13 @@ def main() -> int:
             pg.remove()
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
-    (work.parent / f"soak-{args.backend}-{os.getpid()}.json").write_text(json.dumps(samples))
+    saved = work.parent / f"soak-{args.backend}-{os.getpid()}.json"
+    saved.write_text(json.dumps(samples))
+    print(f"samples: {saved} (--replot)")
+    return report(samples, args, png)
+
+
+def report(samples: list[dict[str, Any]], args: argparse.Namespace, png: pathlib.Path) -> int:
     f = figures(samples, args.minutes * 60)
     plot(samples, f, args, args.backend, png)
     size_ok = 0.9 <= f["size_ratio"] <= 1.1

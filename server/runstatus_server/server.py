@@ -11,7 +11,7 @@ import logging
 import signal
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -342,37 +342,61 @@ class Server:
     async def stop(self) -> None:
         """Graceful: refuse new RPCs, let in-flight ones (and their writes) finish, then close.
         Each phase's seconds are logged with "stopped"; a stop that outlasts the grace period by
-        STOP_STACKS_SECONDS dumps every thread's stack to the log (faulthandler), to say where."""
+        STOP_STACKS_SECONDS logs where each asyncio task waits and every thread's stack
+        (faulthandler), to say why."""
         faulthandler.dump_traceback_later(self.settings.grace_seconds + STOP_STACKS_SECONDS)
         took: dict[str, float] = {}
+        phase = ["web"]
+        watchdog = asyncio.create_task(_report_late_stop(self.settings.grace_seconds + STOP_STACKS_SECONDS, phase))
         started = time.monotonic()
 
-        def done(phase: str) -> None:
+        def done(then: str) -> None:
             nonlocal started
-            took[f"{phase}_seconds"] = round(time.monotonic() - started, 3)
-            started = time.monotonic()
+            took[f"{phase[0]}_seconds"] = round(time.monotonic() - started, 3)
+            phase[0], started = then, time.monotonic()
 
         try:
             for name in ["", *SERVICE_NAMES]:
                 await self._set_health(name, health_pb2.HealthCheckResponse.NOT_SERVING)
             if self.web is not None:
                 await self.web.stop()
-            done("web")
+            done("grpc")
             self.feed.close()  # watches end at once; unary calls get the grace period
             if self._grpc is not None:
                 await self._grpc.stop(self.settings.grace_seconds)
-            done("grpc")
+            done("tasks")
             for task in self._tasks:
                 task.cancel()
             for task in self._tasks:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
-            done("tasks")
-            await self.store.close()
             done("store")
+            await self.store.close()
+            done("")
         finally:
             faulthandler.cancel_dump_traceback_later()
+            watchdog.cancel()
         log.info("stopped", extra=took)
+
+
+def _awaiting(task: asyncio.Task[object]) -> str:
+    """Where a suspended task waits: its chain of awaits, outermost first (file:line function)."""
+    where: list[str] = []
+    coro: Any = task.get_coro()
+    while coro is not None:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is not None:
+            where.append(f"{frame.f_code.co_filename.rsplit('/', 1)[-1]}:{frame.f_lineno} {frame.f_code.co_name}")
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+    return " > ".join(where) or repr(task)
+
+
+async def _report_late_stop(after: float, phase: list[str]) -> None:
+    await asyncio.sleep(after)
+    for task in asyncio.all_tasks():
+        if task is not asyncio.current_task():
+            log.warning("the stop is late: a task still waits", extra={
+                "phase": phase[0], "task": task.get_name(), "awaiting": _awaiting(task)})
 
 
 async def serve(settings: Settings) -> None:

@@ -196,7 +196,7 @@ class ServerProcess:
             # The server dumps its threads' stacks into its log when a stop runs late: show them.
             self.proc.kill()
             self.proc.wait()
-            tail = self.log_path.read_text(errors="replace")[-20_000:]
+            tail = self.log_path.read_text(errors="replace")[-60_000:]
             raise AssertionError(f"the server did not stop within {timeout} s; its log ends:\n{tail}") from None
 
     def kill(self) -> None:

@@ -115,7 +115,10 @@ def _struct(value: dict[str, Any]) -> Any:
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Data]:
-    server = ServerProcess(tmp_path_factory.mktemp("export") / "runstatus.db").start()
+    # Leases that outlast the module: claims hand out the older pending runs on the way to the one
+    # asked for (harness.Client.claim_run), and on a loaded machine their leases expired mid-test,
+    # making them LOST between a test's reading of them and its export.
+    server = ServerProcess(tmp_path_factory.mktemp("export") / "runstatus.db", "--lease-seconds", "3600").start()
     made = Data(server)
     try:
         yield made

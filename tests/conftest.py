@@ -13,8 +13,17 @@ def pytest_report_header() -> str:
     return f"runstatus servers on: {harness.BACKEND} (RUNSTATUS_TEST_DB)"
 
 
+# Tests of a client's own behaviour (its library, its package, its examples): the database behind
+# the server they talk to changes nothing in them, so they run once, in the SQLite run; every
+# client still meets both backends in the contract suite (make cross-language-postgres).
+CLIENT_SIDE = {"test_client_go.py", "test_client_ts.py", "test_client_java.py", "test_client_package.py",
+               "test_install_go.py", "test_install_ts.py", "test_install_java.py", "test_examples.py",
+               "test_openfn_worker.py"}
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Under RUNSTATUS_TEST_DB=postgres, tests about the SQLite database itself are skipped."""
+    """Under RUNSTATUS_TEST_DB=postgres, tests about the SQLite database itself are skipped, and
+    the client-side ones (CLIENT_SIDE), which the SQLite run has run."""
     if not harness.ON_POSTGRES:
         return
     for item in items:
@@ -22,6 +31,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if marker is not None:
             why = marker.args[0] if marker.args else marker.kwargs.get("reason", "about SQLite itself")
             item.add_marker(pytest.mark.skip(reason=f"sqlite only: {why}"))
+        elif item.path.name in CLIENT_SIDE:
+            item.add_marker(pytest.mark.skip(reason="client side: run once, with the SQLite run"))
 
 
 def pytest_sessionfinish() -> None:

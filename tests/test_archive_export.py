@@ -277,6 +277,13 @@ def test_verify_catches_a_flipped_byte_a_missing_file_and_an_orphan(data: Data, 
     result = damaged(rewritten)
     assert result.returncode == 1 and "does not parse" in result.stdout and "SHA-256" in result.stdout
 
+    def renamed(d: pathlib.Path) -> None:  # still JSON, but a field name no message has (a flipped bit can do it)
+        path = first(d, "*.ndjson.gz")
+        path.write_bytes(gzip.compress(gzip.decompress(path.read_bytes()).replace(b'"run_number"', b'"run_numbes"', 1)))
+
+    result = damaged(renamed)
+    assert result.returncode == 1 and "does not parse" in result.stdout and "has no field named" in result.stdout, result.stdout
+
 
 def store_tx(db: str) -> tuple[Any, Any]:
     """A read transaction of the store's own rows on the server's database, as the pruner has."""

@@ -47,15 +47,19 @@ class ArchivedWorkOrder:
 
     @classmethod
     def parse(cls, line: str | bytes) -> ArchivedWorkOrder:
-        """A line back as messages; ValueError (json_format.ParseError is one) if it is not one."""
+        """A line back as messages; ValueError if it is not one (json_format.ParseError is not a
+        ValueError: a damaged byte in a field name raises it)."""
         obj = json.loads(line)
         if not isinstance(obj, dict) or not isinstance(obj.get("work_order"), dict):
             raise ValueError("not an archived work order: no \"work_order\" object")
-        return cls(
-            json_format.ParseDict(obj["work_order"], WorkOrder()),
-            [json_format.ParseDict(r, Run()) for r in _list(obj, "runs")],
-            [json_format.ParseDict(e, Event()) for e in _list(obj, "events")] if "events" in obj else None,
-        )
+        try:
+            return cls(
+                json_format.ParseDict(obj["work_order"], WorkOrder()),
+                [json_format.ParseDict(r, Run()) for r in _list(obj, "runs")],
+                [json_format.ParseDict(e, Event()) for e in _list(obj, "events")] if "events" in obj else None,
+            )
+        except json_format.ParseError as e:
+            raise ValueError(str(e)) from e
 
 
 def _list(obj: dict[str, Any], key: str) -> list[Any]:

@@ -121,6 +121,34 @@ def test_a_bad_alias_file_stops_the_server_with_a_clear_message(tmp: pathlib.Pat
         server.start()
 
 
+def test_an_operator_entry_may_declare_its_class_severity(tmp: pathlib.Path) -> None:
+    # {to, severity}: the target is the class's default; a report with another severity is decided by it.
+    aliases = tmp / "aliases.yaml"
+    aliases.write_text("names:\n  WorkerGone: {to: KILLED, severity: kill}\n")
+    with running_server(tmp, "--aliases", str(aliases)) as (_, client):
+        c = classify(client, error("WorkerGone", RUNTIME, severity=ErrorSeverity.ERROR_SEVERITY_KILL))
+        assert (c.status, c.rule) == (S.RUN_STATUS_KILLED, "alias:WorkerGone")
+        c = classify(client, error("WorkerGone", RUNTIME))
+        assert (c.status, c.rule) == (S.RUN_STATUS_KILLED, "alias:WorkerGone")
+        c = classify(client, error("WorkerGone", RUNTIME, severity=ErrorSeverity.ERROR_SEVERITY_FAIL))
+        assert (c.status, c.error_type, c.rule) == (S.RUN_STATUS_FAILED, T.ERROR_TYPE_JOB_ERROR,
+                                                     "severity:fail;over:alias:WorkerGone")
+
+
+@pytest.mark.parametrize("entry, match", [
+    ("{to: KILLED, severity: fatal}", "severity 'fatal' is not one of fail, crash, kill, exception"),
+    ("{to: KILLED}", "severity None is not one of"),
+    ("{to: KILLED, severity: kill, why: x}", r"unknown keys \['why'\]"),
+    ("{to: NOT_A_TYPE, severity: kill}", "NOT_A_TYPE"),
+])
+def test_a_bad_entry_with_a_severity_stops_the_server(tmp: pathlib.Path, entry: str, match: str) -> None:
+    aliases = tmp / "aliases.yaml"
+    aliases.write_text(f"names:\n  Oops: {entry}\n")
+    server = ServerProcess(tmp / "x.db", "--aliases", str(aliases))
+    with pytest.raises(RuntimeError, match=match):
+        server.start()
+
+
 
 # Issue 17: what OpenFn's own runtime (@openfn/runtime 1.9.5, @openfn/engine-multi 1.13.0)
 # throws. A wrapper's `subtype` is the wrapped error's class; `severity` is the runtime's verdict.
@@ -217,6 +245,64 @@ def test_every_openfn_class_is_an_alias(client: Client, name: str, severity: int
     c = classify(client, error("RuntimeCrash", RUNTIME, subtype=name, language="javascript"))
     assert (c.error_type, c.status) == (expected_type, expected_status)
     assert c.rule.endswith(f":{name}(subtype)")
+
+
+# Issue 33: OpenFn decides by an instance's severity, and its engine re-tags some instances
+# (an uncaught error in job code is an ExecutionError with severity crash). The alias table's
+# entry for an OpenFn class is the class's declared default: an explicit, different severity
+# wins over it. The seed's names still win over any severity; other aliases too.
+SEVERITIES = {FAIL: ("fail", T.ERROR_TYPE_JOB_ERROR, S.RUN_STATUS_FAILED),
+              CRASH: ("crash", T.ERROR_TYPE_UNSPECIFIED, S.RUN_STATUS_CRASHED),
+              KILL: ("kill", T.ERROR_TYPE_UNSPECIFIED, S.RUN_STATUS_KILLED),
+              EXCEPTION: ("exception", T.ERROR_TYPE_UNSPECIFIED, S.RUN_STATUS_EXCEPTION)}
+RETAGGED = [(name, declared, other) for name, declared, *_ in OPENFN if declared for other in SEVERITIES
+            if other != declared]
+
+
+def test_the_engines_uncaught_error_is_a_crash(client: Client) -> None:
+    # engine-multi's worker/thread/helpers.ts: new ExecutionError(err), then e.severity = 'crash'.
+    c = classify(client, error("ExecutionError", RUNTIME, severity=CRASH, language="javascript"))
+    assert (c.status, c.error_type, c.aborts_run, c.rule) == (
+        S.RUN_STATUS_CRASHED, T.ERROR_TYPE_UNSPECIFIED, True, "severity:crash;over:alias:ExecutionError")
+    # Its declared severity, or none: the alias's default.
+    for severity in (EXCEPTION, 0):
+        c = classify(client, error("ExecutionError", RUNTIME, severity=severity, language="javascript"))
+        assert (c.status, c.rule) == (S.RUN_STATUS_EXCEPTION, "alias:ExecutionError")
+
+
+@pytest.mark.parametrize("name, declared, severity", RETAGGED, ids=[f"{n}-{SEVERITIES[s][0]}" for n, _, s in RETAGGED])
+def test_an_explicit_severity_beats_an_openfn_classs_default(client: Client, name: str, declared: int,
+                                                             severity: int) -> None:
+    word, expected_type, expected_status = SEVERITIES[severity]
+    c = classify(client, error(name, RUNTIME, severity=severity, language="javascript"))
+    assert (c.error_type, c.status) == (expected_type, expected_status)
+    assert c.rule in (f"severity:{word};over:alias:{name}", f"severity:{word};over:alias:javascript:{name}")
+    # As a wrapper's subtype too.
+    c = classify(client, error("RuntimeCrash", RUNTIME, subtype=name, severity=severity, language="javascript"))
+    assert (c.status, c.rule.split(";")[0]) == (expected_status, f"severity:{word}")
+    assert c.rule.endswith(f":{name}(subtype)")
+
+
+@pytest.mark.parametrize("row", list(status_table.error_types().values()), ids=lambda r: r.name)
+@pytest.mark.parametrize("severity", list(SEVERITIES))
+def test_a_seed_name_beats_any_severity(client: Client, row: status_table.ErrorTypeRow, severity: int) -> None:
+    word, _, hinted = SEVERITIES[severity]
+    over = "" if hinted == row.status else f";over:severity:{word}"
+    c = classify(client, error(row.name, RUNTIME, severity=severity, language="javascript"))
+    assert (c.error_type, c.status, c.rule) == (row.error_type, row.status, f"seed:{row.name}{over}")
+    # On the subtype, under an OpenFn wrapper whose own default would say otherwise.
+    c = classify(client, error("RuntimeCrash", RUNTIME, subtype=row.name, severity=severity, language="javascript"))
+    assert (c.error_type, c.status, c.rule) == (row.error_type, row.status, f"seed:{row.name}(subtype){over}")
+
+
+def test_other_aliases_still_beat_the_severity(client: Client) -> None:
+    # A name that is no OpenFn class has no default to override: the alias decides, and says so.
+    c = classify(client, error("KeyError", JOB, severity=CRASH, language="python"))
+    assert (c.status, c.rule) == (S.RUN_STATUS_FAILED, "alias:python:KeyError;over:severity:crash")
+    c = classify(client, error("WorkerValidationError", RUNTIME, severity=FAIL, language="javascript"))
+    assert (c.status, c.rule) == (S.RUN_STATUS_EXCEPTION, "alias:WorkerValidationError;over:severity:fail")
+    c = classify(client, error("EvalError", RUNTIME, severity=CRASH, language="javascript"))
+    assert (c.status, c.rule) == (S.RUN_STATUS_KILLED, "alias:EvalError;over:severity:crash")
 
 
 def test_javascript_only_names_stay_javascript(client: Client) -> None:

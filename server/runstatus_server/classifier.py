@@ -10,7 +10,12 @@ runtime's own verdict (`severity`). Read top to bottom, the first rule that matc
 3. alias:LANG:NAME / alias:NAME, with "(subtype)" when the subtype matched: the alias
                   table's names for the error's language, then for any language (and,
                   when the report names no language, every language's names); on the
-                  subtype first, then the name;
+                  subtype first, then the name. An entry for one of OpenFn's own classes
+                  records the severity the class declares (`{to: EXCEPTION, severity:
+                  exception}`): that is the class's default, and a report whose explicit
+                  severity differs from it is an instance OpenFn re-tagged, whose severity
+                  decides (rule 5), saying so:
+                  "severity:crash;over:alias:ExecutionError";
 4. message:LANG   a message pattern, for errors whose name says little (Go panics);
 5. severity:SEVERITY  the runtime's own verdict: fail is a job error (FAILED), crash
                   CRASHED, kill KILLED, exception EXCEPTION;
@@ -18,6 +23,25 @@ runtime's own verdict (`severity`). Read top to bottom, the first rule that matc
                   error, as in the seed's JobError example;
 7. unknown:runtime  an unknown name from the runtime: EXCEPTION;
 8. unknown:job    any other unknown name: a job error, FAILED.
+
+So, for a report that carries a severity: the seed's names > OpenFn's severity > the alias
+table's default for an OpenFn class; any other alias (Python's KeyError, Java's
+NullPointerException, a Go name, an operator's plain entry) still beats the severity.
+
+Why this order, from OpenFn's source (@openfn/runtime 1.9.5, @openfn/engine-multi 1.13.0,
+@openfn/ws-worker): OpenFn decides by the instance's `severity`, never by its class. Each
+class declares a default (`severity = 'exception'` on ExecutionError, engine-multi
+src/errors.ts; `'crash'` on RuntimeCrash, runtime src/errors.ts), and the engine overrides
+it per instance: an uncaught exception or unhandled rejection in job code (a timer, a
+promise left rejected) becomes `new ExecutionError(err)` with `e.severity = 'crash'`
+("likely not our fault", engine-multi worker/thread/helpers.ts); an error that crosses
+the child process is rebuilt with its name and severity copied (worker/pool.ts). ws-worker
+then reports `reason = error.severity ?? 'crash'` and `error_type = subtype || type ||
+name` (api/reasons.ts): the severity is the verdict, the name only a label. The alias
+table's OpenFn entries restate the declared defaults, so they must yield to an explicit,
+different severity. The seed is this project's own specification and names its statuses
+itself (ImportError is KILLED where OpenFn's runtime says crash), so its names still win
+over everything.
 
 A name that decides against a severity the report gave says so: the seed puts ImportError
 under KILLED where OpenFn's runtime marks it crash, and the seed wins:
@@ -53,10 +77,22 @@ LANGUAGES = {
 
 @dataclass(frozen=True)
 class Target:
-    """What an alias leads to: an error type (and so its status), or a bare status."""
+    """What an alias leads to: an error type (and so its status), or a bare status. `severity`:
+    the severity the error's class declares (OpenFn's classes), a default that a report's
+    explicit, different severity overrides; unspecified for a name that decides alone."""
 
     error_type: ErrorType.ValueType
     status: RunStatus.ValueType
+    severity: ErrorSeverity.ValueType = ErrorSeverity.ERROR_SEVERITY_UNSPECIFIED
+
+
+# OpenFn's severity words, as a report's enum and as an alias entry's `severity` spells them.
+SEVERITY_WORDS = {
+    "fail": ErrorSeverity.ERROR_SEVERITY_FAIL,
+    "crash": ErrorSeverity.ERROR_SEVERITY_CRASH,
+    "kill": ErrorSeverity.ERROR_SEVERITY_KILL,
+    "exception": ErrorSeverity.ERROR_SEVERITY_EXCEPTION,
+}
 
 
 @dataclass
@@ -89,6 +125,17 @@ class AliasTable:
 
 
 def _target(value: object, where: str) -> Target:
+    """An entry's target: a name (JOB_ERROR, CRASHED), or {to: NAME, severity: WORD} for a class
+    that declares its own severity (OpenFn's), which a report's different severity overrides."""
+    if isinstance(value, dict):
+        unknown = set(value) - {"to", "severity"}
+        if unknown:
+            raise ValueError(f"{where}: unknown keys {sorted(unknown)}; an entry is a name or {{to, severity}}")
+        word = str(value.get("severity", "")).strip().lower()
+        if word not in SEVERITY_WORDS:
+            raise ValueError(f"{where}: severity {value.get('severity')!r} is not one of {', '.join(SEVERITY_WORDS)}")
+        plain = _target(value.get("to"), where)
+        return Target(plain.error_type, plain.status, SEVERITY_WORDS[word])
     name = str(value or "")
     if f"ERROR_TYPE_{name}" in ErrorType.keys():
         error_type = ErrorType.Value(f"ERROR_TYPE_{name}")
@@ -120,12 +167,9 @@ class Classifier:
         def bare(status: RunStatus.ValueType) -> Target:
             return Target(ErrorType.ERROR_TYPE_UNSPECIFIED, status)
 
-        self.severities = {
-            ErrorSeverity.ERROR_SEVERITY_FAIL: ("fail", self.seed["JobError"]),
-            ErrorSeverity.ERROR_SEVERITY_CRASH: ("crash", bare(RunStatus.RUN_STATUS_CRASHED)),
-            ErrorSeverity.ERROR_SEVERITY_KILL: ("kill", bare(RunStatus.RUN_STATUS_KILLED)),
-            ErrorSeverity.ERROR_SEVERITY_EXCEPTION: ("exception", bare(RunStatus.RUN_STATUS_EXCEPTION)),
-        }
+        statuses = {"fail": self.seed["JobError"], "crash": bare(RunStatus.RUN_STATUS_CRASHED),
+                    "kill": bare(RunStatus.RUN_STATUS_KILLED), "exception": bare(RunStatus.RUN_STATUS_EXCEPTION)}
+        self.severities = {value: (word, statuses[word]) for word, value in SEVERITY_WORDS.items()}
 
     def classify(self, report: ErrorReport) -> Classification:
         language = normalize_language(report.language)
@@ -138,7 +182,12 @@ class Classifier:
         for name, mark in names:
             found = self._alias(name, language)
             if found is not None:
-                return self._named(report, found[0], f"{found[1]}{mark}")
+                target, rule = found[0], f"{found[1]}{mark}"
+                if target.severity and report.severity in self.severities and report.severity != target.severity:
+                    # An OpenFn class's default, and OpenFn set another severity on this instance.
+                    word, hinted = self.severities[report.severity]
+                    return _result(hinted, f"severity:{word};over:{rule}")
+                return self._named(report, target, rule)
         for pattern_language, pattern, target in self.aliases.messages:
             if pattern_language in ("", language) and pattern.search(report.message):
                 return self._named(report, target, f"message:{pattern_language or 'any'}:{pattern.pattern}")

@@ -15,6 +15,7 @@ import pytest
 
 from harness import ServerProcess
 from runstatus import Client
+from runstatus.v1.error_pb2 import ErrorSeverity
 from runstatus.v1.status_pb2 import ErrorType, RunStatus
 
 T, S = ErrorType, RunStatus
@@ -109,3 +110,52 @@ def test_the_openfn_worker_follows_edges_with_each_steps_state(server: ServerPro
     assert steps["enrich"].error.classification.rule == "seed:TypeError(subtype)"
     # The runtime adds an empty `data` to every state, as OpenFn's does.
     assert steps["alert"].output == {"source": "clinic", "data": {}, "patient": {"id": 7}, "alerted": 7}
+
+
+# Issue 33: job code that throws outside the runtime's promise chain, as OpenFn's engine catches
+# it (ExecutionError, severity crash). Each job would otherwise wait a minute, over the lease's
+# 30 s: a run that ends CRASHED within seconds was reported at once, not lost with its worker.
+ASYNC_JOBS = {
+    "timer-throws": "export default [(state) => new Promise((resolve) => {"
+                    " setTimeout(() => { throw new Error('thrown from a timer') }, 100);"
+                    " setTimeout(() => resolve(state), 60_000) })]",
+    "rejection-left": "export default [(state) => {"
+                      " Promise.reject(new Error('a promise nobody awaited'));"
+                      " return new Promise((resolve) => setTimeout(() => resolve(state), 60_000)) }]",
+}
+
+
+def test_errors_thrown_outside_the_jobs_promise_chain_crash_the_run_at_once(server: ServerProcess) -> None:
+    rs = Client(server.address, retries=1)
+    rs.project_id = f"openfn-{time.monotonic_ns()}"
+    rs.create_project(rs.project_id)
+    runs = {}
+    # Each crashing job twice, then one that succeeds: the worker serves on after every crash.
+    for job in [*ASYNC_JOBS, *ASYNC_JOBS, "success"]:
+        body = ASYNC_JOBS.get(job) or JOBS["success"][0]
+        workflow = f"{job}-{len(runs)}"
+        rs.create_workflow(workflow, [{"id": "job", "body": body}])
+        runs[workflow] = rs.create_work_order(workflow, {"patient": 7}).latest_run_id
+    started = time.monotonic()
+    worker = subprocess.run(
+        ["npm", "run", "--silent", "runstatus-openfn-worker", "--", server.address, "--project", rs.project_id,
+         "--until-idle", "--timeout-ms", "120000"],
+        cwd=TS, capture_output=True, text=True, timeout=300, env={**os.environ, "NO_COLOR": "1"},
+    )
+    seconds = time.monotonic() - started
+    assert worker.returncode == 0, worker.stdout + worker.stderr
+    assert f"ran {len(runs)} run(s)" in worker.stdout, worker.stdout + worker.stderr
+    assert seconds < 30, f"the worker took {seconds:.1f} s: a crash waited for its job"
+    for workflow, run_id in runs.items():
+        run = rs.get_run(run_id)
+        if workflow.startswith("success"):
+            assert run.status == S.RUN_STATUS_SUCCESS, run
+            continue
+        assert run.status == S.RUN_STATUS_CRASHED, (workflow, run)
+        lasted = run.end_time - run.start_time
+        assert lasted.total_seconds() < 10, (workflow, lasted)
+        error = run.step_runs[0].error
+        assert (error.name, error.subtype, error.severity) == ("ExecutionError", "", ErrorSeverity.ERROR_SEVERITY_CRASH)
+        assert error.classification.rule == "severity:crash;over:alias:ExecutionError"
+        assert error.message == ("thrown from a timer" if workflow.startswith("timer") else "a promise nobody awaited")
+        assert run.error.name == "ExecutionError"  # the run's error is the step's: the abort ended it

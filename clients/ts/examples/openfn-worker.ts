@@ -14,6 +14,18 @@
 // rule says, EXPRESSION edges are not (no condition is registered); a heartbeat answering
 // `stop` (a cancel) ends the run. The runtime needs --experimental-vm-modules, which the npm
 // script passes.
+//
+// Job code may also throw outside the runtime's promise chain: an exception in a timer's
+// callback, a promise it leaves rejected. OpenFn's engine catches those in the job's worker
+// thread (process.on('uncaughtException'), engine-multi's worker/thread/helpers.ts) and reports
+// them as `new ExecutionError(err)` with its severity set to "crash"; this worker does the same
+// (`uncaughtException` and `unhandledRejection`, attributed to the job whose code threw), so
+// the step is reported at once (the run ends CRASHED: the explicit severity beats the alias
+// table's default for ExecutionError) and the worker goes on to the next run instead of dying
+// and leaving the run to go LOST when its lease runs out. The job's abandoned code is not
+// stopped (the engine ends its thread; this worker runs jobs in its own process), and what
+// it throws later is logged and ignored.
+import { AsyncLocalStorage } from "node:async_hooks";
 import { parseArgs } from "node:util";
 
 import { createMockLogger } from "@openfn/logger";
@@ -74,9 +86,74 @@ const SEVERITIES: Record<string, ErrorSeverity> = {
   exception: ErrorSeverity.EXCEPTION,
 };
 
+/** A job being run: what its code throws outside the runtime's promise chain ends it. */
+interface JobScope {
+  /** Ends the job with an error its code threw asynchronously. */
+  crash(error: unknown): void;
+  /** Whether the job has ended (its step reported, or about to be). */
+  ended: boolean;
+}
+
+// The job whose code is running: the async context of a timer or a promise created by job code
+// is the job's, so an error thrown from it is attributed to that job (AsyncLocalStorage keeps
+// it across timers, promises and the runtime's vm). `running` is the job under way, for an
+// error whose context was lost; one job runs at a time (the Worker executes steps in turn).
+const jobs = new AsyncLocalStorage<JobScope>();
+let running: JobScope | undefined;
+let catchAllInstalled = false;
+
+/** Installs, once, the process's handlers for what job code throws outside its promise chain. */
+function catchAsynchronousErrors(): void {
+  if (catchAllInstalled) return;
+  catchAllInstalled = true;
+  const caught = (origin: string) => (error: unknown) => {
+    const job = jobs.getStore() ?? running;
+    if (job !== undefined && !job.ended) {
+      job.crash(error);
+      return;
+    }
+    // A job that already ended (its step reported) left code behind that threw: as the
+    // engine, which ignores what a finished execution throws, say so and go on.
+    console.error(`runstatus-openfn-worker: ${origin} after its job ended, ignored:`, error);
+  };
+  process.on("uncaughtException", caught("uncaught exception"));
+  process.on("unhandledRejection", caught("unhandled rejection"));
+}
+
+/** What OpenFn's engine makes of an error thrown outside the job's promise chain: an
+ * ExecutionError (the message and stack of the original) whose severity it sets to "crash". */
+export function executionCrash(error: unknown): OpenFnError {
+  const original = (typeof error === "object" && error !== null ? error : {}) as { message?: unknown; stack?: unknown };
+  return {
+    name: "ExecutionError",
+    severity: "crash",
+    message: "message" in original ? String(original.message) : String(error),
+    stack: typeof original.stack === "string" ? original.stack : "",
+  };
+}
+
 /** Runs one step's job code with @openfn/runtime. A `fail` error comes back as the runtime
- * reports it (the state goes on); a crash or kill is thrown by the runtime and caught here. */
+ * reports it (the state goes on); a crash or kill is thrown by the runtime and caught here; an
+ * error the job's code throws outside the runtime's promise chain (a timer, a promise left
+ * rejected) ends the step at once as the engine reports it, an ExecutionError with severity
+ * crash. */
 export async function runJob(expression: string, input: JsonObject, options: OpenFnOptions = {}): Promise<StepResult> {
+  catchAsynchronousErrors();
+  let crash: (error: unknown) => void = () => {};
+  const crashed = new Promise<StepResult>((resolve) => {
+    crash = (error) => resolve({ state: input, error: executionCrash(error) });
+  });
+  const job: JobScope = { crash: (error) => crash(error), ended: false };
+  running = job;
+  try {
+    return await Promise.race([jobs.run(job, () => runInRuntime(expression, input, options)), crashed]);
+  } finally {
+    job.ended = true;
+    if (running === job) running = undefined;
+  }
+}
+
+async function runInRuntime(expression: string, input: JsonObject, options: OpenFnOptions): Promise<StepResult> {
   let failed: OpenFnError | undefined;
   const modules = Object.fromEntries(Object.entries(options.adaptors ?? {}).map(([name, path]) => [name, { path }]));
   try {

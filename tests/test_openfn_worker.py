@@ -131,8 +131,15 @@ def test_errors_thrown_outside_the_jobs_promise_chain_crash_the_run_at_once(serv
     rs.create_project(rs.project_id)
     runs = {}
     # Each crashing job twice, then one that succeeds: the worker serves on after every crash.
-    for job in [*ASYNC_JOBS, *ASYNC_JOBS, "success"]:
-        body = ASYNC_JOBS.get(job) or JOBS["success"][0]
+    # Then a job that succeeds and leaves a timer that throws while the next, slower job runs:
+    # that error belongs to the finished job (ignored, logged), not to the job under way.
+    later = {
+        "success-leaving-a-timer": "export default [(state) => {"
+                                   " setTimeout(() => { throw new Error('late') }, 300); return state }]",
+        "success-slow": "export default [(state) => new Promise((resolve) => setTimeout(() => resolve(state), 1500))]",
+    }
+    for job in [*ASYNC_JOBS, *ASYNC_JOBS, "success", *later]:
+        body = ASYNC_JOBS.get(job) or later.get(job) or JOBS["success"][0]
         workflow = f"{job}-{len(runs)}"
         rs.create_workflow(workflow, [{"id": "job", "body": body}])
         runs[workflow] = rs.create_work_order(workflow, {"patient": 7}).latest_run_id
@@ -146,6 +153,7 @@ def test_errors_thrown_outside_the_jobs_promise_chain_crash_the_run_at_once(serv
     assert worker.returncode == 0, worker.stdout + worker.stderr
     assert f"ran {len(runs)} run(s)" in worker.stdout, worker.stdout + worker.stderr
     assert seconds < 30, f"the worker took {seconds:.1f} s: a crash waited for its job"
+    assert "uncaught exception after its job ended, ignored" in worker.stderr, worker.stderr
     for workflow, run_id in runs.items():
         run = rs.get_run(run_id)
         if workflow.startswith("success"):

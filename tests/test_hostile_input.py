@@ -52,6 +52,7 @@ from runstatus.v1 import (
     classifier_service_pb2,
     notification_service_pb2,
     project_service_pb2,
+    stats_service_pb2,
     work_order_service_pb2,
     token_service_pb2,
     worker_service_pb2,
@@ -79,10 +80,11 @@ SERVICES = [
     worker_service_pb2.DESCRIPTOR.services_by_name["WorkerService"],
     token_service_pb2.DESCRIPTOR.services_by_name["TokenService"],
     notification_service_pb2.DESCRIPTOR.services_by_name["NotificationService"],
+    stats_service_pb2.DESCRIPTOR.services_by_name["StatsService"],
 ]
 METHODS: dict[str, MethodDescriptor] = {f"{s.name}.{m.name}": m for s in SERVICES for m in s.methods}
 RPCS = sorted(METHODS)
-assert len(RPCS) == 36, RPCS  # 1 + 3 + 4 + 10 + 6 + 4 + 8
+assert len(RPCS) == 37, RPCS  # 1 + 3 + 4 + 10 + 6 + 4 + 8 + 1
 
 
 def path_of(rpc: str) -> str:

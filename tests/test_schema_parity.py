@@ -21,6 +21,7 @@ from runstatus_server.store import prepare, rows
 from runstatus_server.store.postgres.rows import PostgresTx
 from runstatus_server.store.sqlite.engine import open_database
 from runstatus_server.store.sqlite.rows import SqliteTx
+from runstatus_server.store.stats import STATS_COUNT_TABLES
 
 pytestmark = pytest.mark.postgres
 
@@ -134,6 +135,11 @@ def as_sqlite_has_it(schema: Schema) -> Schema:
         bucket = ("project_id", "workflow_id", "status", "hour")
         assert schema.indexes[table] == {Index(bucket, False, None), Index(bucket, False, "pending")}
         schema.indexes[table] = {Index(bucket, True, None)}
+    # The statistics' hour buckets alike (store/stats.py; postgres/stats.py merge_deltas), each by its own key.
+    for table, key in STATS_COUNT_TABLES.items():
+        assert schema.columns[table].pop("pending") == Column("bool", True, "false")
+        assert schema.indexes[table] == {Index(key, False, None), Index(key, False, "pending")}
+        schema.indexes[table] = {Index(key, True, None)}
     return schema
 
 

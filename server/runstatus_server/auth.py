@@ -51,6 +51,7 @@ ALLOWED: dict[str, set[Role.ValueType]] = {
         "ClaimRuns", "Heartbeat", "StartRun", "StartStep", "CompleteStep", "CompleteRun")},
     **{f"TokenService.{m}": {ADMIN} for m in ("CreateToken", "RevokeToken", "ListTokens")},
     "TokenService.GetCallerToken": {WORKER, CLIENT, ADMIN},
+    "StatsService.GetWorkOrderStats": _WORK_ORDERS,
     # A project's admins manage its subscriptions; the instance's are its admins' (the service checks).
     **{f"NotificationService.{m}": {ADMIN} for m in (
         "CreateNotificationSubscription", "GetNotificationSubscription", "ListNotificationSubscriptions",

@@ -19,6 +19,7 @@ from . import metrics, rules, verdicts
 from .auth import check_visible
 from .errors import FailedPrecondition, NotFound, Refused
 from .rules import CANCELLED, LOST, PENDING, RUNNING, status_name
+from .store import stats
 from .store.base import StoredRun, Tx
 from .util import timestamp
 
@@ -93,6 +94,8 @@ def change_status(
         stored.deadline_us = 0
     if new == LOST:
         run.lost_from_status = old
+    if status_table.is_terminal(new):
+        stats.record_run(tx, run)  # the statistics' row of the ended run (store/stats.py)
     if created:
         return
     if status_table.is_terminal(new):

@@ -21,6 +21,7 @@ from runstatus.v1 import (
     classifier_service_pb2,
     notification_service_pb2,
     project_service_pb2,
+    stats_service_pb2,
     token_service_pb2,
     work_order_service_pb2,
     worker_service_pb2,
@@ -43,6 +44,7 @@ from .services.notification_service import NotificationService
 from .services.rpc import App
 from .services.project_service import ProjectService
 from .services.registry import register
+from .services.stats_service import StatsService
 from .services.token_service import TokenService
 from .services.work_order_service import WorkOrderService
 from .services.worker_service import WorkerService
@@ -72,6 +74,7 @@ SERVICES = [
     (worker_service_pb2.DESCRIPTOR.services_by_name["WorkerService"], WorkerService),
     (token_service_pb2.DESCRIPTOR.services_by_name["TokenService"], TokenService),
     (notification_service_pb2.DESCRIPTOR.services_by_name["NotificationService"], NotificationService),
+    (stats_service_pb2.DESCRIPTOR.services_by_name["StatsService"], StatsService),
 ]
 SERVICE_NAMES = [service.full_name for service, _ in SERVICES]
 

@@ -14,6 +14,7 @@ from .classifier import Classifier
 from .metrics import LEASES_EXPIRED
 from .rules import LOST
 from .runs import change_status
+from .store import stats
 from .store.base import Tx
 
 # Count buckets tidied per pass, where a backend keeps them as rows of changes (PostgreSQL).
@@ -65,6 +66,7 @@ def sweep(tx: Tx, classifier: Classifier, now: int, batch: int, lease_credit_us:
             tx.after_commit(LEASES_EXPIRED.inc)
             lost += 1
     tx.merge_count_deltas(MERGED_BUCKETS)  # in the same write: one server at a time sweeps
+    stats.merge_deltas(tx, MERGED_BUCKETS)  # the statistics' buckets alike (store/stats.py)
     return killed, lost
 
 

@@ -34,6 +34,9 @@ type Client struct {
 	// Notifications manages webhook, Slack and email subscriptions to run
 	// events and their deliveries.
 	Notifications runstatusv1.NotificationServiceClient
+	// Stats answers a project's work orders over a window of time: by status
+	// per bucket, per workflow, and the commonest errors (a dashboard's data).
+	Stats runstatusv1.StatsServiceClient
 }
 
 type options struct {
@@ -107,6 +110,7 @@ func New(conn *grpc.ClientConn) *Client {
 		Tokens:     runstatusv1.NewTokenServiceClient(conn),
 
 		Notifications: runstatusv1.NewNotificationServiceClient(conn),
+		Stats:         runstatusv1.NewStatsServiceClient(conn),
 	}
 }
 

@@ -27,7 +27,8 @@ const serviceConfig = `{
       {"service": "runstatus.v1.WorkOrderService"},
       {"service": "runstatus.v1.WorkerService"},
       {"service": "runstatus.v1.TokenService"},
-      {"service": "runstatus.v1.NotificationService"}
+      {"service": "runstatus.v1.NotificationService"},
+      {"service": "runstatus.v1.StatsService"}
     ],
     "retryPolicy": {
       "maxAttempts": 5,

@@ -54,11 +54,11 @@ func TestEveryServiceIsOnTheClientAndRetried(t *testing.T) {
 	clients := map[string]any{
 		"ClassifierService": c.Classifier, "WorkflowService": c.Workflows, "ProjectService": c.Projects,
 		"WorkOrderService": c.WorkOrders, "WorkerService": c.Worker, "TokenService": c.Tokens,
-		"NotificationService": c.Notifications,
+		"NotificationService": c.Notifications, "StatsService": c.Stats,
 	}
 	all := services()
-	if len(all) != 7 {
-		t.Errorf("%d services in runstatus.v1, want 7", len(all))
+	if len(all) != 8 {
+		t.Errorf("%d services in runstatus.v1, want 8", len(all))
 	}
 	for _, s := range all {
 		if !slices.Contains(retried, string(s.FullName())) {

@@ -29,6 +29,8 @@ from runstatus.v1 import notification_service_pb2 as notification_pb
 from runstatus.v1 import notification_service_pb2_grpc as notification_grpc
 from runstatus.v1 import project_service_pb2 as project_pb
 from runstatus.v1 import project_service_pb2_grpc as project_grpc
+from runstatus.v1 import stats_service_pb2 as stats_pb
+from runstatus.v1 import stats_service_pb2_grpc as stats_grpc
 from runstatus.v1 import token_pb2
 from runstatus.v1 import token_service_pb2 as token_pb
 from runstatus.v1 import token_service_pb2_grpc as token_grpc
@@ -47,7 +49,7 @@ from runstatus.v1.token_pb2 import Role
 from . import _requests as req
 from . import retention as retention_policy
 from .errors import from_rpc_error
-from .models import Classification, Event, Project, Run, WorkOrder, Workflow, to_struct
+from .models import Classification, Event, Project, Run, WorkOrder, Workflow, to_struct, to_timestamp
 
 if TYPE_CHECKING:
     from .client import AsyncClient, Client
@@ -68,7 +70,7 @@ RECONNECT_DELAYS = (0.1, 0.2, 0.5, 1.0, 2.0)
 # A watch that ends with these resumes from its cursor (a restart, a proxy, a lost network).
 RECONNECT_CODES = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED, grpc.StatusCode.INTERNAL)
 SERVICES = ("ClassifierService", "WorkflowService", "ProjectService", "WorkOrderService", "WorkerService",
-            "TokenService", "NotificationService")
+            "TokenService", "NotificationService", "StatsService")
 
 
 def service_config(retries: int) -> str:
@@ -279,6 +281,7 @@ class Calls(Generic[Ch]):
     worker: worker_grpc.WorkerServiceStub
     tokens: token_grpc.TokenServiceStub
     notifications: notification_grpc.NotificationServiceStub
+    stats: stats_grpc.StatsServiceStub
 
     def __init__(self, address: str = DEFAULT_ADDRESS, *, tls: bool | grpc.ChannelCredentials = False,
                  root_certificates: bytes | None = None, client_certificate: tuple[bytes, bytes] | None = None,
@@ -295,6 +298,7 @@ class Calls(Generic[Ch]):
         self.worker = worker_grpc.WorkerServiceStub(self.channel)
         self.tokens = token_grpc.TokenServiceStub(self.channel)
         self.notifications = notification_grpc.NotificationServiceStub(self.channel)
+        self.stats = stats_grpc.StatsServiceStub(self.channel)
 
     def _open(self, address: str, credentials: grpc.ChannelCredentials | None,
               options: list[tuple[str, Any]]) -> Ch:
@@ -428,6 +432,24 @@ class Calls(Generic[Ch]):
         return UnaryCall(self.work_orders.CountWorkOrders,
                          wo_pb.CountWorkOrdersRequest(project_id=self._project(project_id), filter=flt),
                          lambda answer: {RunStatus.Name(c.status): c.count for c in answer.counts})
+
+    @unary
+    def work_order_stats(self, *, since: datetime | None = None, until: datetime | None = None,
+                         bucket: str | int = "hour", workflow_id: str = "", top_errors: int = 0,
+                         project_id: str | None = None) -> UnaryCall[stats_pb.GetWorkOrderStatsResponse]:
+        """StatsService.GetWorkOrderStats: work orders created in [since, until) (default: the 24
+        hours before now) by status per bucket ("minute", "hour", "day"), per workflow (counts,
+        success rate, run duration p50/p95, LOST and EXCEPTION) and the top errors; the response
+        message as it is."""
+        request = stats_pb.GetWorkOrderStatsRequest(
+            project_id=self._project(project_id), workflow_id=workflow_id, top_errors=top_errors,
+            bucket=stats_pb.StatsBucket.ValueType(bucket) if isinstance(bucket, int)
+            else stats_pb.StatsBucket.Value(f"STATS_BUCKET_{bucket.upper()}"))
+        if since is not None:
+            request.window_start.CopyFrom(to_timestamp(since))
+        if until is not None:
+            request.window_end.CopyFrom(to_timestamp(until))
+        return UnaryCall(self.stats.GetWorkOrderStats, request, lambda answer: answer)
 
     @unary
     def retry_work_order(self, work_order_id: str, *, start_step_id: str = "",

@@ -24,6 +24,7 @@ import grpc.aio
 from runstatus.v1 import classifier_service_pb2_grpc as classifier_grpc
 from runstatus.v1 import notification_service_pb2_grpc as notification_grpc
 from runstatus.v1 import project_service_pb2_grpc as project_grpc
+from runstatus.v1 import stats_service_pb2_grpc as stats_grpc
 from runstatus.v1 import token_service_pb2_grpc as token_grpc
 from runstatus.v1 import work_order_service_pb2_grpc as wo_grpc
 from runstatus.v1 import worker_service_pb2_grpc as worker_grpc
@@ -94,6 +95,7 @@ class AsyncClient(Calls[grpc.aio.Channel]):
     worker: worker_grpc.WorkerServiceAsyncStub
     tokens: token_grpc.TokenServiceAsyncStub
     notifications: notification_grpc.NotificationServiceAsyncStub
+    stats: stats_grpc.StatsServiceAsyncStub
 
     def _open(self, address: str, credentials: grpc.ChannelCredentials | None,
               options: list[tuple[str, Any]]) -> grpc.aio.Channel:

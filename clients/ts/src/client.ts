@@ -19,6 +19,7 @@ import { fillRequestId, retryUnavailable, type RetryPolicy } from "./defaults.js
 import { ClassifierService } from "./gen/runstatus/v1/classifier_service_pb.js";
 import { NotificationService } from "./gen/runstatus/v1/notification_service_pb.js";
 import { ProjectService } from "./gen/runstatus/v1/project_service_pb.js";
+import { StatsService } from "./gen/runstatus/v1/stats_service_pb.js";
 import { TokenService } from "./gen/runstatus/v1/token_service_pb.js";
 import { WorkOrderService, type WatchWorkOrdersRequestSchema } from "./gen/runstatus/v1/work_order_service_pb.js";
 import { WorkerService } from "./gen/runstatus/v1/worker_service_pb.js";
@@ -71,6 +72,8 @@ export interface Clients {
   tokens: Client<typeof TokenService>;
   /** NotificationService: subscriptions to a webhook, Slack or email, and their deliveries. */
   notifications: Client<typeof NotificationService>;
+  /** StatsService: a project's work orders over a window, by bucket, by workflow and by error. */
+  stats: Client<typeof StatsService>;
   /**
    * Events of the event log after `request.afterCursor`, then live ones, resumed from the
    * last cursor after a lost connection or a server restart: see {@link watchWorkOrders}.
@@ -107,6 +110,7 @@ export function createClientsFromTransport(transport: Transport, close: () => vo
     worker: createClient(WorkerService, transport),
     tokens: createClient(TokenService, transport),
     notifications: createClient(NotificationService, transport),
+    stats: createClient(StatsService, transport),
     watch: (request = {}, options = {}) => watchWorkOrders(workOrders, request, options),
     transport,
     close,

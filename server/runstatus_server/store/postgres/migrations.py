@@ -19,6 +19,7 @@ import psycopg
 
 from ..base import DELIVERY_EVENT, DELIVERY_PENDING, PENDING, REJECTED, RUNNING, CannotOpen
 from ..rows import fill_work_order_update_times
+from . import stats
 from .locks import EVENT_LOCK, MIGRATION_LOCK
 
 log = logging.getLogger("runstatus.store")
@@ -309,6 +310,11 @@ MIGRATIONS.append(
     );
     """
 )
+
+
+# 9: statistics (StatsService, issue 31; SQLite's migration 11): run_facts and the hour buckets of
+# run durations and errors kept from it by a trigger, as rows of changes (postgres/stats.py).
+MIGRATIONS.append(stats.migrate_stats)
 
 
 def migrate(conn: psycopg.Connection) -> int:

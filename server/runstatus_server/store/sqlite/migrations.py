@@ -17,6 +17,7 @@ from runstatus.v1.work_order_pb2 import StepRun
 
 from ..base import DELIVERY_EVENT, DELIVERY_PENDING, PENDING, REJECTED, RUNNING, CannotOpen
 from ..rows import fill_work_order_update_times
+from . import stats
 
 log = logging.getLogger("runstatus.store")
 
@@ -337,6 +338,11 @@ MIGRATIONS.append(
     );
     """
 )
+
+
+# 11: statistics (StatsService, issue 31): a row of run_facts per ended run, and hour buckets of
+# run durations and of errors kept from it by triggers (sqlite/stats.py, store/stats.py).
+MIGRATIONS.append(stats.migrate_stats)
 
 
 def migrate(conn: sqlite3.Connection) -> int:

@@ -5,6 +5,7 @@ import com.google.protobuf.Message;
 import dev.runstatus.v1.ClassifierServiceGrpc;
 import dev.runstatus.v1.NotificationServiceGrpc;
 import dev.runstatus.v1.ProjectServiceGrpc;
+import dev.runstatus.v1.StatsServiceGrpc;
 import dev.runstatus.v1.TokenServiceGrpc;
 import dev.runstatus.v1.WatchWorkOrdersRequest;
 import dev.runstatus.v1.WorkOrderServiceGrpc;
@@ -67,7 +68,7 @@ public final class RunstatusClient implements AutoCloseable {
   /** The services the default retry policy covers: every one of the contract's. */
   static final List<String> SERVICES = List.of(
       "ClassifierService", "WorkflowService", "ProjectService", "WorkOrderService", "WorkerService",
-      "TokenService", "NotificationService");
+      "TokenService", "NotificationService", "StatsService");
 
   /** While the channel cannot connect, it tries again at least this often (grpc-java waits up to 2 minutes). */
   static final long RECONNECT_MILLIS = 1000;
@@ -87,6 +88,7 @@ public final class RunstatusClient implements AutoCloseable {
   private final WorkerServiceGrpc.WorkerServiceBlockingStub worker;
   private final TokenServiceGrpc.TokenServiceBlockingStub tokens;
   private final NotificationServiceGrpc.NotificationServiceBlockingStub notifications;
+  private final StatsServiceGrpc.StatsServiceBlockingStub stats;
 
   private RunstatusClient(ManagedChannel channel, List<ClientInterceptor> interceptors) {
     this.channel = channel;
@@ -98,6 +100,7 @@ public final class RunstatusClient implements AutoCloseable {
     this.worker = WorkerServiceGrpc.newBlockingStub(intercepted);
     this.tokens = TokenServiceGrpc.newBlockingStub(intercepted);
     this.notifications = NotificationServiceGrpc.newBlockingStub(intercepted);
+    this.stats = StatsServiceGrpc.newBlockingStub(intercepted);
     onStateChange(channel.getState(false));
   }
 
@@ -185,6 +188,11 @@ public final class RunstatusClient implements AutoCloseable {
     return notifications;
   }
 
+  /** @return the blocking stub of StatsService (a project's work orders over a window of time) */
+  public StatsServiceGrpc.StatsServiceBlockingStub stats() {
+    return stats;
+  }
+
   /** @return the async (StreamObserver) stub of ClassifierService */
   public ClassifierServiceGrpc.ClassifierServiceStub classifierAsync() {
     return ClassifierServiceGrpc.newStub(intercepted);
@@ -220,6 +228,11 @@ public final class RunstatusClient implements AutoCloseable {
     return NotificationServiceGrpc.newStub(intercepted);
   }
 
+  /** @return the async (StreamObserver) stub of StatsService */
+  public StatsServiceGrpc.StatsServiceStub statsAsync() {
+    return StatsServiceGrpc.newStub(intercepted);
+  }
+
   /** @return the future (ListenableFuture) stub of ClassifierService */
   public ClassifierServiceGrpc.ClassifierServiceFutureStub classifierFuture() {
     return ClassifierServiceGrpc.newFutureStub(intercepted);
@@ -253,6 +266,11 @@ public final class RunstatusClient implements AutoCloseable {
   /** @return the future (ListenableFuture) stub of NotificationService */
   public NotificationServiceGrpc.NotificationServiceFutureStub notificationsFuture() {
     return NotificationServiceGrpc.newFutureStub(intercepted);
+  }
+
+  /** @return the future (ListenableFuture) stub of StatsService */
+  public StatsServiceGrpc.StatsServiceFutureStub statsFuture() {
+    return StatsServiceGrpc.newFutureStub(intercepted);
   }
 
   /**

@@ -181,6 +181,17 @@ func TestLiveFailingStepsAreReportedAndClassified(t *testing.T) {
 		status:   runstatusv1.RunStatus_RUN_STATUS_CRASHED,
 		executed: []string{"a"},
 	}, {
+		name: "OpenFn's severity over its class's default",
+		step: func(context.Context, map[string]any) (map[string]any, error) {
+			// An uncaught error in job code, as OpenFn's engine re-tags it: the alias table says
+			// EXCEPTION for ExecutionError, the instance's "crash" wins.
+			return nil, NewStepError("ExecutionError", "", "crash", errors.New("thrown from a timer"))
+		},
+		report: &runstatusv1.ErrorReport{Name: "ExecutionError", Severity: runstatusv1.ErrorSeverity_ERROR_SEVERITY_CRASH,
+			Message: "thrown from a timer", Source: job},
+		status:   runstatusv1.RunStatus_RUN_STATUS_CRASHED,
+		executed: []string{"a"},
+	}, {
 		name: "a panic",
 		step: func(_ context.Context, state map[string]any) (map[string]any, error) {
 			var patient *struct{ Name string }

@@ -18,8 +18,13 @@ import (
 //	return nil, &client.StepError{Name: "RuntimeError", Subtype: "TypeError",
 //		Severity: runstatusv1.ErrorSeverity_ERROR_SEVERITY_FAIL, Err: err}
 //
+// or, with the runtime's own words (as Python's and TypeScript's helpers take
+// them), NewStepError("ExecutionError", "", "crash", err).
+//
 // The server tries the seed's names first (on Subtype, then Name), then its
-// alias table, then Severity; see the README's "Run statuses".
+// alias table, then Severity; for one of OpenFn's own classes (ExecutionError,
+// RuntimeCrash, ...) a Severity other than the class's default decides before
+// the alias table; see the README's "Run statuses".
 type StepError struct {
 	// Name is the error's class as thrown, e.g. "TypeError"; empty: the Go
 	// type of Err, as ReportOf names any error.
@@ -32,6 +37,37 @@ type StepError struct {
 	HTTPStatus int32
 	// Err is the error itself; its message is the report's message.
 	Err error
+}
+
+// NewStepError is a StepError from a runtime's words: its class name, the
+// wrapped class (subtype, "" if none) and its severity as ParseSeverity reads
+// it ("fail", "crash", "kill", "exception"; "CRASH" or "ERROR_SEVERITY_CRASH";
+// "" or "-" for none). A severity the server does not know is reported as none,
+// as the Python and TypeScript workers do with an error's own severity.
+func NewStepError(name, subtype, severity string, err error) *StepError {
+	s, _ := ParseSeverity(severity)
+	return &StepError{Name: name, Subtype: subtype, Severity: s, Err: err}
+}
+
+// ParseSeverity reads a runtime's verdict the way the Python and TypeScript
+// clients take it: OpenFn's word ("crash"), the short enum name ("CRASH") or
+// the full one ("ERROR_SEVERITY_CRASH"), in any case and with spaces around;
+// "" and "-" (OpenFn's "none given") are ERROR_SEVERITY_UNSPECIFIED. Anything
+// else is an error, with ERROR_SEVERITY_UNSPECIFIED.
+func ParseSeverity(s string) (runstatusv1.ErrorSeverity, error) {
+	name := strings.ToUpper(strings.TrimSpace(s))
+	if name == "" || name == "-" {
+		return runstatusv1.ErrorSeverity_ERROR_SEVERITY_UNSPECIFIED, nil
+	}
+	if !strings.HasPrefix(name, "ERROR_SEVERITY_") {
+		name = "ERROR_SEVERITY_" + name
+	}
+	value, ok := runstatusv1.ErrorSeverity_value[name]
+	if !ok || value == int32(runstatusv1.ErrorSeverity_ERROR_SEVERITY_UNSPECIFIED) {
+		return runstatusv1.ErrorSeverity_ERROR_SEVERITY_UNSPECIFIED,
+			fmt.Errorf("severity %q: want fail, crash, kill or exception", s)
+	}
+	return runstatusv1.ErrorSeverity(value), nil
 }
 
 // Error is Err's message; without Err, the name (and subtype).

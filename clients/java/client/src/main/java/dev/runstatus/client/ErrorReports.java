@@ -10,12 +10,14 @@ import java.nio.CharBuffer;
 import java.nio.charset.CharsetDecoder;
 import java.nio.charset.CodingErrorAction;
 import java.nio.charset.StandardCharsets;
+import java.util.Locale;
 
 /**
  * An exception as the server classifies it (error.proto's {@code ErrorReport}): its class's simple
  * name ({@code NullPointerException}, which the alias table knows as a TypeError), its message and
  * stack, language "java", and, from an exception that implements {@link ReportedError}, the
- * wrapped error's class ({@code subtype}) and the runtime's verdict ({@code severity}). As the
+ * name it gives instead ({@code reportedName}), the wrapped error's class ({@code subtype}) and
+ * the runtime's verdict ({@code severity}; {@link #parseSeverity} reads one from words). As the
  * Python worker's reports; fields are cut to the server's limits in UTF-8 bytes.
  */
 public final class ErrorReports {
@@ -52,6 +54,9 @@ public final class ErrorReports {
     String subtype = "";
     ErrorSeverity severity = ErrorSeverity.ERROR_SEVERITY_UNSPECIFIED;
     if (error instanceof ReportedError reported) {
+      if (reported.reportedName() != null && !reported.reportedName().isEmpty()) {
+        name = reported.reportedName();
+      }
       subtype = reported.subtype() == null ? "" : reported.subtype();
       severity = reported.severity() == null || reported.severity() == ErrorSeverity.UNRECOGNIZED
           ? ErrorSeverity.ERROR_SEVERITY_UNSPECIFIED : reported.severity();
@@ -67,6 +72,32 @@ public final class ErrorReports {
         .setSubtype(utf8Head(subtype, NAME_BYTES))
         .setSeverity(severity)
         .build();
+  }
+
+  /**
+   * A runtime's verdict as the Python and TypeScript clients take it: OpenFn's word ("crash"),
+   * the short enum name ("CRASH") or the full one ("ERROR_SEVERITY_CRASH"), in any case and with
+   * spaces around; null, empty and "-" (OpenFn's "none given") are none.
+   *
+   * @param severity the verdict in words
+   * @return the verdict; {@code ERROR_SEVERITY_UNSPECIFIED} for none
+   * @throws IllegalArgumentException for any other word
+   */
+  public static ErrorSeverity parseSeverity(String severity) {
+    String name = severity == null ? "" : severity.strip().toUpperCase(Locale.ROOT);
+    if (name.isEmpty() || name.equals("-")) {
+      return ErrorSeverity.ERROR_SEVERITY_UNSPECIFIED;
+    }
+    if (!name.startsWith("ERROR_SEVERITY_")) {
+      name = "ERROR_SEVERITY_" + name;
+    }
+    for (ErrorSeverity value : ErrorSeverity.values()) {
+      if (value != ErrorSeverity.UNRECOGNIZED && value != ErrorSeverity.ERROR_SEVERITY_UNSPECIFIED
+          && value.name().equals(name)) {
+        return value;
+      }
+    }
+    throw new IllegalArgumentException("severity '" + severity + "': want fail, crash, kill or exception");
   }
 
   /** The longest head of the text within this many UTF-8 bytes, never cut inside a character. */

@@ -205,6 +205,39 @@ class DefaultsTest {
   }
 
   @Test
+  void aStepErrorTakesItsNameAndItsSeverityInTheRuntimesWords() {
+    // OpenFn's engine: an uncaught error in job code is an ExecutionError re-tagged crash.
+    ErrorReport report = ErrorReports.of(StepError.of("ExecutionError", "thrown from a timer", "", "crash"));
+    assertEquals("ExecutionError", report.getName());
+    assertEquals("thrown from a timer", report.getMessage());
+    assertEquals("", report.getSubtype());
+    assertEquals(ErrorSeverity.ERROR_SEVERITY_CRASH, report.getSeverity());
+    report = ErrorReports.of(StepError.of("RuntimeError", "x is not a function", "TypeError", "FAIL",
+        new IllegalStateException("cause")));
+    assertEquals("RuntimeError", report.getName());
+    assertEquals("TypeError", report.getSubtype());
+    assertEquals(ErrorSeverity.ERROR_SEVERITY_FAIL, report.getSeverity());
+    // No name: the class's; a word the server does not know: no severity.
+    report = ErrorReports.of(StepError.of("", "odd", "", "fatal"));
+    assertEquals("StepError", report.getName());
+    assertEquals(ErrorSeverity.ERROR_SEVERITY_UNSPECIFIED, report.getSeverity());
+  }
+
+  @Test
+  void parseSeverityReadsTheRuntimesWordsAndTheEnumsNames() {
+    assertEquals(ErrorSeverity.ERROR_SEVERITY_CRASH, ErrorReports.parseSeverity("crash"));
+    assertEquals(ErrorSeverity.ERROR_SEVERITY_KILL, ErrorReports.parseSeverity(" Kill "));
+    assertEquals(ErrorSeverity.ERROR_SEVERITY_FAIL, ErrorReports.parseSeverity("FAIL"));
+    assertEquals(ErrorSeverity.ERROR_SEVERITY_EXCEPTION, ErrorReports.parseSeverity("error_severity_exception"));
+    for (String none : new String[] {null, "", "-"}) {
+      assertEquals(ErrorSeverity.ERROR_SEVERITY_UNSPECIFIED, ErrorReports.parseSeverity(none));
+    }
+    for (String bad : new String[] {"fatal", "unspecified", "ERROR_SEVERITY_UNSPECIFIED", "UNRECOGNIZED"}) {
+      assertThrows(IllegalArgumentException.class, () -> ErrorReports.parseSeverity(bad), bad);
+    }
+  }
+
+  @Test
   void reportFieldsAreCutByUtf8BytesNeverInsideACharacter() {
     String text = "é".repeat(10); // 2 bytes each
     assertEquals("é".repeat(2), ErrorReports.utf8Head(text, 5));

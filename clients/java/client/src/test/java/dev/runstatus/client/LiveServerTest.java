@@ -182,7 +182,11 @@ class LiveServerTest {
   @Test
   void aFailingStepIsReportedWithItsNameSubtypeAndSeverity() {
     for (Exception thrown : List.<Exception>of(new RuntimeCrash("x is not defined"),
-        new NullPointerException("no patient"))) {
+        new NullPointerException("no patient"),
+        // OpenFn's engine re-tags an uncaught error in job code: its crash beats the alias's EXCEPTION.
+        StepError.of("ExecutionError", "thrown from a timer", "", "crash"))) {
+      String name = thrown instanceof ReportedError reported && !reported.reportedName().isEmpty()
+          ? reported.reportedName() : thrown.getClass().getSimpleName();
       // b handles a's failure, and fails too (a leaf that succeeded would make the run SUCCESS).
       Workflow wf = workflow(List.of("a", "b"), List.of(edge("a", "b", EdgeCondition.EDGE_CONDITION_ON_FAILURE)));
       order(wf);
@@ -191,7 +195,7 @@ class LiveServerTest {
             throw thrown;
           })
           .step("b", ctx -> {
-            assertEquals(thrown.getClass().getSimpleName(),
+            assertEquals(name,
                 ctx.state().getFieldsOrThrow("error").getStructValue().getFieldsOrThrow("name").getStringValue());
             throw new NullPointerException("still no patient");
           });
@@ -199,7 +203,7 @@ class LiveServerTest {
       Run run = run(outcome.runId());
       StepRun a = run.getStepRunsList().stream().filter(s -> s.getStepId().equals("a")).findFirst().orElseThrow();
       ErrorReport report = a.getError().getReport();
-      assertEquals(thrown.getClass().getSimpleName(), report.getName());
+      assertEquals(name, report.getName());
       assertEquals(thrown.getMessage(), report.getMessage());
       assertEquals("java", report.getLanguage());
       assertTrue(report.getStack().contains("LiveServerTest"), report.getStack());
@@ -208,6 +212,12 @@ class LiveServerTest {
       if (thrown instanceof RuntimeCrash) {
         assertEquals("ReferenceError", report.getSubtype());
         assertEquals(ErrorSeverity.ERROR_SEVERITY_CRASH, report.getSeverity());
+        assertEquals(RunStatus.RUN_STATUS_CRASHED, classified);
+        assertEquals(List.of("a"), outcome.executed(), "a crash ends the run at once");
+      } else if (thrown instanceof StepError) {
+        assertEquals("", report.getSubtype());
+        assertEquals(ErrorSeverity.ERROR_SEVERITY_CRASH, report.getSeverity());
+        assertEquals("severity:crash;over:alias:ExecutionError", a.getError().getClassification().getRule());
         assertEquals(RunStatus.RUN_STATUS_CRASHED, classified);
         assertEquals(List.of("a"), outcome.executed(), "a crash ends the run at once");
       } else {

@@ -37,7 +37,7 @@ LEASES_EXPIRED = Counter("runstatus_leases_expired", "Runs whose lease expired (
 # Watches (events.py): the feed reads the log once per commit batch, whatever the watchers;
 # "backlog" reads are watchers catching up from an old cursor.
 EVENT_LOG_READS = Counter("runstatus_event_log_reads",
-                          "Pages read from the event log, by reader (feed, backlog, notifications).",
+                          "Pages read from the event log, by reader (feed, backlog, notifications, admin-log).",
                           ["reader"], registry=REGISTRY)
 WATCHES = Gauge("runstatus_watches", "Watch streams open.", registry=REGISTRY)
 WATCHES_CUT_OFF = Counter("runstatus_watches_cut_off", "Watches ended because their client read too slowly.",

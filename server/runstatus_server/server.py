@@ -33,7 +33,7 @@ from . import idempotency, metrics, projects, pruner, sweeper
 from .auth import Authenticator
 from .classifier import Classifier, load_aliases
 from .events import DEFAULT_BUFFER, DEFAULT_SEND_TIMEOUT, EventFeed
-from .notifier import log_notifier, run_notifier
+from .notifier import AdminNotifier, log_notifier
 from .notifications import outbox, retention
 from .notifications.delivery import Deliveries
 from .notifications.mail import SmtpServer
@@ -212,7 +212,7 @@ class Server:
             self._tasks += [
                 asyncio.create_task(self._sweep_forever(), name="sweeper"),
                 asyncio.create_task(self._prune_forever(), name="retention"),
-                asyncio.create_task(run_notifier(self.feed, [log_notifier]), name="notifier"),
+                asyncio.create_task(self._admin_notifier().run(), name="notifier"),
                 *await self._start_notifications(),
             ]
         # Everything made so far (modules, descriptors, the classifier's tables) lives as long as
@@ -224,6 +224,11 @@ class Server:
                                      "auth": self.settings.auth, "tls": bool(self.settings.tls_cert),
                                      "mtls": bool(self.settings.tls_client_ca)})
         return self.port
+
+    def _admin_notifier(self) -> AdminNotifier:
+        notifier = AdminNotifier(self.store, [log_notifier], poll_seconds=self.settings.watch_poll_seconds)
+        self.store.add_commit_listener(notifier.notify)
+        return notifier
 
     async def _start_notifications(self) -> list[asyncio.Task[None]]:
         """The admin subscription as --admin-webhook says, and the loops that deliver what the

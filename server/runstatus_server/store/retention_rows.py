@@ -26,6 +26,7 @@ class RetentionRows:
         def _rows(self, sql: str, *args: Any) -> list[tuple[Any, ...]]: ...
         def _one(self, sql: str, *args: Any) -> Any: ...
         def _run(self, sql: str, *args: Any) -> int: ...
+        def _send(self, sql: str, *args: Any) -> None: ...
         def _marks(self, values: Sequence[Any]) -> str: ...
         def _read_text(self, value: str) -> str: ...
 
@@ -50,10 +51,10 @@ class RetentionRows:
             return 0
         within = f"IN ({self._marks(ids)})"
         top = int(self._one(f"SELECT coalesce(max(seq), 0) FROM events WHERE work_order_id {within}", *ids))
-        self._run(f"DELETE FROM events WHERE work_order_id {within}", *ids)
-        self._run(f"DELETE FROM step_runs WHERE run_id IN (SELECT id FROM runs WHERE work_order_id {within})", *ids)
-        self._run(f"DELETE FROM runs WHERE work_order_id {within}", *ids)
-        self._run(f"DELETE FROM work_orders WHERE id {within}", *ids)
+        self._send(f"DELETE FROM events WHERE work_order_id {within}", *ids)
+        self._send(f"DELETE FROM step_runs WHERE run_id IN (SELECT id FROM runs WHERE work_order_id {within})", *ids)
+        self._send(f"DELETE FROM runs WHERE work_order_id {within}", *ids)
+        self._send(f"DELETE FROM work_orders WHERE id {within}", *ids)
         if top:
             self.raise_event_log_horizon(top)
         return top
@@ -64,7 +65,7 @@ class RetentionRows:
 
     def raise_event_log_horizon(self, sequence: int) -> None:
         m = self.MARK
-        self._run(f"UPDATE event_log_horizon SET pruned_through = {m} WHERE pruned_through < {m}", sequence, sequence)
+        self._send(f"UPDATE event_log_horizon SET pruned_through = {m} WHERE pruned_through < {m}", sequence, sequence)
 
     def delete_events_through(self, sequence: int, limit: int) -> int:
         """Deletes up to `limit` events at or below `sequence`, oldest first; how many."""
@@ -85,7 +86,7 @@ class RetentionRows:
 
     def put_payload_erase_mark(self, project_id: str, mark: ChangeKey) -> None:
         m = self.MARK
-        self._run(f"INSERT INTO payload_erase_marks (project_id, update_time, seq) VALUES ({m}, {m}, {m}) "
+        self._send(f"INSERT INTO payload_erase_marks (project_id, update_time, seq) VALUES ({m}, {m}, {m}) "
                   "ON CONFLICT (project_id) DO UPDATE SET update_time = excluded.update_time, seq = excluded.seq",
                   project_id, *mark)
 

@@ -188,6 +188,12 @@ class Rows(RetentionRows):
         count: int = self._execute(sql, args).rowcount
         return count
 
+    def _send(self, sql: str, *args: Any) -> None:
+        """Runs a statement whose answer the write does not need: a dialect that can sends it
+        without waiting for it (PostgreSQL's pipeline; a failure shows at the next read or the
+        COMMIT, and fails the write the same)."""
+        self._execute(sql, args)
+
     def _message(self, message: type[M], sql: str, *args: Any) -> M | None:
         """The one row's `data` (selected first), as its message; None for no row."""
         data = self._one(sql, *args)
@@ -226,7 +232,7 @@ class Rows(RetentionRows):
 
     def _put(self, table: str, columns: tuple[str, ...], row: tuple[Any, ...], *, new: bool) -> None:
         """Inserts a row tuple in `columns` order (new), or updates the row of its key (the last)."""
-        self._run(self._insert(table, columns) if new else self._update(table, columns), *row)
+        self._send(self._insert(table, columns) if new else self._update(table, columns), *row)
 
     def after_commit(self, fn: Callable[[], None]) -> None:
         self.committed_hooks.append(fn)
@@ -265,7 +271,7 @@ class Rows(RetentionRows):
     def insert_workflow(self, workflow: Workflow) -> None:
         # Two writers creating the same version at once (PostgreSQL): the second's insert fails
         # on the key, and the engine tries it again, when it reads the first's version.
-        self._run(self._insert("workflows", WORKFLOW_COLUMNS),
+        self._send(self._insert("workflows", WORKFLOW_COLUMNS),
                   workflow.project_id, workflow.id, workflow.version, workflow.SerializeToString())
 
     def list_workflows(self, project_id: str, after_id: str, limit: int,
@@ -479,10 +485,10 @@ class Rows(RetentionRows):
         m = self.MARK
         data = step_run.SerializeToString()
         if new:
-            self._run(f"UPDATE runs SET step_count = step_count + 1, step_bytes = step_bytes + {m} WHERE id = {m}",
+            self._send(f"UPDATE runs SET step_count = step_count + 1, step_bytes = step_bytes + {m} WHERE id = {m}",
                       len(data), step_run.run_id)
         else:  # before the step run's own update: the bytes it had are read from it
-            self._run(
+            self._send(
                 f"UPDATE runs SET step_bytes = step_bytes + {m} - "
                 f"(SELECT {self.BYTE_LENGTH}(data) FROM step_runs WHERE id = {m}) WHERE id = {m}",
                 len(data), step_run.id, step_run.run_id,
@@ -518,11 +524,11 @@ class Rows(RetentionRows):
 
     def put_token(self, token: Token, secret_hash: str, *, new: bool) -> None:
         if new:
-            self._run(self._insert("tokens", TOKEN_COLUMNS), token.id, token.project_id, secret_hash,
+            self._send(self._insert("tokens", TOKEN_COLUMNS), token.id, token.project_id, secret_hash,
                       token.SerializeToString())
         else:
             m = self.MARK
-            self._run(f"UPDATE tokens SET data = {m} WHERE id = {m}", token.SerializeToString(), token.id)
+            self._send(f"UPDATE tokens SET data = {m} WHERE id = {m}", token.SerializeToString(), token.id)
 
     def list_tokens(self, project_id: str, after_id: str, limit: int,
                     max_bytes: int | None = None) -> Page[Token]:
@@ -543,7 +549,7 @@ class Rows(RetentionRows):
         return (self._read_text(row[0]), bytes(row[1]), bytes(row[2])) if row else None
 
     def put_request(self, request_id: str, method: str, fingerprint: bytes, response: bytes, now_us: int) -> None:
-        self._run(self._insert("requests", REQUEST_COLUMNS), request_id, method, fingerprint, response, now_us)
+        self._send(self._insert("requests", REQUEST_COLUMNS), request_id, method, fingerprint, response, now_us)
 
     def delete_requests_before(self, before_us: int, limit: int) -> int:
         m = self.MARK
@@ -582,8 +588,8 @@ class Rows(RetentionRows):
         m = self.MARK
         owed = int(self._one(f"SELECT count(*) FROM notification_deliveries WHERE subscription_id = {m} "
                              f"AND state = {DELIVERY_PENDING}", subscription_id))
-        self._run(f"DELETE FROM notification_deliveries WHERE subscription_id = {m}", subscription_id)
-        self._run(f"DELETE FROM notification_subscriptions WHERE id = {m}", subscription_id)
+        self._send(f"DELETE FROM notification_deliveries WHERE subscription_id = {m}", subscription_id)
+        self._send(f"DELETE FROM notification_subscriptions WHERE id = {m}", subscription_id)
         return owed
 
     def notification_subscriptions(self) -> list[NotificationSubscription]:
@@ -603,7 +609,7 @@ class Rows(RetentionRows):
 
     def advance_notification_cursor(self, subscription_id: str, sequence: int) -> None:
         m = self.MARK
-        self._run(f"UPDATE notification_subscriptions SET scan_cursor = {m} WHERE id = {m} AND scan_cursor < {m}",
+        self._send(f"UPDATE notification_subscriptions SET scan_cursor = {m} WHERE id = {m} AND scan_cursor < {m}",
                   sequence, subscription_id, sequence)
 
     @staticmethod
@@ -628,7 +634,7 @@ class Rows(RetentionRows):
     def put_notification_attempt(self, delivery: NotificationDelivery, now_us: int) -> None:
         m = self.MARK
         d = delivery
-        self._run(
+        self._send(
             f"UPDATE notification_deliveries SET state = {m}, attempts = {m}, next_attempt_time = {m}, "
             f"last_error = {m}, update_time = {m} WHERE id = {m} AND state = {DELIVERY_PENDING}",
             d.state, d.attempts, d.next_attempt_time, d.last_error, now_us, d.id,
@@ -642,7 +648,7 @@ class Rows(RetentionRows):
     def put_notification_delivery(self, delivery: NotificationDelivery) -> None:
         m = self.MARK
         d = delivery
-        self._run(
+        self._send(
             f"UPDATE notification_deliveries SET event_seq = {m}, next_attempt_time = {m}, body = {m}, "
             f"create_time = {m}, update_time = {m}, state = {m}, attempts = {m}, last_error = {m}, kind = {m}, "
             f"event_count = {m}, owed_time = {m} WHERE id = {m}",

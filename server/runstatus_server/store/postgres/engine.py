@@ -38,6 +38,7 @@ import re
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -48,6 +49,7 @@ from psycopg import pq
 from psycopg_pool import ConnectionPool, PoolClosed
 
 from ..base import CannotOpen, StorageBusy, StorageError, StorageFull, StorageUnavailable, StoreClosing
+from .cache import WriteCache
 from .locks import EVENTS_CHANNEL, SWEEP_LOCK
 from .migrations import migrate
 from .rows import PostgresTx, WriteConflict
@@ -80,6 +82,7 @@ LISTEN_RETRY_S = (0.1, 2.0)  # the listening thread reconnects after this long, 
 # still leads (each wait is one more moment in which a stopped server's stall goes unmeasured:
 # sweeper.Stalls measures its sleeps).
 LEAD_CHECK_S = 1.0
+CHECK_IDLE_S = 0.5  # a write connection idle longer than this is checked before a write gets it
 
 
 def is_postgres_url(db: str) -> bool:
@@ -154,6 +157,9 @@ class PostgresStore:
         self._leading = False
         self._lead_checked = 0.0  # time.monotonic() of the last check that it still leads
         self._lead_mutex = threading.Lock()
+        self._cache = WriteCache()  # what writes read often and change rarely (cache.py)
+        # When each write connection was last handed back (_check_if_idle).
+        self._idle_since: weakref.WeakKeyDictionary[psycopg.Connection[Any], float] = weakref.WeakKeyDictionary()
 
     # --- start and close --------------------------------------------------------------
 
@@ -193,8 +199,18 @@ class PostgresStore:
             # unit of work gets it, so the store comes back with the database instead of failing
             # once per connection it held. Writes need it (one is not tried again once it may
             # have reached its COMMIT); reads try again instead (_read_now), saving a round trip.
-            check=ConnectionPool.check_connection if checked else None,
+            # Only a connection that sat idle is checked: one handed back moments ago was
+            # answering then, and under load a check per write would be a round trip per write.
+            check=self._check_if_idle if checked else None,
+            reset=self._returned if checked else None,
         )
+
+    def _returned(self, conn: psycopg.Connection[Any]) -> None:
+        self._idle_since[conn] = time.monotonic()
+
+    def _check_if_idle(self, conn: psycopg.Connection[Any]) -> None:
+        if time.monotonic() - self._idle_since.get(conn, 0.0) > CHECK_IDLE_S:
+            ConnectionPool.check_connection(conn)
 
     @staticmethod
     def _configure_reader(conn: psycopg.Connection[Any]) -> None:
@@ -363,10 +379,12 @@ class PostgresStore:
         for attempt in range(1, WRITE_ATTEMPTS + 1):
             try:
                 with self._write_pool.connection() as conn:
-                    outcome = self._transaction(conn, job, self._origin)
+                    outcome = self._transaction(conn, job, self._origin, self._cache)
             except (psycopg.Error, WriteConflict) as e:
                 state = getattr(e, "sqlstate", None)
                 if (state in RETRIED or isinstance(e, WriteConflict)) and attempt < WRITE_ATTEMPTS:
+                    if state == "40001":  # perhaps what the write took from the cache changed
+                        self._cache.clear()
                     time.sleep(random.uniform(0, 0.002 * 2**attempt))  # let the winner finish
                     continue
                 log.warning("write refused: %s", e)
@@ -375,38 +393,41 @@ class PostgresStore:
         raise AssertionError("unreachable")
 
     @staticmethod
-    def _transaction(conn: psycopg.Connection[Any], job: Callable[[PostgresTx], Any], origin: str) -> _Outcome:
-        """The job in one transaction. Raises psycopg errors (and WriteConflict) for the caller
-        to retry or map; returns the job's own exception in the outcome. A transaction that
-        appended events sends one NOTIFY (PostgreSQL delivers it at the COMMIT, to every
-        server listening, and not at all if the transaction rolls back)."""
-        tx = PostgresTx(conn, writing=True)
+    def _transaction(conn: psycopg.Connection[Any], job: Callable[[PostgresTx], Any], origin: str,
+                     cache: WriteCache) -> _Outcome:
+        """The job in one transaction, in pipeline mode: what it sends without needing an answer
+        (its INSERTs and UPDATEs) waits to go with its reads or, at the latest, with the COMMIT,
+        so a write that reads nothing from the database (a create, whose project and workflow
+        come from the cache) is one round trip from BEGIN to COMMIT. Raises psycopg errors (and
+        WriteConflict) for the caller to retry or map; returns the job's own exception in the
+        outcome. PostgresTx.finish is the last statement before the COMMIT."""
+        tx = PostgresTx(conn, writing=True, cache=cache)
+        own: BaseException | None = None
         try:
-            result = job(tx)
+            with conn.pipeline() as pipeline:
+                tx.pipeline = pipeline
+                try:
+                    result = job(tx)
+                except (psycopg.Error, WriteConflict):
+                    raise
+                except BaseException as e:  # noqa: BLE001 - the caller gets its own error
+                    own = e
+                if own is None and conn.info.transaction_status != pq.TransactionStatus.INERROR:
+                    tx.finish(origin)
+                    conn.commit()
+            # Leaving the pipeline waited for every answer: a statement sent without waiting
+            # that failed has raised by now, and the COMMIT, if sent, is done.
         except (psycopg.Error, WriteConflict):
             conn.rollback()
             raise
-        except BaseException as e:  # noqa: BLE001 - the caller gets its own error
+        if own is not None:
             conn.rollback()
-            return _Outcome(error=e)
+            return _Outcome(error=own)
         if conn.info.transaction_status == pq.TransactionStatus.INERROR:
             # The job swallowed a failed statement: the transaction can only be rolled back.
             conn.rollback()
             return _Outcome(error=StorageUnavailable("the database cannot be written right now: a statement failed"))
-        PostgresStore._commit(conn, tx, origin)
         return _Outcome(result=result, committed=True, hooks=tx.committed_hooks)
-
-    @staticmethod
-    def _commit(conn: psycopg.Connection[Any], tx: PostgresTx, origin: str) -> None:
-        """COMMITs; a transaction with events writes them first (PostgresTx.write_events), in
-        one pipeline with the COMMIT: one round trip, so the event lock that appenders take in
-        turn is never held while this server's thread waits for its turn to run."""
-        if not tx.appended_events:
-            conn.commit()
-            return
-        with conn.pipeline():
-            tx.write_events(origin)
-            conn.commit()
 
     def _written(self, done: asyncio.Future[_Outcome], answer: asyncio.Future[Any]) -> None:
         """On the loop, once a write's thread is done: its hooks, its caller, the listeners."""

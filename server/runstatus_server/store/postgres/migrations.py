@@ -312,7 +312,46 @@ MIGRATIONS.append(
 )
 
 
-# 9: statistics (StatsService, issue 31; SQLite's migration 11): run_facts and the hour buckets of
+# 9: a write's last statement before its COMMIT (issue 30; rows.py PostgresTx.finish). It checks
+# what the write took from this server's cache instead of reading it (a project's row version,
+# a workflow's latest version), failing as a serialization failure (40001: the engine tries the
+# write again, its cache dropped) if another server changed it; then appends the write's events
+# in their order under the event lock (EVENT_LOCK, see write_events) and wakes the other servers.
+# One statement, so the whole write is one round trip: BEGIN, its INSERTs, this, COMMIT.
+MIGRATIONS.append(
+    """
+    CREATE FUNCTION runstatus_finish_write(
+        project_ids TEXT[], project_versions TEXT[],
+        workflow_projects TEXT[], workflow_ids TEXT[], workflow_versions BIGINT[],
+        event_lock BIGINT, event_projects TEXT[], event_work_orders TEXT[], event_data BYTEA[],
+        channel TEXT, origin TEXT
+    ) RETURNS VOID LANGUAGE plpgsql AS $$
+    BEGIN
+        IF EXISTS (SELECT 1 FROM unnest(project_ids, project_versions) AS c(id, version)
+                   WHERE NOT EXISTS (SELECT 1 FROM projects p WHERE p.id = c.id AND p.xmin::text = c.version)) THEN
+            RAISE EXCEPTION 'a project changed since this server cached it' USING ERRCODE = '40001';
+        END IF;
+        IF EXISTS (SELECT 1 FROM unnest(workflow_projects, workflow_ids, workflow_versions) AS c(project_id, id, version)
+                   WHERE EXISTS (SELECT 1 FROM workflows w WHERE w.project_id = c.project_id AND w.id = c.id
+                                 AND w.version > c.version)) THEN
+            RAISE EXCEPTION 'a workflow has a newer version than this server cached' USING ERRCODE = '40001';
+        END IF;
+        IF cardinality(event_data) > 0 THEN
+            PERFORM pg_advisory_xact_lock(event_lock);
+            INSERT INTO events (project_id, work_order_id, data)
+                SELECT e.project_id, e.work_order_id, e.data
+                FROM unnest(event_projects, event_work_orders, event_data) WITH ORDINALITY
+                     AS e(project_id, work_order_id, data, n)
+                ORDER BY e.n;
+            PERFORM pg_notify(channel, origin);
+        END IF;
+    END
+    $$;
+    """
+)
+
+
+# 10: statistics (StatsService, issue 31; SQLite's migration 11): run_facts and the hour buckets of
 # run durations and errors kept from it by a trigger, as rows of changes (postgres/stats.py).
 MIGRATIONS.append(stats.migrate_stats)
 

@@ -13,7 +13,7 @@ of several servers. What keeps them as if one at a time:
   holds are left to it, so no run is handed out twice.
 - Run limits (count_in_flight, count_created_since) are counted under a transaction advisory
   lock of the project, so that two writers cannot both admit the last run a limit allows.
-- Events are written last, under one transaction advisory lock (EVENT_LOCK): see write_events.
+- Events are written last, under one transaction advisory lock (EVENT_LOCK): see finish.
 """
 
 from __future__ import annotations
@@ -25,9 +25,11 @@ import psycopg
 
 from runstatus.v1.event_pb2 import Event
 from runstatus.v1.project_pb2 import Project
+from runstatus.v1.workflow_pb2 import Workflow
 
 from ..base import PENDING, StoredRun
-from ..rows import COUNT_TABLES, EVENT_COLUMNS, PROJECT_COLUMNS, STORED_RUN, Rows, event_row
+from ..rows import COUNT_TABLES, PROJECT_COLUMNS, STORED_RUN, Rows, event_row
+from .cache import WriteCache
 from .locks import EVENT_LOCK, EVENTS_CHANNEL, MERGE_LOCK
 
 
@@ -62,13 +64,22 @@ class PostgresTx(Rows):
 
     conn: psycopg.Connection[Any]
 
-    def __init__(self, conn: psycopg.Connection[Any], *, writing: bool) -> None:
+    def __init__(self, conn: psycopg.Connection[Any], *, writing: bool, cache: WriteCache | None = None,
+                 pipeline: psycopg.Pipeline | None = None) -> None:
         super().__init__(conn)
         self.writing = writing
         self._lock = " FOR UPDATE" if writing else ""
         self._skip_locked = " FOR UPDATE SKIP LOCKED" if writing else ""
         self._project_versions: dict[str, str] = {}  # xmin of each project row read
-        self._events: list[Event] = []  # appended, written by write_events just before COMMIT
+        self._events: list[Event] = []  # appended, written by finish just before COMMIT
+        # A write's cache (cache.py) and what it took from it, checked by finish.
+        self._cache = cache if writing else None
+        self._cached_projects: dict[str, str] = {}  # id -> xmin
+        self._cached_latest: dict[tuple[str, str], int] = {}  # (project, workflow) -> version
+        # A write runs in pipeline mode (engine.py): a statement whose result it does not need
+        # (_send) is sent without waiting for its answer, and the whole write is one round trip
+        # unless it reads.
+        self.pipeline = pipeline
 
     @property
     def appended_events(self) -> bool:
@@ -79,6 +90,12 @@ class PostgresTx(Rows):
         """Every statement goes through here, its strings as text holds them."""
         return self.conn.execute(sql, [_text(a) for a in args])
 
+    def _run(self, sql: str, *args: Any) -> int:
+        cursor = self._execute(sql, args)
+        if self.pipeline is not None:
+            self.pipeline.sync()  # its count is known once its answer came back
+        return cursor.rowcount
+
     def _read_text(self, value: str) -> str:
         return _untext(value)
 
@@ -86,17 +103,31 @@ class PostgresTx(Rows):
         """A write that counts runs against a project's limit, to admit one more, does so one
         at a time per project: each sees the runs the one before it admitted."""
         if self.writing:
-            self._run("SELECT pg_advisory_xact_lock(hashtextextended('runstatus.limits:' || %s, 0))", project_id)
+            self._send("SELECT pg_advisory_xact_lock(hashtextextended('runstatus.limits:' || %s, 0))", project_id)
 
-    # Projects: not locked, but updated only as the version read.
+    # Projects: not locked, but updated only as the version read. A write takes them from its
+    # cache when it can (checked by finish).
     def get_project(self, project_id: str) -> Project | None:
-        row = self._row("SELECT data, xmin::text FROM projects WHERE id = %s", project_id)
-        if row is None:
-            return None
-        self._project_versions[project_id] = row[1]
-        return Project.FromString(row[0])
+        cached = self._cache.project(project_id) if self._cache is not None else None
+        if cached is not None:
+            data, version = cached
+            self._cached_projects[project_id] = version
+        else:
+            row = self._row("SELECT data, xmin::text FROM projects WHERE id = %s", project_id)
+            if row is None:
+                return None
+            data, version = bytes(row[0]), row[1]
+            if self._cache is not None:
+                cache = self._cache
+                self.after_commit(lambda: cache.keep_project(project_id, data, version))
+        self._project_versions[project_id] = version
+        return Project.FromString(data)
 
     def put_project(self, project: Project, *, new: bool) -> None:
+        if self._cache is not None:
+            cache = self._cache
+            cache.forget_project(project.id)
+            self.after_commit(lambda: cache.forget_project(project.id))
         version = None if new else self._project_versions.get(project.id)
         if version is None:
             super().put_project(project, new=new)
@@ -145,9 +176,34 @@ class PostgresTx(Rows):
     def append_event(self, event: Event) -> None:
         self._events.append(event)
 
-    def write_events(self, notify_origin: str) -> None:
-        """Writes the events appended, and a NOTIFY for them, as the transaction's last
-        statements: the engine calls it just before COMMIT.
+    # Workflow versions: from the write's cache when it can (a pinned version is there for good;
+    # the latest is checked by finish).
+    def workflow_version(self, project_id: str, workflow_id: str, version: int = 0) -> int | None:
+        cache = self._cache
+        if cache is None:
+            return super().workflow_version(project_id, workflow_id, version)
+        if version:
+            if cache.pinned(project_id, workflow_id, version):
+                return version
+        elif (latest := cache.latest(project_id, workflow_id)) is not None:
+            self._cached_latest[(project_id, workflow_id)] = latest
+            return latest
+        found = super().workflow_version(project_id, workflow_id, version)
+        if found is not None:
+            self.after_commit(lambda: cache.keep_version(project_id, workflow_id, found, latest=not version))
+        return found
+
+    def insert_workflow(self, workflow: Workflow) -> None:
+        if self._cache is not None:
+            cache, key = self._cache, (workflow.project_id, workflow.id)
+            cache.forget_latest(*key)
+            self.after_commit(lambda: cache.forget_latest(*key))
+        super().insert_workflow(workflow)
+
+    def finish(self, notify_origin: str) -> None:
+        """The write's last statement, which the engine sends with its COMMIT in one round trip
+        (runstatus_finish_write, migration 9): checks what the write took from the cache, then
+        writes the events it appended and a NOTIFY for them. Nothing to send if it did neither.
 
         An identity column hands out numbers at INSERT, not at COMMIT: two transactions could
         commit their events out of sequence order, and a watcher that read up to the later one
@@ -156,16 +212,19 @@ class PostgresTx(Rows):
         the commit visible before it releases the lock): its events are numbered only after
         every earlier appender's are visible, and readers by sequence (events_after) never see
         a later event before an earlier one. Appenders commit one at a time, so the lock is
-        taken last, by these two statements, which the engine sends in one pipeline with the
-        COMMIT: held for the database's own time to run them, never for a round trip back to a
-        server. The NOTIFY is delivered at the COMMIT, to every server listening, once."""
-        if not self._events:
+        taken last, in this statement: held for the database's own time to run it and the
+        COMMIT, never for a round trip back to a server. The events are numbered in the order
+        they were appended. The NOTIFY is delivered at the COMMIT, to every server listening, once."""
+        if not self._events and not self._cached_projects and not self._cached_latest:
             return
-        self._execute("SELECT pg_advisory_xact_lock(%s)", (EVENT_LOCK,))
-        args = [value for event in self._events for value in event_row(event)]
-        # Rows of one VALUES list are numbered in their order: the transaction's events keep theirs.
-        row = f"({', '.join(['%s'] * len(EVENT_COLUMNS))})"
-        values = ", ".join([row] * len(self._events))
-        self._execute(f"WITH appended AS (INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES {values}) "
-                      "SELECT pg_notify(%s, %s)", (*args, EVENTS_CHANNEL, notify_origin))
+        events = [event_row(e) for e in self._events]
+        latest = list(self._cached_latest.items())
+        self._execute(
+            "SELECT runstatus_finish_write(%s::text[], %s::text[], %s::text[], %s::text[], %s::bigint[], "
+            "%s, %s::text[], %s::text[], %s::bytea[], %s, %s)",
+            ([_text(k) for k in self._cached_projects], list(self._cached_projects.values()),
+             [_text(p) for (p, _), _v in latest], [_text(w) for (_, w), _v in latest], [v for _, v in latest],
+             EVENT_LOCK, [_text(e[0]) for e in events], [_text(e[1]) for e in events], [e[2] for e in events],
+             EVENTS_CHANNEL, notify_origin),
+        )
         self._events.clear()

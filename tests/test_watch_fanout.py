@@ -268,8 +268,10 @@ def test_a_watch_from_now_skips_the_log_and_misses_nothing_after(metered: tuple[
             time.sleep(0.5)
             new.extend(c.work_order(wf).work_order.id for _ in range(3))
 
-        threading.Thread(target=write, daemon=True).start()
+        writer = threading.Thread(target=write, daemon=True)
+        writer.start()
         seen = [next(events).work_order_id for _ in range(3)]
+        writer.join(30)  # the third event can arrive before its create's answer does
         assert seen == new and not set(seen) & set(old)
         raw = wo_grpc.WorkOrderServiceStub(grpc.insecure_channel(server.address))
         with pytest.raises(grpc.RpcError) as raised:

@@ -216,6 +216,7 @@ class Server:
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
         self.database: LocalPostgres | None = None  # its PostgreSQL, whose CPU counts as the server's
+        self.dbname = ""  # its database there
 
     def start(self, timeout: float = 900) -> Server:
         # Generous: on first start runstatus migrates the big database.
@@ -284,7 +285,8 @@ def start_postgres(work: pathlib.Path) -> LocalPostgres:
     """A PostgreSQL cluster of its own in the work directory, with fsync on, as in production."""
     work.chmod(0o711)  # run as root, PostgreSQL runs as its own user, who must reach its folder
     try:
-        pg = LocalPostgres(fsync=True, parent=str(work)).start()
+        pg = LocalPostgres(fsync=True, parent=str(work), stat_statements=True).start()
+        pg.psql("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
     except PostgresUnavailable as e:
         sys.exit(f"no PostgreSQL for the benchmark: {e} (or say --backends sqlite)")
     DATABASES.append(pg)
@@ -299,6 +301,17 @@ def database_cpu(pg: LocalPostgres) -> dict[int, float]:
         return cpu_seconds([main, *main.children(recursive=True)])
     except (OSError, ValueError, psutil.NoSuchProcess):
         return {}
+
+
+def statements_so_far(server: Server) -> int | None:
+    """Statements the server's PostgreSQL database ran so far, BEGIN and COMMIT included
+    (pg_stat_statements, which start_postgres loads); None on SQLite."""
+    if server.database is None or not server.dbname:
+        return None
+    found = server.database.psql(
+        "SELECT coalesce(sum(s.calls), 0) FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid "
+        f"WHERE d.datname = '{server.dbname}'")
+    return int(found or 0)
 
 
 def cpu_seconds(procs: list[psutil.Process]) -> dict[int, float]:
@@ -463,6 +476,7 @@ def measure_once(workload: Workload, server: Server, target: str, concurrency: i
     if use_ghz and args.warmup > 0:
         run_ghz(workload.call, data, server.address, concurrency, args.warmup, connections, files)
     db0 = database_cpu(server.database) if server.database else {}
+    statements0 = statements_so_far(server)
     began, server0, loadgen0, busy0, ours0 = (time.monotonic(), server.cpu_by_process(), children_cpu(),
                                               machine_busy(), ours_cpu())
     if use_ghz:
@@ -473,6 +487,7 @@ def measure_once(workload: Workload, server: Server, target: str, concurrency: i
     wall = time.monotonic() - began
     server1, loadgen1, busy1, ours1 = server.cpu_by_process(), children_cpu(), machine_busy(), ours_cpu()
     db1 = database_cpu(server.database) if server.database else {}
+    statements1 = statements_so_far(server)
     per_process = {pid: (server1[pid] - server0.get(pid, 0.0)) / wall for pid in server1}
     database = sum(db1[pid] - db0.get(pid, 0.0) for pid in db1) / wall
     server_cpu = sum(per_process.values()) + database
@@ -485,6 +500,12 @@ def measure_once(workload: Workload, server: Server, target: str, concurrency: i
     )
     if server.database:
         result.extra["database_cpu"] = database
+    if result.ok:  # what one call cost: the server's CPU, the database's, and its statements
+        result.extra["runstatus_ms"] = sum(per_process.values()) * wall / result.ok * 1000
+        if server.database:
+            result.extra["database_ms"] = database * wall / result.ok * 1000
+        if statements0 is not None and statements1 is not None:
+            result.extra["statements"] = (statements1 - statements0) / result.ok
     if len(per_process) > 1:  # runstatus --processes N: the parent only waits; show how the servers shared the load
         busy = sorted((v for v in per_process.values() if v > 0.02), reverse=True)
         result.extra["split"] = "/".join(f"{v:.2f}" for v in busy)
@@ -638,9 +659,9 @@ def start_runstatus(backend: str, target: str, work: pathlib.Path, pg: LocalPost
         server = runstatus_server(f"runstatus-{target}", db or work / f"{target}.db", work, *args)
     else:
         assert pg is not None
-        server = runstatus_server(f"runstatus-{target}", db or pg.create_database(target.replace("-", "_")), work,
-                                  *args)
-        server.database = pg
+        url = db or pg.create_database(target.replace("-", "_"))
+        server = runstatus_server(f"runstatus-{target}", url, work, *args)
+        server.database, server.dbname = pg, str(url).rsplit("/", 1)[-1]
     return server.start()
 
 
@@ -862,6 +883,24 @@ def table_markdown(results: list[Result], one_at_a_time: dict[str, list[tuple[st
                      for c in args.concurrency]
             backend_lines.append(f"| {WORKLOADS[key].title}{label} | " + " | ".join(cells) + " |")
 
+    # What one call costs, by workload and server: where a backend's throughput goes.
+    cost_lines = ["", "### What one call costs (at c=" + str(max(args.concurrency)) + ")", "",
+                  "CPU milliseconds per call of the runstatus processes and of PostgreSQL, and the statements "
+                  "PostgreSQL ran per call (pg_stat_statements, BEGIN and COMMIT included; the lifecycle's calls "
+                  "are its 6 RPCs).", "",
+                  "| workload | server | runstatus CPU ms | PostgreSQL CPU ms | statements |", "|---|---|---:|---:|---:|"]
+    for key in writes:
+        for target in NAMES:
+            r = find(results, key, target, max(args.concurrency))
+            if r is None or "runstatus_ms" not in r.extra:
+                continue
+            db_ms = f"{r.extra['database_ms']:.2f}" if "database_ms" in r.extra else "–"
+            statements = f"{r.extra['statements']:.1f}" if "statements" in r.extra else "–"
+            cost_lines.append(f"| {WORKLOADS[key].title} | {NAMES[target]} | {r.extra['runstatus_ms']:.2f} | {db_ms} "
+                              f"| {statements} |")
+    if len(cost_lines) == 6:
+        cost_lines = []
+
     # Two processes over one.
     proc_lines = []
     if args.processes_compare:
@@ -960,7 +999,7 @@ def table_markdown(results: list[Result], one_at_a_time: dict[str, list[tuple[st
         caveats = ["", f"Note: at {len(busy)} of {len(results)} points something else on the machine used more than "
                        f"{args.busy_threshold:g} cores (CPU other) even after {args.busy_retries} more tries; "
                        "those points are less trustworthy."]
-    text = "\n".join(lines + backend_lines + proc_lines + read_lines + ["", "### Targets", ""]
+    text = "\n".join(lines + backend_lines + cost_lines + proc_lines + read_lines + ["", "### Targets", ""]
                      + [f"- {v}" for v in verdicts] + caveats + ["", "![throughput against concurrency](benchmark.png)"])
     return text, verdicts
 

@@ -70,10 +70,12 @@ class LocalPostgres:
     """One PostgreSQL cluster in a temporary folder; the superuser `postgres` logs in without
     a password over loopback (trust: nothing but this machine reaches it)."""
 
-    def __init__(self, *, fsync: bool = True, parent: str | None = None) -> None:
-        """`parent`: the folder to make the cluster's folder in (default: the temporary one)."""
+    def __init__(self, *, fsync: bool = True, parent: str | None = None, stat_statements: bool = False) -> None:
+        """`parent`: the folder to make the cluster's folder in (default: the temporary one);
+        `stat_statements`: load pg_stat_statements (BEGIN and COMMIT counted too), for benchmarks."""
         self.bin_dir = ensure_installed()
         self.fsync = fsync
+        self.stat_statements = stat_statements
         self.root = tempfile.mkdtemp(prefix="runstatus-pg-", dir=parent)
         self.data = os.path.join(self.root, "data")
         self.sockets = os.path.join(self.root, "sockets")
@@ -109,6 +111,8 @@ class LocalPostgres:
         self.port = self.port or free_port()
         options = (f"-p {self.port} -k {self.sockets} -c listen_addresses=127.0.0.1 "
                    f"-c fsync={'on' if self.fsync else 'off'} -c max_connections=200")
+        if self.stat_statements:
+            options += " -c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track_utility=on"
         self._run("pg_ctl", "-D", self.data, "-l", self.log, "-o", options, "-w", "-t", "60", "start")
         return self
 

@@ -279,3 +279,112 @@ def test_a_watch_from_now_skips_the_log_and_misses_nothing_after(metered: tuple[
                                                                   from_now=True)))
         assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert details(raised.value)[1] == [("from_now", "cannot be given with after_cursor")]
+
+
+# --- batched watch (issue 30) ------------------------------------------------------------------------------
+
+def batched(address: str, project_id: str, max_events: int, max_delay_ms: int, after: str = "",
+            timeout: float = 60) -> Iterator[wo_pb.WatchWorkOrdersResponse]:
+    stub = wo_grpc.WorkOrderServiceStub(grpc.insecure_channel(address))
+    batching = wo_pb.WatchBatching(max_events=max_events)
+    batching.max_delay.FromMilliseconds(max_delay_ms)
+    return stub.WatchWorkOrders(  # type: ignore[no-any-return]
+        wo_pb.WatchWorkOrdersRequest(project_id=project_id, after_cursor=after, batching=batching), timeout=timeout)
+
+
+def test_a_batched_watch_groups_events_in_order_and_resumes_from_the_last(metered: tuple[ServerProcess, int]) -> None:
+    server, _ = metered
+    c = Client(server.address)
+    c.new_project()
+    wf = c.workflow(["a"])
+    backlog = [c.work_order(wf).work_order.id for _ in range(25)]
+    plain = [(int(r.cursor), r.event) for _, r in zip(range(25), watch(server.address, c.project_id, timeout=30))]
+
+    # The backlog in batches of at most 10, each response's cursor its last event's, the same
+    # events in the same order as an unbatched watch gets them.
+    stream = batched(server.address, c.project_id, 10, 200)
+    got: list[Any] = []
+    sizes = []
+    while len(got) < 25:
+        response = next(stream)
+        assert not response.HasField("event") and 1 <= len(response.events) <= 10
+        assert int(response.cursor) == response.events[-1].sequence
+        sizes.append(len(response.events))
+        got += response.events
+    assert [e.work_order_id for e in got] == backlog and [(e.sequence, e) for e in got] == plain
+    assert sizes[:2] == [10, 10]
+
+    # Live: events committed together within max_delay arrive in one response.
+    created = [c.work_order(wf).work_order.id for _ in range(3)]
+    live: list[Any] = []
+    while len(live) < 3:
+        response = next(stream)
+        live += response.events
+    assert [e.work_order_id for e in live] == created
+    stream.cancel()
+
+    # Resuming from a batch's cursor gives what came after it, exactly once.
+    resumed = batched(server.address, c.project_id, 1000, 0, after=str(got[9].sequence))
+    after: list[Any] = []
+    while len(after) < 18:
+        after += next(resumed).events
+    assert [e.work_order_id for e in after] == backlog[10:] + created
+    resumed.cancel()
+
+
+def test_a_batch_goes_when_full_or_when_its_first_event_waited_max_delay(metered: tuple[ServerProcess, int]) -> None:
+    server, _ = metered
+    c = Client(server.address)
+    c.new_project()
+    wf = c.workflow(["a"])
+    stream = batched(server.address, c.project_id, 1000, 1000)
+    time.sleep(1.0)  # joined the feed by now
+    # The first event's batch waits up to max_delay (1 s) for company: a second event 0.2 s later joins it.
+    pair = [c.work_order(wf).work_order.id]
+    time.sleep(0.2)
+    pair.append(c.work_order(wf).work_order.id)
+    first = next(stream)
+    assert [e.work_order_id for e in first.events] == pair
+    stream.cancel()
+
+    full = batched(server.address, c.project_id, 2, 1000, after=first.cursor)
+    time.sleep(0.5)  # joined the feed by now (were it not, the two would come from the log, still together)
+    ids = [c.work_order(wf).work_order.id for _ in range(3)]
+    responses = [next(full), next(full)]  # full at 2, then the third alone after its delay
+    assert [[e.work_order_id for e in r.events] for r in responses] == [ids[:2], ids[2:]]
+    full.cancel()
+
+
+@pytest.mark.parametrize("max_events,max_delay_ms,field", [
+    (0, 10, "batching.max_events"), (1001, 10, "batching.max_events"), (10, 1001, "batching.max_delay"),
+    (10, -1, "batching.max_delay"),
+])
+def test_batching_out_of_range_is_invalid_argument_naming_the_field(
+        metered: tuple[ServerProcess, int], max_events: int, max_delay_ms: int, field: str) -> None:
+    server, _ = metered
+    c = Client(server.address)
+    c.new_project()
+    with pytest.raises(grpc.RpcError) as raised:
+        next(batched(server.address, c.project_id, max_events, max_delay_ms))
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert [f for f, _ in details(raised.value)[1]] == [field]
+
+
+def test_the_python_client_hands_out_a_batched_watch_event_by_event(metered: tuple[ServerProcess, int]) -> None:
+    from runstatus import Client as PyClient
+
+    server, _ = metered
+    c = Client(server.address)
+    c.new_project()
+    wf = c.workflow(["a"])
+    ids = [c.work_order(wf).work_order.id for _ in range(15)]
+    with PyClient(server.address, project_id=c.project_id) as rs:
+        batched_events = rs.watch(batch=10, max_delay=0.05)
+        got = [next(batched_events) for _ in range(15)]
+        assert [e.work_order_id for e in got] == ids
+        plain = rs.watch()
+        assert [(e.cursor, e.work_order_id) for e in (next(plain) for _ in range(15))] == \
+            [(e.cursor, e.work_order_id) for e in got]
+        # Resuming from an event in the middle of a batch gives the rest of it, then the next.
+        rest = rs.watch(after_cursor=got[4].cursor, batch=10)
+        assert [next(rest).work_order_id for _ in range(10)] == ids[5:15]

@@ -65,11 +65,12 @@ class Delivery:
     """An event on its way to watchers; its WatchWorkOrdersResponse is encoded once, however
     many watchers it goes to."""
 
-    __slots__ = ("event", "_encoded")
+    __slots__ = ("event", "_encoded", "_in_batch")
 
     def __init__(self, event: Event) -> None:
         self.event = event
         self._encoded: bytes | None = None
+        self._in_batch: bytes | None = None
 
     @property
     def sequence(self) -> int:
@@ -79,6 +80,20 @@ class Delivery:
         if self._encoded is None:
             self._encoded = WatchWorkOrdersResponse(event=self.event, cursor=str(self.event.sequence)).SerializeToString()
         return self._encoded
+
+    def in_batch(self) -> bytes:
+        """The event as one element of a batched response's `events` (its field, encoded)."""
+        if self._in_batch is None:
+            self._in_batch = WatchWorkOrdersResponse(events=[self.event]).SerializeToString()
+        return self._in_batch
+
+
+def batch_encoded(batch: list[Delivery]) -> bytes:
+    """A batched WatchWorkOrdersResponse, made of its events' encodings as they were made once for
+    every watcher: a repeated field's elements are encoded one after another, so the message is
+    their bytes concatenated, then the cursor of the last."""
+    cursor = WatchWorkOrdersResponse(cursor=str(batch[-1].sequence)).SerializeToString()
+    return b"".join([d.in_batch() for d in batch]) + cursor
 
 
 Key = tuple[str, str]  # (project_id, workflow_id) a watcher is filed under; "" for any
@@ -289,11 +304,15 @@ class EventFeed:
     def subscription(self, project_id: str, flt: WorkOrderFilter, work_order_ids: Collection[str]) -> Subscription:
         return Subscription(project_id, flt, work_order_ids, self.buffer, self.send_timeout)
 
-    async def watch(self, sub: Subscription, after: int) -> AsyncIterator[Delivery]:
+    async def watch(self, sub: Subscription, after: int, max_events: int = 1,
+                    max_delay: float = 0.0) -> AsyncIterator[list[Delivery]]:
         """The events after `after` that `sub` wants, then live ones as they are committed,
-        until the server closes. Wrap the handing over of each one in `sub.sending(delivery)`."""
+        until the server closes, in batches of at most `max_events`: a live batch goes once it
+        is full or `max_delay` seconds after its first event (the backlog's go as read). Wrap the
+        handing over of each batch in `sub.sending(batch[-1])`."""
         sub.task = asyncio.current_task()
         cursor = sub.sent = after
+        batch: list[Delivery] = []
         try:
             while True:
                 # The backlog, from the log, until a page comes back short.
@@ -304,7 +323,13 @@ class EventFeed:
                     for event in page:
                         cursor = event.sequence
                         if sub.wants(event):
-                            yield Delivery(event)
+                            batch.append(Delivery(event))
+                            if len(batch) >= max_events:
+                                yield batch
+                                batch = []
+                    if batch:
+                        yield batch
+                        batch = []
                     if len(page) < PAGE:
                         break
                 # The seam: join, then read the log up to the feed's cursor.
@@ -317,26 +342,50 @@ class EventFeed:
                             break
                         cursor = event.sequence
                         if sub.wants(event):
-                            yield Delivery(event)
+                            batch.append(Delivery(event))
+                            if len(batch) >= max_events:
+                                yield batch
+                                batch = []
+                    if batch:
+                        yield batch
+                        batch = []
                     if len(page) < PAGE:
                         break
                 cursor = max(cursor, upto)
                 # Live, from the feed.
                 while not sub.overflowed:
                     self._check_open()
-                    while sub.queue:
-                        delivery = sub.queue.popleft()
-                        if delivery.sequence > cursor:
-                            cursor = delivery.sequence
-                            yield delivery
-                        if sub.overflowed:
-                            break
-                    else:
-                        sub.wake.clear()
-                        await sub.wake.wait()
+                    cursor, batch = await self._live_batch(sub, cursor, max_events, max_delay)
+                    if batch:
+                        yield batch
+                        batch = []
                 # Detached while it was not sending (reading its backlog, or the seam): back to the log.
         finally:
             self._leave(sub)
+
+    async def _live_batch(self, sub: Subscription, cursor: int, max_events: int,
+                          max_delay: float) -> tuple[int, list[Delivery]]:
+        """The next live batch from `sub`'s queue (empty if it overflowed meanwhile), and the cursor after it."""
+        batch: list[Delivery] = []
+        deadline = 0.0
+        while True:
+            while sub.queue and len(batch) < max_events and not sub.overflowed:
+                delivery = sub.queue.popleft()
+                if delivery.sequence > cursor:
+                    cursor = delivery.sequence
+                    batch.append(delivery)
+            if sub.overflowed or self.closed or len(batch) >= max_events or (batch and max_delay <= 0):
+                return cursor, batch
+            sub.wake.clear()
+            if not batch:
+                await sub.wake.wait()
+                continue
+            loop = asyncio.get_running_loop()
+            deadline = deadline or loop.time() + max_delay
+            if loop.time() >= deadline:
+                return cursor, batch
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(sub.wake.wait(), deadline - loop.time())
 
     def _check_open(self) -> None:
         if self.closed:

@@ -76,7 +76,7 @@ class Client(Calls[grpc.Channel]):
             stream = plan.method(plan.next_request(), metadata=self._settings.metadata)
             try:
                 for item in stream:
-                    yield plan.event(item)
+                    yield from plan.events(item)
                 return
             except grpc.RpcError as e:
                 time.sleep(plan.backoff(e))
@@ -131,7 +131,8 @@ class AsyncClient(Calls[grpc.aio.Channel]):
             stream = plan.method(plan.next_request(), metadata=self._settings.metadata)
             try:
                 async for item in stream:
-                    yield plan.event(item)
+                    for event in plan.events(item):
+                        yield event
                 return
             except grpc.RpcError as e:
                 await asyncio.sleep(plan.backoff(e))

@@ -379,6 +379,10 @@ def cancel_run(request: work_order_pb.CancelRunRequest, limits: Limits) -> None:
     checks.done()
 
 
+MAX_WATCH_BATCH = 1000  # events in one batched watch response
+MAX_WATCH_DELAY_US = 1_000_000  # how long a batched watch may hold an event back
+
+
 def watch_work_orders(request: work_order_pb.WatchWorkOrdersRequest, limits: Limits) -> None:
     checks = _query(request, limits)
     for name in TIME_RANGE_FIELDS:
@@ -388,6 +392,13 @@ def watch_work_orders(request: work_order_pb.WatchWorkOrdersRequest, limits: Lim
         checks.add("work_order_ids", "at most 1000")
     if request.from_now and request.after_cursor:
         checks.add("from_now", "cannot be given with after_cursor")
+    if request.HasField("batching"):
+        batching = request.batching
+        if not 1 <= batching.max_events <= MAX_WATCH_BATCH:
+            checks.add("batching.max_events", f"must be 1 to {MAX_WATCH_BATCH}")
+        delay = batching.max_delay
+        if not 0 <= duration_us(delay) <= MAX_WATCH_DELAY_US or not 0 <= delay.nanos < 1_000_000_000:
+            checks.add("batching.max_delay", "must be 0 to 1s")
     checks.done()
 
 

@@ -5,7 +5,7 @@ import grpc
 from runstatus.v1 import work_order_service_pb2 as pb
 from runstatus.v1 import work_order_service_pb2_grpc as pb_grpc
 
-from .. import auth, log_horizon, pagination, projects, work_orders
+from .. import auth, events, log_horizon, pagination, projects, work_orders
 from ..idempotency import answer_or_raise, answered
 from ..runs import load, load_work_order, with_step_runs
 from ..store.base import Tx
@@ -161,6 +161,12 @@ class WorkOrderService(pb_grpc.WorkOrderServiceServicer):
         who = auth.caller.get()
         with feed.admit(f"token:{who.token_id}" if who else f"project:{project_id}"):
             sub = feed.subscription(project_id, request.filter, request.work_order_ids)
-            async for delivery in feed.watch(sub, after):
-                with sub.sending(delivery):
-                    await context.write(delivery.encoded())  # encoded once for every watcher
+            if not request.HasField("batching"):
+                async for batch in feed.watch(sub, after):
+                    with sub.sending(batch[0]):
+                        await context.write(batch[0].encoded())  # encoded once for every watcher
+                return
+            max_delay = request.batching.max_delay.ToMicroseconds() / 1e6
+            async for batch in feed.watch(sub, after, request.batching.max_events, max_delay):
+                with sub.sending(batch[-1]):
+                    await context.write(events.batch_encoded(batch))

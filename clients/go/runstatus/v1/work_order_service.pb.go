@@ -9,6 +9,7 @@ package runstatusv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	structpb "google.golang.org/protobuf/types/known/structpb"
 	reflect "reflect"
 	sync "sync"
@@ -1083,7 +1084,10 @@ type WatchWorkOrdersRequest struct {
 	WorkOrderIds []string `protobuf:"bytes,4,rep,name=work_order_ids,json=workOrderIds,proto3" json:"work_order_ids,omitempty"`
 	// Start with what is committed from now on, instead of the start of the log (after_cursor
 	// must then be empty). The first event received gives the cursor to resume from.
-	FromNow       bool `protobuf:"varint,5,opt,name=from_now,json=fromNow,proto3" json:"from_now,omitempty"`
+	FromNow bool `protobuf:"varint,5,opt,name=from_now,json=fromNow,proto3" json:"from_now,omitempty"`
+	// Several events per response (opt-in): each response then carries them in `events`, and
+	// `event` is unset. Unset: one event per response, in `event`.
+	Batching      *WatchBatching `protobuf:"bytes,6,opt,name=batching,proto3" json:"batching,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1153,18 +1157,85 @@ func (x *WatchWorkOrdersRequest) GetFromNow() bool {
 	return false
 }
 
+func (x *WatchWorkOrdersRequest) GetBatching() *WatchBatching {
+	if x != nil {
+		return x.Batching
+	}
+	return nil
+}
+
+// How a watch groups its events: a response goes out once it holds max_events, or max_delay
+// after the first event it holds, whichever comes first. Fewer, larger messages cost the server
+// far less per event when many watch a busy project; max_delay is what an event may wait.
+type WatchBatching struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 1 to 1000.
+	MaxEvents int32 `protobuf:"varint,1,opt,name=max_events,json=maxEvents,proto3" json:"max_events,omitempty"`
+	// 0 (send what is there at once, up to max_events) to 1 s.
+	MaxDelay      *durationpb.Duration `protobuf:"bytes,2,opt,name=max_delay,json=maxDelay,proto3" json:"max_delay,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchBatching) Reset() {
+	*x = WatchBatching{}
+	mi := &file_runstatus_v1_work_order_service_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchBatching) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchBatching) ProtoMessage() {}
+
+func (x *WatchBatching) ProtoReflect() protoreflect.Message {
+	mi := &file_runstatus_v1_work_order_service_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchBatching.ProtoReflect.Descriptor instead.
+func (*WatchBatching) Descriptor() ([]byte, []int) {
+	return file_runstatus_v1_work_order_service_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *WatchBatching) GetMaxEvents() int32 {
+	if x != nil {
+		return x.MaxEvents
+	}
+	return 0
+}
+
+func (x *WatchBatching) GetMaxDelay() *durationpb.Duration {
+	if x != nil {
+		return x.MaxDelay
+	}
+	return nil
+}
+
 type WatchWorkOrdersResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	Event *Event                 `protobuf:"bytes,1,opt,name=event,proto3" json:"event,omitempty"`
-	// Pass back as after_cursor to resume after this event.
-	Cursor        string `protobuf:"bytes,2,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	// The event, unless the watch asked for batching.
+	Event *Event `protobuf:"bytes,1,opt,name=event,proto3" json:"event,omitempty"`
+	// Pass back as after_cursor to resume after this response's (last) event.
+	Cursor string `protobuf:"bytes,2,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	// With batching: the events, oldest first.
+	Events        []*Event `protobuf:"bytes,3,rep,name=events,proto3" json:"events,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *WatchWorkOrdersResponse) Reset() {
 	*x = WatchWorkOrdersResponse{}
-	mi := &file_runstatus_v1_work_order_service_proto_msgTypes[20]
+	mi := &file_runstatus_v1_work_order_service_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1176,7 +1247,7 @@ func (x *WatchWorkOrdersResponse) String() string {
 func (*WatchWorkOrdersResponse) ProtoMessage() {}
 
 func (x *WatchWorkOrdersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_runstatus_v1_work_order_service_proto_msgTypes[20]
+	mi := &file_runstatus_v1_work_order_service_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1189,7 +1260,7 @@ func (x *WatchWorkOrdersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchWorkOrdersResponse.ProtoReflect.Descriptor instead.
 func (*WatchWorkOrdersResponse) Descriptor() ([]byte, []int) {
-	return file_runstatus_v1_work_order_service_proto_rawDescGZIP(), []int{20}
+	return file_runstatus_v1_work_order_service_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *WatchWorkOrdersResponse) GetEvent() *Event {
@@ -1206,11 +1277,18 @@ func (x *WatchWorkOrdersResponse) GetCursor() string {
 	return ""
 }
 
+func (x *WatchWorkOrdersResponse) GetEvents() []*Event {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
 var File_runstatus_v1_work_order_service_proto protoreflect.FileDescriptor
 
 const file_runstatus_v1_work_order_service_proto_rawDesc = "" +
 	"\n" +
-	"%runstatus/v1/work_order_service.proto\x12\frunstatus.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x18runstatus/v1/event.proto\x1a\x19runstatus/v1/status.proto\x1a\x1drunstatus/v1/work_order.proto\"\xed\x01\n" +
+	"%runstatus/v1/work_order_service.proto\x12\frunstatus.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x18runstatus/v1/event.proto\x1a\x19runstatus/v1/status.proto\x1a\x1drunstatus/v1/work_order.proto\"\xed\x01\n" +
 	"\x16CreateWorkOrderRequest\x12\x1d\n" +
 	"\n" +
 	"project_id\x18\x01 \x01(\tR\tprojectId\x12\x1f\n" +
@@ -1289,17 +1367,23 @@ const file_runstatus_v1_work_order_service_proto_rawDesc = "" +
 	"\n" +
 	"request_id\x18\x03 \x01(\tR\trequestId\"8\n" +
 	"\x11CancelRunResponse\x12#\n" +
-	"\x03run\x18\x01 \x01(\v2\x11.runstatus.v1.RunR\x03run\"\xd2\x01\n" +
+	"\x03run\x18\x01 \x01(\v2\x11.runstatus.v1.RunR\x03run\"\x8b\x02\n" +
 	"\x16WatchWorkOrdersRequest\x12\x1d\n" +
 	"\n" +
 	"project_id\x18\x01 \x01(\tR\tprojectId\x125\n" +
 	"\x06filter\x18\x02 \x01(\v2\x1d.runstatus.v1.WorkOrderFilterR\x06filter\x12!\n" +
 	"\fafter_cursor\x18\x03 \x01(\tR\vafterCursor\x12$\n" +
 	"\x0ework_order_ids\x18\x04 \x03(\tR\fworkOrderIds\x12\x19\n" +
-	"\bfrom_now\x18\x05 \x01(\bR\afromNow\"\\\n" +
+	"\bfrom_now\x18\x05 \x01(\bR\afromNow\x127\n" +
+	"\bbatching\x18\x06 \x01(\v2\x1b.runstatus.v1.WatchBatchingR\bbatching\"f\n" +
+	"\rWatchBatching\x12\x1d\n" +
+	"\n" +
+	"max_events\x18\x01 \x01(\x05R\tmaxEvents\x126\n" +
+	"\tmax_delay\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\bmaxDelay\"\x89\x01\n" +
 	"\x17WatchWorkOrdersResponse\x12)\n" +
 	"\x05event\x18\x01 \x01(\v2\x13.runstatus.v1.EventR\x05event\x12\x16\n" +
-	"\x06cursor\x18\x02 \x01(\tR\x06cursor2\x83\a\n" +
+	"\x06cursor\x18\x02 \x01(\tR\x06cursor\x12+\n" +
+	"\x06events\x18\x03 \x03(\v2\x13.runstatus.v1.EventR\x06events2\x83\a\n" +
 	"\x10WorkOrderService\x12^\n" +
 	"\x0fCreateWorkOrder\x12$.runstatus.v1.CreateWorkOrderRequest\x1a%.runstatus.v1.CreateWorkOrderResponse\x12U\n" +
 	"\fGetWorkOrder\x12!.runstatus.v1.GetWorkOrderRequest\x1a\".runstatus.v1.GetWorkOrderResponse\x12[\n" +
@@ -1325,7 +1409,7 @@ func file_runstatus_v1_work_order_service_proto_rawDescGZIP() []byte {
 	return file_runstatus_v1_work_order_service_proto_rawDescData
 }
 
-var file_runstatus_v1_work_order_service_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_runstatus_v1_work_order_service_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_runstatus_v1_work_order_service_proto_goTypes = []any{
 	(*CreateWorkOrderRequest)(nil),  // 0: runstatus.v1.CreateWorkOrderRequest
 	(*CreateWorkOrderResponse)(nil), // 1: runstatus.v1.CreateWorkOrderResponse
@@ -1347,58 +1431,63 @@ var file_runstatus_v1_work_order_service_proto_goTypes = []any{
 	(*CancelRunRequest)(nil),        // 17: runstatus.v1.CancelRunRequest
 	(*CancelRunResponse)(nil),       // 18: runstatus.v1.CancelRunResponse
 	(*WatchWorkOrdersRequest)(nil),  // 19: runstatus.v1.WatchWorkOrdersRequest
-	(*WatchWorkOrdersResponse)(nil), // 20: runstatus.v1.WatchWorkOrdersResponse
-	(*structpb.Struct)(nil),         // 21: google.protobuf.Struct
-	(*WorkOrder)(nil),               // 22: runstatus.v1.WorkOrder
-	(*Run)(nil),                     // 23: runstatus.v1.Run
-	(*WorkOrderFilter)(nil),         // 24: runstatus.v1.WorkOrderFilter
-	(RunStatus)(0),                  // 25: runstatus.v1.RunStatus
-	(*Event)(nil),                   // 26: runstatus.v1.Event
+	(*WatchBatching)(nil),           // 20: runstatus.v1.WatchBatching
+	(*WatchWorkOrdersResponse)(nil), // 21: runstatus.v1.WatchWorkOrdersResponse
+	(*structpb.Struct)(nil),         // 22: google.protobuf.Struct
+	(*WorkOrder)(nil),               // 23: runstatus.v1.WorkOrder
+	(*Run)(nil),                     // 24: runstatus.v1.Run
+	(*WorkOrderFilter)(nil),         // 25: runstatus.v1.WorkOrderFilter
+	(RunStatus)(0),                  // 26: runstatus.v1.RunStatus
+	(*durationpb.Duration)(nil),     // 27: google.protobuf.Duration
+	(*Event)(nil),                   // 28: runstatus.v1.Event
 }
 var file_runstatus_v1_work_order_service_proto_depIdxs = []int32{
-	21, // 0: runstatus.v1.CreateWorkOrderRequest.input:type_name -> google.protobuf.Struct
-	22, // 1: runstatus.v1.CreateWorkOrderResponse.work_order:type_name -> runstatus.v1.WorkOrder
-	23, // 2: runstatus.v1.CreateWorkOrderResponse.run:type_name -> runstatus.v1.Run
-	22, // 3: runstatus.v1.GetWorkOrderResponse.work_order:type_name -> runstatus.v1.WorkOrder
-	23, // 4: runstatus.v1.GetWorkOrderResponse.latest_run:type_name -> runstatus.v1.Run
-	24, // 5: runstatus.v1.ListWorkOrdersRequest.filter:type_name -> runstatus.v1.WorkOrderFilter
-	22, // 6: runstatus.v1.ListWorkOrdersResponse.work_orders:type_name -> runstatus.v1.WorkOrder
-	24, // 7: runstatus.v1.CountWorkOrdersRequest.filter:type_name -> runstatus.v1.WorkOrderFilter
-	25, // 8: runstatus.v1.StatusCount.status:type_name -> runstatus.v1.RunStatus
+	22, // 0: runstatus.v1.CreateWorkOrderRequest.input:type_name -> google.protobuf.Struct
+	23, // 1: runstatus.v1.CreateWorkOrderResponse.work_order:type_name -> runstatus.v1.WorkOrder
+	24, // 2: runstatus.v1.CreateWorkOrderResponse.run:type_name -> runstatus.v1.Run
+	23, // 3: runstatus.v1.GetWorkOrderResponse.work_order:type_name -> runstatus.v1.WorkOrder
+	24, // 4: runstatus.v1.GetWorkOrderResponse.latest_run:type_name -> runstatus.v1.Run
+	25, // 5: runstatus.v1.ListWorkOrdersRequest.filter:type_name -> runstatus.v1.WorkOrderFilter
+	23, // 6: runstatus.v1.ListWorkOrdersResponse.work_orders:type_name -> runstatus.v1.WorkOrder
+	25, // 7: runstatus.v1.CountWorkOrdersRequest.filter:type_name -> runstatus.v1.WorkOrderFilter
+	26, // 8: runstatus.v1.StatusCount.status:type_name -> runstatus.v1.RunStatus
 	7,  // 9: runstatus.v1.CountWorkOrdersResponse.counts:type_name -> runstatus.v1.StatusCount
-	22, // 10: runstatus.v1.RetryWorkOrderResponse.work_order:type_name -> runstatus.v1.WorkOrder
-	23, // 11: runstatus.v1.RetryWorkOrderResponse.run:type_name -> runstatus.v1.Run
-	24, // 12: runstatus.v1.RetryWorkOrdersRequest.filter:type_name -> runstatus.v1.WorkOrderFilter
-	23, // 13: runstatus.v1.GetRunResponse.run:type_name -> runstatus.v1.Run
-	23, // 14: runstatus.v1.ListRunsResponse.runs:type_name -> runstatus.v1.Run
-	23, // 15: runstatus.v1.CancelRunResponse.run:type_name -> runstatus.v1.Run
-	24, // 16: runstatus.v1.WatchWorkOrdersRequest.filter:type_name -> runstatus.v1.WorkOrderFilter
-	26, // 17: runstatus.v1.WatchWorkOrdersResponse.event:type_name -> runstatus.v1.Event
-	0,  // 18: runstatus.v1.WorkOrderService.CreateWorkOrder:input_type -> runstatus.v1.CreateWorkOrderRequest
-	2,  // 19: runstatus.v1.WorkOrderService.GetWorkOrder:input_type -> runstatus.v1.GetWorkOrderRequest
-	4,  // 20: runstatus.v1.WorkOrderService.ListWorkOrders:input_type -> runstatus.v1.ListWorkOrdersRequest
-	6,  // 21: runstatus.v1.WorkOrderService.CountWorkOrders:input_type -> runstatus.v1.CountWorkOrdersRequest
-	9,  // 22: runstatus.v1.WorkOrderService.RetryWorkOrder:input_type -> runstatus.v1.RetryWorkOrderRequest
-	11, // 23: runstatus.v1.WorkOrderService.RetryWorkOrders:input_type -> runstatus.v1.RetryWorkOrdersRequest
-	13, // 24: runstatus.v1.WorkOrderService.GetRun:input_type -> runstatus.v1.GetRunRequest
-	15, // 25: runstatus.v1.WorkOrderService.ListRuns:input_type -> runstatus.v1.ListRunsRequest
-	17, // 26: runstatus.v1.WorkOrderService.CancelRun:input_type -> runstatus.v1.CancelRunRequest
-	19, // 27: runstatus.v1.WorkOrderService.WatchWorkOrders:input_type -> runstatus.v1.WatchWorkOrdersRequest
-	1,  // 28: runstatus.v1.WorkOrderService.CreateWorkOrder:output_type -> runstatus.v1.CreateWorkOrderResponse
-	3,  // 29: runstatus.v1.WorkOrderService.GetWorkOrder:output_type -> runstatus.v1.GetWorkOrderResponse
-	5,  // 30: runstatus.v1.WorkOrderService.ListWorkOrders:output_type -> runstatus.v1.ListWorkOrdersResponse
-	8,  // 31: runstatus.v1.WorkOrderService.CountWorkOrders:output_type -> runstatus.v1.CountWorkOrdersResponse
-	10, // 32: runstatus.v1.WorkOrderService.RetryWorkOrder:output_type -> runstatus.v1.RetryWorkOrderResponse
-	12, // 33: runstatus.v1.WorkOrderService.RetryWorkOrders:output_type -> runstatus.v1.RetryWorkOrdersResponse
-	14, // 34: runstatus.v1.WorkOrderService.GetRun:output_type -> runstatus.v1.GetRunResponse
-	16, // 35: runstatus.v1.WorkOrderService.ListRuns:output_type -> runstatus.v1.ListRunsResponse
-	18, // 36: runstatus.v1.WorkOrderService.CancelRun:output_type -> runstatus.v1.CancelRunResponse
-	20, // 37: runstatus.v1.WorkOrderService.WatchWorkOrders:output_type -> runstatus.v1.WatchWorkOrdersResponse
-	28, // [28:38] is the sub-list for method output_type
-	18, // [18:28] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	23, // 10: runstatus.v1.RetryWorkOrderResponse.work_order:type_name -> runstatus.v1.WorkOrder
+	24, // 11: runstatus.v1.RetryWorkOrderResponse.run:type_name -> runstatus.v1.Run
+	25, // 12: runstatus.v1.RetryWorkOrdersRequest.filter:type_name -> runstatus.v1.WorkOrderFilter
+	24, // 13: runstatus.v1.GetRunResponse.run:type_name -> runstatus.v1.Run
+	24, // 14: runstatus.v1.ListRunsResponse.runs:type_name -> runstatus.v1.Run
+	24, // 15: runstatus.v1.CancelRunResponse.run:type_name -> runstatus.v1.Run
+	25, // 16: runstatus.v1.WatchWorkOrdersRequest.filter:type_name -> runstatus.v1.WorkOrderFilter
+	20, // 17: runstatus.v1.WatchWorkOrdersRequest.batching:type_name -> runstatus.v1.WatchBatching
+	27, // 18: runstatus.v1.WatchBatching.max_delay:type_name -> google.protobuf.Duration
+	28, // 19: runstatus.v1.WatchWorkOrdersResponse.event:type_name -> runstatus.v1.Event
+	28, // 20: runstatus.v1.WatchWorkOrdersResponse.events:type_name -> runstatus.v1.Event
+	0,  // 21: runstatus.v1.WorkOrderService.CreateWorkOrder:input_type -> runstatus.v1.CreateWorkOrderRequest
+	2,  // 22: runstatus.v1.WorkOrderService.GetWorkOrder:input_type -> runstatus.v1.GetWorkOrderRequest
+	4,  // 23: runstatus.v1.WorkOrderService.ListWorkOrders:input_type -> runstatus.v1.ListWorkOrdersRequest
+	6,  // 24: runstatus.v1.WorkOrderService.CountWorkOrders:input_type -> runstatus.v1.CountWorkOrdersRequest
+	9,  // 25: runstatus.v1.WorkOrderService.RetryWorkOrder:input_type -> runstatus.v1.RetryWorkOrderRequest
+	11, // 26: runstatus.v1.WorkOrderService.RetryWorkOrders:input_type -> runstatus.v1.RetryWorkOrdersRequest
+	13, // 27: runstatus.v1.WorkOrderService.GetRun:input_type -> runstatus.v1.GetRunRequest
+	15, // 28: runstatus.v1.WorkOrderService.ListRuns:input_type -> runstatus.v1.ListRunsRequest
+	17, // 29: runstatus.v1.WorkOrderService.CancelRun:input_type -> runstatus.v1.CancelRunRequest
+	19, // 30: runstatus.v1.WorkOrderService.WatchWorkOrders:input_type -> runstatus.v1.WatchWorkOrdersRequest
+	1,  // 31: runstatus.v1.WorkOrderService.CreateWorkOrder:output_type -> runstatus.v1.CreateWorkOrderResponse
+	3,  // 32: runstatus.v1.WorkOrderService.GetWorkOrder:output_type -> runstatus.v1.GetWorkOrderResponse
+	5,  // 33: runstatus.v1.WorkOrderService.ListWorkOrders:output_type -> runstatus.v1.ListWorkOrdersResponse
+	8,  // 34: runstatus.v1.WorkOrderService.CountWorkOrders:output_type -> runstatus.v1.CountWorkOrdersResponse
+	10, // 35: runstatus.v1.WorkOrderService.RetryWorkOrder:output_type -> runstatus.v1.RetryWorkOrderResponse
+	12, // 36: runstatus.v1.WorkOrderService.RetryWorkOrders:output_type -> runstatus.v1.RetryWorkOrdersResponse
+	14, // 37: runstatus.v1.WorkOrderService.GetRun:output_type -> runstatus.v1.GetRunResponse
+	16, // 38: runstatus.v1.WorkOrderService.ListRuns:output_type -> runstatus.v1.ListRunsResponse
+	18, // 39: runstatus.v1.WorkOrderService.CancelRun:output_type -> runstatus.v1.CancelRunResponse
+	21, // 40: runstatus.v1.WorkOrderService.WatchWorkOrders:output_type -> runstatus.v1.WatchWorkOrdersResponse
+	31, // [31:41] is the sub-list for method output_type
+	21, // [21:31] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_runstatus_v1_work_order_service_proto_init() }
@@ -1415,7 +1504,7 @@ func file_runstatus_v1_work_order_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_runstatus_v1_work_order_service_proto_rawDesc), len(file_runstatus_v1_work_order_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   21,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

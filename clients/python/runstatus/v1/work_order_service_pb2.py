@@ -22,13 +22,14 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from runstatus.v1 import event_pb2 as runstatus_dot_v1_dot_event__pb2
 from runstatus.v1 import status_pb2 as runstatus_dot_v1_dot_status__pb2
 from runstatus.v1 import work_order_pb2 as runstatus_dot_v1_dot_work__order__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%runstatus/v1/work_order_service.proto\x12\x0crunstatus.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x18runstatus/v1/event.proto\x1a\x19runstatus/v1/status.proto\x1a\x1drunstatus/v1/work_order.proto\"\xed\x01\n\x16\x43reateWorkOrderRequest\x12\x1d\n\nproject_id\x18\x01 \x01(\tR\tprojectId\x12\x1f\n\x0bworkflow_id\x18\x02 \x01(\tR\nworkflowId\x12)\n\x10workflow_version\x18\x03 \x01(\x05R\x0fworkflowVersion\x12-\n\x05input\x18\x04 \x01(\x0b\x32\x17.google.protobuf.StructR\x05input\x12\x1a\n\x08priority\x18\x05 \x01(\x05R\x08priority\x12\x1d\n\nrequest_id\x18\x06 \x01(\tR\trequestId\"v\n\x17\x43reateWorkOrderResponse\x12\x36\n\nwork_order\x18\x01 \x01(\x0b\x32\x17.runstatus.v1.WorkOrderR\tworkOrder\x12#\n\x03run\x18\x02 \x01(\x0b\x32\x11.runstatus.v1.RunR\x03run\"9\n\x13GetWorkOrderRequest\x12\"\n\rwork_order_id\x18\x01 \x01(\tR\x0bworkOrderId\"\x80\x01\n\x14GetWorkOrderResponse\x12\x36\n\nwork_order\x18\x01 \x01(\x0b\x32\x17.runstatus.v1.WorkOrderR\tworkOrder\x12\x30\n\nlatest_run\x18\x02 \x01(\x0b\x32\x11.runstatus.v1.RunR\tlatestRun\"\xa9\x01\n\x15ListWorkOrdersRequest\x12\x1d\n\nproject_id\x18\x01 \x01(\tR\tprojectId\x12\x35\n\x06\x66ilter\x18\x02 \x01(\x0b\x32\x1d.runstatus.v1.WorkOrderFilterR\x06\x66ilter\x12\x1b\n\tpage_size\x18\x03 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x04 \x01(\tR\tpageToken\"z\n\x16ListWorkOrdersResponse\x12\x38\n\x0bwork_orders\x18\x01 \x03(\x0b\x32\x17.runstatus.v1.WorkOrderR\nworkOrders\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"n\n\x16\x43ountWorkOrdersRequest\x12\x1d\n\nproject_id\x18\x01 \x01(\tR\tprojectId\x12\x35\n\x06\x66ilter\x18\x02 \x01(\x0b\x32\x1d.runstatus.v1.WorkOrderFilterR\x06\x66ilter\"T\n\x0bStatusCount\x12/\n\x06status\x18\x01 \x01(\x0e\x32\x17.runstatus.v1.RunStatusR\x06status\x12\x14\n\x05\x63ount\x18\x02 \x01(\x03R\x05\x63ount\"b\n\x17\x43ountWorkOrdersResponse\x12\x31\n\x06\x63ounts\x18\x01 \x03(\x0b\x32\x19.runstatus.v1.StatusCountR\x06\x63ounts\x12\x14\n\x05total\x18\x02 \x01(\x03R\x05total\"~\n\x15RetryWorkOrderRequest\x12\"\n\rwork_order_id\x18\x01 \x01(\tR\x0bworkOrderId\x12\"\n\rstart_step_id\x18\x02 \x01(\tR\x0bstartStepId\x12\x1d\n\nrequest_id\x18\x03 \x01(\tR\trequestId\"u\n\x16RetryWorkOrderResponse\x12\x36\n\nwork_order\x18\x01 \x01(\x0b\x32\x17.runstatus.v1.WorkOrderR\tworkOrder\x12#\n\x03run\x18\x02 \x01(\x0b\x32\x11.runstatus.v1.RunR\x03run\"\x8d\x01\n\x16RetryWorkOrdersRequest\x12\x1d\n\nproject_id\x18\x01 \x01(\tR\tprojectId\x12\x35\n\x06\x66ilter\x18\x02 \x01(\x0b\x32\x1d.runstatus.v1.WorkOrderFilterR\x06\x66ilter\x12\x1d\n\nrequest_id\x18\x03 \x01(\tR\trequestId\"c\n\x17RetryWorkOrdersResponse\x12#\n\rretried_count\x18\x01 \x01(\x03R\x0cretriedCount\x12#\n\rskipped_count\x18\x02 \x01(\x03R\x0cskippedCount\"&\n\rGetRunRequest\x12\x15\n\x06run_id\x18\x01 \x01(\tR\x05runId\"5\n\x0eGetRunResponse\x12#\n\x03run\x18\x01 \x01(\x0b\x32\x11.runstatus.v1.RunR\x03run\"q\n\x0fListRunsRequest\x12\"\n\rwork_order_id\x18\x01 \x01(\tR\x0bworkOrderId\x12\x1b\n\tpage_size\x18\x02 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x03 \x01(\tR\tpageToken\"a\n\x10ListRunsResponse\x12%\n\x04runs\x18\x01 \x03(\x0b\x32\x11.runstatus.v1.RunR\x04runs\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"`\n\x10\x43\x61ncelRunRequest\x12\x15\n\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x16\n\x06reason\x18\x02 \x01(\tR\x06reason\x12\x1d\n\nrequest_id\x18\x03 \x01(\tR\trequestId\"8\n\x11\x43\x61ncelRunResponse\x12#\n\x03run\x18\x01 \x01(\x0b\x32\x11.runstatus.v1.RunR\x03run\"\xd2\x01\n\x16WatchWorkOrdersRequest\x12\x1d\n\nproject_id\x18\x01 \x01(\tR\tprojectId\x12\x35\n\x06\x66ilter\x18\x02 \x01(\x0b\x32\x1d.runstatus.v1.WorkOrderFilterR\x06\x66ilter\x12!\n\x0c\x61\x66ter_cursor\x18\x03 \x01(\tR\x0b\x61\x66terCursor\x12$\n\x0ework_order_ids\x18\x04 \x03(\tR\x0cworkOrderIds\x12\x19\n\x08\x66rom_now\x18\x05 \x01(\x08R\x07\x66romNow\"\\\n\x17WatchWorkOrdersResponse\x12)\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x13.runstatus.v1.EventR\x05\x65vent\x12\x16\n\x06\x63ursor\x18\x02 \x01(\tR\x06\x63ursor2\x83\x07\n\x10WorkOrderService\x12^\n\x0f\x43reateWorkOrder\x12$.runstatus.v1.CreateWorkOrderRequest\x1a%.runstatus.v1.CreateWorkOrderResponse\x12U\n\x0cGetWorkOrder\x12!.runstatus.v1.GetWorkOrderRequest\x1a\".runstatus.v1.GetWorkOrderResponse\x12[\n\x0eListWorkOrders\x12#.runstatus.v1.ListWorkOrdersRequest\x1a$.runstatus.v1.ListWorkOrdersResponse\x12^\n\x0f\x43ountWorkOrders\x12$.runstatus.v1.CountWorkOrdersRequest\x1a%.runstatus.v1.CountWorkOrdersResponse\x12[\n\x0eRetryWorkOrder\x12#.runstatus.v1.RetryWorkOrderRequest\x1a$.runstatus.v1.RetryWorkOrderResponse\x12^\n\x0fRetryWorkOrders\x12$.runstatus.v1.RetryWorkOrdersRequest\x1a%.runstatus.v1.RetryWorkOrdersResponse\x12\x43\n\x06GetRun\x12\x1b.runstatus.v1.GetRunRequest\x1a\x1c.runstatus.v1.GetRunResponse\x12I\n\x08ListRuns\x12\x1d.runstatus.v1.ListRunsRequest\x1a\x1e.runstatus.v1.ListRunsResponse\x12L\n\tCancelRun\x12\x1e.runstatus.v1.CancelRunRequest\x1a\x1f.runstatus.v1.CancelRunResponse\x12`\n\x0fWatchWorkOrders\x12$.runstatus.v1.WatchWorkOrdersRequest\x1a%.runstatus.v1.WatchWorkOrdersResponse0\x01\x42~\n\x10\x64\x65v.runstatus.v1B\x15WorkOrderServiceProtoP\x01ZBgithub.com/runstatus/runstatus/clients/go/runstatus/v1;runstatusv1\xaa\x02\x0cRunstatus.V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%runstatus/v1/work_order_service.proto\x12\x0crunstatus.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x18runstatus/v1/event.proto\x1a\x19runstatus/v1/status.proto\x1a\x1drunstatus/v1/work_order.proto\"\xed\x01\n\x16\x43reateWorkOrderRequest\x12\x1d\n\nproject_id\x18\x01 \x01(\tR\tprojectId\x12\x1f\n\x0bworkflow_id\x18\x02 \x01(\tR\nworkflowId\x12)\n\x10workflow_version\x18\x03 \x01(\x05R\x0fworkflowVersion\x12-\n\x05input\x18\x04 \x01(\x0b\x32\x17.google.protobuf.StructR\x05input\x12\x1a\n\x08priority\x18\x05 \x01(\x05R\x08priority\x12\x1d\n\nrequest_id\x18\x06 \x01(\tR\trequestId\"v\n\x17\x43reateWorkOrderResponse\x12\x36\n\nwork_order\x18\x01 \x01(\x0b\x32\x17.runstatus.v1.WorkOrderR\tworkOrder\x12#\n\x03run\x18\x02 \x01(\x0b\x32\x11.runstatus.v1.RunR\x03run\"9\n\x13GetWorkOrderRequest\x12\"\n\rwork_order_id\x18\x01 \x01(\tR\x0bworkOrderId\"\x80\x01\n\x14GetWorkOrderResponse\x12\x36\n\nwork_order\x18\x01 \x01(\x0b\x32\x17.runstatus.v1.WorkOrderR\tworkOrder\x12\x30\n\nlatest_run\x18\x02 \x01(\x0b\x32\x11.runstatus.v1.RunR\tlatestRun\"\xa9\x01\n\x15ListWorkOrdersRequest\x12\x1d\n\nproject_id\x18\x01 \x01(\tR\tprojectId\x12\x35\n\x06\x66ilter\x18\x02 \x01(\x0b\x32\x1d.runstatus.v1.WorkOrderFilterR\x06\x66ilter\x12\x1b\n\tpage_size\x18\x03 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x04 \x01(\tR\tpageToken\"z\n\x16ListWorkOrdersResponse\x12\x38\n\x0bwork_orders\x18\x01 \x03(\x0b\x32\x17.runstatus.v1.WorkOrderR\nworkOrders\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"n\n\x16\x43ountWorkOrdersRequest\x12\x1d\n\nproject_id\x18\x01 \x01(\tR\tprojectId\x12\x35\n\x06\x66ilter\x18\x02 \x01(\x0b\x32\x1d.runstatus.v1.WorkOrderFilterR\x06\x66ilter\"T\n\x0bStatusCount\x12/\n\x06status\x18\x01 \x01(\x0e\x32\x17.runstatus.v1.RunStatusR\x06status\x12\x14\n\x05\x63ount\x18\x02 \x01(\x03R\x05\x63ount\"b\n\x17\x43ountWorkOrdersResponse\x12\x31\n\x06\x63ounts\x18\x01 \x03(\x0b\x32\x19.runstatus.v1.StatusCountR\x06\x63ounts\x12\x14\n\x05total\x18\x02 \x01(\x03R\x05total\"~\n\x15RetryWorkOrderRequest\x12\"\n\rwork_order_id\x18\x01 \x01(\tR\x0bworkOrderId\x12\"\n\rstart_step_id\x18\x02 \x01(\tR\x0bstartStepId\x12\x1d\n\nrequest_id\x18\x03 \x01(\tR\trequestId\"u\n\x16RetryWorkOrderResponse\x12\x36\n\nwork_order\x18\x01 \x01(\x0b\x32\x17.runstatus.v1.WorkOrderR\tworkOrder\x12#\n\x03run\x18\x02 \x01(\x0b\x32\x11.runstatus.v1.RunR\x03run\"\x8d\x01\n\x16RetryWorkOrdersRequest\x12\x1d\n\nproject_id\x18\x01 \x01(\tR\tprojectId\x12\x35\n\x06\x66ilter\x18\x02 \x01(\x0b\x32\x1d.runstatus.v1.WorkOrderFilterR\x06\x66ilter\x12\x1d\n\nrequest_id\x18\x03 \x01(\tR\trequestId\"c\n\x17RetryWorkOrdersResponse\x12#\n\rretried_count\x18\x01 \x01(\x03R\x0cretriedCount\x12#\n\rskipped_count\x18\x02 \x01(\x03R\x0cskippedCount\"&\n\rGetRunRequest\x12\x15\n\x06run_id\x18\x01 \x01(\tR\x05runId\"5\n\x0eGetRunResponse\x12#\n\x03run\x18\x01 \x01(\x0b\x32\x11.runstatus.v1.RunR\x03run\"q\n\x0fListRunsRequest\x12\"\n\rwork_order_id\x18\x01 \x01(\tR\x0bworkOrderId\x12\x1b\n\tpage_size\x18\x02 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x03 \x01(\tR\tpageToken\"a\n\x10ListRunsResponse\x12%\n\x04runs\x18\x01 \x03(\x0b\x32\x11.runstatus.v1.RunR\x04runs\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"`\n\x10\x43\x61ncelRunRequest\x12\x15\n\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x16\n\x06reason\x18\x02 \x01(\tR\x06reason\x12\x1d\n\nrequest_id\x18\x03 \x01(\tR\trequestId\"8\n\x11\x43\x61ncelRunResponse\x12#\n\x03run\x18\x01 \x01(\x0b\x32\x11.runstatus.v1.RunR\x03run\"\x8b\x02\n\x16WatchWorkOrdersRequest\x12\x1d\n\nproject_id\x18\x01 \x01(\tR\tprojectId\x12\x35\n\x06\x66ilter\x18\x02 \x01(\x0b\x32\x1d.runstatus.v1.WorkOrderFilterR\x06\x66ilter\x12!\n\x0c\x61\x66ter_cursor\x18\x03 \x01(\tR\x0b\x61\x66terCursor\x12$\n\x0ework_order_ids\x18\x04 \x03(\tR\x0cworkOrderIds\x12\x19\n\x08\x66rom_now\x18\x05 \x01(\x08R\x07\x66romNow\x12\x37\n\x08\x62\x61tching\x18\x06 \x01(\x0b\x32\x1b.runstatus.v1.WatchBatchingR\x08\x62\x61tching\"f\n\rWatchBatching\x12\x1d\n\nmax_events\x18\x01 \x01(\x05R\tmaxEvents\x12\x36\n\tmax_delay\x18\x02 \x01(\x0b\x32\x19.google.protobuf.DurationR\x08maxDelay\"\x89\x01\n\x17WatchWorkOrdersResponse\x12)\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x13.runstatus.v1.EventR\x05\x65vent\x12\x16\n\x06\x63ursor\x18\x02 \x01(\tR\x06\x63ursor\x12+\n\x06\x65vents\x18\x03 \x03(\x0b\x32\x13.runstatus.v1.EventR\x06\x65vents2\x83\x07\n\x10WorkOrderService\x12^\n\x0f\x43reateWorkOrder\x12$.runstatus.v1.CreateWorkOrderRequest\x1a%.runstatus.v1.CreateWorkOrderResponse\x12U\n\x0cGetWorkOrder\x12!.runstatus.v1.GetWorkOrderRequest\x1a\".runstatus.v1.GetWorkOrderResponse\x12[\n\x0eListWorkOrders\x12#.runstatus.v1.ListWorkOrdersRequest\x1a$.runstatus.v1.ListWorkOrdersResponse\x12^\n\x0f\x43ountWorkOrders\x12$.runstatus.v1.CountWorkOrdersRequest\x1a%.runstatus.v1.CountWorkOrdersResponse\x12[\n\x0eRetryWorkOrder\x12#.runstatus.v1.RetryWorkOrderRequest\x1a$.runstatus.v1.RetryWorkOrderResponse\x12^\n\x0fRetryWorkOrders\x12$.runstatus.v1.RetryWorkOrdersRequest\x1a%.runstatus.v1.RetryWorkOrdersResponse\x12\x43\n\x06GetRun\x12\x1b.runstatus.v1.GetRunRequest\x1a\x1c.runstatus.v1.GetRunResponse\x12I\n\x08ListRuns\x12\x1d.runstatus.v1.ListRunsRequest\x1a\x1e.runstatus.v1.ListRunsResponse\x12L\n\tCancelRun\x12\x1e.runstatus.v1.CancelRunRequest\x1a\x1f.runstatus.v1.CancelRunResponse\x12`\n\x0fWatchWorkOrders\x12$.runstatus.v1.WatchWorkOrdersRequest\x1a%.runstatus.v1.WatchWorkOrdersResponse0\x01\x42~\n\x10\x64\x65v.runstatus.v1B\x15WorkOrderServiceProtoP\x01ZBgithub.com/runstatus/runstatus/clients/go/runstatus/v1;runstatusv1\xaa\x02\x0cRunstatus.V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,48 +37,50 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'runstatus.v1.work_order_ser
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\020dev.runstatus.v1B\025WorkOrderServiceProtoP\001ZBgithub.com/runstatus/runstatus/clients/go/runstatus/v1;runstatusv1\252\002\014Runstatus.V1'
-  _globals['_CREATEWORKORDERREQUEST']._serialized_start=170
-  _globals['_CREATEWORKORDERREQUEST']._serialized_end=407
-  _globals['_CREATEWORKORDERRESPONSE']._serialized_start=409
-  _globals['_CREATEWORKORDERRESPONSE']._serialized_end=527
-  _globals['_GETWORKORDERREQUEST']._serialized_start=529
-  _globals['_GETWORKORDERREQUEST']._serialized_end=586
-  _globals['_GETWORKORDERRESPONSE']._serialized_start=589
-  _globals['_GETWORKORDERRESPONSE']._serialized_end=717
-  _globals['_LISTWORKORDERSREQUEST']._serialized_start=720
-  _globals['_LISTWORKORDERSREQUEST']._serialized_end=889
-  _globals['_LISTWORKORDERSRESPONSE']._serialized_start=891
-  _globals['_LISTWORKORDERSRESPONSE']._serialized_end=1013
-  _globals['_COUNTWORKORDERSREQUEST']._serialized_start=1015
-  _globals['_COUNTWORKORDERSREQUEST']._serialized_end=1125
-  _globals['_STATUSCOUNT']._serialized_start=1127
-  _globals['_STATUSCOUNT']._serialized_end=1211
-  _globals['_COUNTWORKORDERSRESPONSE']._serialized_start=1213
-  _globals['_COUNTWORKORDERSRESPONSE']._serialized_end=1311
-  _globals['_RETRYWORKORDERREQUEST']._serialized_start=1313
-  _globals['_RETRYWORKORDERREQUEST']._serialized_end=1439
-  _globals['_RETRYWORKORDERRESPONSE']._serialized_start=1441
-  _globals['_RETRYWORKORDERRESPONSE']._serialized_end=1558
-  _globals['_RETRYWORKORDERSREQUEST']._serialized_start=1561
-  _globals['_RETRYWORKORDERSREQUEST']._serialized_end=1702
-  _globals['_RETRYWORKORDERSRESPONSE']._serialized_start=1704
-  _globals['_RETRYWORKORDERSRESPONSE']._serialized_end=1803
-  _globals['_GETRUNREQUEST']._serialized_start=1805
-  _globals['_GETRUNREQUEST']._serialized_end=1843
-  _globals['_GETRUNRESPONSE']._serialized_start=1845
-  _globals['_GETRUNRESPONSE']._serialized_end=1898
-  _globals['_LISTRUNSREQUEST']._serialized_start=1900
-  _globals['_LISTRUNSREQUEST']._serialized_end=2013
-  _globals['_LISTRUNSRESPONSE']._serialized_start=2015
-  _globals['_LISTRUNSRESPONSE']._serialized_end=2112
-  _globals['_CANCELRUNREQUEST']._serialized_start=2114
-  _globals['_CANCELRUNREQUEST']._serialized_end=2210
-  _globals['_CANCELRUNRESPONSE']._serialized_start=2212
-  _globals['_CANCELRUNRESPONSE']._serialized_end=2268
-  _globals['_WATCHWORKORDERSREQUEST']._serialized_start=2271
-  _globals['_WATCHWORKORDERSREQUEST']._serialized_end=2481
-  _globals['_WATCHWORKORDERSRESPONSE']._serialized_start=2483
-  _globals['_WATCHWORKORDERSRESPONSE']._serialized_end=2575
-  _globals['_WORKORDERSERVICE']._serialized_start=2578
-  _globals['_WORKORDERSERVICE']._serialized_end=3477
+  _globals['_CREATEWORKORDERREQUEST']._serialized_start=202
+  _globals['_CREATEWORKORDERREQUEST']._serialized_end=439
+  _globals['_CREATEWORKORDERRESPONSE']._serialized_start=441
+  _globals['_CREATEWORKORDERRESPONSE']._serialized_end=559
+  _globals['_GETWORKORDERREQUEST']._serialized_start=561
+  _globals['_GETWORKORDERREQUEST']._serialized_end=618
+  _globals['_GETWORKORDERRESPONSE']._serialized_start=621
+  _globals['_GETWORKORDERRESPONSE']._serialized_end=749
+  _globals['_LISTWORKORDERSREQUEST']._serialized_start=752
+  _globals['_LISTWORKORDERSREQUEST']._serialized_end=921
+  _globals['_LISTWORKORDERSRESPONSE']._serialized_start=923
+  _globals['_LISTWORKORDERSRESPONSE']._serialized_end=1045
+  _globals['_COUNTWORKORDERSREQUEST']._serialized_start=1047
+  _globals['_COUNTWORKORDERSREQUEST']._serialized_end=1157
+  _globals['_STATUSCOUNT']._serialized_start=1159
+  _globals['_STATUSCOUNT']._serialized_end=1243
+  _globals['_COUNTWORKORDERSRESPONSE']._serialized_start=1245
+  _globals['_COUNTWORKORDERSRESPONSE']._serialized_end=1343
+  _globals['_RETRYWORKORDERREQUEST']._serialized_start=1345
+  _globals['_RETRYWORKORDERREQUEST']._serialized_end=1471
+  _globals['_RETRYWORKORDERRESPONSE']._serialized_start=1473
+  _globals['_RETRYWORKORDERRESPONSE']._serialized_end=1590
+  _globals['_RETRYWORKORDERSREQUEST']._serialized_start=1593
+  _globals['_RETRYWORKORDERSREQUEST']._serialized_end=1734
+  _globals['_RETRYWORKORDERSRESPONSE']._serialized_start=1736
+  _globals['_RETRYWORKORDERSRESPONSE']._serialized_end=1835
+  _globals['_GETRUNREQUEST']._serialized_start=1837
+  _globals['_GETRUNREQUEST']._serialized_end=1875
+  _globals['_GETRUNRESPONSE']._serialized_start=1877
+  _globals['_GETRUNRESPONSE']._serialized_end=1930
+  _globals['_LISTRUNSREQUEST']._serialized_start=1932
+  _globals['_LISTRUNSREQUEST']._serialized_end=2045
+  _globals['_LISTRUNSRESPONSE']._serialized_start=2047
+  _globals['_LISTRUNSRESPONSE']._serialized_end=2144
+  _globals['_CANCELRUNREQUEST']._serialized_start=2146
+  _globals['_CANCELRUNREQUEST']._serialized_end=2242
+  _globals['_CANCELRUNRESPONSE']._serialized_start=2244
+  _globals['_CANCELRUNRESPONSE']._serialized_end=2300
+  _globals['_WATCHWORKORDERSREQUEST']._serialized_start=2303
+  _globals['_WATCHWORKORDERSREQUEST']._serialized_end=2570
+  _globals['_WATCHBATCHING']._serialized_start=2572
+  _globals['_WATCHBATCHING']._serialized_end=2674
+  _globals['_WATCHWORKORDERSRESPONSE']._serialized_start=2677
+  _globals['_WATCHWORKORDERSRESPONSE']._serialized_end=2814
+  _globals['_WORKORDERSERVICE']._serialized_start=2817
+  _globals['_WORKORDERSERVICE']._serialized_end=3716
 # @@protoc_insertion_point(module_scope)

@@ -5,6 +5,7 @@ isort:skip_file
 
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
+from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import message as _message
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf.internal import containers as _containers
@@ -499,6 +500,7 @@ class WatchWorkOrdersRequest(_message.Message):
     AFTER_CURSOR_FIELD_NUMBER: _builtins.int
     WORK_ORDER_IDS_FIELD_NUMBER: _builtins.int
     FROM_NOW_FIELD_NUMBER: _builtins.int
+    BATCHING_FIELD_NUMBER: _builtins.int
     project_id: _builtins.str
     """Empty: every project the caller may see (with authentication, the token's project)."""
     after_cursor: _builtins.str
@@ -516,6 +518,12 @@ class WatchWorkOrdersRequest(_message.Message):
     def work_order_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Only the work orders with these ids; empty: all."""
 
+    @_builtins.property
+    def batching(self) -> Global___WatchBatching:
+        """Several events per response (opt-in): each response then carries them in `events`, and
+        `event` is unset. Unset: one event per response, in `event`.
+        """
+
     def __init__(
         self,
         *,
@@ -524,14 +532,46 @@ class WatchWorkOrdersRequest(_message.Message):
         after_cursor: _builtins.str = ...,
         work_order_ids: _abc.Iterable[_builtins.str] | None = ...,
         from_now: _builtins.bool = ...,
+        batching: Global___WatchBatching | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["batching", b"batching", "filter", b"filter"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_cursor", b"after_cursor", "filter", b"filter", "from_now", b"from_now", "project_id", b"project_id", "work_order_ids", b"work_order_ids"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_cursor", b"after_cursor", "batching", b"batching", "filter", b"filter", "from_now", b"from_now", "project_id", b"project_id", "work_order_ids", b"work_order_ids"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___WatchWorkOrdersRequest: _TypeAlias = WatchWorkOrdersRequest  # noqa: Y015
+
+@_typing.final
+class WatchBatching(_message.Message):
+    """How a watch groups its events: a response goes out once it holds max_events, or max_delay
+    after the first event it holds, whichever comes first. Fewer, larger messages cost the server
+    far less per event when many watch a busy project; max_delay is what an event may wait.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MAX_EVENTS_FIELD_NUMBER: _builtins.int
+    MAX_DELAY_FIELD_NUMBER: _builtins.int
+    max_events: _builtins.int
+    """1 to 1000."""
+    @_builtins.property
+    def max_delay(self) -> _duration_pb2.Duration:
+        """0 (send what is there at once, up to max_events) to 1 s."""
+
+    def __init__(
+        self,
+        *,
+        max_events: _builtins.int = ...,
+        max_delay: _duration_pb2.Duration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["max_delay", b"max_delay"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["max_delay", b"max_delay", "max_events", b"max_events"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchBatching: _TypeAlias = WatchBatching  # noqa: Y015
 
 @_typing.final
 class WatchWorkOrdersResponse(_message.Message):
@@ -539,19 +579,27 @@ class WatchWorkOrdersResponse(_message.Message):
 
     EVENT_FIELD_NUMBER: _builtins.int
     CURSOR_FIELD_NUMBER: _builtins.int
+    EVENTS_FIELD_NUMBER: _builtins.int
     cursor: _builtins.str
-    """Pass back as after_cursor to resume after this event."""
+    """Pass back as after_cursor to resume after this response's (last) event."""
     @_builtins.property
-    def event(self) -> _event_pb2.Event: ...
+    def event(self) -> _event_pb2.Event:
+        """The event, unless the watch asked for batching."""
+
+    @_builtins.property
+    def events(self) -> _containers.RepeatedCompositeFieldContainer[_event_pb2.Event]:
+        """With batching: the events, oldest first."""
+
     def __init__(
         self,
         *,
         event: _event_pb2.Event | None = ...,
         cursor: _builtins.str = ...,
+        events: _abc.Iterable[_event_pb2.Event] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cursor", b"cursor", "event", b"event"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cursor", b"cursor", "event", b"event", "events", b"events"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -4,7 +4,6 @@ notifications' loops."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import faulthandler
 import gc
 import logging
@@ -373,11 +372,7 @@ class Server:
             if self._grpc is not None:
                 await self._grpc.stop(self.settings.grace_seconds)
             done("tasks")
-            for task in self._tasks:
-                task.cancel()
-            for task in self._tasks:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            await _cancel(self._tasks)
             done("store")
             await self.store.close()
             done("")
@@ -385,6 +380,21 @@ class Server:
             faulthandler.cancel_dump_traceback_later()
             watchdog.cancel()
         log.info("stopped", extra=took)
+
+
+async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
+    """Cancels the tasks and waits for them to end, cancelling again those still running each
+    second: Python 3.11's asyncio.wait_for loses a cancellation that arrives as the awaited
+    future completes, and a loop around it (a poll) would then run on and hold the stop for ever."""
+    pending = set(tasks)
+    while pending:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=1.0)
+    for task in tasks:
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("a task ended with an error as the server stopped", extra={"task": task.get_name()},
+                        exc_info=task.exception())
 
 
 def _awaiting(task: asyncio.Task[object]) -> str:

@@ -384,8 +384,9 @@ class EventFeed:
             deadline = deadline or loop.time() + max_delay
             if loop.time() >= deadline:
                 return cursor, batch
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(sub.wake.wait(), deadline - loop.time())
+            with contextlib.suppress(TimeoutError):  # (asyncio.timeout, not wait_for: that can lose a cancellation)
+                async with asyncio.timeout(deadline - loop.time()):
+                    await sub.wake.wait()
 
     def _check_open(self) -> None:
         if self.closed:

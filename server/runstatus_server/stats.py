@@ -99,8 +99,9 @@ def percentile_us(histogram: dict[int, int], fraction: float) -> int:
     return rows.bucket_middle_us(max(histogram))
 
 
-def _counts(counts: dict[int, int]) -> list[StatusCount]:
-    return [StatusCount(status=s, count=n) for s, n in sorted(counts.items()) if n]  # type: ignore[arg-type]
+def _counts(counts: list[int]) -> list[StatusCount]:
+    """Counts in rows.STATUSES order, as the statuses that have some."""
+    return [StatusCount(status=s, count=n) for s, n in zip(rows.STATUSES, counts) if n]  # type: ignore[arg-type]
 
 
 def _duration(us: int) -> Duration:
@@ -113,43 +114,40 @@ def compute(tx: Tx, w: Window) -> pb.GetWorkOrderStatsResponse:
     project = projects.get(tx, w.project_id)
     found = rows.read_window(tx, project.id, w.workflow_id, w.start_us, w.end_us, w.bucket_us)
     n = w.count
-    buckets: list[dict[int, int]] = [{} for _ in range(n)]
-    totals: dict[int, int] = {}
-    per_workflow: dict[str, dict[int, int]] = {}
+    width = len(rows.STATUSES)
+    buckets = [found.buckets.get(i, [0] * width) for i in range(n)]
+    per_workflow = found.workflows
     spark: dict[str, list[int]] = {}
     failures: dict[str, list[int]] = {}
-    for (workflow, status, index), count in found.work_orders.items():
-        if not 0 <= index < n:
-            continue
-        buckets[index][status] = buckets[index].get(status, 0) + count
-        totals[status] = totals.get(status, 0) + count
-        mine = per_workflow.setdefault(workflow, {})
-        mine[status] = mine.get(status, 0) + count
-        spark.setdefault(workflow, [0] * n)[index] += count
-        fails = failures.setdefault(workflow, [0] * n)
-        if status in rows.FAILURES:
-            fails[index] += count
+    for workflow in per_workflow:
+        totals_, failed_ = [0] * n, [0] * n
+        for index, (total, failed) in found.sparks.get(workflow, {}).items():
+            if 0 <= index < n:
+                totals_[index], failed_[index] = total, failed
+        spark[workflow], failures[workflow] = totals_, failed_
     histograms: dict[str, dict[int, int]] = {}
     for (workflow, bucket), count in found.durations.items():
         histograms.setdefault(workflow, {})[bucket] = count
+    totals = [sum(b[i] for b in buckets) for i in range(width)]
     answer = pb.GetWorkOrderStatsResponse(
         window_start=timestamp(w.start_us), window_end=timestamp(w.end_us), bucket=w.bucket,
-        counts=_counts(totals), total=sum(totals.values()),
+        counts=_counts(totals), total=sum(totals),
     )
     for i, counts in enumerate(buckets):
         answer.buckets.add(start_time=timestamp(w.start_us + i * w.bucket_us), counts=_counts(counts),
-                           total=sum(counts.values()))
-    for workflow in sorted(per_workflow, key=lambda wf: (-sum(per_workflow[wf].values()), wf)):
-        counts = per_workflow[workflow]
-        ended = sum(c for s, c in counts.items() if s in rows.ENDED)
+                           total=sum(counts))
+    for workflow in sorted(per_workflow, key=lambda wf: (-sum(per_workflow[wf]), wf)):
+        mine = per_workflow[workflow]
+        by_status = dict(zip(rows.STATUSES, mine))
+        ended = sum(c for s, c in by_status.items() if s in rows.ENDED)
         histogram = histograms.get(workflow, {})
         answer.workflows.add(
-            workflow_id=workflow, counts=_counts(counts), total=sum(counts.values()), ended=ended,
-            success_rate=counts.get(SUCCESS, 0) / ended if ended else 0.0,
+            workflow_id=workflow, counts=_counts(mine), total=sum(mine), ended=ended,
+            success_rate=by_status.get(SUCCESS, 0) / ended if ended else 0.0,
             run_duration_p50=_duration(percentile_us(histogram, 0.50)),
             run_duration_p95=_duration(percentile_us(histogram, 0.95)),
-            timed_runs=sum(histogram.values()), lost_count=counts.get(LOST, 0),
-            exception_count=counts.get(EXCEPTION, 0), bucket_totals=spark[workflow],
+            timed_runs=sum(histogram.values()), lost_count=by_status.get(LOST, 0),
+            exception_count=by_status.get(EXCEPTION, 0), bucket_totals=spark[workflow],
             bucket_failures=failures[workflow],
         )
     top = sorted(found.errors.items(), key=lambda item: (-item[1], item[0]))[:w.top_errors]

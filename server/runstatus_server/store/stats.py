@@ -17,7 +17,7 @@ the work is bounded by the window, never by the rows stored.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
@@ -49,7 +49,14 @@ NO_DURATION = -1
 STATS_COUNT_TABLES: dict[str, tuple[str, ...]] = {
     "run_duration_counts": ("project_id", "hour", "workflow_id", "bucket"),
     "run_error_counts": ("project_id", "hour", "workflow_id", "status", "error_type", "rule"),
+    "run_duration_day_counts": ("project_id", "day", "workflow_id", "bucket"),
+    "run_error_day_counts": ("project_id", "day", "workflow_id", "status", "error_type", "rule"),
+    "work_order_status_hours": ("project_id", "hour", "workflow_id"),
 }
+# Work orders by status, a column each (work_order_status_hours), in RunStatus order.
+STATUS_COLUMNS = tuple(f"s{s}" for s in range(1, 11))
+# What each table's rows count: `n`, or a column per status.
+STATS_VALUE_COLUMNS: dict[str, tuple[str, ...]] = {"work_order_status_hours": STATUS_COLUMNS}
 RUN_FACT_COLUMNS = ("project_id", "workflow_id", "create_time", "status", "duration_bucket", "error_type", "rule",
                     "run_id")
 
@@ -80,9 +87,9 @@ def _rows(tx: Tx) -> Rows:
     return cast("Rows", tx)
 
 
-def _dialect(tx: Tx) -> Any:
+def _dialect(tx: Tx | Rows) -> Any:
     """The backend's module of the same names (sqlite/stats.py, postgres/stats.py)."""
-    if _rows(tx).MARK == "?":
+    if cast("Rows", tx).MARK == "?":
         from .sqlite import stats as sqlite_stats
 
         return sqlite_stats
@@ -112,81 +119,112 @@ def record_run(any_tx: Tx, run: Run) -> None:
     )
 
 
+STATUSES = tuple(range(1, 11))  # every RunStatus but UNSPECIFIED, in the order of StatsRows' counts
+# Statuses, for the readers of StatsRows: a work order ended (its success rate's denominator), failed.
+FAILURES = frozenset(s for s in STATUSES if s not in (PENDING, RUNNING, SUCCESS, CANCELLED, REJECTED))
+ENDED = FAILURES | {SUCCESS}
+
+
 @dataclass
 class StatsRows:
-    """What a window's reads found, by bucket index (0 for the window's first bucket)."""
+    """What a window's reads found, by bucket index (0 for the window's first bucket); counts by
+    status are lists in STATUSES order."""
 
-    # (workflow, status, bucket index) -> work orders
-    work_orders: dict[tuple[str, int, int], int] = field(default_factory=dict)
+    # bucket index -> work orders by status
+    buckets: dict[int, list[int]] = field(default_factory=dict)
+    # workflow -> its work orders by status over the window
+    workflows: dict[str, list[int]] = field(default_factory=dict)
+    # workflow -> bucket index -> (work orders, failed ones)
+    sparks: dict[str, dict[int, tuple[int, int]]] = field(default_factory=dict)
     # (workflow, duration bucket) -> runs
     durations: dict[tuple[str, int], int] = field(default_factory=dict)
     # (status, error type, rule) -> runs
     errors: dict[tuple[int, int, str], int] = field(default_factory=dict)
+
+    def fold(self, workflow: str, index: int, counts: list[int]) -> None:
+        """One workflow's work orders in one bucket, by status, into the three views."""
+        for into in (self.buckets.setdefault(index, [0] * len(STATUSES)),
+                     self.workflows.setdefault(workflow, [0] * len(STATUSES))):
+            for i, n in enumerate(counts):
+                into[i] += n
+        total, failed = self.sparks.setdefault(workflow, {}).get(index, (0, 0))
+        self.sparks[workflow][index] = (total + sum(counts),
+                                        failed + sum(n for s, n in zip(STATUSES, counts) if s in FAILURES))
 
 
 def _add(counts: dict[Any, int], key: Any, n: int) -> None:
     counts[key] = counts.get(key, 0) + int(n)
 
 
-def _marks(tx: Rows, values: Sequence[Any]) -> str:
-    return ", ".join([tx.MARK] * len(values))
-
-
-def workflow_ids(tx: Rows, project_id: str) -> list[str]:
-    """The project's workflows (the count buckets are read by workflow and status, on their index)."""
-    return sorted({tx._read_text(w) for (w,) in tx._rows(
-        f"SELECT DISTINCT id FROM workflows WHERE project_id = {tx.MARK}", project_id)})
-
-
 def read_window(any_tx: Tx, project_id: str, workflow_id: str, start_us: int, end_us: int,
                 bucket_us: int) -> StatsRows:
-    """The window [start_us, end_us) in buckets of bucket_us (whole minutes, hours or days)."""
+    """The window [start_us, end_us) in buckets of bucket_us (whole minutes, hours or days).
+    By hour or day: work orders from work_order_status_hours (a row per workflow and hour, a
+    column per status); durations and errors from the day buckets for the window's whole days
+    and the hour buckets for the hours at its ends. The database sums; what comes back is a row
+    per workflow and bucket, per workflow and duration bucket, per error."""
     tx = _rows(any_tx)
-    time_index: dict[str, str] = _dialect(any_tx).TIME_INDEX
     found = StatsRows()
     m = tx.MARK
-    workflows = [workflow_id] if workflow_id else workflow_ids(tx, project_id)
-    if not workflows:
-        return found
-    if bucket_us >= HOUR_US:
-        first, end = start_us // HOUR_US, end_us // HOUR_US
-        per = bucket_us // HOUR_US
-        statuses = list(range(1, 11))
-        for wf, status, hour, n in tx._rows(
-            f"SELECT workflow_id, status, hour, CAST(sum(n) AS BIGINT) FROM work_order_counts "
-            f"WHERE project_id = {m} AND workflow_id IN ({_marks(tx, workflows)}) "
-            f"AND status IN ({_marks(tx, statuses)}) AND hour >= {m} AND hour < {m} "
-            "GROUP BY workflow_id, status, hour", project_id, *workflows, *statuses, first, end,
-        ):
-            if n:
-                _add(found.work_orders, (tx._read_text(wf), int(status), (int(hour) - first) // per), n)
-        one = f" AND workflow_id = {m}" if workflow_id else ""
-        wf_args = [workflow_id] if workflow_id else []
+    one = f" AND workflow_id = {m}" if workflow_id else ""
+    wf_args = [workflow_id] if workflow_id else []
+    if bucket_us < HOUR_US:
+        return _read_rows(tx, found, project_id, start_us, end_us, bucket_us, one, wf_args)
+    first, end = start_us // HOUR_US, end_us // HOUR_US
+    per = bucket_us // HOUR_US
+    where = f"FROM work_order_status_hours WHERE project_id = {m} AND hour >= {m} AND hour < {m}{one}"
+    args = (project_id, first, end, *wf_args)
+    sums = ", ".join(f"CAST(sum({c}) AS BIGINT)" for c in STATUS_COLUMNS)
+    total = "CAST(sum(" + " + ".join(STATUS_COLUMNS) + ") AS BIGINT)"
+    failed = "CAST(sum(" + " + ".join(c for s, c in zip(STATUSES, STATUS_COLUMNS) if s in FAILURES) + ") AS BIGINT)"
+    for index, *counts in tx._rows(f"SELECT (hour - {m}) / {m}, {sums} {where} GROUP BY 1", first, per, *args):
+        found.buckets[int(index)] = [int(n) for n in counts]
+    for wf, *counts in tx._rows(f"SELECT workflow_id, {sums} {where} GROUP BY 1", *args):
+        if any(counts):
+            found.workflows[tx._read_text(wf)] = [int(n) for n in counts]
+    for index, wf, n, failures in tx._rows(
+            f"SELECT (hour - {m}) / {m}, workflow_id, {total}, {failed} {where} GROUP BY 1, 2", first, per, *args):
+        if n:
+            found.sparks.setdefault(tx._read_text(wf), {})[int(index)] = (int(n), int(failures))
+    first_day, end_day = -(-first // 24), end // 24
+    spans = [("hour", first, end)]
+    if first_day < end_day:  # whole days by day, the ends by hour
+        spans = [("day", first_day, end_day), ("hour", first, first_day * 24), ("hour", end_day * 24, end)]
+    for unit, low, high in spans:
+        if low >= high:
+            continue
+        days = "_day" if unit == "day" else ""
         for wf, bucket, n in tx._rows(
-            f"SELECT workflow_id, bucket, CAST(sum(n) AS BIGINT) FROM run_duration_counts "
-            f"WHERE project_id = {m} AND hour >= {m} AND hour < {m}{one} GROUP BY workflow_id, bucket",
-            project_id, first, end, *wf_args,
+            f"SELECT workflow_id, bucket, CAST(sum(n) AS BIGINT) FROM run_duration{days}_counts "
+            f"WHERE project_id = {m} AND {unit} >= {m} AND {unit} < {m}{one} GROUP BY workflow_id, bucket",
+            project_id, low, high, *wf_args,
         ):
             if n:
                 _add(found.durations, (tx._read_text(wf), int(bucket)), n)
         for status, error_type, rule, n in tx._rows(
-            f"SELECT status, error_type, rule, CAST(sum(n) AS BIGINT) FROM run_error_counts "
-            f"WHERE project_id = {m} AND hour >= {m} AND hour < {m}{one} GROUP BY status, error_type, rule",
-            project_id, first, end, *wf_args,
+            f"SELECT status, error_type, rule, CAST(sum(n) AS BIGINT) FROM run_error{days}_counts "
+            f"WHERE project_id = {m} AND {unit} >= {m} AND {unit} < {m}{one} GROUP BY status, error_type, rule",
+            project_id, low, high, *wf_args,
         ):
             if n:
                 _add(found.errors, (int(status), int(error_type), tx._read_text(rule)), n)
-        return found
-    # By minute: the rows created in the window.
-    one = f" AND workflow_id = {m}" if workflow_id else ""
-    wf_args = [workflow_id] if workflow_id else []
-    for wf, status, minute, n in tx._rows(
-        f"SELECT workflow_id, status, (create_time - {m}) / {m}, count(*) "
-        f"FROM work_orders{time_index.get('work_orders', '')} "
-        f"WHERE project_id = {m} AND create_time >= {m} AND create_time < {m}{one} GROUP BY 1, 2, 3",
+    return found
+
+
+def _read_rows(tx: Rows, found: StatsRows, project_id: str, start_us: int, end_us: int, bucket_us: int, one: str,
+               wf_args: list[str]) -> StatsRows:
+    """By minute (at most MAX_BUCKETS of them): the rows created in the window, on the indexes by
+    project and creation time."""
+    m = tx.MARK
+    time_index: dict[str, str] = _dialect(tx).TIME_INDEX
+    for wf, index, *counts in tx._rows(
+        f"SELECT workflow_id, (create_time - {m}) / {m}, "
+        + ", ".join(f"sum(CASE WHEN status = {s} THEN 1 ELSE 0 END)" for s in STATUSES)
+        + f" FROM work_orders{time_index.get('work_orders', '')} "
+        f"WHERE project_id = {m} AND create_time >= {m} AND create_time < {m}{one} GROUP BY 1, 2",
         start_us, bucket_us, project_id, start_us, end_us, *wf_args,
     ):
-        _add(found.work_orders, (tx._read_text(wf), int(status), int(minute)), n)
+        found.fold(tx._read_text(wf), int(index), [int(n) for n in counts])
     for wf, bucket, n in tx._rows(
         f"SELECT workflow_id, duration_bucket, count(*) FROM run_facts{time_index.get('run_facts', '')} "
         f"WHERE project_id = {m} AND create_time >= {m} AND create_time < {m}{one} AND duration_bucket >= 0 "
@@ -222,7 +260,3 @@ def fill_run_facts(conn: Any, mark: str, text: Callable[[Any], Any] = lambda v: 
     if batch:
         conn.cursor().executemany(sql, batch)
 
-
-# Statuses, for the readers of StatsRows: a work order ended (its success rate's denominator), failed.
-FAILURES = frozenset(s for s in range(1, 11) if s not in (PENDING, RUNNING, SUCCESS, CANCELLED, REJECTED))
-ENDED = FAILURES | {SUCCESS}

@@ -355,6 +355,9 @@ MIGRATIONS.append(
 # run durations and errors kept from it by a trigger, as rows of changes (postgres/stats.py).
 MIGRATIONS.append(stats.migrate_stats)
 
+# 11: the statistics' rollups (SQLite's migration 12; postgres/stats.py).
+MIGRATIONS.append(stats.ROLLUP_MIGRATION)
+
 
 def migrate(conn: psycopg.Connection) -> int:
     """Brings the database's schema up to date, whatever servers start beside this one: they

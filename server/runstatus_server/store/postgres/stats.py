@@ -10,7 +10,7 @@ from typing import Any
 
 import psycopg
 
-from ..stats import NOT_ERRORS_SQL, STATS_COUNT_TABLES, fill_run_facts
+from ..stats import NOT_ERRORS_SQL, STATS_COUNT_TABLES, STATS_VALUE_COLUMNS, STATUS_COLUMNS, fill_run_facts
 
 # A transaction advisory lock: one merge of the statistics' buckets at a time (as MERGE_LOCK for
 # the count buckets; locks.py holds the others).
@@ -19,6 +19,7 @@ STATS_MERGE_LOCK = 0x72756E73_74617473  # "runstats"
 TIME_INDEX: dict[str, str] = {}
 
 _H = 3600000000
+_D = 86400000000
 
 MIGRATION = f"""
     CREATE TABLE run_facts (
@@ -99,6 +100,115 @@ MIGRATION = f"""
 """
 
 
+# 11: the statistics' rollups (SQLite's migration 12, sqlite/stats.py says why): work orders by
+# hour with a column per status, kept by a trigger on work_orders; run durations and errors by day,
+# kept by the run_facts trigger function (again, with the days' rows). All as rows of changes.
+def _status_hour(r: str, sign: str) -> str:
+    values = ", ".join(f"{sign}({r}.status = {c[1:]})::int" for c in STATUS_COLUMNS)
+    return (f"INSERT INTO work_order_status_hours (project_id, hour, workflow_id, {', '.join(STATUS_COLUMNS)}, "
+            f"pending) VALUES ({r}.project_id, div({r}.create_time, {_H}), {r}.workflow_id, {values}, true);")
+
+
+ROLLUP_MIGRATION = f"""
+    CREATE TABLE work_order_status_hours (
+        project_id TEXT COLLATE "C" NOT NULL,
+        hour BIGINT NOT NULL,
+        workflow_id TEXT COLLATE "C" NOT NULL,
+        {", ".join(f"{c} BIGINT NOT NULL" for c in STATUS_COLUMNS)},
+        pending BOOLEAN NOT NULL DEFAULT false
+    );
+    CREATE INDEX work_order_status_hours_by_bucket ON work_order_status_hours (project_id, hour, workflow_id);
+    CREATE INDEX work_order_status_hours_pending ON work_order_status_hours (project_id, hour, workflow_id)
+        WHERE pending;
+    INSERT INTO work_order_status_hours (project_id, hour, workflow_id, {', '.join(STATUS_COLUMNS)})
+        SELECT project_id, hour, workflow_id, {", ".join(f"sum(CASE WHEN status = {c[1:]} THEN n ELSE 0 END)"
+                                                          for c in STATUS_COLUMNS)}
+        FROM work_order_counts GROUP BY 1, 2, 3;
+    CREATE FUNCTION work_orders_status_hours() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF TG_OP IN ('UPDATE', 'DELETE') THEN
+            {_status_hour("OLD", "-")}
+        END IF;
+        IF TG_OP IN ('UPDATE', 'INSERT') THEN
+            {_status_hour("NEW", "")}
+        END IF;
+        RETURN NULL;
+    END $$;
+    CREATE TRIGGER work_orders_status_hours_rows AFTER INSERT OR DELETE ON work_orders
+        FOR EACH ROW EXECUTE FUNCTION work_orders_status_hours();
+    CREATE TRIGGER work_orders_status_hours_update AFTER UPDATE ON work_orders FOR EACH ROW
+        WHEN (OLD.status != NEW.status OR OLD.project_id != NEW.project_id OR OLD.workflow_id != NEW.workflow_id
+              OR OLD.create_time != NEW.create_time)
+        EXECUTE FUNCTION work_orders_status_hours();
+    CREATE TABLE run_duration_day_counts (
+        project_id TEXT COLLATE "C" NOT NULL,
+        day BIGINT NOT NULL,
+        workflow_id TEXT COLLATE "C" NOT NULL,
+        bucket INTEGER NOT NULL,
+        n BIGINT NOT NULL,
+        pending BOOLEAN NOT NULL DEFAULT false
+    );
+    CREATE INDEX run_duration_day_counts_by_bucket ON run_duration_day_counts (project_id, day, workflow_id, bucket);
+    CREATE INDEX run_duration_day_counts_pending ON run_duration_day_counts (project_id, day, workflow_id, bucket)
+        WHERE pending;
+    INSERT INTO run_duration_day_counts (project_id, day, workflow_id, bucket, n)
+        SELECT project_id, div(hour, 24), workflow_id, bucket, sum(n) FROM run_duration_counts GROUP BY 1, 2, 3, 4;
+    CREATE TABLE run_error_day_counts (
+        project_id TEXT COLLATE "C" NOT NULL,
+        day BIGINT NOT NULL,
+        workflow_id TEXT COLLATE "C" NOT NULL,
+        status INTEGER NOT NULL,
+        error_type INTEGER NOT NULL,
+        rule TEXT COLLATE "C" NOT NULL,
+        n BIGINT NOT NULL,
+        pending BOOLEAN NOT NULL DEFAULT false
+    );
+    CREATE INDEX run_error_day_counts_by_bucket ON run_error_day_counts
+        (project_id, day, workflow_id, status, error_type, rule);
+    CREATE INDEX run_error_day_counts_pending ON run_error_day_counts
+        (project_id, day, workflow_id, status, error_type, rule) WHERE pending;
+    INSERT INTO run_error_day_counts (project_id, day, workflow_id, status, error_type, rule, n)
+        SELECT project_id, div(hour, 24), workflow_id, status, error_type, rule, sum(n) FROM run_error_counts
+        GROUP BY 1, 2, 3, 4, 5, 6;
+    CREATE OR REPLACE FUNCTION run_facts_counted() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF TG_OP IN ('UPDATE', 'DELETE') THEN
+            IF OLD.duration_bucket >= 0 THEN
+                INSERT INTO run_duration_counts (project_id, hour, workflow_id, bucket, n, pending)
+                    VALUES (OLD.project_id, div(OLD.create_time, {_H}), OLD.workflow_id, OLD.duration_bucket, -1, true);
+                INSERT INTO run_duration_day_counts (project_id, day, workflow_id, bucket, n, pending)
+                    VALUES (OLD.project_id, div(OLD.create_time, {_D}), OLD.workflow_id, OLD.duration_bucket, -1, true);
+            END IF;
+            IF OLD.status NOT IN {NOT_ERRORS_SQL} THEN
+                INSERT INTO run_error_counts (project_id, hour, workflow_id, status, error_type, rule, n, pending)
+                    VALUES (OLD.project_id, div(OLD.create_time, {_H}), OLD.workflow_id, OLD.status, OLD.error_type,
+                            OLD.rule, -1, true);
+                INSERT INTO run_error_day_counts (project_id, day, workflow_id, status, error_type, rule, n, pending)
+                    VALUES (OLD.project_id, div(OLD.create_time, {_D}), OLD.workflow_id, OLD.status, OLD.error_type,
+                            OLD.rule, -1, true);
+            END IF;
+        END IF;
+        IF TG_OP IN ('UPDATE', 'INSERT') THEN
+            IF NEW.duration_bucket >= 0 THEN
+                INSERT INTO run_duration_counts (project_id, hour, workflow_id, bucket, n, pending)
+                    VALUES (NEW.project_id, div(NEW.create_time, {_H}), NEW.workflow_id, NEW.duration_bucket, 1, true);
+                INSERT INTO run_duration_day_counts (project_id, day, workflow_id, bucket, n, pending)
+                    VALUES (NEW.project_id, div(NEW.create_time, {_D}), NEW.workflow_id, NEW.duration_bucket, 1, true);
+            END IF;
+            IF NEW.status NOT IN {NOT_ERRORS_SQL} THEN
+                INSERT INTO run_error_counts (project_id, hour, workflow_id, status, error_type, rule, n, pending)
+                    VALUES (NEW.project_id, div(NEW.create_time, {_H}), NEW.workflow_id, NEW.status, NEW.error_type,
+                            NEW.rule, 1, true);
+                INSERT INTO run_error_day_counts (project_id, day, workflow_id, status, error_type, rule, n, pending)
+                    VALUES (NEW.project_id, div(NEW.create_time, {_D}), NEW.workflow_id, NEW.status, NEW.error_type,
+                            NEW.rule, 1, true);
+            END IF;
+        END IF;
+        RETURN NULL;
+    END $$;
+"""
+
+
 def migrate_stats(conn: psycopg.Connection[Any]) -> None:
     """The statistics' tables (store/stats.py), filled from the runs that ended before."""
     from .rows import _text
@@ -114,14 +224,16 @@ def merge_deltas(tx: Any, limit: int) -> int:
         return 0
     merged = 0
     for table, key in STATS_COUNT_TABLES.items():
+        values = STATS_VALUE_COLUMNS.get(table, ("n",))
         cols = ", ".join(key)
         same = " AND ".join(f"c.{k} = b.{k}" for k in key)
         merged += int(tx._run(
             f"WITH buckets AS (SELECT DISTINCT {cols} FROM {table} WHERE pending LIMIT %s), "
             f"merged AS (DELETE FROM {table} c USING buckets b WHERE {same} "
-            f"RETURNING {', '.join(f'c.{k}' for k in key)}, c.n) "
-            f"INSERT INTO {table} ({cols}, n, pending) "
-            f"SELECT {cols}, sum(n), false FROM merged GROUP BY {cols} HAVING sum(n) <> 0",
+            f"RETURNING {', '.join(f'c.{k}' for k in (*key, *values))}) "
+            f"INSERT INTO {table} ({cols}, {', '.join(values)}, pending) "
+            f"SELECT {cols}, {', '.join(f'sum({v})' for v in values)}, false FROM merged GROUP BY {cols} "
+            f"HAVING {' OR '.join(f'sum({v}) <> 0' for v in values)}",
             limit,
         ))
     return merged

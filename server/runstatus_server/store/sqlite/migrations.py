@@ -344,6 +344,10 @@ MIGRATIONS.append(
 # run durations and of errors kept from it by triggers (sqlite/stats.py, store/stats.py).
 MIGRATIONS.append(stats.migrate_stats)
 
+# 12: the statistics' rollups: work orders by hour with a column per status, run durations and
+# errors by day, so that a week's window reads a few thousand rows (sqlite/stats.py).
+MIGRATIONS.append(stats.ROLLUP_MIGRATION)
+
 
 def migrate(conn: sqlite3.Connection) -> int:
     """Brings a database file of any earlier schema version up to date. Returns the version."""

@@ -334,9 +334,11 @@ def test_a_last_event_id_that_is_not_utf8_is_a_400(plain: Site) -> None:
 
 ROUTES = ("/", "/work-orders/{}", "/work-orders/{}/retry", "/work-orders/{}/runs/{}/cancel", "/retry-matching",
           "/statuses", "/events", "/sign-in", "/sign-out", "/static/{}", "/{}", "/notifications",
-          "/notifications/subscriptions/{}/test", "/notifications/deliveries/{}/redeliver", "/retention")
+          "/notifications/subscriptions/{}/test", "/notifications/deliveries/{}/redeliver", "/retention",
+          "/dashboard")
 NAMES = ("project", "status", "workflow", "size", "page", "id", "run", "runs_page", "after", "work_order",
-         "created_after", "created_before", "changed_after", "changed_before", "next")
+         "created_after", "created_before", "changed_after", "changed_before", "next", "window", "bucket", "from",
+         "to")
 ODD = ("", "x", "%", "%ff", "%00", "%0d%0a", "é", "\x00", "\t", " ", "/", "\\", "//evil.example", "/\t/evil.example",
        "/\\evil.example", "https://evil.example", "../..", "FAILED", "CANCELLED", "0", "-1", "9" * 30, "1e9",
        "0001-01-01T00:00+14:00", "9999-12-31T23:59:59-14:00", "2026-02-30", "[", "x" * 9000, "rs_0123456789abcdef_x")

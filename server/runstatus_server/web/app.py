@@ -37,6 +37,7 @@ from runstatus.v1.token_pb2 import Role
 from runstatus.v1.work_order_pb2 import WorkOrderFilter
 
 from . import render
+from .dashboard import DashboardPage
 from .notifications_page import NotificationsPage
 from .retention_page import RetentionPage
 from .render import Filter, esc
@@ -172,6 +173,7 @@ class WebServer:
         app.router.add_post("/work-orders/{id}/runs/{run}/cancel", self.cancel)
         app.router.add_post("/retry-matching", self.retry_matching)
         NotificationsPage(self).add_routes(app)
+        DashboardPage(self).add_routes(app)
         self.retention.add_routes(app)
         app.router.add_get("/sign-in", self.sign_in_form)
         app.router.add_post("/sign-in", self.sign_in)
@@ -682,10 +684,10 @@ def read_filter(q: Any) -> tuple[Filter, WorkOrderFilter, list[str]]:
         if value := times.get(name):
             try:
                 moment = datetime.fromisoformat(value)
-            except ValueError:
+                # A time past year 9999 in UTC (9999-12-31T23:59-14:00) overflows the conversion.
+                getattr(proto, field).FromDatetime(moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc))
+            except (ValueError, OverflowError):
                 problems.append(f"{name}: not a date and time: {value!r}")
-                continue
-            getattr(proto, field).FromDatetime(moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc))
     return flt, proto, problems
 
 

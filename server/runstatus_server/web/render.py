@@ -7,7 +7,8 @@ import html
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
+from typing import Any
 from urllib.parse import quote, urlencode
 
 from runstatus import status_table
@@ -147,7 +148,7 @@ PAGE = """<!doctype html>
 <body>
 <header class="top">
 <a class="brand" href="/{project_query}">runstatus</a>
-<nav><a href="/{project_query}">History</a> <a href="/statuses{project_query}">Statuses</a> <a href="/notifications{project_query}">Notifications</a></nav>
+<nav><a href="/{project_query}">History</a> <a href="/dashboard{project_query}">Dashboard</a> <a href="/statuses{project_query}">Statuses</a> <a href="/notifications{project_query}">Notifications</a></nav>
 {projects}
 {account}
 </header>
@@ -227,7 +228,12 @@ def counts_bar(flt: Filter, counts: dict[int, int], total: int) -> str:
         chips.append(f'<a class="count{selected}{" zero" if not n else ""}" href="/?{esc(flt.with_statuses([s]).query())}" '
                      f'data-count-status="{esc(status_name(s))}">{chip(s)} <span class="n">{n}</span></a>')
     everything = f'<a class="count total" href="/?{esc(flt.with_statuses([]).query())}">All <span class="n">{total}</span></a>'
-    return f'<nav class="counts" aria-label="Work orders by status">{everything}{"".join(chips)}</nav>'
+    from .dashboard import dashboard_link  # the same view over time: its project, workflow and created range
+
+    over_time = dashboard_link(flt.project, workflow=flt.workflow, since=flt.times.get("created_after", ""),
+                               until=flt.times.get("created_before", ""))
+    chart = f'<a class="dash-link" href="{esc(over_time)}" data-dashboard-link>Over time ⟩</a>'
+    return f'<nav class="counts" aria-label="Work orders by status">{everything}{"".join(chips)} {chart}</nav>'
 
 
 def history_table(flt: Filter, orders: Iterable[WorkOrder], next_token: str, page_token: str) -> str:
@@ -358,6 +364,17 @@ def _color(status: int) -> str:
     return row.color if row else "white"
 
 
+def _workflow_dashboard(p: Any) -> str:
+    """The dashboard of a run's workflow over the 24 hours around the run's creation (or until now)."""
+    from .dashboard import dashboard_link
+
+    created = p.create_time.ToDatetime(tzinfo=timezone.utc)
+    until = min(created + timedelta(hours=12), datetime.now(timezone.utc))
+    return dashboard_link(p.project_id if p.project_id != "default" else "", workflow=p.workflow_id,
+                          since=(until - timedelta(hours=24)).strftime("%Y-%m-%dT%H:%M"),
+                          until=until.strftime("%Y-%m-%dT%H:%M"))
+
+
 def run_summary(run: Run) -> str:
     p = run.proto
     extra = []
@@ -366,7 +383,8 @@ def run_summary(run: Run) -> str:
     if p.start_step_id:
         extra.append(f"<dt>started at step</dt><dd><code>{esc(p.start_step_id)}</code></dd>")
     return (f'<dl class="run-summary"><dt>status</dt><dd>{chip(run.status)}</dd>'
-            f'<dt>workflow</dt><dd>{esc(p.workflow_id)} v{p.workflow_version}</dd>'
+            f'<dt>workflow</dt><dd>{esc(p.workflow_id)} v{p.workflow_version} '
+            f'<a class="dash-link" data-dashboard-link href="{esc(_workflow_dashboard(p))}">over time ⟩</a></dd>'
             f'<dt>created</dt><dd>{when(run.create_time)}</dd><dt>started</dt><dd>{when(run.start_time)}</dd>'
             f'<dt>ended</dt><dd>{when(run.end_time)}</dd>'
             f'<dt>duration</dt><dd>{esc(duration(run.start_time, run.end_time))}</dd>{"".join(extra)}</dl>')

@@ -105,7 +105,9 @@ document.addEventListener("DOMContentLoaded", () => {
   // one refresh a second after each opening covers what changed since the page was made.
   events.onopen = () => { say("● live", "open"); setTimeout(() => { if (!pending) pending = setTimeout(refresh, 0); }, 1000); };
   events.onerror = () => say("○ reconnecting…", "reconnecting");
-  events.onmessage = () => { if (!pending) pending = setTimeout(refresh, 250); };
+  // A page with data-calm (the dashboard) refreshes at most once in that many milliseconds.
+  const calm = Math.max(250, Number(live.dataset.calm || 0));
+  events.onmessage = () => { if (!pending) pending = setTimeout(refresh, calm); };
   events.addEventListener("failure", (e) => {
     say("live updates stopped: " + JSON.parse(e.data), "failed");
     events.close();

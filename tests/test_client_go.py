@@ -33,6 +33,7 @@ LIVE_TESTS = [
     "TestLiveFieldViolations",
     "TestLiveTokensAndNotificationsAreReachable",
     "TestLiveWatchCursorExpired",
+    "TestLiveWatchBatched",
 ]
 # Run against `pruning_server` instead.
 PRUNING_TESTS = {"TestLiveWatchCursorExpired"}

@@ -1,8 +1,9 @@
 """The Java client against real servers on real ports: clients/java/client's LiveServerTest (JUnit,
 run by surefire with the servers' addresses as system properties) proves the Worker, the lease
 handle's reports, the resuming watch (across a restart of the server this module makes when the
-test asks), the retry of a mutating call done once, fieldViolations, the async and future stubs
-under --auth, and TokenService and NotificationService being reachable. Each JUnit test is a
+test asks; batched, handed out event by event with the unbatched watch's cursors), the retry of
+a mutating call done once, fieldViolations, the async and future stubs under --auth, and
+TokenService and NotificationService being reachable. Each JUnit test is a
 pytest test here, read from surefire's report.
 
 Maven builds a copy of clients/java and proto/ in a temporary folder, so the SQLite and PostgreSQL
@@ -34,6 +35,7 @@ TESTS = [
     "asyncAndFutureStubsSendTheTokenUnderAuth",
     "tokensAndNotificationsAreReachable",
     "aWatchAfterAPrunedCursorThrowsCursorExpired",
+    "aBatchedWatchHandsOutTheSameEventsAndCursorsAndResumesMidBatch",
 ]
 
 # Maven builds and runs the suite in the module fixture: 30 s on a quiet machine, over 100 s on

@@ -36,7 +36,9 @@
 //
 // Client.Watch is an iterator over the event log (iter.Seq2) that resumes from
 // its cursor when the stream breaks, so a server restart loses and repeats
-// nothing.
+// nothing. Batching(maxEvents, maxDelay) in the request asks the server for
+// several events per message; Watch still yields them one by one, each with
+// its own cursor.
 //
 // # Errors
 //

@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -704,4 +705,71 @@ func TestLiveWatchCursorExpired(t *testing.T) {
 	if !errors.Is(last, ErrCursorExpired) || !errors.As(last, &expired) || expired.OldestCursor == "" {
 		t.Fatalf("a watch after a pruned cursor ended with %v", last)
 	}
+}
+
+// TestLiveWatchBatched: a watch that asks for batches yields the same events,
+// in the same order and with the same cursors, as one that does not; a watch
+// stopped in the middle of a batch resumes from its last cursor with the rest.
+func TestLiveWatchBatched(t *testing.T) {
+	c := liveClient(t, liveAddress(t))
+	ctx := liveContext(t)
+	project := liveProject(ctx, t, c)
+	var last string
+	for range 7 {
+		last = liveWorkOrder(ctx, t, c, project, []string{"a"}, nil, nil)
+	}
+	// take reads a watch's first n events (n < 0: up to the last work order's).
+	take := func(req *runstatusv1.WatchWorkOrdersRequest, n int) []*runstatusv1.WatchWorkOrdersResponse {
+		t.Helper()
+		var got []*runstatusv1.WatchWorkOrdersResponse
+		for item, err := range c.Watch(ctx, req) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, item)
+			if len(got) == n || (n < 0 && item.GetEvent().GetRunId() == last) {
+				break
+			}
+		}
+		return got
+	}
+	same := func(what string, got, want []*runstatusv1.WatchWorkOrdersResponse) {
+		t.Helper()
+		if len(got) != len(want) {
+			t.Fatalf("%s: %d events, want %d", what, len(got), len(want))
+		}
+		for i := range want {
+			if !proto.Equal(got[i].GetEvent(), want[i].GetEvent()) || got[i].GetCursor() != want[i].GetCursor() || len(got[i].GetEvents()) != 0 {
+				t.Errorf("%s: event %d is %v, want %v", what, i, got[i], want[i])
+			}
+		}
+	}
+	want := take(&runstatusv1.WatchWorkOrdersRequest{ProjectId: project}, -1)
+	if len(want) < 7 {
+		t.Fatalf("the unbatched watch saw %d events", len(want))
+	}
+	batching := Batching(3, 50*time.Millisecond)
+	same("batched", take(&runstatusv1.WatchWorkOrdersRequest{ProjectId: project, Batching: batching}, len(want)), want)
+
+	// The server did send them three to a message.
+	streamCtx, stop := context.WithCancel(ctx)
+	stream, err := c.WorkOrders.WatchWorkOrders(streamCtx, &runstatusv1.WatchWorkOrdersRequest{ProjectId: project, Batching: batching})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := stream.Recv()
+	stop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(raw.GetEvents()) != 3 || raw.GetEvent() != nil || raw.GetCursor() != want[2].GetCursor() {
+		t.Fatalf("the first batched message: %v", raw)
+	}
+
+	// Stopped after the second batch's middle event: its cursor resumes with the rest.
+	stopped := take(&runstatusv1.WatchWorkOrdersRequest{ProjectId: project, Batching: batching}, 5)
+	same("stopped", stopped, want[:5])
+	resumed := take(&runstatusv1.WatchWorkOrdersRequest{ProjectId: project, Batching: batching,
+		AfterCursor: stopped[4].GetCursor()}, len(want)-5)
+	same("resumed", resumed, want[5:])
 }

@@ -5,11 +5,13 @@ import (
 	"errors"
 	"io"
 	"iter"
+	"strconv"
 	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	runstatusv1 "github.com/runstatus/runstatus/clients/go/runstatus/v1"
 )
@@ -70,6 +72,13 @@ var reconnectDelays = []time.Duration{
 // missed and none is yielded twice. It retries for as long as ctx lasts: the
 // watch has no deadline of its own (give ctx one to bound it).
 //
+// With req.Batching set (see Batching) the server sends up to MaxEvents events
+// per message, holding one back at most MaxDelay for company: far cheaper for
+// the server when many watch a busy project. Watch still yields the events one
+// by one, each as a response of its own with Event and the cursor to resume
+// after it (its sequence), so the loop below reads the same either way; a
+// reopened stream resumes after the last event yielded.
+//
 // Any other error is yielded once, with a nil event, and ends the sequence, as
 // does ctx being done (its error as a gRPC status) or the server ending the
 // stream. A cursor older than the log the server keeps is one such error
@@ -96,8 +105,19 @@ func (c *Client) Watch(ctx context.Context, req *runstatusv1.WatchWorkOrdersRequ
 				request.AfterCursor, request.FromNow = cursor, false
 			}
 			stopped, err := c.watchOnce(ctx, request, func(item *runstatusv1.WatchWorkOrdersResponse) bool {
-				cursor, failures = item.GetCursor(), 0
-				return yield(item, nil)
+				failures = 0
+				if len(item.GetEvents()) == 0 {
+					cursor = item.GetCursor()
+					return yield(item, nil)
+				}
+				// A batch: each event on its own, the cursor moving as each is handed out.
+				for _, event := range item.GetEvents() {
+					cursor = strconv.FormatInt(event.GetSequence(), 10)
+					if !yield(&runstatusv1.WatchWorkOrdersResponse{Event: event, Cursor: cursor}, nil) {
+						return false
+					}
+				}
+				return true
 			})
 			if stopped || errors.Is(err, io.EOF) {
 				return
@@ -118,6 +138,15 @@ func (c *Client) Watch(ctx context.Context, req *runstatusv1.WatchWorkOrdersRequ
 			}
 		}
 	}
+}
+
+// Batching is the WatchWorkOrdersRequest.Batching that asks for up to
+// maxEvents events per message (1 to 1000), an event held back at most
+// maxDelay (0 to 1 s) for company. Watch hands them out one by one all the same.
+//
+//	rs.Watch(ctx, &runstatusv1.WatchWorkOrdersRequest{ProjectId: "p", Batching: client.Batching(100, 100*time.Millisecond)})
+func Batching(maxEvents int, maxDelay time.Duration) *runstatusv1.WatchBatching {
+	return &runstatusv1.WatchBatching{MaxEvents: int32(maxEvents), MaxDelay: durationpb.New(maxDelay)}
 }
 
 // watchOnce opens one stream and hands each item to each until the stream

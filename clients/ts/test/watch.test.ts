@@ -2,13 +2,19 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 
+import { create } from "@bufbuild/protobuf";
 import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
 import { Code, ConnectError, type Client } from "@connectrpc/connect";
 import { findTrailerError } from "@connectrpc/connect/protocol-grpc";
 
 import { reasonOf } from "../src/errors";
 import { ErrorReason } from "../src/gen/runstatus/v1/error_reason_pb";
-import type { WorkOrderService } from "../src/gen/runstatus/v1/work_order_service_pb";
+import { EventSchema } from "../src/gen/runstatus/v1/event_pb";
+import {
+  WatchWorkOrdersResponseSchema,
+  type WatchWorkOrdersRequest,
+  type WorkOrderService,
+} from "../src/gen/runstatus/v1/work_order_service_pb";
 import { CursorExpiredError, watchWorkOrders } from "../src/watch";
 
 /** The server's refusal of a cursor older than its pruned log, as it comes off the wire. */
@@ -76,5 +82,32 @@ describe("watch", () => {
     await assert.rejects(async () => {
       for await (const _ of watchWorkOrders(failingWatch(denied).client, {})) assert.fail("no event");
     }, (e: unknown) => e === denied);
+  });
+
+  it("hands out a batch event by event, each with its own cursor, and resumes after the last handed out", async () => {
+    const requests: WatchWorkOrdersRequest[] = [];
+    const batch = (...sequences: number[]) => create(WatchWorkOrdersResponseSchema, {
+      events: sequences.map((s) => create(EventSchema, { sequence: BigInt(s) })),
+      cursor: String(sequences.at(-1)),
+    });
+    const client = {
+      watchWorkOrders: async function* (request: WatchWorkOrdersRequest) {
+        requests.push(request);
+        if (requests.length === 1) {
+          yield batch(1, 2);
+          throw new ConnectError("restarting", Code.Unavailable);
+        }
+        yield batch(3, 4, 5);
+      },
+    } as unknown as Client<typeof WorkOrderService>;
+    const got: string[] = [];
+    for await (const { event, cursor } of watchWorkOrders(client, {}, { batch: 2, maxDelayMs: 50, delaysMs: [0] })) {
+      assert.equal(cursor, String(event.sequence));
+      got.push(cursor);
+    }
+    assert.deepEqual(got, ["1", "2", "3", "4", "5"]);
+    assert.deepEqual(requests.map((r) => r.afterCursor), ["", "2"]);
+    assert.equal(requests[0]?.batching?.maxEvents, 2);
+    assert.equal(requests[0]?.batching?.maxDelay?.nanos, 50_000_000);
   });
 });

@@ -276,6 +276,45 @@ describe("watch", () => {
   });
 });
 
+describe("batched watch", () => {
+  /** The first `n` events of a watch (then it stops). */
+  async function take(request, n, options = {}) {
+    const got = [];
+    for await (const item of rs.watch(request, options)) {
+      got.push(item);
+      if (got.length === n) break;
+    }
+    return got;
+  }
+  const plain = (items) => items.map(({ event, cursor }) => ({ cursor, sequence: event.sequence, workOrderId: event.workOrderId, status: event.status }));
+
+  it("yields the same events, in order, with the same cursors as an unbatched watch, and resumes mid-batch", async () => {
+    const projectId = await project(["a"]);
+    for (let i = 0; i < 7; i++) await workOrder(projectId, { i });
+    const want = await take({ projectId }, 7);
+    assert.deepEqual(want.map(({ cursor, event }) => cursor === String(event.sequence)), Array(7).fill(true));
+    const batching = { batch: 3, maxDelayMs: 50 };
+    assert.deepEqual(plain(await take({ projectId }, 7, batching)), plain(want));
+
+    // The server did send them three to a message.
+    const stop = new AbortController();
+    for await (const raw of rs.workOrders.watchWorkOrders(
+      { projectId, batching: { maxEvents: 3, maxDelay: { nanos: 50_000_000 } } }, { signal: stop.signal, timeoutMs: 0 })) {
+      assert.equal(raw.events.length, 3);
+      assert.equal(raw.event, undefined);
+      assert.equal(raw.cursor, want[2].cursor);
+      stop.abort();
+      break;
+    }
+
+    // Stopped after the second batch's middle event: its cursor resumes with the rest.
+    const stopped = await take({ projectId }, 5, batching);
+    assert.deepEqual(plain(stopped), plain(want.slice(0, 5)));
+    const resumed = await take({ projectId, afterCursor: stopped[4].cursor }, 2, batching);
+    assert.deepEqual(plain(resumed), plain(want.slice(5)));
+  });
+});
+
 describe("watch after pruning", () => {
   it("ends with a CursorExpiredError when the events after its cursor were pruned", async () => {
     const pruning = createClients(env("RUNSTATUS_PRUNING_ADDRESS"), { timeoutMs: 20_000 });

@@ -279,7 +279,8 @@ public final class RunstatusClient implements AutoCloseable {
    * done.
    *
    * @param request what to watch: project, filter, work order ids, and where to start
-   *     ({@code after_cursor}, or {@code from_now})
+   *     ({@code after_cursor}, or {@code from_now}); with {@code batching} ({@link
+   *     WorkOrderWatch#batching}) the server sends events in batches, still handed out one by one
    * @return the watch, an iterator of the stream's answers (each an event and its cursor)
    */
   public WorkOrderWatch watch(WatchWorkOrdersRequest request) {

@@ -41,6 +41,7 @@ import dev.runstatus.v1.WatchWorkOrdersResponse;
 import dev.runstatus.v1.WorkOrder;
 import dev.runstatus.v1.Workflow;
 import io.grpc.CallOptions;
+import io.grpc.Context;
 import io.grpc.Grpc;
 import io.grpc.HandlerRegistry;
 import io.grpc.InsecureChannelCredentials;
@@ -64,6 +65,7 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.HashSet;
+import java.util.Iterator;
 import java.util.List;
 import java.util.Set;
 import java.util.UUID;
@@ -338,6 +340,70 @@ class LiveServerTest {
     }
     assertEquals(sequences, fresh.stream().map(Event::getSequence).toList());
     assertEquals(6, created(events));
+  }
+
+  /** The first n answers of a watch, within WAIT; the watch stays open for the caller to close. */
+  private static List<WatchWorkOrdersResponse> take(WorkOrderWatch watch, int n) throws Exception {
+    List<WatchWorkOrdersResponse> got = Collections.synchronizedList(new ArrayList<>());
+    CompletableFuture<Void> reading = CompletableFuture.runAsync(() -> {
+      while (got.size() < n && watch.hasNext()) {
+        got.add(watch.next());
+      }
+    });
+    try {
+      reading.get(WAIT.toSeconds(), TimeUnit.SECONDS);
+    } catch (TimeoutException e) {
+      watch.close();
+      throw new AssertionError("read only " + got.size() + " answers: " + got, e);
+    }
+    return got;
+  }
+
+  private List<WatchWorkOrdersResponse> take(WatchWorkOrdersRequest request, int n) throws Exception {
+    try (WorkOrderWatch watch = client.watch(request)) {
+      return take(watch, n);
+    }
+  }
+
+  @Test
+  void aBatchedWatchHandsOutTheSameEventsAndCursorsAndResumesMidBatch() throws Exception {
+    Workflow wf = workflow(List.of("a"), List.of());
+    for (int i = 0; i < 7; i++) {
+      order(wf);
+    }
+    WatchWorkOrdersRequest plain = WatchWorkOrdersRequest.newBuilder().setProjectId(projectId).build();
+    WatchWorkOrdersRequest batched =
+        plain.toBuilder().setBatching(WorkOrderWatch.batching(3, Duration.ofMillis(50))).build();
+    List<WatchWorkOrdersResponse> want = take(plain, 7);
+    assertEquals(7, want.size());
+    for (WatchWorkOrdersResponse item : want) {
+      assertEquals(Long.toString(item.getEvent().getSequence()), item.getCursor());
+    }
+    // Each answer an event and its cursor, as the unbatched watch's (equal messages: no `events`).
+    assertEquals(want, take(batched, 7));
+
+    // The server did send them three to a message.
+    Context.CancellableContext raw = Context.current().withCancellation();
+    try {
+      WatchWorkOrdersResponse first = raw.call(() -> {
+        Iterator<WatchWorkOrdersResponse> stream = client.workOrders().watchWorkOrders(batched);
+        return stream.next();
+      });
+      assertEquals(3, first.getEventsCount(), first.toString());
+      assertFalse(first.hasEvent());
+      assertEquals(want.get(2).getCursor(), first.getCursor());
+    } finally {
+      raw.cancel(null);
+    }
+
+    // Stopped after the second batch's middle event: its cursor resumes with the rest.
+    List<WatchWorkOrdersResponse> stopped;
+    try (WorkOrderWatch watch = client.watch(batched)) {
+      stopped = take(watch, 5);
+      assertEquals(want.get(4).getCursor(), watch.cursor());
+    }
+    assertEquals(want.subList(0, 5), stopped);
+    assertEquals(want.subList(5, 7), take(batched.toBuilder().setAfterCursor(stopped.get(4).getCursor()).build(), 2));
   }
 
   /** A byte-for-byte gRPC proxy that answers the first CreateWorkOrder UNAVAILABLE after the server did it. */

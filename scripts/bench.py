@@ -60,7 +60,9 @@ clients) on a fresh runstatus process while W watch streams, held open by anothe
 (clients/go/cmd/watchers), receive every event; each W is reported as the ratio to W = 0
 measured in the same run (before and after the others, averaged), with the delivery latency
 from the change's time to its receipt (p50/p99), and the server's RSS with
---idle-watchers streams open that receive nothing, against none.
+--idle-watchers streams open that receive nothing, against none. Each W is measured twice:
+unbatched (one event per message) and batched (--watch-batch events per message at most, an
+event held back at most --watch-batch-delay ms; --watch-batch 0: unbatched only).
 
 --soak SECONDS runs the mixed worker load (lifecycle + Heartbeat + Classify +
 GetWorkOrder, a quarter of the steps failing) against one runstatus process and
@@ -1070,11 +1072,14 @@ def open_watches(metrics_port: int) -> float:
 
 
 def start_watchers(server: Server, metrics_port: int, n: int, work: pathlib.Path,
-                   workflow: str = "") -> subprocess.Popen[str]:
-    """n watch streams in another process, once the server counts them all open."""
+                   workflow: str = "", batch: int = 0, batch_delay_ms: float = 100) -> subprocess.Popen[str]:
+    """n watch streams in another process, once the server counts them all open; batched
+    (up to `batch` events per message) unless `batch` is 0."""
     cmd = [str(WATCHERS), "-addr", server.address, "-n", str(n)]
     if workflow:
         cmd += ["-workflow", workflow]
+    if batch:
+        cmd += ["-batch", str(batch), "-batch-delay", f"{batch_delay_ms:g}ms"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=open(work / "watchers.log", "a"), text=True)
     deadline = time.monotonic() + 120
     while open_watches(metrics_port) < n:
@@ -1092,18 +1097,22 @@ def stop_watchers(proc: subprocess.Popen[str]) -> dict[str, Any]:
 
 def run_watchers(args: argparse.Namespace, work: pathlib.Path, facts: dict[str, str]) -> None:
     c = args.watch_concurrency
+    batch, delay_ms = args.watch_batch, args.watch_batch_delay
     rows: list[tuple[str, dict[str, Any], dict[str, Any] | None]] = []
-    plan = [0, *[w for w in args.watchers if w], 0]  # W = 0 before and after the others
-    print(f"\nwatchers: CreateWorkOrder at c={c} for {args.seconds:g} s with W receiving watchers, W in {plan}",
+    # W = 0 before and after the others; each other W unbatched, then batched (unless --watch-batch 0).
+    plan = [(0, 0), *[(w, b) for w in args.watchers if w for b in ([0, batch] if batch else [0])], (0, 0)]
+    print(f"\nwatchers: CreateWorkOrder at c={c} for {args.seconds:g} s with W receiving watchers, "
+          f"W in {[w for w, _ in plan]}" + (f", each also batched ({batch} events, {delay_ms:g} ms)" if batch else ""),
           flush=True)
-    for i, n in enumerate(plan):
+    for i, (n, b) in enumerate(plan):
+        label = f"{n} batched" if b else f"{n}"
         port = free_port()
         server = runstatus_server(f"runstatus-watch-{i}", work / f"watch-{i}.db", work, "--metrics-port", str(port))
         server.start()
         watchers = None
         try:
             if n:
-                watchers = start_watchers(server, port, n, work)
+                watchers = start_watchers(server, port, n, work, batch=b, batch_delay_ms=delay_ms)
             wait_for_quiet(args)
             measured = run_loadgen("create", server.address, c, args.seconds, args.warmup,
                                    min(c, args.max_connections), work)
@@ -1113,8 +1122,8 @@ def run_watchers(args: argparse.Namespace, work: pathlib.Path, facts: dict[str, 
             if watchers is not None:
                 watchers.kill()
             server.stop()
-        rows.append((f"{n}", measured, seen))
-        print(f"  W={n:4}  {measured['rps']:8.0f} creates/s  p99 {measured['p99']:.2f} ms"
+        rows.append((label, measured, seen))
+        print(f"  W={label:12}  {measured['rps']:8.0f} creates/s  p99 {measured['p99']:.2f} ms"
               + (f"  events {seen['events']:,}  delivery p50 {seen['latency_ms']['p50']:.1f} ms "
                  f"p99 {seen['latency_ms']['p99']:.1f} ms  stream errors {seen['failures']}" if seen else ""),
               flush=True)
@@ -1147,7 +1156,10 @@ def run_watchers(args: argparse.Namespace, work: pathlib.Path, facts: dict[str, 
         f"CreateWorkOrder from the Go load generator at c={c}, {args.seconds:g} s per row, each row on a fresh "
         "runstatus process, while W watch streams held by another process (clients/go/cmd/watchers) receive "
         "every event. Delivery latency: receipt time minus the event's own time (set as the change is written, "
-        "so it includes the commit). Ratio: to the mean of the two W = 0 rows.",
+        "so it includes the commit). Ratio: to the mean of the two W = 0 rows."
+        + (f" Batched: the watches ask for up to {batch} events per message, an event held back at most "
+           f"{delay_ms:g} ms for company (WatchWorkOrdersRequest.batching); the others get one event per message."
+           if batch else ""),
         "",
         "| W (receiving) | creates/s | x W=0 | create p99 ms | events received | delivery p50 ms | delivery p99 ms |",
         "|---|---|---|---|---|---|---|",
@@ -1452,6 +1464,11 @@ def main() -> None:
     parser.add_argument("--watchers", default="", metavar="W,W,...",
                         help="also measure CreateWorkOrder with W receiving watchers, e.g. 0,100,500")
     parser.add_argument("--watch-concurrency", type=int, default=16)
+    parser.add_argument("--watch-batch", type=int, default=100, metavar="N",
+                        help="--watchers also measures each W batched, up to N events per message "
+                             "(default 100; 0: unbatched only)")
+    parser.add_argument("--watch-batch-delay", type=float, default=100, metavar="MS",
+                        help="the batched watchers' max_delay in ms, 0 to 1000 (default 100)")
     parser.add_argument("--idle-watchers", type=int, default=1000,
                         help="idle watch streams for the memory figure of --watchers (default 1000)")
     parser.add_argument("--soak", type=float, default=0, metavar="SECONDS",
@@ -1492,6 +1509,8 @@ def main() -> None:
         args.watchers = sorted({int(w) for w in args.watchers.split(",") if w.strip()})
     except ValueError:
         parser.error("--watchers takes comma-separated integers")
+    if not 0 <= args.watch_batch <= 1000 or not 0 <= args.watch_batch_delay <= 1000:
+        parser.error("--watch-batch takes 0 to 1000 events, --watch-batch-delay 0 to 1000 ms")
     if not (args.table or args.soak or args.profile or args.watchers):
         parser.error("nothing to do: --no-table needs --watchers, --soak or --profile")
     if args.tool == "ghz" and not shutil.which("ghz"):

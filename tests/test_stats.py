@@ -4,7 +4,13 @@ INVALID_ARGUMENT with a BadRequest naming the field."""
 
 from __future__ import annotations
 
+import json
+import os
+import pathlib
+import subprocess
+import sys
 import time
+from datetime import datetime, timezone
 from typing import Any
 
 import grpc
@@ -184,3 +190,40 @@ def test_bad_windows_are_invalid_arguments(known: dict[str, Any]) -> None:
     assert e.code() == grpc.StatusCode.NOT_FOUND
     # A day by minute, 60 days by hour: the most a window holds.
     assert len(stats(c, window_start=ts(now - 86400 + 61), window_end=ts(now), bucket=MINUTE).buckets) <= 1440
+
+
+# `runstatus stats`: the same answer in the terminal.
+
+def cli(server: ServerProcess, project: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "RUNSTATUS_ADDRESS": server.address, "RUNSTATUS_PROJECT": project, "COLUMNS": "200"}
+    return subprocess.run([str(pathlib.Path(sys.executable).with_name("runstatus")), *args], capture_output=True,
+                          text=True, env=env, timeout=60)
+
+
+def test_the_cli_prints_the_table_and_its_json_is_the_rpc_answer(known: dict[str, Any], server: ServerProcess) -> None:
+    c: Client = known["client"]
+    since = datetime.fromtimestamp(known["start"] - 120, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    until = datetime.fromtimestamp(known["end"] + 60, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    done = cli(server, c.project_id, "stats", "--since", since, "--until", until, "--bucket", "minute", "--json")
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    rpc = stats(c, window_start=ts(datetime.fromisoformat(since).replace(tzinfo=timezone.utc).timestamp()),
+                window_end=ts(datetime.fromisoformat(until).replace(tzinfo=timezone.utc).timestamp()), bucket=MINUTE)
+    assert answer["total"] == rpc.total == 9
+    assert [w["workflow_id"] for w in answer["workflows"]] == ["alpha", "beta"]
+    assert answer["bucket"] == "STATS_BUCKET_MINUTE" and len(answer["buckets"]) == len(rpc.buckets)
+    assert answer["top_errors"][0] == {"error_type": "ERROR_TYPE_TYPE_ERROR", "rule": "seed:TypeError",
+                                       "status": "RUN_STATUS_FAILED", "count": 2}
+    table = cli(server, c.project_id, "stats", "--since", since, "--until", until, "--bucket", "minute")
+    assert table.returncode == 0, table.stderr
+    lines = table.stdout.splitlines()
+    assert lines[0].startswith("9 work orders created")
+    success = next(line for line in lines if "Success" in line)
+    assert any(ch in success for ch in "▁▂▃▄▅▆▇█") and success.rstrip().endswith("3")
+    alpha = next(line for line in lines if line.lstrip().startswith("alpha"))
+    assert "60%" in alpha  # 3 of 5 ended
+    assert any("seed:TypeError" in line for line in lines)
+    bad = cli(server, c.project_id, "stats", "--bucket", "week")
+    assert bad.returncode == 2 and "--bucket" in bad.stderr
+    refused = cli(server, c.project_id, "stats", "--window", "3d", "--bucket", "minute")
+    assert refused.returncode == 1 and "bucket" in refused.stderr

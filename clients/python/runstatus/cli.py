@@ -856,3 +856,9 @@ def tokens_list(as_json: JsonOption = False) -> None:
 from runstatus._cli_notifications import notifications  # noqa: E402
 
 app.add_typer(notifications, name="notifications")
+
+# stats (its command is in _cli_stats, which reads this module's helpers)
+
+from runstatus._cli_stats import stats as _stats  # noqa: E402
+
+app.command("stats")(_stats)

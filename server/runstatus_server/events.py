@@ -111,6 +111,9 @@ class Subscription:
         self.send_timeout = send_timeout
         self.queue: deque[Delivery] = deque()
         self.wake = asyncio.Event()
+        # How many queued events wake the sender: 1, or while a batch waits out its delay, the
+        # number that would fill it (a wake-up per event per watcher is what batching saves).
+        self.wake_at = 1
         self.joined = False
         self.overflowed = False
         self.closed = False
@@ -138,7 +141,8 @@ class Subscription:
                 self._arm()
             return False
         self.queue.append(delivery)
-        self.wake.set()
+        if len(self.queue) >= self.wake_at:
+            self.wake.set()
         return True
 
     def _arm(self) -> None:
@@ -384,9 +388,13 @@ class EventFeed:
             deadline = deadline or loop.time() + max_delay
             if loop.time() >= deadline:
                 return cursor, batch
-            with contextlib.suppress(TimeoutError):  # (asyncio.timeout, not wait_for: that can lose a cancellation)
-                async with asyncio.timeout(deadline - loop.time()):
-                    await sub.wake.wait()
+            sub.wake_at = max_events - len(batch)
+            try:
+                with contextlib.suppress(TimeoutError):  # (asyncio.timeout, not wait_for: that can lose a cancellation)
+                    async with asyncio.timeout(deadline - loop.time()):
+                        await sub.wake.wait()
+            finally:
+                sub.wake_at = 1
 
     def _check_open(self) -> None:
         if self.closed:

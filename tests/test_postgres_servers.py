@@ -98,6 +98,34 @@ def test_a_write_through_one_server_is_read_through_the_other(servers: list[Serv
         b.close()
 
 
+def test_a_server_never_writes_with_a_project_or_workflow_another_server_changed(
+        servers: list[ServerProcess]) -> None:
+    """Writes take the project and a workflow's latest version from their server's cache
+    (store/postgres/cache.py): what another server changed since is never acted on."""
+    from google.protobuf.field_mask_pb2 import FieldMask
+
+    from runstatus.v1 import project_service_pb2 as project_pb
+    from runstatus.v1.project_pb2 import Project, RunLimit
+
+    a, b = (Client(s.address) for s in servers)
+    try:
+        project_id = a.new_project()
+        b.project_id = project_id
+        workflow = a.workflow(["one"], wid="cached")
+        for _ in range(2):  # A has the project and version 1 as the latest cached by now
+            assert a.work_order(workflow).work_order.workflow_version == 1
+        b.workflow(["one", "two"], wid="cached")  # version 2, through B
+        assert a.work_order(workflow).work_order.workflow_version == 2
+        # A run limit set through B holds for the next create through A.
+        b.projects.UpdateProject(project_pb.UpdateProjectRequest(
+            project=Project(id=project_id, run_limit=RunLimit(max_in_flight=3)), update_mask=FieldMask(paths=["run_limit"])))
+        assert a.work_order(workflow).run.status == RunStatus.RUN_STATUS_REJECTED
+        assert a.work_order(workflow).run.status == RunStatus.RUN_STATUS_REJECTED
+    finally:
+        a.close()
+        b.close()
+
+
 def create_runs(servers: list[ServerProcess], project_id: str, workflow: Any, n: int) -> set[str]:
     """n pending runs, created through all the servers in turn."""
     clients = [Client(s.address, project_id) for s in servers]

@@ -19,6 +19,7 @@ import pytest
 
 from harness import RUNTIME, Client, ServerProcess, error, free_port
 from runstatus.v1 import work_order_service_pb2 as wo_pb
+from runstatus.v1 import workflow_service_pb2 as wf_pb
 from runstatus.v1.status_pb2 import RunStatus
 from test_web import ROOT, browser, page, screenshot  # noqa: F401  (fixtures)
 
@@ -136,14 +137,13 @@ def test_live_update_moves_the_latest_bucket_and_keys_reach_the_bars(dash: tuple
     page.wait_for_selector('.live[data-state="open"]')
     before = bars(page)
     latest = max(before)
-    c.work_order(c.workflows.GetWorkflow(__import__("runstatus.v1.workflow_service_pb2", fromlist=["x"])
-                                         .GetWorkflowRequest(project_id=c.project_id, workflow_id="referral")).workflow)
+    c.work_order(c.workflows.GetWorkflow(wf_pb.GetWorkflowRequest(project_id=c.project_id,
+                                                                  workflow_id="referral")).workflow)
     page.wait_for_function(
         "n => Number(document.body.dataset.refreshed || 0) >= n", arg=1, timeout=20_000)
-    page.wait_for_function(f"""() => {{
-        const all = [...document.querySelectorAll('svg.chart a.bucket')];
-        return all.reduce((n, a) => n + Number(a.dataset.total), 0) === {sum(sum(b.values()) for b in before.values()) + 1};
-    }}""", timeout=20_000)
+    total = sum(sum(b.values()) for b in before.values())
+    page.wait_for_function("""n => [...document.querySelectorAll('svg.chart a.bucket')]
+        .reduce((sum, a) => sum + Number(a.dataset.total), 0) === n""", arg=total + 1, timeout=20_000)
     after = bars(page)
     newest = max(after)
     assert newest >= latest

@@ -119,7 +119,8 @@ def legend() -> str:
         for s in STACK)
     return (f'<ul class="legend" aria-label="Legend">{items}<li><svg width="22" height="12" aria-hidden="true">'
             '<path d="M1 10L11 3L21 7" stroke="#111827" stroke-width="2" fill="none" stroke-dasharray="4 2"/></svg>'
-            'failure rate (right axis)</li><li><span class="spike-key" aria-hidden="true">▲</span> LOST or EXCEPTION spike'
+            'failure rate (right axis)</li><li><span class="spike-key" aria-hidden="true">▲</span> '
+            'LOST or EXCEPTION spike'
             '</li></ul>')
 
 
@@ -166,8 +167,8 @@ def chart(answer: stats_pb.GetWorkOrderStatsResponse, project: str, step: timede
                      f'<title>{esc(name)}</title></a>')
         cx = LEFT + (i + 0.5) * slot
         if ended:
-            rate_points.append((cx, TOP + plot_h * (1 - failed / ended),
-                                f"failure rate {failed / ended * 100:.0f}% ({failed} of {ended} ended) at {minute(start)} UTC"))
+            words_rate = f"failure rate {failed / ended * 100:.0f}% ({failed} of {ended} ended) at {minute(start)} UTC"
+            rate_points.append((cx, TOP + plot_h * (1 - failed / ended), words_rate))
         bad = _bad(b)
         if bad and bad >= max(2.0, 2 * spikes_mean):
             parts.append(f'<text class="spike" data-spike="{esc(minute(start))}" x="{cx:.1f}" y="{TOP + 12}" '
@@ -206,7 +207,8 @@ def sparkline(values: list[int], failures: list[int]) -> str:
     return (f'<svg class="spark" width="{w}" height="{h}" viewBox="0 0 {w} {h}" role="img" '
             f'aria-label="{sum(values)} work orders, {sum(failures)} failed, over the window">'
             f'<polyline points="{points}" fill="none" stroke="#2f5fd0" stroke-width="1.5"/>'
-            f'<polyline points="{fails}" fill="none" stroke="#d92d20" stroke-width="1.2" stroke-dasharray="3 2"/></svg>')
+            f'<polyline points="{fails}" fill="none" stroke="#d92d20" stroke-width="1.2" '
+            'stroke-dasharray="3 2"/></svg>')
 
 
 def workflows_table(answer: stats_pb.GetWorkOrderStatsResponse, project: str) -> str:
@@ -311,7 +313,8 @@ class DashboardPage:
             request_pb.window_start.FromDatetime(since)
             request_pb.window_end.FromDatetime(until)
         except (ValueError, OverflowError):  # past year 9999, or before year 1, in UTC
-            body.append(f'<div class="error" role="alert">{esc(f"the window is out of range: {since} to {until}")}</div>')
+            problem = f"the window is out of range: {since} to {until}"
+            body.append(f'<div class="error" role="alert">{esc(problem)}</div>')
             return await self.server.page(request, api, "Dashboard", "".join(body), project, status=400)
         try:
             answer = await api.call(api.client.stats.GetWorkOrderStats, request_pb)
@@ -326,7 +329,8 @@ class DashboardPage:
         ended = sum(totals.get(s, 0) for s in ENDED)
         failed = sum(totals.get(s, 0) for s in FAILED_STATUSES)
         summary = (f'<p class="summary"><a href="{esc(history_link(project, start, end))}" data-dash-total>'
-                   f'<strong>{answer.total}</strong> work orders</a> created {esc(minute(start))} to {esc(minute(end))} '
+                   f'<strong>{answer.total}</strong> work orders</a> created {esc(minute(start))} to '
+                   f'{esc(minute(end))} '
                    f'UTC · failure rate <strong>{(failed / ended * 100 if ended else 0):.0f}%</strong> of '
                    f'{ended} ended</p>')
         live_query = urlencode({"project": project}) if project else ""

@@ -185,7 +185,11 @@ type Run struct {
 	WorkflowVersion int32                  `protobuf:"varint,20,opt,name=workflow_version,json=workflowVersion,proto3" json:"workflow_version,omitempty"`
 	// Why the run has its status, in words: the limit that rejected it, the
 	// reason given for a cancel, how its lease expired.
-	StatusReason  string `protobuf:"bytes,21,opt,name=status_reason,json=statusReason,proto3" json:"status_reason,omitempty"`
+	StatusReason string `protobuf:"bytes,21,opt,name=status_reason,json=statusReason,proto3" json:"status_reason,omitempty"`
+	// The W3C trace id (32 lowercase hex digits) of the StartRun call that began the run, or of
+	// the ClaimRuns that claimed it if that one was traced and the start was not; empty when the
+	// server traced neither (tracing off, or not sampled).
+	TraceId       string `protobuf:"bytes,22,opt,name=trace_id,json=traceId,proto3" json:"trace_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -363,6 +367,13 @@ func (x *Run) GetWorkflowVersion() int32 {
 func (x *Run) GetStatusReason() string {
 	if x != nil {
 		return x.StatusReason
+	}
+	return ""
+}
+
+func (x *Run) GetTraceId() string {
+	if x != nil {
+		return x.TraceId
 	}
 	return ""
 }
@@ -601,7 +612,7 @@ const file_runstatus_v1_work_order_proto_rawDesc = "" +
 	"\vupdate_time\x18\n" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"updateTime\x12J\n" +
-	"\x13payloads_erase_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\x11payloadsEraseTime\"\x8f\a\n" +
+	"\x13payloads_erase_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\x11payloadsEraseTime\"\xaa\a\n" +
 	"\x03Run\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\"\n" +
 	"\rwork_order_id\x18\x02 \x01(\tR\vworkOrderId\x12\x1d\n" +
@@ -629,7 +640,8 @@ const file_runstatus_v1_work_order_proto_rawDesc = "" +
 	"\vworkflow_id\x18\x13 \x01(\tR\n" +
 	"workflowId\x12)\n" +
 	"\x10workflow_version\x18\x14 \x01(\x05R\x0fworkflowVersion\x12#\n" +
-	"\rstatus_reason\x18\x15 \x01(\tR\fstatusReason\"\x94\x03\n" +
+	"\rstatus_reason\x18\x15 \x01(\tR\fstatusReason\x12\x19\n" +
+	"\btrace_id\x18\x16 \x01(\tR\atraceId\"\x94\x03\n" +
 	"\aStepRun\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x15\n" +
 	"\x06run_id\x18\x02 \x01(\tR\x05runId\x12\x17\n" +

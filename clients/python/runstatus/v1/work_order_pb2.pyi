@@ -110,6 +110,7 @@ class Run(_message.Message):
     WORKFLOW_ID_FIELD_NUMBER: _builtins.int
     WORKFLOW_VERSION_FIELD_NUMBER: _builtins.int
     STATUS_REASON_FIELD_NUMBER: _builtins.int
+    TRACE_ID_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     work_order_id: _builtins.str
     project_id: _builtins.str
@@ -134,6 +135,11 @@ class Run(_message.Message):
     status_reason: _builtins.str
     """Why the run has its status, in words: the limit that rejected it, the
     reason given for a cancel, how its lease expired.
+    """
+    trace_id: _builtins.str
+    """The W3C trace id (32 lowercase hex digits) of the StartRun call that began the run, or of
+    the ClaimRuns that claimed it if that one was traced and the start was not; empty when the
+    server traced neither (tracing off, or not sampled).
     """
     @_builtins.property
     def error(self) -> _error_pb2.RunError:
@@ -175,10 +181,11 @@ class Run(_message.Message):
         workflow_id: _builtins.str = ...,
         workflow_version: _builtins.int = ...,
         status_reason: _builtins.str = ...,
+        trace_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["claim_time", b"claim_time", "create_time", b"create_time", "end_time", b"end_time", "error", b"error", "lease_expire_time", b"lease_expire_time", "start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancel_requested", b"cancel_requested", "claim_time", b"claim_time", "corrected", b"corrected", "create_time", b"create_time", "end_time", b"end_time", "error", b"error", "id", b"id", "lease_expire_time", b"lease_expire_time", "lost_from_status", b"lost_from_status", "number", b"number", "priority", b"priority", "project_id", b"project_id", "start_step_id", b"start_step_id", "start_time", b"start_time", "status", b"status", "status_reason", b"status_reason", "step_runs", b"step_runs", "work_order_id", b"work_order_id", "worker_id", b"worker_id", "workflow_id", b"workflow_id", "workflow_version", b"workflow_version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancel_requested", b"cancel_requested", "claim_time", b"claim_time", "corrected", b"corrected", "create_time", b"create_time", "end_time", b"end_time", "error", b"error", "id", b"id", "lease_expire_time", b"lease_expire_time", "lost_from_status", b"lost_from_status", "number", b"number", "priority", b"priority", "project_id", b"project_id", "start_step_id", b"start_step_id", "start_time", b"start_time", "status", b"status", "status_reason", b"status_reason", "step_runs", b"step_runs", "trace_id", b"trace_id", "work_order_id", b"work_order_id", "worker_id", b"worker_id", "workflow_id", b"workflow_id", "workflow_version", b"workflow_version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

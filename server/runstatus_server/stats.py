@@ -69,10 +69,13 @@ def window(request: pb.GetWorkOrderStatsRequest, now_us: int) -> Window:
         field = "window_end" if request.HasField("window_end") else "window_start"
         violations.append((field, "must be after window_start: the window holds no time"))
     size = BUCKET_US[bucket]
-    start, end = start // size * size, -(-end // size) * size
-    if end > start and (end - start) // size > rows.MAX_BUCKETS:
-        violations.append(("bucket", f"gives {(end - start) // size} buckets over the window; at most "
+    # The window's length in buckets, as asked: rounded out to whole buckets it may span one more
+    # (the last 24 hours by minute, from a time within a minute: 1441 buckets, the first and the
+    # last partly before and after the window asked for).
+    if end > start and -(-(end - start) // size) > rows.MAX_BUCKETS:
+        violations.append(("bucket", f"gives {-(-(end - start) // size)} buckets over the window; at most "
                                      f"{rows.MAX_BUCKETS}: a larger bucket or a shorter window"))
+    start, end = start // size * size, -(-end // size) * size
     if len(request.workflow_id) > 256:
         violations.append(("workflow_id", "must be at most 256 characters"))
     if len(request.project_id) > 256:

@@ -82,8 +82,8 @@ type GetWorkOrderStatsRequest struct {
 	ProjectId string `protobuf:"bytes,1,opt,name=project_id,json=projectId,proto3" json:"project_id,omitempty"`
 	// The window: work orders (and runs) created at or after its start and before its end. The
 	// start is rounded down and the end up to whole buckets. Unset end: now; unset start: 24
-	// hours before the end. A window with no time in it (end at or before start), or of more
-	// than 1440 buckets, is INVALID_ARGUMENT.
+	// hours before the end. A window with no time in it (end at or before start), or longer
+	// than 1440 buckets, is INVALID_ARGUMENT (rounded out, a window of 1440 may span 1441).
 	WindowStart *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=window_start,json=windowStart,proto3" json:"window_start,omitempty"`
 	WindowEnd   *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=window_end,json=windowEnd,proto3" json:"window_end,omitempty"`
 	// Unspecified: STATS_BUCKET_HOUR.

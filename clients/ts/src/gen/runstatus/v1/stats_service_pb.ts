@@ -32,8 +32,8 @@ export type GetWorkOrderStatsRequest = Message<"runstatus.v1.GetWorkOrderStatsRe
   /**
    * The window: work orders (and runs) created at or after its start and before its end. The
    * start is rounded down and the end up to whole buckets. Unset end: now; unset start: 24
-   * hours before the end. A window with no time in it (end at or before start), or of more
-   * than 1440 buckets, is INVALID_ARGUMENT.
+   * hours before the end. A window with no time in it (end at or before start), or longer
+   * than 1440 buckets, is INVALID_ARGUMENT (rounded out, a window of 1440 may span 1441).
    *
    * @generated from field: google.protobuf.Timestamp window_start = 2;
    */

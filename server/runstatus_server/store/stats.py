@@ -9,9 +9,11 @@ from it: `run_duration_counts` (a histogram of run durations per workflow and ho
 LOST by a late completion moves between buckets; a run deleted (retention) leaves them. Work
 orders by latest status come from the count buckets the store keeps already (work_order_counts).
 
-A window by hour or day sums hour buckets; a window by minute (at most MAX_BUCKETS minutes)
-counts the rows created in it, through the indexes by project and creation time: either way
-the work is bounded by the window, never by the rows stored.
+A window by hour or day sums buckets (work_order_status_hours; day buckets for its whole days,
+hour buckets for its ends); a window by minute (at most MAX_BUCKETS minutes) counts the work
+orders created in it from their rows, through the index by project and creation time, and its
+runs as by hour but for the minutes at its ends: either way the work is bounded by the window,
+never by the rows stored.
 """
 
 from __future__ import annotations
@@ -161,8 +163,10 @@ def read_window(any_tx: Tx, project_id: str, workflow_id: str, start_us: int, en
     """The window [start_us, end_us) in buckets of bucket_us (whole minutes, hours or days).
     By hour or day: work orders from work_order_status_hours (a row per workflow and hour, a
     column per status); durations and errors from the day buckets for the window's whole days
-    and the hour buckets for the hours at its ends. The database sums; what comes back is a row
-    per workflow and bucket, per workflow and duration bucket, per error."""
+    and the hour buckets for the hours at its ends (_runs). By minute: work orders counted from
+    the window's rows, durations and errors as by hour but for the minutes at its ends, counted
+    from theirs. The database sums; what comes back is a row per workflow and bucket, per
+    workflow and duration bucket, per error."""
     tx = _rows(any_tx)
     found = StatsRows()
     m = tx.MARK
@@ -186,6 +190,22 @@ def read_window(any_tx: Tx, project_id: str, workflow_id: str, start_us: int, en
             f"SELECT (hour - {m}) / {m}, workflow_id, {total}, {failed} {where} GROUP BY 1, 2", first, per, *args):
         if n:
             found.sparks.setdefault(tx._read_text(wf), {})[int(index)] = (int(n), int(failures))
+    _runs(tx, found, project_id, start_us, end_us, one, wf_args)
+    return found
+
+
+def _runs(tx: Rows, found: StatsRows, project_id: str, start_us: int, end_us: int, one: str,
+          wf_args: list[str]) -> None:
+    """Run durations and errors of [start_us, end_us): its whole days from the day buckets, its
+    other whole hours from the hour buckets, and what is left at its ends (less than an hour
+    each, for a window by minute) from the rows of run_facts."""
+    m = tx.MARK
+    first, end = -(-start_us // HOUR_US), end_us // HOUR_US  # the whole hours inside
+    if first >= end:
+        _run_rows(tx, found, project_id, start_us, end_us, one, wf_args)
+        return
+    _run_rows(tx, found, project_id, start_us, first * HOUR_US, one, wf_args)
+    _run_rows(tx, found, project_id, end * HOUR_US, end_us, one, wf_args)
     first_day, end_day = -(-first // 24), end // 24
     spans = [("hour", first, end)]
     if first_day < end_day:  # whole days by day, the ends by hour
@@ -208,7 +228,27 @@ def read_window(any_tx: Tx, project_id: str, workflow_id: str, start_us: int, en
         ):
             if n:
                 _add(found.errors, (int(status), int(error_type), tx._read_text(rule)), n)
-    return found
+
+
+def _run_rows(tx: Rows, found: StatsRows, project_id: str, start_us: int, end_us: int, one: str,
+              wf_args: list[str]) -> None:
+    """Durations and errors counted from the rows of run_facts created in [start_us, end_us)."""
+    if start_us >= end_us:
+        return
+    m = tx.MARK
+    index = _dialect(tx).TIME_INDEX.get("run_facts", "")
+    for wf, bucket, n in tx._rows(
+        f"SELECT workflow_id, duration_bucket, count(*) FROM run_facts{index} "
+        f"WHERE project_id = {m} AND create_time >= {m} AND create_time < {m}{one} AND duration_bucket >= 0 "
+        "GROUP BY 1, 2", project_id, start_us, end_us, *wf_args,
+    ):
+        _add(found.durations, (tx._read_text(wf), int(bucket)), n)
+    for status, error_type, rule, n in tx._rows(
+        f"SELECT status, error_type, rule, count(*) FROM run_facts{index} "
+        f"WHERE project_id = {m} AND create_time >= {m} AND create_time < {m}{one} "
+        f"AND status NOT IN {NOT_ERRORS_SQL} GROUP BY 1, 2, 3", project_id, start_us, end_us, *wf_args,
+    ):
+        _add(found.errors, (int(status), int(error_type), tx._read_text(rule)), n)
 
 
 def _read_rows(tx: Rows, found: StatsRows, project_id: str, start_us: int, end_us: int, bucket_us: int, one: str,
@@ -225,18 +265,7 @@ def _read_rows(tx: Rows, found: StatsRows, project_id: str, start_us: int, end_u
         start_us, bucket_us, project_id, start_us, end_us, *wf_args,
     ):
         found.fold(tx._read_text(wf), int(index), [int(n) for n in counts])
-    for wf, bucket, n in tx._rows(
-        f"SELECT workflow_id, duration_bucket, count(*) FROM run_facts{time_index.get('run_facts', '')} "
-        f"WHERE project_id = {m} AND create_time >= {m} AND create_time < {m}{one} AND duration_bucket >= 0 "
-        "GROUP BY 1, 2", project_id, start_us, end_us, *wf_args,
-    ):
-        _add(found.durations, (tx._read_text(wf), int(bucket)), n)
-    for status, error_type, rule, n in tx._rows(
-        f"SELECT status, error_type, rule, count(*) FROM run_facts{time_index.get('run_facts', '')} "
-        f"WHERE project_id = {m} AND create_time >= {m} AND create_time < {m}{one} "
-        f"AND status NOT IN {NOT_ERRORS_SQL} GROUP BY 1, 2, 3", project_id, start_us, end_us, *wf_args,
-    ):
-        _add(found.errors, (int(status), int(error_type), tx._read_text(rule)), n)
+    _runs(tx, found, project_id, start_us, end_us, one, wf_args)
     return found
 
 

@@ -80,6 +80,8 @@ def serve_command(
     tls_key: Annotated[Optional[Path], typer.Option(envvar="RUNSTATUS_TLS_KEY", help="The TLS private key (PEM).")] = None,
     tls_client_ca: Annotated[Optional[Path], typer.Option(envvar="RUNSTATUS_TLS_CLIENT_CA", help="Require client certificates signed by this CA (mTLS).")] = None,
     metrics_port: Annotated[int, typer.Option(envvar="RUNSTATUS_METRICS_PORT", help="Serve Prometheus metrics over HTTP on this port (0: off).")] = 0,
+    otel: Annotated[bool, typer.Option("--otel", envvar="RUNSTATUS_OTEL", help="Send traces (OpenTelemetry, OTLP over gRPC) as the standard OTEL_* environment variables say: OTEL_EXPORTER_OTLP_ENDPOINT (http://host:4317 for plain text), OTEL_SERVICE_NAME (default runstatus), OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG (default: every call, or as the caller's traceparent says). Off: no cost.")] = False,
+    trace_url_template: Annotated[str, typer.Option(envvar="RUNSTATUS_TRACE_URL_TEMPLATE", help="The history page links each run to its trace at this URL, {trace_id} replaced by the run's trace id (e.g. http://jaeger:16686/trace/{trace_id}); none: no links.")] = "",
     web_port: Annotated[int, typer.Option(envvar="RUNSTATUS_WEB_PORT", help="Serve the web UI (history page) on this port (0: off); over HTTPS with --tls-cert.")] = 0,
     web_allowed_hosts: Annotated[str, typer.Option(envvar="RUNSTATUS_WEB_ALLOWED_HOSTS", help="More names the web UI answers to, comma-separated, as a browser's Host header gives them (a proxy's: status.example.org, or status.example.org:8443); its own address, localhost, 127.0.0.1 and [::1] with --web-port always.")] = "",
     watch_buffer: Annotated[int, typer.Option(envvar="RUNSTATUS_WATCH_BUFFER", help="Events held for one watch; one that falls further behind reads the log instead.")] = 10_000,
@@ -118,6 +120,9 @@ def serve_command(
     if bad := [name for name in allowed_hosts if not HOST_HEADER.fullmatch(name)]:
         raise typer.BadParameter(f"{', '.join(bad)}: a Host header is a name or [IPv6 address], and a port maybe "
                                  "(status.example.org:8443), not a URL", param_hint="--web-allowed-hosts")
+    if trace_url_template and (not re.fullmatch(r"https?://\S+", trace_url_template)
+                               or "{trace_id}" not in trace_url_template):
+        raise typer.BadParameter("an http:// or https:// URL with {trace_id} in it", param_hint="--trace-url-template")
     if not auth and not insecure and not _is_loopback(host):
         # Secure by default: a server others can reach requires tokens unless told otherwise.
         raise typer.BadParameter(
@@ -154,6 +159,7 @@ def serve_command(
         watch_buffer=watch_buffer, watch_send_timeout=watch_send_timeout, max_watches=max_watches,
         max_watches_per_caller=max_watches_per_caller, keepalive_seconds=keepalive_seconds,
         keepalive_timeout_seconds=keepalive_timeout_seconds,
+        otel=otel, trace_url_template=trace_url_template,
     )
     processes = processes or os.cpu_count() or 1
     # From here the log is the server's: every line JSON, gRPC core's own included (logs.py).

@@ -20,6 +20,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 # absl's (and older gRPC's gpr) line: severity letter, MMDD, time, thread id, file:line] message.
@@ -28,6 +29,9 @@ GRPC_LEVELS = {"I": "info", "W": "warning", "E": "error", "F": "critical", "D": 
 # The relay's pipe (its inode): --processes children inherit it on fd 2 and need no relay of their own.
 PIPE_ENV = "RUNSTATUS_LOG_PIPE"
 RELAY_EXIT_SECONDS = 10.0
+# With tracing on (tracing.py): the current span's trace and span ids in hex, None outside one.
+# None itself while tracing is off: a log line then costs what it always did.
+span_ids: Callable[[], tuple[str, str] | None] | None = None
 
 
 def _timestamp(created: float) -> str:
@@ -43,6 +47,8 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
         }
         entry.update({k: v for k, v in vars(record).items() if k not in _STANDARD})
+        if span_ids is not None and (ids := span_ids()) is not None:
+            entry["trace_id"], entry["span_id"] = ids
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str)

@@ -28,7 +28,7 @@ from runstatus.v1 import (
 )
 from runstatus.v1.project_pb2 import RetentionPolicy
 
-from . import idempotency, metrics, projects, pruner, sweeper
+from . import idempotency, metrics, projects, pruner, sweeper, tracing
 from .auth import Authenticator
 from .classifier import Classifier, load_aliases
 from .events import DEFAULT_BUFFER, DEFAULT_SEND_TIMEOUT, EventFeed
@@ -139,6 +139,10 @@ class Settings:
     # tokens ("": one made at start; cli.py gives every process of a server the same).
     web_allowed_hosts: list[str] = field(default_factory=list)
     web_secret: str = ""
+    # Traces over OTLP/gRPC as the OTEL_* environment variables say (tracing.py); off: free.
+    otel: bool = False
+    # The history page links a run to its trace: a URL with {trace_id} in it ("": no links).
+    trace_url_template: str = ""
 
 
 class Server:
@@ -146,6 +150,11 @@ class Server:
         self.settings = settings
         settings.limits.check()
         self.store = open_store(settings.db, shared=settings.reuse_port)
+        tracing.trace_url_template = settings.trace_url_template
+        if settings.otel:
+            tracing.setup()
+            from .store.traced import traced
+            self.store = traced(self.store, tracing.tracer())
         self.feed = EventFeed(self.store, poll_seconds=settings.watch_poll_seconds, buffer=settings.watch_buffer,
                               send_timeout=settings.watch_send_timeout,
                               max_watches=settings.max_watches,
@@ -280,12 +289,16 @@ class Server:
                 # A pass that fills its batch is followed by another at once.
                 batch = self.store.batch_size
                 while await self.store.lead():
-                    killed, lost = await self.store.write(
-                        sweeper.sweep, self.classifier, now_us(), batch, stalls.credit_us(now_us()))
-                    if killed:
-                        log.warning("runs killed for outliving their max runtime", extra={"count": killed})
-                    if lost:
-                        log.warning("runs lost: their leases expired", extra={"count": lost})
+                    with tracing.span("runstatus.sweep") as span:
+                        killed, lost = await self.store.write(
+                            sweeper.sweep, self.classifier, now_us(), batch, stalls.credit_us(now_us()))
+                        if span is not None:
+                            span.set_attribute("runstatus.runs_killed", killed)
+                            span.set_attribute("runstatus.runs_lost", lost)
+                        if killed:
+                            log.warning("runs killed for outliving their max runtime", extra={"count": killed})
+                        if lost:
+                            log.warning("runs lost: their leases expired", extra={"count": lost})
                     if killed < batch and lost < batch:
                         await self._prune_kept_answers()
                         await self._prune_notifications()
@@ -306,7 +319,8 @@ class Server:
         while True:
             try:
                 if await self.store.lead():
-                    await work.run_pass(now_us())
+                    with tracing.span("runstatus.retention"):
+                        await work.run_pass(now_us())
             except asyncio.CancelledError:
                 raise
             except Exception:  # noqa: BLE001 - as the sweeper: the next pass tries again
@@ -375,6 +389,7 @@ class Server:
             await _cancel(self._tasks)
             done("store")
             await self.store.close()
+            tracing.shutdown()  # the spans still held go out
             done("")
         finally:
             faulthandler.cancel_dump_traceback_later()

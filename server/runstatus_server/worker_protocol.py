@@ -67,6 +67,9 @@ class Terms:
     limits: Limits
     classifier: Classifier
     now: int
+    # The call's trace, if it is sampled (tracing.sampled_trace_id): a run claimed or started
+    # by it remembers it (Run.trace_id; a start's wins over a claim's).
+    trace_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -154,6 +157,8 @@ def claim(tx: Tx, project_id: str, worker_id: str, max_runs: int, terms: Terms) 
             run.worker_id = worker_id
             run.claim_time.CopyFrom(timestamp(now))
             run.lease_expire_time.CopyFrom(timestamp(now + leases.lease_us))
+            if terms.trace_id:
+                run.trace_id = terms.trace_id
             stored.lease_token = secrets.token_urlsafe(24)
             plan = (run.project_id, run.workflow_id, run.workflow_version)
             if plan not in plans:
@@ -214,6 +219,8 @@ def start_run(tx: Tx, report: Report, terms: Terms) -> Run | Refused:
         )
     max_runtime = duration_us(projects.get(tx, run.project_id).max_runtime)
     stored.deadline_us = terms.now + max_runtime if max_runtime > 0 else 0
+    if terms.trace_id:
+        run.trace_id = terms.trace_id
     verdict = verdicts.started(run)
     change_status(tx, stored, verdict.status, terms.now, reason=verdict.reason)
     return with_step_runs(tx, run)

@@ -34,6 +34,7 @@ from ._calls import DEFAULT_ADDRESS as DEFAULT_ADDRESS  # these three were defin
 from ._calls import RECONNECT_CODES as RECONNECT_CODES
 from ._calls import RECONNECT_DELAYS as RECONNECT_DELAYS
 from ._calls import Calls, PagedCall, UnaryCall, WatchCall
+from ._trace import context_metadata
 from .errors import RunstatusError, from_rpc_error
 from .models import Event
 
@@ -60,7 +61,8 @@ class Client(Calls[grpc.Channel]):
     def call(self, method: Any, request: Any, timeout: float | None = None) -> Any:
         """Calls a raw stub method with this client's token and deadline; errors become RunstatusError."""
         try:
-            return method(request, timeout=timeout or self._settings.timeout, metadata=self._settings.metadata)
+            return method(request, timeout=timeout or self._settings.timeout,
+                          metadata=context_metadata(self._settings.metadata))
         except grpc.RpcError as e:
             raise from_rpc_error(e) from None
 
@@ -73,7 +75,7 @@ class Client(Calls[grpc.Channel]):
 
     def _watch(self, plan: WatchCall) -> Iterator[Event]:
         while True:
-            stream = plan.method(plan.next_request(), metadata=self._settings.metadata)
+            stream = plan.method(plan.next_request(), metadata=context_metadata(self._settings.metadata))
             try:
                 for item in stream:
                     yield from plan.events(item)
@@ -114,7 +116,8 @@ class AsyncClient(Calls[grpc.aio.Channel]):
     async def call(self, method: Any, request: Any, timeout: float | None = None) -> Any:
         """Calls a raw stub method with this client's token and deadline; errors become RunstatusError."""
         try:
-            return await method(request, timeout=timeout or self._settings.timeout, metadata=self._settings.metadata)
+            return await method(request, timeout=timeout or self._settings.timeout,
+                                metadata=context_metadata(self._settings.metadata))
         except grpc.RpcError as e:
             raise from_rpc_error(e) from None
 
@@ -128,7 +131,7 @@ class AsyncClient(Calls[grpc.aio.Channel]):
 
     async def _watch(self, plan: WatchCall) -> AsyncIterator[Event]:
         while True:
-            stream = plan.method(plan.next_request(), metadata=self._settings.metadata)
+            stream = plan.method(plan.next_request(), metadata=context_metadata(self._settings.metadata))
             try:
                 async for item in stream:
                     for event in plan.events(item):

@@ -43,7 +43,7 @@ from runstatus.v1.error_pb2 import ErrorReport, ErrorSeverity, ErrorSource
 from runstatus.v1.status_pb2 import RunStatus
 from runstatus.v1.workflow_pb2 import Edge
 
-from . import plan
+from . import _trace, plan
 from ._calls import Calls, unary
 from .client import AsyncClient, Client
 from .errors import FailedPrecondition
@@ -122,11 +122,12 @@ def _interval(claimed: pb.ClaimedRun) -> float:
 class _Worker:
     """What both workers share: the registrations, and the run loop's decisions."""
 
-    def __init__(self, client: Calls[Any], worker_id: str, project_id: str | None) -> None:
+    def __init__(self, client: Calls[Any], worker_id: str, project_id: str | None, tracer_provider: Any) -> None:
         self.worker_id = worker_id
         self.project_id = client.project_id if project_id is None else project_id
         self.steps: dict[str, StepFunction] = {}
         self.conditions: dict[str, Condition] = {}
+        self._tracer = _trace.tracer(tracer_provider)  # None without opentelemetry-api: no spans
 
     def step(self, step_id: str) -> Callable[[StepFunction], StepFunction]:
         """Registers the function that executes a step."""
@@ -148,18 +149,25 @@ class _Worker:
     def _execute(self, claimed: pb.ClaimedRun, stop_asked: Callable[[], bool]) -> _Loop:
         """The run loop: starts the run, executes the plan, completes the run. A refusal
         (cancelled, killed by a timeout, or otherwise ended by the server) ends it early."""
-        run_id, token = claimed.run.id, claimed.lease_token
-        outcome = RunOutcome(run_id, claimed.run.status)
-        try:
-            yield _Do(Calls.start_run, run_id, token)
-            status = yield from self._execute_steps(claimed, stop_asked, outcome)
-            if status is None:
-                answer: pb.CompleteRunResponse = yield _Do(Calls.complete_run, run_id, token)
-                status = answer.run.status
-            outcome.status = status
-        except FailedPrecondition as e:
-            log.info("run %s ended by the server: %s", run_id, e)
-            outcome.status = (yield _Do(Calls.get_run, run_id)).status
+        run, token = claimed.run, claimed.lease_token
+        run_id = run.id
+        outcome = RunOutcome(run_id, run.status)
+        with _trace.span(self._tracer, f"run {run.workflow_id}", {
+                "runstatus.run_id": run_id, "runstatus.work_order_id": run.work_order_id,
+                "runstatus.project_id": run.project_id, "runstatus.workflow_id": run.workflow_id,
+                "runstatus.workflow_version": run.workflow_version, "runstatus.run_number": run.number,
+                "runstatus.worker_id": self.worker_id}) as span:
+            try:
+                yield _Do(Calls.start_run, run_id, token)
+                status = yield from self._execute_steps(claimed, stop_asked, outcome)
+                if status is None:
+                    answer: pb.CompleteRunResponse = yield _Do(Calls.complete_run, run_id, token)
+                    status = answer.run.status
+                outcome.status = status
+            except FailedPrecondition as e:
+                log.info("run %s ended by the server: %s", run_id, e)
+                outcome.status = (yield _Do(Calls.get_run, run_id)).status
+            _trace.run_ended(span, outcome.status)
         return outcome
 
     def _execute_steps(self, claimed: pb.ClaimedRun, stop_asked: Callable[[], bool],
@@ -171,23 +179,31 @@ class _Worker:
             if stop_asked():
                 raise FailedPrecondition("the server asked this worker to stop")
             branch = queue.pop(0)
-            started: pb.StartStepResponse = yield _Do(Calls.start_step, run_id, token, branch.step_id,
-                                                      previous_step_run_id=branch.previous_step_run_id)
-            step_run_id = started.step_run.id
-            outcome.executed.append(branch.step_id)
-            output: dict[str, Any] | None = None
-            error: ErrorReport | None = None
-            try:
-                fn = self.steps.get(branch.step_id)
-                if fn is None:
-                    raise _Unregistered(f"no function is registered for step {branch.step_id!r}")
-                result = yield _Invoke(fn, dict(branch.state))
-                state = output = result if isinstance(result, dict) else branch.state
-            except Exception as e:  # noqa: BLE001 - the server classifies every exception
-                error = _report(e)
-                state = {**branch.state, "error": {"name": type(e).__name__, "message": str(e)}}
-            answer: pb.CompleteStepResponse = yield _Do(Calls.complete_step, run_id, token, step_run_id,
-                                                        output=output, error=error)
+            with _trace.span(self._tracer, f"step {branch.step_id}",
+                             {"runstatus.run_id": run_id, "runstatus.step_id": branch.step_id}) as span:
+                started: pb.StartStepResponse = yield _Do(Calls.start_step, run_id, token, branch.step_id,
+                                                          previous_step_run_id=branch.previous_step_run_id)
+                step_run_id = started.step_run.id
+                if span is not None:
+                    span.set_attribute("runstatus.step_run_id", step_run_id)
+                outcome.executed.append(branch.step_id)
+                output: dict[str, Any] | None = None
+                error: ErrorReport | None = None
+                raised: Exception | None = None
+                try:
+                    fn = self.steps.get(branch.step_id)
+                    if fn is None:
+                        raise _Unregistered(f"no function is registered for step {branch.step_id!r}")
+                    result = yield _Invoke(fn, dict(branch.state))
+                    state = output = result if isinstance(result, dict) else branch.state
+                except Exception as e:  # noqa: BLE001 - the server classifies every exception
+                    error, raised = _report(e), e
+                    state = {**branch.state, "error": {"name": type(e).__name__, "message": str(e)}}
+                answer: pb.CompleteStepResponse = yield _Do(Calls.complete_step, run_id, token, step_run_id,
+                                                            output=output, error=error)
+                if raised is not None:
+                    _trace.step_error(span, raised,
+                                      answer.classification if answer.HasField("classification") else None)
             if answer.run_status != RunStatus.RUN_STATUS_RUNNING:
                 return answer.run_status  # an abort ended the run at once
             for target in plan.next_steps(workflow, answer.step_run, lambda edge: self._holds(edge, state)):
@@ -236,8 +252,10 @@ class _Heartbeat(threading.Thread):
 class Worker(_Worker):
     """A blocking worker over `Client`; each run it executes is heartbeaten by a thread."""
 
-    def __init__(self, client: Client, *, worker_id: str = "python-worker", project_id: str | None = None) -> None:
-        super().__init__(client, worker_id, project_id)
+    def __init__(self, client: Client, *, worker_id: str = "python-worker", project_id: str | None = None,
+                 tracer_provider: Any = None) -> None:
+        """`tracer_provider`: OpenTelemetry's, for the spans of runs and steps (None: the global one)."""
+        super().__init__(client, worker_id, project_id, tracer_provider)
         self.client = client
 
     def run_once(self, max_runs: int = 1) -> list[RunOutcome]:
@@ -316,8 +334,8 @@ class AsyncWorker(_Worker):
     awaited. A step may be a coroutine function (awaited) or a plain one (called directly)."""
 
     def __init__(self, client: AsyncClient, *, worker_id: str = "python-worker",
-                 project_id: str | None = None) -> None:
-        super().__init__(client, worker_id, project_id)
+                 project_id: str | None = None, tracer_provider: Any = None) -> None:
+        super().__init__(client, worker_id, project_id, tracer_provider)
         self.client = client
 
     async def run_once(self, max_runs: int = 1) -> list[RunOutcome]:

@@ -18,6 +18,7 @@ from collections import Counter
 
 import aiohttp
 
+from .. import tracing
 from ..metrics import NOTIFICATION_ATTEMPTS, NOTIFICATION_FAILURES, NOTIFICATIONS_DEAD
 from ..store.base import (DELIVERY_DEAD, DELIVERY_DELIVERED, DELIVERY_DIGEST, NotificationDelivery,
                           NotificationSubscription, Store, Tx)
@@ -126,7 +127,16 @@ class Deliveries:
                 if sealed is None:
                     return
                 delivery, begun = sealed, True
-            await self._attempt(targets, subscription, delivery, begun)
+            with tracing.span("runstatus.notification.deliver", **{
+                    "runstatus.notification.target_kind": subscription.target_kind,
+                    "runstatus.notification.subscription_id": subscription.id,
+                    "runstatus.notification.delivery_id": delivery.id}) as span:
+                await self._attempt(targets, subscription, delivery, begun)
+                if span is not None:
+                    span.set_attribute("runstatus.notification.attempts", delivery.attempts)
+                    span.set_attribute("runstatus.notification.delivered", delivery.state == DELIVERY_DELIVERED)
+                    if delivery.state != DELIVERY_DELIVERED:
+                        tracing.failed(span, delivery.last_error or "not delivered")
         except asyncio.CancelledError:
             raise
         except Exception:  # noqa: BLE001 - one delivery's fault is its own

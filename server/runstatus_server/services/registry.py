@@ -15,6 +15,8 @@ from google.protobuf import message_factory
 from google.protobuf.descriptor import ServiceDescriptor
 from google.protobuf.message import DecodeError
 
+from .. import tracing
+
 
 @dataclass(frozen=True)
 class Undecodable:
@@ -42,8 +44,11 @@ def register(server: grpc.aio.Server, servicer: object, service: ServiceDescript
         request = message_factory.GetMessageClass(method.input_type)
         response = message_factory.GetMessageClass(method.output_type)
         make = grpc.unary_stream_rpc_method_handler if method.server_streaming else grpc.unary_unary_rpc_method_handler
+        behavior = getattr(servicer, method.name)
+        if tracing.enabled():  # off: the method itself, nothing in between
+            behavior = tracing.rpc_handler(service.full_name, method, behavior)
         handlers[method.name] = make(
-            getattr(servicer, method.name),
+            behavior,
             request_deserializer=_lenient(request.FromString),
             response_serializer=_encoded if method.server_streaming else response.SerializeToString,
         )

@@ -5,6 +5,7 @@ import grpc
 from runstatus.v1 import worker_service_pb2 as pb
 from runstatus.v1 import worker_service_pb2_grpc as pb_grpc
 
+from .. import tracing
 from .. import worker_protocol as protocol
 from ..errors import Refused
 from ..store.base import Tx
@@ -18,8 +19,10 @@ class WorkerService(pb_grpc.WorkerServiceServicer):
     def __init__(self, app: App) -> None:
         self.app = app
 
-    def _terms(self) -> protocol.Terms:
-        return protocol.Terms(self.app.leases, self.app.limits, self.app.classifier, now_us())
+    def _terms(self, traced: bool = False) -> protocol.Terms:
+        """`traced`: a call that may begin a run (ClaimRuns, StartRun), which remembers its trace."""
+        return protocol.Terms(self.app.leases, self.app.limits, self.app.classifier, now_us(),
+                              tracing.sampled_trace_id() if traced else "")
 
     @unary
     async def ClaimRuns(
@@ -29,7 +32,8 @@ class WorkerService(pb_grpc.WorkerServiceServicer):
         checks.claim_runs(request, self.app.limits)
 
         def op(tx: Tx) -> pb.ClaimRunsResponse:
-            runs = protocol.claim(tx, request.project_id, request.worker_id, request.max_runs or 1, self._terms())
+            runs = protocol.claim(tx, request.project_id, request.worker_id, request.max_runs or 1,
+                                  self._terms(traced=True))
             return pb.ClaimRunsResponse(runs=runs)
 
         return await write_once(self.app.store, "ClaimRuns", request, pb.ClaimRunsResponse, op)
@@ -56,7 +60,8 @@ class WorkerService(pb_grpc.WorkerServiceServicer):
         checks.report(request, self.app.limits)
 
         def op(tx: Tx) -> pb.StartRunResponse | Refused:
-            run = protocol.start_run(tx, protocol.Report(request.run_id, request.lease_token), self._terms())
+            run = protocol.start_run(tx, protocol.Report(request.run_id, request.lease_token),
+                                     self._terms(traced=True))
             return run if isinstance(run, Refused) else pb.StartRunResponse(run=run)
 
         return await write_once(self.app.store, "StartRun", request, pb.StartRunResponse, op)

@@ -37,6 +37,7 @@ from runstatus.v1.status_pb2 import RunStatus
 from runstatus.v1.token_pb2 import Role
 from runstatus.v1.work_order_pb2 import WorkOrderFilter
 
+from ..tracing import trace_link
 from . import render
 from .dashboard import DashboardPage
 from .notifications_page import NotificationsPage
@@ -416,7 +417,7 @@ class WebServer:
         run_part = '<p class="empty">No runs.</p>'
         if run is not None:
             run_part = (f'<section class="run" data-run="{esc(run.id)}"><h2>Run {run.number} '
-                        f'<span class="muted">{esc(run.id)}</span></h2>{render.run_summary(run)}{render.why(run)}'
+                        f'<span class="muted">{esc(run.id)}</span></h2>{render.run_summary(run)}{trace_link(run.proto.trace_id)}{render.why(run)}'
                         f'<h3>Steps</h3>{render.timeline(run, edges)}</section>')
         actions = render.work_order_actions(order, run, steps, project, refusals, self.csrf(request))
         live = f"/events?{urlencode({**page_query, 'work_order': order.id})}"

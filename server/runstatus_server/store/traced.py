@@ -1,0 +1,137 @@
+"""The store's spans (tracing on only: server.py wraps the store in `TracedStore` then, and
+imports this module only then). Each unit of work is a CLIENT span beneath the caller's (the
+RPC's, a sweeper pass's), named "store.write <function>" (or read, scan):
+
+- db.system.name: "sqlite" or "postgresql"; db.operation.name: the unit of work's function;
+- runstatus.store.statements: the statements it ran through the rows layer (store/rows.py);
+- runstatus.store.attempts (writes): how many times it ran: more than 1 when PostgreSQL
+  retried it after a serialization failure or a deadlock;
+- runstatus.store.commit_wait_ms (writes): from the end of its last run to its durable
+  commit: SQLite's group COMMIT (with the writes it waited for), PostgreSQL's last round trip.
+
+Nothing is measured for a span that is not sampled: the unit of work runs as it is.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+from opentelemetry.trace import SpanKind, Tracer
+
+from .base import Store, Tx
+
+T = TypeVar("T")
+P = ParamSpec("P")
+
+
+class _Counted:
+    """Counts the statements a unit of work runs, by shadowing its Tx's `_execute` (every
+    statement of the rows layer goes through it) while the unit runs on its thread."""
+
+    __slots__ = ("attempts", "statements", "ended")
+
+    def __init__(self) -> None:
+        self.attempts = self.statements = 0
+        self.ended = 0.0
+
+    def run(self, fn: Callable[..., T], tx: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
+        self.attempts += 1
+        execute = getattr(tx, "_execute", None)
+        if execute is None:
+            return fn(tx, *args, **kwargs)
+
+        def counting(sql: str, params: tuple[Any, ...]) -> Any:
+            self.statements += 1
+            return execute(sql, params)
+
+        setattr(tx, "_execute", counting)  # noqa: B010 - an instance attribute over the method
+        try:
+            return fn(tx, *args, **kwargs)
+        finally:
+            delattr(tx, "_execute")
+            self.ended = time.perf_counter()
+
+
+def _name(fn: Callable[..., Any]) -> str:
+    name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or "unit"
+    return str(name).replace(".<locals>", "")
+
+
+class TracedStore:
+    """A Store whose units of work are spans; everything else is the store's own."""
+
+    def __init__(self, store: Store, backend: str, tracer: Tracer) -> None:
+        self._store = store
+        self._tracer = tracer
+        self._backend = backend
+        self.batch_size = store.batch_size
+        self.delete_batch_size = store.delete_batch_size
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def _unit(self, kind: str, run: Callable[..., Any], fn: Callable[..., T],
+                    args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
+        operation = _name(fn)
+        with self._tracer.start_as_current_span(
+                f"store.{kind} {operation}", kind=SpanKind.CLIENT,
+                attributes={"db.system.name": self._backend, "db.operation.name": operation,
+                            "runstatus.store.unit": kind}) as span:
+            if not span.is_recording():
+                result: T = await run(fn, *args, **kwargs)
+                return result
+            counted = _Counted()
+
+            def job(tx: Tx, *a: Any, **kw: Any) -> T:
+                return counted.run(fn, tx, a, kw)
+
+            job.__qualname__ = operation
+            try:
+                result = await run(job, *args, **kwargs)
+                return result
+            finally:
+                span.set_attribute("runstatus.store.statements", counted.statements)
+                if kind == "write":
+                    span.set_attribute("runstatus.store.attempts", counted.attempts)
+                    if counted.ended:
+                        span.set_attribute("runstatus.store.commit_wait_ms",
+                                           round((time.perf_counter() - counted.ended) * 1000, 3))
+
+    async def write(self, fn: Callable[Concatenate[Tx, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
+        return await self._unit("write", self._store.write, fn, args, kwargs)
+
+    async def read(self, fn: Callable[Concatenate[Tx, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
+        return await self._unit("read", self._store.read, fn, args, kwargs)
+
+    async def scan(self, fn: Callable[Concatenate[Tx, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
+        return await self._unit("scan", self._store.scan, fn, args, kwargs)
+
+    def scan_now(self, fn: Callable[Concatenate[Tx, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
+        return self._store.scan_now(fn, *args, **kwargs)  # the metrics server's thread: no span
+
+    async def start(self) -> None:
+        await self._store.start()
+
+    async def close(self) -> None:
+        await self._store.close()
+
+    async def lead(self) -> bool:
+        return await self._store.lead()
+
+    def add_commit_listener(self, listener: Callable[[], None]) -> None:
+        self._store.add_commit_listener(listener)
+
+    def add_commit_size_listener(self, listener: Callable[[int], None]) -> None:
+        self._store.add_commit_size_listener(listener)
+
+    def add_fault_listener(self, listener: Callable[[str], None]) -> None:
+        self._store.add_fault_listener(listener)
+
+
+def traced(store: Store, tracer: Tracer) -> Store:
+    """The store, its units of work traced."""
+    from .postgres.engine import PostgresStore
+
+    return TracedStore(store, "postgresql" if isinstance(store, PostgresStore) else "sqlite", tracer)

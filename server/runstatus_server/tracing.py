@@ -1,0 +1,261 @@
+"""Traces (--otel): OpenTelemetry spans over OTLP/gRPC, configured by the standard OTEL_*
+environment variables (OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT,
+OTEL_EXPORTER_OTLP_INSECURE, OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES, OTEL_TRACES_SAMPLER
+and OTEL_TRACES_SAMPLER_ARG, OTEL_PROPAGATORS, OTEL_BSP_*).
+
+Off by default, and then free: nothing of OpenTelemetry is imported, the services are
+registered as they always were (`rpc_handler` is asked only when tracing is on), the store is
+not wrapped, and what remains (`span`, `sampled_trace_id`) is a test of one global.
+
+When on:
+- a SERVER span per RPC, named "package.Service/Method" with OpenTelemetry's RPC attributes
+  (rpc.system, rpc.service, rpc.method, rpc.grpc.status_code) and runstatus's own
+  (runstatus.project_id, .work_order_id, .run_id, .workflow_id from the request; the run's and
+  work order's from the answer, .run_status the resulting status), whose parent is the caller's
+  span when the request's metadata has a W3C traceparent (and tracestate);
+- a CLIENT span per unit of work of the store, beneath it (store/traced.py);
+- a span per sweeper pass, retention pass and notification delivery attempt (`span`);
+- every JSON log line written inside a span carries its trace_id and span_id (logs.py);
+- a run remembers the trace of the StartRun (or ClaimRuns) that began it (`sampled_trace_id`),
+  and the history page links it to --trace-url-template (`trace_link`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import html
+import logging
+import os
+from collections.abc import Awaitable, Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from . import logs
+
+if TYPE_CHECKING:
+    from google.protobuf.descriptor import MethodDescriptor
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.trace import Span, Tracer
+
+log = logging.getLogger("runstatus.tracing")
+
+SERVICE_NAME = "runstatus"  # service.name unless OTEL_SERVICE_NAME (or OTEL_RESOURCE_ATTRIBUTES) says
+# The gRPC codes a server's span is in error for (OpenTelemetry's semantic conventions for gRPC):
+# the others are the caller's fault, not the server's.
+SERVER_ERRORS = {2, 4, 12, 13, 14, 15}  # UNKNOWN, DEADLINE_EXCEEDED, UNIMPLEMENTED, INTERNAL, UNAVAILABLE, DATA_LOSS
+# Request fields that become the span's attributes, where a method's request has them.
+REQUEST_FIELDS = ("project_id", "work_order_id", "run_id", "workflow_id")
+
+_tracer: Tracer | None = None
+_provider: TracerProvider | None = None
+# --trace-url-template ("": no links): a URL with {trace_id} in it.
+trace_url_template = ""
+
+
+def enabled() -> bool:
+    return _tracer is not None
+
+
+def setup() -> None:
+    """Turns tracing on for this process (idempotent): a tracer provider with the OTLP/gRPC
+    exporter behind a batch processor, as the OTEL_* environment variables say."""
+    global _tracer, _provider
+    if _tracer is not None:
+        return
+    from opentelemetry import trace
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    protocol = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+    if protocol and protocol != "grpc":
+        log.warning("only OTLP over gRPC is supported: OTEL_EXPORTER_OTLP_PROTOCOL is ignored",
+                    extra={"protocol": protocol})
+    named = "OTEL_SERVICE_NAME" in os.environ or "service.name=" in os.environ.get("OTEL_RESOURCE_ATTRIBUTES", "")
+    provider = TracerProvider(resource=Resource.create({} if named else {"service.name": SERVICE_NAME}))
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    trace.set_tracer_provider(provider)
+    _provider, _tracer = provider, provider.get_tracer("runstatus.server")
+    logs.span_ids = _span_ids
+    log.info("tracing on", extra={
+        "endpoint": os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "http://localhost:4317 (the default)"),
+        "sampler": os.environ.get("OTEL_TRACES_SAMPLER", "parentbased_always_on")})
+
+
+def tracer() -> Tracer:
+    assert _tracer is not None, "tracing.setup() first"
+    return _tracer
+
+
+def shutdown() -> None:
+    """Sends the spans still held, then stops exporting (the server's last act)."""
+    global _tracer, _provider
+    if _provider is not None:
+        _provider.shutdown()
+    _tracer = _provider = None
+    logs.span_ids = None
+
+
+def _span_ids() -> tuple[str, str] | None:
+    from opentelemetry import trace
+
+    context = trace.get_current_span().get_span_context()
+    if not context.is_valid:
+        return None
+    return format(context.trace_id, "032x"), format(context.span_id, "016x")
+
+
+def sampled_trace_id() -> str:
+    """The current span's trace id (32 hex digits) if it is sampled, so that the trace is
+    recorded somewhere; "" otherwise, and when tracing is off."""
+    if _tracer is None:
+        return ""
+    from opentelemetry import trace
+
+    context = trace.get_current_span().get_span_context()
+    return format(context.trace_id, "032x") if context.is_valid and context.trace_flags.sampled else ""
+
+
+@contextlib.contextmanager
+def _span(name: str, attributes: dict[str, Any]) -> Iterator[Span]:
+    assert _tracer is not None
+    with _tracer.start_as_current_span(name, attributes=attributes) as span:
+        yield span
+
+
+def span(name: str, **attributes: Any) -> contextlib.AbstractContextManager[Span | None]:
+    """A span of the server's own work (a sweeper pass, a delivery), current inside the block;
+    None (nothing) when tracing is off. An exception leaving the block is recorded on it."""
+    if _tracer is None:
+        return contextlib.nullcontext()
+    return _span(name, attributes)
+
+
+def failed(span: Span, description: str) -> None:
+    """Marks a span of the server's own work as failed (what went wrong, in words)."""
+    from opentelemetry.trace import Status, StatusCode
+
+    span.set_status(Status(StatusCode.ERROR, description[:500]))
+
+
+def trace_link(trace_id: str) -> str:
+    """The history page's link from a run to its trace ("" without --trace-url-template or a trace id)."""
+    if not trace_url_template or not trace_id:
+        return ""
+    url = trace_url_template.replace("{trace_id}", trace_id)
+    return f'<p class="trace"><a href="{html.escape(url)}" rel="noopener">Trace {html.escape(trace_id)} ⟩</a></p>'
+
+
+# --- the RPC span ---------------------------------------------------------------------------
+
+Behavior = Callable[[Any, Any], Awaitable[Any]]
+
+
+def _answer_reader(output: Any) -> Callable[[Any, Span], None]:
+    """What an answer of this type says about the run and work order it changed or read: a
+    function that sets those as the span's attributes (a sampled span only)."""
+    from runstatus.v1.status_pb2 import RunStatus
+
+    fields = output.fields_by_name
+    runs = [name for name in ("run", "latest_run") if name in fields and fields[name].message_type
+            and fields[name].message_type.full_name == "runstatus.v1.Run"]
+    has_order = "work_order" in fields and fields["work_order"].message_type is not None
+    has_status = "run_status" in fields
+    claims = "runs" in fields and output.full_name == "runstatus.v1.ClaimRunsResponse"
+
+    def read(answer: Any, span: Span) -> None:
+        if has_order and answer.HasField("work_order"):
+            order = answer.work_order
+            span.set_attribute("runstatus.work_order_id", order.id)
+            span.set_attribute("runstatus.project_id", order.project_id)
+        for name in runs:
+            if answer.HasField(name):
+                run = getattr(answer, name)
+                span.set_attribute("runstatus.run_id", run.id)
+                span.set_attribute("runstatus.work_order_id", run.work_order_id)
+                span.set_attribute("runstatus.project_id", run.project_id)
+                span.set_attribute("runstatus.run_status", RunStatus.Name(run.status))
+                break
+        if has_status and answer.run_status:
+            span.set_attribute("runstatus.run_status", RunStatus.Name(answer.run_status))
+        if claims:
+            span.set_attribute("runstatus.runs_claimed", len(answer.runs))
+            if len(answer.runs) == 1:
+                run = answer.runs[0].run
+                span.set_attribute("runstatus.run_id", run.id)
+                span.set_attribute("runstatus.work_order_id", run.work_order_id)
+                span.set_attribute("runstatus.project_id", run.project_id)
+
+    return read
+
+
+def rpc_handler(service: str, method: MethodDescriptor, behavior: Behavior) -> Behavior:
+    """The servicer's method within a SERVER span (tracing on only: registry.register asks)."""
+    from opentelemetry import propagate
+    from opentelemetry.trace import SpanKind, Status, StatusCode
+
+    tracer = _tracer
+    assert tracer is not None
+    name = f"{service}/{method.name}"
+    base = {"rpc.system": "grpc", "rpc.service": service, "rpc.method": method.name}
+    request_fields = [(f, f"runstatus.{f}") for f in REQUEST_FIELDS if f in method.input_type.fields_by_name]
+    read_answer = _answer_reader(method.output_type)
+    extract = propagate.extract
+
+    async def traced(request: Any, context: Any) -> Any:
+        carrier = {key: value for key, value in context.invocation_metadata() or ()
+                   if key == "traceparent" or key == "tracestate"}
+        parent = extract(carrier) if carrier else None
+        with tracer.start_as_current_span(name, context=parent, kind=SpanKind.SERVER, attributes=base,
+                                          record_exception=False, set_status_on_exception=False) as span:
+            recording = span.is_recording()
+            if recording:
+                for field, attribute in request_fields:
+                    value = getattr(request, field, "")
+                    if value and isinstance(value, str):
+                        span.set_attribute(attribute, value)
+            code = 0
+            try:
+                answer = await behavior(request, context)
+                if recording and answer is not None:
+                    read_answer(answer, span)
+                return answer
+            except BaseException as e:
+                code = _code(context, e)
+                raise
+            finally:
+                if recording:
+                    span.set_attribute("rpc.grpc.status_code", code)
+                    if code in SERVER_ERRORS:
+                        span.set_status(Status(StatusCode.ERROR, _details(context)))
+                    elif code:
+                        details = _details(context)
+                        if details:
+                            span.set_attribute("runstatus.error", details[:500])
+
+    return traced
+
+
+def _code(context: Any, error: BaseException) -> int:
+    """The status code a call ended with: as the servicer aborted it, else CANCELLED for a
+    cancel and UNKNOWN for anything else that escaped."""
+    import asyncio
+
+    try:
+        code = context.code()
+    except Exception:  # noqa: BLE001 - an older grpc without code()
+        code = None
+    if code is not None and hasattr(code, "value"):
+        return int(code.value[0])
+    return 1 if isinstance(error, asyncio.CancelledError) else 2
+
+
+def _details(context: Any) -> str:
+    try:
+        details = context.details()
+    except Exception:  # noqa: BLE001
+        return ""
+    if isinstance(details, bytes):
+        details = details.decode("utf-8", "replace")
+    return str(details or "")

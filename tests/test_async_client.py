@@ -64,7 +64,7 @@ def test_async_client_has_every_call_of_client() -> None:
             "start_step", "complete_step", "complete_run", "caller", "create_notification_subscription",
             "get_notification_subscription", "list_notification_subscriptions", "update_notification_subscription",
             "delete_notification_subscription", "list_notification_deliveries", "redeliver_notification",
-            "send_test_notification"} == calls
+            "send_test_notification", "work_order_stats"} == calls
 
     async def scenario() -> None:
         sync = Client("127.0.0.1:1")

@@ -497,7 +497,10 @@ def test_lost_and_exception_runs_notify_the_admin(tmp: pathlib.Path) -> None:
             eventually(lambda: len(posted) >= 2)
             assert {(p["runId"], p["status"]) for p in posted} == {
                 (boom.run.id, "RUN_STATUS_EXCEPTION"), (lost.run.id, "RUN_STATUS_LOST")}
-            errors = [e for e in server.log_entries() if e.get("logger") == "runstatus.admin"]
+            # The log notices read the event log in batches of their own (notifier.py): they may come a moment later.
+            admin = lambda: [e for e in server.log_entries() if e.get("logger") == "runstatus.admin"]  # noqa: E731
+            eventually(lambda: len(admin()) >= 2)
+            errors = admin()
             assert {e["level"] for e in errors} == {"error"}
             assert {e["event"]["runId"] for e in errors} == {boom.run.id, lost.run.id}
     finally:

@@ -150,7 +150,6 @@ class Server:
         self.settings = settings
         settings.limits.check()
         self.store = open_store(settings.db, shared=settings.reuse_port)
-        tracing.trace_url_template = settings.trace_url_template
         if settings.otel:
             tracing.setup()
             from .store.traced import traced

@@ -23,7 +23,6 @@ When on:
 from __future__ import annotations
 
 import contextlib
-import html
 import logging
 import os
 from collections.abc import Awaitable, Callable, Iterator
@@ -47,8 +46,6 @@ REQUEST_FIELDS = ("project_id", "work_order_id", "run_id", "workflow_id")
 
 _tracer: Tracer | None = None
 _provider: TracerProvider | None = None
-# --trace-url-template ("": no links): a URL with {trace_id} in it.
-trace_url_template = ""
 
 
 def enabled() -> bool:
@@ -137,14 +134,6 @@ def failed(span: Span, description: str) -> None:
     from opentelemetry.trace import Status, StatusCode
 
     span.set_status(Status(StatusCode.ERROR, description[:500]))
-
-
-def trace_link(trace_id: str) -> str:
-    """The history page's link from a run to its trace ("" without --trace-url-template or a trace id)."""
-    if not trace_url_template or not trace_id:
-        return ""
-    url = trace_url_template.replace("{trace_id}", trace_id)
-    return f'<p class="trace"><a href="{html.escape(url)}" rel="noopener">Trace {html.escape(trace_id)} ⟩</a></p>'
 
 
 # --- the RPC span ---------------------------------------------------------------------------

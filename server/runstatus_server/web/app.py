@@ -37,7 +37,6 @@ from runstatus.v1.status_pb2 import RunStatus
 from runstatus.v1.token_pb2 import Role
 from runstatus.v1.work_order_pb2 import WorkOrderFilter
 
-from ..tracing import trace_link
 from . import render
 from .dashboard import DashboardPage
 from .notifications_page import NotificationsPage
@@ -149,6 +148,7 @@ class WebServer:
     def __init__(self, settings: Settings, grpc_port: int) -> None:
         self.host, self.port, self.auth, self.reuse_port = settings.host, settings.web_port, settings.auth, settings.reuse_port
         self.tls_cert, self.tls_key = settings.tls_cert, settings.tls_key
+        self.trace_url_template = settings.trace_url_template
         grpc_host = "127.0.0.1" if settings.host in ("", "0.0.0.0") else "::1" if settings.host == "::" else settings.host
         self.grpc_address = f"[{grpc_host}]:{grpc_port}" if ":" in grpc_host else f"{grpc_host}:{grpc_port}"
         self.client: AsyncClient | None = None
@@ -417,7 +417,8 @@ class WebServer:
         run_part = '<p class="empty">No runs.</p>'
         if run is not None:
             run_part = (f'<section class="run" data-run="{esc(run.id)}"><h2>Run {run.number} '
-                        f'<span class="muted">{esc(run.id)}</span></h2>{render.run_summary(run)}{trace_link(run.proto.trace_id)}{render.why(run)}'
+                        f'<span class="muted">{esc(run.id)}</span></h2>{render.run_summary(run)}'
+                        f'{render.trace_link(self.trace_url_template, run.proto.trace_id)}{render.why(run)}'
                         f'<h3>Steps</h3>{render.timeline(run, edges)}</section>')
         actions = render.work_order_actions(order, run, steps, project, refusals, self.csrf(request))
         live = f"/events?{urlencode({**page_query, 'work_order': order.id})}"

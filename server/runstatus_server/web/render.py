@@ -422,3 +422,11 @@ sees only what the token may.</p>
 <label>API token <input type="password" name="token" autocomplete="off" required></label>
 <button type="submit">Sign in</button>
 </form>"""
+
+
+def trace_link(template: str, trace_id: str) -> str:
+    """A run's link to its trace (--trace-url-template, with {trace_id} in it; "" without one or a trace id)."""
+    if not template or not trace_id:
+        return ""
+    url = template.replace("{trace_id}", trace_id)
+    return f'<p class="trace"><a href="{esc(url)}" rel="noopener">Trace {esc(trace_id)} ⟩</a></p>'

@@ -316,45 +316,17 @@ class EventFeed:
         handing over of each batch in `sub.sending(batch[-1])`."""
         sub.task = asyncio.current_task()
         cursor = sub.sent = after
-        batch: list[Delivery] = []
         try:
             while True:
                 # The backlog, from the log, until a page comes back short.
-                while True:
-                    self._check_open()
-                    page = await self.store.scan(_events_after, cursor, sub.project_id)
-                    BACKLOG_READS.inc()
-                    for event in page:
-                        cursor = event.sequence
-                        if sub.wants(event):
-                            batch.append(Delivery(event))
-                            if len(batch) >= max_events:
-                                yield batch
-                                batch = []
+                async for cursor, batch in self._from_log(sub, cursor, None, max_events):
                     if batch:
                         yield batch
-                        batch = []
-                    if len(page) < PAGE:
-                        break
                 # The seam: join, then read the log up to the feed's cursor.
                 upto = await self.join(sub)
-                while cursor < upto:
-                    page = await self.store.scan(_events_after, cursor, sub.project_id)
-                    BACKLOG_READS.inc()
-                    for event in page:
-                        if event.sequence > upto:
-                            break
-                        cursor = event.sequence
-                        if sub.wants(event):
-                            batch.append(Delivery(event))
-                            if len(batch) >= max_events:
-                                yield batch
-                                batch = []
+                async for cursor, batch in self._from_log(sub, cursor, upto, max_events):
                     if batch:
                         yield batch
-                        batch = []
-                    if len(page) < PAGE:
-                        break
                 cursor = max(cursor, upto)
                 # Live, from the feed.
                 while not sub.overflowed:
@@ -362,10 +334,33 @@ class EventFeed:
                     cursor, batch = await self._live_batch(sub, cursor, max_events, max_delay)
                     if batch:
                         yield batch
-                        batch = []
                 # Detached while it was not sending (reading its backlog, or the seam): back to the log.
         finally:
             self._leave(sub)
+
+    async def _from_log(self, sub: Subscription, cursor: int, upto: int | None,
+                        max_events: int) -> AsyncIterator[tuple[int, list[Delivery]]]:
+        """What `sub` wants of the log after `cursor`, a page at a time, to its end (`upto`
+        None) or up to `upto`, in batches of at most `max_events`, each with the cursor after
+        it (the last batch of a page may be empty: the cursor still moved)."""
+        while upto is None or cursor < upto:
+            self._check_open()
+            page = await self.store.scan(_events_after, cursor, sub.project_id)
+            BACKLOG_READS.inc()
+            batch: list[Delivery] = []
+            for event in page:
+                if upto is not None and event.sequence > upto:
+                    yield cursor, batch  # past the seam: the feed has the rest
+                    return
+                cursor = event.sequence
+                if sub.wants(event):
+                    batch.append(Delivery(event))
+                    if len(batch) >= max_events:
+                        yield cursor, batch
+                        batch = []
+            yield cursor, batch
+            if len(page) < PAGE:
+                return
 
     async def _live_batch(self, sub: Subscription, cursor: int, max_events: int,
                           max_delay: float) -> tuple[int, list[Delivery]]:

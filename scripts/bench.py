@@ -219,12 +219,13 @@ class Server:
         self.port = 0
         self.database: LocalPostgres | None = None  # its PostgreSQL, whose CPU counts as the server's
         self.dbname = ""  # its database there
+        self.env: dict[str, str] = {}  # set in its environment
 
     def start(self, timeout: float = 900) -> Server:
         # Generous: on first start runstatus migrates the big database.
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(self.cmd, stdout=log, stderr=log, cwd=ROOT,
-                                         env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                         env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env})
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for line in self.log_path.read_text(errors="replace").splitlines():
@@ -275,9 +276,16 @@ class Server:
                 self.proc.wait()
 
 
+# --server-src: a checkout whose server (and client library) the runstatus servers run instead
+# of this one's, for an A/B of two commits measured by the same benchmark.
+SERVER_PATH: list[str] = []
+
+
 def runstatus_server(name: str, db: pathlib.Path | str, logs: pathlib.Path, *args: str) -> Server:
-    return Server(name, [sys.executable, "-m", "runstatus_server", "serve", "--port", "0", "--db", str(db), *args],
-                  logs / f"{name}.log")
+    server = Server(name, [sys.executable, "-m", "runstatus_server", "serve", "--port", "0", "--db", str(db), *args],
+                    logs / f"{name}.log")
+    server.env = {"PYTHONPATH": os.pathsep.join(SERVER_PATH)} if SERVER_PATH else {}
+    return server
 
 
 DATABASES: list[LocalPostgres] = []  # the PostgreSQL clusters started (their CPU is not "other")
@@ -1482,11 +1490,19 @@ def main() -> None:
     parser.add_argument("--profile-rate", type=int, default=100, help="py-spy samples per second")
     parser.add_argument("--profile-top", type=int, default=15, help="functions listed per table")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--server-src", type=pathlib.Path, default=None, metavar="DIR",
+                        help="run the runstatus servers from this checkout (e.g. a `git worktree` of another "
+                             "commit), for an A/B of two commits by the same benchmark")
     parser.add_argument("--out-md", type=pathlib.Path, default=DOCS / "benchmark.md")
     parser.add_argument("--out-png", type=pathlib.Path, default=DOCS / "benchmark.png")
     parser.add_argument("--keep", action="store_true",
                         help="keep the work directory (logs, databases, results; PostgreSQL's cluster, stopped)")
     args = parser.parse_args()
+    if args.server_src is not None:
+        src = args.server_src.resolve()
+        if not (src / "server" / "runstatus_server").is_dir():
+            parser.error(f"--server-src {src}: no server/runstatus_server in it")
+        SERVER_PATH[:] = [str(src / "server"), str(src / "clients" / "python")]
 
     try:
         args.concurrency = sorted({int(c) for c in args.concurrency.split(",") if c.strip()})

@@ -16,6 +16,7 @@ from __future__ import annotations
 import glob
 import os
 import pwd
+import random
 import shutil
 import signal
 import socket
@@ -61,9 +62,31 @@ def ensure_installed() -> str:
 
 
 def free_port() -> int:
-    with socket.socket() as s:
+    """A loopback port nothing listens on now, chosen below the kernel's ephemeral range. A port
+    the kernel hands out for bind(0) comes from that range, and an outgoing connection (a client,
+    one of PostgreSQL's) can take it as its source port before the listener binds it: CI failed
+    on "Address already in use" that way. Two test processes choosing at once pick at random
+    from 10,000 ports, each checked."""
+    low = _ephemeral_low()
+    for _ in range(200):
+        port = random.randrange(max(1024, low - 10000), low)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as s:  # a machine with no room below its ephemeral range
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def _ephemeral_low() -> int:
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
 
 
 class LocalPostgres:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import pathlib
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -53,11 +53,22 @@ ON_POSTGRES = BACKEND == "postgres"
 _databases: dict[pathlib.Path, str] = {}
 
 
+def postgres_script() -> Any:
+    """scripts/postgres.py as a module (a script, not a package of the project)."""
+    name = "runstatus_scripts_postgres"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, pathlib.Path(__file__).resolve().parent.parent / "scripts" / "postgres.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
 def free_port() -> int:
-    """A loopback port nothing listens on now (for a server's --metrics-port or --web-port)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A loopback port nothing listens on now (for a server's --metrics-port or --web-port),
+    outside the ephemeral range that outgoing connections take theirs from."""
+    return int(postgres_script().free_port())
 
 
 def scrape(metrics_port: int) -> str:

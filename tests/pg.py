@@ -10,31 +10,15 @@ gets a database of its own on it).
 from __future__ import annotations
 
 import atexit
-import importlib.util
-import pathlib
-import sys
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-_SCRIPT = pathlib.Path(__file__).resolve().parent.parent / "scripts" / "postgres.py"
+import harness
 
-
-def _load_script() -> Any:
-    name = "runstatus_scripts_postgres"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, _SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-local_postgres = _load_script()
+local_postgres = harness.postgres_script()
 LocalPostgres = local_postgres.LocalPostgres
 PostgresUnavailable = local_postgres.PostgresUnavailable
 

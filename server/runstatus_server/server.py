@@ -282,6 +282,13 @@ class Server:
 
     async def _sweep_forever(self) -> None:
         stalls = sweeper.Stalls(self.app.leases.lease_us)
+        clock = asyncio.create_task(stalls.watch(), name="stall-watch")
+        try:
+            await self._sweep_passes(stalls)
+        finally:
+            clock.cancel()
+
+    async def _sweep_passes(self, stalls: sweeper.Stalls) -> None:
         while True:
             try:
                 # One server at a time sweeps a database that several share (store.lead).
@@ -290,7 +297,7 @@ class Server:
                 while await self.store.lead():
                     with tracing.span("runstatus.sweep") as span:
                         killed, lost = await self.store.write(
-                            sweeper.sweep, self.classifier, now_us(), batch, stalls.credit_us(now_us()))
+                            sweeper.sweep, self.classifier, now_us(), batch, stalls.credit_us())
                         if span is not None:
                             span.set_attribute("runstatus.runs_killed", killed)
                             span.set_attribute("runstatus.runs_lost", lost)
@@ -307,9 +314,7 @@ class Server:
                 raise
             except Exception:  # noqa: BLE001 - the sweeper must outlive a bad moment of the disk
                 log.exception("sweep failed; trying again")
-            asleep = time.monotonic()
             await asyncio.sleep(self.settings.sweep_seconds)
-            stalls.slept(self.settings.sweep_seconds, time.monotonic() - asleep, now_us())
 
     async def _prune_forever(self) -> None:
         """Retention (pruner.py), while this server leads: a pass every --sweep-seconds, beside

@@ -14,18 +14,14 @@ import contextlib
 import pathlib
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from collections.abc import Iterator
-from concurrent import futures
 from typing import Any
 from urllib.parse import urlencode
 
-import grpc
 import pytest
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
@@ -33,63 +29,13 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 import harness
 from harness import ServerProcess
+from otlp import Receiver, attrs, otel_env, receiver, value  # noqa: F401 - receiver is a fixture
 from runstatus import Client
 from runstatus.v1.status_pb2 import RunStatus
 from runstatus.worker import Worker
 
 SERVER_SERVICE = "runstatus-under-test"
 WORKER_SERVICE = "python-worker-under-test"
-
-
-class Receiver(trace_service_pb2_grpc.TraceServiceServicer):
-    """An OTLP/gRPC trace receiver: every span exported to it, with its service's name."""
-
-    def __init__(self) -> None:
-        self.spans: list[tuple[str, Span]] = []
-        self.exports = 0
-        self._lock = threading.Lock()
-
-    def Export(self, request: trace_service_pb2.ExportTraceServiceRequest,  # noqa: N802
-               context: grpc.ServicerContext) -> trace_service_pb2.ExportTraceServiceResponse:
-        with self._lock:
-            self.exports += 1
-            for resource_spans in request.resource_spans:
-                service = value(resource_spans.resource.attributes, "service.name")
-                for scope in resource_spans.scope_spans:
-                    self.spans += [(service, span) for span in scope.spans]
-        return trace_service_pb2.ExportTraceServiceResponse()
-
-    def of(self, service: str) -> list[Span]:
-        with self._lock:
-            return [span for name, span in self.spans if name == service]
-
-
-def value(attributes: Any, key: str) -> Any:
-    for kv in attributes:
-        if kv.key == key:
-            which = kv.value.WhichOneof("value")
-            return getattr(kv.value, which) if which else None
-    return None
-
-
-def attrs(span: Span) -> dict[str, Any]:
-    return {kv.key: value(span.attributes, kv.key) for kv in span.attributes}
-
-
-@pytest.fixture(scope="module")
-def receiver() -> Iterator[tuple[Receiver, int]]:
-    collector = Receiver()
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(collector, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    yield collector, port
-    server.stop(0)
-
-
-def otel_env(port: int, service: str) -> dict[str, str]:
-    return {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}", "OTEL_SERVICE_NAME": service,
-            "OTEL_BSP_SCHEDULE_DELAY": "50", "OTEL_TRACES_SAMPLER": "parentbased_always_on"}
 
 
 @contextlib.contextmanager

@@ -8,6 +8,7 @@ repository root:
     make bench ARGS="--backends sqlite"                   # without PostgreSQL
     make bench ARGS="--concurrency 1,4,16 --seconds 3 --work-orders 100000"   # quicker
     make bench ARGS="--profile --no-table"                # py-spy profile only
+    make bench ARGS="--profile --no-table --backends postgres"  # the same on PostgreSQL
     make bench ARGS="--soak 600 --no-table"               # memory soak only
 
 What one invocation does:
@@ -1347,19 +1348,22 @@ def parse_collapsed(text: str) -> dict[str, Any]:
     return {"samples": samples, "own": own, "total": total, "kinds": kinds, "waiting": waiting}
 
 
-def run_profile(args: argparse.Namespace, work: pathlib.Path, facts: dict[str, str]) -> None:
+def run_profile(args: argparse.Namespace, work: pathlib.Path, facts: dict[str, str],
+                pg: LocalPostgres | None) -> None:
+    """py-spy on one runstatus process: on SQLite, or on PostgreSQL (`pg`: --backends postgres)."""
     py_spy = shutil.which("py-spy") or str(pathlib.Path(sys.executable).parent / "py-spy")
     files = work / "files"
     files.mkdir(exist_ok=True)
     write_protoset(files / "runstatus.protoset")
-    server = runstatus_server("runstatus-profile", work / "profile.db", work).start()
+    db = pg.create_database("profile") if pg is not None else work / "profile.db"
+    server = runstatus_server("runstatus-profile", db, work).start()
     client = Client(server.address)
     try:
         client.workflow(["main"], wid=CREATE_WORKFLOW)
     finally:
         client.close()
     pid = server.proc.pid  # type: ignore[union-attr]
-    sections = ["## Profile", "", f"`{command_line()}`, {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}", "",
+    sections = ["## Profile" + (" (PostgreSQL)" if pg is not None else ""), "", f"`{command_line()}`, {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}", "",
                 f"Machine: {facts_line(facts)}.", "",
                 f"py-spy {args.profile_rate} Hz on one runstatus process (threads the OS reports running; time in "
                 "C code, such as SQLite and gRPC's Cython layer, shows as own time of the Python function that "
@@ -1539,16 +1543,16 @@ def main() -> None:
     print(f"work directory {work}")
     pg = None
     try:
+        if "postgres" in args.backends and (args.table or (args.profile and "sqlite" not in args.backends)):
+            pg = start_postgres(work)
+            facts["postgresql"] = pg.psql("SHOW server_version").split()[0] + " (fsync on)"
+            print(f"PostgreSQL {facts['postgresql']} in {pg.root}", flush=True)
         if args.table:
-            if "postgres" in args.backends:
-                pg = start_postgres(work)
-                facts["postgresql"] = pg.psql("SHOW server_version").split()[0] + " (fsync on)"
-                print(f"PostgreSQL {facts['postgresql']} in {pg.root}", flush=True)
             run_table(args, work, facts, pg)
         if args.watchers:
             run_watchers(args, work, facts)
         if args.profile:
-            run_profile(args, work, facts)
+            run_profile(args, work, facts, pg if "sqlite" not in args.backends else None)
         if args.soak:
             run_soak(args, work, facts)
     finally:

@@ -5,6 +5,8 @@ import (
 	"crypto/tls"
 	"errors"
 
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
@@ -16,6 +18,8 @@ import (
 // It is safe for concurrent use.
 type Client struct {
 	conn *grpc.ClientConn
+	// tracerProvider is WithTracerProvider's, for Workers' spans; nil: the global one.
+	tracerProvider trace.TracerProvider
 
 	// Classifier classifies an error report as the server would (Classify).
 	Classifier runstatusv1.ClassifierServiceClient
@@ -43,6 +47,9 @@ type options struct {
 	tls         *tls.Config
 	token       string
 	dialOptions []grpc.DialOption
+
+	tracerProvider trace.TracerProvider
+	propagator     propagation.TextMapPropagator
 }
 
 // Option configures Dial.
@@ -67,6 +74,9 @@ func WithDialOptions(opts ...grpc.DialOption) Option {
 // Dial makes a client for the server at address (e.g. "127.0.0.1:50051").
 // Its calls retry UNAVAILABLE (up to 5 attempts) and its mutating requests
 // without a request_id get one (FillRequestID), so a retry is done once.
+// Each call carries the current span's W3C trace context, as a CLIENT span's
+// (OpenTelemetry's otelgrpc; see WithTracerProvider): with no tracer provider
+// set and no span current, the spans are no-ops and nothing is sent.
 // No I/O happens yet: the connection is made on the first RPC, and an RPC on
 // an unreachable server fails with codes.Unavailable. ctx is checked for
 // cancellation before the client is made.
@@ -90,15 +100,20 @@ func Dial(ctx context.Context, address string, opts ...Option) (*Client, error) 
 	if o.token != "" {
 		dialOptions = append(dialOptions, grpc.WithPerRPCCredentials(bearerToken{token: o.token, secure: o.tls != nil}))
 	}
+	dialOptions = append(dialOptions, o.tracingDialOption())
 	dialOptions = append(dialOptions, o.dialOptions...)
 	conn, err := grpc.NewClient(address, dialOptions...)
 	if err != nil {
 		return nil, err
 	}
-	return New(conn), nil
+	c := New(conn)
+	c.tracerProvider = o.tracerProvider
+	return c, nil
 }
 
-// New wraps a connection made elsewhere. Close closes it.
+// New wraps a connection made elsewhere. Close closes it. Its calls carry
+// trace context only if the connection was made with otelgrpc's client stats
+// handler; its Workers' spans are the global tracer provider's.
 func New(conn *grpc.ClientConn) *Client {
 	return &Client{
 		conn:       conn,

@@ -32,6 +32,16 @@
 // request id. ReportOf and StepError say how an error is reported (name,
 // subtype, severity).
 //
+// # Traces
+//
+// Every call carries the current span's W3C trace context through
+// OpenTelemetry's gRPC instrumentation (otelgrpc's client stats handler, which
+// Dial installs): a CLIENT span per call, whose child a server started with
+// --otel makes its own span of the call. The Worker makes a span per run and
+// per step; see Worker. The spans belong to OpenTelemetry's global tracer
+// provider, or to WithTracerProvider's. Until a provider is set they are
+// no-ops and nothing is sent.
+//
 // # Watching
 //
 // Client.Watch is an iterator over the event log (iter.Seq2) that resumes from

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -62,6 +64,14 @@ type RunOutcome struct {
 //
 // Register steps and conditions before running. A Worker executes one run at
 // a time; run several Workers for more.
+//
+// Each run is an OpenTelemetry span ("run <workflow id>") and each step a span
+// beneath it ("step <step id>"), current while the step's calls (heartbeats
+// included) are made and in the StepFunc's ctx. A failed step's span has its
+// error and the server's classification (runstatus.classification.status,
+// .error_type, .rule, .aborts_run) and the status ERROR; the run's span ends
+// with runstatus.run_status, in ERROR unless the run succeeded or was
+// cancelled. With no tracer provider set they are no-ops.
 type Worker struct {
 	client *Client
 	// ID names the worker to the server (ClaimRuns' worker_id).
@@ -73,6 +83,9 @@ type Worker struct {
 	// Logger receives what the worker notes (a failed heartbeat, a run the
 	// server ended); nil: slog.Default().
 	Logger *slog.Logger
+	// TracerProvider makes the run and step spans; nil: the client's
+	// (WithTracerProvider), else OpenTelemetry's global provider.
+	TracerProvider trace.TracerProvider
 
 	steps      map[string]StepFunc
 	conditions map[string]Condition
@@ -154,19 +167,40 @@ var errEnded = errors.New("the run was ended by the server")
 // heartbeats it, completes it. A run the server ended meanwhile (cancelled,
 // killed by a timeout, lost) ends early, with the status the server gave it.
 func (w *Worker) Execute(ctx context.Context, lease *Lease) (RunOutcome, error) {
+	run := lease.Claimed().GetRun()
+	ctx, span := workerTracer(w.TracerProvider, w.client).Start(ctx, "run "+run.GetWorkflowId(), trace.WithAttributes(
+		attribute.String("runstatus.run_id", run.GetId()),
+		attribute.String("runstatus.work_order_id", run.GetWorkOrderId()),
+		attribute.String("runstatus.project_id", run.GetProjectId()),
+		attribute.String("runstatus.workflow_id", run.GetWorkflowId()),
+		attribute.Int("runstatus.workflow_version", int(run.GetWorkflowVersion())),
+		attribute.Int("runstatus.run_number", int(run.GetNumber())),
+		attribute.String("runstatus.worker_id", w.ID),
+	))
+	outcome, err := w.executeIn(ctx, span, lease)
+	runEnded(span, outcome.Status, err)
+	return outcome, err
+}
+
+// executeIn is Execute inside the run's span.
+func (w *Worker) executeIn(ctx context.Context, span trace.Span, lease *Lease) (RunOutcome, error) {
 	outcome := RunOutcome{RunID: lease.RunID(), Status: lease.Claimed().GetRun().GetStatus()}
 	stepCtx, stopSteps := context.WithCancelCause(ctx)
 	defer stopSteps(nil)
 	var stopAsked atomic.Bool
+	// The span a heartbeat is made in: the running step's, else the run's.
+	var current atomic.Pointer[trace.SpanContext]
+	runSpan := span.SpanContext()
+	current.Store(&runSpan)
 	beating, stopBeating := context.WithCancel(ctx)
 	beaten := make(chan struct{})
 	go func() {
 		defer close(beaten)
-		w.heartbeat(beating, lease, func() { stopAsked.Store(true); stopSteps(ErrStopped) })
+		w.heartbeat(beating, lease, current.Load, func() { stopAsked.Store(true); stopSteps(ErrStopped) })
 	}()
 	defer func() { stopBeating(); <-beaten }()
 
-	final, err := w.execute(ctx, stepCtx, lease, stopAsked.Load, &outcome)
+	final, err := w.execute(ctx, stepCtx, lease, stopAsked.Load, &outcome, &current)
 	if err == nil {
 		outcome.Status = final
 		return outcome, nil
@@ -186,13 +220,9 @@ func (w *Worker) Execute(ctx context.Context, lease *Lease) (RunOutcome, error) 
 // execute is the run loop: it returns the run's final status, or an error
 // (errEnded or FAILED_PRECONDITION when the server ended the run).
 func (w *Worker) execute(ctx, stepCtx context.Context, lease *Lease, stopAsked func() bool,
-	outcome *RunOutcome) (runstatusv1.RunStatus, error) {
+	outcome *RunOutcome, current *atomic.Pointer[trace.SpanContext]) (runstatusv1.RunStatus, error) {
 	if _, err := lease.StartRun(ctx); err != nil {
 		return 0, err
-	}
-	type branch struct {
-		stepID, previousStepRunID string
-		state                     map[string]any
 	}
 	claimed := lease.Claimed()
 	input := claimed.GetInput().AsMap()
@@ -215,25 +245,8 @@ func (w *Worker) execute(ctx, stepCtx context.Context, lease *Lease, stopAsked f
 		}
 		b := queue[0]
 		queue = queue[1:]
-		started, err := lease.StartStep(ctx, b.stepID, b.previousStepRunID)
-		if err != nil {
-			return 0, err
-		}
-		stepRunID := started.GetStepRun().GetId()
 		outcome.Executed = append(outcome.Executed, b.stepID)
-
-		state, output, failure := w.invoke(stepCtx, b.stepID, maps.Clone(b.state))
-		if stopAsked() {
-			return 0, errEnded // the server takes no report any more
-		}
-		var report *runstatusv1.ErrorReport
-		if failure != nil {
-			report = ReportOf(failure)
-			state = make(map[string]any, len(b.state)+1)
-			maps.Copy(state, b.state)
-			state["error"] = map[string]any{"name": report.GetName(), "message": report.GetMessage()}
-		}
-		answer, err := lease.CompleteStep(ctx, stepRunID, output, report)
+		answer, state, err := w.step(ctx, stepCtx, lease, b, stopAsked, current)
 		if err != nil {
 			return 0, err
 		}
@@ -242,7 +255,7 @@ func (w *Worker) execute(ctx, stepCtx context.Context, lease *Lease, stopAsked f
 		}
 		holds := func(e *runstatusv1.Edge) bool { return w.holds(e, state) }
 		for _, target := range nextSteps(claimed.GetWorkflow(), answer.GetStepRun(), holds) {
-			queue = append(queue, branch{target, stepRunID, state})
+			queue = append(queue, branch{target, answer.GetStepRun().GetId(), state})
 		}
 	}
 	answer, err := lease.CompleteRun(ctx, nil)
@@ -250,6 +263,53 @@ func (w *Worker) execute(ctx, stepCtx context.Context, lease *Lease, stopAsked f
 		return 0, err
 	}
 	return answer.GetRun().GetStatus(), nil
+}
+
+// branch is a step to execute, reached from previousStepRunID (empty: a
+// root), with the state passed on to it.
+type branch struct {
+	stepID, previousStepRunID string
+	state                     map[string]any
+}
+
+// step executes one step in a span of its own: starts it, runs its function,
+// reports how it ended. It returns the server's answer and the state to pass
+// on, or an error (errEnded when the server said to stop meanwhile).
+func (w *Worker) step(ctx, stepCtx context.Context, lease *Lease, b branch, stopAsked func() bool,
+	current *atomic.Pointer[trace.SpanContext]) (*runstatusv1.CompleteStepResponse, map[string]any, error) {
+	ctx, span := workerTracer(w.TracerProvider, w.client).Start(ctx, "step "+b.stepID, trace.WithAttributes(
+		attribute.String("runstatus.run_id", lease.RunID()), attribute.String("runstatus.step_id", b.stepID)))
+	defer span.End()
+	stepSpan := span.SpanContext()
+	runSpan := current.Swap(&stepSpan)
+	defer current.Store(runSpan)
+
+	started, err := lease.StartStep(ctx, b.stepID, b.previousStepRunID)
+	if err != nil {
+		return nil, nil, err
+	}
+	stepRunID := started.GetStepRun().GetId()
+	span.SetAttributes(attribute.String("runstatus.step_run_id", stepRunID))
+
+	state, output, failure := w.invoke(trace.ContextWithSpan(stepCtx, span), b.stepID, maps.Clone(b.state))
+	if stopAsked() {
+		return nil, nil, errEnded // the server takes no report any more
+	}
+	var report *runstatusv1.ErrorReport
+	if failure != nil {
+		report = ReportOf(failure)
+		state = make(map[string]any, len(b.state)+1)
+		maps.Copy(state, b.state)
+		state["error"] = map[string]any{"name": report.GetName(), "message": report.GetMessage()}
+	}
+	answer, err := lease.CompleteStep(ctx, stepRunID, output, report)
+	if failure != nil {
+		stepFailed(span, report, answer.GetClassification()) // no classification if the report failed
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return answer, state, nil
 }
 
 // invoke runs the step's function: the state it passes on and its output, or
@@ -289,8 +349,9 @@ func (w *Worker) holds(e *runstatusv1.Edge, state map[string]any) bool {
 }
 
 // heartbeat beats until ctx is done or the server says stop (then it calls
-// stop and returns). A failed beat is logged and retried at the next one.
-func (w *Worker) heartbeat(ctx context.Context, lease *Lease, stop func()) {
+// stop and returns), each beat in the span in() names (the running step's). A
+// failed beat is logged and retried at the next one.
+func (w *Worker) heartbeat(ctx context.Context, lease *Lease, in func() *trace.SpanContext, stop func()) {
 	ticker := time.NewTicker(lease.HeartbeatInterval())
 	defer ticker.Stop()
 	for {
@@ -299,7 +360,7 @@ func (w *Worker) heartbeat(ctx context.Context, lease *Lease, stop func()) {
 			return
 		case <-ticker.C:
 		}
-		answer, err := lease.Heartbeat(ctx)
+		answer, err := lease.Heartbeat(trace.ContextWithSpanContext(ctx, *in()))
 		if err != nil {
 			if ctx.Err() == nil {
 				w.logger().Warn("heartbeat failed", "run_id", lease.RunID(), "error", err)

@@ -26,6 +26,7 @@ import io.grpc.ManagedChannelBuilder;
 import io.grpc.Metadata;
 import io.grpc.MethodDescriptor;
 import io.grpc.TlsChannelCredentials;
+import io.opentelemetry.api.OpenTelemetry;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -59,6 +60,11 @@ import java.util.regex.Pattern;
  * {@code request_id} is empty gets a new one ({@link RequestIdInterceptor}), so the server does a
  * retried request once. A default deadline, if set, applies to unary calls only: a watch is meant
  * to stay open. {@link #watch} gives a watch that resumes from its cursor after a disconnect.
+ *
+ * <p>Given an OpenTelemetry instance ({@link Builder#openTelemetry}), every call is traced by
+ * OpenTelemetry's gRPC instrumentation and carries the W3C {@code traceparent} of its span, a child
+ * of the current span, so the server's span of the call (a server started with {@code --otel})
+ * is in the caller's trace; a {@link Worker} on the client makes a span per run and per step.
  */
 public final class RunstatusClient implements AutoCloseable {
   /** The {@code authorization} request header. */
@@ -89,9 +95,12 @@ public final class RunstatusClient implements AutoCloseable {
   private final TokenServiceGrpc.TokenServiceBlockingStub tokens;
   private final NotificationServiceGrpc.NotificationServiceBlockingStub notifications;
   private final StatsServiceGrpc.StatsServiceBlockingStub stats;
+  // Null unless tracing: only then is an OpenTelemetry class loaded (the dependency is optional).
+  private final OpenTelemetry openTelemetry;
 
-  private RunstatusClient(ManagedChannel channel, List<ClientInterceptor> interceptors) {
+  private RunstatusClient(ManagedChannel channel, List<ClientInterceptor> interceptors, OpenTelemetry openTelemetry) {
     this.channel = channel;
+    this.openTelemetry = openTelemetry;
     this.intercepted = ClientInterceptors.intercept(channel, interceptors);
     this.classifier = ClassifierServiceGrpc.newBlockingStub(intercepted);
     this.workflows = WorkflowServiceGrpc.newBlockingStub(intercepted);
@@ -308,6 +317,11 @@ public final class RunstatusClient implements AutoCloseable {
     return channel;
   }
 
+  /** The OpenTelemetry instance the client traces with (its Worker too); null: none. */
+  OpenTelemetry openTelemetry() {
+    return openTelemetry;
+  }
+
   /** Shuts the channel down, waiting up to 5 seconds for calls in flight. */
   @Override
   public void close() {
@@ -483,6 +497,7 @@ public final class RunstatusClient implements AutoCloseable {
     private String bearerToken;
     private Duration defaultDeadline;
     private boolean retries = true;
+    private OpenTelemetry openTelemetry;
     private final List<ClientInterceptor> interceptors = new ArrayList<>();
 
     private Builder(String address) {
@@ -557,6 +572,22 @@ public final class RunstatusClient implements AutoCloseable {
     }
 
     /**
+     * Traces every call with this OpenTelemetry instance (OpenTelemetry's gRPC instrumentation: a
+     * client span per call, child of the current span, its W3C {@code traceparent} sent with the
+     * call), and a {@link Worker} on the client makes a span per run and per step. Needs
+     * opentelemetry-api and io.opentelemetry.instrumentation:opentelemetry-grpc-1.6 on the
+     * classpath (optional dependencies of the client); without this call none of their classes is
+     * loaded.
+     *
+     * @param openTelemetry e.g. the SDK your program built, or {@code GlobalOpenTelemetry.get()}; null: no tracing
+     * @return this builder
+     */
+    public Builder openTelemetry(OpenTelemetry openTelemetry) {
+      this.openTelemetry = openTelemetry;
+      return this;
+    }
+
+    /**
      * Another interceptor, run after the client's own (it sees the token and the request id).
      *
      * @param interceptor the interceptor
@@ -593,7 +624,11 @@ public final class RunstatusClient implements AutoCloseable {
         all.add(new BearerTokenInterceptor(bearerToken));
       }
       all.add(new RequestIdInterceptor());
-      return new RunstatusClient(channel.build(), all);
+      if (openTelemetry != null) {
+        // Last, so it runs first: its span covers the whole call, retries included.
+        all.add(Tracing.clientInterceptor(openTelemetry));
+      }
+      return new RunstatusClient(channel.build(), all, openTelemetry);
     }
   }
 }

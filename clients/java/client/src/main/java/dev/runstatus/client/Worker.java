@@ -3,6 +3,7 @@ package dev.runstatus.client;
 import com.google.protobuf.Struct;
 import com.google.protobuf.Value;
 import dev.runstatus.v1.ClaimedRun;
+import dev.runstatus.v1.Classification;
 import dev.runstatus.v1.CompleteStepResponse;
 import dev.runstatus.v1.Edge;
 import dev.runstatus.v1.ErrorReport;
@@ -50,6 +51,14 @@ import java.util.logging.Logger;
  * <p>When a heartbeat answers {@code stop} (the run was cancelled, or ended otherwise), the thread
  * running the step is interrupted and {@link StepContext#stopRequested} turns true; the worker
  * starts no further step, and the run's outcome is its status on the server.
+ *
+ * <p>When its client traces ({@link RunstatusClient.Builder#openTelemetry}), the worker makes a
+ * span per run ("run WORKFLOW") and per step ("step STEP", a child of the run's), as the Python
+ * client's Worker does; each is current while its calls are made (and while the step function
+ * runs), so the server's spans of those calls are beneath it. A step's error is recorded on its
+ * span (the exception, status ERROR, and the server's classification as
+ * {@code runstatus.classification.*}); a run's span ends with {@code runstatus.run_status}, in
+ * error unless the run succeeded or was cancelled.
  *
  * <p>A Worker runs one run at a time on the calling thread; use one Worker per thread for more.
  */
@@ -148,6 +157,7 @@ public final class Worker {
   private final Map<String, StepFunction> steps = new ConcurrentHashMap<>();
   private final Map<String, Condition> conditions = new ConcurrentHashMap<>();
   private final CountDownLatch stopped = new CountDownLatch(1);
+  private final Traces traces;
 
   /**
    * A worker named "java-worker" claiming runs of any project the caller may see.
@@ -169,6 +179,8 @@ public final class Worker {
     this.client = Objects.requireNonNull(client, "client");
     this.workerId = Objects.requireNonNull(workerId, "workerId");
     this.projectId = Objects.requireNonNull(projectId, "projectId");
+    // Tracing (an OpenTelemetry class) is loaded only when the client traces.
+    this.traces = client.openTelemetry() == null ? Traces.NONE : new Tracing(client.openTelemetry());
   }
 
   /**
@@ -271,19 +283,22 @@ public final class Worker {
     Thread beats = new Thread(heartbeat, "heartbeat-" + lease.runId().substring(0, Math.min(8, lease.runId().length())));
     beats.setDaemon(true);
     beats.start();
-    try {
-      lease.startRun();
-      status = executeSteps(lease, claimed, gate, executed);
-      if (status == null) {
-        status = lease.completeRun().getRun().getStatus();
+    try (Traces.Current span = traces.run(claimed, workerId)) {
+      try {
+        lease.startRun();
+        status = executeSteps(lease, claimed, gate, executed);
+        if (status == null) {
+          status = lease.completeRun().getRun().getStatus();
+        }
+      } catch (StopAsked e) {
+        status = endedByServer(lease, e.getMessage());
+      } catch (StatusRuntimeException e) {
+        if (e.getStatus().getCode() != Status.Code.FAILED_PRECONDITION) {
+          throw e;
+        }
+        status = endedByServer(lease, e.getStatus().getDescription());
       }
-    } catch (StopAsked e) {
-      status = endedByServer(lease, e.getMessage());
-    } catch (StatusRuntimeException e) {
-      if (e.getStatus().getCode() != Status.Code.FAILED_PRECONDITION) {
-        throw e;
-      }
-      status = endedByServer(lease, e.getStatus().getDescription());
+      span.runEnded(status);
     } finally {
       heartbeat.stop();
     }
@@ -307,24 +322,35 @@ public final class Worker {
         throw new StopAsked();
       }
       Branch branch = queue.removeFirst();
-      String stepRunId = lease.startStep(branch.stepId(), branch.previousStepRunId()).getStepRun().getId();
-      executed.add(branch.stepId());
-      Struct output = null;
-      ErrorReport error = null;
+      String stepRunId;
       Struct state;
-      try {
-        StepFunction function = steps.get(branch.stepId());
-        if (function == null) {
-          throw new UnregisteredStepException("no function is registered for step '" + branch.stepId() + "'");
+      CompleteStepResponse answer;
+      try (Traces.Current span = traces.step(lease.runId(), branch.stepId())) {
+        stepRunId = lease.startStep(branch.stepId(), branch.previousStepRunId()).getStepRun().getId();
+        span.stepRun(stepRunId);
+        executed.add(branch.stepId());
+        Struct output = null;
+        ErrorReport error = null;
+        Throwable thrown = null;
+        try {
+          StepFunction function = steps.get(branch.stepId());
+          if (function == null) {
+            throw new UnregisteredStepException("no function is registered for step '" + branch.stepId() + "'");
+          }
+          Struct result = invoke(function, new StepContext(lease, branch.stepId(), stepRunId, branch.state(), gate), gate);
+          state = output = result != null ? result : branch.state();
+        } catch (Throwable e) { // the server classifies every error, OutOfMemoryError among them
+          error = ErrorReports.of(e, e instanceof UnregisteredStepException
+              ? ErrorSource.ERROR_SOURCE_RUNTIME : ErrorSource.ERROR_SOURCE_JOB);
+          state = withError(branch.state(), error);
+          thrown = e;
         }
-        Struct result = invoke(function, new StepContext(lease, branch.stepId(), stepRunId, branch.state(), gate), gate);
-        state = output = result != null ? result : branch.state();
-      } catch (Throwable e) { // the server classifies every error, OutOfMemoryError among them
-        error = ErrorReports.of(e, e instanceof UnregisteredStepException
-            ? ErrorSource.ERROR_SOURCE_RUNTIME : ErrorSource.ERROR_SOURCE_JOB);
-        state = withError(branch.state(), error);
+        answer = lease.completeStep(stepRunId, output, error);
+        if (thrown != null) {
+          Classification classification = answer.hasClassification() ? answer.getClassification() : null;
+          span.stepFailed(thrown, error, classification);
+        }
       }
-      CompleteStepResponse answer = lease.completeStep(stepRunId, output, error);
       if (answer.getRunStatus() != RunStatus.RUN_STATUS_RUNNING) {
         return answer.getRunStatus(); // an abort ended the run at once
       }

@@ -122,6 +122,63 @@ def test_a_write_is_visible_once_answered_and_a_raising_write_changes_nothing(db
     run(main())
 
 
+def test_writes_waiting_together_commit_together_and_each_fails_alone(db: str) -> None:
+    """Group commit: writes that wait while the writer thread is busy commit in one
+    transaction, each in a savepoint. One that raises is undone alone (its rows, its events, its
+    hooks), and the rest commit. One whose statement fails (a key taken) fails the group's
+    transaction: the writes then run one by one, and only that one is refused."""
+    held = threading.Event()
+    release = threading.Event()
+    hooks: list[str] = []
+
+    def blocker(tx: PostgresTx) -> None:
+        held.set()
+        release.wait(30)
+
+    def ok(tx: PostgresTx, key: str) -> str:
+        insert(tx, key)
+        tx.append_event(Event(project_id="p", work_order_id=key))
+        tx.after_commit(lambda: hooks.append(key))
+        return key
+
+    def raises(tx: PostgresTx, key: str) -> None:
+        ok(tx, key)
+        raise FailedPrecondition("refused", reason=ErrorReason.ERROR_REASON_RUN_ENDED)
+
+    async def group(store: PostgresStore, writes: list[Coroutine[Any, Any, Any]]) -> list[Any]:
+        held.clear()
+        release.clear()
+        blocking = asyncio.ensure_future(store.write(blocker))
+        await asyncio.to_thread(held.wait, 30)  # the one writer thread is busy: the rest wait together
+        waiting = [asyncio.ensure_future(w) for w in writes]
+        await asyncio.sleep(0.05)
+        release.set()
+        await blocking
+        return await asyncio.gather(*waiting, return_exceptions=True)
+
+    async def main() -> None:
+        store = await started(db, writers=1)
+        sizes: list[int] = []
+        store.add_commit_size_listener(sizes.append)
+        first = await group(store, [store.write(ok, f"a{i}") for i in range(4)] + [store.write(raises, "bad")]
+                            + [store.write(ok, f"b{i}") for i in range(4)])
+        assert first[:4] == [f"a{i}" for i in range(4)] and first[5:] == [f"b{i}" for i in range(4)]
+        assert isinstance(first[4], FailedPrecondition)
+        assert sizes == [1, 8]  # the blocker alone, then eight writes in one COMMIT
+        assert "bad" not in probe_rows(db) and sorted(hooks) == sorted(first[:4] + first[5:])
+        events = await store.scan(lambda tx: tx.events_after(0, "p", 100))
+        assert [e.work_order_id for e in events] == [*first[:4], *first[5:]]  # in order, none of bad's
+
+        sizes.clear()
+        second = await group(store, [store.write(ok, "c0"), store.write(insert, "a0"), store.write(ok, "c1")])
+        assert second[0] == "c0" and second[2] == "c1" and isinstance(second[1], StorageError)
+        assert sizes == [1, 1, 1]  # the blocker, then c0 and c1 each alone
+        assert {"c0", "c1"} <= probe_rows(db)
+        await store.close()
+
+    run(main())
+
+
 def test_a_refusal_that_keeps_its_changes_commits_then_reaches_the_caller(db: str) -> None:
     hooks: list[str] = []
 

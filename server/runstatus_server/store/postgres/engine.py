@@ -3,11 +3,16 @@ writes are mapped in rows.py, its schema in migrations.py, its advisory locks in
 contract it keeps, in store/base.py.)
 
 The domain code reads and writes through a synchronous `Tx`, so every unit of work runs on a
-thread of its own, with a connection from a psycopg pool, in the caller's context (auth reads
-who is asking from a ContextVar). A write is one transaction: it commits (synchronous_commit
-on, so the COMMIT is durable when it returns) before its after-commit hooks run on the event
-loop, then its caller is answered, then the commit listeners hear of it. A write that raises
-is rolled back, and its caller gets the exception. Writers of the same rows take turns through row locks (rows.py); a
+thread, with a connection from a psycopg pool, in the caller's context (auth reads who is
+asking from a ContextVar). Writes commit in groups (group commit, as SQLite's): the writes
+waiting when a writer thread is free run in one transaction, each in a savepoint of its own,
+so one that raises is undone alone and its caller gets the exception. The group commits
+(synchronous_commit on, so the COMMIT is durable when it returns) before its after-commit
+hooks run on the event loop, then its callers are answered, then the commit listeners hear
+of it. A group costs the database one BEGIN, one event append and one COMMIT (with its WAL
+flush), and this process one connection, one pipeline and one round trip, however many writes
+it holds. A group that loses a race or hits a failed statement is run again one write per
+transaction, so that nothing one write does can fail another. Writers of the same rows take turns through row locks (rows.py); a
 write that lost a race (a deadlock, a serialization failure, a key another writer inserted
 first, a row changed since it was read) is tried again from the start, a few times.
 
@@ -31,6 +36,7 @@ as for any lost connection, and a retry with the same request_id finds the answe
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextvars
 import logging
 import random
@@ -66,6 +72,10 @@ POOL_TIMEOUT_S = 5.0  # how long a unit of work waits for a connection before St
 # within a second or two of the database, however long it was gone.
 RECONNECT_TIMEOUT_S = 2.0
 WRITE_ATTEMPTS = 6  # a write that keeps losing races is refused (StorageBusy) after this many tries
+# At most this many writes commit together: each is a subtransaction (its savepoint), and
+# PostgreSQL keeps 64 of a transaction's subtransactions in shared memory before it must
+# look them up on disk, for every snapshot that sees the transaction in progress.
+MAX_GROUP = 32
 # Every connection: durable commits, and bounded waits for locks and for idle transactions.
 OPTIONS = (f"-c synchronous_commit=on -c lock_timeout={BUSY_TIMEOUT_MS} "
            "-c idle_in_transaction_session_timeout=60000")
@@ -117,6 +127,18 @@ def _storage_error(e: BaseException, doing: str = "written") -> StorageError:
 
 
 @dataclass
+class _Write:
+    """A write waiting for a writer thread: its job, in its caller's context, and its answer."""
+
+    job: Callable[[PostgresTx], Any]
+    context: contextvars.Context
+    answer: asyncio.Future[Any]
+
+    def run(self, tx: PostgresTx) -> Any:
+        return self.context.run(self.job, tx)
+
+
+@dataclass
 class _Outcome:
     """What a write did, handed from its thread to the loop."""
 
@@ -142,7 +164,11 @@ class PostgresStore:
         self._write_pool: ConnectionPool[psycopg.Connection[Any]] | None = None
         self._read_pool: ConnectionPool[psycopg.Connection[Any]] | None = None
         self._listeners: list[Callable[[], None]] = []
+        self._size_listeners: list[Callable[[int], None]] = []
         self._in_flight = 0  # writes begun and not yet answered
+        self._waiting: collections.deque[_Write] = collections.deque()  # writes no writer thread has taken
+        self._committers = 0  # writer threads taking groups from _waiting
+        self._waiting_lock = threading.Lock()
         self._idle: asyncio.Event | None = None
         self._closing = False
         # Cross-server wake-ups: this store's NOTIFYs carry its origin, and its listener skips them
@@ -246,7 +272,8 @@ class PostgresStore:
         self._listeners.append(listener)
 
     def add_commit_size_listener(self, listener: Callable[[int], None]) -> None:
-        """Nothing to tell: each write commits alone."""
+        """Called on the event loop with the number of writes of each COMMIT (group commit)."""
+        self._size_listeners.append(listener)
 
     def _tell_listeners(self) -> None:
         for listener in self._listeners:
@@ -362,19 +389,60 @@ class PostgresStore:
         if self._closing or self._write_pool is None or self._idle is None:
             raise StoreClosing("the server is shutting down")
         loop = asyncio.get_running_loop()
-        # The caller's context (who is asking: see auth.py) goes with the write.
-        context = contextvars.copy_context()
-        answer: asyncio.Future[T] = loop.create_future()
+        # The caller's context (who is asking: see auth.py) goes with the write. Its outcome is
+        # handled by the store, not by the caller: a caller cancelled meanwhile (its deadline)
+        # must not keep the hooks of a write that committed from running.
+        write = _Write(lambda tx: fn(tx, *args, **kwargs), contextvars.copy_context(), loop.create_future())
         self._in_flight += 1
         self._idle.clear()
-        job = loop.run_in_executor(self._writers, context.run, self._write_now, lambda tx: fn(tx, *args, **kwargs))
-        # The outcome is handled here, not by the caller: a caller cancelled meanwhile (its
-        # deadline) must not keep the hooks of a write that committed from running.
-        job.add_done_callback(lambda done: self._written(done, answer))
-        return await answer
+        with self._waiting_lock:
+            self._waiting.append(write)
+            start = self._committers < self._writer_count
+            if start:
+                self._committers += 1
+        if start:
+            loop.run_in_executor(self._writers, self._commit_groups, loop)
+        return await write.answer  # type: ignore[no-any-return]
+
+    def _commit_groups(self, loop: asyncio.AbstractEventLoop) -> None:
+        """A writer thread: commits the waiting writes, a group at a time, until none wait."""
+        while True:
+            with self._waiting_lock:
+                if not self._waiting:
+                    self._committers -= 1
+                    return
+                group = [self._waiting.popleft() for _ in range(min(len(self._waiting), MAX_GROUP))]
+            try:
+                outcomes, commits = self._write_group(group)
+            except BaseException as e:  # noqa: BLE001 - every caller must hear, whatever happened
+                outcomes, commits = [_Outcome(error=_storage_error(e)) for _ in group], []
+            loop.call_soon_threadsafe(self._written, group, outcomes, commits)
+
+    def _write_group(self, group: list[_Write]) -> tuple[list[_Outcome], list[int]]:
+        """The group in one transaction, or, if that cannot be, each write in one of its own:
+        each write's outcome, and the number of writes of each COMMIT."""
+        assert self._write_pool is not None
+        if len(group) > 1:
+            try:
+                with self._write_pool.connection() as conn:
+                    try:
+                        outcomes = self._group_transaction(conn, group, self._origin, self._cache)
+                        together = sum(o.committed for o in outcomes)
+                        return outcomes, [together] if together else []
+                    except (psycopg.Error, WriteConflict) as e:
+                        if conn.broken:  # perhaps during its COMMIT: whether it committed is unknown
+                            log.warning("write refused: %s", e)
+                            return [_Outcome(error=_storage_error(e)) for _ in group], []
+                        if getattr(e, "sqlstate", None) == "40001":  # perhaps what it took from the cache changed
+                            self._cache.clear()
+            except psycopg.Error as e:  # no connection to be had
+                log.warning("write refused: %s", e)
+                return [_Outcome(error=_storage_error(e)) for _ in group], []
+        outcomes = [self._write_now(write.run) for write in group]
+        return outcomes, [1 for o in outcomes if o.committed]
 
     def _write_now(self, job: Callable[[PostgresTx], Any]) -> _Outcome:
-        """Runs one write in a transaction of its own, on a writer thread; never raises."""
+        """Runs one write in a transaction of its own; never raises."""
         assert self._write_pool is not None
         for attempt in range(1, WRITE_ATTEMPTS + 1):
             try:
@@ -429,26 +497,69 @@ class PostgresStore:
             return _Outcome(error=StorageUnavailable("the database cannot be written right now: a statement failed"))
         return _Outcome(result=result, committed=True, hooks=tx.committed_hooks)
 
-    def _written(self, done: asyncio.Future[_Outcome], answer: asyncio.Future[Any]) -> None:
-        """On the loop, once a write's thread is done: its hooks, its caller, the listeners."""
-        self._in_flight -= 1
+    @staticmethod
+    def _group_transaction(conn: psycopg.Connection[Any], group: list[_Write], origin: str,
+                           cache: WriteCache) -> list[_Outcome]:
+        """The group's writes in one transaction, each in a savepoint (sent in the pipeline
+        with its statements: no round trip of its own); one that raises its own exception is
+        rolled back to its savepoint, alone. Raises psycopg errors and WriteConflict (the whole
+        transaction rolled back) for the caller to run the writes one by one."""
+        tx = PostgresTx(conn, writing=True, cache=cache)
+        outcomes: list[_Outcome] = []
+        try:
+            with conn.pipeline() as pipeline:
+                tx.pipeline = pipeline
+                for write in group:
+                    conn.execute("SAVEPOINT one_write")
+                    tx.committed_hooks = []
+                    mark = tx.mark()
+                    try:
+                        result = write.run(tx)
+                    except (psycopg.Error, WriteConflict):
+                        raise
+                    except BaseException as e:  # noqa: BLE001 - its caller gets its own error
+                        conn.execute("ROLLBACK TO SAVEPOINT one_write")
+                        tx.undo_to(mark)
+                        outcomes.append(_Outcome(error=e))
+                        continue
+                    outcomes.append(_Outcome(result=result, committed=True, hooks=tx.committed_hooks))
+                if conn.info.transaction_status != pq.TransactionStatus.INERROR:
+                    tx.finish(origin)
+                    conn.commit()
+        except (psycopg.Error, WriteConflict):
+            conn.rollback()
+            raise
+        if conn.info.transaction_status == pq.TransactionStatus.INERROR:
+            # A write swallowed a failed statement: not knowing whose, each runs alone.
+            conn.rollback()
+            raise WriteConflict("a statement of the group failed")
+        return outcomes
+
+    def _written(self, group: list[_Write], outcomes: list[_Outcome], commits: list[int]) -> None:
+        """On the loop, once a group is done: each write's hooks and caller, then the listeners."""
+        for size in commits:
+            for size_listener in self._size_listeners:
+                try:
+                    size_listener(size)
+                except Exception:  # noqa: BLE001
+                    log.exception("a commit size listener failed")
+        self._in_flight -= len(group)
         if self._in_flight == 0 and self._idle is not None:
             self._idle.set()
-        error = done.exception()
-        outcome = _Outcome(error=_storage_error(error)) if error is not None else done.result()
-        if outcome.committed:
-            # A hook that raises must neither keep its write waiting nor stop the others.
-            for hook in outcome.hooks:
-                try:
-                    hook()
-                except Exception:  # noqa: BLE001
-                    log.exception("an after-commit hook failed")
-        if not answer.done():
-            if outcome.error is not None:
-                answer.set_exception(outcome.error)
-            else:
-                answer.set_result(outcome.result)
-        if outcome.committed:
+        for write, outcome in zip(group, outcomes):
+            if outcome.committed:
+                # A hook that raises must neither keep its write waiting nor stop the others.
+                for hook in outcome.hooks:
+                    try:
+                        hook()
+                    except Exception:  # noqa: BLE001
+                        log.exception("an after-commit hook failed")
+            if not write.answer.done():
+                if outcome.error is not None:
+                    write.answer.set_exception(outcome.error)
+                else:
+                    write.answer.set_result(outcome.result)
+        if any(outcome.committed for outcome in outcomes):
             self._tell_listeners()
 
     # --- reads ------------------------------------------------------------------------

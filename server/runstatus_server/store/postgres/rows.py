@@ -86,6 +86,15 @@ class PostgresTx(Rows):
         """Whether this transaction appended an event (its commit must wake the watchers)."""
         return bool(self._events)
 
+    def mark(self) -> int:
+        """Where this transaction's appended events stand, before one write of a group."""
+        return len(self._events)
+
+    def undo_to(self, mark: int) -> None:
+        """Forgets the events appended since `mark`: their write was rolled back to its
+        savepoint. (What it took from the cache stays checked: a check too many is harmless.)"""
+        del self._events[mark:]
+
     def _execute(self, sql: str, args: tuple[Any, ...]) -> psycopg.Cursor[Any]:
         """Every statement goes through here, its strings as text holds them."""
         return self.conn.execute(sql, [_text(a) for a in args])

@@ -24,6 +24,7 @@ import { TokenService } from "./gen/runstatus/v1/token_service_pb.js";
 import { WorkOrderService, type WatchWorkOrdersRequestSchema } from "./gen/runstatus/v1/work_order_service_pb.js";
 import { WorkerService } from "./gen/runstatus/v1/worker_service_pb.js";
 import { WorkflowService } from "./gen/runstatus/v1/workflow_service_pb.js";
+import { openTelemetry } from "./trace.js";
 import { watchWorkOrders, type WatchedEvent, type WatchOptions } from "./watch.js";
 
 /** PEM text or its bytes, as Node's TLS options take them. */
@@ -93,6 +94,29 @@ export function bearerAuth(token: string): Interceptor {
   };
 }
 
+const headerSetter = { set: (headers: Headers, key: string, value: string) => headers.set(key, value) };
+
+/**
+ * An interceptor that sends the active span's W3C trace context (`traceparent`, `tracestate`)
+ * with every call, by OpenTelemetry's global propagator, so that the server's span of the call
+ * is a child of the caller's: when `@opentelemetry/api` is installed and a span is active;
+ * otherwise it adds nothing. It is what OpenTelemetry's gRPC instrumentation puts on the wire;
+ * that instrumentation patches `@grpc/grpc-js`, which this client does not use (connect-node
+ * speaks gRPC over `node:http2`). {@link createClients} puts it first; add it yourself to a
+ * transport made for {@link createClientsFromTransport}.
+ */
+export const traceContext: Interceptor = (next) => (req) => {
+  const api = openTelemetry();
+  if (api !== null) {
+    const active = api.context.active();
+    const span = api.trace.getSpan(active);
+    if (span !== undefined && api.isSpanContextValid(span.spanContext())) {
+      api.propagation.inject(active, req.header, headerSetter);
+    }
+  }
+  return next(req);
+};
+
 /** The base URL of a server address: "host:port" or a URL with a scheme. */
 export function baseUrl(address: string, tls = false): string {
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(address)) return address;
@@ -130,7 +154,8 @@ export function createClients(address: string, options: ClientOptions = {}): Cli
     ...(options.key !== undefined ? { key: options.key } : {}),
   };
   const sessionManager = new Http2SessionManager(url, undefined, secure);
-  const interceptors: Interceptor[] = [];
+  // The trace context first: the span active when the call was made, set once for all attempts.
+  const interceptors: Interceptor[] = [traceContext];
   if (options.token) interceptors.push(bearerAuth(options.token));
   interceptors.push(...(options.interceptors ?? []));
   // Outermost first: the id is filled once, before the attempts that resend it.

@@ -22,6 +22,12 @@
  * crashes the run (it ends at once). A failing step's downstream steps receive its input state
  * with an `error` entry.
  *
+ * With OpenTelemetry in use (`@opentelemetry/api` installed, an SDK registered) the worker
+ * makes a span per run ("run <workflow id>") and per step ("step <step id>"), as the Python
+ * client's does; a step's calls are made, and its function runs, with its span active, so the
+ * server's spans of those calls are its children. A step's error is recorded on its span, with
+ * the server's classification; a run's span ends with its status.
+ *
  * @module
  */
 
@@ -43,6 +49,7 @@ import type {
 } from "./gen/runstatus/v1/worker_service_pb.js";
 import type { Edge, Step } from "./gen/runstatus/v1/workflow_pb.js";
 import { nextSteps, starts } from "./plan.js";
+import { inSpan, runEnded, stepError, workerTracer, type WorkerSpan } from "./trace.js";
 
 /** An error report (runstatus.v1.ErrorReport) as a call takes it. */
 export type ErrorReportInit = MessageInitShape<typeof ErrorReportSchema>;
@@ -222,6 +229,20 @@ export interface WorkerOptions {
   report?: (error: unknown) => ErrorReportInit;
   /** Default: warnings to console.warn, nothing else. */
   logger?: WorkerLogger;
+  /**
+   * OpenTelemetry's TracerProvider for the spans of runs and steps (default: the global one).
+   * Without `@opentelemetry/api` installed no span is made.
+   */
+  tracerProvider?: TracerProviderLike;
+}
+
+/**
+ * An OpenTelemetry `TracerProvider`, as far as a {@link Worker} uses one (named here so that
+ * the package's declarations do not need `@opentelemetry/api`, an optional peer dependency).
+ */
+export interface TracerProviderLike {
+  /** The tracer of an instrumentation scope (the Worker's is "runstatus.worker"). */
+  getTracer(name: string): unknown;
 }
 
 /** A run being executed: its lease and what the heartbeat says. */
@@ -230,6 +251,13 @@ interface Execution {
   claimed: ClaimedRun;
   signal: AbortSignal;
   outcome: RunOutcome;
+}
+
+/** A step to execute, the step run that led to it, and the state it receives. */
+interface Branch {
+  stepId: string;
+  previousStepRunId: string;
+  state: JsonObject;
 }
 
 /** Thrown inside the run loop when the server asked to stop: the run ends as the server says. */
@@ -251,6 +279,7 @@ export class Worker {
   private readonly conditions = new Map<string, Condition>();
   private readonly report: (error: unknown) => ErrorReportInit;
   private readonly logger: WorkerLogger;
+  private readonly tracer: ReturnType<typeof workerTracer>;
 
   /** A worker over `rs`'s worker and work order services. */
   constructor(
@@ -262,6 +291,7 @@ export class Worker {
     this.projectId = options.projectId ?? "";
     this.report = options.report ?? errorReport;
     this.logger = options.logger ?? { info: () => {}, warn: (m) => console.warn(m) };
+    this.tracer = workerTracer(options.tracerProvider);
   }
 
   /** Registers the function that executes a step; returns the worker, to chain. */
@@ -316,63 +346,99 @@ export class Worker {
       signal: stop.signal,
       outcome: { runId: lease.runId, status: claimed.run?.status ?? RunStatus.UNSPECIFIED, executed: [] },
     };
+    // Begun outside the run's span, as the Python worker's: the heartbeats are not in its trace.
     const heartbeat = new Heartbeat(lease, heartbeatMs(claimed), stop, this.logger);
-    try {
-      await lease.startRun();
-      let status = await this.executeSteps(run);
-      if (status === undefined) status = (await lease.completeRun()).run?.status ?? RunStatus.UNSPECIFIED;
-      run.outcome.status = status;
-    } catch (e) {
-      const refused = e instanceof RunEnded || (e instanceof ConnectError && e.code === Code.FailedPrecondition);
-      if (!refused) throw e;
-      this.logger.info(`run ${lease.runId} ended by the server: ${(e as Error).message}`);
-      const { run: now } = await this.rs.workOrders.getRun({ runId: lease.runId });
-      run.outcome.status = now?.status ?? RunStatus.UNSPECIFIED;
-    } finally {
-      heartbeat.stop();
-    }
-    return run.outcome;
+    const r = claimed.run;
+    const attributes = {
+      "runstatus.run_id": lease.runId,
+      "runstatus.work_order_id": r?.workOrderId ?? "",
+      "runstatus.project_id": r?.projectId ?? "",
+      "runstatus.workflow_id": r?.workflowId ?? "",
+      "runstatus.workflow_version": r?.workflowVersion ?? 0,
+      "runstatus.run_number": r?.number ?? 0,
+      "runstatus.worker_id": this.workerId,
+    };
+    return inSpan(this.tracer, `run ${r?.workflowId ?? ""}`, attributes, async (span) => {
+      try {
+        await lease.startRun();
+        let status = await this.executeSteps(run);
+        if (status === undefined) status = (await lease.completeRun()).run?.status ?? RunStatus.UNSPECIFIED;
+        run.outcome.status = status;
+      } catch (e) {
+        const refused = e instanceof RunEnded || (e instanceof ConnectError && e.code === Code.FailedPrecondition);
+        if (!refused) throw e;
+        this.logger.info(`run ${lease.runId} ended by the server: ${(e as Error).message}`);
+        const { run: now } = await this.rs.workOrders.getRun({ runId: lease.runId });
+        run.outcome.status = now?.status ?? RunStatus.UNSPECIFIED;
+      } finally {
+        heartbeat.stop();
+      }
+      runEnded(span, run.outcome.status);
+      return run.outcome;
+    });
   }
 
   /** Runs the plan; the run's status if a step aborted it, else undefined. */
   private async executeSteps(run: Execution): Promise<RunStatus | undefined> {
-    const { lease, claimed, signal, outcome } = run;
+    const { lease, claimed } = run;
     const workflow = claimed.workflow!;
     const input = claimed.input ?? {};
-    const queue = starts(claimed.run!, workflow).map(({ stepId, previous }) => ({
+    const queue = starts(claimed.run!, workflow).map(({ stepId, previous }): Branch => ({
       stepId,
       previousStepRunId: previous?.id ?? "",
       // A retry's start step gets the output of the reused step run leading to it.
       state: previous === undefined ? input : nonEmpty(previous.output) ?? input,
     }));
-    for (let branch = queue.shift(); branch !== undefined; branch = queue.shift()) {
-      if (signal.aborted) throw new RunEnded("the server asked this worker to stop");
-      const { stepRun } = await lease.startStep(branch.stepId, branch.previousStepRunId);
-      const stepRunId = stepRun?.id ?? "";
-      outcome.executed.push(branch.stepId);
-      let state: JsonObject;
-      let result: { output?: JsonObject; error?: ErrorReportInit };
-      try {
-        const fn = this.steps.get(branch.stepId) ?? this.options.defaultStep;
-        if (fn === undefined) throw new UnregisteredStepError(branch.stepId);
-        const step = workflow.steps.find((s) => s.id === branch.stepId);
-        const returned = await fn({ ...branch.state }, { signal, stepId: branch.stepId, step, stepRunId, lease });
-        state = isJsonObject(returned) ? returned : branch.state;
-        result = { output: state };
-      } catch (e) {
-        const cause = e instanceof StepFailure ? e.error : e;
-        result = { error: this.report(cause) };
-        state = e instanceof StepFailure ? e.state : { ...branch.state, error: { name: errorName(cause), message: errorMessage(cause) } };
-      }
-      // After a stop no report is accepted: the run ends as the server says.
-      if (signal.aborted) throw new RunEnded("the server asked this worker to stop");
-      const answer = await lease.completeStep(stepRunId, result);
+    while (queue.length > 0) {
+      const branch = queue.shift()!;
+      if (run.signal.aborted) throw new RunEnded("the server asked this worker to stop");
+      const attributes = { "runstatus.run_id": lease.runId, "runstatus.step_id": branch.stepId };
+      const { answer, state, stepRunId } = await inSpan(this.tracer, `step ${branch.stepId}`, attributes, (span) =>
+        this.executeStep(run, branch, span),
+      );
       if (answer.runStatus !== RunStatus.RUNNING) return answer.runStatus; // an abort ended the run at once
       for (const target of nextSteps(workflow, answer.stepRun!, (edge) => this.holds(edge, state))) {
         queue.push({ stepId: target, previousStepRunId: stepRunId, state });
       }
     }
     return undefined;
+  }
+
+  /** One step: started, its function run, completed; the server's answer and the state it left. */
+  private async executeStep(
+    run: Execution,
+    branch: Branch,
+    span: WorkerSpan,
+  ): Promise<{ answer: CompleteStepResponse; state: JsonObject; stepRunId: string }> {
+    const { lease, claimed, signal, outcome } = run;
+    const { stepRun } = await lease.startStep(branch.stepId, branch.previousStepRunId);
+    const stepRunId = stepRun?.id ?? "";
+    span?.setAttribute("runstatus.step_run_id", stepRunId);
+    outcome.executed.push(branch.stepId);
+    let state: JsonObject;
+    let result: { output?: JsonObject; error?: ErrorReportInit };
+    let cause: unknown;
+    try {
+      const fn = this.steps.get(branch.stepId) ?? this.options.defaultStep;
+      if (fn === undefined) throw new UnregisteredStepError(branch.stepId);
+      const step = claimed.workflow!.steps.find((s) => s.id === branch.stepId);
+      const returned = await fn({ ...branch.state }, { signal, stepId: branch.stepId, step, stepRunId, lease });
+      state = isJsonObject(returned) ? returned : branch.state;
+      result = { output: state };
+    } catch (e) {
+      cause = e instanceof StepFailure ? e.error : e;
+      result = { error: this.report(cause) };
+      state = e instanceof StepFailure ? e.state : { ...branch.state, error: { name: errorName(cause), message: errorMessage(cause) } };
+    }
+    // After a stop no report is accepted: the run ends as the server says.
+    if (signal.aborted) throw new RunEnded("the server asked this worker to stop");
+    const answer = await lease.completeStep(stepRunId, result);
+    const reported = result.error;
+    if (reported !== undefined) {
+      const name = reported.name || errorName(cause);
+      stepError(span, { name, message: reported.message ?? errorMessage(cause), stack: reported.stack ?? "" }, answer.classification);
+    }
+    return { answer, state, stepRunId };
   }
 
   /** Whether an EXPRESSION edge's expression holds on the state, by its registered condition. */

@@ -80,7 +80,8 @@ def fresh_lock(tarball: str, integrity: str, wanted: dict[str, str]) -> dict:
         "node_modules/@runstatus/client": {
             "version": PACKAGE["version"], "resolved": tarball, "integrity": integrity,
             "license": PACKAGE["license"], "dependencies": PACKAGE["dependencies"],
-            "peerDependencies": PACKAGE["peerDependencies"], "engines": PACKAGE["engines"],
+            "peerDependencies": PACKAGE["peerDependencies"],
+            "peerDependenciesMeta": PACKAGE["peerDependenciesMeta"], "engines": PACKAGE["engines"],
         },
     }
     todo = [*PACKAGE["dependencies"], *(name for name in wanted if name != "@runstatus/client")]
@@ -103,7 +104,9 @@ def run(args: list[str], cwd: pathlib.Path) -> str:
 
 def test_npm_package_installs_offline_and_runs_under_plain_node(server: ServerProcess,
                                                                tmp_path: pathlib.Path) -> None:
-    assert PACKAGE["peerDependencies"].keys() == {"@bufbuild/protobuf"}
+    assert PACKAGE["peerDependencies"].keys() == {"@bufbuild/protobuf", "@opentelemetry/api"}
+    # OpenTelemetry's API is an optional peer (issue 32): not installed here, the client works.
+    assert PACKAGE["peerDependenciesMeta"] == {"@opentelemetry/api": {"optional": True}}
     packs = tmp_path / "packs"
     packs.mkdir()
     run(["npm", "pack", "--pack-destination", str(packs)], TS)
@@ -127,6 +130,7 @@ def test_npm_package_installs_offline_and_runs_under_plain_node(server: ServerPr
     assert (installed / "@runstatus/client/dist/index.d.ts").is_file()
     assert not (installed / "@runstatus/client/src").exists()
     assert not (installed / "@openfn").exists(), "OpenFn's packages belong to the example only"
+    assert not (installed / "@opentelemetry").exists(), "OpenTelemetry is the user's choice"
 
     (project / "app.mjs").write_text(APP_MJS)
     out = run(["node", "app.mjs", server.address], project)

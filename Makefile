@@ -18,7 +18,7 @@ TOOLS := $(abspath .tools/bin)
 export UV_SYSTEM_CERTS := 1
 export GOFLAGS := -buildvcs=false
 
-.PHONY: setup tools postgres serve serve-postgres test lint unit generate contract fresh cross-language bench bench-soak clean lock docs \
+.PHONY: setup tools otelcol otelcol-generate postgres serve serve-postgres test lint unit generate contract fresh cross-language bench bench-soak clean lock docs \
 	pytest-sqlite pytest-postgres cross-language-sqlite cross-language-postgres
 
 setup: $(VENV)/.installed
@@ -34,9 +34,23 @@ $(VENV)/.installed: requirements/dev.txt requirements/uv.txt pyproject.toml clie
 	touch $@
 
 # Go tools at the versions tools/go.mod (and its go.sum) lock, built into .tools/bin.
-GO_TOOLS := $(TOOLS)/protoc-gen-go $(TOOLS)/protoc-gen-go-grpc $(TOOLS)/grpcurl
+GO_TOOLS := $(TOOLS)/protoc-gen-go $(TOOLS)/protoc-gen-go-grpc $(TOOLS)/grpcurl $(TOOLS)/builder
 $(GO_TOOLS) &: tools/go.mod tools/go.sum
 	cd tools && GOBIN=$(TOOLS) go install tool
+
+# A real OpenTelemetry Collector for the tracing test (issue 32; tests/test_collector.py): OTLP in,
+# a JSON file out. Made by the collector's own builder, ocb (`builder` above, from tools/go.mod),
+# from tools/otelcol/builder-config.yaml; what ocb generates (main.go, components.go, go.mod,
+# go.sum: the collector's lock) is committed, so this is a plain `go build` of those modules.
+# `make otelcol-generate` reruns ocb after a change to the manifest: commit what it writes.
+OTELCOL := $(TOOLS)/otelcol-runstatus
+$(OTELCOL): tools/otelcol/builder-config.yaml tools/otelcol/go.mod tools/otelcol/go.sum $(wildcard tools/otelcol/*.go)
+	cd tools/otelcol && go build -trimpath -o $@ .
+
+otelcol: $(OTELCOL)
+
+otelcol-generate: $(GO_TOOLS)
+	cd tools/otelcol && $(TOOLS)/builder --config builder-config.yaml --skip-compilation
 
 # The client distribution's locked dependencies as wheels (requirements/client.txt, by hash):
 # tests/test_client_package.py installs the client from them offline, as a user's pip would.
@@ -56,8 +70,9 @@ postgres: setup
 	$(BIN)/python scripts/postgres.py --install
 
 # Everything `buf generate` runs (buf.gen.yaml) and the tests call (grpcurl: a real
-# third-party client, for the reflection test and the README's commands).
-tools: setup $(GO_TOOLS) clients/ts/node_modules/.installed $(WHEELS)/.downloaded
+# third-party client, for the reflection test and the README's commands; otelcol-runstatus: a
+# real OpenTelemetry Collector, for the tracing test).
+tools: setup $(GO_TOOLS) $(OTELCOL) clients/ts/node_modules/.installed $(WHEELS)/.downloaded
 
 # The history page on WEB_PORT (http://127.0.0.1:8080/); WEB_PORT=0 turns it off.
 WEB_PORT ?= 8080

@@ -160,6 +160,10 @@ def test_maven_plugins_and_dependencies_have_fixed_versions() -> None:
     # version takes the one the parent pins, and ${...} reads the parent's properties too.
     parent = (ROOT / "clients/java/pom.xml").read_text()
     managed = parent.split("<pluginManagement>")[1].split("</pluginManagement>")[0]
+    # A BOM the parent imports (at a fixed version, checked below) fixes its family's versions:
+    # OpenTelemetry's instrumentation BOM those of io.opentelemetry and its instrumentation.
+    boms = [re.search(r"<groupId>([^<]+)</groupId>", block).group(1).rsplit(".", 1)[0]
+            for block in re.findall(r"<dependency>(.*?)</dependency>", parent, re.S) if "<scope>import</scope>" in block]
     for path in ("clients/java/pom.xml", "clients/java/client/pom.xml", "clients/java/contract/pom.xml"):
         pom = (ROOT / path).read_text()
         properties = {"project.version": re.search(r"<version>([^<]+)</version>", parent).group(1)}
@@ -175,9 +179,15 @@ def test_maven_plugins_and_dependencies_have_fixed_versions() -> None:
                 in_parent = re.search(rf"<artifactId>{artifact.group(1)}</artifactId>\s*<version>", parent)
                 assert in_parent, f"{path} {artifact.group(1)}: no version here or in the parent"
                 continue
+            group = re.search(r"<groupId>([^<]+)</groupId>", block)
+            if not version and kind == "dependency" and group and group.group(1).startswith(tuple(boms)):
+                continue
             assert version, f"{path}: {block.strip()[:80]} has no version"
             value = re.sub(r"\$\{([^}]+)\}", lambda m: properties[m.group(1)], version.group(1))
-            assert re.fullmatch(r"\d+(\.\d+)*", value), f"{path} {artifact.group(1)}: {value} is not a fixed version"
+            # A release's qualifier (OpenTelemetry's instrumentation BOM is "2.31.1-alpha") is as
+            # fixed as its number; a range, LATEST or a SNAPSHOT is not.
+            fixed = re.fullmatch(r"\d+(\.\d+)*(-[A-Za-z][A-Za-z0-9.]*)?", value) and "SNAPSHOT" not in value
+            assert fixed, f"{path} {artifact.group(1)}: {value} is not a fixed version"
         # The executables the build runs (protoc, the grpc-java plugin) are versioned the same way.
         for artifact in re.findall(r"<(?:protocArtifact|pluginArtifact)>([^<]+)<", pom):
             assert re.search(r":\$\{[\w.-]+\}:exe:", artifact), artifact

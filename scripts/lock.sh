@@ -25,10 +25,14 @@ if [ "${UPGRADE:-}" = 1 ]; then (cd tools && go get -u tool); fi
 (cd tools && go mod tidy)
 (cd tools/ghz && go mod tidy)
 (cd clients/go && go mod tidy)
+# The test collector (tools/otelcol): ocb's output, at the release its manifest names. An
+# upgrade of ocb (above) needs the manifest's versions raised to its release by hand, then
+# `make otelcol-generate` (tests/test_collector.py checks that the two agree).
+(cd tools/otelcol && go mod tidy)
 
 # npm: package.json pins each direct dependency exactly; the lock pins the rest.
 (cd clients/ts && if [ "${UPGRADE:-}" = 1 ]; then npm update --package-lock-only --no-audit --no-fund; \
   else npm install --package-lock-only --no-audit --no-fund; fi)
 
 # Maven: pom.xml names every plugin and dependency at a fixed version; nothing to resolve.
-git status --short -- requirements tools clients/go/go.mod clients/go/go.sum clients/ts/package-lock.json
+git status --short -- requirements tools tools/otelcol clients/go/go.mod clients/go/go.sum clients/ts/package-lock.json

@@ -2,7 +2,8 @@
 # Both set up what they need first, every piece from a committed lock, so a clone installs
 # the same tools and libraries today and next year:
 #   Python   requirements/*.txt (pinned, with hashes; installed by uv, itself pinned by hash)
-#   Go       tools/go.mod + go.sum (code generators, grpcurl), tools/ghz/ (the benchmark's
+#   Go       tools/go.mod + go.sum (code generators, grpcurl, ocb), tools/otelcol/ (the test
+#            collector: ocb's output and its go.mod + go.sum), tools/ghz/ (the benchmark's
 #            load generator), clients/go/go.sum
 #   npm      clients/ts/package-lock.json (npm ci)
 #   Maven    clients/java/pom.xml (every plugin and dependency at a fixed version)

@@ -9,7 +9,8 @@ RPC's, a sweeper pass's), named "store.write <function>" (or read, scan):
 - runstatus.store.commit_wait_ms (writes): from the end of its last run to its durable
   commit: SQLite's group COMMIT (with the writes it waited for), PostgreSQL's last round trip.
 
-Nothing is measured for a span that is not sampled: the unit of work runs as it is.
+Nothing is measured for a span that is not sampled: the unit of work runs as it is; inside a
+span the sampler dropped (the RPC's, at parent-based 10%), no span is made at all.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ import time
 from collections.abc import Callable
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from opentelemetry.trace import SpanKind, Tracer
+from opentelemetry.context import attach, detach
+from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer, get_current_span, set_span_in_context
 
 from .base import Store, Tx
 
@@ -68,36 +70,63 @@ class TracedStore:
         self._backend = backend
         self.batch_size = store.batch_size
         self.delete_batch_size = store.delete_batch_size
+        # Each unit of work's span name and starting attributes, by kind and function: made
+        # once (the functions are the store's, a few dozen), not per call.
+        self._starts: dict[tuple[str, Any], tuple[str, dict[str, Any]]] = {}
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
 
+    def _start(self, kind: str, fn: Callable[..., Any]) -> tuple[str, dict[str, Any]]:
+        key = (kind, getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None))  # what _name reads
+        start = self._starts.get(key)
+        if start is None:
+            operation = _name(fn)
+            start = (f"store.{kind} {operation}", {
+                "db.system.name": self._backend, "db.operation.name": operation, "runstatus.store.unit": kind})
+            if len(self._starts) < 1024:
+                self._starts[key] = start
+        return start
+
     async def _unit(self, kind: str, run: Callable[..., Any], fn: Callable[..., T],
                     args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
-        operation = _name(fn)
-        with self._tracer.start_as_current_span(
-                f"store.{kind} {operation}", kind=SpanKind.CLIENT,
-                attributes={"db.system.name": self._backend, "db.operation.name": operation,
-                            "runstatus.store.unit": kind}) as span:
+        current = get_current_span().get_span_context()
+        if current.is_valid and not current.trace_flags.sampled:
+            # Inside a span the sampler dropped: this one would be dropped too (the samplers
+            # decide a child by its parent, or by the trace id it shares with it), so none is
+            # made. (Outside any span, a unit's span is a root, and the sampler decides.)
+            result: T = await run(fn, *args, **kwargs)
+            return result
+        name, attributes = self._start(kind, fn)
+        span = self._tracer.start_span(name, None, SpanKind.CLIENT, attributes)
+        token = attach(set_span_in_context(span))
+        try:
             if not span.is_recording():
-                result: T = await run(fn, *args, **kwargs)
+                result = await run(fn, *args, **kwargs)
                 return result
             counted = _Counted()
 
             def job(tx: Tx, *a: Any, **kw: Any) -> T:
                 return counted.run(fn, tx, a, kw)
 
-            job.__qualname__ = operation
+            job.__qualname__ = attributes["db.operation.name"]
             try:
                 result = await run(job, *args, **kwargs)
                 return result
+            except Exception as e:  # as start_as_current_span did: the exception on the span, in error
+                span.record_exception(e)
+                span.set_status(Status(StatusCode.ERROR, f"{type(e).__name__}: {e}"))
+                raise
             finally:
-                span.set_attribute("runstatus.store.statements", counted.statements)
+                said: dict[str, Any] = {"runstatus.store.statements": counted.statements}
                 if kind == "write":
-                    span.set_attribute("runstatus.store.attempts", counted.attempts)
+                    said["runstatus.store.attempts"] = counted.attempts
                     if counted.ended:
-                        span.set_attribute("runstatus.store.commit_wait_ms",
-                                           round((time.perf_counter() - counted.ended) * 1000, 3))
+                        said["runstatus.store.commit_wait_ms"] = round((time.perf_counter() - counted.ended) * 1000, 3)
+                span.set_attributes(said)
+        finally:
+            detach(token)
+            span.end()
 
     async def write(self, fn: Callable[Concatenate[Tx, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
         return await self._unit("write", self._store.write, fn, args, kwargs)

@@ -19,12 +19,14 @@ import time
 from collections.abc import Callable
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from opentelemetry.context import attach, detach
-from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer, get_current_span, set_span_in_context
+from opentelemetry.trace import SpanKind, Tracer, get_current_span
+
+from ..tracing import Recorder
 
 from .base import Store, Tx
 
 T = TypeVar("T")
+CLIENT = SpanKind.CLIENT
 P = ParamSpec("P")
 
 
@@ -67,6 +69,7 @@ class TracedStore:
     def __init__(self, store: Store, backend: str, tracer: Tracer) -> None:
         self._store = store
         self._tracer = tracer
+        self._spans = Recorder(tracer)  # the span of each unit of work (tracing.Recorder: what it saves)
         self._backend = backend
         self.batch_size = store.batch_size
         self.delete_batch_size = store.delete_batch_size
@@ -98,10 +101,10 @@ class TracedStore:
             result: T = await run(fn, *args, **kwargs)
             return result
         name, attributes = self._start(kind, fn)
-        span = self._tracer.start_span(name, None, SpanKind.CLIENT, attributes)
-        token = attach(set_span_in_context(span))
+        span = self._spans.start(name, CLIENT, attributes)
         try:
-            if not span.is_recording():
+            said = span.attributes
+            if said is None:
                 result = await run(fn, *args, **kwargs)
                 return result
             counted = _Counted()
@@ -113,20 +116,17 @@ class TracedStore:
             try:
                 result = await run(job, *args, **kwargs)
                 return result
-            except Exception as e:  # as start_as_current_span did: the exception on the span, in error
-                span.record_exception(e)
-                span.set_status(Status(StatusCode.ERROR, f"{type(e).__name__}: {e}"))
+            except Exception as e:  # as the SDK's spans: the exception on the span, in error
+                self._spans.raised(span, e)
                 raise
             finally:
-                said: dict[str, Any] = {"runstatus.store.statements": counted.statements}
+                said["runstatus.store.statements"] = counted.statements
                 if kind == "write":
                     said["runstatus.store.attempts"] = counted.attempts
                     if counted.ended:
                         said["runstatus.store.commit_wait_ms"] = round((time.perf_counter() - counted.ended) * 1000, 3)
-                span.set_attributes(said)
         finally:
-            detach(token)
-            span.end()
+            self._spans.end(span)
 
     async def write(self, fn: Callable[Concatenate[Tx, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
         return await self._unit("write", self._store.write, fn, args, kwargs)

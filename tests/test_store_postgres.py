@@ -179,6 +179,45 @@ def test_writes_waiting_together_commit_together_and_each_fails_alone(db: str) -
     run(main())
 
 
+def test_a_workflow_version_is_read_once_then_taken_from_the_cache(db: str) -> None:
+    """Workflow versions never change: a write reads one from the database once; later writes
+    take it from the store's cache (a lifecycle write reads its run's version's steps)."""
+    statements: list[str] = []
+
+    def counted(fn: Any) -> Any:
+        def job(tx: PostgresTx, *args: Any) -> Any:
+            execute = tx._execute
+
+            def counting(sql: str, params: tuple[Any, ...]) -> Any:
+                statements.append(sql)
+                return execute(sql, params)
+
+            setattr(tx, "_execute", counting)  # noqa: B010
+            return fn(tx, *args)
+        return job
+
+    def setup(tx: PostgresTx) -> None:
+        tx.put_project(Project(id="p"), new=True)
+        tx.insert_workflow(Workflow(project_id="p", id="w", version=1, steps=[Step(id="a")]))
+
+    def steps(tx: PostgresTx, version: int) -> list[str] | None:
+        found = tx.get_workflow("p", "w", version)
+        return [s.id for s in found.steps] if found else None
+
+    async def main() -> None:
+        store = await started(db)
+        await store.write(setup)
+        assert await store.write(counted(steps), 1) == ["a"]
+        assert any("FROM workflows" in sql for sql in statements)
+        statements.clear()
+        assert await store.write(counted(steps), 1) == ["a"]
+        assert await store.write(counted(steps), 2) is None  # no such version: read, and not kept
+        assert len([sql for sql in statements if "FROM workflows" in sql]) == 1  # version 2's
+        await store.close()
+
+    run(main())
+
+
 def test_a_refusal_that_keeps_its_changes_commits_then_reaches_the_caller(db: str) -> None:
     hooks: list[str] = []
 

@@ -202,6 +202,20 @@ class PostgresTx(Rows):
             self.after_commit(lambda: cache.keep_version(project_id, workflow_id, found, latest=not version))
         return found
 
+    def get_workflow(self, project_id: str, workflow_id: str, version: int = 0) -> Workflow | None:
+        cache = self._cache
+        if cache is None or not version:  # the latest goes through workflow_version's check
+            return super().get_workflow(project_id, workflow_id, version)
+        data = cache.workflow(project_id, workflow_id, version)
+        if data is None:
+            found = self._one("SELECT data FROM workflows WHERE project_id = %s AND id = %s AND version = %s",
+                              project_id, workflow_id, version)
+            if found is None:
+                return None
+            data = kept = bytes(found)
+            self.after_commit(lambda: cache.keep_workflow(project_id, workflow_id, version, kept))
+        return Workflow.FromString(data)
+
     def insert_workflow(self, workflow: Workflow) -> None:
         if self._cache is not None:
             cache, key = self._cache, (workflow.project_id, workflow.id)

@@ -72,6 +72,13 @@ POOL_TIMEOUT_S = 5.0  # how long a unit of work waits for a connection before St
 # within a second or two of the database, however long it was gone.
 RECONNECT_TIMEOUT_S = 2.0
 WRITE_ATTEMPTS = 6  # a write that keeps losing races is refused (StorageBusy) after this many tries
+# Writer threads (and write connections): each commits a group at a time. Two, so that one group
+# runs its statements while the other commits, and a group waiting for a row lock does not stop
+# every write. More threads made smaller groups and more turns of the GIL between them: with 8,
+# CreateWorkOrder c=16 ran 575-588/s at 1.54 ms of this process's CPU and 3.7-3.9 statements a
+# call; with 2, 808-1,080/s at 0.88-1.14 ms and 2.8-2.9 (make bench, the same afternoon); the
+# worker lifecycle 398-400 against 549-693 RPC/s.
+WRITERS = 2
 # At most this many writes commit together: each is a subtransaction (its savepoint), and
 # PostgreSQL keeps 64 of a transaction's subtransactions in shared memory before it must
 # look them up on disk, for every snapshot that sees the transaction in progress.
@@ -154,7 +161,7 @@ class PostgresStore:
     batch_size = 50
     delete_batch_size = 500
 
-    def __init__(self, url: str, *, writers: int = 8, readers: int = 4, shared: bool = False) -> None:
+    def __init__(self, url: str, *, writers: int = WRITERS, readers: int = 4, shared: bool = False) -> None:
         # `shared` (server processes on one SQLite file) means nothing here: PostgreSQL is shared.
         self.url = url
         self._writer_count, self._reader_count = writers, readers

@@ -89,6 +89,8 @@ def test_the_domain_modules_make_no_answers() -> None:
         tree = ast.parse(path.read_text(), str(path))
         names = {(node.module or "", alias.name) for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
                  for alias in node.names}
-        answers = {name for _, name in names if name.endswith("Response")} - {"WatchWorkOrdersResponse"}
+        # runstatus's answers (OTLP's ExportTraceServiceResponse, which tracing_export reads, is not one)
+        answers = {name for module, name in names if name.endswith("Response") and module.startswith("runstatus.")}
+        answers -= {"WatchWorkOrdersResponse"}
         services = {module for module, _ in names if module.startswith("services")}
         assert (answers, services) == (set(), set()), path.name

@@ -153,7 +153,7 @@ class Server:
         if settings.otel:
             tracing.setup()
             from .store.traced import traced
-            self.store = traced(self.store, tracing.tracer())
+            self.store = traced(self.store, tracing.recorder())
         self.feed = EventFeed(self.store, poll_seconds=settings.watch_poll_seconds, buffer=settings.watch_buffer,
                               send_timeout=settings.watch_send_timeout,
                               max_watches=settings.max_watches,

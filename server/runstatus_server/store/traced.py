@@ -17,11 +17,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
-from opentelemetry.trace import SpanKind, Tracer, get_current_span
-
-from ..tracing import Recorder
+from opentelemetry.trace import SpanKind, get_current_span
 
 from .base import Store, Tx
 
@@ -63,13 +61,23 @@ def _name(fn: Callable[..., Any]) -> str:
     return str(name).replace(".<locals>", "")
 
 
+class Spans(Protocol):
+    """What makes the units' spans: the server's tracing.Recorder (the store imports nothing
+    else of the server: it is handed one)."""
+
+    def start(self, name: str, kind: Any, attributes: dict[str, Any], context: Any = None) -> Any: ...
+
+    def raised(self, span: Any, error: BaseException) -> None: ...
+
+    def end(self, span: Any) -> None: ...
+
+
 class TracedStore:
     """A Store whose units of work are spans; everything else is the store's own."""
 
-    def __init__(self, store: Store, backend: str, tracer: Tracer) -> None:
+    def __init__(self, store: Store, backend: str, spans: Spans) -> None:
         self._store = store
-        self._tracer = tracer
-        self._spans = Recorder(tracer)  # the span of each unit of work (tracing.Recorder: what it saves)
+        self._spans = spans  # the span of each unit of work (tracing.Recorder: what it saves)
         self._backend = backend
         self.batch_size = store.batch_size
         self.delete_batch_size = store.delete_batch_size
@@ -159,8 +167,8 @@ class TracedStore:
         self._store.add_fault_listener(listener)
 
 
-def traced(store: Store, tracer: Tracer) -> Store:
+def traced(store: Store, spans: Spans) -> Store:
     """The store, its units of work traced."""
     from .postgres.engine import PostgresStore
 
-    return TracedStore(store, "postgresql" if isinstance(store, PostgresStore) else "sqlite", tracer)
+    return TracedStore(store, "postgresql" if isinstance(store, PostgresStore) else "sqlite", spans)

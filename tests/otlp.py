@@ -1,18 +1,26 @@
 """A real OTLP endpoint for the tracing tests: an OTLP/gRPC trace receiver made from the
 official definitions (opentelemetry-proto's TraceService) on a real loopback port, and the
-OTEL_* environment that points a process (the server, a Go, TypeScript or Java worker) at it."""
+OTEL_* environment that points a process (the server, a Go, TypeScript or Java worker) at it;
+a server started with that environment (`serving`), and `arrived` for what comes later."""
 
 from __future__ import annotations
 
+import contextlib
+import pathlib
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from concurrent import futures
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 import pytest
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+from harness import ServerProcess
+
+T = TypeVar("T")
 
 
 class Receiver(trace_service_pb2_grpc.TraceServiceServicer):
@@ -64,3 +72,30 @@ def receiver() -> Iterator[tuple[Receiver, int]]:
 def otel_env(port: int, service: str) -> dict[str, str]:
     return {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}", "OTEL_SERVICE_NAME": service,
             "OTEL_BSP_SCHEDULE_DELAY": "50", "OTEL_TRACES_SAMPLER": "parentbased_always_on"}
+
+
+@contextlib.contextmanager
+def serving(db: pathlib.Path, env: dict[str, str], *args: str) -> Iterator[ServerProcess]:
+    """A server started with `env` added to its environment (for it alone)."""
+    with pytest.MonkeyPatch.context() as patch:
+        for key, setting in env.items():
+            patch.setenv(key, setting)
+        server = ServerProcess(db, *args).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def arrived(check: Callable[[], T], what: str = "", timeout: float = 20.0) -> T:
+    """check()'s first answer that raised no AssertionError (nor ValueError), asked every 50 ms:
+    spans arrive when their exporter's batch goes. (harness.eventually waits for a true value;
+    this, for checks that assert.) `what` is what it waits for, for the reader."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return check()
+        except (AssertionError, ValueError):
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(0.05)

@@ -34,7 +34,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 import harness
 from harness import ServerProcess
-from otlp import Receiver, attrs, otel_env
+from otlp import Receiver, arrived, attrs, otel_env
 from runstatus import Client
 from runstatus.v1.status_pb2 import RunStatus
 from runstatus.worker import Worker
@@ -141,18 +141,6 @@ def traced(collector: Collector, tmp_path_factory: pytest.TempPathFactory) -> It
         server.stop()
 
 
-def eventually(check: Any, timeout: float = 30.0) -> Any:
-    """check()'s first answer that raised no AssertionError (nor ValueError), asked every 100 ms."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return check()
-        except (AssertionError, ValueError):
-            if time.monotonic() > deadline:
-                raise
-        time.sleep(0.1)
-
-
 def test_a_worker_run_and_the_servers_spans_arrive_through_the_collector_as_one_trace(
         collector: Collector, traced: ServerProcess) -> None:
     provider = TracerProvider(resource=Resource.create({"service.name": WORKER_SERVICE}))
@@ -191,7 +179,7 @@ def test_a_worker_run_and_the_servers_spans_arrive_through_the_collector_as_one_
         assert all(methods.count(m) == n for m, n in wanted.items()), methods
         return run_span, steps, calls, server
 
-    run_span, steps, calls, server = eventually(one_trace)
+    run_span, steps, calls, server = arrived(one_trace, timeout=30)
 
     # The worker's spans: the run, and a step span beneath it for each step, the failed one with
     # its exception and the server's classification.

@@ -10,7 +10,6 @@ written inside a span (the sweeper's) names it; with tracing off nothing is expo
 
 from __future__ import annotations
 
-import contextlib
 import pathlib
 import subprocess
 import sys
@@ -29,26 +28,13 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 import harness
 from harness import ServerProcess
-from otlp import Receiver, attrs, otel_env, receiver, value  # noqa: F401 - receiver is a fixture
+from otlp import Receiver, arrived, attrs, otel_env, receiver, serving, value  # noqa: F401 - receiver is a fixture
 from runstatus import Client
 from runstatus.v1.status_pb2 import RunStatus
 from runstatus.worker import Worker
 
 SERVER_SERVICE = "runstatus-under-test"
 WORKER_SERVICE = "python-worker-under-test"
-
-
-@contextlib.contextmanager
-def serving(db: pathlib.Path, env: dict[str, str], *args: str) -> Iterator[ServerProcess]:
-    """A server started with `env` added to its environment (for it alone)."""
-    with pytest.MonkeyPatch.context() as patch:
-        for key, setting in env.items():
-            patch.setenv(key, setting)
-        server = ServerProcess(db, *args).start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 WEB_PORT = harness.free_port()
@@ -77,18 +63,6 @@ def new_client(server: ServerProcess) -> Client:
     rs.project_id = f"trace-{time.monotonic_ns()}"
     rs.create_project(rs.project_id, name="tracing tests")
     return rs
-
-
-def eventually(check: Any, what: str, timeout: float = 20.0) -> Any:
-    """check()'s first answer that raised no AssertionError (nor ValueError), asked every 50 ms."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return check()
-        except (AssertionError, ValueError):
-            if time.monotonic() > deadline:
-                raise
-        time.sleep(0.05)
 
 
 def server_spans(collector: Receiver, trace_id: bytes, service: str = SERVER_SERVICE) -> list[Span]:
@@ -148,7 +122,7 @@ def test_a_worker_run_and_the_servers_spans_are_one_trace(traced: ServerProcess,
         assert all(methods.count(m) == n for m, n in wanted.items()), methods
         return found
 
-    calls = eventually(rpcs, "the server's spans of the run arrived")
+    calls = arrived(rpcs, "the server's spans of the run arrived")
     by_method: dict[str, list[Span]] = {}
     for span in calls:
         by_method.setdefault(attrs(span)["rpc.method"], []).append(span)
@@ -205,7 +179,7 @@ def test_a_claim_traces_its_run_and_a_sweep_is_a_span_its_log_lines_name(
         (line, *_) = [e for e in traced.log_entries() if e.get("message") == "runs lost: their leases expired"]
         return line
 
-    line = eventually(lost_line, "the sweeper logged the lost run")
+    line = arrived(lost_line, "the sweeper logged the lost run")
     assert len(line["trace_id"]) == 32 and len(line["span_id"]) == 16
 
     def sweep() -> Span:
@@ -213,7 +187,7 @@ def test_a_claim_traces_its_run_and_a_sweep_is_a_span_its_log_lines_name(
                    if s.trace_id.hex() == line["trace_id"] and s.span_id.hex() == line["span_id"]]
         return span
 
-    span = eventually(sweep, "the sweep's span arrived")
+    span = arrived(sweep, "the sweep's span arrived")
     assert span.name == "runstatus.sweep" and attrs(span)["runstatus.runs_lost"] >= 1
     beneath = [s for s in server_spans(collector, span.trace_id) if s.parent_span_id == span.span_id]
     assert [s.name for s in beneath] == ["store.write sweep"]

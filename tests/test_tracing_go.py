@@ -11,38 +11,22 @@ variables the Go worker exports nothing and its calls carry no traceparent."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import pathlib
 import subprocess
-import time
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from harness import ServerProcess
-from otlp import Receiver, attrs, otel_env, receiver, value  # noqa: F401 - receiver is a fixture
+from otlp import Receiver, arrived, attrs, otel_env, receiver, serving, value  # noqa: F401 - receiver is a fixture
 from runstatus import Client
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SERVER_SERVICE = "runstatus-under-test-for-go"
 GO_SERVICE = "go-worker-under-test"
 SERVICE = "runstatus.v1.WorkerService"
-
-
-@contextlib.contextmanager
-def serving(db: pathlib.Path, env: dict[str, str], *args: str) -> Iterator[ServerProcess]:
-    """A server started with `env` added to its environment (for it alone)."""
-    with pytest.MonkeyPatch.context() as patch:
-        for key, setting in env.items():
-            patch.setenv(key, setting)
-        server = ServerProcess(db, *args).start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -74,18 +58,6 @@ def run_worker(binary: pathlib.Path, address: str, env: dict[str, str]) -> tuple
     run_id, _chip, status, said, trace_id = (line.split() + [""])[:5]
     assert said == "trace:", line
     return run_id, status, trace_id
-
-
-def eventually(check: Any, timeout: float = 20.0) -> Any:
-    """check()'s first answer that raised no AssertionError (nor ValueError), asked every 50 ms."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return check()
-        except (AssertionError, ValueError):
-            if time.monotonic() > deadline:
-                raise
-        time.sleep(0.05)
 
 
 def method(span: Span) -> str:
@@ -138,7 +110,7 @@ def test_the_go_workers_run_and_the_servers_spans_are_one_trace(
         assert len(found) == len(clients), sorted(method(s) for s in found)
         return found
 
-    for span in eventually(rpcs):
+    for span in arrived(rpcs):
         caller = clients[span.parent_span_id]
         assert caller.name == span.name and attrs(span)["rpc.method"] == method(caller)
         assert attrs(span)["runstatus.run_id"] == run_id and attrs(span)["rpc.grpc.status_code"] == 0
@@ -152,7 +124,7 @@ def test_the_go_workers_run_and_the_servers_spans_are_one_trace(
             assert [s.name for s in collector.of(SERVER_SERVICE)
                     if s.trace_id == claim.trace_id and s.parent_span_id == claim.span_id] == [claim.name]
 
-    eventually(claimed)
+    arrived(claimed)
 
     # The run remembers the trace of the StartRun that began it: the Go worker's.
     assert stored_trace == trace_id.hex()
@@ -172,7 +144,7 @@ def test_without_otel_variables_the_go_worker_sends_no_trace_context(
                    if s.name == f"{SERVICE}/StartRun" and attrs(s).get("runstatus.run_id") == run_id]
         return span
 
-    start = eventually(started)
+    start = arrived(started)
     assert start.parent_span_id == b"" and stored_trace == start.trace_id.hex()
     assert not [s for s in collector.spans if s[1].trace_id == start.trace_id and s[0] != SERVER_SERVICE]
     assert collector.of("runstatus-go-worker") == []

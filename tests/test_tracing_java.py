@@ -18,15 +18,13 @@ import pathlib
 import re
 import shutil
 import subprocess
-import time
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from harness import ServerProcess
-from otlp import Receiver, attrs, otel_env, receiver, value  # noqa: F401 - receiver is a fixture
+from otlp import Receiver, arrived, attrs, otel_env, receiver, value  # noqa: F401 - receiver is a fixture
 from runstatus import Client
 from runstatus.v1.status_pb2 import RunStatus
 
@@ -38,18 +36,6 @@ RUN_LINE = re.compile(r"^run (\S+) \S+ (RUN_STATUS_\w+) \[(.*)\] trace (\S+)$")
 
 # Maven builds the client and runs the example: ~40 s on a quiet machine, far more on a busy one.
 pytestmark = pytest.mark.timeout(900)
-
-
-def eventually(check: Any, timeout: float = 20.0) -> Any:
-    """check()'s first answer that raised no AssertionError (nor ValueError), asked every 50 ms."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return check()
-        except (AssertionError, ValueError):
-            if time.monotonic() > deadline:
-                raise
-        time.sleep(0.05)
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +114,7 @@ def test_the_java_workers_spans_and_the_servers_are_one_trace(
         assert len(found) == len(calls), [s.name for s in found]
         return found
 
-    for span in eventually(rpcs):
+    for span in arrived(rpcs):
         parent = calls[span.parent_span_id]
         assert span.name == parent.name and span.name.startswith("runstatus.v1.WorkerService/")
         assert attrs(span)["runstatus.run_id"] == run_id and attrs(span)["rpc.grpc.status_code"] == 0

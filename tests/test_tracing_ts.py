@@ -12,15 +12,13 @@ import os
 import pathlib
 import shutil
 import subprocess
-import time
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from harness import ServerProcess
-from otlp import Receiver, attrs, otel_env, receiver, value  # noqa: F401 - receiver is a fixture
+from otlp import Receiver, arrived, attrs, otel_env, receiver, value  # noqa: F401 - receiver is a fixture
 from runstatus import Client
 from runstatus.v1.status_pb2 import RunStatus
 
@@ -47,18 +45,6 @@ def traced(receiver: tuple[Receiver, int], tmp_path_factory: pytest.TempPathFact
         yield server
     finally:
         server.stop()
-
-
-def eventually(check: Any, timeout: float = 20.0) -> Any:
-    """check()'s first answer that raised no AssertionError, asked every 50 ms."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return check()
-        except AssertionError:
-            if time.monotonic() > deadline:
-                raise
-        time.sleep(0.05)
 
 
 def test_a_ts_worker_run_and_the_servers_spans_are_one_trace(traced: ServerProcess,
@@ -109,7 +95,7 @@ def test_a_ts_worker_run_and_the_servers_spans_are_one_trace(traced: ServerProce
         assert all(methods.count(m) == n for m, n in wanted.items()), methods
         return found
 
-    calls = eventually(rpcs)
+    calls = arrived(rpcs)
     by_method: dict[str, list[Span]] = {}
     for span in calls:
         by_method.setdefault(attrs(span)["rpc.method"], []).append(span)

@@ -147,6 +147,7 @@ def test_no_command_line_makes_a_traceback(environment: None, files: dict[str, p
     @settings(max_examples=int(os.environ.get("RUNSTATUS_SWEEP_EXAMPLES", "300")), deadline=None, database=None,
               suppress_health_check=list(HealthCheck))
     @given(command_lines(files))
+    @example(["notifications", "create", "--smtp-host", " ", "--smtp-port", "2147483648"])  # found by this sweep
     def sweep(args: list[str]) -> None:
         check_answer(args, *run_in_process(args))
 

@@ -45,7 +45,7 @@ SlackOption = Annotated[str, typer.Option("--slack", help="A Slack incoming webh
 EmailOption = Annotated[Optional[list[str]], typer.Option("--email", help="An email recipient; repeatable.")]
 SmtpHostOption = Annotated[str, typer.Option("--smtp-host", help="The SMTP server for --email (default: the "
                                                                  "server's own).")]
-SmtpPortOption = Annotated[int, typer.Option("--smtp-port", help="Its port (0: the security's usual one).")]
+SmtpPortOption = Annotated[int, typer.Option("--smtp-port", min=0, max=65535, help="Its port (0: the security's usual one).")]
 SmtpSecurityOption = Annotated[str, typer.Option("--smtp-security", help="none, starttls or tls.")]
 SmtpUserOption = Annotated[str, typer.Option("--smtp-username", help="Log in as this user.")]
 SmtpPasswordOption = Annotated[Optional[pathlib.Path], typer.Option(

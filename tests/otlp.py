@@ -19,6 +19,9 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_serv
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from harness import ServerProcess
+from runstatus import Client
+from runstatus.v1.status_pb2 import RunStatus
+from runstatus.worker import Worker
 
 T = TypeVar("T")
 
@@ -99,3 +102,25 @@ def arrived(check: Callable[[], T], what: str = "", timeout: float = 20.0) -> T:
             if time.monotonic() > deadline:
                 raise
         time.sleep(0.05)
+
+
+def run_failing_referral(rs: Client, provider: Any, worker_id: str) -> Any:
+    """A Python Worker (its spans made by `provider`) runs workflow "referral": step fetch, then
+    step save, which raises KeyError, so the trace holds a failed step. Its spans are flushed;
+    the work order it ran."""
+    rs.create_workflow("referral", ["fetch", "save"], [("fetch", "save", "ON_SUCCESS")])
+    order = rs.create_work_order("referral", {"patient_id": 7})
+    worker = Worker(rs, worker_id=worker_id, tracer_provider=provider)
+
+    @worker.step("fetch")
+    def fetch(state: dict[str, Any]) -> dict[str, Any]:
+        return {**state, "patient": "Ada"}
+
+    @worker.step("save")
+    def save(state: dict[str, Any]) -> dict[str, Any]:
+        raise KeyError("ward")
+
+    (outcome,) = worker.run_until_idle()
+    assert outcome.status == RunStatus.RUN_STATUS_FAILED
+    provider.force_flush()
+    return order

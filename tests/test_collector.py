@@ -21,7 +21,6 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from google.protobuf import json_format
@@ -34,10 +33,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 import harness
 from harness import ServerProcess
-from otlp import Receiver, arrived, attrs, otel_env
+from otlp import Receiver, arrived, attrs, otel_env, run_failing_referral, serving
 from runstatus import Client
-from runstatus.v1.status_pb2 import RunStatus
-from runstatus.worker import Worker
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SERVER_SERVICE = "runstatus-through-collector"
@@ -131,14 +128,9 @@ def collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Collector]:
 @pytest.fixture(scope="module")
 def traced(collector: Collector, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """The server with --otel, exporting to the collector (the OTEL_* environment, for it alone)."""
-    with pytest.MonkeyPatch.context() as patch:
-        for key, setting in otel_env(collector.port, SERVER_SERVICE).items():
-            patch.setenv(key, setting)
-        server = ServerProcess(tmp_path_factory.mktemp("through-collector") / "runstatus.db", "--otel").start()
-    try:
+    with serving(tmp_path_factory.mktemp("through-collector") / "runstatus.db",
+                 otel_env(collector.port, SERVER_SERVICE), "--otel") as server:
         yield server
-    finally:
-        server.stop()
 
 
 def test_a_worker_run_and_the_servers_spans_arrive_through_the_collector_as_one_trace(
@@ -149,21 +141,7 @@ def test_a_worker_run_and_the_servers_spans_arrive_through_the_collector_as_one_
     rs = Client(traced.address, retries=1)
     rs.project_id = f"collector-{time.monotonic_ns()}"
     rs.create_project(rs.project_id, name="through a collector")
-    rs.create_workflow("referral", ["fetch", "save"], [("fetch", "save", "ON_SUCCESS")])
-    order = rs.create_work_order("referral", {"patient_id": 7})
-    worker = Worker(rs, worker_id="collector-worker", tracer_provider=provider)
-
-    @worker.step("fetch")
-    def fetch(state: dict[str, Any]) -> dict[str, Any]:
-        return {**state, "patient": "Ada"}
-
-    @worker.step("save")
-    def save(state: dict[str, Any]) -> dict[str, Any]:
-        raise KeyError("ward")
-
-    (outcome,) = worker.run_until_idle()
-    assert outcome.status == RunStatus.RUN_STATUS_FAILED
-    provider.force_flush()
+    order = run_failing_referral(rs, provider, "collector-worker")
     run_id = order.latest_run_id
     wanted = {"StartRun": 1, "StartStep": 2, "CompleteStep": 2, "CompleteRun": 1}
 

@@ -28,7 +28,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 import harness
 from harness import ServerProcess
-from otlp import Receiver, arrived, attrs, otel_env, receiver, serving, value  # noqa: F401 - receiver is a fixture
+from otlp import Receiver, arrived, attrs, otel_env, receiver, run_failing_referral, serving, value  # noqa: F401 - receiver is a fixture
 from runstatus import Client
 from runstatus.v1.status_pb2 import RunStatus
 from runstatus.worker import Worker
@@ -74,21 +74,7 @@ def test_a_worker_run_and_the_servers_spans_are_one_trace(traced: ServerProcess,
     collector, port = receiver
     provider = worker_provider(port)
     rs = new_client(traced)
-    rs.create_workflow("referral", ["fetch", "save"], [("fetch", "save", "ON_SUCCESS")])
-    order = rs.create_work_order("referral", {"patient_id": 7})
-    worker = Worker(rs, worker_id="traced-worker", tracer_provider=provider)
-
-    @worker.step("fetch")
-    def fetch(state: dict[str, Any]) -> dict[str, Any]:
-        return {**state, "patient": "Ada"}
-
-    @worker.step("save")
-    def save(state: dict[str, Any]) -> dict[str, Any]:
-        raise KeyError("ward")
-
-    (outcome,) = worker.run_until_idle()
-    assert outcome.status == RunStatus.RUN_STATUS_FAILED
-    provider.force_flush()
+    order = run_failing_referral(rs, provider, "traced-worker")
     run_id = order.latest_run_id
 
     # The worker's spans: the run, and a step span beneath it for each step.

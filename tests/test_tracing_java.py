@@ -24,7 +24,7 @@ import pytest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from harness import ServerProcess
-from otlp import Receiver, arrived, attrs, otel_env, receiver, value  # noqa: F401 - receiver is a fixture
+from otlp import Receiver, arrived, attrs, otel_env, receiver, serving, value  # noqa: F401 - receiver is a fixture
 from runstatus import Client
 from runstatus.v1.status_pb2 import RunStatus
 
@@ -45,11 +45,7 @@ def traced_run(receiver: tuple[Receiver, int],
     worker's line about the run it executed."""
     _, port = receiver
     tmp = tmp_path_factory.mktemp("java-traces")
-    with pytest.MonkeyPatch.context() as patch:
-        for key, setting in otel_env(port, SERVER_SERVICE).items():
-            patch.setenv(key, setting)
-        server = ServerProcess(tmp / "runstatus.db", "--otel").start()
-    try:
+    with serving(tmp / "runstatus.db", otel_env(port, SERVER_SERVICE), "--otel") as server:
         source = tmp / "checkout"
         shutil.copytree(ROOT / "clients/java", source / "clients/java", ignore=shutil.ignore_patterns("target"))
         shutil.copytree(ROOT / "proto", source / "proto")
@@ -62,8 +58,6 @@ def traced_run(receiver: tuple[Receiver, int],
         assert out.returncode == 0, out.stdout + out.stderr
         (line,) = [m for m in map(RUN_LINE.match, out.stdout.splitlines()) if m]
         yield server, line
-    finally:
-        server.stop()
 
 
 def test_the_java_workers_spans_and_the_servers_are_one_trace(

@@ -18,7 +18,7 @@ import pytest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from harness import ServerProcess
-from otlp import Receiver, arrived, attrs, otel_env, receiver, value  # noqa: F401 - receiver is a fixture
+from otlp import Receiver, arrived, attrs, otel_env, receiver, serving, value  # noqa: F401 - receiver is a fixture
 from runstatus import Client
 from runstatus.v1.status_pb2 import RunStatus
 
@@ -37,14 +37,9 @@ pytestmark = pytest.mark.skipif(
 def traced(receiver: tuple[Receiver, int], tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """The server with --otel, its spans to the receiver."""
     _, port = receiver
-    with pytest.MonkeyPatch.context() as patch:
-        for key, setting in otel_env(port, SERVER_SERVICE).items():
-            patch.setenv(key, setting)
-        server = ServerProcess(tmp_path_factory.mktemp("traced-ts") / "runstatus.db", "--otel").start()
-    try:
+    with serving(tmp_path_factory.mktemp("traced-ts") / "runstatus.db", otel_env(port, SERVER_SERVICE),
+                 "--otel") as server:
         yield server
-    finally:
-        server.stop()
 
 
 def test_a_ts_worker_run_and_the_servers_spans_are_one_trace(traced: ServerProcess,

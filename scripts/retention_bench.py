@@ -35,7 +35,7 @@ import grpc.aio
 from google.protobuf.field_mask_pb2 import FieldMask
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
-from postgres import LocalPostgres  # noqa: E402 - scripts/postgres.py
+from postgres import LocalPostgres, free_port  # noqa: E402 - scripts/postgres.py
 
 from runstatus import retention  # noqa: E402
 from runstatus.v1 import project_service_pb2 as project_pb  # noqa: E402
@@ -49,14 +49,6 @@ from runstatus.v1.workflow_pb2 import Step, Workflow  # noqa: E402
 
 PROJECT = "bench"
 ON = "REJECTED=2s"
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def start_server(db: str, metrics_port: int, log: pathlib.Path) -> tuple[subprocess.Popen[bytes], str]:

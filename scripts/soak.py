@@ -60,7 +60,7 @@ from google.protobuf.field_mask_pb2 import FieldMask
 from google.protobuf.struct_pb2 import Struct
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
-from postgres import LocalPostgres  # noqa: E402 - scripts/postgres.py
+from postgres import LocalPostgres, free_port  # noqa: E402 - scripts/postgres.py
 
 from runstatus import retention  # noqa: E402
 from runstatus.v1 import project_service_pb2 as project_pb  # noqa: E402
@@ -80,14 +80,6 @@ PROJECTS = ("soak", "soak-limited", "soak-cancel")
 WARMUP_S = 15.0
 STEP_ERROR = ErrorReport(name="TypeError", message="Cannot read properties of undefined (reading 'id')",
                          language="javascript", source=ErrorSource.ERROR_SOURCE_JOB)
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def start_server(db: str, metrics_port: int, keep: str, log: pathlib.Path) -> tuple[subprocess.Popen[bytes], str]:

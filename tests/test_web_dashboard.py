@@ -147,7 +147,9 @@ def test_live_update_moves_the_latest_bucket_and_keys_reach_the_bars(dash: tuple
     after = bars(page)
     newest = max(after)
     assert newest >= latest
-    assert after[newest].get("PENDING", 0) >= 1
+    # The new work order is in the latest bucket, or in a newer one if the minute turned meanwhile
+    # (then the newest bucket may be the empty current minute: CI met that once).
+    assert sum(after[b].get("PENDING", 0) for b in after if b >= latest) >= before[latest].get("PENDING", 0) + 1
     # Keyboard: Tab reaches the chart's bars, each a link named by its bucket and counts.
     page.focus("form.dash button")
     for _ in range(5):

@@ -119,14 +119,14 @@ func dialFake(t testing.TB, opts ...Option) (*Client, *oneRun, grpc.DialOption) 
 }
 
 // runOne runs the fake's run with a Worker over a client dialled with opts:
-// step a takes 50 ms (heartbeats happen in it), step b fails.
+// step a takes 175 ms (several heartbeats happen in it), step b fails.
 func runOne(t *testing.T, opts ...Option) *oneRun {
 	t.Helper()
 	c, fake, _ := dialFake(t, opts...)
 	w := NewWorker(c, "traced")
 	w.Step("a", func(ctx context.Context, state map[string]any) (map[string]any, error) {
 		fake.inA = trace.SpanContextFromContext(ctx)
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(175 * time.Millisecond) // beats come every 50 ms at the least (Lease.HeartbeatInterval)
 		return nil, nil
 	})
 	w.Step("b", func(context.Context, map[string]any) (map[string]any, error) {

@@ -213,8 +213,13 @@ class EventFeed:
     # The reader
 
     def notify(self) -> None:
-        """A commit listener: new events may be in the log."""
-        self._wake.set()
+        """A commit listener: new events may be in the log. With no watcher joined and none
+        joining, the reader would only mark the cursor stale: that is done here, without waking
+        it (a wake per commit cost the writers ~10% of their throughput)."""
+        if self._joined or self._lock.locked():
+            self._wake.set()
+        else:
+            self._stale = True
 
     async def run(self) -> None:
         while not self.closed:

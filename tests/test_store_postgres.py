@@ -213,6 +213,11 @@ def test_a_workflow_version_is_read_once_then_taken_from_the_cache(db: str) -> N
         assert await store.write(counted(steps), 1) == ["a"]
         assert await store.write(counted(steps), 2) is None  # no such version: read, and not kept
         assert len([sql for sql in statements if "FROM workflows" in sql]) == 1  # version 2's
+        # A version looked up for the first time (as a create does) keeps the data already cached.
+        assert await store.write(lambda tx: tx.workflow_version("p", "w", 0)) == 1
+        statements.clear()
+        assert await store.write(counted(steps), 1) == ["a"]
+        assert not [sql for sql in statements if "FROM workflows" in sql]
         await store.close()
 
     run(main())

@@ -43,7 +43,6 @@ class WriteCache:
     def keep_version(self, project_id: str, workflow_id: str, version: int, *, latest: bool) -> None:
         if len(self._pinned) >= MAX_ENTRIES:
             self._pinned.clear()
-        self._workflows.clear()
         self._pinned.add((project_id, workflow_id, version))
         if latest:
             if len(self._latest) >= MAX_ENTRIES:

@@ -18,8 +18,9 @@ fsync on, as scripts/bench.py does), started once, with scripts/bench.py's Serve
 A server from another checkout runs with that checkout's server and Python client first on
 PYTHONPATH (bench.py's --server-src does the same). The traced two export over OTLP/gRPC to a
 receiver in this process (opentelemetry-proto's TraceService, on a real port; it keeps what it
-is sent, and counts the spans in it once the measurements are over). Load is ghz, unary CreateWorkOrder at --concurrency for --seconds; ghz sends
-no traceparent, so each call is a root (the 10% server samples a tenth of them).
+is sent, and counts the spans in it once the measurements are over). Load is ghz, unary
+CreateWorkOrder at --concurrency for --seconds; ghz sends no traceparent, so each call is a
+root (the 10% server samples a tenth of them).
 
 The servers take turns, round after round (the order rotating). Each one's median calls/s is
 compared with off's (and off's with untraced's), and so is each round's, the servers of one
@@ -83,17 +84,18 @@ class Receiver:
         self.port = self.server.add_insecure_port("127.0.0.1:0")
         self.server.start()
 
-    def count(self, service: str) -> int:
+    def counts(self) -> dict[str, int]:
+        """The spans received so far, by service name (each request decoded once)."""
         from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
         with self._lock:
             received = list(self._received)
-        spans = 0
+        spans: dict[str, int] = {}
         for data in received:
             for resource_spans in ExportTraceServiceRequest.FromString(data).resource_spans:
-                if any(kv.key == "service.name" and kv.value.string_value == service
-                       for kv in resource_spans.resource.attributes):
-                    spans += sum(len(scope.spans) for scope in resource_spans.scope_spans)
+                service = next((kv.value.string_value for kv in resource_spans.resource.attributes
+                                if kv.key == "service.name"), "")
+                spans[service] = spans.get(service, 0) + sum(len(scope.spans) for scope in resource_spans.scope_spans)
         return spans
 
 
@@ -249,6 +251,7 @@ def report(args: argparse.Namespace, names: list[str], results: dict[str, list[d
     print()
     print(f"{'server':9} {'calls/s':>8} {'vs':>9} {'ratio':>6} {'rounds':>6} {'target':>12} {cpu:>12} "
           f"{'p50 ms':>7} {'p99 ms':>7} {'spans/call':>10} {'errors':>6}")
+    spans = receiver.counts()
     for name in names:
         rps = median(name, "rps")
         base, target = TARGETS.get(name, ("", 0.0))
@@ -258,7 +261,7 @@ def report(args: argparse.Namespace, names: list[str], results: dict[str, list[d
             compared = f"{ratio:6.3f} {by_round:6.3f}"
         else:
             base, verdict, compared = "", "", f"{'':6} {'':6}"
-        sent, made = receiver.count(f"runstatus-{name}"), calls[name] + warm_calls[name]
+        sent, made = spans.get(f"runstatus-{name}", 0), calls[name] + warm_calls[name]
         print(f"{name:9} {rps:8.0f} {base:>9} {compared} {verdict:>12} {median(name, 'cpu_us'):12.0f} "
               f"{median(name, 'p50'):7.2f} {median(name, 'p99'):7.2f} {(sent / made if made else 0):10.2f} "
               f"{int(sum(r['errors'] for r in results[name])):6}")

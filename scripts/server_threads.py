@@ -2,7 +2,7 @@
 from ghz at each concurrency (issue 30: is a figure bound by a core, or by waiting?).
 
     PATH=.tools/bin:$PATH .venv/bin/python scripts/server_threads.py [--concurrency 8,16,32,64]
-        [--seconds 8] [--server-src DIR]
+        [--seconds 8] [--server-src DIR] [--server-arg=--otel ...]
 
 One SQLite server on a fresh file (scripts/bench.py's setup: its workflow, its requests), 2 s of
 warm-up, then each point: creates/s, and each busy thread's cores and CPU µs per create, from
@@ -48,13 +48,16 @@ def main() -> int:
     parser.add_argument("--concurrency", default="8,16,32,64")
     parser.add_argument("--seconds", type=float, default=8)
     parser.add_argument("--server-src", help="a checkout whose server runs instead of this one")
+    parser.add_argument("--server-arg", action="append", default=[],
+                        help="one more argument to `runstatus serve` (e.g. --server-arg=--otel; the server takes "
+                             "OTEL_* from this environment)")
     args = parser.parse_args()
     if args.server_src:
         src = pathlib.Path(args.server_src).resolve()
         bench.SERVER_PATH[:] = [str(src / "server"), str(src / "clients" / "python")]
     with tempfile.TemporaryDirectory(prefix="runstatus-threads-") as tmp:
         work = pathlib.Path(tmp)
-        server = bench.runstatus_server("runstatus", work / "runstatus.db", work).start()
+        server = bench.runstatus_server("runstatus", work / "runstatus.db", work, *args.server_arg).start()
         try:
             assert server.proc is not None
             client = Client(server.address)

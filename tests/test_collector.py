@@ -20,7 +20,9 @@ import signal
 import socket
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from google.protobuf import json_format
@@ -38,6 +40,7 @@ from runstatus import Client
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SERVER_SERVICE = "runstatus-through-collector"
+METRICS_SERVICE = "runstatus-metrics-through-collector"
 WORKER_SERVICE = "python-worker-through-collector"
 IDS = ("traceId", "spanId", "parentSpanId")
 
@@ -51,7 +54,7 @@ def collector_binary() -> str:
 
 class Collector:
     """otelcol-runstatus on a free loopback port: OTLP/gRPC in, its file exporter's OTLP/JSON out
-    (one ExportTraceServiceRequest a line)."""
+    (one ExportTraceServiceRequest or ExportMetricsServiceRequest a line)."""
 
     def __init__(self, folder: pathlib.Path) -> None:
         self.port = harness.free_port()
@@ -64,7 +67,8 @@ class Collector:
             "exporters": {"file": {"path": str(self.output), "flush_interval": "100ms"}},
             "service": {
                 "telemetry": {"metrics": {"level": "none"}, "logs": {"level": "info"}},
-                "pipelines": {"traces": {"receivers": ["otlp"], "exporters": ["file"]}},
+                "pipelines": {"traces": {"receivers": ["otlp"], "exporters": ["file"]},
+                              "metrics": {"receivers": ["otlp"], "exporters": ["file"]}},
             },
         }, indent=2))
         self.proc: subprocess.Popen[bytes] | None = None
@@ -114,6 +118,23 @@ class Collector:
                                             ignore_unknown_fields=True)
             spans.Export(request, None)  # type: ignore[arg-type]
         return spans
+
+
+    def metrics(self, service: str) -> list[dict[str, Any]]:
+        """Every metric of each export the collector received from `service`, in order: the
+        OTLP/JSON of a Metric."""
+        found = []
+        text = self.output.read_text() if self.output.exists() else ""
+        for line in text.splitlines():
+            try:
+                export = json.loads(line)
+            except json.JSONDecodeError:  # a line being written
+                continue
+            for resource in export.get("resourceMetrics", []):
+                said = {a["key"]: a["value"].get("stringValue") for a in resource["resource"].get("attributes", [])}
+                if said.get("service.name") == service:
+                    found += [m for scope in resource.get("scopeMetrics", []) for m in scope.get("metrics", [])]
+        return found
 
 
 @pytest.fixture(scope="module")
@@ -208,3 +229,83 @@ def test_the_collector_is_built_from_its_manifest_and_lock() -> None:
     assert all(f'"{module}"' in components for module, _ in named if "/confmap/" not in module)
     tools = dict(re.findall(r"^\s*([\w./-]+\.[\w./-]+)\s+(v[^\s]+)", (ROOT / "tools/go.mod").read_text(), re.M))
     assert tools["go.opentelemetry.io/collector/cmd/builder"] == required["go.opentelemetry.io/collector/otelcol"]
+
+
+def test_the_servers_metrics_arrive_through_the_collector_as_its_metrics_page_says(
+        collector: Collector, tmp_path: pathlib.Path) -> None:
+    """With OTEL_METRICS_EXPORTER=otlp, the registry behind --metrics-port goes over OTLP every
+    interval and once more at the stop: the same counts, histograms and store gauges."""
+    metrics_port = harness.free_port()
+    env = {**otel_env(collector.port, METRICS_SERVICE), "OTEL_METRICS_EXPORTER": "otlp",
+           "OTEL_METRIC_EXPORT_INTERVAL": "200"}
+    with serving(tmp_path / "runstatus.db", env, "--otel", "--metrics-port", str(metrics_port)) as server:
+        rs = Client(server.address, retries=1)
+        rs.project_id = f"metrics-{time.monotonic_ns()}"
+        rs.create_project(rs.project_id, name="metrics through a collector")
+        rs.create_workflow("measured", ["a"])
+        for _ in range(3):
+            rs.create_work_order("measured")
+        rs.close()
+        page = harness.scrape(metrics_port)
+        created = re.search(r'^runstatus_rpcs_total\{code="OK",method="WorkOrderService.CreateWorkOrder"\} ([0-9.e+]+)$', page, re.M)
+        assert created and float(created.group(1)) == 3.0, page
+
+        def latest() -> dict[str, dict[str, Any]]:
+            got = {m["name"]: m for m in collector.metrics(METRICS_SERVICE)}  # the last export of each
+            assert "runstatus_rpcs" in got, sorted(got)
+            points = got["runstatus_rpcs"]["sum"]["dataPoints"]
+            assert any(point_labels(p) == {"method": "WorkOrderService.CreateWorkOrder", "code": "OK"} and point_value(p) == 3
+                       for p in points), points
+            return got
+
+        got = arrived(latest, "the metrics of the three creates", timeout=30)
+    rpcs = got["runstatus_rpcs"]["sum"]
+    assert rpcs["isMonotonic"] and rpcs["aggregationTemporality"] == 2  # CUMULATIVE (OTLP/JSON writes enums as numbers)
+    (latency,) = [p for p in got["runstatus_rpc_seconds"]["histogram"]["dataPoints"]
+                  if point_labels(p) == {"method": "WorkOrderService.CreateWorkOrder"}]
+    assert int(latency["count"]) == 3 and sum(int(n) for n in latency["bucketCounts"]) == 3
+    assert len(latency["bucketCounts"]) == len(latency["explicitBounds"]) + 1
+    resources = [{a["key"]: a["value"].get("stringValue") for a in r["resource"].get("attributes", [])}
+                 for line in collector.output.read_text().splitlines() if line.strip()
+                 for r in json.loads(line).get("resourceMetrics", [])]
+    (instance,) = {r["service.instance.id"] for r in resources if r["service.name"] == METRICS_SERVICE}
+    assert uuid.UUID(instance)  # the process's own: each of --processes N a series of its own
+    by_status = {point_labels(p)["status"]: point_value(p) for p in got["runstatus_work_orders"]["gauge"]["dataPoints"]}
+    assert by_status.get("pending") == 3  # a store gauge, read through the store as for the page
+
+
+def test_the_last_figures_go_out_as_the_server_stops(collector: Collector, tmp_path: pathlib.Path) -> None:
+    service = "runstatus-metrics-at-stop"
+    env = {**otel_env(collector.port, service), "OTEL_METRICS_EXPORTER": "otlp",
+           "OTEL_METRIC_EXPORT_INTERVAL": "600000"}  # ten minutes: only the stop's export comes in time
+    with serving(tmp_path / "runstatus.db", env, "--otel") as server:
+        rs = Client(server.address, retries=1)
+        rs.create_workflow("measured", ["a"])
+        rs.create_work_order("measured")
+        rs.close()
+        time.sleep(0.5)
+        assert collector.metrics(service) == []
+    # serving() stopped the server (SIGTERM): its last act sent the figures.
+
+    def sent() -> None:
+        (rpcs,) = [m for m in collector.metrics(service) if m["name"] == "runstatus_rpcs"]
+        points = {point_labels(p)["method"]: point_value(p) for p in rpcs["sum"]["dataPoints"]}
+        assert points.get("WorkOrderService.CreateWorkOrder") == 1, points
+
+    arrived(sent, "the metrics sent at the stop", timeout=15)
+
+
+def test_a_server_without_otel_metrics_exporter_sends_no_metrics(collector: Collector, traced: ServerProcess) -> None:
+    rs = Client(traced.address, retries=1)
+    list(rs.list_projects())
+    rs.close()
+    arrived(lambda: collector.received().of(SERVER_SERVICE) or None, "the server's spans", timeout=30)
+    assert collector.metrics(SERVER_SERVICE) == []
+
+
+def point_value(point: dict[str, Any]) -> float:
+    return float(point["asDouble"] if "asDouble" in point else point["asInt"])  # OTLP/JSON writes an int64 as text
+
+
+def point_labels(point: dict[str, Any]) -> dict[str, str]:
+    return {a["key"]: a["value"]["stringValue"] for a in point.get("attributes", [])}

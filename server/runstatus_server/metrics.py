@@ -132,7 +132,17 @@ class NotificationsOwed(StoreGauges):
         yield oldest
 
 
+_store_gauges: list[StoreGauges] = []
+
+
+def register_store_gauges(store: Store) -> None:
+    """The gauges read through the store, in the registry (once: the page and OTLP share them)."""
+    if not _store_gauges:
+        _store_gauges.extend([WorkOrdersByStatus(store), NotificationsOwed(store)])
+        for gauges in _store_gauges:
+            REGISTRY.register(gauges)
+
+
 def serve(host: str, port: int, store: Store) -> None:
-    REGISTRY.register(WorkOrdersByStatus(store))
-    REGISTRY.register(NotificationsOwed(store))
+    register_store_gauges(store)
     start_http_server(port, addr=host, registry=REGISTRY)

@@ -28,10 +28,11 @@ from runstatus.v1 import (
 )
 from runstatus.v1.project_pb2 import RetentionPolicy
 
-from . import idempotency, metrics, projects, pruner, sweeper, tracing
+from . import idempotency, metrics, metrics_export, projects, pruner, sweeper, tracing
 from .auth import Authenticator
 from .classifier import Classifier, load_aliases
 from .events import DEFAULT_BUFFER, DEFAULT_SEND_TIMEOUT, EventFeed
+from .metrics_export import MetricsExporter
 from .notifier import AdminNotifier, log_notifier
 from .notifications import outbox, retention
 from .notifications.delivery import Deliveries
@@ -150,10 +151,14 @@ class Server:
         self.settings = settings
         settings.limits.check()
         self.store = open_store(settings.db, shared=settings.reuse_port)
+        self._otlp_metrics: MetricsExporter | None = None
         if settings.otel:
             tracing.setup()
             from .store.traced import traced
             self.store = traced(self.store, tracing.recorder())
+            if metrics_export.wanted():  # OTEL_METRICS_EXPORTER=otlp: the metrics over OTLP too
+                metrics.register_store_gauges(self.store)
+                self._otlp_metrics = MetricsExporter(metrics.REGISTRY, tracing.resource())
         self.feed = EventFeed(self.store, poll_seconds=settings.watch_poll_seconds, buffer=settings.watch_buffer,
                               send_timeout=settings.watch_send_timeout,
                               max_watches=settings.max_watches,
@@ -208,6 +213,8 @@ class Server:
         await server.start()
         if self.settings.metrics_port:
             metrics.serve(self.settings.host, self.settings.metrics_port, self.store)
+        if self._otlp_metrics is not None:
+            self._otlp_metrics.start()
         if self.settings.web_port:
             from .web import WebServer
             self.web = WebServer(self.settings, self.port)
@@ -392,6 +399,8 @@ class Server:
             done("tasks")
             await _cancel(self._tasks)
             done("store")
+            if self._otlp_metrics is not None:  # the last figures go out, read while the store is open
+                await asyncio.to_thread(self._otlp_metrics.stop)
             await self.store.close()
             tracing.shutdown()  # the spans still held go out
             done("")

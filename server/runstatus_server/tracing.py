@@ -1,7 +1,8 @@
-"""Traces (--otel): OpenTelemetry spans over OTLP/gRPC, configured by the standard OTEL_*
-environment variables (OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT,
-OTEL_EXPORTER_OTLP_INSECURE, OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES, OTEL_TRACES_SAMPLER
-and OTEL_TRACES_SAMPLER_ARG, OTEL_PROPAGATORS, OTEL_BSP_*).
+"""Traces (--otel): OpenTelemetry spans over OTLP/gRPC (and, when asked, the metrics:
+metrics_export.py), configured by the standard OTEL_* environment variables
+(OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, OTEL_EXPORTER_OTLP_INSECURE,
+OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES, OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG,
+OTEL_PROPAGATORS, OTEL_BSP_*).
 
 Off by default, and then free: nothing of OpenTelemetry is imported, the services are
 registered as they always were (`rpc_handler` is asked only when tracing is on), the store is
@@ -32,6 +33,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from . import logs
+from .util import new_id
 
 if TYPE_CHECKING:
     from google.protobuf.descriptor import MethodDescriptor
@@ -64,7 +66,6 @@ def setup() -> None:
         return
     from opentelemetry import trace
     from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-    from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
@@ -74,8 +75,7 @@ def setup() -> None:
     if protocol and protocol != "grpc":
         log.warning("only OTLP over gRPC is supported: OTEL_EXPORTER_OTLP_PROTOCOL is ignored",
                     extra={"protocol": protocol})
-    named = "OTEL_SERVICE_NAME" in os.environ or "service.name=" in os.environ.get("OTEL_RESOURCE_ATTRIBUTES", "")
-    provider = TracerProvider(resource=Resource.create({} if named else {"service.name": SERVICE_NAME}))
+    provider = TracerProvider(resource=resource())
     # The SDK's exporter, its spans encoded by tracing_export (a fifth of the SDK's encoding's time).
     exporter = tracing_export.Exporter() if tracing_export.usable() else OTLPSpanExporter()
     provider.add_span_processor(BatchSpanProcessor(exporter))
@@ -87,6 +87,22 @@ def setup() -> None:
         "endpoint": os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
         or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "http://localhost:4317 (the default)"),
         "sampler": os.environ.get("OTEL_TRACES_SAMPLER", "parentbased_always_on")})
+
+
+def resource() -> Any:
+    """What the server's spans and metrics say they come from: OTEL_RESOURCE_ATTRIBUTES and
+    OTEL_SERVICE_NAME, else service.name runstatus; and a service.instance.id of this process's
+    own unless they name one (with --processes N, each process's cumulative counts are a series
+    of their own, as each serves its own /metrics port)."""
+    from opentelemetry.sdk.resources import Resource
+
+    given = os.environ.get("OTEL_RESOURCE_ATTRIBUTES", "")
+    ours: dict[str, str] = {}
+    if "OTEL_SERVICE_NAME" not in os.environ and "service.name=" not in given:
+        ours["service.name"] = SERVICE_NAME
+    if "service.instance.id=" not in given:
+        ours["service.instance.id"] = new_id()
+    return Resource.create(ours)
 
 
 def tracer() -> Tracer:

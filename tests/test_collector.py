@@ -20,7 +20,6 @@ import signal
 import socket
 import subprocess
 import time
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -120,16 +119,28 @@ class Collector:
         return spans
 
 
+    def exports(self) -> list[dict[str, Any]]:
+        """Each export the file exporter has written so far, as OTLP/JSON."""
+        found = []
+        for line in (self.output.read_text() if self.output.exists() else "").splitlines():
+            try:
+                found.append(json.loads(line))
+            except json.JSONDecodeError:  # a line being written
+                continue
+        return found
+
+    def instances(self, kind: str) -> dict[str, str]:
+        """service.name → service.instance.id of the resources of `kind` (resourceSpans or
+        resourceMetrics) received so far."""
+        return {said["service.name"]: said["service.instance.id"] for export in self.exports()
+                for r in export.get(kind, [])
+                for said in [{a["key"]: a["value"].get("stringValue") for a in r["resource"]["attributes"]}]}
+
     def metrics(self, service: str) -> list[dict[str, Any]]:
         """Every metric of each export the collector received from `service`, in order: the
         OTLP/JSON of a Metric."""
         found = []
-        text = self.output.read_text() if self.output.exists() else ""
-        for line in text.splitlines():
-            try:
-                export = json.loads(line)
-            except json.JSONDecodeError:  # a line being written
-                continue
+        for export in self.exports():
             for resource in export.get("resourceMetrics", []):
                 said = {a["key"]: a["value"].get("stringValue") for a in resource["resource"].get("attributes", [])}
                 if said.get("service.name") == service:
@@ -265,11 +276,10 @@ def test_the_servers_metrics_arrive_through_the_collector_as_its_metrics_page_sa
                   if point_labels(p) == {"method": "WorkOrderService.CreateWorkOrder"}]
     assert int(latency["count"]) == 3 and sum(int(n) for n in latency["bucketCounts"]) == 3
     assert len(latency["bucketCounts"]) == len(latency["explicitBounds"]) + 1
-    resources = [{a["key"]: a["value"].get("stringValue") for a in r["resource"].get("attributes", [])}
-                 for line in collector.output.read_text().splitlines() if line.strip()
-                 for r in json.loads(line).get("resourceMetrics", [])]
-    (instance,) = {r["service.instance.id"] for r in resources if r["service.name"] == METRICS_SERVICE}
-    assert uuid.UUID(instance)  # the process's own: each of --processes N a series of its own
+    # One resource for the process's spans and its metrics; another process, another instance
+    # (each of --processes N a series of its own).
+    spans = arrived(lambda: collector.instances("resourceSpans")[METRICS_SERVICE], "the server's spans")
+    assert collector.instances("resourceMetrics")[METRICS_SERVICE] == spans
     by_status = {point_labels(p)["status"]: point_value(p) for p in got["runstatus_work_orders"]["gauge"]["dataPoints"]}
     assert by_status.get("pending") == 3  # a store gauge, read through the store as for the page
 
@@ -309,3 +319,22 @@ def point_value(point: dict[str, Any]) -> float:
 
 def point_labels(point: dict[str, Any]) -> dict[str, str]:
     return {a["key"]: a["value"]["stringValue"] for a in point.get("attributes", [])}
+
+
+def test_each_server_process_is_an_instance_of_its_own(collector: Collector, traced: ServerProcess,
+                                                        tmp_path: pathlib.Path) -> None:
+    other = "runstatus-another-process"
+    with serving(tmp_path / "runstatus.db", otel_env(collector.port, other), "--otel") as server:
+        rs = Client(server.address, retries=1)
+        list(rs.list_projects())
+        rs.close()
+    mine = Client(traced.address, retries=1)
+    list(mine.list_projects())
+    mine.close()
+
+    def both() -> set[str]:
+        found = collector.instances("resourceSpans")
+        assert other in found and SERVER_SERVICE in found, sorted(found)
+        return {found[other], found[SERVER_SERVICE]}
+
+    assert len(arrived(both, "both servers' spans", timeout=30)) == 2

@@ -6,8 +6,12 @@ from __future__ import annotations
 
 import os
 import time
+import types
 import uuid
 
+import pytest
+
+from runstatus_server import util
 from runstatus_server.util import new_id
 
 
@@ -41,3 +45,31 @@ def test_a_forked_child_draws_ids_of_its_own() -> None:
     child = os.read(read, 10_000).decode().split("\n")
     os.close(read)
     assert not set(child) & {new_id() for _ in range(10)}
+
+
+def parts(text: str) -> tuple[int, int]:
+    """An id's unix milliseconds and the 12 bits after its version (the millisecond's fraction)."""
+    value = uuid.UUID(text).int
+    return value >> 80, value >> 64 & 0xFFF
+
+
+def test_the_counter_keeps_order_within_a_tick_across_a_millisecond_and_a_clock_set_back(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = [1_796_000_000_000 * 1_000_000]  # ns: a millisecond's start
+    monkeypatch.setattr(util, "time", types.SimpleNamespace(time_ns=lambda: clock[0]))
+    new_id()  # whatever came before, from here the clock is this one
+    clock[0] += 10**9
+    same_tick = [new_id() for _ in range(5000)]  # more ids than a millisecond has ticks (4096)
+    ms = clock[0] // 1_000_000
+    assert same_tick == sorted(same_tick) and len(set(same_tick)) == 5000
+    assert parts(same_tick[0]) == (ms, 0) and parts(same_tick[4095]) == (ms, 4095)
+    assert parts(same_tick[4096]) == (ms + 1, 0)  # the carry: the next millisecond, fraction 0
+    assert all(uuid.UUID(t).version == 7 and uuid.UUID(t).variant == uuid.RFC_4122 for t in same_tick)
+
+    clock[0] -= 5 * 10**9  # set back 5 s: ids go on from the last
+    back = new_id()
+    assert back > same_tick[-1] and parts(back) == (ms + 1, parts(same_tick[-1])[1] + 1)
+
+    clock[0] -= 100 * 10**9  # set back past 65 s: ids follow the clock, still distinct
+    far = new_id()
+    assert parts(far)[0] == clock[0] // 1_000_000 and far not in same_tick

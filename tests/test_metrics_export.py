@@ -76,18 +76,57 @@ def test_otlp_metrics_are_asked_for_by_otel_metrics_exporter_only(monkeypatch: p
     assert metrics_export.wanted()
     monkeypatch.setenv("OTEL_METRIC_EXPORT_INTERVAL", "250")
     assert metrics_export.interval_seconds() == 0.25
-    monkeypatch.setenv("OTEL_METRIC_EXPORT_INTERVAL", "soon")
-    assert metrics_export.interval_seconds() == 60.0
 
 
-def test_each_process_is_an_instance_of_its_own_unless_the_resource_names_one(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_one_resource_a_process_with_an_instance_id_unless_the_environment_names_one(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     from runstatus_server import tracing
 
     monkeypatch.delenv("OTEL_RESOURCE_ATTRIBUTES", raising=False)
     monkeypatch.delenv("OTEL_SERVICE_NAME", raising=False)
-    one, other = tracing.resource().attributes, tracing.resource().attributes
-    assert one["service.name"] == other["service.name"] == "runstatus"
-    assert one["service.instance.id"] != other["service.instance.id"]
-    monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "service.instance.id=blue-1,service.name=scheduler")
+    monkeypatch.setattr(tracing, "_resource", None)
+    one = tracing.resource()
+    assert tracing.resource() is one  # the spans' and the metrics' alike
+    assert one.attributes["service.name"] == "runstatus" and one.attributes["service.instance.id"]
+    monkeypatch.setattr(tracing, "_resource", None)
+    monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "service.instance.id = blue-1, myservice.name=x")
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "scheduler")
     said = tracing.resource().attributes
     assert (said["service.instance.id"], said["service.name"]) == ("blue-1", "scheduler")
+
+
+@pytest.mark.parametrize("given", ["inf", "nan", "1e300", "50", "-1", "soon"])
+def test_an_export_interval_out_of_range_is_the_default(monkeypatch: pytest.MonkeyPatch, given: str) -> None:
+    monkeypatch.setenv("OTEL_METRIC_EXPORT_INTERVAL", given)
+    assert metrics_export.interval_seconds() == 60.0
+
+
+def test_a_histogram_without_its_inf_bucket_still_ends_with_the_bucket_past_its_bounds() -> None:
+    from prometheus_client.core import HistogramMetricFamily
+
+    class Custom:
+        def collect(self) -> list[HistogramMetricFamily]:
+            family = HistogramMetricFamily("t_custom_seconds", "No +Inf bucket.")
+            family.add_sample("t_custom_seconds_bucket", {"le": "1.0"}, 2)
+            family.add_sample("t_custom_seconds_count", {}, 5)
+            family.add_sample("t_custom_seconds_sum", {}, 9.5)
+            return [family]
+
+    registry = CollectorRegistry()
+    registry.register(Custom())  # type: ignore[arg-type]
+    (point,) = exported(registry)["t_custom_seconds"].histogram.data_points
+    assert (list(point.explicit_bounds), list(point.bucket_counts), point.count) == ([1.0], [2, 3], 5)
+
+
+def test_a_stop_before_any_start_only_closes_the_exporter() -> None:
+    closed = []
+
+    class Exporter:
+        def export(self, data: object) -> None:
+            raise AssertionError("nothing is exported")
+
+        def shutdown(self, timeout_millis: float = 0) -> None:
+            closed.append(timeout_millis)
+
+    metrics_export.MetricsExporter(CollectorRegistry(), Resource.create({}), Exporter()).stop()
+    assert closed == [1000]

@@ -8,12 +8,14 @@ One registry, two views of it, so the figures agree: a counter is a cumulative m
 (named as its family, without `_total`; from the time its `_created` sample gives), a gauge a
 Gauge, a histogram a cumulative Histogram with the same bounds (Prometheus's buckets count
 everything up to their bound; OTLP's each count their own share). Names and labels are
-Prometheus's, so a dashboard reads the same series through either.
+Prometheus's, so a dashboard reads the same series through either. (Families of other types,
+summaries, info and state sets, are left out: the registry has none.)
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import threading
 import time
@@ -35,14 +37,17 @@ def wanted() -> bool:
 
 
 def interval_seconds() -> float:
+    """OTEL_METRIC_EXPORT_INTERVAL in seconds: 0.1 s to a day; the default for anything else."""
     raw = os.environ.get("OTEL_METRIC_EXPORT_INTERVAL", "")
     try:
         ms = float(raw) if raw else DEFAULT_INTERVAL_MS
     except ValueError:
-        log.warning("OTEL_METRIC_EXPORT_INTERVAL is not a number of milliseconds; %d it is", DEFAULT_INTERVAL_MS,
-                    extra={"value": raw})
+        ms = math.nan
+    if not 100 <= ms <= 86_400_000:  # NaN too
+        log.warning("OTEL_METRIC_EXPORT_INTERVAL is not milliseconds from 100 to 86400000; %d it is",
+                    DEFAULT_INTERVAL_MS, extra={"value": raw})
         ms = DEFAULT_INTERVAL_MS
-    return max(ms, 100) / 1000
+    return ms / 1000
 
 
 def _labels(sample: Any, leave_out: str = "") -> tuple[tuple[str, str], ...]:
@@ -83,8 +88,10 @@ def metrics_data(families: Iterable[Any], resource: Any, now_ns: int, start_ns: 
             points = []
             for key, one in series.items():
                 buckets = sorted(one["buckets"])
+                if not buckets or buckets[-1][0] != math.inf:  # OTLP's last bucket is the one past every bound
+                    buckets.append((math.inf, one["count"]))
                 counts = [int(n - below) for (_, n), (_, below) in zip(buckets, [(0.0, 0.0)] + buckets)]
-                bounds = [bound for bound, _ in buckets if bound != float("inf")]
+                bounds = [bound for bound, _ in buckets if bound != math.inf]
                 points.append(HistogramDataPoint(dict(key), created.get(key, start_ns), now_ns, one["count"], one["sum"],
                                                  counts, bounds, None, None))  # type: ignore[arg-type]  # none known
             data = Histogram(points, cumulative)
@@ -131,7 +138,8 @@ class MetricsExporter:
         """Sends the last figures (waiting STOP_SECONDS at most: a collector that is down must
         not hold the server's stop), then closes the exporter's channel."""
         self._stop.set()
-        self._thread.join(timeout=STOP_SECONDS)
-        if self._thread.is_alive():
-            log.warning("the last metrics were not sent over OTLP within %d s of the stop", STOP_SECONDS)
+        if self._thread.ident is not None:  # started
+            self._thread.join(timeout=STOP_SECONDS)
+            if self._thread.is_alive():
+                log.warning("the last metrics were not sent over OTLP within %d s of the stop", STOP_SECONDS)
         self._exporter.shutdown(timeout_millis=1000)

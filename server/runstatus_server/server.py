@@ -400,7 +400,10 @@ class Server:
             await _cancel(self._tasks)
             done("store")
             if self._otlp_metrics is not None:  # the last figures go out, read while the store is open
-                await asyncio.to_thread(self._otlp_metrics.stop)
+                try:
+                    await asyncio.to_thread(self._otlp_metrics.stop)
+                except Exception:  # noqa: BLE001 - the store still closes
+                    log.exception("stopping the OTLP metrics failed")
             await self.store.close()
             tracing.shutdown()  # the spans still held go out
             done("")

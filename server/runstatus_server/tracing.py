@@ -52,6 +52,7 @@ REQUEST_FIELDS = ("project_id", "work_order_id", "run_id", "workflow_id")
 _tracer: Tracer | None = None
 _provider: TracerProvider | None = None
 _recorder: Recorder | None = None
+_resource: Any = None  # tracing.resource(): one a process
 
 
 def enabled() -> bool:
@@ -90,19 +91,22 @@ def setup() -> None:
 
 
 def resource() -> Any:
-    """What the server's spans and metrics say they come from: OTEL_RESOURCE_ATTRIBUTES and
-    OTEL_SERVICE_NAME, else service.name runstatus; and a service.instance.id of this process's
-    own unless they name one (with --processes N, each process's cumulative counts are a series
-    of their own, as each serves its own /metrics port)."""
-    from opentelemetry.sdk.resources import Resource
+    """What the server's spans and metrics say they come from, made once a process: what
+    OTEL_RESOURCE_ATTRIBUTES and OTEL_SERVICE_NAME say, else service.name runstatus; and a
+    service.instance.id of this process's own unless they name one (with --processes N, each
+    process's cumulative counts are a series of their own, as each serves its own /metrics port)."""
+    global _resource
+    if _resource is None:
+        from opentelemetry.sdk.resources import SERVICE_INSTANCE_ID, SERVICE_NAME as NAME, Resource
 
-    given = os.environ.get("OTEL_RESOURCE_ATTRIBUTES", "")
-    ours: dict[str, str] = {}
-    if "OTEL_SERVICE_NAME" not in os.environ and "service.name=" not in given:
-        ours["service.name"] = SERVICE_NAME
-    if "service.instance.id=" not in given:
-        ours["service.instance.id"] = new_id()
-    return Resource.create(ours)
+        given = Resource.create({}).attributes  # the SDK's reading of the environment
+        ours: dict[str, str] = {}
+        if str(given.get(NAME, "unknown_service")).startswith("unknown_service"):  # the SDK's "nobody said"
+            ours[NAME] = SERVICE_NAME
+        if SERVICE_INSTANCE_ID not in given:
+            ours[SERVICE_INSTANCE_ID] = new_id()
+        _resource = Resource.create(ours)
+    return _resource
 
 
 def tracer() -> Tracer:

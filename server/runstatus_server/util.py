@@ -52,8 +52,10 @@ def new_id() -> str:
             _id_pid = os.getpid()
         drawn = _id_pool[-8:]
         del _id_pool[-8:]
-        # Two ids in one tick of the fraction (244 ns), or a clock set back: one tick on from the
-        # last (RFC 9562's monotonic counter; a whole millisecond of ticks carries into the next).
+        # Two ids in one tick of the fraction (244 ns), or a clock set back by up to 65 s: one tick
+        # on from the last (RFC 9562's monotonic counter; a whole millisecond of ticks carries into
+        # the next). Set back further, ids follow the clock: out of order, still unique by their
+        # random bits.
         if head <= _id_last and _id_last - head < 1 << 32:
             head = _id_last + 1 if _id_last & 0xFFF != 0xFFF else ((_id_last >> 16) + 1) << 16 | 0x7000
         _id_last = head

@@ -14,10 +14,8 @@ grows with the clients is waiting on something, not out of CPU.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import pathlib
-import subprocess
 import sys
 import tempfile
 import time
@@ -66,15 +64,11 @@ def main() -> int:
             finally:
                 client.close()
             bench.write_protoset(work / "runstatus.protoset")
-            (work / "create.json").write_text(json.dumps(bench.ghz_data("create", [])))
+            create = bench.WORKLOADS["create"]
 
             def ghz(clients: int, seconds: float) -> float:
-                done = subprocess.run(
-                    ["ghz", "--insecure", "--protoset", str(work / "runstatus.protoset"),
-                     "--call", "runstatus.v1.WorkOrderService.CreateWorkOrder", "--data-file", str(work / "create.json"),
-                     "-c", str(clients), "--connections", str(clients), "-z", f"{seconds}s", "--format", "json",
-                     server.address], capture_output=True, text=True, check=True)
-                return float(json.loads(done.stdout)["rps"])
+                return float(bench.run_ghz(create.call, bench.ghz_data("create", []), server.address, clients,
+                                           seconds, clients, work)["rps"])
 
             ghz(16, 2)
             for clients in (int(c) for c in args.concurrency.split(",")):

@@ -24,10 +24,9 @@ import uuid
 
 from google.protobuf.struct_pb2 import Struct
 
-from runstatus.v1.workflow_pb2 import Step, Workflow
-from runstatus_server import projects, util, work_orders, workflows
-from runstatus_server.store.sqlite.engine import SqliteStore
+from runstatus_server import util, work_orders
 from runstatus_server.util import now_us
+from write_path_costs import started_store  # a store with the default project and workflow "w"
 
 TASKS = 16
 FRAME = 24 + 4096  # a WAL frame: its header and one page (SQLite's default page size)
@@ -35,12 +34,8 @@ FRAME = 24 + 4096  # a WAL frame: its header and one page (SQLite's default page
 
 async def measure(path: pathlib.Path, filled: int, creates: int) -> tuple[float, float]:
     """(WAL frames per create, creates/s)."""
-    store = SqliteStore(str(path))
-    await store.start()
+    store = await started_store(path)
     try:
-        await store.write(projects.ensure_default, now_us())
-        await store.write(workflows.create, Workflow(project_id="default", id="w", steps=[Step(id="a")]), now_us())
-
         async def creating(count: int) -> None:
             for _ in range(count):
                 await store.write(work_orders.create, "default", "w", 0, Struct(), 0, now_us())

@@ -42,13 +42,18 @@ def objects(path: pathlib.Path) -> list[tuple[str, str, str]]:
             f"AND tbl_name IN ({', '.join('?' * len(TABLES))}) ORDER BY tbl_name, type, name", TABLES)]
 
 
-async def writes_per_second(path: pathlib.Path, writes: int) -> float:
+async def started_store(path: pathlib.Path) -> SqliteStore:
+    """A store on `path`, started, with the default project and workflow "w" (one step, "a")."""
     store = SqliteStore(str(path))
     await store.start()
-    try:
-        await store.write(projects.ensure_default, now_us())
-        await store.write(workflows.create, Workflow(project_id="default", id="w", steps=[Step(id="a")]), now_us())
+    await store.write(projects.ensure_default, now_us())
+    await store.write(workflows.create, Workflow(project_id="default", id="w", steps=[Step(id="a")]), now_us())
+    return store
 
+
+async def writes_per_second(path: pathlib.Path, writes: int) -> float:
+    store = await started_store(path)
+    try:
         async def worker(count: int) -> None:
             for _ in range(count):
                 _, run = await store.write(work_orders.create, "default", "w", 0, Struct(), 0, now_us())

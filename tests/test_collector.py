@@ -99,14 +99,7 @@ class Collector:
         """Everything the file exporter has written so far, as the in-process receiver would hold
         it (tests/otlp.py): OTLP/JSON's hex ids back to the protobuf's bytes."""
         spans = Receiver()
-        text = self.output.read_text() if self.output.exists() else ""
-        for line in text.splitlines():
-            if not line.strip():
-                continue
-            try:
-                export = json.loads(line)
-            except json.JSONDecodeError:  # a line being written
-                continue
+        for export in self.exports():
             for resource in export.get("resourceSpans", []):
                 for scope in resource.get("scopeSpans", []):
                     for span in scope.get("spans", []):

@@ -32,7 +32,6 @@ from . import idempotency, metrics, metrics_export, projects, pruner, sweeper, t
 from .auth import Authenticator
 from .classifier import Classifier, load_aliases
 from .events import DEFAULT_BUFFER, DEFAULT_SEND_TIMEOUT, EventFeed
-from .metrics_export import MetricsExporter
 from .notifier import AdminNotifier, log_notifier
 from .notifications import outbox, retention
 from .notifications.delivery import Deliveries
@@ -151,14 +150,14 @@ class Server:
         self.settings = settings
         settings.limits.check()
         self.store = open_store(settings.db, shared=settings.reuse_port)
-        self._otlp_metrics: MetricsExporter | None = None
+        self._otlp_metrics: metrics_export.MetricsExporter | None = None
         if settings.otel:
             tracing.setup()
             from .store.traced import traced
             self.store = traced(self.store, tracing.recorder())
             if metrics_export.wanted():  # OTEL_METRICS_EXPORTER=otlp: the metrics over OTLP too
                 metrics.register_store_gauges(self.store)
-                self._otlp_metrics = MetricsExporter(metrics.REGISTRY, tracing.resource())
+                self._otlp_metrics = metrics_export.MetricsExporter(metrics.REGISTRY, tracing.resource())
         self.feed = EventFeed(self.store, poll_seconds=settings.watch_poll_seconds, buffer=settings.watch_buffer,
                               send_timeout=settings.watch_send_timeout,
                               max_watches=settings.max_watches,

@@ -99,13 +99,13 @@ def resource() -> Any:
     if _resource is None:
         from opentelemetry.sdk.resources import SERVICE_INSTANCE_ID, SERVICE_NAME as NAME, Resource
 
-        given = Resource.create({}).attributes  # the SDK's reading of the environment
+        given = Resource.create({})  # the SDK's reading of the environment
         ours: dict[str, str] = {}
-        if str(given.get(NAME, "unknown_service")).startswith("unknown_service"):  # the SDK's "nobody said"
+        if str(given.attributes.get(NAME, "unknown_service")).startswith("unknown_service"):  # "nobody said"
             ours[NAME] = SERVICE_NAME
-        if SERVICE_INSTANCE_ID not in given:
+        if SERVICE_INSTANCE_ID not in given.attributes:
             ours[SERVICE_INSTANCE_ID] = new_id()
-        _resource = Resource.create(ours)
+        _resource = given.merge(Resource(ours))
     return _resource
 
 

@@ -186,6 +186,10 @@ def test_bad_windows_are_invalid_arguments(known: dict[str, Any]) -> None:
     assert bad(bucket=17) == ["bucket"]
     assert bad(top_errors=101) == ["top_errors"]
     assert bad(window_start=ts(now), window_end=ts(now), top_errors=-1) == ["window_end", "top_errors"]
+    # The last valid second, 9999-12-31T23:59:59Z: its bucket would end in year 10000, which no
+    # Timestamp in the answer can say (it was INTERNAL).
+    assert bad(window_end=ts(253402300799)) == ["window_end"]
+    assert bad(window_end=ts(253402300799), bucket=DAY) == ["window_end"]
     e = rpc_error(call, stats_pb.GetWorkOrderStatsRequest(project_id="no-such-project"))
     assert e.code() == grpc.StatusCode.NOT_FOUND
     # A day by minute, 60 days by hour: the most a window holds (rounded out to whole buckets from a

@@ -48,6 +48,9 @@ class Window:
         return (self.end_us - self.start_us) // self.bucket_us
 
 
+TIMESTAMP_END_US = 253402300800 * 1_000_000  # 10000-01-01T00:00:00Z: a Timestamp stays before it
+
+
 def window(request: pb.GetWorkOrderStatsRequest, now_us: int) -> Window:
     """The request's window, rounded out to whole buckets; INVALID_ARGUMENT (every wrong field
     named) for an empty or inverted window, too many buckets, an unknown bucket size."""
@@ -59,7 +62,7 @@ def window(request: pb.GetWorkOrderStatsRequest, now_us: int) -> Window:
     for name in ("window_start", "window_end"):
         if request.HasField(name):
             ts = getattr(request, name)
-            if not (0 <= ts.seconds < 253402300800 and 0 <= ts.nanos < 1_000_000_000):
+            if not (0 <= ts.seconds < TIMESTAMP_END_US // 1_000_000 and 0 <= ts.nanos < 1_000_000_000):
                 violations.append((name, "must be a valid timestamp"))
     if violations:
         raise InvalidArgument(violations)
@@ -76,6 +79,8 @@ def window(request: pb.GetWorkOrderStatsRequest, now_us: int) -> Window:
         violations.append(("bucket", f"gives {-(-(end - start) // size)} buckets over the window; at most "
                                      f"{rows.MAX_BUCKETS}: a larger bucket or a shorter window"))
     start, end = start // size * size, -(-end // size) * size
+    if end >= TIMESTAMP_END_US:  # the answer's window_end would be no valid timestamp
+        violations.append(("window_end", "rounded up to a whole bucket, must stay before year 10000"))
     if len(request.workflow_id) > 256:
         violations.append(("workflow_id", "must be at most 256 characters"))
     if len(request.project_id) > 256:

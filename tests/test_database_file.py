@@ -8,6 +8,7 @@ then lost on restart: the server must notice, refuse, say so, and flip health.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import pathlib
 import shutil
@@ -57,11 +58,15 @@ def test_a_renamed_or_deleted_file_refuses_writes_and_flips_health(tmp_path: pat
         assert eventually(lambda: _health(c) == NOT_SERVING)
         assert eventually(lambda: any(entry.get("level") == "error" and "writes refused" in entry["message"]
                                       for entry in server.log_entries()))
-        # Reads go on; a metrics scrape works and leaves no empty database at the path.
+        # Reads go on, on every reader thread (scrapes at once keep them all busy, so each of
+        # them serves one), and leave no empty database at the path.
         got = c.work_orders.GetWorkOrder(wo_pb.GetWorkOrderRequest(work_order_id=acknowledged[0]))
         assert got.work_order.id == acknowledged[0]
-        scraped = scrape(metrics_port)
-        assert 'runstatus_work_orders{status="pending"} 5.0' in scraped
+        with concurrent.futures.ThreadPoolExecutor(12) as pool:
+            scrapes = list(pool.map(lambda _: scrape(metrics_port), range(12)))
+            lists = list(pool.map(lambda _: c.work_orders.ListWorkOrders(wo_pb.ListWorkOrdersRequest()), range(12)))
+        assert all('runstatus_work_orders{status="pending"} 5.0' in scraped for scraped in scrapes)
+        assert all(len(listed.work_orders) == 5 for listed in lists)
         assert not db.exists()
         # The file comes back: writes are accepted again, and health says so.
         moved.rename(db)

@@ -23,8 +23,8 @@ import contextvars
 import fcntl
 import logging
 import os
+import queue
 import sqlite3
-import threading
 import urllib.parse
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -191,8 +191,11 @@ class SqliteStore:
         self._turns = open(f"{path}.writelock", "a+b") if shared else None
         self._readers = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="runstatus-read")
         self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="runstatus-commit")
-        self._local = threading.local()
-        self._scanners: list[sqlite3.Connection] = []  # the reader threads' connections
+        self._reader_count = readers
+        # The reader threads' connections, one each, all opened at start: one opened later, after
+        # the file was renamed or deleted, could not read the file the server holds.
+        self._scanners: queue.SimpleQueue[SqliteTx] = queue.SimpleQueue()
+        self._scanner_conns: list[sqlite3.Connection] = []
         self._listeners: list[Callable[[], None]] = []
         self._size_listeners: list[Callable[[int], None]] = []
         self._fault_listeners: list[Callable[[str], None]] = []
@@ -218,10 +221,18 @@ class SqliteStore:
             # WAL write lock from its BEGIN IMMEDIATE, and the COMMIT's checkpoint is PASSIVE.
             self._conn.execute("PRAGMA busy_timeout = 0")
         self._tx = SqliteTx(self._conn)
-        self._reader = SqliteTx(connect(self.path, readonly=True))
+        self._reader = self._open_reader()
+        for _ in range(self._reader_count):
+            scanner = self._open_reader()
+            self._scanner_conns.append(scanner.conn)
+            self._scanners.put(scanner)
+
+    def _open_reader(self) -> SqliteTx:
+        tx = SqliteTx(connect(self.path, readonly=True))
         # A first read maps the WAL index now: a connection that first reads after its file was
-        # renamed fails with a disk I/O error, and point reads must go on through a rename.
-        self._run_read(self._reader, lambda tx: tx.last_event_sequence())
+        # renamed fails with a disk I/O error, and reads must go on through a rename.
+        self._run_read(tx, lambda tx: tx.last_event_sequence())
+        return tx
 
     async def close(self) -> None:
         """Finishes every write already begun, then closes."""
@@ -235,9 +246,9 @@ class SqliteStore:
         # The readers first: the last connection to close, the writer, checkpoints the WAL into
         # the database and removes it, so a clean stop leaves one self-contained file (even a
         # file renamed meanwhile: otherwise its WAL, named after the old path, holds its writes).
-        for conn in self._scanners:
+        for conn in self._scanner_conns:
             conn.close()
-        self._scanners.clear()
+        self._scanner_conns.clear()
         if self._reader is not None:
             self._reader.conn.close()
             self._reader = None
@@ -480,14 +491,12 @@ class SqliteStore:
         return self._readers.submit(lambda: self._scan(fn, *args, **kwargs)).result(timeout=BUSY_TIMEOUT_MS / 1000)
 
     def _scan(self, fn: Callable[Concatenate[SqliteTx, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
-        tx = getattr(self._local, "tx", None)
-        if tx is None:
-            try:
-                tx = self._local.tx = SqliteTx(connect(self.path, readonly=True))
-            except sqlite3.Error as e:
-                raise _storage_error(e, "read") from e
-            self._scanners.append(tx.conn)
-        return self._run_read(tx, fn, *args, **kwargs)
+        # There are as many connections as reader threads: one is always free here.
+        tx = self._scanners.get()
+        try:
+            return self._run_read(tx, fn, *args, **kwargs)
+        finally:
+            self._scanners.put(tx)
 
     @staticmethod
     def _run_read(tx: SqliteTx, fn: Callable[Concatenate[SqliteTx, P], T], *args: P.args, **kwargs: P.kwargs) -> T:

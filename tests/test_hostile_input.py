@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import pathlib
 import sqlite3
 import tempfile
@@ -521,8 +522,10 @@ def string_slots(msg: Message) -> Iterator[tuple[Message, str]]:
 
 
 def hostile(max_examples: int) -> Callable[[Any], Any]:
+    """Hypothesis's settings; RUNSTATUS_HOSTILE_SCALE=N draws N times the examples (a longer
+    hunt than `make test` can afford)."""
     return settings(
-        max_examples=max_examples, deadline=None, database=None, print_blob=True,
+        max_examples=max_examples * int(os.environ.get("RUNSTATUS_HOSTILE_SCALE", "1")), deadline=None, database=None, print_blob=True,
         suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                HealthCheck.data_too_large, HealthCheck.large_base_example,
                                HealthCheck.filter_too_much],

@@ -6,10 +6,12 @@ import importlib.util
 import json
 import os
 import pathlib
+import queue
 import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 import uuid
@@ -93,6 +95,36 @@ def eventually(check: Callable[[], Any], what: str = "the condition held", timeo
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting until {what}")
         time.sleep(0.05)
+
+
+def until_quiet(stream: Any, quiet: float = 1.0, first: float = 30.0) -> list[Any]:
+    """What a watch stream (a call made with a generous deadline) sends until none came for
+    `quiet` seconds (`first` for the first), then the stream cancelled. A short deadline on the
+    whole call instead would cut a backlog short wherever a slow machine is slow to send it."""
+    got: queue.Queue[Any] = queue.Queue()
+
+    def read() -> None:
+        try:
+            for item in stream:
+                got.put(item)
+        except grpc.RpcError as e:
+            got.put(e)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    items: list[Any] = []
+    try:
+        while True:
+            try:
+                item = got.get(timeout=quiet if items else first)
+            except queue.Empty:
+                return items
+            if isinstance(item, grpc.RpcError):
+                raise item
+            items.append(item)
+    finally:
+        stream.cancel()
+        reader.join(10)
 
 
 def db_arg(db: pathlib.Path | str) -> str:

@@ -172,8 +172,8 @@ def test_a_deleted_or_replaced_wal_refuses_writes_and_loses_no_acknowledged_one(
             assert (e.code(), details(e)[0].reason) == (grpc.StatusCode.UNAVAILABLE, "DATABASE_FILE_GONE")
             assert f"-wal file {wal} was {'deleted or renamed' if how == 'deleted' else 'replaced'}" in (e.details() or "")
         assert eventually(lambda: _health(c) == NOT_SERVING)
-        assert any(entry.get("level") == "error" and "writes refused" in entry["message"] and "-wal" in entry["message"]
-                   for entry in server.log_entries())
+        assert eventually(lambda: any(entry.get("level") == "error" and "writes refused" in entry["message"]
+                                      and "-wal" in entry["message"] for entry in server.log_entries()))
         got = c.work_orders.GetWorkOrder(wo_pb.GetWorkOrderRequest(work_order_id=acknowledged[-1]))
         assert got.work_order.id == acknowledged[-1]  # reads go on
     finally:

@@ -9,7 +9,7 @@ import uuid
 import grpc
 import pytest
 
-from harness import ALWAYS, Client, ServerProcess, details, error, query, rpc_error, running_server
+from harness import ALWAYS, Client, ServerProcess, details, error, query, rpc_error, running_server, until_quiet
 from runstatus.v1 import work_order_service_pb2 as wo_pb
 from runstatus.v1 import worker_service_pb2 as worker_pb
 from runstatus.v1 import workflow_service_pb2 as wf_pb
@@ -20,15 +20,9 @@ from runstatus.v1.workflow_pb2 import Step, Workflow
 def events(client: Client, work_order_id: str) -> list[int]:
     """Every event of a work order so far (the watch stream, read until it goes quiet)."""
     stream = client.work_orders.WatchWorkOrders(
-        wo_pb.WatchWorkOrdersRequest(project_id=client.project_id, work_order_ids=[work_order_id]), timeout=1.0
+        wo_pb.WatchWorkOrdersRequest(project_id=client.project_id, work_order_ids=[work_order_id]), timeout=120
     )
-    seen = []
-    try:
-        for item in stream:
-            seen.append(item.event.sequence)
-    except grpc.RpcError as e:
-        assert e.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-    return seen
+    return [item.event.sequence for item in until_quiet(stream)]
 
 
 def test_create_work_order_twice_makes_one(client: Client) -> None:

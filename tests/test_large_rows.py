@@ -16,7 +16,7 @@ from typing import Any
 
 from google.protobuf.struct_pb2 import Struct
 
-from harness import Client, ServerProcess, rss_kib, running_server
+from harness import Client, ServerProcess, eventually, rss_kib, running_server
 from runstatus.v1 import work_order_service_pb2 as wo_pb
 from runstatus.v1 import workflow_service_pb2 as wf_pb
 from runstatus.v1.status_pb2 import RunStatus as S
@@ -172,8 +172,10 @@ def test_a_run_whose_claim_outgrew_lowered_limits_ends_rejected_and_the_others_a
         assert "retried once the limits allow" in run.status_reason
         got = c.work_orders.GetWorkOrder(wo_pb.GetWorkOrderRequest(work_order_id=big.work_order.id))
         assert got.work_order.status == S.RUN_STATUS_REJECTED
-        said = [e for e in server.log_entries() if big.run.id in str(e.get("message"))]
-        assert [(e["level"], e["claim_bytes"]) for e in said] == [("warning", claim_bytes)]
+        # Logged after the claim's write commits, through the log's relay: it may come a moment after the answer.
+        said = lambda: [e for e in server.log_entries() if big.run.id in str(e.get("message"))]  # noqa: E731
+        eventually(said, "the rejection logged")
+        assert [(e["level"], e["claim_bytes"]) for e in said()] == [("warning", claim_bytes)]
     # Under the limits it was stored with, its work order is retried, and the retry handed out.
     with running_server(tmp_path) as (_, c):
         c.project_id = project

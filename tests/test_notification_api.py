@@ -422,7 +422,8 @@ def test_a_test_send_arrives_signed(api: Api, receiver: Receiver) -> None:
 
 
 def test_a_dead_delivery_is_redelivered_with_its_id(tmp: pathlib.Path, receiver: Receiver) -> None:
-    server = ServerProcess(tmp / "runstatus.db", ALLOW, "--notify-retry-hours", "0.0005", *FAST).start()
+    # A retry window of 5.4 s: on a loaded machine, long enough to try twice and to be seen retrying before it is dead.
+    server = ServerProcess(tmp / "runstatus.db", ALLOW, "--notify-retry-hours", "0.0015", *FAST).start()
     api = Api(server.address)
     try:
         api.new_project()

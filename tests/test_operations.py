@@ -24,6 +24,7 @@ from google.protobuf.field_mask_pb2 import FieldMask
 import runstatus
 from harness import (
     ALWAYS, ON_FAILURE, ON_SUCCESS, Client, db_arg, details, error, eventually, fields, rpc_error, running_server,
+    until_quiet,
 )
 from runstatus.v1 import project_service_pb2 as project_pb
 from runstatus.v1 import work_order_service_pb2 as wo_pb
@@ -221,9 +222,11 @@ def test_a_silent_worker_makes_its_run_lost_and_a_late_completion_corrects_it(cl
     lease = client.claim_run(created.run.id)
     lease.start()
     a = lease.step("a")
-    started = time.monotonic()
     run = eventually(lambda: (r := get_run(client, created.run.id)).status == S.RUN_STATUS_LOST and r)
-    assert time.monotonic() - started < 2 + 0.2 + 1.5  # lease + sweep interval, with slack
+    # Timed on the server's clock, from the step's report (the lease's last renewal) to the sweep
+    # that ended the run: how late this test's polling saw it on a loaded machine is not counted.
+    lost_after = (run.end_time.ToMicroseconds() - a.start_time.ToMicroseconds()) / 1e6
+    assert lost_after < 2 + 0.2 + 1.5, lost_after  # lease + sweep interval, with slack
     assert run.lost_from_status == S.RUN_STATUS_RUNNING
     assert run.error.classification.rule == "lease-expired:after-start"
     assert {s.id: s.status for s in run.step_runs}[a.id] == S.RUN_STATUS_LOST
@@ -313,12 +316,13 @@ def test_run_limit_rejects_and_a_later_retry_succeeds(client: Client) -> None:
 
 def test_run_limit_per_window(client: Client) -> None:
     client.projects.UpdateProject(project_pb.UpdateProjectRequest(
-        project=Project(id=client.project_id, run_limit=RunLimit(max_per_window=2, window=Duration(seconds=1))),
+        project=Project(id=client.project_id, run_limit=RunLimit(max_per_window=2, window=Duration(seconds=3))),
         update_mask=FieldMask(paths=["run_limit"])))
     wf = client.workflow(["a"])
+    # A window of 3 s: the three creates fall in it even on a loaded machine.
     statuses = [client.work_order(wf).run.status for _ in range(3)]
     assert statuses == [S.RUN_STATUS_PENDING, S.RUN_STATUS_PENDING, S.RUN_STATUS_REJECTED]
-    time.sleep(1.1)
+    time.sleep(3.1)
     assert client.work_order(wf).run.status == S.RUN_STATUS_PENDING
 
 
@@ -327,14 +331,11 @@ def test_run_limit_per_window(client: Client) -> None:
 def watch_all(client: Client, work_order_ids: list[str] | None = None, after: str = "", quiet: float = 1.0,
               **kw: Any) -> list[Any]:
     stream = client.work_orders.WatchWorkOrders(wo_pb.WatchWorkOrdersRequest(
-        project_id=client.project_id, work_order_ids=work_order_ids or [], after_cursor=after, **kw), timeout=quiet)
+        project_id=client.project_id, work_order_ids=work_order_ids or [], after_cursor=after, **kw), timeout=120)
     seen = []
-    try:
-        for item in stream:
-            assert item.cursor == str(item.event.sequence)
-            seen.append(item.event)
-    except grpc.RpcError as e:
-        assert e.code() == grpc.StatusCode.DEADLINE_EXCEEDED, e
+    for item in until_quiet(stream, quiet):
+        assert item.cursor == str(item.event.sequence)
+        seen.append(item.event)
     return seen
 
 
@@ -383,7 +384,8 @@ def test_watch_streams_live_events_and_filters(client: Client) -> None:
 
 def test_bad_watch_requests(client: Client) -> None:
     def first(**kw: Any) -> Any:
-        return next(client.work_orders.WatchWorkOrders(wo_pb.WatchWorkOrdersRequest(**kw), timeout=2))
+        # Refused before any event: the deadline only bounds a failure, and a loaded machine may be slow to answer.
+        return next(client.work_orders.WatchWorkOrders(wo_pb.WatchWorkOrdersRequest(**kw), timeout=30))
     assert fields(rpc_error(first, after_cursor="abc")) == ["after_cursor"]
     flt = WorkOrderFilter()
     flt.create_time_start.GetCurrentTime()
@@ -484,7 +486,8 @@ def test_lost_and_exception_runs_notify_the_admin(tmp: pathlib.Path) -> None:
     threading.Thread(target=hook.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{hook.server_port}/admin"
     try:
-        with running_server(tmp, "--admin-webhook", url, "--lease-seconds", "0.5", "--sweep-seconds", "0.1") as (
+        # Leases long enough for the EXCEPTION run's four reports on a loaded machine (it must not go LOST first).
+        with running_server(tmp, "--admin-webhook", url, "--lease-seconds", "2", "--sweep-seconds", "0.1") as (
             server, client,
         ):
             wf = client.workflow(["a"])

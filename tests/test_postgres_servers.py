@@ -25,7 +25,7 @@ import pytest
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from harness import Client, Lease, ServerProcess, details
+from harness import Client, Lease, ServerProcess, details, eventually
 from runstatus.v1 import work_order_service_pb2 as wo_pb
 from runstatus.v1 import work_order_service_pb2_grpc as wo_grpc
 from runstatus.v1 import worker_service_pb2 as worker_pb
@@ -323,6 +323,9 @@ def test_one_server_at_a_time_sweeps_and_the_other_takes_over(pg_url: str, tmp_p
 
             first = abandon(clients, workflow, 60)
             wait_lost(clients[1], first)
+            # The sweeper logs its lost runs after their write commits: the lines may come a moment
+            # after the runs read LOST.
+            eventually(lambda: sum(map(runs_lost, pair)) >= len(first), "the lost runs logged", timeout=30)
             assert len(leader(pair)) == 1, [s.log_path.read_text()[-2000:] for s in pair]
             lead = leader(pair)[0]
             other = pair[1 - pair.index(lead)]
@@ -335,6 +338,7 @@ def test_one_server_at_a_time_sweeps_and_the_other_takes_over(pg_url: str, tmp_p
             survivor = clients[pair.index(other)]
             second = abandon([survivor], workflow, 30)
             wait_lost(survivor, second)
+            eventually(lambda: runs_lost(other) >= len(second), "the lost runs logged", timeout=30)
             assert leader([other]) == [other], other.log_path.read_text()[-2000:]
             assert runs_lost(other) == len(second)
             counts = lost_events(other.address, project_id, len(first) + len(second))
@@ -360,10 +364,16 @@ def test_the_admin_hears_of_each_lost_run_once_however_many_servers(pg_url: str,
             clients[1].project_id = project_id
             runs = abandon(clients, clients[0].workflow(["one"]), 10)
             wait_lost(clients[0], runs)
+
+            def told() -> list[str]:
+                return [e["message"] for s in pair for e in s.log_entries()
+                        if "the instance admin is notified" in e.get("message", "")]
+
+            # The notices follow the event log (a poll a second) and the log's relay: wait for all
+            # of them, then for any second one.
+            eventually(lambda: {m.split()[1] for m in told()} >= runs, "every lost run told", timeout=30)
             time.sleep(2.0)  # a second notice, if any, would be logged by now
-            told = [e["message"] for s in pair for e in s.log_entries()
-                    if "the instance admin is notified" in e.get("message", "")]
-            assert sorted(m.split()[1] for m in told) == sorted(runs), told
+            assert sorted(m.split()[1] for m in told()) == sorted(runs), told()
         finally:
             for c in clients:
                 c.close()

@@ -223,33 +223,35 @@ class Watcher:
         self.channel.close()
 
 
-def test_a_watcher_on_one_server_sees_writes_through_the_other_at_once(
-        servers: list[ServerProcess]) -> None:
-    """The servers poll the log every second (the default); a NOTIFY from the writing server's
-    commit wakes the other's feed, so its watcher hears of each write in a few milliseconds."""
-    a = Client(servers[0].address)
-    project_id = a.new_project()
-    workflow = a.workflow(["one"])
-    watcher = Watcher(servers[1].address, project_id)
-    try:
-        time.sleep(0.5)  # the watch is open on B
-        created: dict[str, float] = {}
-        for i in range(12):
-            time.sleep(0.05 + 0.37 * (i % 3))  # not in step with B's one-second poll
-            work_order = a.work_order(workflow).work_order
-            created[work_order.id] = time.monotonic()
-        deadline = time.monotonic() + 10
-        while len(watcher.first_seen) < len(created) and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert set(watcher.first_seen) == set(created)
-        latencies = sorted(max(0.0, watcher.first_seen[w] - t) for w, t in created.items())
-        median = statistics.median(latencies)
-        # Woken by the poll alone, the median would be about half a second.
-        assert median < 0.15, f"latencies (s): {[round(x, 3) for x in latencies]}"
-        assert latencies[-3] < 0.5, f"latencies (s): {[round(x, 3) for x in latencies]}"
-    finally:
-        watcher.close()
-        a.close()
+def test_a_watcher_on_one_server_sees_writes_through_the_other_at_once(pg_url: str, tmp_path: pathlib.Path) -> None:
+    """A NOTIFY from the writing server's commit wakes the other's feed, so its watcher hears of
+    each write at once. The servers here poll the log only every 600 s (--watch-poll-seconds), and
+    sweep as seldom (a sweep's own commit would wake the feed too): whatever the watcher sees
+    during the test, the backlog or a NOTIFY brought. (Without the LISTEN, it sees no write after
+    the first.)"""
+    with running_servers(pg_url, tmp_path, 2, "--lease-seconds", "600", "--watch-poll-seconds", "600",
+                         "--sweep-seconds", "600") as servers:
+        a = Client(servers[0].address)
+        project_id = a.new_project()
+        workflow = a.workflow(["one"])
+        watcher = Watcher(servers[1].address, project_id)
+        try:
+            # The watch is live once it has seen a first write (from the log's backlog, or woken).
+            first = a.work_order(workflow).work_order.id
+            eventually(lambda: first in watcher.first_seen, "the watch saw the first write", timeout=30)
+            created: dict[str, float] = {}
+            for i in range(12):
+                time.sleep(0.05 + 0.37 * (i % 3))
+                work_order = a.work_order(workflow).work_order
+                created[work_order.id] = time.monotonic()
+            eventually(lambda: set(created) <= set(watcher.first_seen), "the watcher saw every write", timeout=30)
+            latencies = sorted(max(0.0, watcher.first_seen[w] - t) for w, t in created.items())
+            # Usually milliseconds; the bounds leave a loaded machine room, and polling could not meet them.
+            assert statistics.median(latencies) < 1.0, f"latencies (s): {[round(x, 3) for x in latencies]}"
+            assert latencies[-1] < 10.0, f"latencies (s): {[round(x, 3) for x in latencies]}"
+        finally:
+            watcher.close()
+            a.close()
 
 
 def leader(pair: list[ServerProcess]) -> list[ServerProcess]:

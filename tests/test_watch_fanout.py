@@ -401,3 +401,11 @@ def test_the_python_client_hands_out_a_batched_watch_event_by_event(metered: tup
         # Resuming from an event in the middle of a batch gives the rest of it, then the next.
         rest = rs.watch(after_cursor=got[4].cursor, batch=10)
         assert [next(rest).work_order_id for _ in range(10)] == ids[5:15]
+
+
+@pytest.mark.parametrize("seconds", ["0", "-1", "nan", "3601"])
+def test_a_watch_poll_period_out_of_range_is_refused_at_start(tmp: pathlib.Path, seconds: str) -> None:
+    done = subprocess.run([sys.executable, "-m", "runstatus_server", "serve", "--port", "0", "--db", str(tmp / "x.db"),
+                           "--watch-poll-seconds", seconds], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "--watch-poll-seconds" in done.stderr, done.stderr
+    assert not (tmp / "x.db").exists()

@@ -86,6 +86,7 @@ def serve_command(
     web_allowed_hosts: Annotated[str, typer.Option(envvar="RUNSTATUS_WEB_ALLOWED_HOSTS", help="More names the web UI answers to, comma-separated, as a browser's Host header gives them (a proxy's: status.example.org, or status.example.org:8443); its own address, localhost, 127.0.0.1 and [::1] with --web-port always.")] = "",
     watch_buffer: Annotated[int, typer.Option(envvar="RUNSTATUS_WATCH_BUFFER", help="Events held for one watch; one that falls further behind reads the log instead.")] = 10_000,
     watch_send_timeout: Annotated[float, typer.Option(envvar="RUNSTATUS_WATCH_SEND_TIMEOUT", help="A watch that is behind and whose client takes no event for this long is cut off (RESOURCE_EXHAUSTED WATCH_TOO_SLOW; it resumes from its cursor).")] = 30.0,
+    watch_poll_seconds: Annotated[float, typer.Option(envvar="RUNSTATUS_WATCH_POLL_SECONDS", help="How often each process reads the event log for commits it was not told of (0 < s <= 3600): its own commits, and on PostgreSQL other servers' (a NOTIFY), wake its watches at once; the other processes' of --processes on SQLite, and any NOTIFY lost, wait for this poll.")] = 1.0,
     max_watches: Annotated[int, typer.Option(envvar="RUNSTATUS_MAX_WATCHES", help="Most watch streams open in one server process.")] = 10_000,
     max_watches_per_caller: Annotated[int, typer.Option(envvar="RUNSTATUS_MAX_WATCHES_PER_CALLER", help="Most watch streams open for one token (or, without --auth, one project).")] = 1_000,
     keepalive_seconds: Annotated[float, typer.Option(envvar="RUNSTATUS_KEEPALIVE_SECONDS", help="Ping idle connections this often (HTTP/2 keepalive).")] = 60.0,
@@ -109,6 +110,8 @@ def serve_command(
         raise typer.BadParameter("an http:// or https:// URL, without query or fragment", param_hint="--public-url")
     if notify_retention_days <= 0 or notify_rate_window_seconds <= 0:
         raise typer.BadParameter("must be positive", param_hint="--notify-retention-days")
+    if not 0 < watch_poll_seconds <= 3600:
+        raise typer.BadParameter("more than 0 and at most 3600", param_hint="--watch-poll-seconds")
     if watch_buffer < 1 or max_watches < 0 or max_watches_per_caller < 0:
         raise typer.BadParameter("--watch-buffer must be at least 1, --max-watches* at least 0",
                                  param_hint="--watch-buffer")
@@ -156,7 +159,8 @@ def serve_command(
         metrics_port=metrics_port, web_port=web_port, web_allowed_hosts=allowed_hosts,
         # One key for the web UI's CSRF tokens in every process of this server: they inherit the environment.
         web_secret=os.environ.setdefault("RUNSTATUS_WEB_SECRET", secrets.token_urlsafe(32)),
-        watch_buffer=watch_buffer, watch_send_timeout=watch_send_timeout, max_watches=max_watches,
+        watch_buffer=watch_buffer, watch_send_timeout=watch_send_timeout, watch_poll_seconds=watch_poll_seconds,
+        max_watches=max_watches,
         max_watches_per_caller=max_watches_per_caller, keepalive_seconds=keepalive_seconds,
         keepalive_timeout_seconds=keepalive_timeout_seconds,
         otel=otel, trace_url_template=trace_url_template,

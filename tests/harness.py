@@ -107,7 +107,7 @@ def until_quiet(stream: Any, quiet: float = 1.0, first: float = 30.0) -> list[An
         try:
             for item in stream:
                 got.put(item)
-        except grpc.RpcError as e:
+        except BaseException as e:  # noqa: BLE001 - the caller raises it
             got.put(e)
 
     reader = threading.Thread(target=read, daemon=True)
@@ -119,7 +119,7 @@ def until_quiet(stream: Any, quiet: float = 1.0, first: float = 30.0) -> list[An
                 item = got.get(timeout=quiet if items else first)
             except queue.Empty:
                 return items
-            if isinstance(item, grpc.RpcError):
+            if isinstance(item, BaseException):
                 raise item
             items.append(item)
     finally:

@@ -43,6 +43,7 @@ BACKLOG_READS = EVENT_LOG_READS.labels("backlog")
 PAGE = 500
 DEFAULT_BUFFER = 10_000
 DEFAULT_SEND_TIMEOUT = 30.0
+RETRY_SECONDS = 1.0  # after a failed read of the log
 
 
 def _events_after(tx: Tx, cursor: int, project_id: str) -> list[Event]:
@@ -234,7 +235,8 @@ class EventFeed:
                         self._stale = True  # nobody to hand events to: read nothing
             except Exception:  # noqa: BLE001 - a database fault must not end the feed
                 log.exception("cannot read the event log; trying again")
-                await asyncio.sleep(self.poll_seconds)
+                # Soon, whatever the poll period: the watches wait until a read succeeds.
+                await asyncio.sleep(min(self.poll_seconds, RETRY_SECONDS))
 
     async def _read_new(self) -> None:
         while True:

@@ -229,9 +229,13 @@ class SqliteStore:
 
     def _open_reader(self) -> SqliteTx:
         tx = SqliteTx(connect(self.path, readonly=True))
-        # A first read maps the WAL index now: a connection that first reads after its file was
-        # renamed fails with a disk I/O error, and reads must go on through a rename.
-        self._run_read(tx, lambda tx: tx.last_event_sequence())
+        try:
+            # A first read maps the WAL index now: a connection that first reads after its file
+            # was renamed fails with a disk I/O error, and reads must go on through a rename.
+            self._run_read(tx, lambda tx: tx.last_event_sequence())
+        except BaseException:
+            tx.conn.close()
+            raise
         return tx
 
     async def close(self) -> None:

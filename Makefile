@@ -65,6 +65,15 @@ clients/ts/node_modules/.installed: clients/ts/package.json clients/ts/package-l
 	cd clients/ts && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+# The Go client's modules in the module cache, its whole module graph's go.mod files with them
+# (`go mod graph` reads each): the tests build programs that require the client with the network
+# off, and such a program reads go.mod files that the client's own build never needs (those of
+# dependencies older than Go 1.17's graph pruning, e.g. go-logr/stdr's logr v1.2.2).
+GO_MODULES := .tools/go-modules.downloaded
+$(GO_MODULES): clients/go/go.mod clients/go/go.sum
+	cd clients/go && go mod download && go mod graph > /dev/null
+	mkdir -p $(dir $@) && touch $@
+
 # PostgreSQL's programs, for the tests on PostgreSQL: Debian's package, installed when initdb
 # is missing (as root; scripts/postgres.py). The tests start a throwaway cluster of their own.
 postgres: setup
@@ -72,8 +81,8 @@ postgres: setup
 
 # Everything `buf generate` runs (buf.gen.yaml) and the tests call (grpcurl: a real
 # third-party client, for the reflection test and the README's commands; otelcol-runstatus: a
-# real OpenTelemetry Collector, for the tracing test).
-tools: setup $(GO_TOOLS) $(OTELCOL) clients/ts/node_modules/.installed $(WHEELS)/.downloaded
+# real OpenTelemetry Collector, for the tracing test; the Go modules the offline builds read).
+tools: setup $(GO_TOOLS) $(OTELCOL) $(GO_MODULES) clients/ts/node_modules/.installed $(WHEELS)/.downloaded
 
 # The history page on WEB_PORT (http://127.0.0.1:8080/); WEB_PORT=0 turns it off.
 WEB_PORT ?= 8080

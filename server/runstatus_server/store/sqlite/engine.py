@@ -195,7 +195,6 @@ class SqliteStore:
         # The reader threads' connections, one each, all opened at start: one opened later, after
         # the file was renamed or deleted, could not read the file the server holds.
         self._scanners: queue.SimpleQueue[SqliteTx] = queue.SimpleQueue()
-        self._scanner_conns: list[sqlite3.Connection] = []
         self._listeners: list[Callable[[], None]] = []
         self._size_listeners: list[Callable[[int], None]] = []
         self._fault_listeners: list[Callable[[str], None]] = []
@@ -223,9 +222,7 @@ class SqliteStore:
         self._tx = SqliteTx(self._conn)
         self._reader = self._open_reader()
         for _ in range(self._reader_count):
-            scanner = self._open_reader()
-            self._scanner_conns.append(scanner.conn)
-            self._scanners.put(scanner)
+            self._scanners.put(self._open_reader())
 
     def _open_reader(self) -> SqliteTx:
         tx = SqliteTx(connect(self.path, readonly=True))
@@ -250,9 +247,8 @@ class SqliteStore:
         # The readers first: the last connection to close, the writer, checkpoints the WAL into
         # the database and removes it, so a clean stop leaves one self-contained file (even a
         # file renamed meanwhile: otherwise its WAL, named after the old path, holds its writes).
-        for conn in self._scanner_conns:
-            conn.close()
-        self._scanner_conns.clear()
+        while not self._scanners.empty():  # all of them: the reader threads have ended
+            self._scanners.get_nowait().conn.close()
         if self._reader is not None:
             self._reader.conn.close()
             self._reader = None

@@ -125,9 +125,8 @@ class Collector:
     def instances(self, kind: str) -> dict[str, str]:
         """service.name → service.instance.id of the resources of `kind` (resourceSpans or
         resourceMetrics) received so far."""
-        return {said["service.name"]: said["service.instance.id"] for export in self.exports()
-                for r in export.get(kind, [])
-                for said in [{a["key"]: a["value"].get("stringValue") for a in r["resource"]["attributes"]}]}
+        said = [resource_attributes(r) for export in self.exports() for r in export.get(kind, [])]
+        return {str(one["service.name"]): str(one["service.instance.id"]) for one in said}
 
     def metrics(self, service: str) -> list[dict[str, Any]]:
         """Every metric of each export the collector received from `service`, in order: the
@@ -135,8 +134,7 @@ class Collector:
         found = []
         for export in self.exports():
             for resource in export.get("resourceMetrics", []):
-                said = {a["key"]: a["value"].get("stringValue") for a in resource["resource"].get("attributes", [])}
-                if said.get("service.name") == service:
+                if resource_attributes(resource).get("service.name") == service:
                     found += [m for scope in resource.get("scopeMetrics", []) for m in scope.get("metrics", [])]
         return found
 
@@ -308,6 +306,11 @@ def test_a_server_without_otel_metrics_exporter_sends_no_metrics(collector: Coll
 
 def point_value(point: dict[str, Any]) -> float:
     return float(point["asDouble"] if "asDouble" in point else point["asInt"])  # OTLP/JSON writes an int64 as text
+
+
+def resource_attributes(resource: dict[str, Any]) -> dict[str, str | None]:
+    """The string attributes of a resourceSpans' or resourceMetrics' resource (OTLP/JSON)."""
+    return {a["key"]: a["value"].get("stringValue") for a in resource["resource"].get("attributes", [])}
 
 
 def point_labels(point: dict[str, Any]) -> dict[str, str]:

@@ -29,6 +29,12 @@ def metric(port: int, name: str) -> float:
     return float(match.group(1)) if match else 0.0
 
 
+def watches_open(port: int, n: int, what: str = "", timeout: float = 30) -> None:
+    """Waits until the server counts `n` watch streams open: it counts one once it took it, and
+    stops once it let it go, which a loaded machine may do late."""
+    eventually(lambda: metric(port, "runstatus_watches") == n, what or f"{n} watch streams open", timeout=timeout)
+
+
 def watch(address: str, project_id: str, after: str = "", timeout: float | None = None,
           **options: Any) -> Iterator[wo_pb.WatchWorkOrdersResponse]:
     channel = grpc.insecure_channel(address, options=list(options.items()))
@@ -196,12 +202,8 @@ def test_watch_streams_are_limited_per_caller_and_per_server(tmp: pathlib.Path) 
         p1 = c.new_project()
         p2 = c.new_project()
 
-        def open_watches(n: int) -> None:
-            # A stream counts once the server took it, which a loaded machine may do late.
-            eventually(lambda: metric(port, "runstatus_watches") == n, f"{n} watch streams open", timeout=30)
-
         open_ = [Collector(server.address, p1), Collector(server.address, p1)]
-        open_watches(2)
+        watches_open(port, 2)
         third = watch(server.address, p1)
         with pytest.raises(grpc.RpcError) as raised:
             next(third)
@@ -210,14 +212,14 @@ def test_watch_streams_are_limited_per_caller_and_per_server(tmp: pathlib.Path) 
         assert info.reason == "TOO_MANY_WATCHES"
         assert dict(info.metadata) == {"scope": "caller", "limit": "2"}
         open_.append(Collector(server.address, p2))  # another project: its own count
-        open_watches(3)
+        watches_open(port, 3)
         fourth = watch(server.address, p2)
         with pytest.raises(grpc.RpcError) as raised:
             next(fourth)
         assert dict(details(raised.value)[0].metadata) == {"scope": "server", "limit": "3"}
         # A closed stream frees its place.
         open_.pop(0).stop()
-        open_watches(2)
+        watches_open(port, 2)
         again = Collector(server.address, p1)
         wf = c.workflow(["a"], project_id=p1)
         c.work_order(wf)
@@ -247,16 +249,10 @@ def test_keepalive_drops_a_client_that_stopped_answering(tmp: pathlib.Path) -> N
                                 stdout=subprocess.PIPE, text=True)
         try:
             assert proc.stdout is not None and proc.stdout.readline().strip() == "watching"
-            deadline = time.monotonic() + 20
-            while metric(port, "runstatus_watches") != 1 and time.monotonic() < deadline:
-                time.sleep(0.1)
-            assert metric(port, "runstatus_watches") == 1
+            watches_open(port, 1, timeout=20)
             # The client is frozen: its connection stays up in the kernel, but answers no ping.
             proc.send_signal(signal.SIGSTOP)
-            deadline = time.monotonic() + 30
-            while metric(port, "runstatus_watches") != 0 and time.monotonic() < deadline:
-                time.sleep(0.2)
-            assert metric(port, "runstatus_watches") == 0, "the dead client's watch is still open"
+            watches_open(port, 0, "the dead client's watch closed")
         finally:
             proc.kill()
             proc.wait()
@@ -271,14 +267,14 @@ def test_a_watch_from_now_skips_the_log_and_misses_nothing_after(metered: tuple[
     wf = c.workflow(["a"])
     old = [c.work_order(wf).work_order.id for _ in range(3)]
     # The earlier tests' watches are closed: the one opened here is then the only one.
-    eventually(lambda: metric(port, "runstatus_watches") == 0, "no watch stream open", timeout=30)
+    watches_open(port, 0)
     with PyClient(server.address, project_id=c.project_id) as rs:
         events = rs.watch(from_now=True)
         new: list[str] = []
 
         def write() -> None:
             # Once the watch counts, its "now" was taken (a fixed sleep may end first on a loaded machine).
-            eventually(lambda: metric(port, "runstatus_watches") == 1, "the watch is open", timeout=30)
+            watches_open(port, 1)
             new.extend(c.work_order(wf).work_order.id for _ in range(3))
 
         writer = threading.Thread(target=write, daemon=True)
